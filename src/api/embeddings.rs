@@ -1,0 +1,232 @@
+//! Embeddings on the wire: request parsing, vector encodings, responses.
+//!
+//! Place in the pipeline: `server` parses client requests here and writes
+//! responses from here; providers decode upstream replies with
+//! [`parse_upstream_reply`]. Inputs are normalised to one JSON value per item
+//! (a string or a token array) so cache and fan-out work per item. Must not
+//! decide routing, batching or caching.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+
+use super::error::GatewayError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingFormat {
+    Float,
+    Base64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    /// One value per input: a string or an array of token ids.
+    pub inputs: Vec<Value>,
+    pub encoding_format: EncodingFormat,
+    /// Other fields (`dimensions`, `user`, vendor extensions), passed upstream.
+    pub extra: Map<String, Value>,
+}
+
+fn bad_input(message: &str) -> GatewayError {
+    GatewayError::invalid_param("input", message.to_string())
+}
+
+fn is_token(v: &Value) -> bool {
+    v.as_u64().is_some_and(|n| n <= u32::MAX as u64)
+}
+
+fn token_array(items: &[Value]) -> Result<Value, GatewayError> {
+    if items.is_empty() {
+        return Err(bad_input("'input' token arrays must not be empty."));
+    }
+    if !items.iter().all(is_token) {
+        return Err(bad_input(
+            "'input' token arrays must hold non-negative integer token ids.",
+        ));
+    }
+    Ok(Value::Array(items.to_vec()))
+}
+
+impl EmbeddingsRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
+        let value: Value = super::parse_json(body)?;
+        let Value::Object(mut body) = value else {
+            return Err(GatewayError::invalid("Request body must be a JSON object."));
+        };
+        let model = super::required_model(&body)?;
+        body.remove("model");
+        let inputs = match body.remove("input") {
+            None | Some(Value::Null) => {
+                return Err(bad_input("Missing required parameter: 'input'."));
+            }
+            Some(Value::String(s)) => {
+                if s.is_empty() {
+                    return Err(bad_input("'input' must not be an empty string."));
+                }
+                vec![Value::String(s)]
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                return Err(bad_input("'input' must not be an empty array."));
+            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
+                vec![token_array(&items)?]
+            }
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) if s.is_empty() => {
+                        Err(bad_input("'input' must not contain empty strings."))
+                    }
+                    Value::String(s) => Ok(Value::String(s)),
+                    Value::Array(tokens) => token_array(&tokens),
+                    _ => Err(bad_input(
+                        "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(bad_input(
+                    "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.",
+                ));
+            }
+        };
+        let encoding_format = match body.remove("encoding_format") {
+            None | Some(Value::Null) => EncodingFormat::Float,
+            Some(Value::String(s)) if s == "float" => EncodingFormat::Float,
+            Some(Value::String(s)) if s == "base64" => EncodingFormat::Base64,
+            Some(_) => {
+                return Err(GatewayError::invalid_param(
+                    "encoding_format",
+                    "'encoding_format' must be \"float\" or \"base64\".",
+                ));
+            }
+        };
+        if let Some(d) = body.get("dimensions")
+            && !d.as_u64().is_some_and(|d| d >= 1)
+        {
+            return Err(GatewayError::invalid_param(
+                "dimensions",
+                "'dimensions' must be a positive integer.",
+            ));
+        }
+        Ok(EmbeddingsRequest {
+            model,
+            inputs,
+            encoding_format,
+            extra: body,
+        })
+    }
+
+    /// Canonical form of the parameters that change what vectors come back
+    /// (everything but the inputs, the model and the encoding).
+    pub fn canonical_params(&self) -> String {
+        let mut out = String::new();
+        let mut params = self.extra.clone();
+        params.remove("user");
+        super::write_canonical(&Value::Object(params), &mut out);
+        out
+    }
+}
+
+pub fn encode_base64(vector: &[f32]) -> String {
+    let mut bytes = Vec::with_capacity(vector.len() * 4);
+    for x in vector {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    B64.encode(bytes)
+}
+
+pub fn decode_base64(text: &str) -> Option<Vec<f32>> {
+    let bytes = B64.decode(text).ok()?;
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// What an upstream returned for one batch, vectors in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedReply {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Decodes an upstream embeddings body (float or base64 vectors, any order of
+/// `data`), checking that it answers exactly `expected` inputs.
+pub fn parse_upstream_reply(body: &[u8], expected: usize) -> Result<EmbedReply, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("missing 'data' array")?;
+    if data.len() != expected {
+        return Err(format!(
+            "expected {expected} embeddings, upstream returned {}",
+            data.len()
+        ));
+    }
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; expected];
+    for (pos, item) in data.iter().enumerate() {
+        let index = item
+            .get("index")
+            .and_then(Value::as_u64)
+            .map(|i| i as usize)
+            .unwrap_or(pos);
+        let vector = match item.get("embedding") {
+            Some(Value::String(s)) => decode_base64(s).ok_or("invalid base64 embedding")?,
+            Some(Value::Array(xs)) => xs
+                .iter()
+                .map(|x| x.as_f64().map(|f| f as f32))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or("non-numeric embedding value")?,
+            _ => return Err("missing 'embedding'".into()),
+        };
+        match vectors.get_mut(index) {
+            Some(slot @ None) => *slot = Some(vector),
+            _ => return Err(format!("bad or repeated embedding index {index}")),
+        }
+    }
+    let usage = v.get("usage");
+    let tokens = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64);
+    let prompt_tokens = tokens("prompt_tokens").unwrap_or(0);
+    Ok(EmbedReply {
+        vectors: vectors.into_iter().map(Option::unwrap_or_default).collect(),
+        prompt_tokens,
+        total_tokens: tokens("total_tokens").unwrap_or(prompt_tokens),
+    })
+}
+
+/// The client response, `data[i].index == i` in input order.
+pub fn response_body<V: AsRef<[f32]>>(
+    model: &str,
+    vectors: &[V],
+    format: EncodingFormat,
+    prompt_tokens: u64,
+    total_tokens: u64,
+) -> Vec<u8> {
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = match format {
+                EncodingFormat::Float => json!(v.as_ref()),
+                EncodingFormat::Base64 => Value::String(encode_base64(v.as_ref())),
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": total_tokens},
+    }))
+    .unwrap_or_default()
+}

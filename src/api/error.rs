@@ -1,0 +1,155 @@
+//! The gateway's error type and the OpenAI error envelope it is written as.
+//!
+//! Place in the pipeline: every layer returns [`GatewayError`]; only
+//! `server` turns one into an HTTP response (status chosen there). The
+//! envelope is `{"error": {"message", "type", "param", "code"}}` as the
+//! OpenAI SDKs expect. Messages must never carry secrets (API keys, admin
+//! tokens): callers write them from policy names, never from header values.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unauthorized,
+    RateLimited,
+    /// The gateway itself is at its concurrency limit.
+    Overloaded,
+    /// No target could be tried (breakers open) or the gateway is draining.
+    Unavailable,
+    /// Every target failed.
+    BadGateway,
+    GatewayTimeout,
+    /// An upstream rejected the request itself (4xx); its status and body go
+    /// back to the client unchanged.
+    Upstream { status: u16, body: Bytes },
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub code: Option<&'static str>,
+    pub param: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        GatewayError {
+            kind,
+            message: message.into(),
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self::invalid(message).with_param(param)
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            format!("The model `{model}` does not exist or is not routed by this gateway."),
+        )
+        .with_code("model_not_found")
+        .with_param("model")
+    }
+
+    pub fn rate_limited(scope: &str, retry_after: Duration) -> Self {
+        Self::new(
+            ErrorKind::RateLimited,
+            format!(
+                "Rate limit exceeded ({scope}). Retry after {:.3}s.",
+                retry_after.as_secs_f64()
+            ),
+        )
+        .with_code("rate_limit_exceeded")
+        .with_retry_after(retry_after)
+    }
+
+    /// OpenAI's `type` field.
+    pub fn error_type(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidRequest
+            | ErrorKind::NotFound
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::Upstream { .. } => "invalid_request_error",
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Overloaded | ErrorKind::Unavailable => "service_unavailable_error",
+            ErrorKind::BadGateway | ErrorKind::GatewayTimeout => "upstream_error",
+            ErrorKind::Internal => "server_error",
+        }
+    }
+
+    /// The JSON body. An upstream's own JSON error is passed through as is.
+    pub fn body(&self) -> Bytes {
+        if let ErrorKind::Upstream { body, .. } = &self.kind {
+            let is_error_json = serde_json::from_slice::<serde_json::Value>(body)
+                .map(|v| v.get("error").is_some())
+                .unwrap_or(false);
+            if is_error_json {
+                return body.clone();
+            }
+        }
+        let envelope = Envelope {
+            error: Body {
+                message: &self.message,
+                kind: self.error_type(),
+                param: self.param.as_deref(),
+                code: self.code,
+            },
+        };
+        Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    param: Option<&'a str>,
+    code: Option<&'static str>,
+}

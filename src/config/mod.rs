@@ -1,0 +1,153 @@
+//! Policy loading: YAML files in a folder -> validated immutable [`Policy`].
+//!
+//! Place in the pipeline: a leaf. Startup, every reload trigger and
+//! `switchyard check` call [`load_dir`]; nothing else reads policy files.
+//! Loading is pure (files + environment in, policy or errors out): it must not
+//! build runtime objects, open sockets or depend on any other module.
+
+mod policy;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use policy::*;
+pub use validate::parse_duration;
+
+/// Environment lookup, injectable so tests need not mutate the process env.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment.
+pub fn process_env() -> Env {
+    Arc::new(|name| std::env::var(name).ok())
+}
+
+/// One problem, with where it is: `file:line: dotted.path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found in one load, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A policy file's name (for messages) and text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads every `*.yaml` / `*.yml` file directly in `dir`, sorted by name.
+pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
+    let fail = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            location: dir.display().to_string(),
+            message,
+        }])
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read folder: {e}")))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(fail("no *.yaml policy files found".into()));
+    }
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push(Source {
+                name: path.display().to_string(),
+                text,
+            }),
+            Err(e) => errors.push(ConfigError {
+                location: path.display().to_string(),
+                message: format!("cannot read file: {e}"),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sources)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Parses and validates a set of sources into one policy.
+pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigErrors> {
+    let mut errors = validate::Errors::default();
+    let mut files = Vec::new();
+    for src in sources {
+        if is_blank(&src.text) {
+            continue;
+        }
+        match serde_saphyr::from_str::<raw::RawFile>(&src.text) {
+            Ok(raw) => files.push((src.name.clone(), raw)),
+            Err(e) => {
+                let location = match e.location() {
+                    Some(l) => format!("{}:{}", src.name, l.line()),
+                    None => src.name.clone(),
+                };
+                errors.0.push(ConfigError {
+                    location,
+                    message: first_line(&e.to_string()),
+                });
+            }
+        }
+    }
+    let merged = validate::merge(files, &mut errors);
+    let policy = validate::validate(merged, env, &mut errors);
+    match policy {
+        Some(p) if errors.0.is_empty() => Ok(p),
+        _ => Err(ConfigErrors(errors.0)),
+    }
+}
+
+/// `read_dir` then `load_sources`: what startup, reload and `check` run.
+pub fn load_dir(dir: &Path, env: &Env) -> Result<Policy, ConfigErrors> {
+    load_sources(&read_dir(dir)?, env)
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    })
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}

@@ -1,0 +1,138 @@
+//! Raw policy types: exactly what a YAML file may say, nothing more.
+//!
+//! Place in the pipeline: the first step of loading (parse). Everything is
+//! optional or a plain string here; meaning (durations, defaults, cross
+//! references) is given by `validate`. Must not hold defaults or logic, and
+//! rejects unknown keys so typos surface as errors instead of being ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// One policy file. Several files are merged; each section may come from any file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    #[serde(default)]
+    pub server: Option<Spanned<RawServer>>,
+    #[serde(default)]
+    pub cache: Option<Spanned<RawCache>>,
+    #[serde(default)]
+    pub limits: Option<Spanned<RawLimits>>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<RawProvider>>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub max_concurrent_requests: Option<usize>,
+    pub shutdown_grace: Option<String>,
+    pub reload_interval: Option<String>,
+    pub admin_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub max_bytes: Option<u64>,
+    pub default_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub per_client: Option<RawRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: Option<String>,
+    // kind: openai
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    // kind: mock
+    pub latency: Option<String>,
+    pub failure_rate: Option<f64>,
+    pub failure_status: Option<u16>,
+    pub embedding_dims: Option<usize>,
+    // any kind
+    pub timeouts: Option<RawTimeouts>,
+    pub breaker: Option<RawBreaker>,
+    pub rate_limit: Option<RawRate>,
+    pub max_batch_inputs: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub total: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failure_threshold: Option<u32>,
+    pub open_for: Option<String>,
+    pub half_open_probes: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+    pub retry: Option<RawRetry>,
+    pub cache: Option<RawRouteCache>,
+    pub rate_limit: Option<RawRate>,
+    pub fanout: Option<RawFanout>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub weight: Option<u32>,
+    pub max_batch_inputs: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub jitter: Option<bool>,
+    pub max_retry_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCache {
+    pub enabled: Option<bool>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFanout {
+    pub max_concurrency: Option<usize>,
+}

@@ -1,0 +1,153 @@
+//! `switchyard` command line: `serve` (default) and `check`.
+//!
+//! Place in the pipeline: outside it. Parses arguments, sets up logging and
+//! signal handling, and hands an explicit shutdown token to the server.
+//! `check` runs exactly the loading code that startup and reload run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchyard::config;
+use switchyard::server::{Gateway, GatewayOptions};
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "\
+switchyard: an OpenAI-compatible gateway
+
+USAGE:
+    switchyard [serve] [--policies DIR] [--listen ADDR]
+    switchyard check [--policies DIR | DIR]
+
+    --policies DIR   folder of *.yaml policy files (default: policies)
+    --listen ADDR    address to bind, overriding server.listen (e.g. 127.0.0.1:8080)
+
+Logging: RUST_LOG (default info).";
+
+struct Args {
+    command: String,
+    policies: PathBuf,
+    listen: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1).peekable();
+    let command = match args.peek().map(String::as_str) {
+        Some("serve") | Some("check") => args.next().unwrap_or_default(),
+        _ => "serve".to_string(),
+    };
+    let mut out = Args {
+        command,
+        policies: PathBuf::from("policies"),
+        listen: None,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--policies" | "-p" => out.policies = args.next().ok_or("--policies needs a folder")?.into(),
+            "--listen" | "-l" => out.listen = Some(args.next().ok_or("--listen needs an address")?),
+            "-h" | "--help" => return Err(String::new()),
+            "-V" | "--version" => {
+                println!("switchyard {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other if !other.starts_with('-') && out.command == "check" => out.policies = other.into(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}\n");
+            }
+            eprintln!("{USAGE}");
+            return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+    };
+    if args.command == "check" {
+        return check(&args.policies);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+fn check(dir: &std::path::Path) -> ExitCode {
+    match config::load_dir(dir, &config::process_env()) {
+        Ok(policy) => {
+            println!(
+                "{}: OK ({} providers, {} routes)",
+                dir.display(),
+                policy.providers.len(),
+                policy.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let opts = GatewayOptions {
+        policy_dir: args.policies,
+        env: config::process_env(),
+        listen: args.listen,
+        watch: true,
+        sighup: true,
+    };
+    let gateway = match Gateway::start(opts, shutdown.clone()).await {
+        Ok(g) => g,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("switchyard listening on http://{}", gateway.local_addr());
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        shutdown.cancel();
+    });
+    gateway.wait().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,183 @@
+//! Prometheus metrics, all named `switchyard_*`, owned by one [`Metrics`].
+//!
+//! Place in the pipeline: a leaf handed (as `Arc<Metrics>`) to every layer
+//! that counts something; `/metrics` renders its registry. There are no
+//! global statics: each gateway (and each test) has its own registry. Label
+//! values are bounded: routes and providers come from the policy, never from
+//! raw client input, and client keys are never labels.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Label used when a request names no configured route.
+pub const UNKNOWN_ROUTE: &str = "_unknown";
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub in_flight: IntGauge,
+    pub upstream_requests: IntCounterVec,
+    pub upstream_duration: HistogramVec,
+    pub retries: IntCounterVec,
+    pub failovers: IntCounterVec,
+    pub breaker_state: IntGaugeVec,
+    pub breaker_transitions: IntCounterVec,
+    pub cache_hits: IntCounterVec,
+    pub cache_misses: IntCounterVec,
+    pub cache_bytes: IntGauge,
+    pub cache_entries: IntGauge,
+    pub coalesced: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub fanout_sub_batches: IntCounterVec,
+    pub fanout_inputs: HistogramVec,
+    pub reloads: IntCounterVec,
+    pub policy_generation: IntGauge,
+    pub last_reload_success: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_breaker_state",
+                "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(breaker_state.clone()))
+            .expect("unique metric");
+        Metrics {
+            requests: counter(
+                "switchyard_requests_total",
+                "Client requests by endpoint, route and HTTP status.",
+                &["endpoint", "route", "status"],
+            ),
+            request_duration: histogram(
+                "switchyard_request_duration_seconds",
+                "Client request latency until response headers.",
+                &["endpoint", "route"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            in_flight: gauge(
+                "switchyard_requests_in_flight",
+                "Client requests being served now.",
+            ),
+            upstream_requests: counter(
+                "switchyard_upstream_requests_total",
+                "Upstream attempts by provider and outcome.",
+                &["provider", "outcome"],
+            ),
+            upstream_duration: histogram(
+                "switchyard_upstream_duration_seconds",
+                "Upstream attempt latency until response headers.",
+                &["provider"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            retries: counter(
+                "switchyard_retries_total",
+                "Retries of an upstream call on the same target.",
+                &["route", "provider"],
+            ),
+            failovers: counter(
+                "switchyard_failovers_total",
+                "Moves from one target to the next after it failed.",
+                &["route"],
+            ),
+            breaker_state,
+            breaker_transitions: counter(
+                "switchyard_breaker_transitions_total",
+                "Circuit breaker state changes.",
+                &["provider", "to"],
+            ),
+            cache_hits: counter(
+                "switchyard_cache_hits_total",
+                "Cache hits (chat: per request; embeddings: per input).",
+                &["route", "kind"],
+            ),
+            cache_misses: counter(
+                "switchyard_cache_misses_total",
+                "Cache misses (chat: per request; embeddings: per input).",
+                &["route", "kind"],
+            ),
+            cache_bytes: gauge("switchyard_cache_bytes", "Bytes held by the response cache."),
+            cache_entries: gauge("switchyard_cache_entries", "Entries in the response cache."),
+            coalesced: counter(
+                "switchyard_coalesced_requests_total",
+                "Requests that shared an identical in-flight upstream call.",
+                &["route", "kind"],
+            ),
+            rate_limited: counter(
+                "switchyard_rate_limited_total",
+                "Requests refused or diverted by a rate limit, by scope.",
+                &["scope"],
+            ),
+            fanout_sub_batches: counter(
+                "switchyard_fanout_sub_batches_total",
+                "Embedding sub-batches sent upstream.",
+                &["route"],
+            ),
+            fanout_inputs: histogram(
+                "switchyard_fanout_batch_inputs",
+                "Inputs per embedding request sent upstream after cache lookup.",
+                &["route"],
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0],
+            ),
+            reloads: counter(
+                "switchyard_policy_reloads_total",
+                "Policy reload attempts by result (success, failure, unchanged).",
+                &["result"],
+            ),
+            policy_generation: gauge(
+                "switchyard_policy_generation",
+                "Generation number of the policy in force.",
+            ),
+            last_reload_success: gauge(
+                "switchyard_policy_last_reload_success",
+                "1 if the last reload attempt succeeded, 0 if it was rejected.",
+            ),
+            registry,
+        }
+    }
+
+    /// Text exposition format for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,243 @@
+//! Per-provider circuit breaker: closed -> open -> half-open -> closed.
+//!
+//! Place in the pipeline: `routing` asks [`Breaker::try_acquire`] before each
+//! attempt and reports the outcome on the returned permit. Closed counts
+//! consecutive failures; at the threshold it opens for `open_for`; then it
+//! lets `half_open_probes` attempts through: one success closes it, one
+//! failure opens it again. Must not decide what counts as a failure (the
+//! caller does) and must not sleep.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use crate::config::BreakerSpec;
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    fn gauge(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { probes: u32 },
+}
+
+impl Inner {
+    fn state(&self) -> BreakerState {
+        match self {
+            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Open { .. } => BreakerState::Open,
+            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+}
+
+pub struct Breaker {
+    provider: String,
+    spec: BreakerSpec,
+    inner: Mutex<Inner>,
+    metrics: Arc<Metrics>,
+}
+
+impl Breaker {
+    pub fn new(provider: &str, spec: BreakerSpec, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics
+            .breaker_state
+            .with_label_values(&[provider])
+            .set(BreakerState::Closed.gauge());
+        Arc::new(Breaker {
+            provider: provider.to_string(),
+            spec,
+            inner: Mutex::new(Inner::Closed { failures: 0 }),
+            metrics,
+        })
+    }
+
+    pub fn spec(&self) -> &BreakerSpec {
+        &self.spec
+    }
+
+    pub fn state(&self) -> BreakerState {
+        let mut inner = self.lock();
+        self.refresh(&mut inner);
+        inner.state()
+    }
+
+    /// A permit to make one attempt, or `None` while the breaker is open (or
+    /// half-open with all probe slots taken).
+    pub fn try_acquire(self: &Arc<Self>) -> Option<BreakerPermit> {
+        let mut inner = self.lock();
+        self.refresh(&mut inner);
+        let probe = match &mut *inner {
+            Inner::Closed { .. } => false,
+            Inner::Open { .. } => return None,
+            Inner::HalfOpen { probes } if *probes >= self.spec.half_open_probes => return None,
+            Inner::HalfOpen { probes } => {
+                *probes += 1;
+                true
+            }
+        };
+        Some(BreakerPermit {
+            breaker: Arc::clone(self),
+            probe,
+            done: false,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Open -> half-open once `open_for` has passed.
+    fn refresh(&self, inner: &mut Inner) {
+        if let Inner::Open { until } = inner
+            && Instant::now() >= *until
+        {
+            self.transition(inner, Inner::HalfOpen { probes: 0 });
+        }
+    }
+
+    fn transition(&self, inner: &mut Inner, to: Inner) {
+        let state = to.state();
+        *inner = to;
+        self.metrics
+            .breaker_state
+            .with_label_values(&[&self.provider])
+            .set(state.gauge());
+        self.metrics
+            .breaker_transitions
+            .with_label_values(&[&self.provider, state.label()])
+            .inc();
+        tracing::info!(provider = %self.provider, to = state.label(), "circuit breaker changed state");
+    }
+
+    fn record(&self, probe: bool, success: bool) {
+        let mut inner = self.lock();
+        match (&mut *inner, probe, success) {
+            (Inner::Closed { failures }, false, true) => *failures = 0,
+            (Inner::Closed { failures }, false, false) => {
+                *failures += 1;
+                if *failures >= self.spec.failure_threshold {
+                    let until = Instant::now() + self.spec.open_for;
+                    self.transition(&mut inner, Inner::Open { until });
+                }
+            }
+            (Inner::HalfOpen { .. }, true, true) => {
+                self.transition(&mut inner, Inner::Closed { failures: 0 })
+            }
+            (Inner::HalfOpen { .. }, true, false) => {
+                let until = Instant::now() + self.spec.open_for;
+                self.transition(&mut inner, Inner::Open { until });
+            }
+            // Outcomes of attempts admitted under an earlier state.
+            _ => {}
+        }
+    }
+
+    fn release_probe(&self) {
+        if let Inner::HalfOpen { probes } = &mut *self.lock() {
+            *probes = probes.saturating_sub(1);
+        }
+    }
+}
+
+/// One admitted attempt. Report with `success` or `failure`; dropping it
+/// unreported (a cancelled request) frees a half-open probe slot and
+/// counts as neither.
+pub struct BreakerPermit {
+    breaker: Arc<Breaker>,
+    probe: bool,
+    done: bool,
+}
+
+impl BreakerPermit {
+    pub fn success(mut self) {
+        self.done = true;
+        self.breaker.record(self.probe, true);
+    }
+    pub fn failure(mut self) {
+        self.done = true;
+        self.breaker.record(self.probe, false);
+    }
+}
+
+impl Drop for BreakerPermit {
+    fn drop(&mut self) {
+        if !self.done && self.probe {
+            self.breaker.release_probe();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn breaker(threshold: u32, probes: u32) -> Arc<Breaker> {
+        let spec = BreakerSpec {
+            failure_threshold: threshold,
+            open_for: Duration::from_secs(10),
+            half_open_probes: probes,
+        };
+        Breaker::new("p", spec, Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_threshold_then_half_opens_and_closes() {
+        let b = breaker(3, 1);
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().success(); // resets the count
+        for _ in 0..3 {
+            b.try_acquire().unwrap().failure();
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.try_acquire().is_none());
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(b.try_acquire().is_none());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let probe = b.try_acquire().unwrap();
+        assert!(b.try_acquire().is_none(), "only one probe at a time");
+        probe.success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.try_acquire().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_probe_reopens_and_dropped_probe_frees_slot() {
+        let b = breaker(1, 1);
+        b.try_acquire().unwrap().failure();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        drop(b.try_acquire().unwrap());
+        let probe = b.try_acquire().expect("slot freed by drop");
+        probe.failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        let text = b.metrics.render();
+        assert!(text.contains("switchyard_breaker_state{provider=\"p\"} 1"), "{text}");
+    }
+}

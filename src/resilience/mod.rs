@@ -1,0 +1,15 @@
+//! Resilience primitives: retry with backoff, circuit breakers, rate limits.
+//!
+//! Place in the pipeline: used by `routing` (retry, breaker, provider limit)
+//! and `server` (client and route limits). Each primitive is built from a
+//! policy spec and knows nothing of HTTP or providers. All timing uses
+//! `tokio::time`, so tests can run them with paused time. Must not hold
+//! global state: every gateway builds its own.
+
+pub mod breaker;
+pub mod rate_limit;
+pub mod retry;
+
+pub use breaker::{Breaker, BreakerPermit, BreakerState};
+pub use rate_limit::{KeyedLimiter, Limiter};
+pub use retry::{RetryHint, retry};

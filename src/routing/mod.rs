@@ -1,0 +1,259 @@
+//! Routing: pick targets for a route and run an upstream call across them.
+//!
+//! Place in the pipeline: below the cache and fan-out, above providers.
+//! [`execute`] orders a route's targets (failover: as listed; weighted:
+//! weighted random order), and for each target checks the provider's rate
+//! limit and circuit breaker, retries with backoff, and fails over to the
+//! next target when one is exhausted. Requests an upstream rejected as
+//! malformed are not retried or failed over. Must not cache or parse client
+//! HTTP; its result is the upstream value or one [`GatewayError`].
+
+mod table;
+
+pub use table::{ProviderHandle, RouteHandle, RouteTable};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::api::{ErrorKind, GatewayError};
+use crate::config::{RouteSpec, Strategy};
+use crate::metrics::Metrics;
+use crate::providers::UpstreamError;
+use crate::resilience::{RetryHint, retry};
+
+impl RetryHint for UpstreamError {
+    fn is_retryable(&self) -> bool {
+        UpstreamError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        UpstreamError::retry_after(self)
+    }
+}
+
+/// A successful call and who served it.
+#[derive(Debug)]
+pub struct Served<T> {
+    pub value: T,
+    pub provider: String,
+    pub attempts: u32,
+}
+
+/// Target indices in the order to try them.
+pub fn target_order(spec: &RouteSpec) -> Vec<usize> {
+    let mut rest: Vec<usize> = (0..spec.targets.len()).collect();
+    if spec.strategy == Strategy::Failover {
+        return rest;
+    }
+    let mut order = Vec::with_capacity(rest.len());
+    while !rest.is_empty() {
+        let total: u64 = rest.iter().map(|&i| spec.targets[i].weight as u64).sum();
+        let mut pick = fastrand::u64(0..total.max(1));
+        let pos = rest
+            .iter()
+            .position(|&i| {
+                let w = spec.targets[i].weight as u64;
+                if pick < w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        order.push(rest.remove(pos));
+    }
+    order
+}
+
+/// Runs `op(provider, upstream_model)` against the route's targets with
+/// retries, breakers, provider limits and failover.
+pub async fn execute<T, F, Fut>(
+    table: &RouteTable,
+    route: &RouteHandle,
+    metrics: &Metrics,
+    op: F,
+) -> Result<Served<T>, GatewayError>
+where
+    F: Fn(Arc<ProviderHandle>, String) -> Fut,
+    Fut: Future<Output = Result<T, UpstreamError>>,
+{
+    let spec = &route.spec;
+    let attempts = AtomicU32::new(0);
+    let mut failures: Vec<(String, UpstreamError)> = Vec::new();
+    for idx in target_order(spec) {
+        let target = &spec.targets[idx];
+        let Some(handle) = table.providers.get(&target.provider) else {
+            continue;
+        };
+        if !failures.is_empty() {
+            metrics.failovers.with_label_values(&[&spec.name]).inc();
+        }
+        let name = handle.spec.name.as_str();
+        let attempt = || async {
+            if let Some(limiter) = &handle.limiter
+                && let Err(wait) = limiter.check()
+            {
+                metrics.rate_limited.with_label_values(&["provider"]).inc();
+                return Err(UpstreamError::RateLimited(wait));
+            }
+            let Some(permit) = handle.breaker.try_acquire() else {
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[name, "breaker_open"])
+                    .inc();
+                return Err(UpstreamError::BreakerOpen);
+            };
+            attempts.fetch_add(1, Ordering::Relaxed);
+            let start = tokio::time::Instant::now();
+            let result = op(Arc::clone(handle), target.model.clone()).await;
+            metrics
+                .upstream_duration
+                .with_label_values(&[name])
+                .observe(start.elapsed().as_secs_f64());
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(e) => e.outcome(),
+            };
+            metrics
+                .upstream_requests
+                .with_label_values(&[name, outcome])
+                .inc();
+            match &result {
+                Err(e) if e.trips_breaker() => permit.failure(),
+                _ => permit.success(),
+            }
+            result
+        };
+        let on_retry = |e: &UpstreamError, delay: Duration| {
+            metrics.retries.with_label_values(&[&spec.name, name]).inc();
+            tracing::debug!(route = %spec.name, provider = name, error = %e.describe(), ?delay, "retrying");
+        };
+        match retry(&spec.retry, attempt, on_retry).await {
+            Ok(value) => {
+                return Ok(Served {
+                    value,
+                    provider: name.to_string(),
+                    attempts: attempts.load(Ordering::Relaxed),
+                });
+            }
+            Err(e) if !e.moves_on() => return Err(client_error(e)),
+            Err(e) => {
+                tracing::warn!(route = %spec.name, provider = name, error = %e.describe(), "target failed");
+                failures.push((name.to_string(), e));
+            }
+        }
+    }
+    Err(exhausted(&spec.name, failures))
+}
+
+/// An upstream's verdict on the request itself, passed back as is.
+fn client_error(e: UpstreamError) -> GatewayError {
+    match e {
+        UpstreamError::Status { status, body, .. } => GatewayError::new(
+            ErrorKind::Upstream { status, body },
+            format!("The upstream rejected the request (status {status})."),
+        ),
+        other => GatewayError::new(ErrorKind::BadGateway, other.describe()),
+    }
+}
+
+/// The error for a route whose every target failed.
+fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayError {
+    let summary = failures
+        .iter()
+        .map(|(p, e)| format!("{p}: {}", e.describe()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = format!("All targets for model `{route}` failed ({summary}).");
+    let all = |f: fn(&UpstreamError) -> bool| !failures.is_empty() && failures.iter().all(|(_, e)| f(e));
+    if failures.is_empty() {
+        return GatewayError::new(ErrorKind::Unavailable, format!("Model `{route}` has no usable target."))
+            .with_code("no_target");
+    }
+    if all(|e| matches!(e, UpstreamError::BreakerOpen)) {
+        return GatewayError::new(ErrorKind::Unavailable, message).with_code("circuit_open");
+    }
+    if all(|e| matches!(e, UpstreamError::RateLimited(_) | UpstreamError::BreakerOpen)) {
+        let wait = failures
+            .iter()
+            .filter_map(|(_, e)| match e {
+                UpstreamError::RateLimited(w) => Some(*w),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        return GatewayError::rate_limited("provider", wait);
+    }
+    let last = &failures[failures.len() - 1].1;
+    match last {
+        UpstreamError::Timeout(_) => {
+            GatewayError::new(ErrorKind::GatewayTimeout, message).with_code("upstream_timeout")
+        }
+        UpstreamError::Status { status: 429, retry_after, .. } => {
+            let mut e = GatewayError::new(ErrorKind::RateLimited, message).with_code("upstream_rate_limited");
+            e.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
+            e
+        }
+        _ => GatewayError::new(ErrorKind::BadGateway, message).with_code("upstream_error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RetrySpec, RouteCache, TargetSpec};
+
+    fn spec(weights: &[u32]) -> RouteSpec {
+        RouteSpec {
+            name: "r".into(),
+            strategy: Strategy::Weighted,
+            targets: weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| TargetSpec {
+                    provider: format!("p{i}"),
+                    model: "m".into(),
+                    weight: w,
+                    max_batch_inputs: 8,
+                })
+                .collect(),
+            retry: RetrySpec {
+                max_attempts: 1,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                jitter: false,
+                max_retry_after: Duration::from_secs(1),
+            },
+            cache: RouteCache {
+                enabled: false,
+                ttl: Duration::from_secs(1),
+            },
+            rate_limit: None,
+            max_concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn weighted_order_is_a_permutation_biased_by_weight() {
+        let s = spec(&[9, 1]);
+        let mut first = [0u32; 2];
+        for _ in 0..2000 {
+            let order = target_order(&s);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![0, 1]);
+            first[order[0]] += 1;
+        }
+        // Expect ~1800 vs ~200; bounds far outside random noise.
+        assert!(first[0] > 1500 && first[1] > 80, "{first:?}");
+    }
+
+    #[test]
+    fn failover_order_is_as_listed() {
+        let mut s = spec(&[1, 1, 1]);
+        s.strategy = Strategy::Failover;
+        assert_eq!(target_order(&s), vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,197 @@
+//! `POST /v1/embeddings`: per-item cache -> single-flight -> fan-out -> routing.
+//!
+//! Place in the pipeline: assembled here, in `server`. Each input is looked
+//! up in the cache; only the misses (deduplicated) go upstream, split into
+//! sub-batches no larger than any target accepts, sent in parallel (bounded)
+//! with retries and failover per sub-batch, then reassembled in input order.
+//! `x-switchyard-cache` says hit, miss or partial. Usage counts the tokens
+//! sent upstream for this response (zero for a full hit). Must not reorder
+//! inputs or change the vectors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Map, Value};
+
+use super::chat::check_route_limit;
+use super::http::{Body, json_response, read_body, wants_no_cache};
+use super::router::{Ctx, route_label};
+use super::state::{EmbedDone, Runtime};
+use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
+use crate::api::{ErrorKind, GatewayError};
+use crate::cache::{Payload, ResponseCache};
+use crate::fanout::fan_out;
+use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::routing::{RouteHandle, execute};
+
+pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> (String, Result<Response<Body>, GatewayError>) {
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
+    };
+    let request = match EmbeddingsRequest::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
+    };
+    let label = route_label(&ctx.rt, Some(&request.model));
+    let Some(route) = ctx.rt.table.routes.get(&request.model).cloned() else {
+        return (label, Err(GatewayError::model_not_found(&request.model)));
+    };
+    (label, serve(ctx, route, request, wants_no_cache(&parts.headers)).await)
+}
+
+async fn serve(
+    ctx: &Ctx,
+    route: Arc<RouteHandle>,
+    request: EmbeddingsRequest,
+    no_cache: bool,
+) -> Result<Response<Body>, GatewayError> {
+    check_route_limit(ctx, &route)?;
+    let metrics = &ctx.state.metrics;
+    let name = route.spec.name.clone();
+    let use_cache = route.spec.cache.enabled && !no_cache;
+    let params = request.canonical_params();
+    let items: Vec<String> = request.inputs.iter().map(Value::to_string).collect();
+    let n = items.len();
+
+    let mut vectors: Vec<Option<Arc<Vec<f32>>>> = vec![None; n];
+    if use_cache {
+        for (slot, item) in vectors.iter_mut().zip(&items) {
+            let key = ResponseCache::embedding_key(&name, &params, item);
+            if let Some(Payload::Embedding(v)) = ctx.rt.cache.get(&key).await {
+                *slot = Some(v);
+            }
+        }
+    }
+    // Unique missed inputs, in first-seen order, and where each one goes.
+    let mut unique: Vec<usize> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    let mut slot_of: Vec<Option<usize>> = vec![None; n];
+    for i in (0..n).filter(|&i| vectors[i].is_none()) {
+        let u = *position.entry(items[i].as_str()).or_insert_with(|| {
+            unique.push(i);
+            unique.len() - 1
+        });
+        slot_of[i] = Some(u);
+    }
+    let missed = slot_of.iter().filter(|s| s.is_some()).count();
+    if use_cache {
+        let hits = (n - missed) as u64;
+        metrics.cache_hits.with_label_values(&[&name, "embeddings"]).inc_by(hits);
+        metrics.cache_misses.with_label_values(&[&name, "embeddings"]).inc_by(missed as u64);
+    }
+
+    let mut usage = (0, 0);
+    let mut shared = false;
+    if !unique.is_empty() {
+        let inputs: Vec<Value> = unique.iter().map(|&i| request.inputs[i].clone()).collect();
+        let work = fetch(
+            ctx.rt.clone(),
+            Arc::clone(metrics),
+            route.clone(),
+            inputs,
+            request.extra.clone(),
+            use_cache.then(|| params.clone()),
+        );
+        let done = if use_cache {
+            let mut key = format!("embflight\0{name}\0{params}");
+            for &i in &unique {
+                key.push('\0');
+                key.push_str(&items[i]);
+            }
+            let (result, leader) = ctx.state.embed_flights.run(key, work).await;
+            if !leader {
+                shared = true;
+                metrics.coalesced.with_label_values(&[&name, "embeddings"]).inc();
+            }
+            result?
+        } else {
+            work.await?
+        };
+        for (slot, u) in vectors.iter_mut().zip(&slot_of) {
+            if let Some(u) = u {
+                *slot = Some(Arc::clone(&done.vectors[*u]));
+            }
+        }
+        usage = (done.prompt_tokens, done.total_tokens);
+    }
+    let vectors: Vec<Arc<Vec<f32>>> = vectors
+        .into_iter()
+        .map(|v| v.unwrap_or_default())
+        .collect();
+    let plain: Vec<&[f32]> = vectors.iter().map(|v| v.as_slice()).collect();
+    let body = response_body(&name, &plain, request.encoding_format, usage.0, usage.1);
+    let mut r = json_response(StatusCode::OK, body);
+    if use_cache {
+        let state = match missed {
+            0 => "hit",
+            _ if shared => "hit",
+            m if m == n => "miss",
+            _ => "partial",
+        };
+        r.headers_mut()
+            .insert("x-switchyard-cache", HeaderValue::from_static(state));
+    }
+    Ok(r)
+}
+
+/// Sends `inputs` upstream in parallel sub-batches and caches each vector
+/// (when `cache_params` is given).
+async fn fetch(
+    rt: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    route: Arc<RouteHandle>,
+    inputs: Vec<Value>,
+    extra: Map<String, Value>,
+    cache_params: Option<String>,
+) -> Result<EmbedDone, GatewayError> {
+    let name = route.spec.name.as_str();
+    metrics
+        .fanout_inputs
+        .with_label_values(&[name])
+        .observe(inputs.len() as f64);
+    let batch = route.spec.sub_batch_size();
+    let replies: Vec<EmbedReply> = fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
+        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+        async move {
+            metrics.fanout_sub_batches.with_label_values(&[name]).inc();
+            let chunk = Arc::new(chunk);
+            let served = execute(&rt.table, route, metrics, |handle, model| {
+                let (chunk, extra) = (Arc::clone(&chunk), extra.clone());
+                async move { handle.provider.embed(&model, &chunk, &extra).await }
+            })
+            .await?;
+            Ok::<_, GatewayError>(served.value)
+        }
+    })
+    .await?;
+    let mut vectors = Vec::with_capacity(inputs.len());
+    let (mut prompt_tokens, mut total_tokens) = (0, 0);
+    for reply in replies {
+        prompt_tokens += reply.prompt_tokens;
+        total_tokens += reply.total_tokens;
+        vectors.extend(reply.vectors.into_iter().map(Arc::new));
+    }
+    if vectors.len() != inputs.len() {
+        return Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            "Upstream returned the wrong number of embeddings.",
+        ));
+    }
+    if let Some(params) = cache_params {
+        for (input, v) in inputs.iter().zip(&vectors) {
+            let key = ResponseCache::embedding_key(name, &params, &input.to_string());
+            rt.cache
+                .insert(key, Payload::Embedding(Arc::clone(v)), route.spec.cache.ttl)
+                .await;
+        }
+    }
+    Ok(EmbedDone {
+        vectors: Arc::new(vectors),
+        prompt_tokens,
+        total_tokens,
+    })
+}

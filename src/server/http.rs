@@ -1,0 +1,108 @@
+//! HTTP plumbing: body type, body limits, JSON responses, error mapping.
+//!
+//! Place in the pipeline: used by every `server` handler. [`error_response`]
+//! is the one place a [`GatewayError`] becomes an HTTP status, headers
+//! (`Retry-After`) and an OpenAI error body. Must not contain endpoint logic.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::api::{ErrorKind, GatewayError};
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn status_of(e: &GatewayError) -> StatusCode {
+    match &e.kind {
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Overloaded | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+        ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Upstream { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub fn error_response(e: &GatewayError) -> Response<Body> {
+    let mut r = json_response(status_of(e), e.body());
+    if let Some(after) = e.retry_after {
+        // Whole seconds, rounded up, at least 1: what clients parse.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        let ms = after.as_millis().max(1) as u64;
+        r.headers_mut()
+            .insert("retry-after-ms", HeaderValue::from(ms));
+    }
+    if e.kind == ErrorKind::MethodNotAllowed
+        && let Some(allow) = &e.param
+        && let Ok(v) = HeaderValue::from_str(allow)
+    {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+pub async fn read_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    limit: u64,
+) -> Result<Bytes, GatewayError> {
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("Request body is larger than the {limit} bytes this gateway accepts."),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(GatewayError::invalid("Could not read the request body.")),
+    }
+}
+
+/// `Cache-Control: no-cache` / `no-store` from the client skips the cache.
+pub fn wants_no_cache(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+        })
+}

@@ -1,0 +1,237 @@
+//! Request dispatch, per-client limits, and the small endpoints.
+//!
+//! Place in the pipeline: the first thing a request meets after the accept
+//! loop. It snapshots the runtime, applies the per-client rate limit to API
+//! calls, dispatches by method and path, and records request metrics. The
+//! health, readiness, metrics, models and admin endpoints live here; chat and
+//! embeddings have their own files. Must not talk to upstreams directly.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::http::{Body, error_response, json_response};
+use super::state::{AppState, ReloadOutcome, Runtime};
+use super::{chat, embeddings};
+use crate::api::{self, ErrorKind, GatewayError};
+use crate::metrics::UNKNOWN_ROUTE;
+
+/// What one request sees: the gateway and the runtime snapshot it started on.
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub rt: Arc<Runtime>,
+    pub client_key: String,
+}
+
+/// The route label for metrics: a configured route, else a fixed placeholder.
+pub fn route_label(rt: &Runtime, model: Option<&str>) -> String {
+    match model {
+        Some(m) if rt.table.routes.contains_key(m) => m.to_string(),
+        _ => UNKNOWN_ROUTE.to_string(),
+    }
+}
+
+fn client_key(req: &Request<Incoming>, peer: SocketAddr) -> String {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match bearer {
+        // Only a hash of the key is kept, never the key itself.
+        Some(key) => {
+            let mut h = DefaultHasher::new();
+            key.hash(&mut h);
+            format!("key:{:016x}", h.finish())
+        }
+        None => format!("ip:{}", peer.ip()),
+    }
+}
+
+fn method_not_allowed(allow: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("Method not allowed; this path accepts {allow}."),
+    )
+    .with_param(allow)
+}
+
+pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let metrics = Arc::clone(&state.metrics);
+    metrics.in_flight.inc();
+    let rt = state.runtime.load_full();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let ctx = Ctx {
+        client_key: client_key(&req, peer),
+        state,
+        rt,
+    };
+    let (endpoint, route, result) = dispatch(&ctx, &path, req).await;
+    let response = result.unwrap_or_else(|e| error_response(&e));
+    metrics
+        .requests
+        .with_label_values(&[endpoint, &route, response.status().as_str()])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&[endpoint, &route])
+        .observe(start.elapsed().as_secs_f64());
+    metrics.in_flight.dec();
+    response
+}
+
+type Handled = (&'static str, String, Result<Response<Body>, GatewayError>);
+
+async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
+    let none = || UNKNOWN_ROUTE.to_string();
+    let method = req.method().clone();
+    match path {
+        "/v1/chat/completions" | "/v1/embeddings" => {
+            let endpoint = if path.ends_with("embeddings") { "embeddings" } else { "chat" };
+            if method != Method::POST {
+                return (endpoint, none(), Err(method_not_allowed("POST")));
+            }
+            if let Err(e) = check_client_limit(ctx) {
+                return (endpoint, none(), Err(e));
+            }
+            let (route, result) = if endpoint == "chat" {
+                chat::handle(ctx, req).await
+            } else {
+                embeddings::handle(ctx, req).await
+            };
+            (endpoint, route, result)
+        }
+        "/v1/models" => (
+            "models",
+            none(),
+            if method == Method::GET {
+                Ok(json_response(
+                    StatusCode::OK,
+                    api::models_body(ctx.rt.table.routes.keys().map(String::as_str)),
+                ))
+            } else {
+                Err(method_not_allowed("GET"))
+            },
+        ),
+        p if p.starts_with("/v1/models/") => {
+            let id = &p["/v1/models/".len()..];
+            let result = match ctx.rt.table.routes.get(id) {
+                _ if method != Method::GET => Err(method_not_allowed("GET")),
+                Some(_) => Ok(json_response(
+                    StatusCode::OK,
+                    json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})
+                        .to_string(),
+                )),
+                None => Err(GatewayError::model_not_found(id)),
+            };
+            ("models", route_label(&ctx.rt, Some(id)), result)
+        }
+        "/healthz" => ("health", none(), Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#))),
+        "/readyz" => {
+            let (status, text) = if ctx.state.is_draining() {
+                (StatusCode::SERVICE_UNAVAILABLE, "draining")
+            } else {
+                (StatusCode::OK, "ready")
+            };
+            let body = json!({"status": text, "policy_generation": ctx.rt.generation});
+            ("health", none(), Ok(json_response(status, body.to_string())))
+        }
+        "/metrics" => ("metrics", none(), Ok(metrics_response(ctx).await)),
+        "/admin/reload" => (
+            "admin",
+            none(),
+            if method == Method::POST {
+                admin_reload(ctx, &req).await
+            } else {
+                Err(method_not_allowed("POST"))
+            },
+        ),
+        _ => (
+            "other",
+            none(),
+            Err(GatewayError::new(
+                ErrorKind::NotFound,
+                format!("Unknown path {path:?}."),
+            )
+            .with_code("unknown_url")),
+        ),
+    }
+}
+
+fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
+    if let Some(limiter) = &ctx.rt.client_limiter
+        && let Err(wait) = limiter.check(&ctx.client_key)
+    {
+        ctx.state.metrics.rate_limited.with_label_values(&["client"]).inc();
+        return Err(GatewayError::rate_limited("client", wait));
+    }
+    Ok(())
+}
+
+async fn metrics_response(ctx: &Ctx) -> Response<Body> {
+    let m = &ctx.state.metrics;
+    let (bytes, entries) = ctx.rt.cache.usage().await;
+    m.cache_bytes.set(bytes as i64);
+    m.cache_entries.set(entries as i64);
+    let mut r = Response::new(super::http::full(m.render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+fn authorized(ctx: &Ctx, req: &Request<Incoming>) -> bool {
+    let Some(token) = &ctx.rt.policy.server.admin_token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Length-independent comparison of the whole token.
+    let expected = token.expose().as_bytes();
+    let given = given.as_bytes();
+    let mut diff = expected.len() ^ given.len();
+    for (i, b) in expected.iter().enumerate() {
+        diff |= (*b ^ given.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+async fn admin_reload(ctx: &Ctx, req: &Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+    if !authorized(ctx, req) {
+        return Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "A valid admin bearer token is required.",
+        )
+        .with_code("invalid_admin_token"));
+    }
+    match ctx.state.reload("admin", true).await {
+        Ok(ReloadOutcome::Reloaded { generation }) | Ok(ReloadOutcome::Unchanged { generation }) => {
+            Ok(json_response(
+                StatusCode::OK,
+                json!({"status": "reloaded", "policy_generation": generation}).to_string(),
+            ))
+        }
+        Err(errors) => {
+            let details: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            let body = json!({"error": {
+                "message": format!("Policy rejected; the previous policy stays in force. {}", details.join("; ")),
+                "type": "invalid_request_error", "param": null, "code": "invalid_policy",
+                "details": details}});
+            Ok(json_response(StatusCode::UNPROCESSABLE_ENTITY, body.to_string()))
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Gateway state: the live runtime behind an `ArcSwap`, and reload.
+//!
+//! Place in the pipeline: every request loads one [`Runtime`] snapshot and
+//! uses it to the end, so a reload never changes a request mid-flight.
+//! [`AppState::reload`] runs parse -> validate -> build (off the request path)
+//! -> swap; on any error the old runtime stays and the failure is counted.
+//! Must not be reached by lower layers: they get the pieces they need.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::cache::{ResponseCache, SingleFlight};
+use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
+use crate::metrics::Metrics;
+use crate::resilience::KeyedLimiter;
+use crate::routing::RouteTable;
+
+/// Everything built from one policy.
+pub struct Runtime {
+    pub generation: u64,
+    pub fingerprint: u64,
+    pub policy: Arc<Policy>,
+    pub table: RouteTable,
+    pub client_limiter: Option<Arc<KeyedLimiter>>,
+    pub cache: Arc<ResponseCache>,
+}
+
+/// A chat response shared between coalesced requests.
+#[derive(Clone)]
+pub struct ChatDone {
+    pub body: bytes::Bytes,
+    pub provider: Arc<str>,
+    pub attempts: u32,
+}
+
+/// Embeddings shared between coalesced requests: vectors for the unique
+/// missed inputs, in order, and the upstream usage.
+#[derive(Clone)]
+pub struct EmbedDone {
+    pub vectors: Arc<Vec<Arc<Vec<f32>>>>,
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Reloaded { generation: u64 },
+    Unchanged { generation: u64 },
+}
+
+pub struct AppState {
+    pub runtime: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub chat_flights: SingleFlight<ChatDone>,
+    pub embed_flights: SingleFlight<EmbedDone>,
+    pub policy_dir: PathBuf,
+    pub env: Env,
+    pub draining: AtomicBool,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+fn fingerprint(sources: &[Source]) -> u64 {
+    let mut h = DefaultHasher::new();
+    sources.hash(&mut h);
+    h.finish()
+}
+
+fn build(
+    policy: Policy,
+    fingerprint: u64,
+    generation: u64,
+    previous: Option<&Runtime>,
+    metrics: &Arc<Metrics>,
+) -> Result<Runtime, ConfigErrors> {
+    let table = RouteTable::build(&policy, previous.map(|p| &p.table), metrics).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            location: "providers".into(),
+            message: e,
+        }])
+    })?;
+    let client_limiter = policy.client_limit.as_ref().map(|spec| {
+        match previous.and_then(|p| p.client_limiter.as_ref()) {
+            Some(l) if l.spec() == spec => Arc::clone(l),
+            _ => Arc::new(KeyedLimiter::new(spec)),
+        }
+    });
+    let cache = match previous {
+        Some(p) if p.cache.max_bytes() == policy.cache.max_bytes => Arc::clone(&p.cache),
+        _ => Arc::new(ResponseCache::new(policy.cache.max_bytes)),
+    };
+    Ok(Runtime {
+        generation,
+        fingerprint,
+        policy: Arc::new(policy),
+        table,
+        client_limiter,
+        cache,
+    })
+}
+
+async fn read_sources(dir: PathBuf) -> Result<Vec<Source>, ConfigErrors> {
+    tokio::task::spawn_blocking(move || config::read_dir(&dir))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ConfigErrors(vec![ConfigError {
+                location: "policies".into(),
+                message: format!("reading policy files failed: {e}"),
+            }]))
+        })
+}
+
+impl AppState {
+    /// Loads the policy folder and builds the first runtime.
+    pub async fn load(policy_dir: PathBuf, env: Env, metrics: Arc<Metrics>) -> Result<Self, ConfigErrors> {
+        let sources = read_sources(policy_dir.clone()).await?;
+        let policy = config::load_sources(&sources, &env)?;
+        let runtime = build(policy, fingerprint(&sources), 1, None, &metrics)?;
+        metrics.policy_generation.set(1);
+        metrics.last_reload_success.set(1);
+        Ok(AppState {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics,
+            chat_flights: SingleFlight::default(),
+            embed_flights: SingleFlight::default(),
+            policy_dir,
+            env,
+            draining: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Re-reads the policy folder. With `force` false (file watching), an
+    /// unchanged folder is not rebuilt. `trigger` is for logs.
+    pub async fn reload(&self, trigger: &str, force: bool) -> Result<ReloadOutcome, ConfigErrors> {
+        let _serial = self.reload_lock.lock().await;
+        let current = self.runtime.load_full();
+        let result = async {
+            let sources = read_sources(self.policy_dir.clone()).await?;
+            let fp = fingerprint(&sources);
+            if !force && fp == current.fingerprint {
+                return Ok(None);
+            }
+            let policy = config::load_sources(&sources, &self.env)?;
+            if policy.server.listen != current.policy.server.listen {
+                tracing::warn!("server.listen changed; it takes effect on restart only");
+            }
+            build(policy, fp, current.generation + 1, Some(&current), &self.metrics).map(Some)
+        }
+        .await;
+        match result {
+            Ok(None) => Ok(ReloadOutcome::Unchanged {
+                generation: current.generation,
+            }),
+            Ok(Some(runtime)) => {
+                let generation = runtime.generation;
+                self.runtime.store(Arc::new(runtime));
+                self.metrics.reloads.with_label_values(&["success"]).inc();
+                self.metrics.policy_generation.set(generation as i64);
+                self.metrics.last_reload_success.set(1);
+                tracing::info!(trigger, generation, "policy reloaded");
+                Ok(ReloadOutcome::Reloaded { generation })
+            }
+            Err(errors) => {
+                self.metrics.reloads.with_label_values(&["failure"]).inc();
+                self.metrics.last_reload_success.set(0);
+                for e in &errors.0 {
+                    tracing::error!(trigger, "policy rejected, keeping the old one: {e}");
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// Whether the policy folder differs from what was last attempted.
+    pub async fn folder_fingerprint(&self) -> Option<u64> {
+        read_sources(self.policy_dir.clone())
+            .await
+            .ok()
+            .map(|s| fingerprint(&s))
+    }
+}
