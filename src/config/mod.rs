@@ -123,7 +123,9 @@ pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigError
                 };
                 errors.0.push(ConfigError {
                     location,
-                    message: first_line(&e.to_string()),
+                    message: first_line(&e.to_string())
+                        .trim_start_matches("error: ")
+                        .to_string(),
                 });
             }
         }

@@ -251,7 +251,7 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
             routes.insert(name.clone(), spec);
         }
     }
-    if m.routes.is_empty() && cx.errors.0.len() == before {
+    if m.routes.is_empty() && cx.errors.0.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
     (errors.0.len() == before).then_some(Policy {

@@ -1,0 +1,323 @@
+//! Test harness: fake OpenAI-compatible upstreams and an in-process gateway,
+//! both on 127.0.0.1:0 over real HTTP.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use switchyard::server::{Gateway, GatewayOptions};
+use tokio_util::sync::CancellationToken;
+
+/// One request the fake upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+/// What the fake upstream answers.
+pub enum Reply {
+    Json(u16, Value),
+    JsonHeaders(u16, Value, Vec<(&'static str, String)>),
+    /// SSE events, each sent as its own chunk with `gap` between them.
+    Sse(Vec<String>, Duration),
+    /// Wait, then answer.
+    After(Duration, Box<Reply>),
+}
+
+type Handler = Arc<dyn Fn(Seen, usize) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    live: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBody>> + Send>> {
+    Box::pin(async move {
+        match reply {
+            Reply::After(d, inner) => {
+                tokio::time::sleep(d).await;
+                to_response(*inner).await
+            }
+            Reply::Json(status, v) => to_response(Reply::JsonHeaders(status, v, vec![])).await,
+            Reply::JsonHeaders(status, v, headers) => {
+                let mut r = hyper::Response::new(Full::new(Bytes::from(v.to_string())).boxed());
+                *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                for (k, v) in headers {
+                    r.headers_mut().insert(k, v.parse().unwrap());
+                }
+                r
+            }
+            Reply::Sse(events, gap) => {
+                let stream = futures_util::stream::unfold(events.into_iter(), move |mut it| async move {
+                    let e = it.next()?;
+                    tokio::time::sleep(gap).await;
+                    Some((Ok::<_, Infallible>(Frame::data(Bytes::from(e))), it))
+                });
+                let mut r = hyper::Response::new(StreamBody::new(stream).boxed());
+                r.headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                r
+            }
+        }
+    })
+}
+
+impl FakeUpstream {
+    pub async fn start<F, Fut>(f: F) -> FakeUpstream
+    where
+        F: Fn(Seen, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |s, n| Box::pin(f(s, n)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let live = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (s2, l2, p2) = (seen.clone(), live.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (handler, seen, live, peak) = (handler.clone(), s2.clone(), l2.clone(), p2.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (handler, seen, live, peak) =
+                            (handler.clone(), seen.clone(), live.clone(), peak.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await.unwrap().to_bytes();
+                            let s = Seen {
+                                path: parts.uri.path().to_string(),
+                                headers: parts.headers,
+                                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                            };
+                            let n = {
+                                let mut v = seen.lock().unwrap();
+                                v.push(s.clone());
+                                v.len()
+                            };
+                            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            let reply = handler(s, n).await;
+                            let resp = to_response(reply).await;
+                            live.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeUpstream { addr, seen, live, peak }
+    }
+
+    /// Answers chat with [`chat_reply`] and embeddings with [`embeddings_reply`].
+    pub async fn openai() -> FakeUpstream {
+        Self::start(|s, _| async move { default_reply(&s) }).await
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+pub fn default_reply(s: &Seen) -> Reply {
+    if s.path.ends_with("/embeddings") {
+        embeddings_reply(&s.body)
+    } else {
+        Reply::Json(200, chat_reply(&s.body, "fake"))
+    }
+}
+
+/// A chat completion naming the model it was sent, with an extra field.
+pub fn chat_reply(body: &Value, who: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1,
+        "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("{who} answered")},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        "system_fingerprint": "fp_extra_field_kept",
+    })
+}
+
+/// The vector a fake embedder gives an input: derived from its content.
+pub fn expected_vector(input: &Value) -> Vec<f32> {
+    let text = input.to_string();
+    let sum: u32 = text.bytes().map(u32::from).sum();
+    vec![text.len() as f32, sum as f32, (sum % 97) as f32 / 7.0]
+}
+
+/// Embeddings for each input, honouring encoding_format, in shuffled order
+/// (reversed) to check that the gateway reorders by `index`.
+pub fn embeddings_reply(body: &Value) -> Reply {
+    let inputs = body["input"].as_array().cloned().unwrap_or_default();
+    let base64 = body["encoding_format"] == "base64";
+    let mut data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let v = expected_vector(input);
+            let embedding = if base64 {
+                Value::String(switchyard::api::embeddings::encode_base64(&v))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    data.reverse();
+    let tokens = inputs.len() as u64 * 2;
+    Reply::Json(
+        200,
+        json!({"object": "list", "data": data, "model": body["model"],
+               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
+}
+
+pub struct TestGateway {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub gateway: Option<Gateway>,
+    pub http: reqwest::Client,
+}
+
+pub const TEST_KEY: &str = "sk-test-SECRET-never-leak-4242";
+
+pub async fn gateway(yaml: &str) -> TestGateway {
+    gateway_with(yaml, false).await
+}
+
+pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let mut env = HashMap::new();
+    env.insert("TEST_UPSTREAM_KEY".to_string(), TEST_KEY.to_string());
+    env.insert("TEST_ADMIN_TOKEN".to_string(), "admin-token-123".to_string());
+    let env: switchyard::config::Env = Arc::new(move |k| env.get(k).cloned());
+    let shutdown = CancellationToken::new();
+    let opts = GatewayOptions {
+        policy_dir: dir.path().to_path_buf(),
+        env,
+        listen: Some("127.0.0.1:0".into()),
+        watch,
+        sighup: false,
+    };
+    let gw = Gateway::start(opts, shutdown.clone())
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"));
+    TestGateway {
+        base: format!("http://{}", gw.local_addr()),
+        dir,
+        shutdown,
+        gateway: Some(gw),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestGateway {
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    pub async fn chat(&self, model: &str, text: &str) -> reqwest::Response {
+        self.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": text}]}),
+        )
+        .await
+    }
+
+    pub async fn embed(&self, model: &str, input: Value) -> reqwest::Response {
+        self.post("/v1/embeddings", json!({"model": model, "input": input})).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Value of one sample, e.g. `switchyard_retries_total{provider="a",route="r"}`;
+    /// labels must be given in the exposition's (alphabetical) order. 0 if absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    pub fn write_policy(&self, name: &str, yaml: &str) {
+        std::fs::write(self.dir.path().join(name), yaml).unwrap();
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(g) = self.gateway.take() {
+            g.wait().await;
+        }
+    }
+}
+
+/// The error envelope of a response, asserting its shape.
+pub async fn error_of(resp: reqwest::Response) -> Value {
+    let ct = resp.headers().get("content-type").cloned();
+    assert_eq!(ct.unwrap(), "application/json");
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert!(v["error"]["type"].is_string(), "{v}");
+    v["error"].clone()
+}
+
+/// A policy with one openai provider per upstream, named p0, p1, ...
+pub fn providers_yaml(upstreams: &[&FakeUpstream], extra: &str) -> String {
+    let mut y = String::from("providers:\n");
+    for (i, u) in upstreams.iter().enumerate() {
+        y.push_str(&format!(
+            "  p{i}:\n    kind: openai\n    base_url: {}\n    api_key_env: TEST_UPSTREAM_KEY\n{extra}",
+            u.base_url()
+        ));
+    }
+    y
+}
