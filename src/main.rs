@@ -42,14 +42,18 @@ fn parse_args() -> Result<Args, String> {
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--policies" | "-p" => out.policies = args.next().ok_or("--policies needs a folder")?.into(),
+            "--policies" | "-p" => {
+                out.policies = args.next().ok_or("--policies needs a folder")?.into()
+            }
             "--listen" | "-l" => out.listen = Some(args.next().ok_or("--listen needs an address")?),
             "-h" | "--help" => return Err(String::new()),
             "-V" | "--version" => {
                 println!("switchyard {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
-            other if !other.starts_with('-') && out.command == "check" => out.policies = other.into(),
+            other if !other.starts_with('-') && out.command == "check" => {
+                out.policies = other.into()
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -64,7 +68,11 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}\n");
             }
             eprintln!("{USAGE}");
-            return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+            return if e.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
         }
     };
     if args.command == "check" {

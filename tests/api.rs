@@ -109,7 +109,8 @@ async fn embeddings_accept_every_input_shape_and_both_encodings() {
             for (i, (d, item)) in data.iter().zip(&items).enumerate() {
                 assert_eq!(d["index"], i);
                 let v: Vec<f32> = if format == "base64" {
-                    switchyard::api::embeddings::decode_base64(d["embedding"].as_str().unwrap()).unwrap()
+                    switchyard::api::embeddings::decode_base64(d["embedding"].as_str().unwrap())
+                        .unwrap()
                 } else {
                     serde_json::from_value(d["embedding"].clone()).unwrap()
                 };
@@ -134,7 +135,12 @@ async fn models_health_ready_and_metrics() {
     ))
     .await;
     let models: Value = gw.get("/v1/models").await.json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["a-model", "b-model"]);
     let one: Value = gw.get("/v1/models/a-model").await.json().await.unwrap();
     assert_eq!(one["id"], "a-model");
@@ -144,13 +150,28 @@ async fn models_health_ready_and_metrics() {
     assert_eq!(ready.status(), 200);
     assert_eq!(gw.chat("a-model", "hi").await.status(), 200);
     let m = gw.get("/metrics").await;
-    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = m.text().await.unwrap();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         assert!(line.starts_with("switchyard_"), "unprefixed metric: {line}");
     }
-    assert!(text.contains(r#"switchyard_requests_total{endpoint="chat",route="a-model",status="200"} 1"#), "{text}");
-    assert!(text.contains(r#"switchyard_upstream_requests_total{outcome="success",provider="p0"} 1"#));
+    assert!(
+        text.contains(
+            r#"switchyard_requests_total{endpoint="chat",route="a-model",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"switchyard_upstream_requests_total{outcome="success",provider="p0"} 1"#)
+    );
     assert!(text.contains("switchyard_request_duration_seconds_bucket"));
     gw.stop().await;
 }
@@ -179,7 +200,9 @@ async fn bad_input_gets_openai_errors_with_the_right_status() {
     let r = raw("[1,2]").await.unwrap();
     assert_eq!(r.status(), 400);
 
-    let r = gw.post("/v1/chat/completions", json!({"messages": []})).await;
+    let r = gw
+        .post("/v1/chat/completions", json!({"messages": []}))
+        .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_of(r).await["param"], "model");
 
@@ -187,23 +210,48 @@ async fn bad_input_gets_openai_errors_with_the_right_status() {
     assert_eq!(r.status(), 400);
     assert_eq!(error_of(r).await["param"], "messages");
 
-    let r = gw.post("/v1/chat/completions", json!({"model": "m", "messages": [{"role":"user","content":"x"}], "stream": "yes"})).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role":"user","content":"x"}], "stream": "yes"}),
+        )
+        .await;
     assert_eq!(r.status(), 400);
 
     let r = gw.chat("no-such-model", "hi").await;
     assert_eq!(r.status(), 404);
     assert_eq!(error_of(r).await["code"], "model_not_found");
 
-    let r = gw.post("/v1/chat/completions", json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(5000)}]})).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(5000)}]}),
+        )
+        .await;
     assert_eq!(r.status(), 413);
     error_of(r).await;
 
-    for bad in [json!(""), json!([]), json!([""]), json!([1, -2]), json!([[1], "a", 3]), json!({"a": 1}), json!(null)] {
-        let r = gw.post("/v1/embeddings", json!({"model": "m", "input": bad})).await;
+    for bad in [
+        json!(""),
+        json!([]),
+        json!([""]),
+        json!([1, -2]),
+        json!([[1], "a", 3]),
+        json!({"a": 1}),
+        json!(null),
+    ] {
+        let r = gw
+            .post("/v1/embeddings", json!({"model": "m", "input": bad}))
+            .await;
         assert_eq!(r.status(), 400, "input {bad}");
         assert_eq!(error_of(r).await["param"], "input");
     }
-    let r = gw.post("/v1/embeddings", json!({"model": "m", "input": "x", "encoding_format": "int8"})).await;
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            json!({"model": "m", "input": "x", "encoding_format": "int8"}),
+        )
+        .await;
     assert_eq!(r.status(), 400);
 
     let r = gw.get("/v1/chat/completions").await;
@@ -221,7 +269,10 @@ async fn bad_input_gets_openai_errors_with_the_right_status() {
 async fn secrets_never_leak_into_errors_or_metrics() {
     // The upstream rejects our key and echoes nothing; the route then fails.
     let up = FakeUpstream::start(|_, _| async {
-        Reply::Json(401, json!({"error": {"message": "bad key", "type": "invalid_request_error"}}))
+        Reply::Json(
+            401,
+            json!({"error": {"message": "bad key", "type": "invalid_request_error"}}),
+        )
     })
     .await;
     let gw = gateway(&format!(
@@ -230,14 +281,23 @@ async fn secrets_never_leak_into_errors_or_metrics() {
     ))
     .await;
     let r = gw.chat("m", "hi").await;
-    assert_eq!(r.status(), 502, "a provider auth failure is the gateway's problem, not the client's");
+    assert_eq!(
+        r.status(),
+        502,
+        "a provider auth failure is the gateway's problem, not the client's"
+    );
     let text = r.text().await.unwrap();
     assert!(!text.contains(TEST_KEY), "{text}");
     let metrics = gw.metrics().await;
     assert!(!metrics.contains(TEST_KEY));
     assert!(!metrics.contains("admin-token-123"));
     // Admin requires its token.
-    let r = gw.http.post(format!("{}/admin/reload", gw.base)).send().await.unwrap();
+    let r = gw
+        .http
+        .post(format!("{}/admin/reload", gw.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let e = error_of(r).await;
     assert!(!e.to_string().contains("admin-token-123"));
@@ -264,6 +324,10 @@ async fn upstream_client_errors_pass_through_unchanged() {
     let e = error_of(r).await;
     assert_eq!(e["message"], "max_tokens is too large");
     assert_eq!(e["param"], "max_tokens");
-    assert_eq!(up.calls(), 1, "a malformed request is neither retried nor failed over");
+    assert_eq!(
+        up.calls(),
+        1,
+        "a malformed request is neither retried nor failed over"
+    );
     gw.stop().await;
 }

@@ -27,7 +27,8 @@ async fn chat_cache_hits_on_identical_requests_only() {
         providers_yaml(&[&up], "")
     ))
     .await;
-    let a = json!({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": "same"}]});
+    let a =
+        json!({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": "same"}]});
     let r1 = gw.post("/v1/chat/completions", a.clone()).await;
     assert_eq!(r1.headers()["x-switchyard-cache"], "miss");
     let b1 = r1.text().await.unwrap();
@@ -43,7 +44,10 @@ async fn chat_cache_hits_on_identical_requests_only() {
     // Any difference in the request is a different entry.
     let mut c = a.clone();
     c["temperature"] = json!(1);
-    assert_eq!(gw.post("/v1/chat/completions", c).await.headers()["x-switchyard-cache"], "miss");
+    assert_eq!(
+        gw.post("/v1/chat/completions", c).await.headers()["x-switchyard-cache"],
+        "miss"
+    );
     assert_eq!(up.calls(), 2);
     // Client opt-out.
     let r = gw
@@ -60,8 +64,16 @@ async fn chat_cache_hits_on_identical_requests_only() {
     gw.chat("nocache", "x").await;
     gw.chat("nocache", "x").await;
     assert_eq!(up.calls(), 5);
-    assert_eq!(gw.metric(r#"switchyard_cache_hits_total{kind="chat",route="m"}"#).await, 1.0);
-    assert_eq!(gw.metric(r#"switchyard_cache_misses_total{kind="chat",route="m"}"#).await, 2.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_cache_hits_total{kind="chat",route="m"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_cache_misses_total{kind="chat",route="m"}"#)
+            .await,
+        2.0
+    );
     assert!(gw.metric("switchyard_cache_bytes").await > 0.0);
     gw.stop().await;
 }
@@ -69,8 +81,14 @@ async fn chat_cache_hits_on_identical_requests_only() {
 #[tokio::test]
 async fn errors_are_not_cached() {
     let up = FakeUpstream::start(|s, n| async move {
-        if n == 1 { Reply::Json(400, json!({"error": {"message": "no", "type": "invalid_request_error"}})) }
-        else { Reply::Json(200, chat_reply(&s.body, "ok")) }
+        if n == 1 {
+            Reply::Json(
+                400,
+                json!({"error": {"message": "no", "type": "invalid_request_error"}}),
+            )
+        } else {
+            Reply::Json(200, chat_reply(&s.body, "ok"))
+        }
     })
     .await;
     let gw = gateway(&format!(
@@ -106,7 +124,14 @@ async fn identical_concurrent_requests_share_one_upstream_call() {
                 .send()
                 .await
                 .unwrap();
-            (r.status(), r.headers()["x-switchyard-cache"].to_str().unwrap().to_string(), r.text().await.unwrap())
+            (
+                r.status(),
+                r.headers()["x-switchyard-cache"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+                r.text().await.unwrap(),
+            )
         }));
     }
     let mut bodies = vec![];
@@ -137,7 +162,11 @@ async fn identical_concurrent_requests_share_one_upstream_call() {
         assert_eq!(t.await.unwrap(), 200);
     }
     assert_eq!(up.calls(), 2);
-    assert!(gw.metric(r#"switchyard_coalesced_requests_total{kind="chat",route="m"}"#).await >= 7.0);
+    assert!(
+        gw.metric(r#"switchyard_coalesced_requests_total{kind="chat",route="m"}"#)
+            .await
+            >= 7.0
+    );
     gw.stop().await;
 }
 
@@ -158,17 +187,37 @@ async fn embedding_cache_is_per_item_and_sends_only_misses() {
     let expected: Vec<Vec<f32>> = items.iter().map(|i| expected_vector(&json!(i))).collect();
     assert_eq!(vectors(&body), expected);
     let last = up.requests().pop().unwrap();
-    assert_eq!(last.body["input"], json!(["c", "d"]), "only unique misses go upstream");
-    assert_eq!(body["usage"]["prompt_tokens"], 4, "usage counts what was sent upstream");
+    assert_eq!(
+        last.body["input"],
+        json!(["c", "d"]),
+        "only unique misses go upstream"
+    );
+    assert_eq!(
+        body["usage"]["prompt_tokens"], 4,
+        "usage counts what was sent upstream"
+    );
     let r = gw.embed("e", json!(["d", "a"])).await;
     assert_eq!(r.headers()["x-switchyard-cache"], "hit");
     assert_eq!(up.calls(), 2);
     // Different parameters are different entries.
-    let r = gw.post("/v1/embeddings", json!({"model": "e", "input": ["a"], "dimensions": 3})).await;
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            json!({"model": "e", "input": ["a"], "dimensions": 3}),
+        )
+        .await;
     assert_eq!(r.headers()["x-switchyard-cache"], "miss");
     // Per input: hits b,a then d,a; misses a,b then c,d,c then a(dimensions).
-    assert_eq!(gw.metric(r#"switchyard_cache_hits_total{kind="embeddings",route="e"}"#).await, 4.0);
-    assert_eq!(gw.metric(r#"switchyard_cache_misses_total{kind="embeddings",route="e"}"#).await, 6.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_cache_hits_total{kind="embeddings",route="e"}"#)
+            .await,
+        4.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_cache_misses_total{kind="embeddings",route="e"}"#)
+            .await,
+        6.0
+    );
     gw.stop().await;
 }
 
@@ -176,8 +225,16 @@ async fn embedding_cache_is_per_item_and_sends_only_misses() {
 async fn fan_out_splits_runs_in_parallel_and_reassembles_in_order() {
     let up = FakeUpstream::start(|s, _| async move {
         // Later sub-batches answer faster, so they finish out of order.
-        let first = s.body["input"][0].as_str().unwrap_or("i00").trim_start_matches('i').parse::<u64>().unwrap_or(0);
-        Reply::After(Duration::from_millis(200 - first * 5), Box::new(default_reply(&s)))
+        let first = s.body["input"][0]
+            .as_str()
+            .unwrap_or("i00")
+            .trim_start_matches('i')
+            .parse::<u64>()
+            .unwrap_or(0);
+        Reply::After(
+            Duration::from_millis(200 - first * 5),
+            Box::new(default_reply(&s)),
+        )
     })
     .await;
     let gw = gateway(&format!(
@@ -188,7 +245,10 @@ async fn fan_out_splits_runs_in_parallel_and_reassembles_in_order() {
     let items: Vec<String> = (0..22).map(|i| format!("i{i:02}")).collect();
     let r = gw.embed("e", json!(items)).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("x-switchyard-cache").is_none(), "cache off for this route");
+    assert!(
+        r.headers().get("x-switchyard-cache").is_none(),
+        "cache off for this route"
+    );
     let body: Value = r.json().await.unwrap();
     let expected: Vec<Vec<f32>> = items.iter().map(|i| expected_vector(&json!(i))).collect();
     assert_eq!(vectors(&body), expected);
@@ -196,15 +256,32 @@ async fn fan_out_splits_runs_in_parallel_and_reassembles_in_order() {
     assert_eq!(body["usage"]["total_tokens"], 44);
     let reqs = up.requests();
     assert_eq!(reqs.len(), 6, "22 inputs in sub-batches of 4");
-    assert!(reqs.iter().all(|s| s.body["input"].as_array().unwrap().len() <= 4));
+    assert!(
+        reqs.iter()
+            .all(|s| s.body["input"].as_array().unwrap().len() <= 4)
+    );
     let mut sent: Vec<String> = reqs
         .iter()
-        .flat_map(|s| s.body["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+        .flat_map(|s| {
+            s.body["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+        })
         .collect();
     sent.sort();
     assert_eq!(sent, items);
-    assert_eq!(up.peak_concurrency(), 3, "parallel, bounded by max_concurrency");
-    assert_eq!(gw.metric(r#"switchyard_fanout_sub_batches_total{route="e"}"#).await, 6.0);
+    assert_eq!(
+        up.peak_concurrency(),
+        3,
+        "parallel, bounded by max_concurrency"
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_fanout_sub_batches_total{route="e"}"#)
+            .await,
+        6.0
+    );
     gw.stop().await;
 }
 
@@ -233,7 +310,11 @@ async fn a_failing_sub_batch_fails_over_on_its_own() {
     assert_eq!(vectors(&body), expected);
     assert_eq!(p1.calls(), 1, "only the failing sub-batch moved");
     assert_eq!(p1.requests()[0].body["input"], json!(["c", "bad"]));
-    assert_eq!(p0.calls(), 4, "two good sub-batches + two tries of the bad one");
+    assert_eq!(
+        p0.calls(),
+        4,
+        "two good sub-batches + two tries of the bad one"
+    );
     gw.stop().await;
 }
 

@@ -16,7 +16,8 @@ fn route(targets: &[&str], extra: &str) -> String {
     y
 }
 
-const FAST_RETRY: &str = "    retry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n";
+const FAST_RETRY: &str =
+    "    retry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n";
 
 async fn wait_for_calls(up: &FakeUpstream, n: usize) {
     for _ in 0..500 {
@@ -32,28 +33,47 @@ async fn wait_for_calls(up: &FakeUpstream, n: usize) {
 async fn retries_with_backoff_honouring_retry_after() {
     let up = FakeUpstream::start(|s, n| async move {
         if n <= 2 {
-            Reply::JsonHeaders(503, json!({"error": {"message": "busy", "type": "server_error"}}),
-                vec![("retry-after-ms", "30".into())])
+            Reply::JsonHeaders(
+                503,
+                json!({"error": {"message": "busy", "type": "server_error"}}),
+                vec![("retry-after-ms", "30".into())],
+            )
         } else {
             Reply::Json(200, chat_reply(&s.body, "third"))
         }
     })
     .await;
-    let gw = gateway(&format!("{}{}{FAST_RETRY}", providers_yaml(&[&up], ""), route(&["p0"], ""))).await;
+    let gw = gateway(&format!(
+        "{}{}{FAST_RETRY}",
+        providers_yaml(&[&up], ""),
+        route(&["p0"], "")
+    ))
+    .await;
     let r = gw.chat("m", "hi").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-attempts"], "3");
     assert_eq!(up.calls(), 3);
-    assert_eq!(gw.metric(r#"switchyard_retries_total{provider="p0",route="m"}"#).await, 2.0);
-    assert_eq!(gw.metric(r#"switchyard_upstream_requests_total{outcome="status_5xx",provider="p0"}"#).await, 2.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_retries_total{provider="p0",route="m"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_upstream_requests_total{outcome="status_5xx",provider="p0"}"#)
+            .await,
+        2.0
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn retry_after_beyond_the_cap_fails_over_instead_of_waiting() {
     let slow = FakeUpstream::start(|_, _| async {
-        Reply::JsonHeaders(429, json!({"error": {"message": "slow down", "type": "rate_limit_error"}}),
-            vec![("retry-after", "120".into())])
+        Reply::JsonHeaders(
+            429,
+            json!({"error": {"message": "slow down", "type": "rate_limit_error"}}),
+            vec![("retry-after", "120".into())],
+        )
     })
     .await;
     let ok = FakeUpstream::openai().await;
@@ -68,22 +88,39 @@ async fn retry_after_beyond_the_cap_fails_over_instead_of_waiting() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "p1");
     assert_eq!(slow.calls(), 1);
-    assert!(start.elapsed() < Duration::from_secs(60), "did not wait out Retry-After");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "did not wait out Retry-After"
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn fails_over_to_the_next_target() {
-    let bad = FakeUpstream::start(|_, _| async { Reply::Json(500, json!({"error": {"message": "boom", "type": "server_error"}})) }).await;
+    let bad = FakeUpstream::start(|_, _| async {
+        Reply::Json(
+            500,
+            json!({"error": {"message": "boom", "type": "server_error"}}),
+        )
+    })
+    .await;
     let good = FakeUpstream::openai().await;
-    let gw = gateway(&format!("{}{}{FAST_RETRY}", providers_yaml(&[&bad, &good], ""), route(&["p0", "p1"], ""))).await;
+    let gw = gateway(&format!(
+        "{}{}{FAST_RETRY}",
+        providers_yaml(&[&bad, &good], ""),
+        route(&["p0", "p1"], "")
+    ))
+    .await;
     let r = gw.chat("m", "hi").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "p1");
     assert_eq!(r.headers()["x-switchyard-attempts"], "4");
     assert_eq!(bad.calls(), 3);
     assert_eq!(good.calls(), 1);
-    assert_eq!(gw.metric(r#"switchyard_failovers_total{route="m"}"#).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_failovers_total{route="m"}"#).await,
+        1.0
+    );
     gw.stop().await;
 }
 
@@ -104,8 +141,15 @@ async fn all_targets_failing_is_a_502_naming_each_failure() {
     assert_eq!(r.status(), 502);
     let e = error_of(r).await;
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("p0: status 503") && msg.contains("dead: connection failed"), "{msg}");
-    assert_eq!(gw.metric(r#"switchyard_upstream_requests_total{outcome="connect_error",provider="dead"}"#).await, 1.0);
+    assert!(
+        msg.contains("p0: status 503") && msg.contains("dead: connection failed"),
+        "{msg}"
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_upstream_requests_total{outcome="connect_error",provider="dead"}"#)
+            .await,
+        1.0
+    );
     gw.stop().await;
 }
 
@@ -115,7 +159,10 @@ async fn circuit_breaker_opens_and_skips_the_provider() {
     let good = FakeUpstream::openai().await;
     let gw = gateway(&format!(
         "{}{}    retry: {{ max_attempts: 1 }}\n",
-        providers_yaml(&[&bad, &good], "    breaker: { failure_threshold: 2, open_for: 1h }\n"),
+        providers_yaml(
+            &[&bad, &good],
+            "    breaker: { failure_threshold: 2, open_for: 1h }\n"
+        ),
         route(&["p0", "p1"], "")
     ))
     .await;
@@ -124,10 +171,26 @@ async fn circuit_breaker_opens_and_skips_the_provider() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-switchyard-provider"], "p1");
     }
-    assert_eq!(bad.calls(), 2, "after 2 failures the breaker keeps traffic off p0");
-    assert_eq!(gw.metric(r#"switchyard_breaker_state{provider="p0"}"#).await, 1.0);
-    assert_eq!(gw.metric(r#"switchyard_breaker_state{provider="p1"}"#).await, 0.0);
-    assert_eq!(gw.metric(r#"switchyard_upstream_requests_total{outcome="breaker_open",provider="p0"}"#).await, 3.0);
+    assert_eq!(
+        bad.calls(),
+        2,
+        "after 2 failures the breaker keeps traffic off p0"
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_breaker_state{provider="p0"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_breaker_state{provider="p1"}"#)
+            .await,
+        0.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_upstream_requests_total{outcome="breaker_open",provider="p0"}"#)
+            .await,
+        3.0
+    );
     gw.stop().await;
 }
 
@@ -136,7 +199,10 @@ async fn every_breaker_open_is_a_503() {
     let bad = FakeUpstream::start(|_, _| async { Reply::Json(502, json!({})) }).await;
     let gw = gateway(&format!(
         "{}{}    retry: {{ max_attempts: 1 }}\n",
-        providers_yaml(&[&bad], "    breaker: { failure_threshold: 1, open_for: 1h }\n"),
+        providers_yaml(
+            &[&bad],
+            "    breaker: { failure_threshold: 1, open_for: 1h }\n"
+        ),
         route(&["p0"], "")
     ))
     .await;
@@ -168,14 +234,26 @@ async fn per_client_limit_returns_429_with_retry_after() {
     assert_eq!(send("client-a").await.unwrap().status(), 200);
     let r = send("client-a").await.unwrap();
     assert_eq!(r.status(), 429);
-    let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&after), "retry-after {after}");
     let e = error_of(r).await;
     assert_eq!(e["type"], "rate_limit_error");
     assert!(e["message"].as_str().unwrap().contains("client"));
-    assert_eq!(send("client-b").await.unwrap().status(), 200, "keys are limited separately");
+    assert_eq!(
+        send("client-b").await.unwrap().status(),
+        200,
+        "keys are limited separately"
+    );
     assert_eq!(up.calls(), 3);
-    assert_eq!(gw.metric(r#"switchyard_rate_limited_total{scope="client"}"#).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_rate_limited_total{scope="client"}"#)
+            .await,
+        1.0
+    );
     let m = gw.metrics().await;
     assert!(!m.contains("client-a"), "client keys are never labels");
     gw.stop().await;
@@ -189,7 +267,10 @@ async fn route_limit_and_provider_limit() {
         "{}  p1:\n    kind: openai\n    base_url: {}\n\
 routes:\n  limited:\n    targets: [{{provider: p1}}]\n    rate_limit: {{ requests_per_second: 0.1, burst: 1 }}\n\
 \x20 spill:\n    targets: [{{provider: p0}}, {{provider: p1}}]\n",
-        providers_yaml(&[&a], "    rate_limit: { requests_per_second: 0.1, burst: 1 }\n"),
+        providers_yaml(
+            &[&a],
+            "    rate_limit: { requests_per_second: 0.1, burst: 1 }\n"
+        ),
         b.base_url()
     );
     let gw = gateway(&yaml).await;
@@ -197,7 +278,12 @@ routes:\n  limited:\n    targets: [{{provider: p1}}]\n    rate_limit: {{ request
     let r = gw.chat("limited", "2").await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    assert!(error_of(r).await["message"].as_str().unwrap().contains("route"));
+    assert!(
+        error_of(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("route")
+    );
 
     // p0's own limit spills the second request over to p1.
     let r1 = gw.chat("spill", "1").await;
@@ -206,14 +292,21 @@ routes:\n  limited:\n    targets: [{{provider: p1}}]\n    rate_limit: {{ request
     assert_eq!(r2.status(), 200);
     assert_eq!(r2.headers()["x-switchyard-provider"], "p1");
     assert_eq!(a.calls(), 1);
-    assert_eq!(gw.metric(r#"switchyard_rate_limited_total{scope="provider"}"#).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_rate_limited_total{scope="provider"}"#)
+            .await,
+        1.0
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn first_byte_timeout_fails_over_and_alone_is_a_504() {
     let slow = FakeUpstream::start(|s, _| async move {
-        Reply::After(Duration::from_secs(5), Box::new(Reply::Json(200, chat_reply(&s.body, "slow"))))
+        Reply::After(
+            Duration::from_secs(5),
+            Box::new(Reply::Json(200, chat_reply(&s.body, "slow"))),
+        )
     })
     .await;
     let fast = FakeUpstream::openai().await;
@@ -230,7 +323,11 @@ async fn first_byte_timeout_fails_over_and_alone_is_a_504() {
     let r = gw.chat("alone", "hi").await;
     assert_eq!(r.status(), 504);
     assert_eq!(error_of(r).await["code"], "upstream_timeout");
-    assert_eq!(gw.metric(r#"switchyard_upstream_requests_total{outcome="timeout",provider="p0"}"#).await, 2.0);
+    assert_eq!(
+        gw.metric(r#"switchyard_upstream_requests_total{outcome="timeout",provider="p0"}"#)
+            .await,
+        2.0
+    );
     gw.stop().await;
 }
 
@@ -238,7 +335,10 @@ async fn first_byte_timeout_fails_over_and_alone_is_a_504() {
 async fn total_timeout_cuts_a_stalled_body() {
     // Headers arrive at once, the stream then stalls past `total`.
     let up = FakeUpstream::start(|_, _| async {
-        Reply::Sse(vec!["data: {}\n\n".into(), "data: [DONE]\n\n".into()], Duration::from_secs(3))
+        Reply::Sse(
+            vec!["data: {}\n\n".into(), "data: [DONE]\n\n".into()],
+            Duration::from_secs(3),
+        )
     })
     .await;
     let gw = gateway(&format!(
@@ -257,10 +357,19 @@ async fn total_timeout_cuts_a_stalled_body() {
 #[tokio::test]
 async fn upstream_429_everywhere_becomes_a_429_with_retry_after() {
     let up = FakeUpstream::start(|_, _| async {
-        Reply::JsonHeaders(429, json!({"error": {"message": "quota", "type": "rate_limit_error"}}), vec![("retry-after", "0".into())])
+        Reply::JsonHeaders(
+            429,
+            json!({"error": {"message": "quota", "type": "rate_limit_error"}}),
+            vec![("retry-after", "0".into())],
+        )
     })
     .await;
-    let gw = gateway(&format!("{}{}    retry: {{ max_attempts: 2, initial_backoff: 10ms }}\n", providers_yaml(&[&up], ""), route(&["p0"], ""))).await;
+    let gw = gateway(&format!(
+        "{}{}    retry: {{ max_attempts: 2, initial_backoff: 10ms }}\n",
+        providers_yaml(&[&up], ""),
+        route(&["p0"], "")
+    ))
+    .await;
     let r = gw.chat("m", "hi").await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
@@ -281,7 +390,12 @@ async fn weighted_strategy_spreads_load() {
         assert_eq!(gw.chat("m", "hi").await.status(), 200);
     }
     // Each side is chosen with p=1/2 per request; both unused has p=2^-39.
-    assert!(a.calls() > 0 && b.calls() > 0, "{} / {}", a.calls(), b.calls());
+    assert!(
+        a.calls() > 0 && b.calls() > 0,
+        "{} / {}",
+        a.calls(),
+        b.calls()
+    );
     assert_eq!(a.calls() + b.calls(), 40);
     gw.stop().await;
 }
@@ -289,7 +403,10 @@ async fn weighted_strategy_spreads_load() {
 #[tokio::test]
 async fn gateway_concurrency_limit_sheds_load_with_503() {
     let up = FakeUpstream::start(|s, _| async move {
-        Reply::After(Duration::from_millis(400), Box::new(Reply::Json(200, chat_reply(&s.body, "x"))))
+        Reply::After(
+            Duration::from_millis(400),
+            Box::new(Reply::Json(200, chat_reply(&s.body, "x"))),
+        )
     })
     .await;
     let gw = gateway(&format!(

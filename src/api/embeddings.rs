@@ -103,7 +103,7 @@ impl EmbeddingsRequest {
             }
         };
         if let Some(d) = body.get("dimensions")
-            && !d.as_u64().is_some_and(|d| d >= 1)
+            && d.as_u64().is_none_or(|d| d < 1)
         {
             return Err(GatewayError::invalid_param(
                 "dimensions",

@@ -28,7 +28,10 @@ pub enum ErrorKind {
     GatewayTimeout,
     /// An upstream rejected the request itself (4xx); its status and body go
     /// back to the client unchanged.
-    Upstream { status: u16, body: Bytes },
+    Upstream {
+        status: u16,
+        body: Bytes,
+    },
     Internal,
 }
 

@@ -46,7 +46,10 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                     let k = key.clone();
                     let task = tokio::spawn(async move {
                         let result = work.await;
-                        inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&k);
+                        inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&k);
                         result
                     });
                     let flight = async move {

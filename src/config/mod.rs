@@ -117,15 +117,18 @@ pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigError
         match serde_saphyr::from_str::<raw::RawFile>(&src.text) {
             Ok(raw) => files.push((src.name.clone(), raw)),
             Err(e) => {
-                let location = match e.location() {
-                    Some(l) => format!("{}:{}", src.name, l.line()),
-                    None => src.name.clone(),
+                let message = first_line(&e.to_string());
+                let message = message.trim_start_matches("error: ");
+                let (location, message) = match e.location() {
+                    Some(l) => (
+                        format!("{}:{}:{}", src.name, l.line(), l.column()),
+                        strip_position(message),
+                    ),
+                    None => (src.name.clone(), message),
                 };
                 errors.0.push(ConfigError {
                     location,
-                    message: first_line(&e.to_string())
-                        .trim_start_matches("error: ")
-                        .to_string(),
+                    message: message.to_string(),
                 });
             }
         }
@@ -148,6 +151,17 @@ fn is_blank(text: &str) -> bool {
         let l = l.trim();
         l.is_empty() || l.starts_with('#') || l == "---"
     })
+}
+
+/// Drops a leading `line N column M: ` (the location already says it).
+fn strip_position(message: &str) -> &str {
+    match message
+        .strip_prefix("line ")
+        .and_then(|m| m.split_once(": "))
+    {
+        Some((pos, rest)) if pos.contains("column") => rest,
+        _ => message,
+    }
 }
 
 fn first_line(message: &str) -> String {

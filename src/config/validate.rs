@@ -213,7 +213,8 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
             let loc = at(file, c, "cache");
             let max_bytes = match c.value.max_bytes {
                 Some(0) => {
-                    cx.errors.push(format!("{loc}.max_bytes"), "must be at least 1");
+                    cx.errors
+                        .push(format!("{loc}.max_bytes"), "must be at least 1");
                     0
                 }
                 Some(v) => v,
@@ -234,7 +235,10 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
         },
     };
     let client_limit = m.limits.as_ref().and_then(|(file, l)| {
-        cx.rate(&format!("{}.per_client", at(file, l, "limits")), &l.value.per_client)
+        cx.rate(
+            &format!("{}.per_client", at(file, l, "limits")),
+            &l.value.per_client,
+        )
     });
 
     let mut providers = BTreeMap::new();
@@ -264,7 +268,10 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
 }
 
 fn server_settings(cx: &mut Ctx, loc: &str, s: &RawServer) -> ServerSettings {
-    let listen = s.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = s
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     if listen.parse::<std::net::SocketAddr>().is_err() {
         cx.errors.push(
             format!("{loc}.listen"),
@@ -273,7 +280,8 @@ fn server_settings(cx: &mut Ctx, loc: &str, s: &RawServer) -> ServerSettings {
     }
     let max_body_bytes = match s.max_body_bytes {
         Some(0) => {
-            cx.errors.push(format!("{loc}.max_body_bytes"), "must be at least 1");
+            cx.errors
+                .push(format!("{loc}.max_body_bytes"), "must be at least 1");
             0
         }
         Some(v) => v,
@@ -385,11 +393,7 @@ fn provider(cx: &mut Ctx, loc: &str, name: &str, p: &RawProvider) -> Option<Prov
                 latency,
                 failure_rate,
                 failure_status,
-                embedding_dims: cx.positive(
-                    &format!("{loc}.embedding_dims"),
-                    p.embedding_dims,
-                    16,
-                ),
+                embedding_dims: cx.positive(&format!("{loc}.embedding_dims"), p.embedding_dims, 16),
             })
         }
         Some(other) => {
@@ -442,11 +446,8 @@ fn provider(cx: &mut Ctx, loc: &str, name: &str, p: &RawProvider) -> Option<Prov
         ) as u32,
     };
     let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &p.rate_limit);
-    let max_batch_inputs = cx.positive(
-        &format!("{loc}.max_batch_inputs"),
-        p.max_batch_inputs,
-        2048,
-    );
+    let max_batch_inputs =
+        cx.positive(&format!("{loc}.max_batch_inputs"), p.max_batch_inputs, 2048);
     (cx.errors.0.len() == errors_before).then(|| ProviderSpec {
         name: name.to_string(),
         kind,
@@ -528,8 +529,10 @@ fn route(
     let rr = r.retry.as_ref();
     let max_attempts = rr.and_then(|r| r.max_attempts).unwrap_or(3);
     if !(1..=10).contains(&max_attempts) {
-        cx.errors
-            .push(format!("{loc}.retry.max_attempts"), "must be between 1 and 10");
+        cx.errors.push(
+            format!("{loc}.retry.max_attempts"),
+            "must be between 1 and 10",
+        );
     }
     let retry = RetrySpec {
         max_attempts,

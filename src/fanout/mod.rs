@@ -66,14 +66,21 @@ mod tests {
         })
         .await;
         let out = out.unwrap();
-        assert_eq!(out, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8], vec![9]]);
+        assert_eq!(
+            out,
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8], vec![9]]
+        );
         assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn first_error_fails_the_whole_batch() {
         let out: Result<Vec<usize>, String> = fan_out(vec![1, 2, 3, 4], 1, 4, |c| async move {
-            if c[0] == 3 { Err("boom".to_string()) } else { Ok(c[0]) }
+            if c[0] == 3 {
+                Err("boom".to_string())
+            } else {
+                Ok(c[0])
+            }
         })
         .await;
         assert_eq!(out.unwrap_err(), "boom");

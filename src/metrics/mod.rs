@@ -7,8 +7,8 @@
 //! raw client input, and client keys are never labels.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Label used when a request names no configured route.
@@ -47,18 +47,24 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
         let breaker_state = IntGaugeVec::new(
@@ -125,7 +131,10 @@ impl Metrics {
                 "Cache misses (chat: per request; embeddings: per input).",
                 &["route", "kind"],
             ),
-            cache_bytes: gauge("switchyard_cache_bytes", "Bytes held by the response cache."),
+            cache_bytes: gauge(
+                "switchyard_cache_bytes",
+                "Bytes held by the response cache.",
+            ),
             cache_entries: gauge("switchyard_cache_entries", "Entries in the response cache."),
             coalesced: counter(
                 "switchyard_coalesced_requests_total",
@@ -146,7 +155,9 @@ impl Metrics {
                 "switchyard_fanout_batch_inputs",
                 "Inputs per embedding request sent upstream after cache lookup.",
                 &["route"],
-                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0],
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+                ],
             ),
             reloads: counter(
                 "switchyard_policy_reloads_total",

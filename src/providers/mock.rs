@@ -85,14 +85,23 @@ impl MockProvider {
                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
             Ok(Bytes::from(format!("data: {c}\n\n")))
         };
-        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+        let mut events = vec![chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
         for (i, word) in content.split(' ').enumerate() {
-            let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
+            let piece = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
             events.push(chunk(json!({"content": piece}), Value::Null));
         }
         events.push(chunk(json!({}), json!("stop")));
         events.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
-        Ok(ChatReply::Stream(futures_util::stream::iter(events).boxed()))
+        Ok(ChatReply::Stream(
+            futures_util::stream::iter(events).boxed(),
+        ))
     }
 
     pub async fn embed(
@@ -130,12 +139,17 @@ impl MockProvider {
 /// A deterministic unit vector for `text`.
 pub fn mock_vector(text: &str, dims: usize) -> Vec<f32> {
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let seed = text
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let mut rng = fastrand::Rng::with_seed(seed);
     let v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     v.into_iter().map(|x| x / norm).collect()
 }
 

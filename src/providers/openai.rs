@@ -55,7 +55,11 @@ impl OpenAiProvider {
         })
     }
 
-    async fn send(&self, path: &str, body: &Value) -> Result<(reqwest::Response, Instant), UpstreamError> {
+    async fn send(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(reqwest::Response, Instant), UpstreamError> {
         let start = Instant::now();
         let total_deadline = start + self.timeouts.total;
         let first_byte = (start + self.timeouts.first_byte).min(total_deadline);
@@ -67,7 +71,11 @@ impl OpenAiProvider {
             .send();
         let response = match timeout_at(first_byte, request).await {
             Err(_) => {
-                let which = if first_byte == total_deadline { "total" } else { "first_byte" };
+                let which = if first_byte == total_deadline {
+                    "total"
+                } else {
+                    "first_byte"
+                };
                 return Err(UpstreamError::Timeout(which));
             }
             Ok(Err(e)) => return Err(classify(e)),
@@ -99,9 +107,8 @@ impl OpenAiProvider {
         if !stream {
             return read_all(response, deadline).await.map(ChatReply::Full);
         }
-        let chunks = futures_util::stream::unfold(
-            Some(response.bytes_stream()),
-            move |state| async move {
+        let chunks =
+            futures_util::stream::unfold(Some(response.bytes_stream()), move |state| async move {
                 let mut s = state?;
                 match timeout_at(deadline, s.next()).await {
                     Err(_) => Some((Err(UpstreamError::Timeout("total")), None)),
@@ -109,8 +116,7 @@ impl OpenAiProvider {
                     Ok(Some(Err(e))) => Some((Err(classify(e)), None)),
                     Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(s))),
                 }
-            },
-        );
+            });
         Ok(ChatReply::Stream(chunks.boxed()))
     }
 

@@ -238,6 +238,9 @@ mod tests {
         probe.failure();
         assert_eq!(b.state(), BreakerState::Open);
         let text = b.metrics.render();
-        assert!(text.contains("switchyard_breaker_state{provider=\"p\"} 1"), "{text}");
+        assert!(
+            text.contains("switchyard_breaker_state{provider=\"p\"} 1"),
+            "{text}"
+        );
     }
 }

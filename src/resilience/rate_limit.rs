@@ -111,7 +111,10 @@ mod tests {
             assert!(l.check().is_ok());
         }
         let wait = l.check().unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(l.check().is_ok());
         assert!(l.check().is_err());

@@ -103,8 +103,18 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls.get(), 4);
-        assert_eq!(delays, [100, 200, 400].map(Duration::from_millis));
-        assert_eq!(start.elapsed(), Duration::from_millis(700));
+        // backon multiplies in f32: allow microsecond rounding.
+        let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(1);
+        assert_eq!(delays.len(), 3);
+        for (d, want) in delays.iter().zip([100, 200, 400]) {
+            assert!(close(*d, Duration::from_millis(want)), "{delays:?}");
+        }
+        // The timer wheel has millisecond resolution.
+        let slept = start.elapsed();
+        assert!(
+            slept >= Duration::from_millis(700) && slept <= Duration::from_millis(703),
+            "{slept:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

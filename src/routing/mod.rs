@@ -167,15 +167,24 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
         .collect::<Vec<_>>()
         .join("; ");
     let message = format!("All targets for model `{route}` failed ({summary}).");
-    let all = |f: fn(&UpstreamError) -> bool| !failures.is_empty() && failures.iter().all(|(_, e)| f(e));
+    let all =
+        |f: fn(&UpstreamError) -> bool| !failures.is_empty() && failures.iter().all(|(_, e)| f(e));
     if failures.is_empty() {
-        return GatewayError::new(ErrorKind::Unavailable, format!("Model `{route}` has no usable target."))
-            .with_code("no_target");
+        return GatewayError::new(
+            ErrorKind::Unavailable,
+            format!("Model `{route}` has no usable target."),
+        )
+        .with_code("no_target");
     }
     if all(|e| matches!(e, UpstreamError::BreakerOpen)) {
         return GatewayError::new(ErrorKind::Unavailable, message).with_code("circuit_open");
     }
-    if all(|e| matches!(e, UpstreamError::RateLimited(_) | UpstreamError::BreakerOpen)) {
+    if all(|e| {
+        matches!(
+            e,
+            UpstreamError::RateLimited(_) | UpstreamError::BreakerOpen
+        )
+    }) {
         let wait = failures
             .iter()
             .filter_map(|(_, e)| match e {
@@ -191,8 +200,13 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
         UpstreamError::Timeout(_) => {
             GatewayError::new(ErrorKind::GatewayTimeout, message).with_code("upstream_timeout")
         }
-        UpstreamError::Status { status: 429, retry_after, .. } => {
-            let mut e = GatewayError::new(ErrorKind::RateLimited, message).with_code("upstream_rate_limited");
+        UpstreamError::Status {
+            status: 429,
+            retry_after,
+            ..
+        } => {
+            let mut e = GatewayError::new(ErrorKind::RateLimited, message)
+                .with_code("upstream_rate_limited");
             e.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
             e
         }

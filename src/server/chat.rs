@@ -25,7 +25,10 @@ use crate::metrics::{Metrics, UNKNOWN_ROUTE};
 use crate::providers::ChatReply;
 use crate::routing::{RouteHandle, execute};
 
-pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> (String, Result<Response<Body>, GatewayError>) {
+pub async fn handle(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> (String, Result<Response<Body>, GatewayError>) {
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await {
         Ok(b) => b,
@@ -46,7 +49,11 @@ pub(super) fn check_route_limit(ctx: &Ctx, route: &RouteHandle) -> Result<(), Ga
     if let Some(limiter) = &route.limiter
         && let Err(wait) = limiter.check()
     {
-        ctx.state.metrics.rate_limited.with_label_values(&["route"]).inc();
+        ctx.state
+            .metrics
+            .rate_limited
+            .with_label_values(&["route"])
+            .inc();
         return Err(GatewayError::rate_limited("route", wait));
     }
     Ok(())
@@ -93,7 +100,10 @@ async fn serve(
     };
     let (result, leader) = ctx.state.chat_flights.run(flight_key, work).await;
     if leader {
-        metrics.cache_misses.with_label_values(&[&name, "chat"]).inc();
+        metrics
+            .cache_misses
+            .with_label_values(&[&name, "chat"])
+            .inc();
     } else {
         metrics.coalesced.with_label_values(&[&name, "chat"]).inc();
         metrics.cache_hits.with_label_values(&[&name, "chat"]).inc();
@@ -138,7 +148,11 @@ fn reply(done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
     r
 }
 
-async fn stream(ctx: &Ctx, route: &RouteHandle, chat: &ChatRequest) -> Result<Response<Body>, GatewayError> {
+async fn stream(
+    ctx: &Ctx,
+    route: &RouteHandle,
+    chat: &ChatRequest,
+) -> Result<Response<Body>, GatewayError> {
     let served = execute(&ctx.rt.table, route, &ctx.state.metrics, |handle, model| {
         let body = chat.upstream_body(&model);
         async move { handle.provider.chat(&body, true).await }
@@ -169,7 +183,10 @@ async fn stream(ctx: &Ctx, route: &RouteHandle, chat: &ChatRequest) -> Result<Re
     });
     let mut r = Response::new(StreamBody::new(frames).boxed_unsync());
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&served.provider) {
         h.insert("x-switchyard-provider", v);

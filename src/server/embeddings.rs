@@ -26,7 +26,10 @@ use crate::fanout::fan_out;
 use crate::metrics::{Metrics, UNKNOWN_ROUTE};
 use crate::routing::{RouteHandle, execute};
 
-pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> (String, Result<Response<Body>, GatewayError>) {
+pub async fn handle(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> (String, Result<Response<Body>, GatewayError>) {
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await {
         Ok(b) => b,
@@ -40,7 +43,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> (String, Result<Respon
     let Some(route) = ctx.rt.table.routes.get(&request.model).cloned() else {
         return (label, Err(GatewayError::model_not_found(&request.model)));
     };
-    (label, serve(ctx, route, request, wants_no_cache(&parts.headers)).await)
+    (
+        label,
+        serve(ctx, route, request, wants_no_cache(&parts.headers)).await,
+    )
 }
 
 async fn serve(
@@ -80,8 +86,14 @@ async fn serve(
     let missed = slot_of.iter().filter(|s| s.is_some()).count();
     if use_cache {
         let hits = (n - missed) as u64;
-        metrics.cache_hits.with_label_values(&[&name, "embeddings"]).inc_by(hits);
-        metrics.cache_misses.with_label_values(&[&name, "embeddings"]).inc_by(missed as u64);
+        metrics
+            .cache_hits
+            .with_label_values(&[&name, "embeddings"])
+            .inc_by(hits);
+        metrics
+            .cache_misses
+            .with_label_values(&[&name, "embeddings"])
+            .inc_by(missed as u64);
     }
 
     let mut usage = (0, 0);
@@ -105,7 +117,10 @@ async fn serve(
             let (result, leader) = ctx.state.embed_flights.run(key, work).await;
             if !leader {
                 shared = true;
-                metrics.coalesced.with_label_values(&[&name, "embeddings"]).inc();
+                metrics
+                    .coalesced
+                    .with_label_values(&[&name, "embeddings"])
+                    .inc();
             }
             result?
         } else {
@@ -118,10 +133,7 @@ async fn serve(
         }
         usage = (done.prompt_tokens, done.total_tokens);
     }
-    let vectors: Vec<Arc<Vec<f32>>> = vectors
-        .into_iter()
-        .map(|v| v.unwrap_or_default())
-        .collect();
+    let vectors: Vec<Arc<Vec<f32>>> = vectors.into_iter().map(|v| v.unwrap_or_default()).collect();
     let plain: Vec<&[f32]> = vectors.iter().map(|v| v.as_slice()).collect();
     let body = response_body(&name, &plain, request.encoding_format, usage.0, usage.1);
     let mut r = json_response(StatusCode::OK, body);
@@ -154,20 +166,21 @@ async fn fetch(
         .with_label_values(&[name])
         .observe(inputs.len() as f64);
     let batch = route.spec.sub_batch_size();
-    let replies: Vec<EmbedReply> = fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
-        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
-        async move {
-            metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-            let chunk = Arc::new(chunk);
-            let served = execute(&rt.table, route, metrics, |handle, model| {
-                let (chunk, extra) = (Arc::clone(&chunk), extra.clone());
-                async move { handle.provider.embed(&model, &chunk, &extra).await }
-            })
-            .await?;
-            Ok::<_, GatewayError>(served.value)
-        }
-    })
-    .await?;
+    let replies: Vec<EmbedReply> =
+        fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
+            let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+            async move {
+                metrics.fanout_sub_batches.with_label_values(&[name]).inc();
+                let chunk = Arc::new(chunk);
+                let served = execute(&rt.table, route, metrics, |handle, model| {
+                    let (chunk, extra) = (Arc::clone(&chunk), extra.clone());
+                    async move { handle.provider.embed(&model, &chunk, &extra).await }
+                })
+                .await?;
+                Ok::<_, GatewayError>(served.value)
+            }
+        })
+        .await?;
     let mut vectors = Vec::with_capacity(inputs.len());
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
     for reply in replies {

@@ -102,7 +102,11 @@ pub fn wants_no_cache(headers: &http::HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| {
-            v.split(',')
-                .any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+            v.split(',').any(|d| {
+                matches!(
+                    d.trim().to_ascii_lowercase().as_str(),
+                    "no-cache" | "no-store"
+                )
+            })
         })
 }

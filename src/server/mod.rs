@@ -54,11 +54,18 @@ pub struct Gateway {
 
 impl Gateway {
     /// Loads the policy and starts serving; returns once the port is bound.
-    pub async fn start(opts: GatewayOptions, shutdown: CancellationToken) -> Result<Gateway, ConfigErrors> {
+    pub async fn start(
+        opts: GatewayOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, ConfigErrors> {
         let metrics = Arc::new(Metrics::new());
-        let state = Arc::new(AppState::load(opts.policy_dir.clone(), opts.env.clone(), metrics).await?);
+        let state =
+            Arc::new(AppState::load(opts.policy_dir.clone(), opts.env.clone(), metrics).await?);
         let policy = state.runtime.load().policy.clone();
-        let listen = opts.listen.clone().unwrap_or_else(|| policy.server.listen.clone());
+        let listen = opts
+            .listen
+            .clone()
+            .unwrap_or_else(|| policy.server.listen.clone());
         let listener = TcpListener::bind(&listen).await.map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 location: "server.listen".into(),
@@ -98,7 +105,12 @@ impl Gateway {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<AppState>, limit: Arc<Semaphore>, shutdown: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
     let graceful = GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
@@ -117,7 +129,9 @@ async fn serve(listener: TcpListener, state: Arc<AppState>, limit: Arc<Semaphore
         let st = Arc::clone(&state);
         let limited = ServiceBuilder::new()
             .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(Arc::clone(&limit)))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+                Arc::clone(&limit),
+            ))
             .service_fn(move |req: ::http::Request<Incoming>| {
                 let st = Arc::clone(&st);
                 async move { Ok::<_, Infallible>(router::handle(st, peer, req).await) }

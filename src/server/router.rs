@@ -42,7 +42,10 @@ fn client_key(req: &Request<Incoming>, peer: SocketAddr) -> String {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty());
     match bearer {
@@ -64,7 +67,11 @@ fn method_not_allowed(allow: &str) -> GatewayError {
     .with_param(allow)
 }
 
-pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let start = Instant::now();
     let metrics = Arc::clone(&state.metrics);
     metrics.in_flight.inc();
@@ -96,7 +103,11 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
     let method = req.method().clone();
     match path {
         "/v1/chat/completions" | "/v1/embeddings" => {
-            let endpoint = if path.ends_with("embeddings") { "embeddings" } else { "chat" };
+            let endpoint = if path.ends_with("embeddings") {
+                "embeddings"
+            } else {
+                "chat"
+            };
             if method != Method::POST {
                 return (endpoint, none(), Err(method_not_allowed("POST")));
             }
@@ -135,7 +146,11 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
             };
             ("models", route_label(&ctx.rt, Some(id)), result)
         }
-        "/healthz" => ("health", none(), Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#))),
+        "/healthz" => (
+            "health",
+            none(),
+            Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
+        ),
         "/readyz" => {
             let (status, text) = if ctx.state.is_draining() {
                 (StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -143,7 +158,11 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
                 (StatusCode::OK, "ready")
             };
             let body = json!({"status": text, "policy_generation": ctx.rt.generation});
-            ("health", none(), Ok(json_response(status, body.to_string())))
+            (
+                "health",
+                none(),
+                Ok(json_response(status, body.to_string())),
+            )
         }
         "/metrics" => ("metrics", none(), Ok(metrics_response(ctx).await)),
         "/admin/reload" => (
@@ -158,11 +177,10 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
         _ => (
             "other",
             none(),
-            Err(GatewayError::new(
-                ErrorKind::NotFound,
-                format!("Unknown path {path:?}."),
-            )
-            .with_code("unknown_url")),
+            Err(
+                GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))
+                    .with_code("unknown_url"),
+            ),
         ),
     }
 }
@@ -171,7 +189,11 @@ fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
     if let Some(limiter) = &ctx.rt.client_limiter
         && let Err(wait) = limiter.check(&ctx.client_key)
     {
-        ctx.state.metrics.rate_limited.with_label_values(&["client"]).inc();
+        ctx.state
+            .metrics
+            .rate_limited
+            .with_label_values(&["client"])
+            .inc();
         return Err(GatewayError::rate_limited("client", wait));
     }
     Ok(())
@@ -219,19 +241,21 @@ async fn admin_reload(ctx: &Ctx, req: &Request<Incoming>) -> Result<Response<Bod
         .with_code("invalid_admin_token"));
     }
     match ctx.state.reload("admin", true).await {
-        Ok(ReloadOutcome::Reloaded { generation }) | Ok(ReloadOutcome::Unchanged { generation }) => {
-            Ok(json_response(
-                StatusCode::OK,
-                json!({"status": "reloaded", "policy_generation": generation}).to_string(),
-            ))
-        }
+        Ok(ReloadOutcome::Reloaded { generation })
+        | Ok(ReloadOutcome::Unchanged { generation }) => Ok(json_response(
+            StatusCode::OK,
+            json!({"status": "reloaded", "policy_generation": generation}).to_string(),
+        )),
         Err(errors) => {
             let details: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
             let body = json!({"error": {
                 "message": format!("Policy rejected; the previous policy stays in force. {}", details.join("; ")),
                 "type": "invalid_request_error", "param": null, "code": "invalid_policy",
                 "details": details}});
-            Ok(json_response(StatusCode::UNPROCESSABLE_ENTITY, body.to_string()))
+            Ok(json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body.to_string(),
+            ))
         }
     }
 }

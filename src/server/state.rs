@@ -116,7 +116,11 @@ async fn read_sources(dir: PathBuf) -> Result<Vec<Source>, ConfigErrors> {
 
 impl AppState {
     /// Loads the policy folder and builds the first runtime.
-    pub async fn load(policy_dir: PathBuf, env: Env, metrics: Arc<Metrics>) -> Result<Self, ConfigErrors> {
+    pub async fn load(
+        policy_dir: PathBuf,
+        env: Env,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ConfigErrors> {
         let sources = read_sources(policy_dir.clone()).await?;
         let policy = config::load_sources(&sources, &env)?;
         let runtime = build(policy, fingerprint(&sources), 1, None, &metrics)?;
@@ -153,7 +157,14 @@ impl AppState {
             if policy.server.listen != current.policy.server.listen {
                 tracing::warn!("server.listen changed; it takes effect on restart only");
             }
-            build(policy, fp, current.generation + 1, Some(&current), &self.metrics).map(Some)
+            build(
+                policy,
+                fp,
+                current.generation + 1,
+                Some(&current),
+                &self.metrics,
+            )
+            .map(Some)
         }
         .await;
         match result {

@@ -37,7 +37,8 @@ pub enum Reply {
     After(Duration, Box<Reply>),
 }
 
-type Handler = Arc<dyn Fn(Seen, usize) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+type Handler =
+    Arc<dyn Fn(Seen, usize) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
 pub struct FakeUpstream {
     pub addr: SocketAddr,
@@ -67,11 +68,12 @@ fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBo
                 r
             }
             Reply::Sse(events, gap) => {
-                let stream = futures_util::stream::unfold(events.into_iter(), move |mut it| async move {
-                    let e = it.next()?;
-                    tokio::time::sleep(gap).await;
-                    Some((Ok::<_, Infallible>(Frame::data(Bytes::from(e))), it))
-                });
+                let stream =
+                    futures_util::stream::unfold(events.into_iter(), move |mut it| async move {
+                        let e = it.next()?;
+                        tokio::time::sleep(gap).await;
+                        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(e))), it))
+                    });
                 let mut r = hyper::Response::new(StreamBody::new(stream).boxed());
                 r.headers_mut()
                     .insert("content-type", "text/event-stream".parse().unwrap());
@@ -96,40 +98,50 @@ impl FakeUpstream {
         let (s2, l2, p2) = (seen.clone(), live.clone(), peak.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (handler, seen, live, peak) = (handler.clone(), s2.clone(), l2.clone(), p2.clone());
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, seen, live, peak) =
+                    (handler.clone(), s2.clone(), l2.clone(), p2.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (handler, seen, live, peak) =
-                            (handler.clone(), seen.clone(), live.clone(), peak.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let bytes = body.collect().await.unwrap().to_bytes();
-                            let s = Seen {
-                                path: parts.uri.path().to_string(),
-                                headers: parts.headers,
-                                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                            };
-                            let n = {
-                                let mut v = seen.lock().unwrap();
-                                v.push(s.clone());
-                                v.len()
-                            };
-                            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-                            peak.fetch_max(now, Ordering::SeqCst);
-                            let reply = handler(s, n).await;
-                            let resp = to_response(reply).await;
-                            live.fetch_sub(1, Ordering::SeqCst);
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (handler, seen, live, peak) =
+                                (handler.clone(), seen.clone(), live.clone(), peak.clone());
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let bytes = body.collect().await.unwrap().to_bytes();
+                                let s = Seen {
+                                    path: parts.uri.path().to_string(),
+                                    headers: parts.headers,
+                                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                                };
+                                let n = {
+                                    let mut v = seen.lock().unwrap();
+                                    v.push(s.clone());
+                                    v.len()
+                                };
+                                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                                peak.fetch_max(now, Ordering::SeqCst);
+                                let reply = handler(s, n).await;
+                                let resp = to_response(reply).await;
+                                live.fetch_sub(1, Ordering::SeqCst);
+                                Ok::<_, Infallible>(resp)
+                            }
+                        },
+                    );
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
             }
         });
-        FakeUpstream { addr, seen, live, peak }
+        FakeUpstream {
+            addr,
+            seen,
+            live,
+            peak,
+        }
     }
 
     /// Answers chat with [`chat_reply`] and embeddings with [`embeddings_reply`].
@@ -227,7 +239,10 @@ pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
     let mut env = HashMap::new();
     env.insert("TEST_UPSTREAM_KEY".to_string(), TEST_KEY.to_string());
-    env.insert("TEST_ADMIN_TOKEN".to_string(), "admin-token-123".to_string());
+    env.insert(
+        "TEST_ADMIN_TOKEN".to_string(),
+        "admin-token-123".to_string(),
+    );
     let env: switchyard::config::Env = Arc::new(move |k| env.get(k).cloned());
     let shutdown = CancellationToken::new();
     let opts = GatewayOptions {
@@ -260,7 +275,11 @@ impl TestGateway {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn chat(&self, model: &str, text: &str) -> reqwest::Response {
@@ -272,7 +291,8 @@ impl TestGateway {
     }
 
     pub async fn embed(&self, model: &str, input: Value) -> reqwest::Response {
-        self.post("/v1/embeddings", json!({"model": model, "input": input})).await
+        self.post("/v1/embeddings", json!({"model": model, "input": input}))
+            .await
     }
 
     pub async fn metrics(&self) -> String {
@@ -284,7 +304,10 @@ impl TestGateway {
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 
