@@ -1,0 +1,152 @@
+//! Benchmark: latency direct-to-upstream vs through the gateway, and
+//! embedding fan-out vs sequential sub-batches.
+//!
+//! Run: `cargo bench --bench gateway` (env BENCH_REQUESTS, default 2000).
+//! Everything runs on 127.0.0.1: a fake OpenAI-compatible upstream (chat
+//! answers at once; embeddings take EMBED_LATENCY per call) and the gateway
+//! in-process, cache off so every request goes upstream.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use switchyard::server::{Gateway, GatewayOptions};
+use tokio_util::sync::CancellationToken;
+
+const EMBED_LATENCY: Duration = Duration::from_millis(20);
+
+async fn fake_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let path = req.uri().path().to_string();
+                        let body: Value = serde_json::from_slice(
+                            &req.into_body().collect().await.unwrap().to_bytes(),
+                        )
+                        .unwrap_or(Value::Null);
+                        let reply = if path.ends_with("/embeddings") {
+                            tokio::time::sleep(EMBED_LATENCY).await;
+                            let n = body["input"].as_array().map_or(1, Vec::len);
+                            let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, i as f32]})).collect();
+                            json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n}})
+                        } else {
+                            json!({"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
+                               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                        };
+                        let mut r = hyper::Response::new(Full::new(Bytes::from(reply.to_string())));
+                        r.headers_mut()
+                            .insert("content-type", "application/json".parse().unwrap());
+                        Ok::<_, Infallible>(r)
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn measure(client: &reqwest::Client, url: &str, body: &Value, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = client.post(url).json(body).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.unwrap();
+        out.push(start.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn report(name: &str, d: &[Duration]) {
+    let mean = d.iter().sum::<Duration>() / d.len() as u32;
+    println!(
+        "{name:<28} n={:<6} mean={:>8.1?} p50={:>8.1?} p99={:>8.1?}",
+        d.len(),
+        mean,
+        percentile(d, 0.5),
+        percentile(d, 0.99)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let upstream = fake_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bench.yaml"),
+        format!(
+            "limits:\n  per_client: {{ requests_per_second: 1000000, burst: 1000000 }}\n\
+providers:\n  up:\n    kind: openai\n    base_url: {upstream}\n    max_batch_inputs: 16\n\
+routes:\n  chat:\n    targets: [{{provider: up}}]\n\
+\x20 emb-parallel:\n    targets: [{{provider: up}}]\n    fanout: {{ max_concurrency: 16 }}\n\
+\x20 emb-sequential:\n    targets: [{{provider: up}}]\n    fanout: {{ max_concurrency: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let gw = Gateway::start(
+        GatewayOptions {
+            policy_dir: dir.path().to_path_buf(),
+            env: switchyard::config::process_env(),
+            listen: Some("127.0.0.1:0".into()),
+            watch: false,
+            sighup: false,
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let gateway = format!("http://{}/v1", gw.local_addr());
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let chat = json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]});
+
+    println!("== chat latency, sequential requests, keep-alive ==");
+    measure(&client, &format!("{upstream}/chat/completions"), &chat, 100).await; // warm-up
+    measure(&client, &format!("{gateway}/chat/completions"), &chat, 100).await;
+    let direct = measure(&client, &format!("{upstream}/chat/completions"), &chat, n).await;
+    let via = measure(&client, &format!("{gateway}/chat/completions"), &chat, n).await;
+    report("direct to upstream", &direct);
+    report("through switchyard", &via);
+    let p50 = percentile(&via, 0.5).saturating_sub(percentile(&direct, 0.5));
+    println!("gateway overhead at p50: {p50:?}");
+
+    println!(
+        "\n== embeddings: 256 inputs, sub-batches of 16, upstream {EMBED_LATENCY:?} per call =="
+    );
+    let inputs: Vec<String> = (0..256).map(|i| format!("document number {i}")).collect();
+    let rounds = 10;
+    for route in ["emb-parallel", "emb-sequential"] {
+        let body = json!({"model": route, "input": inputs});
+        let d = measure(&client, &format!("{gateway}/embeddings"), &body, rounds).await;
+        report(route, &d);
+    }
+    shutdown.cancel();
+    gw.wait().await;
+}
