@@ -331,3 +331,60 @@ async fn upstream_client_errors_pass_through_unchanged() {
     );
     gw.stop().await;
 }
+
+#[test]
+fn grafana_dashboard_queries_only_metrics_that_exist() {
+    let dash: Value =
+        serde_json::from_str(include_str!("../examples/grafana-dashboard.json")).unwrap();
+    // Give every family one sample so the registry renders all of them.
+    let m = switchyard::metrics::Metrics::new();
+    m.requests.with_label_values(&["chat", "r", "200"]).inc();
+    m.request_duration
+        .with_label_values(&["chat", "r"])
+        .observe(0.1);
+    m.upstream_requests
+        .with_label_values(&["p", "success"])
+        .inc();
+    m.upstream_duration.with_label_values(&["p"]).observe(0.1);
+    m.retries.with_label_values(&["r", "p"]).inc();
+    m.failovers.with_label_values(&["r"]).inc();
+    m.breaker_state.with_label_values(&["p"]).set(0);
+    m.breaker_transitions
+        .with_label_values(&["p", "open"])
+        .inc();
+    m.cache_hits.with_label_values(&["r", "chat"]).inc();
+    m.cache_misses.with_label_values(&["r", "chat"]).inc();
+    m.coalesced.with_label_values(&["r", "chat"]).inc();
+    m.rate_limited.with_label_values(&["client"]).inc();
+    m.fanout_sub_batches.with_label_values(&["r"]).inc();
+    m.fanout_inputs.with_label_values(&["r"]).observe(1.0);
+    m.reloads.with_label_values(&["success"]).inc();
+    let text = m.render();
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 10);
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("switchyard_cache_hits_total")
+                && e.contains("switchyard_cache_misses_total")),
+        "a cache hit rate panel"
+    );
+    for expr in exprs {
+        for (i, _) in expr.match_indices("switchyard_") {
+            let name: String = expr[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                text.contains(&format!("\n{name}")) || text.starts_with(&name),
+                "dashboard uses unknown metric {name}"
+            );
+        }
+    }
+}
