@@ -5,6 +5,8 @@
 //! Loading is pure (files + environment in, policy or errors out): it must not
 //! build runtime objects, open sockets or depend on any other module.
 
+mod entries;
+mod fields;
 mod policy;
 mod raw;
 mod validate;
@@ -13,8 +15,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use fields::parse_duration;
 pub use policy::*;
-pub use validate::parse_duration;
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -167,3 +169,6 @@ fn strip_position(message: &str) -> &str {
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
 }
+
+#[cfg(test)]
+mod tests;

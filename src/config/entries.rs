@@ -1,0 +1,295 @@
+//! Validation of one provider or one route entry into its policy spec.
+//!
+//! Place in the pipeline: called by `validate` for each merged entry. Applies
+//! defaults, checks kind-specific fields and cross references (a route's
+//! targets must name defined providers), and records every error with its
+//! location. Must not build runtime objects.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::fields::{Ctx, parse_duration};
+use super::policy::*;
+use super::raw::{RawProvider, RawRoute};
+use super::validate::Merged;
+
+pub(super) fn provider(
+    cx: &mut Ctx,
+    loc: &str,
+    name: &str,
+    p: &RawProvider,
+) -> Option<ProviderSpec> {
+    let errors_before = cx.errors.0.len();
+    let mock_fields = [
+        ("latency", p.latency.is_some()),
+        ("failure_rate", p.failure_rate.is_some()),
+        ("failure_status", p.failure_status.is_some()),
+        ("embedding_dims", p.embedding_dims.is_some()),
+    ];
+    let openai_fields = [
+        ("base_url", p.base_url.is_some()),
+        ("api_key_env", p.api_key_env.is_some()),
+        ("headers", p.headers.is_some()),
+    ];
+    let reject = |cx: &mut Ctx, fields: &[(&str, bool)], kind: &str| {
+        for (field, set) in fields {
+            if *set {
+                cx.errors.push(
+                    format!("{loc}.{field}"),
+                    format!("does not apply to kind {kind}"),
+                );
+            }
+        }
+    };
+    let kind = match p.kind.as_deref() {
+        Some("openai") => {
+            reject(cx, &mock_fields, "openai");
+            let base_url = match p.base_url.as_deref().map(str::trim) {
+                None | Some("") => {
+                    cx.errors
+                        .push(format!("{loc}.base_url"), "is required for kind openai");
+                    String::new()
+                }
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    cx.errors.push(
+                        format!("{loc}.base_url"),
+                        format!("{u:?} must start with http:// or https://"),
+                    );
+                    String::new()
+                }
+                Some(u) => u.trim_end_matches('/').to_string(),
+            };
+            let api_key = cx.secret(&format!("{loc}.api_key_env"), &p.api_key_env);
+            let headers = p.headers.clone().unwrap_or_default();
+            for (k, v) in &headers {
+                if http::HeaderName::try_from(k.as_str()).is_err()
+                    || http::HeaderValue::try_from(v.as_str()).is_err()
+                {
+                    cx.errors.push(
+                        format!("{loc}.headers.{k}"),
+                        "is not a valid HTTP header name and value",
+                    );
+                }
+            }
+            ProviderKind::OpenAi(OpenAiSpec {
+                base_url,
+                api_key,
+                headers,
+            })
+        }
+        Some("mock") => {
+            reject(cx, &openai_fields, "mock");
+            let failure_rate = p.failure_rate.unwrap_or(0.0);
+            if !(0.0..=1.0).contains(&failure_rate) {
+                cx.errors
+                    .push(format!("{loc}.failure_rate"), "must be between 0 and 1");
+            }
+            let failure_status = p.failure_status.unwrap_or(503);
+            if !(400..=599).contains(&failure_status) {
+                cx.errors.push(
+                    format!("{loc}.failure_status"),
+                    "must be an HTTP error status (400-599)",
+                );
+            }
+            let latency = match &p.latency {
+                None => Duration::ZERO,
+                Some(t) => parse_duration(t).unwrap_or_else(|e| {
+                    cx.errors.push(format!("{loc}.latency"), e);
+                    Duration::ZERO
+                }),
+            };
+            ProviderKind::Mock(MockSpec {
+                latency,
+                failure_rate,
+                failure_status,
+                embedding_dims: cx.positive(&format!("{loc}.embedding_dims"), p.embedding_dims, 16),
+            })
+        }
+        Some(other) => {
+            cx.errors.push(
+                format!("{loc}.kind"),
+                format!("unknown provider kind {other:?} (expected openai or mock)"),
+            );
+            return None;
+        }
+        None => {
+            cx.errors
+                .push(format!("{loc}.kind"), "is required (openai or mock)");
+            return None;
+        }
+    };
+    let t = p.timeouts.as_ref();
+    let timeouts = Timeouts {
+        connect: cx.duration(
+            &format!("{loc}.timeouts.connect"),
+            &t.and_then(|t| t.connect.clone()),
+            Duration::from_secs(5),
+        ),
+        first_byte: cx.duration(
+            &format!("{loc}.timeouts.first_byte"),
+            &t.and_then(|t| t.first_byte.clone()),
+            Duration::from_secs(60),
+        ),
+        total: cx.duration(
+            &format!("{loc}.timeouts.total"),
+            &t.and_then(|t| t.total.clone()),
+            Duration::from_secs(300),
+        ),
+    };
+    let b = p.breaker.as_ref();
+    let breaker = BreakerSpec {
+        failure_threshold: cx.positive(
+            &format!("{loc}.breaker.failure_threshold"),
+            b.and_then(|b| b.failure_threshold).map(|v| v as usize),
+            5,
+        ) as u32,
+        open_for: cx.duration(
+            &format!("{loc}.breaker.open_for"),
+            &b.and_then(|b| b.open_for.clone()),
+            Duration::from_secs(30),
+        ),
+        half_open_probes: cx.positive(
+            &format!("{loc}.breaker.half_open_probes"),
+            b.and_then(|b| b.half_open_probes).map(|v| v as usize),
+            1,
+        ) as u32,
+    };
+    let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &p.rate_limit);
+    let max_batch_inputs =
+        cx.positive(&format!("{loc}.max_batch_inputs"), p.max_batch_inputs, 2048);
+    (cx.errors.0.len() == errors_before).then(|| ProviderSpec {
+        name: name.to_string(),
+        kind,
+        timeouts,
+        breaker,
+        rate_limit,
+        max_batch_inputs,
+    })
+}
+
+pub(super) fn route(
+    cx: &mut Ctx,
+    loc: &str,
+    name: &str,
+    r: &RawRoute,
+    m: &Merged,
+    providers: &BTreeMap<String, ProviderSpec>,
+    cache: &CacheSettings,
+) -> Option<RouteSpec> {
+    let errors_before = cx.errors.0.len();
+    let strategy = match r.strategy.as_deref() {
+        None | Some("failover") => Strategy::Failover,
+        Some("weighted") => Strategy::Weighted,
+        Some(other) => {
+            cx.errors.push(
+                format!("{loc}.strategy"),
+                format!("unknown strategy {other:?} (expected failover or weighted)"),
+            );
+            Strategy::Failover
+        }
+    };
+    if r.targets.is_empty() {
+        cx.errors
+            .push(format!("{loc}.targets"), "needs at least one target");
+    }
+    let mut targets = Vec::new();
+    for (i, t) in r.targets.iter().enumerate() {
+        let tloc = format!("{loc}.targets[{i}]");
+        let Some(pname) = t.provider.as_deref() else {
+            cx.errors.push(format!("{tloc}.provider"), "is required");
+            continue;
+        };
+        let provider_max = match providers.get(pname) {
+            Some(p) => p.max_batch_inputs,
+            None if m.providers.contains_key(pname) => 1, // invalid provider, reported already
+            None => {
+                let known: Vec<&str> = m.providers.keys().map(String::as_str).collect();
+                cx.errors.push(
+                    format!("{tloc}.provider"),
+                    format!(
+                        "unknown provider {pname:?} (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                1
+            }
+        };
+        let weight = t.weight.unwrap_or(1);
+        if weight == 0 {
+            cx.errors
+                .push(format!("{tloc}.weight"), "must be at least 1");
+        }
+        let max_batch_inputs = cx.positive(
+            &format!("{tloc}.max_batch_inputs"),
+            t.max_batch_inputs,
+            provider_max,
+        );
+        targets.push(TargetSpec {
+            provider: pname.to_string(),
+            model: t.model.clone().unwrap_or_else(|| name.to_string()),
+            weight,
+            max_batch_inputs: max_batch_inputs.min(provider_max),
+        });
+    }
+    let rr = r.retry.as_ref();
+    let max_attempts = rr.and_then(|r| r.max_attempts).unwrap_or(3);
+    if !(1..=10).contains(&max_attempts) {
+        cx.errors.push(
+            format!("{loc}.retry.max_attempts"),
+            "must be between 1 and 10",
+        );
+    }
+    let retry = RetrySpec {
+        max_attempts,
+        initial_backoff: cx.duration(
+            &format!("{loc}.retry.initial_backoff"),
+            &rr.and_then(|r| r.initial_backoff.clone()),
+            Duration::from_millis(100),
+        ),
+        max_backoff: cx.duration(
+            &format!("{loc}.retry.max_backoff"),
+            &rr.and_then(|r| r.max_backoff.clone()),
+            Duration::from_secs(5),
+        ),
+        jitter: rr.and_then(|r| r.jitter).unwrap_or(true),
+        max_retry_after: cx.duration(
+            &format!("{loc}.retry.max_retry_after"),
+            &rr.and_then(|r| r.max_retry_after.clone()),
+            Duration::from_secs(10),
+        ),
+    };
+    if retry.initial_backoff > retry.max_backoff {
+        cx.errors.push(
+            format!("{loc}.retry.initial_backoff"),
+            "must not exceed retry.max_backoff",
+        );
+    }
+    let rc = r.cache.as_ref();
+    let route_cache = RouteCache {
+        enabled: rc.and_then(|c| c.enabled).unwrap_or(false),
+        ttl: cx.duration(
+            &format!("{loc}.cache.ttl"),
+            &rc.and_then(|c| c.ttl.clone()),
+            cache.default_ttl,
+        ),
+    };
+    let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &r.rate_limit);
+    let max_concurrency = cx.positive(
+        &format!("{loc}.fanout.max_concurrency"),
+        r.fanout.as_ref().and_then(|f| f.max_concurrency),
+        4,
+    );
+    (cx.errors.0.len() == errors_before).then(|| RouteSpec {
+        name: name.to_string(),
+        strategy,
+        targets,
+        retry,
+        cache: route_cache,
+        rate_limit,
+        max_concurrency,
+    })
+}

@@ -1,0 +1,106 @@
+//! Field-level checks shared by all sections: durations, rates, secrets,
+//! positive counts. Each check records its error and returns a usable
+//! default so validation can go on and report everything at once.
+
+use std::time::Duration;
+
+use super::Env;
+use super::policy::{RateSpec, Secret};
+use super::raw::RawRate;
+use super::validate::Errors;
+
+/// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m or h)"))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("duration {text:?} has unknown unit {other:?}")),
+    };
+    if !secs.is_finite() || secs > 365.0 * 24.0 * 3600.0 {
+        return Err(format!("duration {text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub(super) struct Ctx<'a> {
+    pub errors: &'a mut Errors,
+    pub env: &'a Env,
+}
+
+impl Ctx<'_> {
+    pub fn duration(&mut self, loc: &str, value: &Option<String>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(text) => match parse_duration(text) {
+                Ok(d) if d.is_zero() => {
+                    self.errors.push(loc, "must be greater than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.errors.push(loc, e);
+                    default
+                }
+            },
+        }
+    }
+
+    pub fn rate(&mut self, loc: &str, raw: &Option<RawRate>) -> Option<RateSpec> {
+        let raw = raw.as_ref()?;
+        let Some(rps) = raw.requests_per_second else {
+            self.errors
+                .push(format!("{loc}.requests_per_second"), "is required");
+            return None;
+        };
+        if !rps.is_finite() || rps <= 0.0 || rps > 1_000_000_000.0 {
+            self.errors.push(
+                format!("{loc}.requests_per_second"),
+                "must be a number greater than zero",
+            );
+            return None;
+        }
+        let burst = raw.burst.unwrap_or_else(|| rps.ceil().max(1.0) as u32);
+        if burst == 0 {
+            self.errors
+                .push(format!("{loc}.burst"), "must be at least 1");
+            return None;
+        }
+        Some(RateSpec {
+            per_second: rps,
+            burst,
+        })
+    }
+
+    pub fn secret(&mut self, loc: &str, var: &Option<String>) -> Option<Secret> {
+        let var = var.as_ref()?;
+        match (self.env)(var) {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                self.errors
+                    .push(loc, format!("environment variable {var} is not set"));
+                None
+            }
+        }
+    }
+
+    pub fn positive(&mut self, loc: &str, value: Option<usize>, default: usize) -> usize {
+        match value {
+            Some(0) => {
+                self.errors.push(loc, "must be at least 1");
+                default
+            }
+            Some(v) => v,
+            None => default,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Unit tests for policy loading: defaults, merging, and error collection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+fn env() -> Env {
+    Arc::new(|k| (k == "KEY").then(|| "sk-secret".to_string()))
+}
+
+fn load(files: &[(&str, &str)]) -> Result<Policy, ConfigErrors> {
+    let sources: Vec<Source> = files
+        .iter()
+        .map(|(n, t)| Source {
+            name: n.to_string(),
+            text: t.to_string(),
+        })
+        .collect();
+    load_sources(&sources, &env())
+}
+
+const MINIMAL: &str =
+    "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(parse_duration("10").is_err());
+    assert!(parse_duration("ms").is_err());
+    assert!(parse_duration("5 days").is_err());
+}
+
+#[test]
+fn defaults_are_applied() {
+    let p = load(&[("a.yaml", MINIMAL)]).unwrap();
+    assert_eq!(p.server.listen, "127.0.0.1:8080");
+    let r = &p.routes["r"];
+    assert_eq!(r.strategy, Strategy::Failover);
+    assert_eq!(
+        r.targets[0].model, "r",
+        "upstream model defaults to the route name"
+    );
+    assert_eq!(r.retry.max_attempts, 3);
+    assert!(!r.cache.enabled);
+    assert_eq!(r.cache.ttl, p.cache.default_ttl);
+    let m = &p.providers["m"];
+    assert_eq!(m.breaker.failure_threshold, 5);
+    assert_eq!(m.timeouts.first_byte, Duration::from_secs(60));
+    assert_eq!(r.sub_batch_size(), m.max_batch_inputs);
+}
+
+#[test]
+fn files_merge_and_duplicates_are_errors() {
+    let p = load(&[
+        ("a.yaml", "providers:\n  m:\n    kind: mock\n"),
+        ("b.yaml", "routes:\n  r:\n    targets: [{provider: m}]\n"),
+        ("c.yaml", "# only a comment\n"),
+    ])
+    .unwrap();
+    assert_eq!(p.routes.len(), 1);
+    let e = load(&[
+        ("a.yaml", MINIMAL),
+        (
+            "b.yaml",
+            "cache: {max_bytes: 10}\nproviders:\n  m:\n    kind: mock\n",
+        ),
+        ("c.yaml", "cache: {max_bytes: 20}\n"),
+    ])
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("b.yaml:4: providers.m: duplicate name; first defined in a.yaml:3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c.yaml:1: cache: section is already set in b.yaml:1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn secrets_come_from_env_and_never_print() {
+    let p = load(&[(
+        "a.yaml",
+        "providers:\n  o:\n    kind: openai\n    base_url: http://x/v1/\n    api_key_env: KEY\nroutes:\n  r:\n    targets: [{provider: o}]\n",
+    )])
+    .unwrap();
+    let ProviderKind::OpenAi(o) = &p.providers["o"].kind else {
+        panic!()
+    };
+    assert_eq!(o.base_url, "http://x/v1", "trailing slash trimmed");
+    assert_eq!(o.api_key.as_ref().unwrap().expose(), "sk-secret");
+    assert!(!format!("{p:?}").contains("sk-secret"));
+}
+
+#[test]
+fn every_error_is_collected() {
+    let e = load(&[(
+        "a.yaml",
+        "server:\n  listen: nowhere\nproviders:\n  m:\n    kind: mock\n    failure_rate: 2\n    timeouts: {total: 0s}\n  x:\n    kind: grpc\n\
+routes:\n  r:\n    strategy: weighted\n    targets: []\n    cache: {ttl: soon}\n    rate_limit: {requests_per_second: -1}\n",
+    )])
+    .unwrap_err();
+    let text = e.to_string();
+    for needle in [
+        "server.listen",
+        "providers.m.failure_rate",
+        "providers.m.timeouts.total: must be greater than zero",
+        "providers.x.kind: unknown provider kind \"grpc\"",
+        "routes.r.targets: needs at least one target",
+        "routes.r.cache.ttl",
+        "routes.r.rate_limit.requests_per_second",
+    ] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    assert_eq!(e.0.len(), 7, "{text}");
+}
+
+#[test]
+fn empty_policy_is_an_error() {
+    let e = load(&[("a.yaml", "# nothing\n")]).unwrap_err();
+    assert!(e.to_string().contains("no routes are defined"));
+}
+
+#[test]
+fn target_batch_limit_is_capped_by_its_provider() {
+    let p = load(&[(
+        "a.yaml",
+        "providers:\n  m:\n    kind: mock\n    max_batch_inputs: 10\nroutes:\n  r:\n    targets: [{provider: m, max_batch_inputs: 50}]\n",
+    )])
+    .unwrap();
+    assert_eq!(p.routes["r"].sub_batch_size(), 10);
+}
