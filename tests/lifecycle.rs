@@ -353,3 +353,39 @@ async fn sighup_reloads_the_policy() {
         "key read from the environment"
     );
 }
+
+/// The official OpenAI Python SDK against the binary on the shipped policies.
+/// `.ci/run` installs the SDK; without it this test says so and passes.
+#[tokio::test]
+async fn official_openai_python_sdk_works_against_the_gateway() {
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("SKIPPED: python3 with the `openai` package is not installed");
+        return;
+    }
+    let (mut child, base) = spawn_binary(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies"
+    )));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/openai_sdk.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(format!("{base}/v1"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    signal(&child, "-TERM");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

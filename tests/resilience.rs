@@ -433,3 +433,89 @@ async fn gateway_concurrency_limit_sheds_load_with_503() {
     assert_eq!(first.await.unwrap(), 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn open_breaker_half_opens_after_open_for_and_closes_on_success() {
+    // Fails once, then recovers.
+    let up = FakeUpstream::start(|s, n| async move {
+        if n == 1 {
+            Reply::Json(500, json!({}))
+        } else {
+            Reply::Json(200, chat_reply(&s.body, "back"))
+        }
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{}{}    retry: {{ max_attempts: 1 }}\n",
+        providers_yaml(
+            &[&up],
+            "    breaker: { failure_threshold: 1, open_for: 300ms }\n"
+        ),
+        route(&["p0"], "")
+    ))
+    .await;
+    assert_eq!(gw.chat("m", "x").await.status(), 502);
+    assert_eq!(
+        gw.chat("m", "x").await.status(),
+        503,
+        "open right after the failure"
+    );
+    assert_eq!(up.calls(), 1);
+    let mut recovered = false;
+    for _ in 0..200 {
+        if gw.chat("m", "x").await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(recovered, "a half-open probe closed the breaker");
+    assert_eq!(up.calls(), 2, "exactly one probe went upstream");
+    assert_eq!(
+        gw.metric(r#"switchyard_breaker_state{provider="p0"}"#)
+            .await,
+        0.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_breaker_transitions_total{provider="p0",to="half_open"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(r#"switchyard_breaker_transitions_total{provider="p0",to="closed"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_mid_way_ends_with_an_sse_error_event() {
+    let up = FakeUpstream::start(|_, _| async {
+        Reply::Sse(
+            vec!["data: {\"choices\":[]}\n\n".into(); 3],
+            Duration::from_millis(400),
+        )
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{}{}    retry: {{ max_attempts: 1 }}\n",
+        providers_yaml(&[&up], "    timeouts: { first_byte: 5s, total: 600ms }\n"),
+        route(&["p0"], "")
+    ))
+    .await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("data: {\"choices\":[]}\n\n"), "{text}");
+    let last = text.trim_end().lines().last().unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(event["error"]["code"], "stream_interrupted");
+    gw.stop().await;
+}
