@@ -161,7 +161,7 @@ impl Metrics {
             ),
             reloads: counter(
                 "switchyard_policy_reloads_total",
-                "Policy reload attempts by result (success, failure, unchanged).",
+                "Policy reload attempts by result (success, failure).",
                 &["result"],
             ),
             policy_generation: gauge(

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
 use super::http::{Body, json_response, read_body, wants_no_cache};
-use super::router::{Ctx, route_label};
+use super::router::{Ctx, check_route_limit, route_label};
 use super::state::ChatDone;
 use crate::api::chat::ChatRequest;
 use crate::api::{ErrorKind, GatewayError};
@@ -43,20 +43,6 @@ pub async fn handle(
         return (label, Err(GatewayError::model_not_found(&chat.model)));
     };
     (label, serve(ctx, route, chat, &parts.headers).await)
-}
-
-pub(super) fn check_route_limit(ctx: &Ctx, route: &RouteHandle) -> Result<(), GatewayError> {
-    if let Some(limiter) = &route.limiter
-        && let Err(wait) = limiter.check()
-    {
-        ctx.state
-            .metrics
-            .rate_limited
-            .with_label_values(&["route"])
-            .inc();
-        return Err(GatewayError::rate_limited("route", wait));
-    }
-    Ok(())
 }
 
 async fn serve(

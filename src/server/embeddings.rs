@@ -15,9 +15,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use super::chat::check_route_limit;
 use super::http::{Body, json_response, read_body, wants_no_cache};
-use super::router::{Ctx, route_label};
+use super::router::{Ctx, check_route_limit, route_label};
 use super::state::{EmbedDone, Runtime};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
 use crate::api::{ErrorKind, GatewayError};

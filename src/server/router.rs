@@ -20,7 +20,9 @@ use super::http::{Body, error_response, json_response};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, embeddings};
 use crate::api::{self, ErrorKind, GatewayError};
-use crate::metrics::UNKNOWN_ROUTE;
+use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::routing::RouteHandle;
+use prometheus::IntGauge;
 
 /// What one request sees: the gateway and the runtime snapshot it started on.
 pub struct Ctx {
@@ -74,7 +76,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let start = Instant::now();
     let metrics = Arc::clone(&state.metrics);
-    metrics.in_flight.inc();
+    let _in_flight = InFlight::enter(&metrics);
     let rt = state.runtime.load_full();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let ctx = Ctx {
@@ -92,8 +94,24 @@ pub async fn handle(
         .request_duration
         .with_label_values(&[endpoint, &route])
         .observe(start.elapsed().as_secs_f64());
-    metrics.in_flight.dec();
     response
+}
+
+/// Counts a request in flight until dropped, also when the client goes away
+/// and the handler is cancelled mid-way.
+struct InFlight(IntGauge);
+
+impl InFlight {
+    fn enter(metrics: &Metrics) -> Self {
+        metrics.in_flight.inc();
+        InFlight(metrics.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 type Handled = (&'static str, String, Result<Response<Body>, GatewayError>);
@@ -195,6 +213,20 @@ fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
             .with_label_values(&["client"])
             .inc();
         return Err(GatewayError::rate_limited("client", wait));
+    }
+    Ok(())
+}
+
+pub(super) fn check_route_limit(ctx: &Ctx, route: &RouteHandle) -> Result<(), GatewayError> {
+    if let Some(limiter) = &route.limiter
+        && let Err(wait) = limiter.check()
+    {
+        ctx.state
+            .metrics
+            .rate_limited
+            .with_label_values(&["route"])
+            .inc();
+        return Err(GatewayError::rate_limited("route", wait));
     }
     Ok(())
 }
