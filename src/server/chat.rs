@@ -15,13 +15,13 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
-use super::http::{Body, json_response, read_body, wants_no_cache};
-use super::router::{Ctx, check_route_limit, route_label};
+use super::http::{Body, json_response, wants_no_cache};
+use super::router::{Ctx, parse_routed};
 use super::state::ChatDone;
 use crate::api::chat::ChatRequest;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{Payload, ResponseCache};
-use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::metrics::Metrics;
 use crate::providers::ChatReply;
 use crate::routing::{RouteHandle, execute};
 
@@ -29,20 +29,13 @@ pub async fn handle(
     ctx: &Ctx,
     req: Request<Incoming>,
 ) -> (String, Result<Response<Body>, GatewayError>) {
-    let (parts, body) = req.into_parts();
-    let bytes = match read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
-    };
-    let chat = match ChatRequest::parse(&bytes) {
-        Ok(c) => c,
-        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
-    };
-    let label = route_label(&ctx.rt, Some(&chat.model));
-    let Some(route) = ctx.rt.table.routes.get(&chat.model).cloned() else {
-        return (label, Err(GatewayError::model_not_found(&chat.model)));
-    };
-    (label, serve(ctx, route, chat, &parts.headers).await)
+    match parse_routed(ctx, req, ChatRequest::parse, |c| &c.model).await {
+        Ok((parts, chat, route)) => (
+            route.spec.name.clone(),
+            serve(ctx, route, chat, &parts.headers).await,
+        ),
+        Err((label, e)) => (label, Err(e)),
+    }
 }
 
 async fn serve(
@@ -51,7 +44,6 @@ async fn serve(
     chat: ChatRequest,
     headers: &http::HeaderMap,
 ) -> Result<Response<Body>, GatewayError> {
-    check_route_limit(ctx, &route)?;
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
     if chat.stream {

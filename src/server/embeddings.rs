@@ -15,37 +15,27 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use super::http::{Body, json_response, read_body, wants_no_cache};
-use super::router::{Ctx, check_route_limit, route_label};
+use super::http::{Body, json_response, wants_no_cache};
+use super::router::{Ctx, parse_routed};
 use super::state::{EmbedDone, Runtime};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{Payload, ResponseCache};
 use crate::fanout::fan_out;
-use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::metrics::Metrics;
 use crate::routing::{RouteHandle, execute};
 
 pub async fn handle(
     ctx: &Ctx,
     req: Request<Incoming>,
 ) -> (String, Result<Response<Body>, GatewayError>) {
-    let (parts, body) = req.into_parts();
-    let bytes = match read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
-    };
-    let request = match EmbeddingsRequest::parse(&bytes) {
-        Ok(r) => r,
-        Err(e) => return (UNKNOWN_ROUTE.into(), Err(e)),
-    };
-    let label = route_label(&ctx.rt, Some(&request.model));
-    let Some(route) = ctx.rt.table.routes.get(&request.model).cloned() else {
-        return (label, Err(GatewayError::model_not_found(&request.model)));
-    };
-    (
-        label,
-        serve(ctx, route, request, wants_no_cache(&parts.headers)).await,
-    )
+    match parse_routed(ctx, req, EmbeddingsRequest::parse, |r| &r.model).await {
+        Ok((parts, request, route)) => (
+            route.spec.name.clone(),
+            serve(ctx, route, request, wants_no_cache(&parts.headers)).await,
+        ),
+        Err((label, e)) => (label, Err(e)),
+    }
 }
 
 async fn serve(
@@ -54,7 +44,6 @@ async fn serve(
     request: EmbeddingsRequest,
     no_cache: bool,
 ) -> Result<Response<Body>, GatewayError> {
-    check_route_limit(ctx, &route)?;
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
     let use_cache = route.spec.cache.enabled && !no_cache;

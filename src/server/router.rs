@@ -10,13 +10,14 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::http::{Body, error_response, json_response};
+use super::http::{Body, error_response, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, embeddings};
 use crate::api::{self, ErrorKind, GatewayError};
@@ -203,32 +204,48 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
     }
 }
 
-fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
-    if let Some(limiter) = &ctx.rt.client_limiter
-        && let Err(wait) = limiter.check(&ctx.client_key)
-    {
+/// Turns a spent bucket into a 429 for `scope`, counting it.
+fn admit(ctx: &Ctx, scope: &str, checked: Result<(), Duration>) -> Result<(), GatewayError> {
+    checked.map_err(|wait| {
         ctx.state
             .metrics
             .rate_limited
-            .with_label_values(&["client"])
+            .with_label_values(&[scope])
             .inc();
-        return Err(GatewayError::rate_limited("client", wait));
-    }
-    Ok(())
+        GatewayError::rate_limited(scope, wait)
+    })
 }
 
-pub(super) fn check_route_limit(ctx: &Ctx, route: &RouteHandle) -> Result<(), GatewayError> {
-    if let Some(limiter) = &route.limiter
-        && let Err(wait) = limiter.check()
-    {
-        ctx.state
-            .metrics
-            .rate_limited
-            .with_label_values(&["route"])
-            .inc();
-        return Err(GatewayError::rate_limited("route", wait));
+fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
+    match &ctx.rt.client_limiter {
+        Some(limiter) => admit(ctx, "client", limiter.check(&ctx.client_key)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What chat and embeddings share before their own pipeline: read the body,
+/// parse it, find the route it names and take a token from the route limit.
+/// Errors come with the route label to count them under.
+pub(super) async fn parse_routed<T>(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    parse: fn(&[u8]) -> Result<T, GatewayError>,
+    model: fn(&T) -> &str,
+) -> Result<(http::request::Parts, T, Arc<RouteHandle>), (String, GatewayError)> {
+    let unknown = |e| (UNKNOWN_ROUTE.to_string(), e);
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes)
+        .await
+        .map_err(unknown)?;
+    let parsed = parse(&bytes).map_err(unknown)?;
+    let name = model(&parsed);
+    let Some(route) = ctx.rt.table.routes.get(name).cloned() else {
+        return Err(unknown(GatewayError::model_not_found(name)));
+    };
+    if let Some(limiter) = &route.limiter {
+        admit(ctx, "route", limiter.check()).map_err(|e| (route.spec.name.clone(), e))?;
+    }
+    Ok((parts, parsed, route))
 }
 
 async fn metrics_response(ctx: &Ctx) -> Response<Body> {
