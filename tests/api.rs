@@ -313,6 +313,32 @@ async fn secrets_never_leak_into_errors_or_metrics() {
 }
 
 #[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let up = FakeUpstream::openai().await;
+    let gw = gateway(&one_route(&up, "m")).await;
+    let r = gw
+        .http
+        .get(format!("{}/healthz", gw.base))
+        .header("x-request-id", "req-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "req-abc-123");
+    let a = gw.chat("m", "x").await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let b = gw.get("/v1/nope").await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(a.len(), 32);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn upstream_client_errors_pass_through_unchanged() {
     let up = FakeUpstream::start(|_, _| async {
         Reply::Json(400, json!({"error": {"message": "max_tokens is too large", "type": "invalid_request_error", "param": "max_tokens", "code": null}}))

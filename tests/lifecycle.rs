@@ -159,6 +159,34 @@ async fn reload_keeps_breaker_state_of_unchanged_providers() {
 }
 
 #[tokio::test]
+async fn removed_providers_leave_the_breaker_gauge() {
+    let a = FakeUpstream::openai().await;
+    let b = FakeUpstream::openai().await;
+    let both = format!(
+        "{}routes:\n  m:\n    targets: [{{provider: p0}}]\n",
+        providers_yaml(&[&a, &b], "")
+    );
+    let gw = gateway(&both).await;
+    assert!(
+        gw.metrics()
+            .await
+            .contains(r#"switchyard_breaker_state{provider="p1"} 0"#)
+    );
+    gw.write_policy(
+        "policy.yaml",
+        &format!(
+            "{}routes:\n  m:\n    targets: [{{provider: p0}}]\n",
+            providers_yaml(&[&a], "")
+        ),
+    );
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    let m = gw.metrics().await;
+    assert!(m.contains(r#"switchyard_breaker_state{provider="p0"} 0"#));
+    assert!(!m.contains(r#"provider="p1""#), "{m}");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_drains_in_flight_requests_then_refuses_new_ones() {
     let up = FakeUpstream::start(|s, _| async move {
         Reply::After(

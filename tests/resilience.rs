@@ -519,3 +519,30 @@ async fn a_stream_that_stalls_mid_way_ends_with_an_sse_error_event() {
     assert_eq!(event["error"]["code"], "stream_interrupted");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn route_deadline_bounds_retries_and_failover() {
+    let slow = FakeUpstream::start(|s, _| async move {
+        Reply::After(
+            Duration::from_secs(3),
+            Box::new(Reply::Json(200, chat_reply(&s.body, "late"))),
+        )
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{}{}    retry: {{ max_attempts: 3 }}\n    deadline: 300ms\n",
+        providers_yaml(&[&slow, &slow], "    timeouts: { first_byte: 10s }\n"),
+        route(&["p0", "p1"], "")
+    ))
+    .await;
+    let start = std::time::Instant::now();
+    let r = gw.chat("m", "hi").await;
+    assert_eq!(r.status(), 504);
+    assert_eq!(error_of(r).await["code"], "deadline_exceeded");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    gw.stop().await;
+}

@@ -283,6 +283,13 @@ pub(super) fn route(
         r.fanout.as_ref().and_then(|f| f.max_concurrency),
         4,
     );
+    let deadline = r.deadline.as_ref().map(|_| {
+        cx.duration(
+            &format!("{loc}.deadline"),
+            &r.deadline,
+            Duration::from_secs(300),
+        )
+    });
     (cx.errors.0.len() == errors_before).then(|| RouteSpec {
         name: name.to_string(),
         strategy,
@@ -291,5 +298,6 @@ pub(super) fn route(
         cache: route_cache,
         rate_limit,
         max_concurrency,
+        deadline,
     })
 }

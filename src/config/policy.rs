@@ -105,6 +105,9 @@ pub struct RouteSpec {
     pub cache: RouteCache,
     pub rate_limit: Option<RateSpec>,
     pub max_concurrency: usize,
+    /// Bound on one routed call, all retries and failovers included (for a
+    /// stream: until its first byte; for embeddings: per sub-batch).
+    pub deadline: Option<Duration>,
 }
 
 impl RouteSpec {

@@ -103,6 +103,7 @@ pub struct RawRoute {
     pub cache: Option<RawRouteCache>,
     pub rate_limit: Option<RawRate>,
     pub fanout: Option<RawFanout>,
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -68,8 +68,35 @@ pub fn target_order(spec: &RouteSpec) -> Vec<usize> {
 }
 
 /// Runs `op(provider, upstream_model)` against the route's targets with
-/// retries, breakers, provider limits and failover.
+/// retries, breakers, provider limits and failover, within the route's
+/// deadline if it has one.
 pub async fn execute<T, F, Fut>(
+    table: &RouteTable,
+    route: &RouteHandle,
+    metrics: &Metrics,
+    op: F,
+) -> Result<Served<T>, GatewayError>
+where
+    F: Fn(Arc<ProviderHandle>, String) -> Fut,
+    Fut: Future<Output = Result<T, UpstreamError>>,
+{
+    let Some(deadline) = route.spec.deadline else {
+        return run_targets(table, route, metrics, op).await;
+    };
+    match tokio::time::timeout(deadline, run_targets(table, route, metrics, op)).await {
+        Ok(result) => result,
+        Err(_) => Err(GatewayError::new(
+            ErrorKind::GatewayTimeout,
+            format!(
+                "Model `{}` did not answer within its {:?} deadline.",
+                route.spec.name, deadline
+            ),
+        )
+        .with_code("deadline_exceeded")),
+    }
+}
+
+async fn run_targets<T, F, Fut>(
     table: &RouteTable,
     route: &RouteHandle,
     metrics: &Metrics,
@@ -246,6 +273,7 @@ mod tests {
             },
             rate_limit: None,
             max_concurrency: 1,
+            deadline: None,
         }
     }
 

@@ -80,13 +80,28 @@ pub async fn handle(
     let _in_flight = InFlight::enter(&metrics);
     let rt = state.runtime.load_full();
     let path = req.uri().path().trim_end_matches('/').to_string();
+    let method = req.method().clone();
+    let request_id = request_id(&req);
     let ctx = Ctx {
         client_key: client_key(&req, peer),
         state,
         rt,
     };
     let (endpoint, route, result) = dispatch(&ctx, &path, req).await;
-    let response = result.unwrap_or_else(|e| error_response(&e));
+    let mut response = result.unwrap_or_else(|e| error_response(&e));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        target: "switchyard::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        endpoint,
+        route,
+        ms = start.elapsed().as_millis() as u64,
+        request_id,
+    );
     metrics
         .requests
         .with_label_values(&[endpoint, &route, response.status().as_str()])
@@ -96,6 +111,16 @@ pub async fn handle(
         .with_label_values(&[endpoint, &route])
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// The client's `x-request-id` when it is a sane token, else a fresh one.
+fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
 }
 
 /// Counts a request in flight until dropped, also when the client goes away

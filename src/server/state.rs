@@ -173,6 +173,11 @@ impl AppState {
             }),
             Ok(Some(runtime)) => {
                 let generation = runtime.generation;
+                for gone in current.table.providers.keys() {
+                    if !runtime.table.providers.contains_key(gone) {
+                        let _ = self.metrics.breaker_state.remove_label_values(&[gone]);
+                    }
+                }
                 self.runtime.store(Arc::new(runtime));
                 self.metrics.reloads.with_label_values(&["success"]).inc();
                 self.metrics.policy_generation.set(generation as i64);
