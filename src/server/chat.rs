@@ -23,7 +23,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{Payload, ResponseCache};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
-use crate::routing::{RouteHandle, execute};
+use crate::routing::{RouteHandle, RouteTable, Served, execute};
 
 pub async fn handle(
     ctx: &Ctx,
@@ -95,11 +95,7 @@ async fn call(
     route: Arc<RouteHandle>,
     chat: ChatRequest,
 ) -> Result<ChatDone, GatewayError> {
-    let served = execute(&rt.table, &route, &metrics, |handle, model| {
-        let body = chat.upstream_body(&model);
-        async move { handle.provider.chat(&body, false).await }
-    })
-    .await?;
+    let served = route_chat(&rt.table, &route, &metrics, &chat, false).await?;
     match served.value {
         ChatReply::Full(body) => Ok(ChatDone {
             body,
@@ -113,13 +109,32 @@ async fn call(
     }
 }
 
+/// One routed chat call: each attempt sends the body with its target's model.
+async fn route_chat(
+    table: &RouteTable,
+    route: &RouteHandle,
+    metrics: &Metrics,
+    chat: &ChatRequest,
+    stream: bool,
+) -> Result<Served<ChatReply>, GatewayError> {
+    execute(table, route, metrics, |handle, model| {
+        let body = chat.upstream_body(&model);
+        async move { handle.provider.chat(&body, stream).await }
+    })
+    .await
+}
+
+fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        h.insert("x-switchyard-provider", v);
+    }
+    h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
+}
+
 fn reply(done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, done.body);
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&done.provider) {
-        h.insert("x-switchyard-provider", v);
-    }
-    h.insert("x-switchyard-attempts", HeaderValue::from(done.attempts));
+    served_by(h, &done.provider, done.attempts);
     if let Some(c) = cache {
         h.insert("x-switchyard-cache", HeaderValue::from_static(c));
     }
@@ -131,11 +146,7 @@ async fn stream(
     route: &RouteHandle,
     chat: &ChatRequest,
 ) -> Result<Response<Body>, GatewayError> {
-    let served = execute(&ctx.rt.table, route, &ctx.state.metrics, |handle, model| {
-        let body = chat.upstream_body(&model);
-        async move { handle.provider.chat(&body, true).await }
-    })
-    .await?;
+    let served = route_chat(&ctx.rt.table, route, &ctx.state.metrics, chat, true).await?;
     let events = match served.value {
         ChatReply::Stream(s) => s,
         ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
@@ -166,9 +177,6 @@ async fn stream(
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&served.provider) {
-        h.insert("x-switchyard-provider", v);
-    }
-    h.insert("x-switchyard-attempts", HeaderValue::from(served.attempts));
+    served_by(h, &served.provider, served.attempts);
     Ok(r)
 }

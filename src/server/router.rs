@@ -33,10 +33,11 @@ pub struct Ctx {
 }
 
 /// The route label for metrics: a configured route, else a fixed placeholder.
-pub fn route_label(rt: &Runtime, model: Option<&str>) -> String {
-    match model {
-        Some(m) if rt.table.routes.contains_key(m) => m.to_string(),
-        _ => UNKNOWN_ROUTE.to_string(),
+fn route_label(rt: &Runtime, model: &str) -> String {
+    if rt.table.routes.contains_key(model) {
+        model.to_string()
+    } else {
+        UNKNOWN_ROUTE.to_string()
     }
 }
 
@@ -188,7 +189,7 @@ async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
                 )),
                 None => Err(GatewayError::model_not_found(id)),
             };
-            ("models", route_label(&ctx.rt, Some(id)), result)
+            ("models", route_label(&ctx.rt, id), result)
         }
         "/healthz" => (
             "health",
