@@ -114,52 +114,31 @@ async fn identical_concurrent_requests_share_one_upstream_call() {
         providers_yaml(&[&up], "")
     ))
     .await;
-    let mut tasks = vec![];
-    for _ in 0..8 {
-        let (http, base) = (gw.http.clone(), gw.base.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/v1/chat/completions"))
-                .json(&json!({"model": "m", "messages": [{"role": "user", "content": "together"}]}))
-                .send()
-                .await
-                .unwrap();
-            (
-                r.status(),
-                r.headers()["x-switchyard-cache"]
-                    .to_str()
-                    .unwrap()
-                    .to_string(),
-                r.text().await.unwrap(),
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            gw.spawn_post(
+                "/v1/chat/completions",
+                json!({"model": "m", "messages": [{"role": "user", "content": "together"}]}),
             )
-        }));
-    }
+        })
+        .collect();
     let mut bodies = vec![];
     let mut misses = 0;
     for t in tasks {
-        let (status, cache, body) = t.await.unwrap();
-        assert_eq!(status, 200);
-        misses += (cache == "miss") as usize;
-        bodies.push(body);
+        let r = t.await.unwrap();
+        assert_eq!(r.status(), 200);
+        misses += (r.headers()["x-switchyard-cache"] == "miss") as usize;
+        bodies.push(r.text().await.unwrap());
     }
     assert_eq!(up.calls(), 1, "one upstream call for 8 identical requests");
     assert_eq!(misses, 1);
     assert!(bodies.iter().all(|b| b == &bodies[0]));
     // Embeddings too.
-    let mut tasks = vec![];
-    for _ in 0..5 {
-        let (http, base) = (gw.http.clone(), gw.base.clone());
-        tasks.push(tokio::spawn(async move {
-            http.post(format!("{base}/v1/embeddings"))
-                .json(&json!({"model": "m", "input": ["x", "y"]}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-    }
+    let tasks: Vec<_> = (0..5)
+        .map(|_| gw.spawn_post("/v1/embeddings", json!({"model": "m", "input": ["x", "y"]})))
+        .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+        assert_eq!(t.await.unwrap().status(), 200);
     }
     assert_eq!(up.calls(), 2);
     assert!(

@@ -32,16 +32,6 @@ async fn model_ids(gw: &TestGateway) -> Vec<String> {
         .collect()
 }
 
-async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) {
-    for _ in 0..400 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition not reached in 10s");
-}
-
 #[tokio::test]
 async fn admin_reload_swaps_in_a_valid_policy_and_rejects_a_bad_one() {
     let up = FakeUpstream::openai().await;
@@ -196,22 +186,16 @@ async fn shutdown_drains_in_flight_requests_then_refuses_new_ones() {
     })
     .await;
     let gw = gateway(&policy(&up, &["m"])).await;
-    let (http, base) = (gw.http.clone(), gw.base.clone());
-    let in_flight = tokio::spawn(async move {
-        let r = http
-            .post(format!("{base}/v1/chat/completions"))
-            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    });
+    let in_flight = gw.spawn_post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+    );
     eventually(async || up.calls() == 1).await;
     let base = gw.base.clone();
     gw.stop().await; // returns once drained
-    let (status, body) = in_flight.await.unwrap();
-    assert_eq!(status, 200);
-    assert!(body.contains("slow answered"));
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("slow answered"));
     assert!(
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "listener closed"

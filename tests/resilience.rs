@@ -19,16 +19,6 @@ fn route(targets: &[&str], extra: &str) -> String {
 const FAST_RETRY: &str =
     "    retry: { max_attempts: 3, initial_backoff: 10ms, max_backoff: 50ms }\n";
 
-async fn wait_for_calls(up: &FakeUpstream, n: usize) {
-    for _ in 0..500 {
-        if up.calls() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("upstream never saw {n} call(s)");
-}
-
 #[tokio::test]
 async fn retries_with_backoff_honouring_retry_after() {
     let up = FakeUpstream::start(|s, n| async move {
@@ -415,22 +405,15 @@ async fn gateway_concurrency_limit_sheds_load_with_503() {
         route(&["p0"], "")
     ))
     .await;
-    let first = tokio::spawn({
-        let (http, base) = (gw.http.clone(), gw.base.clone());
-        async move {
-            http.post(format!("{base}/v1/chat/completions"))
-                .json(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    });
-    wait_for_calls(&up, 1).await;
+    let first = gw.spawn_post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+    );
+    eventually(async || up.calls() >= 1).await;
     let r = gw.chat("m", "second").await;
     assert_eq!(r.status(), 503);
     assert_eq!(error_of(r).await["code"], "overloaded");
-    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(first.await.unwrap().status(), 200);
     gw.stop().await;
 }
 

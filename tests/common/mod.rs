@@ -282,6 +282,16 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// Sends a POST on its own task, so the test can act while it is in flight.
+    pub fn spawn_post(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        tokio::spawn(async move { request.send().await.unwrap() })
+    }
+
     pub async fn chat(&self, model: &str, text: &str) -> reqwest::Response {
         self.post(
             "/v1/chat/completions",
@@ -321,6 +331,17 @@ impl TestGateway {
             g.wait().await;
         }
     }
+}
+
+/// Polls `f` until it holds; panics after 10s.
+pub async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) {
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 10s");
 }
 
 /// The error envelope of a response, asserting its shape.
