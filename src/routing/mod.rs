@@ -194,8 +194,6 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
         .collect::<Vec<_>>()
         .join("; ");
     let message = format!("All targets for model `{route}` failed ({summary}).");
-    let all =
-        |f: fn(&UpstreamError) -> bool| !failures.is_empty() && failures.iter().all(|(_, e)| f(e));
     if failures.is_empty() {
         return GatewayError::new(
             ErrorKind::Unavailable,
@@ -203,6 +201,7 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
         )
         .with_code("no_target");
     }
+    let all = |f: fn(&UpstreamError) -> bool| failures.iter().all(|(_, e)| f(e));
     if all(|e| matches!(e, UpstreamError::BreakerOpen)) {
         return GatewayError::new(ErrorKind::Unavailable, message).with_code("circuit_open");
     }
