@@ -8,6 +8,7 @@
 
 mod mock;
 mod openai;
+pub mod translate;
 
 use std::time::Duration;
 

@@ -1,0 +1,181 @@
+//! Server-sent events on the wire: an incremental decoder and an encoder.
+//!
+//! Place in the pipeline: providers decode upstream streams with
+//! [`SseDecoder`] (OpenAI-compatible, Anthropic and Gemini all speak SSE);
+//! `server` uses [`SseDecoder::at_boundary`] to know whether a stream that
+//! breaks has left an event half written. Follows the WHATWG event-stream
+//! rules: lines end in LF, CRLF or CR; `field: value` with one optional space
+//! after the colon; lines starting with `:` are comments; a blank line ends
+//! an event; several `data` lines join with LF. Must not interpret payloads.
+
+use bytes::{Bytes, BytesMut};
+
+/// One decoded event. `event` is empty when the stream named none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+    pub id: Option<String>,
+}
+
+/// Feeds bytes in as they arrive; takes complete events out.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    /// Bytes of the current, unfinished line.
+    line: BytesMut,
+    /// A CR ended the last line: a following LF belongs to it.
+    after_cr: bool,
+    current: SseEvent,
+    /// Fields seen in the current event (so an event of only comments is no event).
+    has_fields: bool,
+    data_lines: usize,
+}
+
+impl SseDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes `chunk`, appending every event it completes to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            if self.after_cr {
+                self.after_cr = false;
+                if rest[0] == b'\n' {
+                    rest = &rest[1..];
+                    continue;
+                }
+            }
+            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(end) => {
+                    self.line.extend_from_slice(&rest[..end]);
+                    self.after_cr = rest[end] == b'\r';
+                    rest = &rest[end + 1..];
+                    let line = self.line.split().freeze();
+                    self.end_line(&line, out);
+                }
+                None => {
+                    self.line.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    /// Convenience: decode `chunk` and return the events it completes.
+    pub fn decode(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        self.feed(chunk, &mut out);
+        out
+    }
+
+    /// True when everything fed so far ended exactly at an event boundary
+    /// (no partial line, no unfinished event): a writer can append a new
+    /// event without corrupting one.
+    pub fn at_boundary(&self) -> bool {
+        self.line.is_empty() && !self.has_fields
+    }
+
+    fn end_line(&mut self, line: &Bytes, out: &mut Vec<SseEvent>) {
+        if line.is_empty() {
+            if self.has_fields {
+                out.push(std::mem::take(&mut self.current));
+            }
+            self.has_fields = false;
+            self.data_lines = 0;
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let text = String::from_utf8_lossy(line);
+        let (field, value) = match text.find(':') {
+            Some(i) => {
+                let v = &text[i + 1..];
+                (&text[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (&text[..], ""),
+        };
+        match field {
+            "event" => self.current.event = value.to_string(),
+            "data" => {
+                if self.data_lines > 0 {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.data_lines += 1;
+            }
+            "id" => self.current.id = Some(value.to_string()),
+            // `retry` and unknown fields are ignored, as the standard says.
+            _ => {}
+        }
+        self.has_fields = true;
+    }
+}
+
+/// Encodes one `data:` event (no event name), the OpenAI way.
+pub fn data_event(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// Encodes one named event, the Anthropic / Responses API way.
+pub fn named_event(event: &str, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + event.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// The terminator of an OpenAI stream.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_events_split_anywhere() {
+        let wire = b"event: message_start\ndata: {\"a\":1}\n\n: comment\n\ndata: x\r\ndata: y\r\n\r\nid: 7\rdata:z\r\r";
+        for split in 0..wire.len() {
+            let mut d = SseDecoder::new();
+            let mut out = d.decode(&wire[..split]);
+            out.extend(d.decode(&wire[split..]));
+            assert_eq!(out.len(), 3, "split at {split}: {out:?}");
+            assert_eq!(out[0].event, "message_start");
+            assert_eq!(out[0].data, "{\"a\":1}");
+            assert_eq!(out[1].data, "x\ny");
+            assert_eq!(out[2].id.as_deref(), Some("7"));
+            assert_eq!(out[2].data, "z");
+            assert!(d.at_boundary());
+        }
+    }
+
+    #[test]
+    fn knows_when_an_event_is_torn() {
+        let mut d = SseDecoder::new();
+        d.decode(b"data: {\"choices\":[{\"delta\":");
+        assert!(!d.at_boundary());
+        let mut d = SseDecoder::new();
+        d.decode(b"data: {}\n");
+        assert!(!d.at_boundary(), "a data line without its blank line");
+        d.decode(b"\n");
+        assert!(d.at_boundary());
+    }
+
+    #[test]
+    fn encodes() {
+        assert_eq!(&data_event(b"{}")[..], b"data: {}\n\n");
+        assert_eq!(
+            &named_event("ping", b"{}")[..],
+            b"event: ping\ndata: {}\n\n"
+        );
+    }
+}
