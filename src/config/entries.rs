@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::fields::{Ctx, parse_duration};
 use super::policy::*;
-use super::raw::{RawProvider, RawRoute};
+use super::raw::{RawBudget, RawProvider, RawRoute};
 use super::validate::Merged;
 
 pub(super) fn provider(
@@ -130,6 +130,16 @@ pub(super) fn provider(
             &t.and_then(|t| t.first_byte.clone()),
             Duration::from_secs(60),
         ),
+        idle: cx.duration(
+            &format!("{loc}.timeouts.idle"),
+            &t.and_then(|t| t.idle.clone()),
+            Duration::from_secs(30),
+        ),
+        body: cx.duration(
+            &format!("{loc}.timeouts.body"),
+            &t.and_then(|t| t.body.clone()),
+            Duration::from_secs(30),
+        ),
         total: cx.duration(
             &format!("{loc}.timeouts.total"),
             &t.and_then(|t| t.total.clone()),
@@ -153,10 +163,20 @@ pub(super) fn provider(
             b.and_then(|b| b.half_open_probes).map(|v| v as usize),
             1,
         ) as u32,
+        count_rate_limits: b.and_then(|b| b.count_rate_limits).unwrap_or(true),
     };
     let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &p.rate_limit);
     let max_batch_inputs =
         cx.positive(&format!("{loc}.max_batch_inputs"), p.max_batch_inputs, 2048);
+    let max_response_bytes = match p.max_response_bytes {
+        Some(0) => {
+            cx.errors
+                .push(format!("{loc}.max_response_bytes"), "must be at least 1");
+            0
+        }
+        Some(v) => v,
+        None => 64 * 1024 * 1024,
+    };
     (cx.errors.0.len() == errors_before).then(|| ProviderSpec {
         name: name.to_string(),
         kind,
@@ -164,6 +184,7 @@ pub(super) fn provider(
         breaker,
         rate_limit,
         max_batch_inputs,
+        max_response_bytes,
     })
 }
 
@@ -261,6 +282,22 @@ pub(super) fn route(
             &rr.and_then(|r| r.max_retry_after.clone()),
             Duration::from_secs(10),
         ),
+        on_rate_limit: match rr.and_then(|r| r.on_rate_limit.as_deref()) {
+            None | Some("failover") => OnRateLimit::Failover,
+            Some("wait") => OnRateLimit::Wait,
+            Some(other) => {
+                cx.errors.push(
+                    format!("{loc}.retry.on_rate_limit"),
+                    format!("unknown value {other:?} (expected failover or wait)"),
+                );
+                OnRateLimit::Failover
+            }
+        },
+        budget: budget(
+            cx,
+            &format!("{loc}.retry.budget"),
+            rr.and_then(|r| r.budget.as_ref()),
+        ),
     };
     if retry.initial_backoff > retry.max_backoff {
         cx.errors.push(
@@ -300,4 +337,33 @@ pub(super) fn route(
         max_concurrency,
         deadline,
     })
+}
+
+fn budget(cx: &mut Ctx, loc: &str, raw: Option<&RawBudget>) -> BudgetSpec {
+    let d = RawBudget::default();
+    let raw = raw.unwrap_or(&d);
+    let ratio = raw.ratio.unwrap_or(0.2);
+    if !(0.0..=10.0).contains(&ratio) {
+        cx.errors
+            .push(format!("{loc}.ratio"), "must be between 0 and 10");
+    }
+    let window = cx.duration(
+        &format!("{loc}.window"),
+        &raw.window,
+        Duration::from_secs(10),
+    );
+    if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&window) {
+        cx.errors
+            .push(format!("{loc}.window"), "must be between 1s and 60s");
+    }
+    let min_per_second = raw.min_per_second.unwrap_or(5);
+    if min_per_second > 1_000_000 {
+        cx.errors
+            .push(format!("{loc}.min_per_second"), "must be at most 1000000");
+    }
+    BudgetSpec {
+        ratio: ratio.clamp(0.0, 10.0),
+        min_per_second: min_per_second.min(1_000_000),
+        window: window.clamp(Duration::from_secs(1), Duration::from_secs(60)),
+    }
 }

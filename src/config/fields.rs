@@ -55,6 +55,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// Like [`Ctx::duration`] but zero is allowed (a delay that may be off).
+    pub fn duration_or_zero(
+        &mut self,
+        loc: &str,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Duration {
+        match value {
+            None => default,
+            Some(text) => parse_duration(text).unwrap_or_else(|e| {
+                self.errors.push(loc, e);
+                default
+            }),
+        }
+    }
+
     pub fn rate(&mut self, loc: &str, raw: &Option<RawRate>) -> Option<RateSpec> {
         let raw = raw.as_ref()?;
         let Some(rps) = raw.requests_per_second else {

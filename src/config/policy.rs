@@ -28,11 +28,32 @@ pub struct ServerSettings {
     pub reload_interval: Duration,
     /// Bearer token required on /admin/*; `None` leaves admin open (bind to loopback then).
     pub admin_token: Option<Secret>,
+    /// On shutdown, how long `/readyz` says 503 while the gateway still
+    /// serves, before it stops accepting connections.
+    pub drain_delay: Duration,
+    pub connections: ConnectionSettings,
+}
+
+/// Client connection limits; applied to connections accepted after a reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionSettings {
+    /// Open client connections at most; further ones wait in the backlog.
+    pub max: usize,
+    /// HTTP/1: time to receive a request's headers, counted from the end of
+    /// the previous response (so it also bounds keep-alive idling).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+    pub http2_max_concurrent_streams: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheSettings {
     pub max_bytes: u64,
+    /// Larger answers are served but not cached.
+    pub max_entry_bytes: u64,
     pub default_ttl: Duration,
 }
 
@@ -51,6 +72,8 @@ pub struct ProviderSpec {
     pub breaker: BreakerSpec,
     pub rate_limit: Option<RateSpec>,
     pub max_batch_inputs: usize,
+    /// An upstream answer larger than this is refused (not buffered whole).
+    pub max_response_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +103,10 @@ pub struct MockSpec {
 pub struct Timeouts {
     pub connect: Duration,
     pub first_byte: Duration,
+    /// Longest silence between two body chunks (bodies and streams).
+    pub idle: Duration,
+    /// Non-streaming answers: from response headers to the end of the body.
+    pub body: Duration,
     pub total: Duration,
 }
 
@@ -88,6 +115,8 @@ pub struct BreakerSpec {
     pub failure_threshold: u32,
     pub open_for: Duration,
     pub half_open_probes: u32,
+    /// Upstream 429s count as failures.
+    pub count_rate_limits: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +171,26 @@ pub struct RetrySpec {
     /// A Retry-After longer than this is not waited for: the target is left
     /// and the next one tried.
     pub max_retry_after: Duration,
+    pub on_rate_limit: OnRateLimit,
+    pub budget: BudgetSpec,
+}
+
+/// What a 429 with a Retry-After within `max_retry_after` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRateLimit {
+    /// Move to the next target at once (waiting only when it is the last).
+    Failover,
+    /// Sleep the Retry-After and try the same target again.
+    Wait,
+}
+
+/// Retry budget (as tower's): retries may add at most `ratio` of the
+/// requests seen in `window`, plus `min_per_second` always.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSpec {
+    pub ratio: f32,
+    pub min_per_second: u32,
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -35,12 +35,26 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     pub reload_interval: Option<String>,
     pub admin_token_env: Option<String>,
+    pub drain_delay: Option<String>,
+    pub connections: Option<RawConnections>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnections {
+    pub max: Option<usize>,
+    pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub http2_keep_alive_interval: Option<String>,
+    pub http2_keep_alive_timeout: Option<String>,
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     pub max_bytes: Option<u64>,
+    pub max_entry_bytes: Option<u64>,
     pub default_ttl: Option<String>,
 }
 
@@ -75,6 +89,7 @@ pub struct RawProvider {
     pub breaker: Option<RawBreaker>,
     pub rate_limit: Option<RawRate>,
     pub max_batch_inputs: Option<usize>,
+    pub max_response_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +97,8 @@ pub struct RawProvider {
 pub struct RawTimeouts {
     pub connect: Option<String>,
     pub first_byte: Option<String>,
+    pub idle: Option<String>,
+    pub body: Option<String>,
     pub total: Option<String>,
 }
 
@@ -91,6 +108,7 @@ pub struct RawBreaker {
     pub failure_threshold: Option<u32>,
     pub open_for: Option<String>,
     pub half_open_probes: Option<u32>,
+    pub count_rate_limits: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +141,16 @@ pub struct RawRetry {
     pub max_backoff: Option<String>,
     pub jitter: Option<bool>,
     pub max_retry_after: Option<String>,
+    pub on_rate_limit: Option<String>,
+    pub budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub ratio: Option<f32>,
+    pub min_per_second: Option<u32>,
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ use super::{ConfigError, Env};
 use serde_saphyr::Spanned;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
 /// Collects errors; `at` builds a location prefix for one place in one file.
 #[derive(Default)]
@@ -126,8 +127,25 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
                 Some(v) => v,
                 None => 64 * 1024 * 1024,
             };
+            let max_entry_bytes = match c.value.max_entry_bytes {
+                Some(0) => {
+                    cx.errors
+                        .push(format!("{loc}.max_entry_bytes"), "must be at least 1");
+                    0
+                }
+                Some(v) if v > max_bytes => {
+                    cx.errors.push(
+                        format!("{loc}.max_entry_bytes"),
+                        "must not exceed cache.max_bytes",
+                    );
+                    v
+                }
+                Some(v) => v,
+                None => DEFAULT_MAX_ENTRY_BYTES.min(max_bytes),
+            };
             CacheSettings {
                 max_bytes,
+                max_entry_bytes,
                 default_ttl: cx.duration(
                     &format!("{loc}.default_ttl"),
                     &c.value.default_ttl,
@@ -137,6 +155,7 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
         }
         None => CacheSettings {
             max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
             default_ttl: Duration::from_secs(300),
         },
     };
@@ -212,5 +231,47 @@ fn server_settings(cx: &mut Ctx, loc: &str, s: &RawServer) -> ServerSettings {
             Duration::from_secs(2),
         ),
         admin_token: cx.secret(&format!("{loc}.admin_token_env"), &s.admin_token_env),
+        drain_delay: cx.duration_or_zero(
+            &format!("{loc}.drain_delay"),
+            &s.drain_delay,
+            Duration::from_secs(5),
+        ),
+        connections: connection_settings(cx, &format!("{loc}.connections"), &s.connections),
+    }
+}
+
+fn connection_settings(cx: &mut Ctx, loc: &str, c: &Option<RawConnections>) -> ConnectionSettings {
+    let d = RawConnections::default();
+    let c = c.as_ref().unwrap_or(&d);
+    let streams = c.http2_max_concurrent_streams.unwrap_or(256);
+    if streams == 0 {
+        cx.errors.push(
+            format!("{loc}.http2_max_concurrent_streams"),
+            "must be at least 1",
+        );
+    }
+    ConnectionSettings {
+        max: cx.positive(&format!("{loc}.max"), c.max, 10_000),
+        header_read_timeout: cx.duration(
+            &format!("{loc}.header_read_timeout"),
+            &c.header_read_timeout,
+            Duration::from_secs(30),
+        ),
+        idle_timeout: cx.duration(
+            &format!("{loc}.idle_timeout"),
+            &c.idle_timeout,
+            Duration::from_secs(60),
+        ),
+        http2_keep_alive_interval: cx.duration(
+            &format!("{loc}.http2_keep_alive_interval"),
+            &c.http2_keep_alive_interval,
+            Duration::from_secs(30),
+        ),
+        http2_keep_alive_timeout: cx.duration(
+            &format!("{loc}.http2_keep_alive_timeout"),
+            &c.http2_keep_alive_timeout,
+            Duration::from_secs(10),
+        ),
+        http2_max_concurrent_streams: streams.max(1),
     }
 }

@@ -202,6 +202,7 @@ mod tests {
             failure_threshold: threshold,
             open_for: Duration::from_secs(10),
             half_open_probes: probes,
+            count_rate_limits: true,
         };
         Breaker::new("p", spec, Arc::new(Metrics::new()))
     }

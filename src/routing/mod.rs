@@ -265,6 +265,12 @@ mod tests {
                 max_backoff: Duration::from_millis(1),
                 jitter: false,
                 max_retry_after: Duration::from_secs(1),
+                on_rate_limit: crate::config::OnRateLimit::Wait,
+                budget: crate::config::BudgetSpec {
+                    ratio: 0.2,
+                    min_per_second: 5,
+                    window: Duration::from_secs(10),
+                },
             },
             cache: RouteCache {
                 enabled: false,
