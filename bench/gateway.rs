@@ -115,6 +115,7 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
             listen: Some("127.0.0.1:0".into()),
             watch: false,
             sighup: false,
+            drain_delay: Some(std::time::Duration::ZERO),
         },
         shutdown.clone(),
     )

@@ -20,6 +20,7 @@ USAGE:
 
     --policies DIR   folder of *.yaml policy files (default: policies)
     --listen ADDR    address to bind, overriding server.listen (e.g. 127.0.0.1:8080)
+    --drain-delay D  on shutdown, stay up but not ready this long (overrides server.drain_delay)
 
 Logging: RUST_LOG (default info).";
 
@@ -27,6 +28,7 @@ struct Args {
     command: String,
     policies: PathBuf,
     listen: Option<String>,
+    drain_delay: Option<std::time::Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         command,
         policies: PathBuf::from("policies"),
         listen: None,
+        drain_delay: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -46,6 +49,10 @@ fn parse_args() -> Result<Args, String> {
                 out.policies = args.next().ok_or("--policies needs a folder")?.into()
             }
             "--listen" | "-l" => out.listen = Some(args.next().ok_or("--listen needs an address")?),
+            "--drain-delay" => {
+                let text = args.next().ok_or("--drain-delay needs a duration")?;
+                out.drain_delay = Some(config::parse_duration(&text)?);
+            }
             "-h" | "--help" => return Err(String::new()),
             "-V" | "--version" => {
                 println!("switchyard {}", env!("CARGO_PKG_VERSION"));
@@ -123,6 +130,7 @@ async fn serve(args: Args) -> ExitCode {
         listen: args.listen,
         watch: true,
         sighup: true,
+        drain_delay: args.drain_delay,
     };
     let gateway = match Gateway::start(opts, shutdown.clone()).await {
         Ok(g) => g,

@@ -323,10 +323,11 @@ async fn first_byte_timeout_fails_over_and_alone_is_a_504() {
 
 #[tokio::test]
 async fn total_timeout_cuts_a_stalled_body() {
-    // Headers arrive at once, the stream then stalls past `total`.
+    // Headers arrive at once, the JSON body then stalls past `total`.
     let up = FakeUpstream::start(|_, _| async {
-        Reply::Sse(
-            vec!["data: {}\n\n".into(), "data: [DONE]\n\n".into()],
+        Reply::Chunks(
+            "application/json",
+            vec!["{\"choices\":".into(), "[]}".into()],
             Duration::from_secs(3),
         )
     })

@@ -1,11 +1,14 @@
 //! Chat completions on the wire: request checks and canonical form.
 //!
 //! Place in the pipeline: `server` parses the client body with
-//! [`ChatRequest::parse`]; `cache` keys on [`ChatRequest::canonical`].
+//! [`ChatRequest::parse`]; `cache` keys on its canonical form.
 //! The body is kept as a JSON object so unknown fields pass through to the
 //! upstream untouched; only `model` is rewritten per target. Must not
 //! interpret sampling parameters or messages beyond basic shape checks.
 
+use bytes::Bytes;
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use super::error::GatewayError;
@@ -62,18 +65,33 @@ impl ChatRequest {
         })
     }
 
-    /// The body to send to a target serving `upstream_model`.
-    pub fn upstream_body(&self, upstream_model: &str) -> Value {
-        let mut body = self.body.clone();
-        body.insert("model".into(), Value::String(upstream_model.to_string()));
-        Value::Object(body)
+    /// The body to send to a target serving `upstream_model`, serialized
+    /// straight from the client's body (no copy of the parsed request).
+    pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
+        let with_model = WithModel {
+            body: &self.body,
+            model: upstream_model,
+        };
+        Bytes::from(serde_json::to_vec(&with_model).unwrap_or_default())
     }
+}
 
-    /// The full request in canonical form (object keys sorted at every level),
-    /// so that two requests differing only in key order or whitespace match.
-    pub fn canonical(&self) -> String {
-        let mut out = String::new();
-        super::write_canonical(&Value::Object(self.body.clone()), &mut out);
-        out
+/// The client's body with `model` replaced, serialized in place.
+struct WithModel<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+}
+
+impl Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.body.len()))?;
+        for (k, v) in self.body {
+            if k == "model" {
+                map.serialize_entry(k, self.model)?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
     }
 }

@@ -40,8 +40,11 @@ pub struct GatewayError {
     pub kind: ErrorKind,
     pub message: String,
     pub code: Option<&'static str>,
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
     pub retry_after: Option<Duration>,
+    /// The gateway already retried and failed over: tell SDKs not to
+    /// multiply the calls (`x-should-retry: false`).
+    pub final_after_retries: bool,
 }
 
 impl GatewayError {
@@ -52,6 +55,7 @@ impl GatewayError {
             code: None,
             param: None,
             retry_after: None,
+            final_after_retries: false,
         }
     }
 
@@ -61,12 +65,17 @@ impl GatewayError {
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
-        self.param = Some(param.into());
+        self.param = Some(param.into().into_boxed_str());
         self
     }
 
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
+        self
+    }
+
+    pub fn final_after_retries(mut self) -> Self {
+        self.final_after_retries = true;
         self
     }
 

@@ -37,34 +37,43 @@ pub(crate) fn required_model(body: &Map<String, Value>) -> Result<String, Gatewa
     }
 }
 
-/// Writes `v` as JSON with object keys sorted at every level.
-pub fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
+/// Writes `map` as JSON with object keys sorted at every level, to any
+/// writer (a `String`, or a hasher adapter so nothing is buffered).
+pub fn write_canonical_map<W: std::fmt::Write>(map: &Map<String, Value>, out: &mut W) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let _ = out.write_char('{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            let _ = out.write_char(',');
         }
+        write_scalar(&Value::String(k.clone()), out);
+        let _ = out.write_char(':');
+        write_canonical(&map[k], out);
+    }
+    let _ = out.write_char('}');
+}
+
+fn write_scalar<W: std::fmt::Write>(v: &Value, out: &mut W) {
+    // `Value`'s Display is its compact JSON.
+    let _ = write!(out, "{v}");
+}
+
+/// Writes `v` as JSON with object keys sorted at every level.
+pub fn write_canonical<W: std::fmt::Write>(v: &Value, out: &mut W) {
+    match v {
+        Value::Object(map) => write_canonical_map(map, out),
         Value::Array(items) => {
-            out.push('[');
+            let _ = out.write_char('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    let _ = out.write_char(',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            let _ = out.write_char(']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_scalar(other, out),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SseDecoder {
     /// Fields seen in the current event (so an event of only comments is no event).
     has_fields: bool,
     data_lines: usize,
+    /// Offset in the last fed chunk just past the last event boundary.
+    last_boundary: Option<usize>,
 }
 
 impl SseDecoder {
@@ -38,12 +40,16 @@ impl SseDecoder {
 
     /// Decodes `chunk`, appending every event it completes to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        self.last_boundary = None;
         let mut rest = chunk;
         while !rest.is_empty() {
             if self.after_cr {
                 self.after_cr = false;
                 if rest[0] == b'\n' {
                     rest = &rest[1..];
+                    if self.at_boundary() {
+                        self.last_boundary = Some(chunk.len() - rest.len());
+                    }
                     continue;
                 }
             }
@@ -54,6 +60,9 @@ impl SseDecoder {
                     rest = &rest[end + 1..];
                     let line = self.line.split().freeze();
                     self.end_line(&line, out);
+                    if self.at_boundary() {
+                        self.last_boundary = Some(chunk.len() - rest.len());
+                    }
                 }
                 None => {
                     self.line.extend_from_slice(rest);
@@ -68,6 +77,13 @@ impl SseDecoder {
         let mut out = Vec::new();
         self.feed(chunk, &mut out);
         out
+    }
+
+    /// Where, in the chunk last given to [`SseDecoder::feed`], the last
+    /// event boundary lies (the offset just past it), if the chunk has one.
+    /// Bytes up to there form whole events that can be forwarded as they are.
+    pub fn last_boundary(&self) -> Option<usize> {
+        self.last_boundary
     }
 
     /// True when everything fed so far ended exactly at an event boundary
@@ -168,6 +184,21 @@ mod tests {
         assert!(!d.at_boundary(), "a data line without its blank line");
         d.decode(b"\n");
         assert!(d.at_boundary());
+    }
+
+    #[test]
+    fn reports_the_last_boundary_of_a_chunk() {
+        let mut d = SseDecoder::new();
+        d.decode(b"data: a\n\ndata: b\n\ndata: {\"to");
+        assert_eq!(d.last_boundary(), Some(18));
+        d.decode(b"rn\":1}");
+        assert_eq!(d.last_boundary(), None);
+        d.decode(b"\n\n: ping\n\n");
+        assert_eq!(d.last_boundary(), Some(10));
+        d.decode(b"data: x\r");
+        assert_eq!(d.last_boundary(), None);
+        d.decode(b"\n\r\n");
+        assert_eq!(d.last_boundary(), Some(3));
     }
 
     #[test]

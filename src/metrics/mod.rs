@@ -7,8 +7,8 @@
 //! raw client input, and client keys are never labels.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Label used when a request names no configured route.
@@ -22,7 +22,11 @@ pub struct Metrics {
     pub upstream_requests: IntCounterVec,
     pub upstream_duration: HistogramVec,
     pub retries: IntCounterVec,
+    pub retry_budget_exhausted: IntCounterVec,
     pub failovers: IntCounterVec,
+    pub stream_interruptions: IntCounterVec,
+    pub client_connections: IntGauge,
+    pub accept_errors: IntCounter,
     pub breaker_state: IntGaugeVec,
     pub breaker_transitions: IntCounterVec,
     pub cache_hits: IntCounterVec,
@@ -110,6 +114,28 @@ impl Metrics {
                 "Retries of an upstream call on the same target.",
                 &["route", "provider"],
             ),
+            retry_budget_exhausted: counter(
+                "switchyard_retry_budget_exhausted_total",
+                "Retries not made because the route's retry budget was spent.",
+                &["route"],
+            ),
+            stream_interruptions: counter(
+                "switchyard_stream_interruptions_total",
+                "Streams that failed after the response started (ended with an SSE error event).",
+                &["route", "provider"],
+            ),
+            client_connections: gauge("switchyard_client_connections", "Open client connections."),
+            accept_errors: {
+                let c = IntCounter::new(
+                    "switchyard_accept_errors_total",
+                    "Failed accepts of client connections (e.g. out of file descriptors).",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
             failovers: counter(
                 "switchyard_failovers_total",
                 "Moves from one target to the next after it failed.",

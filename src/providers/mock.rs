@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{ChatReply, UpstreamError};
+use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::config::{MockSpec, Timeouts};
 
@@ -57,10 +58,14 @@ impl MockProvider {
         Ok(())
     }
 
-    pub async fn chat(&self, body: &Value, stream: bool) -> Result<ChatReply, UpstreamError> {
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
         self.respond().await?;
-        let model = body.get("model").and_then(Value::as_str).unwrap_or("mock");
-        let prompt = last_user_text(body);
+        let prompt = last_user_text(&request.body);
         let content = format!("[{}] You said: {}", self.name, prompt);
         let prompt_tokens = word_count(&prompt) as u64;
         let completion_tokens = word_count(&content) as u64;
@@ -157,7 +162,7 @@ fn word_count(s: &str) -> usize {
     s.split_whitespace().count().max(1)
 }
 
-fn last_user_text(body: &Value) -> String {
+fn last_user_text(body: &Map<String, Value>) -> String {
     let messages = body.get("messages").and_then(Value::as_array);
     let last = messages.and_then(|m| {
         m.iter()

@@ -6,8 +6,10 @@
 //! timeouts (connect, first byte, total). It must not retry, fail over, cache
 //! or count metrics: those belong to the layers above.
 
+mod body;
 mod mock;
 mod openai;
+pub mod scrub;
 pub mod translate;
 
 use std::time::Duration;
@@ -16,6 +18,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 
+use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::config::{ProviderKind, ProviderSpec};
 
@@ -39,6 +42,8 @@ pub enum UpstreamError {
     BreakerOpen,
     /// Not tried: the provider's own rate limit is spent.
     RateLimited(Duration),
+    /// The answer was larger than the provider's `max_response_bytes`.
+    TooLarge(u64),
 }
 
 impl UpstreamError {
@@ -51,7 +56,9 @@ impl UpstreamError {
             UpstreamError::Status { status, .. } => {
                 *status == 408 || *status == 429 || *status >= 500
             }
-            UpstreamError::BreakerOpen | UpstreamError::RateLimited(_) => false,
+            UpstreamError::BreakerOpen
+            | UpstreamError::RateLimited(_)
+            | UpstreamError::TooLarge(_) => false,
         }
     }
 
@@ -66,15 +73,24 @@ impl UpstreamError {
         }
     }
 
-    /// Counts as a failure for the provider's circuit breaker.
-    pub fn trips_breaker(&self) -> bool {
+    /// Counts as a failure for the provider's circuit breaker; 429s only
+    /// when the provider's breaker says so (`count_rate_limits`).
+    pub fn trips_breaker(&self, count_rate_limits: bool) -> bool {
         match self {
             UpstreamError::Connect(_) | UpstreamError::Timeout(_) | UpstreamError::Protocol(_) => {
                 true
             }
+            UpstreamError::Status { status: 429, .. } => count_rate_limits,
             UpstreamError::Status { status, .. } => *status >= 500,
-            UpstreamError::BreakerOpen | UpstreamError::RateLimited(_) => false,
+            UpstreamError::BreakerOpen
+            | UpstreamError::RateLimited(_)
+            | UpstreamError::TooLarge(_) => false,
         }
+    }
+
+    /// An upstream 429 (its own rate limit, not this gateway's).
+    pub fn is_upstream_rate_limit(&self) -> bool {
+        matches!(self, UpstreamError::Status { status: 429, .. })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -95,6 +111,7 @@ impl UpstreamError {
             UpstreamError::Status { .. } => "status_4xx",
             UpstreamError::BreakerOpen => "breaker_open",
             UpstreamError::RateLimited(_) => "rate_limited",
+            UpstreamError::TooLarge(_) => "too_large",
         }
     }
 
@@ -107,6 +124,7 @@ impl UpstreamError {
             UpstreamError::Protocol(m) => format!("bad upstream response: {m}"),
             UpstreamError::BreakerOpen => "circuit breaker open".into(),
             UpstreamError::RateLimited(_) => "provider rate limit reached".into(),
+            UpstreamError::TooLarge(max) => format!("answer larger than {max} bytes"),
         }
     }
 }
@@ -125,18 +143,27 @@ pub enum Provider {
 impl Provider {
     pub fn build(spec: &ProviderSpec) -> Result<Provider, String> {
         Ok(match &spec.kind {
-            ProviderKind::OpenAi(o) => Provider::OpenAi(OpenAiProvider::new(o, &spec.timeouts)?),
+            ProviderKind::OpenAi(o) => Provider::OpenAi(OpenAiProvider::new(
+                o,
+                &spec.timeouts,
+                spec.max_response_bytes,
+            )?),
             ProviderKind::Mock(m) => {
                 Provider::Mock(MockProvider::new(&spec.name, m.clone(), &spec.timeouts))
             }
         })
     }
 
-    /// `body` already names the upstream model.
-    pub async fn chat(&self, body: &Value, stream: bool) -> Result<ChatReply, UpstreamError> {
+    /// One chat attempt for `request`, sent as `model` upstream.
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
         match self {
-            Provider::OpenAi(p) => p.chat(body, stream).await,
-            Provider::Mock(p) => p.chat(body, stream).await,
+            Provider::OpenAi(p) => p.chat(request, model, stream).await,
+            Provider::Mock(p) => p.chat(request, model, stream).await,
         }
     }
 

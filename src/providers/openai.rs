@@ -3,18 +3,30 @@
 //! Place in the pipeline: called by `routing` for one attempt. Sends
 //! `POST {base_url}/chat/completions` or `/embeddings` with the provider's key
 //! (read from the environment at load time). Applies the connect timeout (in
-//! the client), the first-byte timeout (until response headers) and the total
-//! timeout (whole body or stream). Must not log or echo the API key.
+//! the client), the first-byte timeout (until response headers), then the
+//! body limits of [`super::body`]. A `200` only counts as an answer when it
+//! is one: JSON with `choices` (chat), JSON with every vector (embeddings),
+//! `text/event-stream` ending in `[DONE]` (streams); anything else is a
+//! retryable protocol failure, so it is never cached. Streams are forwarded in
+//! whole events only, so a stream that breaks never leaves a torn event
+//! behind. Error bodies are scrubbed of the provider's secrets. Must not log
+//! or echo the API key.
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
+use super::body::{ByteStream, Limits};
+use super::scrub::Scrubber;
 use super::{ChatReply, UpstreamError, parse_retry_after};
+use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
+use crate::api::sse::{SseDecoder, SseEvent};
 use crate::config::{OpenAiSpec, Timeouts};
 
 /// Error bodies are read up to this size; the rest is dropped.
@@ -25,14 +37,28 @@ pub struct OpenAiProvider {
     base_url: String,
     headers: http::HeaderMap,
     timeouts: Timeouts,
+    max_response_bytes: u64,
+    scrubber: Scrubber,
+}
+
+/// What a chat answer must at least hold.
+#[derive(Deserialize)]
+struct ChatShape {
+    #[allow(dead_code)]
+    choices: Vec<IgnoredAny>,
 }
 
 impl OpenAiProvider {
-    pub fn new(spec: &OpenAiSpec, timeouts: &Timeouts) -> Result<Self, String> {
+    pub fn new(
+        spec: &OpenAiSpec,
+        timeouts: &Timeouts,
+        max_response_bytes: u64,
+    ) -> Result<Self, String> {
         let mut headers = http::HeaderMap::new();
         for (k, v) in &spec.headers {
             let name = http::HeaderName::try_from(k.as_str()).map_err(|e| e.to_string())?;
-            let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| e.to_string())?;
+            let mut value = http::HeaderValue::try_from(v.as_str()).map_err(|e| e.to_string())?;
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         if let Some(key) = &spec.api_key {
@@ -41,6 +67,15 @@ impl OpenAiProvider {
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let secrets = spec
+            .api_key
+            .iter()
+            .map(|k| k.expose())
+            .chain(spec.headers.values().map(String::as_str));
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -52,26 +87,29 @@ impl OpenAiProvider {
             base_url: spec.base_url.clone(),
             headers,
             timeouts: timeouts.clone(),
+            max_response_bytes,
+            scrubber: Scrubber::new(secrets),
         })
     }
 
+    /// Sends `body` and waits for a successful response's headers.
     async fn send(
         &self,
         path: &str,
-        body: &Value,
-    ) -> Result<(reqwest::Response, Instant), UpstreamError> {
+        body: Bytes,
+    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
         let start = Instant::now();
-        let total_deadline = start + self.timeouts.total;
-        let first_byte = (start + self.timeouts.first_byte).min(total_deadline);
+        let limits = Limits::new(&self.timeouts, start, self.max_response_bytes);
+        let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);
         let request = self
             .client
             .post(format!("{}{path}", self.base_url))
             .headers(self.headers.clone())
-            .json(body)
+            .body(body)
             .send();
         let response = match timeout_at(first_byte, request).await {
             Err(_) => {
-                let which = if first_byte == total_deadline {
+                let which = if first_byte == limits.total_deadline {
                     "total"
                 } else {
                     "first_byte"
@@ -82,42 +120,68 @@ impl OpenAiProvider {
             Ok(Ok(r)) => r,
         };
         if response.status().is_success() {
-            return Ok((response, total_deadline));
+            return Ok((response, limits));
         }
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers());
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
+        let mut stream: ByteStream = response.bytes_stream().boxed();
+        let mut body = BytesMut::new();
+        let error_deadline = Instant::now() + self.timeouts.body;
         while body.len() < MAX_ERROR_BODY {
-            match timeout_at(total_deadline, stream.next()).await {
-                Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+            match limits.next(&mut stream, Some(error_deadline)).await {
+                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
                 _ => break,
             }
         }
         body.truncate(MAX_ERROR_BODY);
         Err(UpstreamError::Status {
             status,
-            body: Bytes::from(body),
+            body: self.scrubber.scrub(body.freeze()),
             retry_after,
         })
     }
 
-    pub async fn chat(&self, body: &Value, stream: bool) -> Result<ChatReply, UpstreamError> {
-        let (response, deadline) = self.send("/chat/completions", body).await?;
-        if !stream {
-            return read_all(response, deadline).await.map(ChatReply::Full);
+    async fn read_json(
+        &self,
+        response: reqwest::Response,
+        limits: &Limits,
+    ) -> Result<Bytes, UpstreamError> {
+        if !content_type_is(&response, is_json_type, true) {
+            return Err(UpstreamError::Protocol(
+                "a 200 answer that is not JSON".into(),
+            ));
         }
-        let chunks =
-            futures_util::stream::unfold(Some(response.bytes_stream()), move |state| async move {
-                let mut s = state?;
-                match timeout_at(deadline, s.next()).await {
-                    Err(_) => Some((Err(UpstreamError::Timeout("total")), None)),
-                    Ok(None) => None,
-                    Ok(Some(Err(e))) => Some((Err(classify(e)), None)),
-                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(s))),
-                }
-            });
-        Ok(ChatReply::Stream(chunks.boxed()))
+        let declared = response.content_length();
+        let stream = response.bytes_stream().boxed();
+        limits.read_all(stream, declared, self.timeouts.body).await
+    }
+
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let (response, limits) = self
+            .send("/chat/completions", request.upstream_body(model))
+            .await?;
+        if !stream {
+            let body = self.read_json(response, &limits).await?;
+            if let Err(e) = serde_json::from_slice::<ChatShape>(&body) {
+                return Err(UpstreamError::Protocol(format!(
+                    "a 200 answer that is not a chat completion ({})",
+                    e.classify_name()
+                )));
+            }
+            return Ok(ChatReply::Full(body));
+        }
+        if !content_type_is(&response, |t| t == "text/event-stream", false) {
+            return Err(UpstreamError::Protocol(
+                "a streaming answer that is not text/event-stream".into(),
+            ));
+        }
+        let events = WholeEvents::new(response.bytes_stream().boxed(), limits);
+        Ok(ChatReply::Stream(events.into_stream()))
     }
 
     pub async fn embed(
@@ -130,22 +194,122 @@ impl OpenAiProvider {
         body.insert("model".into(), Value::String(model.to_string()));
         body.insert("input".into(), Value::Array(inputs.to_vec()));
         body.insert("encoding_format".into(), Value::String("base64".into()));
-        let (response, deadline) = self.send("/embeddings", &Value::Object(body)).await?;
-        let bytes = read_all(response, deadline).await?;
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let (response, limits) = self.send("/embeddings", Bytes::from(bytes)).await?;
+        let bytes = self.read_json(response, &limits).await?;
         parse_upstream_reply(&bytes, inputs.len()).map_err(UpstreamError::Protocol)
     }
 }
 
-async fn read_all(response: reqwest::Response, deadline: Instant) -> Result<Bytes, UpstreamError> {
-    match timeout_at(deadline, response.bytes()).await {
-        Err(_) => Err(UpstreamError::Timeout("total")),
-        Ok(Err(e)) => Err(classify(e)),
-        Ok(Ok(b)) => Ok(b),
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "invalid JSON",
+            serde_json::error::Category::Data => "no `choices`",
+            serde_json::error::Category::Eof => "truncated JSON",
+        }
+    }
+}
+
+fn is_json_type(t: &str) -> bool {
+    t == "application/json" || t.ends_with("+json")
+}
+
+/// Whether the response's media type passes `ok`; `missing` when it has none.
+fn content_type_is(response: &reqwest::Response, ok: impl Fn(&str) -> bool, missing: bool) -> bool {
+    match response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => missing,
+        Some(v) => ok(v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()),
+    }
+}
+
+/// An upstream SSE body re-cut at event boundaries: only whole events are
+/// passed on, the stream must end with `[DONE]`, and it is bounded by the
+/// idle and total timeouts and by the size of one unfinished event.
+struct WholeEvents {
+    body: ByteStream,
+    limits: Limits,
+    decoder: SseDecoder,
+    events: Vec<SseEvent>,
+    pending: BytesMut,
+    done: bool,
+}
+
+impl WholeEvents {
+    fn new(body: ByteStream, limits: Limits) -> Self {
+        WholeEvents {
+            body,
+            limits,
+            decoder: SseDecoder::new(),
+            events: Vec::new(),
+            pending: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    /// The next run of whole events, an error, or the end.
+    async fn next(&mut self) -> Option<Result<Bytes, UpstreamError>> {
+        loop {
+            let chunk = match self.limits.next(&mut self.body, None).await {
+                None if self.done => return None,
+                None => {
+                    return Some(Err(UpstreamError::Protocol(
+                        "stream ended without [DONE]".into(),
+                    )));
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(chunk)) => chunk,
+            };
+            self.events.clear();
+            self.decoder.feed(&chunk, &mut self.events);
+            self.done |= self.events.iter().any(|e| e.data == "[DONE]");
+            let Some(cut) = self.decoder.last_boundary() else {
+                if (self.pending.len() + chunk.len()) as u64 > self.limits.max_bytes {
+                    return Some(Err(UpstreamError::TooLarge(self.limits.max_bytes)));
+                }
+                self.pending.extend_from_slice(&chunk);
+                continue;
+            };
+            let whole = if self.pending.is_empty() {
+                chunk.slice(..cut)
+            } else {
+                self.pending.extend_from_slice(&chunk[..cut]);
+                self.pending.split().freeze()
+            };
+            self.pending.extend_from_slice(&chunk[cut..]);
+            return Some(Ok(whole));
+        }
+    }
+
+    fn into_stream(self) -> futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>> {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut s = state?;
+            match s.next().await? {
+                Ok(bytes) => Some((Ok(bytes), Some(s))),
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .boxed()
     }
 }
 
 /// Maps a reqwest error without its URL (which could carry credentials).
-fn classify(e: reqwest::Error) -> UpstreamError {
+pub(super) fn classify(e: reqwest::Error) -> UpstreamError {
     let e = e.without_url();
     if e.is_timeout() {
         UpstreamError::Timeout("connect")

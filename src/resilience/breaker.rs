@@ -107,6 +107,12 @@ impl Breaker {
         })
     }
 
+    /// A failure seen outside an attempt (a stream that broke after its
+    /// attempt had already been reported as a success).
+    pub fn record_failure(&self) {
+        self.record(false, false);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

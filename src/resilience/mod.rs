@@ -1,4 +1,5 @@
-//! Resilience primitives: retry with backoff, circuit breakers, rate limits.
+//! Resilience primitives: retry decisions and budgets, circuit breakers,
+//! rate limits.
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit)
 //! and `server` (client and route limits). Each primitive is built from a
@@ -7,9 +8,11 @@
 //! global state: every gateway builds its own.
 
 pub mod breaker;
+pub mod budget;
 pub mod rate_limit;
 pub mod retry;
 
 pub use breaker::{Breaker, BreakerPermit, BreakerState};
+pub use budget::RetryBudget;
 pub use rate_limit::{KeyedLimiter, Limiter};
-pub use retry::{RetryHint, retry};
+pub use retry::{Decision, RetryHint, Why, decide};

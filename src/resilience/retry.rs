@@ -1,67 +1,99 @@
-//! Retries with exponential backoff and jitter (backon), honouring Retry-After.
+//! Retry decisions: exponential backoff with jitter, Retry-After, the 429
+//! policy and the retry budget, apart from the loop that applies them.
 //!
-//! Place in the pipeline: `routing` wraps each target's attempts in
-//! [`retry`]. Between attempts it sleeps the backoff, or the upstream's
-//! Retry-After when given; a Retry-After longer than `max_retry_after` ends
-//! the retries on this target so the caller can fail over instead of
-//! waiting. Must not know about targets, HTTP or metrics.
+//! Place in the pipeline: `routing` asks [`decide`] after each failed
+//! attempt on a target: retry the same target after a delay, or leave it
+//! (fail over, or give up when it was the last). A Retry-After longer than
+//! `max_retry_after` leaves the target; a 429 leaves it at once when the
+//! route prefers failover and another target is left; a spent budget leaves
+//! it. Must not sleep, know about targets' identities, HTTP or metrics.
 
-use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use crate::config::{OnRateLimit, RetrySpec};
 
-use crate::config::RetrySpec;
-
-/// What `retry` needs to know about an error.
+/// What `decide` needs to know about an error.
 pub trait RetryHint {
     fn is_retryable(&self) -> bool;
     fn retry_after(&self) -> Option<Duration>;
+    /// The upstream said it is rate limiting (429).
+    fn is_rate_limit(&self) -> bool;
 }
 
-/// Runs `op` up to `spec.max_attempts` times. `on_retry` is told each error
-/// that will be retried and the delay before the next attempt.
-pub async fn retry<T, E, F, Fut>(
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Try the same target again after this delay.
+    Retry(Duration),
+    /// Leave this target.
+    Leave(Why),
+}
+
+/// Why a target was left (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    NotRetryable,
+    AttemptsSpent,
+    RetryAfterTooLong,
+    RateLimitedFailover,
+    BudgetSpent,
+}
+
+/// The exponential backoff before attempt `failed + 1` (no jitter).
+pub fn backoff(spec: &RetrySpec, failed: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failed.saturating_sub(1));
+    spec.initial_backoff
+        .saturating_mul(factor)
+        .min(spec.max_backoff)
+}
+
+/// Decides after attempt number `failed` (1-based) on one target failed
+/// with `e`. `others_left`: another target can still be tried.
+/// `withdraw` takes a retry from the budget; it is called only when a retry
+/// would otherwise happen.
+pub fn decide<E: RetryHint>(
     spec: &RetrySpec,
-    op: F,
-    on_retry: impl FnMut(&E, Duration),
-) -> Result<T, E>
-where
-    E: RetryHint,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(spec.initial_backoff)
-        .with_max_delay(spec.max_backoff)
-        .with_factor(2.0)
-        .with_max_times(spec.max_attempts.saturating_sub(1) as usize);
-    if spec.jitter {
-        backoff = backoff.with_jitter();
+    failed: u32,
+    e: &E,
+    others_left: bool,
+    withdraw: impl FnOnce() -> bool,
+) -> Decision {
+    if !e.is_retryable() {
+        return Decision::Leave(Why::NotRetryable);
     }
-    let cap = spec.max_retry_after;
-    op.retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|e: &E| e.is_retryable())
-        .adjust(move |e: &E, delay| match (delay, e.retry_after()) {
-            (None, _) => None,
-            (Some(_), Some(after)) if after > cap => None,
-            (Some(_), Some(after)) => Some(after),
-            (Some(d), None) => Some(d),
-        })
-        .notify(on_retry)
-        .await
+    if failed >= spec.max_attempts {
+        return Decision::Leave(Why::AttemptsSpent);
+    }
+    if e.is_rate_limit() && spec.on_rate_limit == OnRateLimit::Failover && others_left {
+        return Decision::Leave(Why::RateLimitedFailover);
+    }
+    let delay = match e.retry_after() {
+        Some(after) if after > spec.max_retry_after => {
+            return Decision::Leave(Why::RetryAfterTooLong);
+        }
+        Some(after) => after,
+        None if spec.jitter => {
+            let full = backoff(spec, failed);
+            // "Equal jitter": half fixed, half random, so retries spread
+            // out but never collapse to zero.
+            full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+        }
+        None => backoff(spec, failed),
+    };
+    if !withdraw() {
+        return Decision::Leave(Why::BudgetSpent);
+    }
+    Decision::Retry(delay)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
+    use crate::config::BudgetSpec;
 
-    #[derive(Debug)]
     struct E {
         retryable: bool,
         after: Option<Duration>,
+        rate_limit: bool,
     }
     impl RetryHint for E {
         fn is_retryable(&self) -> bool {
@@ -70,17 +102,25 @@ mod tests {
         fn retry_after(&self) -> Option<Duration> {
             self.after
         }
+        fn is_rate_limit(&self) -> bool {
+            self.rate_limit
+        }
     }
+    const FAIL: E = E {
+        retryable: true,
+        after: None,
+        rate_limit: false,
+    };
 
-    fn spec(attempts: u32) -> RetrySpec {
+    fn spec(attempts: u32, on_rate_limit: OnRateLimit) -> RetrySpec {
         RetrySpec {
             max_attempts: attempts,
             initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_millis(300),
             jitter: false,
             max_retry_after: Duration::from_secs(5),
-            on_rate_limit: crate::config::OnRateLimit::Wait,
-            budget: crate::config::BudgetSpec {
+            on_rate_limit,
+            budget: BudgetSpec {
                 ratio: 0.2,
                 min_per_second: 5,
                 window: Duration::from_secs(10),
@@ -88,83 +128,96 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn backs_off_exponentially_then_gives_up() {
-        let calls = Cell::new(0);
-        let mut delays = vec![];
-        let start = tokio::time::Instant::now();
-        let r: Result<(), E> = retry(
-            &spec(4),
-            || {
-                calls.set(calls.get() + 1);
-                async {
-                    Err(E {
-                        retryable: true,
-                        after: None,
-                    })
-                }
-            },
-            |_, d| delays.push(d),
-        )
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.get(), 4);
-        // backon multiplies in f32: allow microsecond rounding.
-        let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(1);
-        assert_eq!(delays.len(), 3);
-        for (d, want) in delays.iter().zip([100, 200, 400]) {
-            assert!(close(*d, Duration::from_millis(want)), "{delays:?}");
-        }
-        // The timer wheel has millisecond resolution.
-        let slept = start.elapsed();
-        assert!(
-            slept >= Duration::from_millis(700) && slept <= Duration::from_millis(703),
-            "{slept:?}"
+    #[test]
+    fn backs_off_exponentially_up_to_the_cap_then_leaves() {
+        let s = spec(4, OnRateLimit::Wait);
+        let delays: Vec<Decision> = (1..=4)
+            .map(|n| decide(&s, n, &FAIL, true, || true))
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                Decision::Retry(Duration::from_millis(100)),
+                Decision::Retry(Duration::from_millis(200)),
+                Decision::Retry(Duration::from_millis(300)),
+                Decision::Leave(Why::AttemptsSpent),
+            ]
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn honours_retry_after_and_stops_past_cap() {
-        let calls = Cell::new(0);
-        let mut delays = vec![];
-        let r: Result<(), E> = retry(
-            &spec(5),
-            || {
-                calls.set(calls.get() + 1);
-                let n = calls.get();
-                async move {
-                    Err(E {
-                        retryable: true,
-                        after: Some(Duration::from_secs(if n == 1 { 3 } else { 60 })),
-                    })
-                }
-            },
-            |_, d| delays.push(d),
-        )
-        .await;
-        assert!(r.is_err());
-        assert_eq!(delays, [Duration::from_secs(3)]);
-        assert_eq!(calls.get(), 2, "a Retry-After over the cap ends retries");
+    #[test]
+    fn jitter_stays_between_half_and_the_full_backoff() {
+        let mut s = spec(3, OnRateLimit::Wait);
+        s.jitter = true;
+        for _ in 0..100 {
+            let Decision::Retry(d) = decide(&s, 2, &FAIL, true, || true) else {
+                panic!("expected a retry")
+            };
+            assert!((Duration::from_millis(100)..=Duration::from_millis(200)).contains(&d));
+        }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn non_retryable_errors_are_returned_at_once() {
-        let calls = Cell::new(0);
-        let r: Result<(), E> = retry(
-            &spec(5),
-            || {
-                calls.set(calls.get() + 1);
-                async {
-                    Err(E {
-                        retryable: false,
-                        after: None,
-                    })
-                }
-            },
-            |_, _| {},
-        )
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.get(), 1);
+    #[test]
+    fn honours_retry_after_and_leaves_past_the_cap() {
+        let s = spec(5, OnRateLimit::Wait);
+        let after = |secs| E {
+            retryable: true,
+            after: Some(Duration::from_secs(secs)),
+            rate_limit: false,
+        };
+        assert_eq!(
+            decide(&s, 1, &after(3), true, || true),
+            Decision::Retry(Duration::from_secs(3))
+        );
+        assert_eq!(
+            decide(&s, 1, &after(60), true, || true),
+            Decision::Leave(Why::RetryAfterTooLong)
+        );
+    }
+
+    #[test]
+    fn a_429_fails_over_at_once_when_the_route_prefers_it_and_a_target_is_left() {
+        let limited = E {
+            retryable: true,
+            after: Some(Duration::from_secs(1)),
+            rate_limit: true,
+        };
+        let failover = spec(3, OnRateLimit::Failover);
+        assert_eq!(
+            decide(&failover, 1, &limited, true, || true),
+            Decision::Leave(Why::RateLimitedFailover)
+        );
+        assert_eq!(
+            decide(&failover, 1, &limited, false, || true),
+            Decision::Retry(Duration::from_secs(1)),
+            "the last target waits"
+        );
+        assert_eq!(
+            decide(&spec(3, OnRateLimit::Wait), 1, &limited, true, || true),
+            Decision::Retry(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn non_retryable_errors_and_a_spent_budget_leave() {
+        let s = spec(5, OnRateLimit::Wait);
+        let fatal = E {
+            retryable: false,
+            after: None,
+            rate_limit: false,
+        };
+        let mut asked = false;
+        assert_eq!(
+            decide(&s, 1, &fatal, true, || {
+                asked = true;
+                true
+            }),
+            Decision::Leave(Why::NotRetryable)
+        );
+        assert!(!asked, "the budget is not touched for errors never retried");
+        assert_eq!(
+            decide(&s, 1, &FAIL, true, || false),
+            Decision::Leave(Why::BudgetSpent)
+        );
     }
 }

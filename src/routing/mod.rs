@@ -4,8 +4,10 @@
 //! [`execute`] orders a route's targets (failover: as listed; weighted:
 //! weighted random order), and for each target checks the provider's rate
 //! limit and circuit breaker, retries with backoff, and fails over to the
-//! next target when one is exhausted. Requests an upstream rejected as
-//! malformed are not retried or failed over. Must not cache or parse client
+//! next target when one is exhausted ([`crate::resilience::decide`] says
+//! when: attempts, Retry-After, the 429 policy and the route's retry
+//! budget). Requests an upstream rejected as malformed are not retried or
+//! failed over. Must not cache or parse client
 //! HTTP; its result is the upstream value or one [`GatewayError`].
 
 mod table;
@@ -14,14 +16,13 @@ pub use table::{ProviderHandle, RouteHandle, RouteTable};
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::api::{ErrorKind, GatewayError};
-use crate::config::{RouteSpec, Strategy};
+use crate::config::{RouteSpec, Strategy, TargetSpec};
 use crate::metrics::Metrics;
 use crate::providers::UpstreamError;
-use crate::resilience::{RetryHint, retry};
+use crate::resilience::{Decision, RetryHint, Why, decide};
 
 impl RetryHint for UpstreamError {
     fn is_retryable(&self) -> bool {
@@ -29,6 +30,9 @@ impl RetryHint for UpstreamError {
     }
     fn retry_after(&self) -> Option<Duration> {
         UpstreamError::retry_after(self)
+    }
+    fn is_rate_limit(&self) -> bool {
+        self.is_upstream_rate_limit()
     }
 }
 
@@ -92,7 +96,8 @@ where
                 route.spec.name, deadline
             ),
         )
-        .with_code("deadline_exceeded")),
+        .with_code("deadline_exceeded")
+        .final_after_retries()),
     }
 }
 
@@ -107,72 +112,109 @@ where
     Fut: Future<Output = Result<T, UpstreamError>>,
 {
     let spec = &route.spec;
-    let attempts = AtomicU32::new(0);
+    route.budget.deposit();
+    let mut attempts = 0u32;
     let mut failures: Vec<(String, UpstreamError)> = Vec::new();
-    for idx in target_order(spec) {
-        let target = &spec.targets[idx];
-        let Some(handle) = table.providers.get(&target.provider) else {
-            continue;
-        };
+    let order: Vec<(&TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
+        .into_iter()
+        .filter_map(|i| {
+            let t = &spec.targets[i];
+            table.providers.get(&t.provider).map(|h| (t, h))
+        })
+        .collect();
+    for (pos, (target, handle)) in order.iter().enumerate() {
         if !failures.is_empty() {
             metrics.failovers.with_label_values(&[&spec.name]).inc();
         }
         let name = handle.spec.name.as_str();
-        let attempt = || async {
-            if let Some(limiter) = &handle.limiter
-                && let Err(wait) = limiter.check()
-            {
-                metrics.rate_limited.with_label_values(&["provider"]).inc();
-                return Err(UpstreamError::RateLimited(wait));
-            }
-            let Some(permit) = handle.breaker.try_acquire() else {
-                metrics
-                    .upstream_requests
-                    .with_label_values(&[name, "breaker_open"])
-                    .inc();
-                return Err(UpstreamError::BreakerOpen);
+        let others_left = pos + 1 < order.len();
+        let mut failed = 0u32;
+        let error = loop {
+            let result = attempt(handle, metrics, &mut attempts, || {
+                op(Arc::clone(handle), target.model.clone())
+            })
+            .await;
+            let e = match result {
+                Ok(value) => {
+                    return Ok(Served {
+                        value,
+                        provider: name.to_string(),
+                        attempts,
+                    });
+                }
+                Err(e) if !e.moves_on() => return Err(client_error(e)),
+                Err(e) => e,
             };
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let start = tokio::time::Instant::now();
-            let result = op(Arc::clone(handle), target.model.clone()).await;
-            metrics
-                .upstream_duration
-                .with_label_values(&[name])
-                .observe(start.elapsed().as_secs_f64());
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(e) => e.outcome(),
-            };
-            metrics
-                .upstream_requests
-                .with_label_values(&[name, outcome])
-                .inc();
-            match &result {
-                Err(e) if e.trips_breaker() => permit.failure(),
-                _ => permit.success(),
+            failed += 1;
+            match decide(&spec.retry, failed, &e, others_left, || {
+                route.budget.withdraw()
+            }) {
+                Decision::Retry(delay) => {
+                    metrics.retries.with_label_values(&[&spec.name, name]).inc();
+                    tracing::debug!(route = %spec.name, provider = name, error = %e.describe(), ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Decision::Leave(why) => {
+                    if why == Why::BudgetSpent {
+                        metrics
+                            .retry_budget_exhausted
+                            .with_label_values(&[&spec.name])
+                            .inc();
+                    }
+                    break e;
+                }
             }
-            result
         };
-        let on_retry = |e: &UpstreamError, delay: Duration| {
-            metrics.retries.with_label_values(&[&spec.name, name]).inc();
-            tracing::debug!(route = %spec.name, provider = name, error = %e.describe(), ?delay, "retrying");
-        };
-        match retry(&spec.retry, attempt, on_retry).await {
-            Ok(value) => {
-                return Ok(Served {
-                    value,
-                    provider: name.to_string(),
-                    attempts: attempts.load(Ordering::Relaxed),
-                });
-            }
-            Err(e) if !e.moves_on() => return Err(client_error(e)),
-            Err(e) => {
-                tracing::warn!(route = %spec.name, provider = name, error = %e.describe(), "target failed");
-                failures.push((name.to_string(), e));
-            }
-        }
+        tracing::warn!(route = %spec.name, provider = name, error = %error.describe(), "target failed");
+        failures.push((name.to_string(), error));
     }
     Err(exhausted(&spec.name, failures))
+}
+
+/// One attempt on one target: provider limit, breaker, the call, metrics.
+async fn attempt<T, Fut>(
+    handle: &ProviderHandle,
+    metrics: &Metrics,
+    attempts: &mut u32,
+    call: impl FnOnce() -> Fut,
+) -> Result<T, UpstreamError>
+where
+    Fut: Future<Output = Result<T, UpstreamError>>,
+{
+    let name = handle.spec.name.as_str();
+    if let Some(limiter) = &handle.limiter
+        && let Err(wait) = limiter.check()
+    {
+        metrics.rate_limited.with_label_values(&["provider"]).inc();
+        return Err(UpstreamError::RateLimited(wait));
+    }
+    let Some(permit) = handle.breaker.try_acquire() else {
+        metrics
+            .upstream_requests
+            .with_label_values(&[name, "breaker_open"])
+            .inc();
+        return Err(UpstreamError::BreakerOpen);
+    };
+    *attempts += 1;
+    let start = tokio::time::Instant::now();
+    let result = call().await;
+    metrics
+        .upstream_duration
+        .with_label_values(&[name])
+        .observe(start.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(e) => e.outcome(),
+    };
+    metrics
+        .upstream_requests
+        .with_label_values(&[name, outcome])
+        .inc();
+    match &result {
+        Err(e) if e.trips_breaker(handle.spec.breaker.count_rate_limits) => permit.failure(),
+        _ => permit.success(),
+    }
+    result
 }
 
 /// An upstream's verdict on the request itself, passed back as is.
@@ -199,11 +241,14 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
             ErrorKind::Unavailable,
             format!("Model `{route}` has no usable target."),
         )
-        .with_code("no_target");
+        .with_code("no_target")
+        .final_after_retries();
     }
     let all = |f: fn(&UpstreamError) -> bool| failures.iter().all(|(_, e)| f(e));
     if all(|e| matches!(e, UpstreamError::BreakerOpen)) {
-        return GatewayError::new(ErrorKind::Unavailable, message).with_code("circuit_open");
+        return GatewayError::new(ErrorKind::Unavailable, message)
+            .with_code("circuit_open")
+            .final_after_retries();
     }
     if all(|e| {
         matches!(
@@ -223,9 +268,9 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
     }
     let last = &failures[failures.len() - 1].1;
     match last {
-        UpstreamError::Timeout(_) => {
-            GatewayError::new(ErrorKind::GatewayTimeout, message).with_code("upstream_timeout")
-        }
+        UpstreamError::Timeout(_) => GatewayError::new(ErrorKind::GatewayTimeout, message)
+            .with_code("upstream_timeout")
+            .final_after_retries(),
         UpstreamError::Status {
             status: 429,
             retry_after,
@@ -236,7 +281,9 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
             e.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
             e
         }
-        _ => GatewayError::new(ErrorKind::BadGateway, message).with_code("upstream_error"),
+        _ => GatewayError::new(ErrorKind::BadGateway, message)
+            .with_code("upstream_error")
+            .final_after_retries(),
     }
 }
 

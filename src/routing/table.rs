@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Policy, ProviderSpec, RateSpec, RouteSpec};
 use crate::metrics::Metrics;
 use crate::providers::Provider;
-use crate::resilience::{Breaker, Limiter};
+use crate::resilience::{Breaker, Limiter, RetryBudget};
 
 pub struct ProviderHandle {
     pub spec: ProviderSpec,
@@ -24,6 +24,7 @@ pub struct ProviderHandle {
 pub struct RouteHandle {
     pub spec: RouteSpec,
     pub limiter: Option<Arc<Limiter>>,
+    pub budget: Arc<RetryBudget>,
 }
 
 pub struct RouteTable {
@@ -73,11 +74,16 @@ impl RouteTable {
         for (name, spec) in &policy.routes {
             let old = previous.and_then(|p| p.routes.get(name));
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|r| r.limiter.as_ref()));
+            let budget = match old {
+                Some(r) if r.budget.spec() == &spec.retry.budget => Arc::clone(&r.budget),
+                _ => Arc::new(RetryBudget::new(&spec.retry.budget)),
+            };
             routes.insert(
                 name.clone(),
                 Arc::new(RouteHandle {
                     spec: spec.clone(),
                     limiter,
+                    budget,
                 }),
             );
         }

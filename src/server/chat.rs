@@ -1,13 +1,19 @@
 //! `POST /v1/chat/completions`: cache -> single-flight -> routing.
 //!
-//! Place in the pipeline: assembled here, in `server`. Non-streaming
-//! requests on a cached route are looked up by their canonical form;
-//! identical concurrent misses share one upstream call. Streaming requests
-//! go straight to routing (retries and failover happen before the first
-//! byte) and are piped through as they arrive. Must not alter the upstream
-//! body beyond the `model` field.
+//! Place in the pipeline: called by `router` with the request context.
+//! Non-streaming requests on a cached route are looked up by their canonical
+//! form; identical concurrent misses share one upstream call, which holds
+//! the leader's admission (so it counts against the concurrency limit) and
+//! is cancelled when no client waits for it any more. Streaming requests go
+//! straight to routing (retries and failover happen before the first byte)
+//! and are piped through as whole events; the body holds the admission until
+//! it ends. A stream that fails after it started ends with an SSE error
+//! event, is logged with its request id, counted as interrupted, and counts
+//! against the provider's breaker. Must not alter the upstream body beyond
+//! the `model` field.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -15,45 +21,34 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use super::context::RequestCtx;
 use super::http::{Body, json_response, wants_no_cache};
 use super::router::{Ctx, parse_routed};
-use super::state::ChatDone;
+use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
+use crate::api::sse::data_event;
 use crate::api::{ErrorKind, GatewayError};
-use crate::cache::{Payload, ResponseCache};
+use crate::cache::{CacheKey, Payload};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
 use crate::routing::{RouteHandle, RouteTable, Served, execute};
 
 pub async fn handle(
     ctx: &Ctx,
+    rc: &mut RequestCtx,
     req: Request<Incoming>,
-) -> (String, Result<Response<Body>, GatewayError>) {
-    match parse_routed(ctx, req, ChatRequest::parse, |c| &c.model).await {
-        Ok((parts, chat, route)) => (
-            route.spec.name.clone(),
-            serve(ctx, route, chat, &parts.headers).await,
-        ),
-        Err((label, e)) => (label, Err(e)),
-    }
-}
-
-async fn serve(
-    ctx: &Ctx,
-    route: Arc<RouteHandle>,
-    chat: ChatRequest,
-    headers: &http::HeaderMap,
 ) -> Result<Response<Body>, GatewayError> {
+    let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
+    if chat.stream {
+        return stream(ctx, rc, route, chat).await;
+    }
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
-    if chat.stream {
-        return stream(ctx, &route, &chat).await;
-    }
-    if !route.spec.cache.enabled || wants_no_cache(headers) {
+    if !route.spec.cache.enabled || wants_no_cache(&parts.headers) {
         let done = call(ctx.rt.clone(), metrics.clone(), route, chat).await?;
-        return Ok(reply(done, None));
+        return Ok(reply(rc, done, None));
     }
-    let key = ResponseCache::chat_key(&name, &chat.canonical());
+    let key = CacheKey::chat(&name, &chat.body);
     if let Some(Payload::Chat { body, provider }) = ctx.rt.cache.get(&key).await {
         metrics.cache_hits.with_label_values(&[&name, "chat"]).inc();
         let done = ChatDone {
@@ -61,13 +56,15 @@ async fn serve(
             provider,
             attempts: 0,
         };
-        return Ok(reply(done, Some("hit")));
+        return Ok(reply(rc, done, Some("hit")));
     }
     let rt = ctx.rt.clone();
     let flight_metrics = metrics.clone();
     let ttl = route.spec.cache.ttl;
-    let flight_key = key.clone();
+    let admission = rc.admission.clone();
     let work = async move {
+        // Holds the leader's admission until the upstream call is over.
+        let _admission = admission;
         let done = call(rt.clone(), flight_metrics, route, chat).await?;
         let payload = Payload::Chat {
             body: done.body.clone(),
@@ -76,7 +73,7 @@ async fn serve(
         rt.cache.insert(key, payload, ttl).await;
         Ok(done)
     };
-    let (result, leader) = ctx.state.chat_flights.run(flight_key, work).await;
+    let (result, leader) = ctx.state.chat_flights.run(key, work).await;
     if leader {
         metrics
             .cache_misses
@@ -86,11 +83,15 @@ async fn serve(
         metrics.coalesced.with_label_values(&[&name, "chat"]).inc();
         metrics.cache_hits.with_label_values(&[&name, "chat"]).inc();
     }
-    Ok(reply(result?, Some(if leader { "miss" } else { "hit" })))
+    Ok(reply(
+        rc,
+        result?,
+        Some(if leader { "miss" } else { "hit" }),
+    ))
 }
 
 async fn call(
-    rt: Arc<super::state::Runtime>,
+    rt: Arc<Runtime>,
     metrics: Arc<Metrics>,
     route: Arc<RouteHandle>,
     chat: ChatRequest,
@@ -109,7 +110,7 @@ async fn call(
     }
 }
 
-/// One routed chat call: each attempt sends the body with its target's model.
+/// One routed chat call: each attempt sends the request as its target's model.
 async fn route_chat(
     table: &RouteTable,
     route: &RouteHandle,
@@ -117,9 +118,8 @@ async fn route_chat(
     chat: &ChatRequest,
     stream: bool,
 ) -> Result<Served<ChatReply>, GatewayError> {
-    execute(table, route, metrics, |handle, model| {
-        let body = chat.upstream_body(&model);
-        async move { handle.provider.chat(&body, stream).await }
+    execute(table, route, metrics, |handle, model| async move {
+        handle.provider.chat(chat, &model, stream).await
     })
     .await
 }
@@ -131,7 +131,9 @@ fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
 }
 
-fn reply(done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
+fn reply(rc: &mut RequestCtx, done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
+    rc.served_by(&done.provider, done.attempts);
+    rc.cache = cache;
     let mut r = json_response(StatusCode::OK, done.body);
     let h = r.headers_mut();
     served_by(h, &done.provider, done.attempts);
@@ -143,29 +145,51 @@ fn reply(done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
 
 async fn stream(
     ctx: &Ctx,
-    route: &RouteHandle,
-    chat: &ChatRequest,
+    rc: &mut RequestCtx,
+    route: Arc<RouteHandle>,
+    chat: ChatRequest,
 ) -> Result<Response<Body>, GatewayError> {
-    let served = route_chat(&ctx.rt.table, route, &ctx.state.metrics, chat, true).await?;
+    let metrics = Arc::clone(&ctx.state.metrics);
+    let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
+    rc.served_by(&served.provider, served.attempts);
     let events = match served.value {
         ChatReply::Stream(s) => s,
         ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
     };
-    let frames = events.map(|chunk| {
+    // Everything the stream needs once the handler has returned.
+    let admission = rc.admission.clone();
+    let interrupted = Arc::clone(&rc.interrupted);
+    let request_id = rc.request_id.clone();
+    let breaker = ctx
+        .rt
+        .table
+        .providers
+        .get(&served.provider)
+        .map(|h| Arc::clone(&h.breaker));
+    let (route_name, provider) = (route.spec.name.clone(), served.provider.clone());
+    // Provider streams end after their first error.
+    let frames = events.map(move |chunk| {
+        let _held = &admission;
         let bytes = match chunk {
             Ok(b) => b,
             Err(e) => {
                 // The response has started: report in-band, then end.
-                tracing::warn!(error = %e.describe(), "upstream stream failed mid-way");
-                let err = GatewayError::new(
-                    ErrorKind::BadGateway,
-                    format!("Upstream stream interrupted: {}", e.describe()),
-                )
-                .with_code("stream_interrupted");
-                let mut out = b"data: ".to_vec();
-                out.extend_from_slice(&err.body());
-                out.extend_from_slice(b"\n\n");
-                Bytes::from(out)
+                tracing::warn!(
+                    request_id,
+                    route = route_name,
+                    provider,
+                    error = %e.describe(),
+                    "upstream stream failed mid-way"
+                );
+                interrupted.store(true, Ordering::Relaxed);
+                metrics
+                    .stream_interruptions
+                    .with_label_values(&[&route_name, &provider])
+                    .inc();
+                if let Some(b) = &breaker {
+                    b.record_failure();
+                }
+                stream_error_event(&e.describe())
             }
         };
         Ok::<_, std::convert::Infallible>(Frame::data(bytes))
@@ -179,4 +203,14 @@ async fn stream(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
     Ok(r)
+}
+
+/// The gateway's in-band error for a stream that broke after it started.
+fn stream_error_event(why: &str) -> Bytes {
+    let err = GatewayError::new(
+        ErrorKind::BadGateway,
+        format!("Upstream stream interrupted: {why}"),
+    )
+    .with_code("stream_interrupted");
+    data_event(&err.body())
 }

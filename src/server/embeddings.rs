@@ -15,31 +15,30 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
+use super::context::{Admission, RequestCtx};
 use super::http::{Body, json_response, wants_no_cache};
 use super::router::{Ctx, parse_routed};
 use super::state::{EmbedDone, Runtime};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
 use crate::api::{ErrorKind, GatewayError};
-use crate::cache::{Payload, ResponseCache};
+use crate::cache::{CacheKey, Payload};
 use crate::fanout::fan_out;
 use crate::metrics::Metrics;
 use crate::routing::{RouteHandle, execute};
 
 pub async fn handle(
     ctx: &Ctx,
+    rc: &mut RequestCtx,
     req: Request<Incoming>,
-) -> (String, Result<Response<Body>, GatewayError>) {
-    match parse_routed(ctx, req, EmbeddingsRequest::parse, |r| &r.model).await {
-        Ok((parts, request, route)) => (
-            route.spec.name.clone(),
-            serve(ctx, route, request, wants_no_cache(&parts.headers)).await,
-        ),
-        Err((label, e)) => (label, Err(e)),
-    }
+) -> Result<Response<Body>, GatewayError> {
+    let (parts, request, route) =
+        parse_routed(ctx, rc, req, EmbeddingsRequest::parse, |r| &r.model).await?;
+    serve(ctx, rc, route, request, wants_no_cache(&parts.headers)).await
 }
 
 async fn serve(
     ctx: &Ctx,
+    rc: &mut RequestCtx,
     route: Arc<RouteHandle>,
     request: EmbeddingsRequest,
     no_cache: bool,
@@ -51,10 +50,10 @@ async fn serve(
     let items: Vec<String> = request.inputs.iter().map(Value::to_string).collect();
     let n = items.len();
 
-    let mut vectors: Vec<Option<Arc<Vec<f32>>>> = vec![None; n];
+    let mut vectors: Vec<Option<Arc<[f32]>>> = vec![None; n];
     if use_cache {
         for (slot, item) in vectors.iter_mut().zip(&items) {
-            let key = ResponseCache::embedding_key(&name, &params, item);
+            let key = CacheKey::embedding(&name, &params, item);
             if let Some(Payload::Embedding(v)) = ctx.rt.cache.get(&key).await {
                 *slot = Some(v);
             }
@@ -88,7 +87,9 @@ async fn serve(
     let mut shared = false;
     if !unique.is_empty() {
         let inputs: Vec<Value> = unique.iter().map(|&i| request.inputs[i].clone()).collect();
+        let admission = rc.admission.clone();
         let work = fetch(
+            admission,
             ctx.rt.clone(),
             Arc::clone(metrics),
             route.clone(),
@@ -97,11 +98,11 @@ async fn serve(
             use_cache.then(|| params.clone()),
         );
         let done = if use_cache {
-            let mut key = format!("embflight\0{name}\0{params}");
-            for &i in &unique {
-                key.push('\0');
-                key.push_str(&items[i]);
-            }
+            let key = CacheKey::embedding_batch(
+                &name,
+                &params,
+                unique.iter().map(|&i| items[i].as_str()),
+            );
             let (result, leader) = ctx.state.embed_flights.run(key, work).await;
             if !leader {
                 shared = true;
@@ -121,8 +122,11 @@ async fn serve(
         }
         usage = (done.prompt_tokens, done.total_tokens);
     }
-    let vectors: Vec<Arc<Vec<f32>>> = vectors.into_iter().map(|v| v.unwrap_or_default()).collect();
-    let plain: Vec<&[f32]> = vectors.iter().map(|v| v.as_slice()).collect();
+    let vectors: Vec<Arc<[f32]>> = vectors
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| Arc::from(Vec::new())))
+        .collect();
+    let plain: Vec<&[f32]> = vectors.iter().map(|v| &v[..]).collect();
     let body = response_body(&name, &plain, request.encoding_format, usage.0, usage.1);
     let mut r = json_response(StatusCode::OK, body);
     if use_cache {
@@ -134,6 +138,7 @@ async fn serve(
         };
         r.headers_mut()
             .insert("x-switchyard-cache", HeaderValue::from_static(state));
+        rc.cache = Some(state);
     }
     Ok(r)
 }
@@ -141,6 +146,7 @@ async fn serve(
 /// Sends `inputs` upstream in parallel sub-batches and caches each vector
 /// (when `cache_params` is given).
 async fn fetch(
+    admission: Option<Arc<Admission>>,
     rt: Arc<Runtime>,
     metrics: Arc<Metrics>,
     route: Arc<RouteHandle>,
@@ -148,6 +154,8 @@ async fn fetch(
     extra: Map<String, Value>,
     cache_params: Option<String>,
 ) -> Result<EmbedDone, GatewayError> {
+    // Holds the leader's admission until the upstream calls are over.
+    let _admission = admission;
     let name = route.spec.name.as_str();
     metrics
         .fanout_inputs
@@ -174,7 +182,7 @@ async fn fetch(
     for reply in replies {
         prompt_tokens += reply.prompt_tokens;
         total_tokens += reply.total_tokens;
-        vectors.extend(reply.vectors.into_iter().map(Arc::new));
+        vectors.extend(reply.vectors.into_iter().map(Arc::<[f32]>::from));
     }
     if vectors.len() != inputs.len() {
         return Err(GatewayError::new(
@@ -184,7 +192,7 @@ async fn fetch(
     }
     if let Some(params) = cache_params {
         for (input, v) in inputs.iter().zip(&vectors) {
-            let key = ResponseCache::embedding_key(name, &params, &input.to_string());
+            let key = CacheKey::embedding(name, &params, &input.to_string());
             rt.cache
                 .insert(key, Payload::Embedding(Arc::clone(v)), route.spec.cache.ttl)
                 .await;

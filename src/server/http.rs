@@ -59,6 +59,10 @@ pub fn error_response(e: &GatewayError) -> Response<Body> {
         r.headers_mut()
             .insert("retry-after-ms", HeaderValue::from(ms));
     }
+    if e.final_after_retries {
+        r.headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
     if e.kind == ErrorKind::MethodNotAllowed
         && let Some(allow) = &e.param
         && let Ok(v) = HeaderValue::from_str(allow)

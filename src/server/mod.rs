@@ -1,36 +1,33 @@
 //! The server: accept loop, pipeline assembly, background tasks, drain.
 //!
 //! Place in the pipeline: the top. [`Gateway::start`] loads the policy,
-//! binds, and serves HTTP/1.1 and HTTP/2 through a tower stack (load shed +
-//! global concurrency limit) around the router. Shutdown is an explicit
-//! `CancellationToken`: on cancel it stops accepting, marks itself not
-//! ready, lets in-flight requests finish for up to `shutdown_grace`, then
-//! returns. Reload triggers (file watch, SIGHUP, `/admin/reload`) all call
-//! `AppState::reload`. This is the only module that knows HTTP status codes.
+//! binds, and hands the listener to `accept` (connections, timeouts, drain),
+//! which runs every request through `stack` (the pipeline, assembled in one
+//! place). Shutdown is an explicit `CancellationToken`: on cancel the
+//! gateway turns not ready, keeps serving for `drain_delay`, stops
+//! accepting, lets in-flight requests finish for up to `shutdown_grace`,
+//! then returns. Reload triggers (file watch, SIGHUP, `/admin/reload`) all
+//! call `AppState::reload`. This is the only module that knows HTTP status
+//! codes.
 
+mod accept;
 mod chat;
+mod context;
 mod embeddings;
 pub mod http;
+mod limit;
 mod router;
+mod stack;
 pub mod state;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::{ServiceBuilder, ServiceExt};
 
-use crate::api::{ErrorKind, GatewayError};
 use crate::config::{ConfigError, ConfigErrors, Env};
 use crate::metrics::Metrics;
 pub use state::{AppState, ReloadOutcome};
@@ -44,6 +41,8 @@ pub struct GatewayOptions {
     pub watch: bool,
     /// Reload on SIGHUP (leave off when several gateways share a process).
     pub sighup: bool,
+    /// Overrides `server.drain_delay`.
+    pub drain_delay: Option<std::time::Duration>,
 }
 
 pub struct Gateway {
@@ -59,8 +58,15 @@ impl Gateway {
         shutdown: CancellationToken,
     ) -> Result<Gateway, ConfigErrors> {
         let metrics = Arc::new(Metrics::new());
-        let state =
-            Arc::new(AppState::load(opts.policy_dir.clone(), opts.env.clone(), metrics).await?);
+        let mut state = AppState::load(
+            opts.policy_dir.clone(),
+            opts.env.clone(),
+            metrics,
+            opts.listen.is_some(),
+        )
+        .await?;
+        state.drain_delay_override = opts.drain_delay;
+        let state = Arc::new(state);
         let policy = state.runtime.load().policy.clone();
         let listen = opts
             .listen
@@ -85,8 +91,7 @@ impl Gateway {
             tokio::spawn(reload_on_sighup(Arc::clone(&state), shutdown.clone()));
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
-        let limit = Arc::new(Semaphore::new(policy.server.max_concurrent_requests));
-        let task = tokio::spawn(serve(listener, Arc::clone(&state), limit, shutdown));
+        let task = tokio::spawn(accept::serve(listener, Arc::clone(&state), shutdown));
         tracing::info!(%addr, "switchyard listening");
         Ok(Gateway { addr, state, task })
     }
@@ -103,71 +108,6 @@ impl Gateway {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
-}
-
-async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    limit: Arc<Semaphore>,
-    shutdown: CancellationToken,
-) {
-    let graceful = GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let st = Arc::clone(&state);
-        let limited = ServiceBuilder::new()
-            .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
-                Arc::clone(&limit),
-            ))
-            .service_fn(move |req: ::http::Request<Incoming>| {
-                let st = Arc::clone(&st);
-                async move { Ok::<_, Infallible>(router::handle(st, peer, req).await) }
-            });
-        let limited = tower::util::BoxCloneService::new(limited);
-        let svc = tower::service_fn(move |req| {
-            let limited = limited.clone();
-            async move { Ok::<_, Infallible>(limited.oneshot(req).await.unwrap_or_else(overloaded)) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    state.draining.store(true, Ordering::SeqCst);
-    let grace = state.runtime.load().policy.server.shutdown_grace;
-    tracing::info!(?grace, "shutting down: draining in-flight requests");
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("drained"),
-        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
-    }
-}
-
-/// Load shedding's refusal becomes a 503 in the OpenAI error format.
-fn overloaded(_: tower::BoxError) -> ::http::Response<http::Body> {
-    let e = GatewayError::new(
-        ErrorKind::Overloaded,
-        "The gateway is at its concurrency limit; retry shortly.",
-    )
-    .with_code("overloaded")
-    .with_retry_after(std::time::Duration::from_secs(1));
-    http::error_response(&e)
 }
 
 async fn watch_folder(state: Arc<AppState>, shutdown: CancellationToken) {

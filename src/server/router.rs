@@ -1,8 +1,8 @@
 //! Request dispatch, per-client limits, and the small endpoints.
 //!
-//! Place in the pipeline: the first thing a request meets after the accept
-//! loop. It snapshots the runtime, applies the per-client rate limit to API
-//! calls, dispatches by method and path, and records request metrics. The
+//! Place in the pipeline: called by `stack` once a request is admitted. It
+//! applies the per-client rate limit to API calls and dispatches by method
+//! and path, recording the endpoint and route in the request context. The
 //! health, readiness, metrics, models and admin endpoints live here; chat and
 //! embeddings have their own files. Must not talk to upstreams directly.
 
@@ -15,15 +15,14 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
-use tokio::time::Instant;
 
-use super::http::{Body, error_response, json_response, read_body};
+use super::context::RequestCtx;
+use super::http::{Body, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, embeddings};
 use crate::api::{self, ErrorKind, GatewayError};
-use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
-use prometheus::IntGauge;
 
 /// What one request sees: the gateway and the runtime snapshot it started on.
 pub struct Ctx {
@@ -41,7 +40,7 @@ fn route_label(rt: &Runtime, model: &str) -> String {
     }
 }
 
-fn client_key(req: &Request<Incoming>, peer: SocketAddr) -> String {
+pub(super) fn client_key(req: &Request<Incoming>, peer: SocketAddr) -> String {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -71,51 +70,8 @@ fn method_not_allowed(allow: &str) -> GatewayError {
     .with_param(allow)
 }
 
-pub async fn handle(
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Body> {
-    let start = Instant::now();
-    let metrics = Arc::clone(&state.metrics);
-    let _in_flight = InFlight::enter(&metrics);
-    let rt = state.runtime.load_full();
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let method = req.method().clone();
-    let request_id = request_id(&req);
-    let ctx = Ctx {
-        client_key: client_key(&req, peer),
-        state,
-        rt,
-    };
-    let (endpoint, route, result) = dispatch(&ctx, &path, req).await;
-    let mut response = result.unwrap_or_else(|e| error_response(&e));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    tracing::info!(
-        target: "switchyard::access",
-        %method,
-        path,
-        status = response.status().as_u16(),
-        endpoint,
-        route,
-        ms = start.elapsed().as_millis() as u64,
-        request_id,
-    );
-    metrics
-        .requests
-        .with_label_values(&[endpoint, &route, response.status().as_str()])
-        .inc();
-    metrics
-        .request_duration
-        .with_label_values(&[endpoint, &route])
-        .observe(start.elapsed().as_secs_f64());
-    response
-}
-
 /// The client's `x-request-id` when it is a sane token, else a fresh one.
-fn request_id(req: &Request<Incoming>) -> String {
+pub(super) fn request_id(req: &Request<Incoming>) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -124,108 +80,82 @@ fn request_id(req: &Request<Incoming>) -> String {
         .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
 }
 
-/// Counts a request in flight until dropped, also when the client goes away
-/// and the handler is cancelled mid-way.
-struct InFlight(IntGauge);
-
-impl InFlight {
-    fn enter(metrics: &Metrics) -> Self {
-        metrics.in_flight.inc();
-        InFlight(metrics.in_flight.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-type Handled = (&'static str, String, Result<Response<Body>, GatewayError>);
-
-async fn dispatch(ctx: &Ctx, path: &str, req: Request<Incoming>) -> Handled {
-    let none = || UNKNOWN_ROUTE.to_string();
+/// Routes one admitted request to its endpoint, filling in `rc`.
+pub async fn dispatch(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
     let method = req.method().clone();
-    match path {
-        "/v1/chat/completions" | "/v1/embeddings" => {
-            let endpoint = if path.ends_with("embeddings") {
-                "embeddings"
-            } else {
-                "chat"
-            };
-            if method != Method::POST {
-                return (endpoint, none(), Err(method_not_allowed("POST")));
-            }
-            if let Err(e) = check_client_limit(ctx) {
-                return (endpoint, none(), Err(e));
-            }
-            let (route, result) = if endpoint == "chat" {
-                chat::handle(ctx, req).await
-            } else {
-                embeddings::handle(ctx, req).await
-            };
-            (endpoint, route, result)
+    let only = |allowed: &Method, allow: &str| {
+        if method == *allowed {
+            Ok(())
+        } else {
+            Err(method_not_allowed(allow))
         }
-        "/v1/models" => (
-            "models",
-            none(),
-            if method == Method::GET {
-                Ok(json_response(
-                    StatusCode::OK,
-                    api::models_body(ctx.rt.table.routes.keys().map(String::as_str)),
-                ))
-            } else {
-                Err(method_not_allowed("GET"))
-            },
-        ),
+    };
+    let path = rc.path.clone();
+    match path.as_str() {
+        "/v1/chat/completions" => {
+            rc.endpoint = "chat";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            chat::handle(ctx, rc, req).await
+        }
+        "/v1/embeddings" => {
+            rc.endpoint = "embeddings";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            embeddings::handle(ctx, rc, req).await
+        }
+        "/v1/models" => {
+            rc.endpoint = "models";
+            only(&Method::GET, "GET")?;
+            Ok(json_response(
+                StatusCode::OK,
+                api::models_body(ctx.rt.table.routes.keys().map(String::as_str)),
+            ))
+        }
         p if p.starts_with("/v1/models/") => {
+            rc.endpoint = "models";
             let id = &p["/v1/models/".len()..];
-            let result = match ctx.rt.table.routes.get(id) {
-                _ if method != Method::GET => Err(method_not_allowed("GET")),
+            rc.route = route_label(&ctx.rt, id);
+            only(&Method::GET, "GET")?;
+            match ctx.rt.table.routes.get(id) {
                 Some(_) => Ok(json_response(
                     StatusCode::OK,
                     json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})
                         .to_string(),
                 )),
                 None => Err(GatewayError::model_not_found(id)),
-            };
-            ("models", route_label(&ctx.rt, id), result)
+            }
         }
-        "/healthz" => (
-            "health",
-            none(),
-            Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#)),
-        ),
+        "/healthz" => {
+            rc.endpoint = "health";
+            Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#))
+        }
         "/readyz" => {
+            rc.endpoint = "health";
             let (status, text) = if ctx.state.is_draining() {
                 (StatusCode::SERVICE_UNAVAILABLE, "draining")
             } else {
                 (StatusCode::OK, "ready")
             };
             let body = json!({"status": text, "policy_generation": ctx.rt.generation});
-            (
-                "health",
-                none(),
-                Ok(json_response(status, body.to_string())),
-            )
+            Ok(json_response(status, body.to_string()))
         }
-        "/metrics" => ("metrics", none(), Ok(metrics_response(ctx).await)),
-        "/admin/reload" => (
-            "admin",
-            none(),
-            if method == Method::POST {
-                admin_reload(ctx, &req).await
-            } else {
-                Err(method_not_allowed("POST"))
-            },
-        ),
-        _ => (
-            "other",
-            none(),
-            Err(
-                GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))
-                    .with_code("unknown_url"),
-            ),
+        "/metrics" => {
+            rc.endpoint = "metrics";
+            Ok(metrics_response(ctx).await)
+        }
+        "/admin/reload" => {
+            rc.endpoint = "admin";
+            only(&Method::POST, "POST")?;
+            admin_reload(ctx, &req).await
+        }
+        _ => Err(
+            GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))
+                .with_code("unknown_url"),
         ),
     }
 }
@@ -250,26 +180,26 @@ fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
 }
 
 /// What chat and embeddings share before their own pipeline: read the body,
-/// parse it, find the route it names and take a token from the route limit.
-/// Errors come with the route label to count them under.
+/// parse it, find the route it names (recorded in `rc`) and take a token
+/// from the route limit.
 pub(super) async fn parse_routed<T>(
     ctx: &Ctx,
+    rc: &mut RequestCtx,
     req: Request<Incoming>,
     parse: fn(&[u8]) -> Result<T, GatewayError>,
     model: fn(&T) -> &str,
-) -> Result<(http::request::Parts, T, Arc<RouteHandle>), (String, GatewayError)> {
-    let unknown = |e| (UNKNOWN_ROUTE.to_string(), e);
+) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
     let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes)
-        .await
-        .map_err(unknown)?;
-    let parsed = parse(&bytes).map_err(unknown)?;
+    let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await?;
+    let parsed = parse(&bytes)?;
+    drop(bytes);
     let name = model(&parsed);
     let Some(route) = ctx.rt.table.routes.get(name).cloned() else {
-        return Err(unknown(GatewayError::model_not_found(name)));
+        return Err(GatewayError::model_not_found(name));
     };
+    rc.route.clone_from(&route.spec.name);
     if let Some(limiter) = &route.limiter {
-        admit(ctx, "route", limiter.check()).map_err(|e| (route.spec.name.clone(), e))?;
+        admit(ctx, "route", limiter.check())?;
     }
     Ok((parts, parsed, route))
 }

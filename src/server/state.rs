@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
-use crate::cache::{ResponseCache, SingleFlight};
+use super::limit::Resizable;
+use crate::cache::{CacheKey, ResponseCache, SingleFlight};
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
 use crate::resilience::KeyedLimiter;
@@ -42,7 +43,7 @@ pub struct ChatDone {
 /// missed inputs, in order, and the upstream usage.
 #[derive(Clone)]
 pub struct EmbedDone {
-    pub vectors: Arc<Vec<Arc<Vec<f32>>>>,
+    pub vectors: Arc<Vec<Arc<[f32]>>>,
     pub prompt_tokens: u64,
     pub total_tokens: u64,
 }
@@ -56,11 +57,19 @@ pub enum ReloadOutcome {
 pub struct AppState {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
-    pub chat_flights: SingleFlight<ChatDone>,
-    pub embed_flights: SingleFlight<EmbedDone>,
+    pub chat_flights: SingleFlight<CacheKey, ChatDone>,
+    pub embed_flights: SingleFlight<CacheKey, EmbedDone>,
     pub policy_dir: PathBuf,
     pub env: Env,
     pub draining: AtomicBool,
+    /// `server.max_concurrent_requests`, resized on reload.
+    pub request_limit: Resizable,
+    /// `server.connections.max`, resized on reload.
+    pub connection_limit: Resizable,
+    /// `--listen` was given, so `server.listen` is not in force.
+    pub listen_override: bool,
+    /// Overrides `server.drain_delay` (`--drain-delay`, tests).
+    pub drain_delay_override: Option<std::time::Duration>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -90,8 +99,16 @@ fn build(
         }
     });
     let cache = match previous {
-        Some(p) if p.cache.max_bytes() == policy.cache.max_bytes => Arc::clone(&p.cache),
-        _ => Arc::new(ResponseCache::new(policy.cache.max_bytes)),
+        Some(p)
+            if p.cache.max_bytes() == policy.cache.max_bytes
+                && p.cache.max_entry_bytes() == policy.cache.max_entry_bytes =>
+        {
+            Arc::clone(&p.cache)
+        }
+        _ => Arc::new(ResponseCache::new(
+            policy.cache.max_bytes,
+            policy.cache.max_entry_bytes,
+        )),
     };
     Ok(Runtime {
         generation,
@@ -120,13 +137,21 @@ impl AppState {
         policy_dir: PathBuf,
         env: Env,
         metrics: Arc<Metrics>,
+        listen_override: bool,
     ) -> Result<Self, ConfigErrors> {
         let sources = read_sources(policy_dir.clone()).await?;
         let policy = config::load_sources(&sources, &env)?;
         let runtime = build(policy, fingerprint(&sources), 1, None, &metrics)?;
         metrics.policy_generation.set(1);
         metrics.last_reload_success.set(1);
+        let server = &runtime.policy.server;
+        let request_limit = Resizable::new(server.max_concurrent_requests);
+        let connection_limit = Resizable::new(server.connections.max);
         Ok(AppState {
+            request_limit,
+            connection_limit,
+            listen_override,
+            drain_delay_override: None,
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             chat_flights: SingleFlight::default(),
@@ -136,6 +161,11 @@ impl AppState {
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    pub fn drain_delay(&self) -> std::time::Duration {
+        self.drain_delay_override
+            .unwrap_or_else(|| self.runtime.load().policy.server.drain_delay)
     }
 
     pub fn is_draining(&self) -> bool {
@@ -154,8 +184,15 @@ impl AppState {
                 return Ok(None);
             }
             let policy = config::load_sources(&sources, &self.env)?;
-            if policy.server.listen != current.policy.server.listen {
-                tracing::warn!("server.listen changed; it takes effect on restart only");
+            if !self.listen_override && policy.server.listen != current.policy.server.listen {
+                return Err(ConfigErrors(vec![ConfigError {
+                    location: "server.listen".into(),
+                    message: format!(
+                        "changed from {} to {}; the listen address is bound at start, so this \
+                         reload is refused: restart the gateway to move it",
+                        current.policy.server.listen, policy.server.listen
+                    ),
+                }]));
             }
             build(
                 policy,
@@ -168,9 +205,14 @@ impl AppState {
         }
         .await;
         match result {
-            Ok(None) => Ok(ReloadOutcome::Unchanged {
-                generation: current.generation,
-            }),
+            Ok(None) => {
+                // The folder matches the running policy again (say, a bad
+                // edit was reverted): the running policy is the folder's.
+                self.metrics.last_reload_success.set(1);
+                Ok(ReloadOutcome::Unchanged {
+                    generation: current.generation,
+                })
+            }
             Ok(Some(runtime)) => {
                 let generation = runtime.generation;
                 for gone in current.table.providers.keys() {
@@ -178,6 +220,9 @@ impl AppState {
                         let _ = self.metrics.breaker_state.remove_label_values(&[gone]);
                     }
                 }
+                let server = &runtime.policy.server;
+                self.request_limit.resize(server.max_concurrent_requests);
+                self.connection_limit.resize(server.connections.max);
                 self.runtime.store(Arc::new(runtime));
                 self.metrics.reloads.with_label_values(&["success"]).inc();
                 self.metrics.policy_generation.set(generation as i64);

@@ -33,6 +33,8 @@ pub enum Reply {
     JsonHeaders(u16, Value, Vec<(&'static str, String)>),
     /// SSE events, each sent as its own chunk with `gap` between them.
     Sse(Vec<String>, Duration),
+    /// Chunks of a body with this content type, `gap` before each.
+    Chunks(&'static str, Vec<String>, Duration),
     /// Wait, then answer.
     After(Duration, Box<Reply>),
 }
@@ -68,6 +70,9 @@ fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBo
                 r
             }
             Reply::Sse(events, gap) => {
+                to_response(Reply::Chunks("text/event-stream", events, gap)).await
+            }
+            Reply::Chunks(content_type, events, gap) => {
                 let stream =
                     futures_util::stream::unfold(events.into_iter(), move |mut it| async move {
                         let e = it.next()?;
@@ -76,7 +81,7 @@ fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBo
                     });
                 let mut r = hyper::Response::new(StreamBody::new(stream).boxed());
                 r.headers_mut()
-                    .insert("content-type", "text/event-stream".parse().unwrap());
+                    .insert("content-type", content_type.parse().unwrap());
                 r
             }
         }
@@ -251,6 +256,7 @@ pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
         listen: Some("127.0.0.1:0".into()),
         watch,
         sighup: false,
+        drain_delay: Some(std::time::Duration::ZERO),
     };
     let gw = Gateway::start(opts, shutdown.clone())
         .await

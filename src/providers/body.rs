@@ -1,0 +1,84 @@
+//! Reading upstream bodies under the provider's timeouts and size cap.
+//!
+//! Place in the pipeline: used by HTTP providers for one attempt, after the
+//! response headers arrived. A body must keep moving (`timeouts.idle`
+//! between chunks), a non-streaming body must be complete within
+//! `timeouts.body` of its headers (a one-byte trickle never trips `idle`),
+//! everything within `timeouts.total`, and no answer may exceed
+//! `max_response_bytes`. Must not interpret what it reads.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::UpstreamError;
+use crate::config::Timeouts;
+
+/// The byte stream of one upstream response, with its limits.
+pub struct Limits {
+    pub idle: std::time::Duration,
+    pub total_deadline: Instant,
+    pub max_bytes: u64,
+}
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+impl Limits {
+    pub fn new(timeouts: &Timeouts, started: Instant, max_bytes: u64) -> Self {
+        Limits {
+            idle: timeouts.idle,
+            total_deadline: started + timeouts.total,
+            max_bytes,
+        }
+    }
+
+    /// The next chunk, or which deadline passed. `None` at the end.
+    pub async fn next(
+        &self,
+        body: &mut ByteStream,
+        body_deadline: Option<Instant>,
+    ) -> Option<Result<Bytes, UpstreamError>> {
+        let idle_at = Instant::now() + self.idle;
+        let mut deadline = idle_at.min(self.total_deadline);
+        let mut which = if idle_at <= self.total_deadline {
+            "idle"
+        } else {
+            "total"
+        };
+        if let Some(b) = body_deadline
+            && b < deadline
+        {
+            deadline = b;
+            which = "body";
+        }
+        match timeout_at(deadline, body.next()).await {
+            Err(_) => Some(Err(UpstreamError::Timeout(which))),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some(Err(super::openai::classify(e))),
+            Ok(Some(Ok(b))) => Some(Ok(b)),
+        }
+    }
+
+    /// Reads a whole non-streaming body into one buffer of its own.
+    pub async fn read_all(
+        &self,
+        mut body: ByteStream,
+        declared: Option<u64>,
+        body_time: std::time::Duration,
+    ) -> Result<Bytes, UpstreamError> {
+        if declared.is_some_and(|n| n > self.max_bytes) {
+            return Err(UpstreamError::TooLarge(self.max_bytes));
+        }
+        let body_deadline = Instant::now() + body_time;
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(chunk) = self.next(&mut body, Some(body_deadline)).await {
+            let chunk = chunk?;
+            if (buf.len() + chunk.len()) as u64 > self.max_bytes {
+                return Err(UpstreamError::TooLarge(self.max_bytes));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}

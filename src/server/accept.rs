@@ -1,0 +1,153 @@
+//! The accept loop: client connections, their limits and timeouts, and the
+//! order of a graceful shutdown.
+//!
+//! Place in the pipeline: the outermost layer. It waits for a connection
+//! slot (`server.connections.max`: beyond it connections wait in the
+//! kernel's backlog instead of exhausting file descriptors), accepts with
+//! backoff on errors (a full fd table must not spin), and serves HTTP/1.1
+//! and HTTP/2 with a header-read timeout (which, for HTTP/1, also bounds the
+//! wait for the next request on a kept-alive connection), HTTP/2 keep-alive
+//! pings and a stream cap, and an idle timeout that closes a connection with
+//! no request in flight. Settings are read from the live policy for each new
+//! connection. Shutdown goes: not ready (`/readyz` 503) for
+//! `server.drain_delay` while still serving, then stop accepting, then drain
+//! in-flight requests and streams within `server.shutdown_grace`.
+//! Must not look into requests: `stack` does that.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::context::ConnActivity;
+use super::stack;
+use super::state::AppState;
+use crate::config::ConnectionSettings;
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+    let stop_accepting = CancellationToken::new();
+    tokio::spawn(go_unready_then_stop(
+        Arc::clone(&state),
+        shutdown,
+        stop_accepting.clone(),
+    ));
+    let graceful = GracefulShutdown::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let slot = tokio::select! {
+            _ = stop_accepting.cancelled() => break,
+            slot = state.connection_limit.acquire() => slot,
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop_accepting.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    a
+                }
+                Err(e) => {
+                    state.metrics.accept_errors.inc();
+                    if backoff == ACCEPT_BACKOFF_MIN {
+                        tracing::warn!("accept failed: {e}; backing off");
+                    }
+                    tokio::select! {
+                        _ = stop_accepting.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let settings = state.runtime.load().policy.server.connections.clone();
+        let activity = Arc::new(ConnActivity::default());
+        let st = Arc::clone(&state);
+        let conn_activity = Arc::clone(&activity);
+        let svc = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
+            let (st, activity) = (Arc::clone(&st), Arc::clone(&conn_activity));
+            async move { Ok::<_, Infallible>(stack::handle(st, activity, peer, req).await) }
+        });
+        let conn = builder(&settings)
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let metrics = Arc::clone(&state.metrics);
+        tokio::spawn(async move {
+            let _slot = slot;
+            metrics.client_connections.inc();
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                },
+                _ = idle(&activity, settings.idle_timeout) => {
+                    tracing::debug!("closing idle connection");
+                }
+            }
+            metrics.client_connections.dec();
+        });
+    }
+    drop(listener);
+    let grace = state.runtime.load().policy.server.shutdown_grace;
+    tracing::info!(?grace, "stopped accepting: draining in-flight requests");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("drained"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+fn builder(s: &ConnectionSettings) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout);
+    b.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(s.http2_keep_alive_interval)
+        .keep_alive_timeout(s.http2_keep_alive_timeout)
+        .max_concurrent_streams(s.http2_max_concurrent_streams);
+    b
+}
+
+/// Completes once the connection has had no request in flight for `limit`.
+async fn idle(activity: &ConnActivity, limit: Duration) {
+    loop {
+        let changed = activity.changed.notified();
+        if activity.in_flight.load(Ordering::SeqCst) > 0 {
+            changed.await;
+            continue;
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep(limit) => {
+                if activity.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Shutdown, in the order load balancers need: fail readiness first and
+/// keep serving for `drain_delay`, then stop accepting.
+async fn go_unready_then_stop(
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    stop_accepting: CancellationToken,
+) {
+    shutdown.cancelled().await;
+    state.draining.store(true, Ordering::SeqCst);
+    let delay = state.drain_delay();
+    tracing::info!(?delay, "shutting down: not ready, still serving");
+    tokio::time::sleep(delay).await;
+    stop_accepting.cancel();
+}
