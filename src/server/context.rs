@@ -30,12 +30,12 @@ use crate::metrics::{Metrics, UNKNOWN_ROUTE};
 /// `switchyard_requests_in_flight` while any holder lives.
 #[derive(Debug)]
 pub struct Admission {
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
     gauge: IntGauge,
 }
 
 impl Admission {
-    pub fn new(permit: Option<OwnedSemaphorePermit>, metrics: &Metrics) -> Arc<Self> {
+    pub fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Arc<Self> {
         metrics.in_flight.inc();
         Arc::new(Admission {
             _permit: permit,

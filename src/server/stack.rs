@@ -39,15 +39,15 @@ pub async fn handle(
     // Runtime snapshot: the policy this request runs on to its end.
     let rt = state.runtime.load_full();
     // Load shed: a permit of `server.max_concurrent_requests`, or 503 at
-    // once. Health and metrics bypass it. The permit is shared with work
+    // once. Health and metrics bypass it (and are not counted as in
+    // flight, so a scrape does not see itself). The permit is shared with work
     // done on the request's behalf (single-flight leaders, stream bodies).
     let result = if bypasses_limit(&rc.path) {
-        rc.admission = Some(Admission::new(None, &state.metrics));
         Ok(())
     } else {
         match state.request_limit.try_acquire() {
             Some(permit) => {
-                rc.admission = Some(Admission::new(Some(permit), &state.metrics));
+                rc.admission = Some(Admission::new(permit, &state.metrics));
                 Ok(())
             }
             None => Err(overloaded()),

@@ -88,7 +88,20 @@ fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBo
     })
 }
 
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl FakeUpstream {
+    /// Requests being answered right now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
     pub async fn start<F, Fut>(f: F) -> FakeUpstream
     where
         F: Fn(Seen, usize) -> Fut + Send + Sync + 'static,
@@ -128,9 +141,10 @@ impl FakeUpstream {
                                 };
                                 let now = live.fetch_add(1, Ordering::SeqCst) + 1;
                                 peak.fetch_max(now, Ordering::SeqCst);
+                                // Counts down also when the caller goes away.
+                                let _live = Live(live);
                                 let reply = handler(s, n).await;
                                 let resp = to_response(reply).await;
-                                live.fetch_sub(1, Ordering::SeqCst);
                                 Ok::<_, Infallible>(resp)
                             }
                         },
@@ -240,6 +254,11 @@ pub async fn gateway(yaml: &str) -> TestGateway {
 }
 
 pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
+    gateway_opts(yaml, watch, Some(Duration::ZERO)).await
+}
+
+/// `drain_delay: None` keeps the policy's `server.drain_delay`.
+pub async fn gateway_opts(yaml: &str, watch: bool, drain_delay: Option<Duration>) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
     let mut env = HashMap::new();
@@ -256,7 +275,7 @@ pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
         listen: Some("127.0.0.1:0".into()),
         watch,
         sighup: false,
-        drain_delay: Some(std::time::Duration::ZERO),
+        drain_delay,
     };
     let gw = Gateway::start(opts, shutdown.clone())
         .await
