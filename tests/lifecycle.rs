@@ -229,14 +229,14 @@ fn check_prints_every_error_with_its_location() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     for needle in [
-        "a.yaml:3: providers.up.base_url",
-        "a.yaml:3: providers.up.api_key_env: environment variable SWITCHYARD_TEST_UNSET_VAR is not set",
-        "a.yaml:3: providers.up.latency: does not apply to kind openai",
+        "a.yaml:4: providers.up.base_url",
+        "a.yaml:5: providers.up.api_key_env: environment variable SWITCHYARD_TEST_UNSET_VAR is not set",
+        "a.yaml:6: providers.up.latency: does not apply to kind openai",
         "b.yaml:3: routes.r.targets[0].provider: unknown provider \"missing\"",
         "b.yaml:3: routes.r.targets[0].weight",
-        "b.yaml:3: routes.r.retry.max_attempts",
-        "b.yaml:3: routes.r.retry.initial_backoff",
-        "c.yaml:3:5: unknown field `targetz`",
+        "b.yaml:4: routes.r.retry.max_attempts",
+        "b.yaml:4: routes.r.retry.initial_backoff",
+        "c.yaml:3: routes.s.targetz: unknown field `targetz`, expected one of strategy, targets,",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -251,6 +251,71 @@ fn check_prints_every_error_with_its_location() {
         String::from_utf8_lossy(&shipped.stderr)
     );
     assert!(String::from_utf8_lossy(&shipped.stdout).contains("OK"));
+}
+
+#[test]
+fn check_lists_every_error_in_one_file_each_at_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        "\
+server:
+  listn: 127.0.0.1:9
+  max_body_bytes: lots
+providers:
+  a:
+    kind: mock
+    latncy: 5ms
+  b:
+    kind: mock
+    failure_rate: 3
+routes:
+  r:
+    strategy: fastest
+    targets:
+      - provider: a
+      - provider: nowhere
+    retry:
+      max_attempts: 0
+      initial_backoff: 2x
+  s:
+    targetz: []
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("more.yaml"),
+        "cache:\n  default_ttl: later\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = [
+        "all.yaml:2: server.listn: unknown field `listn`",
+        "all.yaml:3: server.max_body_bytes: invalid u64",
+        "all.yaml:7: providers.a.latncy: unknown field `latncy`",
+        "all.yaml:21: routes.s.targetz: unknown field `targetz`",
+        "more.yaml:2: cache.default_ttl: duration \"later\"",
+        "all.yaml:10: providers.b.failure_rate: must be between 0 and 1",
+        "all.yaml:13: routes.r.strategy: unknown strategy \"fastest\"",
+        "all.yaml:16: routes.r.targets[1].provider: unknown provider \"nowhere\"",
+        "all.yaml:18: routes.r.retry.max_attempts: must be between 1 and 10",
+        "all.yaml:19: routes.r.retry.initial_backoff: duration \"2x\"",
+        "all.yaml:20: routes.s.targets: needs at least one target",
+    ];
+    for needle in expected {
+        let line = format!("error: {}/{needle}", dir.path().display());
+        assert!(err.contains(&line), "missing {line:?} in:\n{err}");
+    }
+    assert!(
+        err.contains(&format!("{} error(s) in", expected.len())),
+        "{err}"
+    );
 }
 
 /// Starts the binary on port 0 and returns it with its base URL.

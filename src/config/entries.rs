@@ -2,8 +2,9 @@
 //!
 //! Place in the pipeline: called by `validate` for each merged entry. Applies
 //! defaults, checks kind-specific fields and cross references (a route's
-//! targets must name defined providers), and records every error with its
-//! location. Must not build runtime objects.
+//! targets must name defined providers), and records every error at the
+//! [`Loc`] of the offending field (a list item is `targets[i]`), so it is
+//! reported at that field's own line. Must not build runtime objects.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,15 +12,16 @@ use std::time::Duration;
 use super::fields::{Ctx, parse_duration};
 use super::policy::*;
 use super::raw::{RawBudget, RawProvider, RawRoute};
+use super::report::Loc;
 use super::validate::Merged;
 
 pub(super) fn provider(
     cx: &mut Ctx,
-    loc: &str,
+    loc: &Loc,
     name: &str,
     p: &RawProvider,
 ) -> Option<ProviderSpec> {
-    let errors_before = cx.errors.0.len();
+    let errors_before = cx.errors.len();
     let mock_fields = [
         ("latency", p.latency.is_some()),
         ("failure_rate", p.failure_rate.is_some()),
@@ -34,10 +36,8 @@ pub(super) fn provider(
     let reject = |cx: &mut Ctx, fields: &[(&str, bool)], kind: &str| {
         for (field, set) in fields {
             if *set {
-                cx.errors.push(
-                    format!("{loc}.{field}"),
-                    format!("does not apply to kind {kind}"),
-                );
+                cx.errors
+                    .at(&loc.field(field), format!("does not apply to kind {kind}"));
             }
         }
     };
@@ -47,26 +47,26 @@ pub(super) fn provider(
             let base_url = match p.base_url.as_deref().map(str::trim) {
                 None | Some("") => {
                     cx.errors
-                        .push(format!("{loc}.base_url"), "is required for kind openai");
+                        .at(&loc.field("base_url"), "is required for kind openai");
                     String::new()
                 }
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    cx.errors.push(
-                        format!("{loc}.base_url"),
+                    cx.errors.at(
+                        &loc.field("base_url"),
                         format!("{u:?} must start with http:// or https://"),
                     );
                     String::new()
                 }
                 Some(u) => u.trim_end_matches('/').to_string(),
             };
-            let api_key = cx.secret(&format!("{loc}.api_key_env"), &p.api_key_env);
+            let api_key = cx.secret(&loc.field("api_key_env"), &p.api_key_env);
             let headers = p.headers.clone().unwrap_or_default();
             for (k, v) in &headers {
                 if http::HeaderName::try_from(k.as_str()).is_err()
                     || http::HeaderValue::try_from(v.as_str()).is_err()
                 {
-                    cx.errors.push(
-                        format!("{loc}.headers.{k}"),
+                    cx.errors.at(
+                        &loc.field("headers").field(k),
                         "is not a valid HTTP header name and value",
                     );
                 }
@@ -82,19 +82,19 @@ pub(super) fn provider(
             let failure_rate = p.failure_rate.unwrap_or(0.0);
             if !(0.0..=1.0).contains(&failure_rate) {
                 cx.errors
-                    .push(format!("{loc}.failure_rate"), "must be between 0 and 1");
+                    .at(&loc.field("failure_rate"), "must be between 0 and 1");
             }
             let failure_status = p.failure_status.unwrap_or(503);
             if !(400..=599).contains(&failure_status) {
-                cx.errors.push(
-                    format!("{loc}.failure_status"),
+                cx.errors.at(
+                    &loc.field("failure_status"),
                     "must be an HTTP error status (400-599)",
                 );
             }
             let latency = match &p.latency {
                 None => Duration::ZERO,
                 Some(t) => parse_duration(t).unwrap_or_else(|e| {
-                    cx.errors.push(format!("{loc}.latency"), e);
+                    cx.errors.at(&loc.field("latency"), e);
                     Duration::ZERO
                 }),
             };
@@ -102,46 +102,46 @@ pub(super) fn provider(
                 latency,
                 failure_rate,
                 failure_status,
-                embedding_dims: cx.positive(&format!("{loc}.embedding_dims"), p.embedding_dims, 16),
+                embedding_dims: cx.positive(&loc.field("embedding_dims"), p.embedding_dims, 16),
             })
         }
         Some(other) => {
-            cx.errors.push(
-                format!("{loc}.kind"),
+            cx.errors.at(
+                &loc.field("kind"),
                 format!("unknown provider kind {other:?} (expected openai or mock)"),
             );
             return None;
         }
         None => {
             cx.errors
-                .push(format!("{loc}.kind"), "is required (openai or mock)");
+                .at(&loc.field("kind"), "is required (openai or mock)");
             return None;
         }
     };
     let t = p.timeouts.as_ref();
     let timeouts = Timeouts {
         connect: cx.duration(
-            &format!("{loc}.timeouts.connect"),
+            &loc.field("timeouts.connect"),
             &t.and_then(|t| t.connect.clone()),
             Duration::from_secs(5),
         ),
         first_byte: cx.duration(
-            &format!("{loc}.timeouts.first_byte"),
+            &loc.field("timeouts.first_byte"),
             &t.and_then(|t| t.first_byte.clone()),
             Duration::from_secs(60),
         ),
         idle: cx.duration(
-            &format!("{loc}.timeouts.idle"),
+            &loc.field("timeouts.idle"),
             &t.and_then(|t| t.idle.clone()),
             Duration::from_secs(30),
         ),
         body: cx.duration(
-            &format!("{loc}.timeouts.body"),
+            &loc.field("timeouts.body"),
             &t.and_then(|t| t.body.clone()),
             Duration::from_secs(30),
         ),
         total: cx.duration(
-            &format!("{loc}.timeouts.total"),
+            &loc.field("timeouts.total"),
             &t.and_then(|t| t.total.clone()),
             Duration::from_secs(300),
         ),
@@ -149,35 +149,34 @@ pub(super) fn provider(
     let b = p.breaker.as_ref();
     let breaker = BreakerSpec {
         failure_threshold: cx.positive(
-            &format!("{loc}.breaker.failure_threshold"),
+            &loc.field("breaker.failure_threshold"),
             b.and_then(|b| b.failure_threshold).map(|v| v as usize),
             5,
         ) as u32,
         open_for: cx.duration(
-            &format!("{loc}.breaker.open_for"),
+            &loc.field("breaker.open_for"),
             &b.and_then(|b| b.open_for.clone()),
             Duration::from_secs(30),
         ),
         half_open_probes: cx.positive(
-            &format!("{loc}.breaker.half_open_probes"),
+            &loc.field("breaker.half_open_probes"),
             b.and_then(|b| b.half_open_probes).map(|v| v as usize),
             1,
         ) as u32,
         count_rate_limits: b.and_then(|b| b.count_rate_limits).unwrap_or(true),
     };
-    let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &p.rate_limit);
-    let max_batch_inputs =
-        cx.positive(&format!("{loc}.max_batch_inputs"), p.max_batch_inputs, 2048);
+    let rate_limit = cx.rate(&loc.field("rate_limit"), &p.rate_limit);
+    let max_batch_inputs = cx.positive(&loc.field("max_batch_inputs"), p.max_batch_inputs, 2048);
     let max_response_bytes = match p.max_response_bytes {
         Some(0) => {
             cx.errors
-                .push(format!("{loc}.max_response_bytes"), "must be at least 1");
+                .at(&loc.field("max_response_bytes"), "must be at least 1");
             0
         }
         Some(v) => v,
         None => 64 * 1024 * 1024,
     };
-    (cx.errors.0.len() == errors_before).then(|| ProviderSpec {
+    (cx.errors.len() == errors_before).then(|| ProviderSpec {
         name: name.to_string(),
         kind,
         timeouts,
@@ -190,20 +189,20 @@ pub(super) fn provider(
 
 pub(super) fn route(
     cx: &mut Ctx,
-    loc: &str,
+    loc: &Loc,
     name: &str,
     r: &RawRoute,
     m: &Merged,
     providers: &BTreeMap<String, ProviderSpec>,
     cache: &CacheSettings,
 ) -> Option<RouteSpec> {
-    let errors_before = cx.errors.0.len();
+    let errors_before = cx.errors.len();
     let strategy = match r.strategy.as_deref() {
         None | Some("failover") => Strategy::Failover,
         Some("weighted") => Strategy::Weighted,
         Some(other) => {
-            cx.errors.push(
-                format!("{loc}.strategy"),
+            cx.errors.at(
+                &loc.field("strategy"),
                 format!("unknown strategy {other:?} (expected failover or weighted)"),
             );
             Strategy::Failover
@@ -211,13 +210,13 @@ pub(super) fn route(
     };
     if r.targets.is_empty() {
         cx.errors
-            .push(format!("{loc}.targets"), "needs at least one target");
+            .at(&loc.field("targets"), "needs at least one target");
     }
     let mut targets = Vec::new();
     for (i, t) in r.targets.iter().enumerate() {
-        let tloc = format!("{loc}.targets[{i}]");
+        let tloc = loc.field("targets").index(i);
         let Some(pname) = t.provider.as_deref() else {
-            cx.errors.push(format!("{tloc}.provider"), "is required");
+            cx.errors.at(&tloc.field("provider"), "is required");
             continue;
         };
         let provider_max = match providers.get(pname) {
@@ -225,8 +224,8 @@ pub(super) fn route(
             None if m.providers.contains_key(pname) => 1, // invalid provider, reported already
             None => {
                 let known: Vec<&str> = m.providers.keys().map(String::as_str).collect();
-                cx.errors.push(
-                    format!("{tloc}.provider"),
+                cx.errors.at(
+                    &tloc.field("provider"),
                     format!(
                         "unknown provider {pname:?} (defined: {})",
                         if known.is_empty() {
@@ -241,11 +240,10 @@ pub(super) fn route(
         };
         let weight = t.weight.unwrap_or(1);
         if weight == 0 {
-            cx.errors
-                .push(format!("{tloc}.weight"), "must be at least 1");
+            cx.errors.at(&tloc.field("weight"), "must be at least 1");
         }
         let max_batch_inputs = cx.positive(
-            &format!("{tloc}.max_batch_inputs"),
+            &tloc.field("max_batch_inputs"),
             t.max_batch_inputs,
             provider_max,
         );
@@ -259,26 +257,24 @@ pub(super) fn route(
     let rr = r.retry.as_ref();
     let max_attempts = rr.and_then(|r| r.max_attempts).unwrap_or(3);
     if !(1..=10).contains(&max_attempts) {
-        cx.errors.push(
-            format!("{loc}.retry.max_attempts"),
-            "must be between 1 and 10",
-        );
+        cx.errors
+            .at(&loc.field("retry.max_attempts"), "must be between 1 and 10");
     }
     let retry = RetrySpec {
         max_attempts,
         initial_backoff: cx.duration(
-            &format!("{loc}.retry.initial_backoff"),
+            &loc.field("retry.initial_backoff"),
             &rr.and_then(|r| r.initial_backoff.clone()),
             Duration::from_millis(100),
         ),
         max_backoff: cx.duration(
-            &format!("{loc}.retry.max_backoff"),
+            &loc.field("retry.max_backoff"),
             &rr.and_then(|r| r.max_backoff.clone()),
             Duration::from_secs(5),
         ),
         jitter: rr.and_then(|r| r.jitter).unwrap_or(true),
         max_retry_after: cx.duration(
-            &format!("{loc}.retry.max_retry_after"),
+            &loc.field("retry.max_retry_after"),
             &rr.and_then(|r| r.max_retry_after.clone()),
             Duration::from_secs(10),
         ),
@@ -286,8 +282,8 @@ pub(super) fn route(
             None | Some("failover") => OnRateLimit::Failover,
             Some("wait") => OnRateLimit::Wait,
             Some(other) => {
-                cx.errors.push(
-                    format!("{loc}.retry.on_rate_limit"),
+                cx.errors.at(
+                    &loc.field("retry.on_rate_limit"),
                     format!("unknown value {other:?} (expected failover or wait)"),
                 );
                 OnRateLimit::Failover
@@ -295,13 +291,13 @@ pub(super) fn route(
         },
         budget: budget(
             cx,
-            &format!("{loc}.retry.budget"),
+            &loc.field("retry.budget"),
             rr.and_then(|r| r.budget.as_ref()),
         ),
     };
     if retry.initial_backoff > retry.max_backoff {
-        cx.errors.push(
-            format!("{loc}.retry.initial_backoff"),
+        cx.errors.at(
+            &loc.field("retry.initial_backoff"),
             "must not exceed retry.max_backoff",
         );
     }
@@ -309,25 +305,25 @@ pub(super) fn route(
     let route_cache = RouteCache {
         enabled: rc.and_then(|c| c.enabled).unwrap_or(false),
         ttl: cx.duration(
-            &format!("{loc}.cache.ttl"),
+            &loc.field("cache.ttl"),
             &rc.and_then(|c| c.ttl.clone()),
             cache.default_ttl,
         ),
     };
-    let rate_limit = cx.rate(&format!("{loc}.rate_limit"), &r.rate_limit);
+    let rate_limit = cx.rate(&loc.field("rate_limit"), &r.rate_limit);
     let max_concurrency = cx.positive(
-        &format!("{loc}.fanout.max_concurrency"),
+        &loc.field("fanout.max_concurrency"),
         r.fanout.as_ref().and_then(|f| f.max_concurrency),
         4,
     );
     let deadline = r.deadline.as_ref().map(|_| {
         cx.duration(
-            &format!("{loc}.deadline"),
+            &loc.field("deadline"),
             &r.deadline,
             Duration::from_secs(300),
         )
     });
-    (cx.errors.0.len() == errors_before).then(|| RouteSpec {
+    (cx.errors.len() == errors_before).then(|| RouteSpec {
         name: name.to_string(),
         strategy,
         targets,
@@ -339,27 +335,23 @@ pub(super) fn route(
     })
 }
 
-fn budget(cx: &mut Ctx, loc: &str, raw: Option<&RawBudget>) -> BudgetSpec {
+fn budget(cx: &mut Ctx, loc: &Loc, raw: Option<&RawBudget>) -> BudgetSpec {
     let d = RawBudget::default();
     let raw = raw.unwrap_or(&d);
     let ratio = raw.ratio.unwrap_or(0.2);
     if !(0.0..=10.0).contains(&ratio) {
         cx.errors
-            .push(format!("{loc}.ratio"), "must be between 0 and 10");
+            .at(&loc.field("ratio"), "must be between 0 and 10");
     }
-    let window = cx.duration(
-        &format!("{loc}.window"),
-        &raw.window,
-        Duration::from_secs(10),
-    );
+    let window = cx.duration(&loc.field("window"), &raw.window, Duration::from_secs(10));
     if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&window) {
         cx.errors
-            .push(format!("{loc}.window"), "must be between 1s and 60s");
+            .at(&loc.field("window"), "must be between 1s and 60s");
     }
     let min_per_second = raw.min_per_second.unwrap_or(5);
     if min_per_second > 1_000_000 {
         cx.errors
-            .push(format!("{loc}.min_per_second"), "must be at most 1000000");
+            .at(&loc.field("min_per_second"), "must be at most 1000000");
     }
     BudgetSpec {
         ratio: ratio.clamp(0.0, 10.0),

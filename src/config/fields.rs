@@ -1,13 +1,17 @@
 //! Field-level checks shared by all sections: durations, rates, secrets,
 //! positive counts. Each check records its error and returns a usable
 //! default so validation can go on and report everything at once.
+//!
+//! Place in the pipeline: used by `validate` and `entries`. A check is given
+//! the [`Loc`] of its field; `report` turns that into the field's own line.
+//! Must not know which section it is checking.
 
 use std::time::Duration;
 
 use super::Env;
 use super::policy::{RateSpec, Secret};
 use super::raw::RawRate;
-use super::validate::Errors;
+use super::report::{Errors, Loc};
 
 /// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -38,17 +42,17 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn duration(&mut self, loc: &str, value: &Option<String>, default: Duration) -> Duration {
+    pub fn duration(&mut self, loc: &Loc, value: &Option<String>, default: Duration) -> Duration {
         match value {
             None => default,
             Some(text) => match parse_duration(text) {
                 Ok(d) if d.is_zero() => {
-                    self.errors.push(loc, "must be greater than zero");
+                    self.errors.at(loc, "must be greater than zero");
                     default
                 }
                 Ok(d) => d,
                 Err(e) => {
-                    self.errors.push(loc, e);
+                    self.errors.at(loc, e);
                     default
                 }
             },
@@ -58,37 +62,36 @@ impl Ctx<'_> {
     /// Like [`Ctx::duration`] but zero is allowed (a delay that may be off).
     pub fn duration_or_zero(
         &mut self,
-        loc: &str,
+        loc: &Loc,
         value: &Option<String>,
         default: Duration,
     ) -> Duration {
         match value {
             None => default,
             Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                self.errors.push(loc, e);
+                self.errors.at(loc, e);
                 default
             }),
         }
     }
 
-    pub fn rate(&mut self, loc: &str, raw: &Option<RawRate>) -> Option<RateSpec> {
+    pub fn rate(&mut self, loc: &Loc, raw: &Option<RawRate>) -> Option<RateSpec> {
         let raw = raw.as_ref()?;
         let Some(rps) = raw.requests_per_second else {
             self.errors
-                .push(format!("{loc}.requests_per_second"), "is required");
+                .at(&loc.field("requests_per_second"), "is required");
             return None;
         };
         if !rps.is_finite() || rps <= 0.0 || rps > 1_000_000_000.0 {
-            self.errors.push(
-                format!("{loc}.requests_per_second"),
+            self.errors.at(
+                &loc.field("requests_per_second"),
                 "must be a number greater than zero",
             );
             return None;
         }
         let burst = raw.burst.unwrap_or_else(|| rps.ceil().max(1.0) as u32);
         if burst == 0 {
-            self.errors
-                .push(format!("{loc}.burst"), "must be at least 1");
+            self.errors.at(&loc.field("burst"), "must be at least 1");
             return None;
         }
         Some(RateSpec {
@@ -97,22 +100,22 @@ impl Ctx<'_> {
         })
     }
 
-    pub fn secret(&mut self, loc: &str, var: &Option<String>) -> Option<Secret> {
+    pub fn secret(&mut self, loc: &Loc, var: &Option<String>) -> Option<Secret> {
         let var = var.as_ref()?;
         match (self.env)(var) {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
                 self.errors
-                    .push(loc, format!("environment variable {var} is not set"));
+                    .at(loc, format!("environment variable {var} is not set"));
                 None
             }
         }
     }
 
-    pub fn positive(&mut self, loc: &str, value: Option<usize>, default: usize) -> usize {
+    pub fn positive(&mut self, loc: &Loc, value: Option<usize>, default: usize) -> usize {
         match value {
             Some(0) => {
-                self.errors.push(loc, "must be at least 1");
+                self.errors.at(loc, "must be at least 1");
                 default
             }
             Some(v) => v,

@@ -4,11 +4,19 @@
 //! `switchyard check` call [`load_dir`]; nothing else reads policy files.
 //! Loading is pure (files + environment in, policy or errors out): it must not
 //! build runtime objects, open sockets or depend on any other module.
+//!
+//! Steps per load: `node` (YAML syntax, one file at a time) -> `shape` (keys
+//! and types into `raw`, every wrong one reported at its line) -> `validate`
+//! (merge the files, then meaning: `entries` and `fields`), with `report`
+//! collecting every error and knowing each key's line.
 
 mod entries;
 mod fields;
+mod node;
 mod policy;
 mod raw;
+mod report;
+mod shape;
 mod validate;
 
 use std::fmt;
@@ -109,37 +117,37 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
 }
 
 /// Parses and validates a set of sources into one policy.
+///
+/// Every problem in every file is collected: a YAML syntax error stops only
+/// its own file; wrong keys and types are reported by `shape` (each at its
+/// key's line) and the rest of the file is still read and validated.
 pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigErrors> {
-    let mut errors = validate::Errors::default();
+    let mut errors = report::Errors::default();
     let mut files = Vec::new();
     for src in sources {
         if is_blank(&src.text) {
             continue;
         }
-        match serde_saphyr::from_str::<raw::RawFile>(&src.text) {
-            Ok(raw) => files.push((src.name.clone(), raw)),
+        match node::parse(&src.text) {
+            Ok(root) => {
+                let (raw, findings) = shape::read::<raw::RawFile>(&root);
+                errors.add_findings(&src.name, findings);
+                files.push((src.name.clone(), raw));
+            }
             Err(e) => {
-                let message = first_line(&e.to_string());
-                let message = message.trim_start_matches("error: ");
-                let (location, message) = match e.location() {
-                    Some(l) => (
-                        format!("{}:{}:{}", src.name, l.line(), l.column()),
-                        strip_position(message),
-                    ),
-                    None => (src.name.clone(), message),
+                let location = match e.position {
+                    Some((line, column)) => format!("{}:{line}:{column}", src.name),
+                    None => src.name.clone(),
                 };
-                errors.0.push(ConfigError {
-                    location,
-                    message: message.to_string(),
-                });
+                errors.push(location, e.message);
             }
         }
     }
     let merged = validate::merge(files, &mut errors);
     let policy = validate::validate(merged, env, &mut errors);
     match policy {
-        Some(p) if errors.0.is_empty() => Ok(p),
-        _ => Err(ConfigErrors(errors.0)),
+        Some(p) if errors.is_empty() => Ok(p),
+        _ => Err(ConfigErrors(errors.into_vec())),
     }
 }
 
@@ -155,20 +163,7 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-/// Drops a leading `line N column M: ` (the location already says it).
-fn strip_position(message: &str) -> &str {
-    match message
-        .strip_prefix("line ")
-        .and_then(|m| m.split_once(": "))
-    {
-        Some((pos, rest)) if pos.contains("column") => rest,
-        _ => message,
-    }
-}
-
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
-}
-
+#[cfg(test)]
+mod error_tests;
 #[cfg(test)]
 mod tests;

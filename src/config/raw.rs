@@ -1,29 +1,30 @@
 //! Raw policy types: exactly what a YAML file may say, nothing more.
 //!
-//! Place in the pipeline: the first step of loading (parse). Everything is
-//! optional or a plain string here; meaning (durations, defaults, cross
-//! references) is given by `validate`. Must not hold defaults or logic, and
-//! rejects unknown keys so typos surface as errors instead of being ignored.
+//! Place in the pipeline: the target of `shape`, which reads each file's node
+//! tree into these types (reporting unknown keys against the field lists serde
+//! derives here, and the line of every key). Everything is optional or a plain
+//! string here; meaning (durations, defaults, cross references) is given by
+//! `validate`. Must not hold defaults or logic; `deny_unknown_fields` documents
+//! (and, read any other way, enforces) that typos are errors, never ignored.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 /// One policy file. Several files are merged; each section may come from any file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     #[serde(default)]
-    pub server: Option<Spanned<RawServer>>,
+    pub server: Option<RawServer>,
     #[serde(default)]
-    pub cache: Option<Spanned<RawCache>>,
+    pub cache: Option<RawCache>,
     #[serde(default)]
-    pub limits: Option<Spanned<RawLimits>>,
+    pub limits: Option<RawLimits>,
     #[serde(default)]
-    pub providers: BTreeMap<String, Spanned<RawProvider>>,
+    pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
-    pub routes: BTreeMap<String, Spanned<RawRoute>>,
+    pub routes: BTreeMap<String, RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -73,7 +73,7 @@ fn files_merge_and_duplicates_are_errors() {
     .unwrap_err();
     let text = e.to_string();
     assert!(
-        text.contains("b.yaml:4: providers.m: duplicate name; first defined in a.yaml:3"),
+        text.contains("b.yaml:3: providers.m: duplicate name; first defined in a.yaml:2"),
         "{text}"
     );
     assert!(

@@ -4,63 +4,46 @@
 //! anything is built. It merges the files, applies defaults, parses durations,
 //! resolves secrets from the environment and checks cross references. It never
 //! stops at the first problem: every error is collected with its location
-//! (`file:line: path`) so `switchyard check` can print them all at once.
+//! (`file:line: path`) so `switchyard check` can print them all at once. A
+//! check names the [`Loc`] of the offending field; `report` gives it the line
+//! of that field's key (of the entry's name for duplicates across files).
 //! Must not build runtime objects or touch the network.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::Env;
 use super::entries::{provider, route};
 use super::fields::Ctx;
 use super::policy::*;
 use super::raw::*;
-use super::{ConfigError, Env};
-use serde_saphyr::Spanned;
+use super::report::{Errors, Loc};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
-/// Collects errors; `at` builds a location prefix for one place in one file.
-#[derive(Default)]
-pub(super) struct Errors(pub Vec<ConfigError>);
-
-impl Errors {
-    pub(super) fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            location: location.into(),
-            message: message.into(),
-        });
-    }
-}
-
-fn at<T>(file: &str, spanned: &Spanned<T>, path: &str) -> String {
-    format!("{file}:{}: {path}", spanned.referenced.line())
-}
-
 /// Merged view of all files, remembering which file each entry came from.
 pub(super) struct Merged {
-    pub server: Option<(String, Spanned<RawServer>)>,
-    pub cache: Option<(String, Spanned<RawCache>)>,
-    pub limits: Option<(String, Spanned<RawLimits>)>,
-    pub providers: BTreeMap<String, (String, Spanned<RawProvider>)>,
-    pub routes: BTreeMap<String, (String, Spanned<RawRoute>)>,
+    pub server: Option<(String, RawServer)>,
+    pub cache: Option<(String, RawCache)>,
+    pub limits: Option<(String, RawLimits)>,
+    pub providers: BTreeMap<String, (String, RawProvider)>,
+    pub routes: BTreeMap<String, (String, RawRoute)>,
 }
 
 fn merge_section<T>(
-    slot: &mut Option<(String, Spanned<T>)>,
+    slot: &mut Option<(String, T)>,
     file: &str,
-    value: Option<Spanned<T>>,
+    value: Option<T>,
     name: &str,
     errors: &mut Errors,
 ) {
     let Some(value) = value else { return };
-    if let Some((first, prev)) = slot {
+    if let Some((first, _)) = slot {
+        let first = errors.place(first, name);
         errors.push(
-            at(file, &value, name),
-            format!(
-                "section is already set in {first}:{}; set it in one file only",
-                prev.referenced.line()
-            ),
+            errors.location(file, name),
+            format!("section is already set in {first}; set it in one file only"),
         );
     } else {
         *slot = Some((file.to_string(), value));
@@ -68,27 +51,25 @@ fn merge_section<T>(
 }
 
 fn merge_map<T>(
-    into: &mut BTreeMap<String, (String, Spanned<T>)>,
+    into: &mut BTreeMap<String, (String, T)>,
     file: &str,
-    entries: BTreeMap<String, Spanned<T>>,
+    entries: BTreeMap<String, T>,
     section: &str,
     errors: &mut Errors,
 ) {
     for (name, value) in entries {
-        if let Some((first, prev)) = into.get(&name) {
+        let path = format!("{section}.{name}");
+        if let Some((first, _)) = into.get(&name) {
+            let first = errors.place(first, &path);
             errors.push(
-                at(file, &value, &format!("{section}.{name}")),
-                format!(
-                    "duplicate name; first defined in {first}:{}",
-                    prev.referenced.line()
-                ),
+                errors.location(file, &path),
+                format!("duplicate name; first defined in {first}"),
             );
         } else {
             into.insert(name, (file.to_string(), value));
         }
     }
 }
-
 pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merged {
     let mut m = Merged {
         server: None,
@@ -108,34 +89,33 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
 }
 
 pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Policy> {
-    let before = errors.0.len();
+    let before = errors.len();
     let mut cx = Ctx { errors, env };
 
     let server = match &m.server {
-        Some((file, s)) => server_settings(&mut cx, &at(file, s, "server"), &s.value),
-        None => server_settings(&mut cx, "server", &RawServer::default()),
+        Some((file, s)) => server_settings(&mut cx, &Loc::new(file, "server"), s),
+        None => server_settings(&mut cx, &Loc::new("", "server"), &RawServer::default()),
     };
     let cache = match &m.cache {
         Some((file, c)) => {
-            let loc = at(file, c, "cache");
-            let max_bytes = match c.value.max_bytes {
+            let loc = Loc::new(file, "cache");
+            let max_bytes = match c.max_bytes {
                 Some(0) => {
-                    cx.errors
-                        .push(format!("{loc}.max_bytes"), "must be at least 1");
+                    cx.errors.at(&loc.field("max_bytes"), "must be at least 1");
                     0
                 }
                 Some(v) => v,
                 None => 64 * 1024 * 1024,
             };
-            let max_entry_bytes = match c.value.max_entry_bytes {
+            let max_entry_bytes = match c.max_entry_bytes {
                 Some(0) => {
                     cx.errors
-                        .push(format!("{loc}.max_entry_bytes"), "must be at least 1");
+                        .at(&loc.field("max_entry_bytes"), "must be at least 1");
                     0
                 }
                 Some(v) if v > max_bytes => {
-                    cx.errors.push(
-                        format!("{loc}.max_entry_bytes"),
+                    cx.errors.at(
+                        &loc.field("max_entry_bytes"),
                         "must not exceed cache.max_bytes",
                     );
                     v
@@ -147,8 +127,8 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
                 max_bytes,
                 max_entry_bytes,
                 default_ttl: cx.duration(
-                    &format!("{loc}.default_ttl"),
-                    &c.value.default_ttl,
+                    &loc.field("default_ttl"),
+                    &c.default_ttl,
                     Duration::from_secs(300),
                 ),
             }
@@ -159,31 +139,29 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
             default_ttl: Duration::from_secs(300),
         },
     };
-    let client_limit = m.limits.as_ref().and_then(|(file, l)| {
-        cx.rate(
-            &format!("{}.per_client", at(file, l, "limits")),
-            &l.value.per_client,
-        )
-    });
+    let client_limit = m
+        .limits
+        .as_ref()
+        .and_then(|(file, l)| cx.rate(&Loc::new(file, "limits.per_client"), &l.per_client));
 
     let mut providers = BTreeMap::new();
     for (name, (file, p)) in &m.providers {
-        let loc = at(file, p, &format!("providers.{name}"));
-        if let Some(spec) = provider(&mut cx, &loc, name, &p.value) {
+        let loc = Loc::new(file, format!("providers.{name}"));
+        if let Some(spec) = provider(&mut cx, &loc, name, p) {
             providers.insert(name.clone(), spec);
         }
     }
     let mut routes = BTreeMap::new();
     for (name, (file, r)) in &m.routes {
-        let loc = at(file, r, &format!("routes.{name}"));
-        if let Some(spec) = route(&mut cx, &loc, name, &r.value, &m, &providers, &cache) {
+        let loc = Loc::new(file, format!("routes.{name}"));
+        if let Some(spec) = route(&mut cx, &loc, name, r, &m, &providers, &cache) {
             routes.insert(name.clone(), spec);
         }
     }
-    if m.routes.is_empty() && cx.errors.0.is_empty() {
+    if m.routes.is_empty() && cx.errors.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
-    (errors.0.len() == before).then_some(Policy {
+    (errors.len() == before).then_some(Policy {
         server,
         cache,
         client_limit,
@@ -192,21 +170,21 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
     })
 }
 
-fn server_settings(cx: &mut Ctx, loc: &str, s: &RawServer) -> ServerSettings {
+fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
     let listen = s
         .listen
         .clone()
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        cx.errors.push(
-            format!("{loc}.listen"),
+        cx.errors.at(
+            &loc.field("listen"),
             format!("{listen:?} is not an address like 127.0.0.1:8080"),
         );
     }
     let max_body_bytes = match s.max_body_bytes {
         Some(0) => {
             cx.errors
-                .push(format!("{loc}.max_body_bytes"), "must be at least 1");
+                .at(&loc.field("max_body_bytes"), "must be at least 1");
             0
         }
         Some(v) => v,
@@ -216,59 +194,59 @@ fn server_settings(cx: &mut Ctx, loc: &str, s: &RawServer) -> ServerSettings {
         listen,
         max_body_bytes,
         max_concurrent_requests: cx.positive(
-            &format!("{loc}.max_concurrent_requests"),
+            &loc.field("max_concurrent_requests"),
             s.max_concurrent_requests,
             1024,
         ),
         shutdown_grace: cx.duration(
-            &format!("{loc}.shutdown_grace"),
+            &loc.field("shutdown_grace"),
             &s.shutdown_grace,
             Duration::from_secs(30),
         ),
         reload_interval: cx.duration(
-            &format!("{loc}.reload_interval"),
+            &loc.field("reload_interval"),
             &s.reload_interval,
             Duration::from_secs(2),
         ),
-        admin_token: cx.secret(&format!("{loc}.admin_token_env"), &s.admin_token_env),
+        admin_token: cx.secret(&loc.field("admin_token_env"), &s.admin_token_env),
         drain_delay: cx.duration_or_zero(
-            &format!("{loc}.drain_delay"),
+            &loc.field("drain_delay"),
             &s.drain_delay,
             Duration::from_secs(5),
         ),
-        connections: connection_settings(cx, &format!("{loc}.connections"), &s.connections),
+        connections: connection_settings(cx, &loc.field("connections"), &s.connections),
     }
 }
 
-fn connection_settings(cx: &mut Ctx, loc: &str, c: &Option<RawConnections>) -> ConnectionSettings {
+fn connection_settings(cx: &mut Ctx, loc: &Loc, c: &Option<RawConnections>) -> ConnectionSettings {
     let d = RawConnections::default();
     let c = c.as_ref().unwrap_or(&d);
     let streams = c.http2_max_concurrent_streams.unwrap_or(256);
     if streams == 0 {
-        cx.errors.push(
-            format!("{loc}.http2_max_concurrent_streams"),
+        cx.errors.at(
+            &loc.field("http2_max_concurrent_streams"),
             "must be at least 1",
         );
     }
     ConnectionSettings {
-        max: cx.positive(&format!("{loc}.max"), c.max, 10_000),
+        max: cx.positive(&loc.field("max"), c.max, 10_000),
         header_read_timeout: cx.duration(
-            &format!("{loc}.header_read_timeout"),
+            &loc.field("header_read_timeout"),
             &c.header_read_timeout,
             Duration::from_secs(30),
         ),
         idle_timeout: cx.duration(
-            &format!("{loc}.idle_timeout"),
+            &loc.field("idle_timeout"),
             &c.idle_timeout,
             Duration::from_secs(60),
         ),
         http2_keep_alive_interval: cx.duration(
-            &format!("{loc}.http2_keep_alive_interval"),
+            &loc.field("http2_keep_alive_interval"),
             &c.http2_keep_alive_interval,
             Duration::from_secs(30),
         ),
         http2_keep_alive_timeout: cx.duration(
-            &format!("{loc}.http2_keep_alive_timeout"),
+            &loc.field("http2_keep_alive_timeout"),
             &c.http2_keep_alive_timeout,
             Duration::from_secs(10),
         ),
