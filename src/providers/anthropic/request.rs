@@ -1,0 +1,364 @@
+//! OpenAI chat request body -> Anthropic Messages API request body.
+//!
+//! Place in the pipeline: called once per attempt before the upstream call,
+//! with `model` already resolved to the upstream model name. Translated:
+//! `messages` (see [`super::messages`]), `max_completion_tokens` /
+//! `max_tokens` (else the configured default; Anthropic requires it),
+//! `temperature` (0..=1 only), `top_p`, `top_k` (a common extension),
+//! `stop` -> `stop_sequences`, `stream`, `user` (or `safety_identifier`) ->
+//! `metadata.user_id`, `tools` (function), `tool_choice`,
+//! `parallel_tool_calls: false` -> `disable_parallel_tool_use`, and
+//! `response_format` `text` (nothing to send) or `json_schema` (structured
+//! outputs, only when [`AnthropicChatSettings::structured_outputs`]).
+//!
+//! Refused as [`TranslateError::Unsupported`] because they would change the
+//! answer: `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, non-zero
+//! `presence_penalty` / `frequency_penalty`, `response_format` `json_object`
+//! (and `json_schema` unless enabled), `audio` / audio `modalities`,
+//! `prediction`, `web_search_options`, `reasoning_effort`, `verbosity`,
+//! legacy `functions` / `function_call`, `temperature` above 1.
+//!
+//! Dropped as harmless: `seed`, `store`, `metadata`, `service_tier`,
+//! `prompt_cache_key`, `stream_options` (the gateway reads `include_usage`
+//! itself; Anthropic streams always report usage), `tools[].function.strict`
+//! unless structured outputs are enabled, and any unknown field (Anthropic
+//! rejects unknown fields). Must not do I/O or echo client values in errors.
+
+use serde_json::{Map, Value, json};
+
+use super::tools::{tool_choice, tools};
+use super::{AnthropicChatSettings, KIND, messages};
+use crate::providers::translate::TranslateError;
+
+fn unsupported(feature: &str) -> TranslateError {
+    TranslateError::Unsupported {
+        kind: KIND,
+        feature: feature.to_string(),
+    }
+}
+
+fn invalid(message: &str) -> TranslateError {
+    TranslateError::InvalidRequest(message.to_string())
+}
+
+/// A field that is present and not `null`.
+fn field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    body.get(key).filter(|v| !v.is_null())
+}
+
+/// Translates an OpenAI chat request into an Anthropic `POST /v1/messages` body.
+pub fn chat_request(
+    body: &Map<String, Value>,
+    model: &str,
+    settings: &AnthropicChatSettings,
+) -> Result<Value, TranslateError> {
+    refuse_unsupported(body)?;
+    let Some(Value::Array(msgs)) = body.get("messages") else {
+        return Err(invalid("'messages' must be an array"));
+    };
+    let conversation = messages::convert(msgs)?;
+    let mut out = Map::new();
+    out.insert("model".into(), Value::String(model.to_string()));
+    out.insert("max_tokens".into(), max_tokens(body, settings)?.into());
+    out.insert("messages".into(), Value::Array(conversation.messages));
+    if let Some(system) = conversation.system {
+        out.insert("system".into(), system);
+    }
+    if let Some(stop) = stop_sequences(body)? {
+        out.insert("stop_sequences".into(), stop);
+    }
+    if let Some(t) = field(body, "temperature") {
+        let t = t
+            .as_f64()
+            .ok_or_else(|| invalid("'temperature' must be a number"))?;
+        if !(0.0..=2.0).contains(&t) {
+            return Err(invalid("'temperature' must be between 0 and 2"));
+        }
+        if t > 1.0 {
+            return Err(unsupported("temperature above 1"));
+        }
+        out.insert("temperature".into(), t.into());
+    }
+    if let Some(p) = field(body, "top_p") {
+        let p = p
+            .as_f64()
+            .ok_or_else(|| invalid("'top_p' must be a number"))?;
+        out.insert("top_p".into(), p.into());
+    }
+    if let Some(k) = field(body, "top_k") {
+        let k = k
+            .as_u64()
+            .ok_or_else(|| invalid("'top_k' must be a non-negative integer"))?;
+        out.insert("top_k".into(), k.into());
+    }
+    match field(body, "stream") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            out.insert("stream".into(), Value::Bool(true));
+        }
+        Some(_) => return Err(invalid("'stream' must be a boolean")),
+    }
+    let user = field(body, "user").or_else(|| field(body, "safety_identifier"));
+    if let Some(user) = user {
+        let user = user
+            .as_str()
+            .ok_or_else(|| invalid("'user' must be a string"))?;
+        if !user.is_empty() {
+            out.insert("metadata".into(), json!({"user_id": user}));
+        }
+    }
+    let tools = tools(body, settings)?;
+    if let Some(choice) = tool_choice(body, tools.as_deref())? {
+        out.insert("tool_choice".into(), choice);
+    }
+    if let Some(tools) = tools {
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(format) = response_format(body, settings)? {
+        out.insert("output_config".into(), json!({"format": format}));
+    }
+    Ok(Value::Object(out))
+}
+
+fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), TranslateError> {
+    if let Some(n) = field(body, "n") {
+        match n.as_u64() {
+            Some(1) => {}
+            Some(0) | None => return Err(invalid("'n' must be a positive integer")),
+            Some(_) => return Err(unsupported("n > 1")),
+        }
+    }
+    if field(body, "logprobs").is_some_and(|v| v != &Value::Bool(false)) {
+        return Err(unsupported("logprobs"));
+    }
+    if field(body, "logit_bias").is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty())) {
+        return Err(unsupported("logit_bias"));
+    }
+    for key in ["presence_penalty", "frequency_penalty"] {
+        if field(body, key).is_some_and(|v| v.as_f64() != Some(0.0)) {
+            return Err(unsupported(key));
+        }
+    }
+    if let Some(m) = field(body, "modalities") {
+        let text_only = m
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x.as_str() == Some("text")));
+        if !text_only {
+            return Err(unsupported("modalities other than text"));
+        }
+    }
+    for key in [
+        "top_logprobs",
+        "audio",
+        "prediction",
+        "web_search_options",
+        "reasoning_effort",
+        "verbosity",
+        "functions",
+        "function_call",
+    ] {
+        if field(body, key).is_some() {
+            return Err(unsupported(key));
+        }
+    }
+    Ok(())
+}
+
+fn max_tokens(
+    body: &Map<String, Value>,
+    settings: &AnthropicChatSettings,
+) -> Result<u64, TranslateError> {
+    for key in ["max_completion_tokens", "max_tokens"] {
+        if let Some(v) = field(body, key) {
+            return match v.as_u64() {
+                Some(n) if n > 0 => Ok(n),
+                _ => Err(TranslateError::InvalidRequest(format!(
+                    "'{key}' must be a positive integer"
+                ))),
+            };
+        }
+    }
+    Ok(u64::from(settings.default_max_tokens.max(1)))
+}
+
+fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Value>, TranslateError> {
+    let stops = match field(body, "stop") {
+        None => return Ok(None),
+        Some(Value::String(s)) => vec![Value::String(s.clone())],
+        Some(Value::Array(items)) => {
+            if !items.iter().all(Value::is_string) {
+                return Err(invalid("'stop' must be a string or an array of strings"));
+            }
+            items.clone()
+        }
+        Some(_) => return Err(invalid("'stop' must be a string or an array of strings")),
+    };
+    Ok((!stops.is_empty()).then_some(Value::Array(stops)))
+}
+
+fn response_format(
+    body: &Map<String, Value>,
+    settings: &AnthropicChatSettings,
+) -> Result<Option<Value>, TranslateError> {
+    let Some(rf) = field(body, "response_format") else {
+        return Ok(None);
+    };
+    match rf.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Err(unsupported("response_format json_object")),
+        Some("json_schema") if settings.structured_outputs => {
+            let schema = rf
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .filter(|s| s.is_object())
+                .ok_or_else(|| invalid("response_format json_schema needs a 'schema' object"))?;
+            Ok(Some(json!({"type": "json_schema", "schema": schema})))
+        }
+        Some("json_schema") => Err(unsupported("response_format json_schema")),
+        _ => Err(invalid(
+            "'response_format' must have type text, json_object or json_schema",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: Value) -> Result<Value, TranslateError> {
+        req_with(body, &AnthropicChatSettings::default())
+    }
+
+    fn req_with(body: Value, s: &AnthropicChatSettings) -> Result<Value, TranslateError> {
+        let Value::Object(body) = body else {
+            panic!("test body must be an object")
+        };
+        chat_request(&body, "claude-sonnet-4-5", s)
+    }
+
+    fn unsupported_feature(r: Result<Value, TranslateError>) -> String {
+        match r {
+            Err(TranslateError::Unsupported { kind, feature }) => {
+                assert_eq!(kind, "anthropic");
+                feature
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_chat_gets_the_default_max_tokens() {
+        let out = req(json!({"model": "client-name", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello"},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-sonnet-4-5", "max_tokens": 4096, "system": "Be brief.",
+                "messages": [{"role": "user", "content": "Hello"}],
+            })
+        );
+        let s = AnthropicChatSettings {
+            default_max_tokens: 77,
+            ..Default::default()
+        };
+        let out = req_with(json!({"messages": [{"role": "user", "content": "x"}]}), &s).unwrap();
+        assert_eq!(out["max_tokens"], 77);
+    }
+
+    #[test]
+    fn sampling_stop_stream_and_user() {
+        let out = req(json!({
+            "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 100, "max_completion_tokens": 200, "temperature": 0.5, "top_p": 0.9,
+            "stop": "END", "stream": true, "stream_options": {"include_usage": true},
+            "user": "user-123", "seed": 7, "store": false, "metadata": {"a": "b"}, "n": 1,
+            "logprobs": false, "presence_penalty": 0, "response_format": {"type": "text"},
+        }))
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-sonnet-4-5", "max_tokens": 200,
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": 0.5, "top_p": 0.9, "stop_sequences": ["END"], "stream": true,
+                "metadata": {"user_id": "user-123"},
+            })
+        );
+        let out = req(json!({"messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 5, "stop": ["a", "b"], "top_k": 40}))
+        .unwrap();
+        assert_eq!(out["max_tokens"], 5);
+        assert_eq!(out["stop_sequences"], json!(["a", "b"]));
+        assert_eq!(out["top_k"], 40);
+    }
+
+    #[test]
+    fn response_format() {
+        let body = |rf: Value| json!({"messages": [{"role": "user", "content": "x"}], "response_format": rf});
+        let schema = json!({"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "object"}}});
+        let r = req(body(json!({"type": "json_object"})));
+        assert_eq!(unsupported_feature(r), "response_format json_object");
+        let r = req(body(schema.clone()));
+        assert_eq!(unsupported_feature(r), "response_format json_schema");
+        let s = AnthropicChatSettings {
+            structured_outputs: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            req_with(body(schema), &s).unwrap()["output_config"],
+            json!({"format": {"type": "json_schema", "schema": {"type": "object"}}})
+        );
+    }
+
+    #[test]
+    fn refuses_what_anthropic_cannot_express() {
+        for (key, value, feature) in [
+            ("n", json!(2), "n > 1"),
+            ("logprobs", json!(true), "logprobs"),
+            ("top_logprobs", json!(3), "top_logprobs"),
+            ("logit_bias", json!({"50256": -100}), "logit_bias"),
+            ("presence_penalty", json!(0.5), "presence_penalty"),
+            ("frequency_penalty", json!(-1), "frequency_penalty"),
+            (
+                "modalities",
+                json!(["text", "audio"]),
+                "modalities other than text",
+            ),
+            ("audio", json!({"voice": "alloy"}), "audio"),
+            ("reasoning_effort", json!("high"), "reasoning_effort"),
+            ("functions", json!([{"name": "f"}]), "functions"),
+            ("temperature", json!(1.5), "temperature above 1"),
+        ] {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
+            body[key] = value;
+            assert_eq!(unsupported_feature(req(body)), feature, "{key}");
+        }
+    }
+
+    #[test]
+    fn invalid_values() {
+        for (key, value) in [
+            ("max_tokens", json!(0)),
+            ("max_completion_tokens", json!(-3)),
+            ("temperature", json!("hot")),
+            ("temperature", json!(3)),
+            ("stop", json!([1])),
+            ("n", json!(0)),
+            ("stream", json!("yes")),
+            ("user", json!(5)),
+        ] {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
+            body[key] = value;
+            let r = req(body);
+            assert!(
+                matches!(r, Err(TranslateError::InvalidRequest(_))),
+                "{key}: {r:?}"
+            );
+        }
+        let r = req(json!({"model": "m"}));
+        assert!(matches!(r, Err(TranslateError::InvalidRequest(_))));
+    }
+}
