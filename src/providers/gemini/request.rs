@@ -55,7 +55,9 @@ impl Default for GeminiChatSettings {
     }
 }
 
-const DROPPED: &[&str] = &[
+/// Fields the loop below skips: read elsewhere (`model` is in the path,
+/// `messages` after the loop, `stream*` by the caller) or harmless to drop.
+const SKIPPED: &[&str] = &[
     "model",
     "messages",
     "stream",
@@ -80,7 +82,7 @@ pub fn chat_request(
     let mut tools = None;
     let mut tool_choice = None;
     for (key, value) in body {
-        if value.is_null() || DROPPED.contains(&key.as_str()) {
+        if value.is_null() || SKIPPED.contains(&key.as_str()) {
             continue;
         }
         match key.as_str() {
