@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 mod body;
+pub mod gemini;
 mod mock;
 mod openai;
 pub mod scrub;

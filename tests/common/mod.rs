@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod anthropic;
+pub mod gemini;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

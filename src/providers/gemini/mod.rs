@@ -1,0 +1,57 @@
+//! Provider kind `gemini`: Google's Generative Language API (v1beta, native
+//! `generateContent`, not its OpenAI-compatible endpoint).
+//!
+//! Place in the pipeline: pure translation between the OpenAI wire format the
+//! gateway speaks and Gemini's own, called by the (future) `gemini` provider
+//! for each attempt. One file per job:
+//!
+//! - [`wire`]: paths relative to a base URL such as
+//!   `https://generativelanguage.googleapis.com/v1beta`, and request headers
+//!   (`x-goog-api-key`, marked sensitive);
+//! - [`request`] with [`messages`] and [`schema`]: OpenAI chat body ->
+//!   `GenerateContentRequest`;
+//! - [`response`]: `GenerateContentResponse` -> `chat.completion`;
+//! - [`stream`]: `streamGenerateContent?alt=sse` events -> OpenAI chunks;
+//! - [`errors`]: Gemini's `{"error": {code, message, status}}` -> retry,
+//!   failover and breaker decisions;
+//! - [`embed`]: embeddings through `batchEmbedContents`.
+//!
+//! Nothing here does I/O, holds secrets beyond building one header, or
+//! decides routing. Whatever Gemini cannot express and would change the
+//! answer is refused with [`TranslateError::Unsupported`], never dropped.
+
+pub mod embed;
+pub mod errors;
+pub mod messages;
+pub mod request;
+pub mod response;
+pub mod schema;
+pub mod stream;
+pub mod wire;
+
+pub use embed::{GeminiEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
+pub use errors::{ErrorClass, classify_error, retry_delay};
+pub use request::{GeminiChatSettings, chat_request};
+pub use response::chat_response;
+pub use stream::GeminiStream;
+pub use wire::{chat_path, embed_path, headers};
+
+use crate::providers::translate::TranslateError;
+
+/// The provider kind, as named in errors.
+pub const KIND: &str = "gemini";
+
+fn unsupported(feature: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported {
+        kind: KIND,
+        feature: feature.into(),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> TranslateError {
+    TranslateError::InvalidRequest(message.into())
+}
+
+fn bad_response(message: impl Into<String>) -> TranslateError {
+    TranslateError::BadResponse(message.into())
+}
