@@ -6,6 +6,7 @@
 //! timeouts (connect, first byte, total). It must not retry, fail over, cache
 //! or count metrics: those belong to the layers above.
 
+pub mod bedrock;
 mod mock;
 mod openai;
 pub mod translate;

@@ -2,6 +2,8 @@
 //! both on 127.0.0.1:0 over real HTTP.
 #![allow(dead_code)]
 
+pub mod bedrock;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
