@@ -295,36 +295,22 @@ async fn unsigned_and_badly_signed_requests_are_refused() {
         "The security token included in the request is invalid."
     );
 
-    let mut wrong = fake::credentials();
-    wrong.secret_access_key = "not-the-secret".into();
-    let resp = fake::send(
-        &client,
-        &fake,
-        &bedrock::converse_path(MODEL, false),
-        &body,
-        &wrong,
-    )
-    .await;
-    assert_eq!(resp.status(), 403);
-    assert!(
-        error_type(&resp)
-            .unwrap()
-            .starts_with("InvalidSignatureException:")
-    );
-
+    let mut wrong_secret = fake::credentials();
+    wrong_secret.secret_access_key = "not-the-secret".into();
     let no_token = AwsCredentials {
         session_token: None,
         ..fake::credentials()
     };
-    let resp = fake::send(
-        &client,
-        &fake,
-        &bedrock::converse_path(MODEL, false),
-        &body,
-        &no_token,
-    )
-    .await;
-    assert_eq!(resp.status(), 403);
+    let path = bedrock::converse_path(MODEL, false);
+    for (creds, expected) in [
+        (wrong_secret, "InvalidSignatureException:"),
+        (no_token, "UnrecognizedClientException:"),
+    ] {
+        let resp = fake::send(&client, &fake, &path, &body, &creds).await;
+        assert_eq!(resp.status(), 403);
+        let ty = error_type(&resp).unwrap();
+        assert!(ty.starts_with(expected), "{ty}");
+    }
 }
 
 #[tokio::test]
