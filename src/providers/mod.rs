@@ -7,6 +7,7 @@
 //! or count metrics: those belong to the layers above.
 
 pub mod anthropic;
+pub mod bedrock;
 mod body;
 pub mod gemini;
 mod mock;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 
 use std::collections::HashMap;

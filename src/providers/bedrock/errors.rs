@@ -1,0 +1,318 @@
+//! Classifies Bedrock Runtime failures: HTTP errors (status, the
+//! `x-amzn-ErrorType` header, the `{"message": ...}` body) and exception
+//! frames inside a ConverseStream.
+//!
+//! Place in the pipeline: the adapter calls [`classify_error`] on every
+//! non-2xx answer and [`exception_class`] when `BedrockStream` reports an
+//! in-stream exception; routing reads `retryable` (same target again),
+//! `moves_on` (another target may succeed) and `trips_breaker`. The error
+//! type decides; the status only when the type is absent or unknown.
+//!
+//! Must not: copy the whole body into `message` (only the provider's own
+//! message text, capped), or guess from message wording.
+
+use serde_json::Value;
+
+use super::eventstream::EventMessage;
+
+/// How the gateway should treat one upstream failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorClass {
+    pub retryable: bool,
+    pub moves_on: bool,
+    pub trips_breaker: bool,
+    pub openai_status: u16,
+    pub openai_type: &'static str,
+    pub message: String,
+}
+
+/// Longest provider message kept, in bytes.
+const MAX_MESSAGE: usize = 500;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Throttled,
+    QuotaExceeded,
+    NotReady,
+    Unavailable,
+    Internal,
+    ModelTimeout,
+    ModelFailed,
+    Invalid,
+    Auth,
+    Forbidden,
+    NotFound,
+}
+
+impl Kind {
+    /// Bedrock's own exception names (HTTP errors are UpperCamel, stream
+    /// exceptions lowerCamel) and the AWS front end's auth errors.
+    fn from_type(name: &str) -> Option<Kind> {
+        const TABLE: &[(&str, Kind)] = &[
+            ("ThrottlingException", Kind::Throttled),
+            ("ServiceQuotaExceededException", Kind::QuotaExceeded),
+            ("ModelNotReadyException", Kind::NotReady),
+            ("ServiceUnavailableException", Kind::Unavailable),
+            ("InternalServerException", Kind::Internal),
+            ("InternalFailure", Kind::Internal),
+            ("ModelTimeoutException", Kind::ModelTimeout),
+            ("ModelErrorException", Kind::ModelFailed),
+            ("ModelStreamErrorException", Kind::ModelFailed),
+            ("ValidationException", Kind::Invalid),
+            ("SerializationException", Kind::Invalid),
+            ("AccessDeniedException", Kind::Forbidden),
+            ("ResourceNotFoundException", Kind::NotFound),
+            ("UnrecognizedClientException", Kind::Auth),
+            ("InvalidSignatureException", Kind::Auth),
+            ("IncompleteSignatureException", Kind::Auth),
+            ("MissingAuthenticationTokenException", Kind::Auth),
+            ("ExpiredTokenException", Kind::Auth),
+            ("InvalidClientTokenId", Kind::Auth),
+        ];
+        TABLE
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, k)| *k)
+    }
+
+    fn from_status(status: u16) -> Kind {
+        match status {
+            429 => Kind::Throttled,
+            408 => Kind::ModelTimeout,
+            401 => Kind::Auth,
+            403 => Kind::Forbidden,
+            404 => Kind::NotFound,
+            503 => Kind::Unavailable,
+            400..=499 => Kind::Invalid,
+            _ => Kind::Internal,
+        }
+    }
+
+    /// (retryable, moves_on, trips_breaker, openai_status, openai_type)
+    fn policy(self) -> (bool, bool, bool, u16, &'static str) {
+        match self {
+            Kind::Throttled => (true, true, false, 429, "rate_limit_error"),
+            // A spent quota does not come back within a retry's backoff.
+            Kind::QuotaExceeded => (false, true, false, 429, "rate_limit_error"),
+            Kind::NotReady => (true, true, false, 503, "service_unavailable_error"),
+            Kind::Unavailable => (true, true, true, 503, "service_unavailable_error"),
+            Kind::Internal => (true, true, true, 502, "upstream_error"),
+            Kind::ModelTimeout => (true, true, true, 504, "upstream_error"),
+            Kind::ModelFailed => (true, true, true, 502, "upstream_error"),
+            Kind::Invalid => (false, false, false, 400, "invalid_request_error"),
+            Kind::Auth => (false, true, false, 401, "authentication_error"),
+            Kind::Forbidden => (false, true, false, 403, "authentication_error"),
+            Kind::NotFound => (false, true, false, 404, "invalid_request_error"),
+        }
+    }
+}
+
+/// `ThrottlingException:http://internal.amazon.com/...` or
+/// `com.amazon.coral.service#UnrecognizedClientException` -> the bare name.
+fn bare_type(raw: &str) -> &str {
+    let name = raw.split(':').next().unwrap_or(raw);
+    name.rsplit('#').next().unwrap_or(name).trim()
+}
+
+fn capped(text: &str) -> String {
+    let mut end = text.len().min(MAX_MESSAGE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Classifies a non-2xx Bedrock answer. `error_type` is the
+/// `x-amzn-ErrorType` header when present; the body's `__type` is used
+/// when it is not.
+pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> ErrorClass {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+    };
+    let type_name = error_type.or_else(|| field("__type")).map(bare_type);
+    let kind = type_name
+        .and_then(Kind::from_type)
+        .unwrap_or_else(|| Kind::from_status(status));
+    let message = field("message")
+        .or_else(|| field("Message"))
+        .map(capped)
+        .or_else(|| type_name.filter(|t| !t.is_empty()).map(capped))
+        .unwrap_or_else(|| format!("Bedrock answered status {status}"));
+    let (retryable, moves_on, trips_breaker, openai_status, openai_type) = kind.policy();
+    ErrorClass {
+        retryable,
+        moves_on,
+        trips_breaker,
+        openai_status,
+        openai_type,
+        message,
+    }
+}
+
+/// Classifies an in-stream `exception` (by `:exception-type`) or `error`
+/// (by `:error-code`) frame; `None` for ordinary events. Unknown types
+/// count as server errors.
+pub fn exception_class(msg: &EventMessage) -> Option<ErrorClass> {
+    match msg.message_type()? {
+        "exception" => Some(classify_error(500, msg.exception_type(), &msg.payload)),
+        "error" => {
+            let mut class = classify_error(500, msg.header_str(":error-code"), b"");
+            if let Some(text) = msg.header_str(":error-message") {
+                class.message = capped(text);
+            }
+            Some(class)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::bedrock::eventstream::HeaderValue;
+
+    const SUFFIX: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
+
+    fn class(status: u16, ty: &str, message: &str) -> ErrorClass {
+        let header = format!("{ty}{SUFFIX}");
+        let body = serde_json::json!({ "message": message }).to_string();
+        classify_error(status, Some(&header), body.as_bytes())
+    }
+
+    #[test]
+    fn throttling_and_overload_are_retried() {
+        let c = class(
+            429,
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        );
+        assert!(c.retryable && c.moves_on && !c.trips_breaker);
+        assert_eq!((c.openai_status, c.openai_type), (429, "rate_limit_error"));
+        assert_eq!(
+            c.message,
+            "Too many requests, please wait before trying again."
+        );
+
+        let c = class(
+            503,
+            "ServiceUnavailableException",
+            "Bedrock is unable to process your request.",
+        );
+        assert!(c.retryable && c.moves_on && c.trips_breaker);
+        assert_eq!(c.openai_status, 503);
+
+        for (status, ty) in [
+            (500, "InternalServerException"),
+            (408, "ModelTimeoutException"),
+            (429, "ModelNotReadyException"),
+            (424, "ModelErrorException"),
+        ] {
+            let c = class(status, ty, "x");
+            assert!(c.retryable && c.moves_on, "{ty}");
+        }
+        let quota = class(400, "ServiceQuotaExceededException", "quota");
+        assert!(!quota.retryable && quota.moves_on);
+        assert_eq!(quota.openai_status, 429);
+    }
+
+    #[test]
+    fn validation_goes_back_to_the_client() {
+        let c = class(
+            400,
+            "ValidationException",
+            "The model returned the following errors: bad",
+        );
+        assert!(!c.retryable && !c.moves_on && !c.trips_breaker);
+        assert_eq!(
+            (c.openai_status, c.openai_type),
+            (400, "invalid_request_error")
+        );
+    }
+
+    #[test]
+    fn auth_and_missing_models_move_on_without_retry() {
+        for (status, ty, openai) in [
+            (403, "AccessDeniedException", 403),
+            (403, "UnrecognizedClientException", 401),
+            (403, "InvalidSignatureException", 401),
+            (404, "ResourceNotFoundException", 404),
+        ] {
+            let c = class(status, ty, "no");
+            assert!(!c.retryable && c.moves_on && !c.trips_breaker, "{ty}");
+            assert_eq!(c.openai_status, openai, "{ty}");
+        }
+    }
+
+    #[test]
+    fn falls_back_to_body_type_then_status() {
+        let body = br#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","Message":"The security token included in the request is invalid."}"#;
+        let c = classify_error(403, None, body);
+        assert_eq!(c.openai_status, 401);
+        assert_eq!(
+            c.message,
+            "The security token included in the request is invalid."
+        );
+
+        let c = classify_error(502, None, b"<html>bad gateway</html>");
+        assert!(c.retryable && c.trips_breaker);
+        assert_eq!(c.message, "Bedrock answered status 502");
+        let c = classify_error(429, Some("SomethingNew"), b"");
+        assert!(c.retryable);
+        assert_eq!(c.message, "SomethingNew");
+        let c = classify_error(422, None, b"{}");
+        assert!(!c.moves_on);
+    }
+
+    #[test]
+    fn caps_long_messages_on_a_char_boundary() {
+        let long = "é".repeat(400);
+        let c = class(400, "ValidationException", &long);
+        assert!(c.message.len() <= MAX_MESSAGE && c.message.starts_with("éé"));
+    }
+
+    #[test]
+    fn classifies_stream_exceptions() {
+        let s = |v: &str| HeaderValue::String(v.to_string());
+        let msg = EventMessage {
+            headers: vec![
+                (":exception-type".into(), s("throttlingException")),
+                (":message-type".into(), s("exception")),
+            ],
+            payload: bytes::Bytes::from_static(br#"{"message":"slow down"}"#),
+        };
+        let c = exception_class(&msg).unwrap();
+        assert!(c.retryable && c.moves_on);
+        assert_eq!((c.openai_status, c.message.as_str()), (429, "slow down"));
+
+        let msg = EventMessage {
+            headers: vec![
+                (":exception-type".into(), s("validationException")),
+                (":message-type".into(), s("exception")),
+            ],
+            payload: bytes::Bytes::from_static(br#"{"message":"bad"}"#),
+        };
+        assert!(!exception_class(&msg).unwrap().moves_on);
+
+        let err = EventMessage {
+            headers: vec![
+                (":message-type".into(), s("error")),
+                (":error-code".into(), s("InternalFailure")),
+                (":error-message".into(), s("boom")),
+            ],
+            payload: bytes::Bytes::new(),
+        };
+        let c = exception_class(&err).unwrap();
+        assert!(c.trips_breaker);
+        assert_eq!(c.message, "boom");
+
+        let event = EventMessage {
+            headers: vec![(":message-type".into(), s("event"))],
+            payload: bytes::Bytes::new(),
+        };
+        assert_eq!(exception_class(&event), None);
+    }
+}

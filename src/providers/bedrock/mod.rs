@@ -1,0 +1,117 @@
+//! AWS Bedrock Runtime: chat through Converse / ConverseStream, embeddings
+//! through InvokeModel (Amazon Titan Text Embeddings, Cohere Embed).
+//!
+//! Place in the pipeline: pure translation for the `bedrock` provider kind.
+//! The adapter (not here) builds an `http::Request<Bytes>` from
+//! [`base_url`] + [`converse_path`] / [`invoke_path`] and the JSON of
+//! [`chat_request`] / [`embed_request`], signs it with [`sign`], sends it,
+//! and feeds what comes back to [`chat_response`], to an
+//! [`EventStreamDecoder`] + [`BedrockStream`], to [`embed_response`] or, on a
+//! non-2xx status, to [`classify_error`] (with the `x-amzn-ErrorType`
+//! header).
+//!
+//! Submodules: `request` + `messages` (OpenAI chat request -> Converse),
+//! `response` (Converse -> `chat.completion`), `eventstream` (AWS binary
+//! event-stream framing), `stream` (ConverseStream events -> OpenAI chunks),
+//! `errors` (error classification), `embed` (Titan and Cohere embeddings),
+//! `sign` (SigV4).
+//!
+//! Must not: do I/O, read the environment (credentials and region arrive as
+//! values), retry, or put secrets or whole bodies into error messages.
+
+pub mod embed;
+pub mod errors;
+pub mod eventstream;
+pub mod messages;
+pub mod request;
+pub mod response;
+pub mod sign;
+pub mod stream;
+
+pub use embed::{
+    BedrockEmbedSettings, COHERE_MAX_BATCH_INPUTS, TITAN_MAX_BATCH_INPUTS, embed_request,
+    embed_response, input_token_count, max_batch_inputs,
+};
+pub use errors::{ErrorClass, classify_error, exception_class};
+pub use eventstream::{EventMessage, EventStreamDecoder, HeaderValue};
+pub use request::{BedrockChatSettings, chat_request};
+pub use response::chat_response;
+pub use sign::{AwsCredentials, SignError, sign};
+pub use stream::BedrockStream;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::providers::translate::TranslateError;
+
+/// The provider kind, as named in `TranslateError::Unsupported`.
+pub const KIND: &str = "bedrock";
+
+pub(crate) fn unsupported(feature: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported {
+        kind: KIND,
+        feature: feature.into(),
+    }
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> TranslateError {
+    TranslateError::InvalidRequest(message.into())
+}
+
+/// Everything but RFC 3986 unreserved characters is escaped: model ids hold
+/// `:` (`anthropic.claude-3-haiku-20240307-v1:0`) and ARNs hold `/`.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `https://bedrock-runtime.{region}.amazonaws.com`.
+pub fn base_url(region: &str) -> String {
+    format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// `/model/{modelId}/converse` or `/model/{modelId}/converse-stream`.
+pub fn converse_path(model_id: &str, stream: bool) -> String {
+    let op = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
+    format!(
+        "/model/{}/{op}",
+        utf8_percent_encode(model_id, PATH_SEGMENT)
+    )
+}
+
+/// `/model/{modelId}/invoke`.
+pub fn invoke_path(model_id: &str) -> String {
+    format!(
+        "/model/{}/invoke",
+        utf8_percent_encode(model_id, PATH_SEGMENT)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_escape_model_ids() {
+        assert_eq!(
+            converse_path("anthropic.claude-3-haiku-20240307-v1:0", false),
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+        );
+        assert_eq!(
+            converse_path("us.amazon.nova-lite-v1:0", true),
+            "/model/us.amazon.nova-lite-v1%3A0/converse-stream"
+        );
+        assert_eq!(
+            invoke_path("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc"),
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aprovisioned-model%2Fabc/invoke"
+        );
+        assert_eq!(
+            base_url("eu-west-3"),
+            "https://bedrock-runtime.eu-west-3.amazonaws.com"
+        );
+    }
+}

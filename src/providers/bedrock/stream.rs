@@ -1,0 +1,421 @@
+//! ConverseStream events -> OpenAI `chat.completion.chunk` SSE frames.
+//!
+//! Place in the pipeline: the adapter decodes the response body with
+//! `EventStreamDecoder`, passes every message to [`BedrockStream::on_message`]
+//! and calls [`BedrockStream::finish`] at EOF. Event order on the wire:
+//! `messageStart`, then per content block an optional `contentBlockStart`
+//! (tool use only), `contentBlockDelta`s and `contentBlockStop`, then
+//! `messageStop` (stop reason) and `metadata` (usage).
+//!
+//! Output: a first chunk with `delta.role`, text as `delta.content`, a tool
+//! call's first chunk with `index`, `id`, `type`, `function.name` and empty
+//! arguments, later argument fragments with `index` and
+//! `function.arguments` only, a final chunk with an empty delta and
+//! `finish_reason`, then (with `include_usage`) a `choices: []` chunk with
+//! `usage`, and `data: [DONE]`. Reasoning deltas are left out.
+//!
+//! Must not: buffer the answer, or let an `exception` / `error` frame pass
+//! as content: they end the stream with BadResponse (classify them with
+//! `errors::exception_class`).
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::errors::exception_class;
+use super::eventstream::EventMessage;
+use super::response::{bad, finish_reason, new_id, now_secs, usage};
+use crate::api::sse::{DONE, data_event};
+use crate::providers::translate::TranslateError;
+
+/// Translation state for one streamed answer.
+#[derive(Debug)]
+pub struct BedrockStream {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    started: bool,
+    /// contentBlockIndex of each tool call seen; the position is the
+    /// OpenAI tool call index.
+    tool_blocks: Vec<u64>,
+    finish: Option<&'static str>,
+    usage: Option<Value>,
+}
+
+impl BedrockStream {
+    pub fn new(model: &str, include_usage: bool) -> Self {
+        BedrockStream {
+            id: new_id(),
+            created: now_secs(),
+            model: model.to_string(),
+            include_usage,
+            started: false,
+            tool_blocks: Vec::new(),
+            finish: None,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, choices: Value, usage: Option<Value>) -> Bytes {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        });
+        if let Some(usage) = usage {
+            chunk["usage"] = usage;
+        }
+        data_event(chunk.to_string().as_bytes())
+    }
+
+    fn push_delta(&mut self, delta: Value, finish: Option<&str>, out: &mut Vec<Bytes>) {
+        if !self.started {
+            self.started = true;
+            let role = json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null }]);
+            out.push(self.chunk(role, None));
+        }
+        if delta.as_object().is_some_and(|d| !d.is_empty()) || finish.is_some() {
+            let choice = json!([{ "index": 0, "delta": delta, "finish_reason": finish }]);
+            out.push(self.chunk(choice, None));
+        }
+    }
+
+    /// Translates one decoded event-stream message.
+    pub fn on_message(
+        &mut self,
+        msg: &EventMessage,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), TranslateError> {
+        if msg.message_type() != Some("event") {
+            let class = exception_class(msg)
+                .ok_or_else(|| bad("event-stream message without a known :message-type"))?;
+            let ty = (msg.exception_type())
+                .or(msg.header_str(":error-code"))
+                .unwrap_or("error");
+            return Err(bad(format!("Bedrock stream {ty}: {}", class.message)));
+        }
+        let event_type = msg.event_type().unwrap_or("");
+        let known = [
+            "messageStart",
+            "contentBlockStart",
+            "contentBlockDelta",
+            "contentBlockStop",
+            "messageStop",
+            "metadata",
+        ];
+        if !known.contains(&event_type) {
+            return Ok(()); // newer event kinds carry nothing OpenAI can show
+        }
+        let payload: Value = serde_json::from_slice(&msg.payload)
+            .map_err(|_| bad(format!("{event_type} payload is not JSON")))?;
+        match event_type {
+            "messageStart" => self.push_delta(json!({}), None, out),
+            "contentBlockStart" => {
+                let Some(tool) = payload.pointer("/start/toolUse") else {
+                    return Ok(());
+                };
+                let block = block_index(&payload)?;
+                let id = tool.get("toolUseId").and_then(Value::as_str);
+                let name = tool.get("name").and_then(Value::as_str);
+                let (Some(id), Some(name)) = (id, name) else {
+                    return Err(bad("contentBlockStart toolUse without toolUseId or name"));
+                };
+                let index = self.tool_blocks.len();
+                self.tool_blocks.push(block);
+                let delta = json!({ "tool_calls": [{ "index": index, "id": id, "type": "function",
+                    "function": { "name": name, "arguments": "" } }] });
+                self.push_delta(delta, None, out);
+            }
+            "contentBlockDelta" => {
+                let delta = payload
+                    .get("delta")
+                    .ok_or_else(|| bad("contentBlockDelta without delta"))?;
+                if let Some(text) = delta.get("text").and_then(Value::as_str) {
+                    if !text.is_empty() {
+                        self.push_delta(json!({ "content": text }), None, out);
+                    }
+                } else if let Some(input) = delta.pointer("/toolUse/input") {
+                    let fragment = input
+                        .as_str()
+                        .ok_or_else(|| bad("toolUse input delta is not a string"))?;
+                    let block = block_index(&payload)?;
+                    let index = (self.tool_blocks.iter().position(|b| *b == block))
+                        .ok_or_else(|| bad("toolUse delta for a block that never started"))?;
+                    let delta = json!({ "tool_calls": [{ "index": index, "function": { "arguments": fragment } }] });
+                    self.push_delta(delta, None, out);
+                }
+            }
+            "messageStop" => {
+                let stop = payload
+                    .get("stopReason")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("messageStop without stopReason"))?;
+                let reason = finish_reason(stop)?;
+                self.finish = Some(reason);
+                self.push_delta(json!({}), Some(reason), out);
+            }
+            "metadata" => self.usage = Some(usage(payload.get("usage"))),
+            _ => {} // contentBlockStop
+        }
+        Ok(())
+    }
+
+    /// Call at upstream EOF: the usage chunk (with `include_usage`) and
+    /// `[DONE]`, or BadResponse when `messageStop` or `metadata` never came.
+    pub fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        if self.finish.is_none() {
+            return Err(bad("ConverseStream ended before messageStop"));
+        }
+        let Some(usage) = self.usage.take() else {
+            return Err(bad("ConverseStream ended before its metadata event"));
+        };
+        if self.include_usage {
+            out.push(self.chunk(json!([]), Some(usage)));
+        }
+        out.push(Bytes::from_static(DONE));
+        Ok(())
+    }
+}
+
+fn block_index(payload: &Value) -> Result<u64, TranslateError> {
+    payload
+        .get("contentBlockIndex")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("content block event without contentBlockIndex"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::sse::SseDecoder;
+    use crate::providers::bedrock::eventstream::HeaderValue;
+
+    fn event(event_type: &str, payload: Value) -> EventMessage {
+        let s = |v: &str| HeaderValue::String(v.to_string());
+        EventMessage {
+            headers: vec![
+                (":event-type".into(), s(event_type)),
+                (":content-type".into(), s("application/json")),
+                (":message-type".into(), s("event")),
+            ],
+            payload: Bytes::from(payload.to_string()),
+        }
+    }
+
+    /// Runs events through a stream; returns the chunks (`None` for [DONE]).
+    fn run(
+        events: &[EventMessage],
+        include_usage: bool,
+    ) -> Result<Vec<Option<Value>>, TranslateError> {
+        let mut stream = BedrockStream::new("my-model", include_usage);
+        let mut out = Vec::new();
+        for e in events {
+            stream.on_message(e, &mut out)?;
+        }
+        stream.finish(&mut out)?;
+        let mut decoder = SseDecoder::new();
+        let mut frames = Vec::new();
+        for bytes in &out {
+            frames.extend(decoder.decode(bytes));
+        }
+        Ok(frames
+            .iter()
+            .map(|f| (f.data != "[DONE]").then(|| serde_json::from_str(&f.data).unwrap()))
+            .collect())
+    }
+
+    fn text_events() -> Vec<EventMessage> {
+        vec![
+            event("messageStart", json!({"p": "abcd", "role": "assistant"})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": "Hel"}, "p": "ab"}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": "lo"}}),
+            ),
+            event("contentBlockStop", json!({"contentBlockIndex": 0})),
+            event("messageStop", json!({"stopReason": "end_turn"})),
+            event(
+                "metadata",
+                json!({"usage": {"inputTokens": 10, "outputTokens": 2, "totalTokens": 12},
+                                     "metrics": {"latencyMs": 100}}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn streamed_text_with_usage() {
+        let chunks = run(&text_events(), true).unwrap();
+        assert_eq!(chunks.len(), 6);
+        let first = chunks[0].as_ref().unwrap();
+        assert_eq!(first["object"], "chat.completion.chunk");
+        assert_eq!(first["model"], "my-model");
+        assert_eq!(
+            first["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(
+            chunks[1].as_ref().unwrap()["choices"][0]["delta"],
+            json!({"content": "Hel"})
+        );
+        assert_eq!(
+            chunks[2].as_ref().unwrap()["choices"][0]["delta"],
+            json!({"content": "lo"})
+        );
+        let last = chunks[3].as_ref().unwrap();
+        assert_eq!(
+            last["choices"][0],
+            json!({"index": 0, "delta": {}, "finish_reason": "stop"})
+        );
+        let usage = chunks[4].as_ref().unwrap();
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12})
+        );
+        assert!(chunks[5].is_none(), "[DONE] last");
+        let ids: Vec<_> = chunks
+            .iter()
+            .flatten()
+            .map(|c| (c["id"].clone(), c["created"].clone()))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id and created");
+        // Without include_usage: no usage chunk.
+        assert_eq!(run(&text_events(), false).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn streamed_tool_call_with_argument_fragments() {
+        let events = vec![
+            event("messageStart", json!({"role": "assistant"})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": "Checking."}}),
+            ),
+            event("contentBlockStop", json!({"contentBlockIndex": 0})),
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 1,
+                "start": {"toolUse": {"toolUseId": "tooluse_abc", "name": "get_weather"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"city\":"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "\"Paris\"}"}}}),
+            ),
+            event("contentBlockStop", json!({"contentBlockIndex": 1})),
+            event("messageStop", json!({"stopReason": "tool_use"})),
+            event(
+                "metadata",
+                json!({"usage": {"inputTokens": 5, "outputTokens": 7, "totalTokens": 12}}),
+            ),
+        ];
+        let chunks = run(&events, false).unwrap();
+        let deltas: Vec<&Value> = chunks
+            .iter()
+            .flatten()
+            .map(|c| &c["choices"][0]["delta"])
+            .collect();
+        assert_eq!(
+            deltas[2],
+            &json!({"tool_calls": [{"index": 0, "id": "tooluse_abc", "type": "function",
+                                    "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        assert_eq!(
+            deltas[3],
+            &json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]})
+        );
+        assert_eq!(
+            deltas[4],
+            &json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]})
+        );
+        let finish = chunks[5].as_ref().unwrap();
+        assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn exceptions_and_early_eof_are_bad_responses() {
+        let s = |v: &str| HeaderValue::String(v.to_string());
+        let exception = EventMessage {
+            headers: vec![
+                (":exception-type".into(), s("modelStreamErrorException")),
+                (":content-type".into(), s("application/json")),
+                (":message-type".into(), s("exception")),
+            ],
+            payload: Bytes::from_static(br#"{"message":"model crashed"}"#),
+        };
+        let mut events = text_events();
+        events.insert(2, exception);
+        let err = run(&events, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("modelStreamErrorException: model crashed"),
+            "{err}"
+        );
+
+        let no_stop = &text_events()[..4];
+        assert!(
+            run(no_stop, true)
+                .unwrap_err()
+                .to_string()
+                .contains("before messageStop")
+        );
+        let no_metadata = &text_events()[..5];
+        assert!(
+            run(no_metadata, true)
+                .unwrap_err()
+                .to_string()
+                .contains("metadata")
+        );
+
+        let orphan = vec![
+            event("messageStart", json!({"role": "assistant"})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}}),
+            ),
+        ];
+        assert!(matches!(
+            run(&orphan, false),
+            Err(TranslateError::BadResponse(_))
+        ));
+        let malformed = vec![event(
+            "messageStop",
+            json!({"stopReason": "malformed_tool_use"}),
+        )];
+        assert!(matches!(
+            run(&malformed, false),
+            Err(TranslateError::BadResponse(_))
+        ));
+        let not_json = EventMessage {
+            payload: Bytes::from_static(b"{"),
+            ..event("metadata", json!({}))
+        };
+        assert!(matches!(
+            run(&[not_json], false),
+            Err(TranslateError::BadResponse(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_events_and_reasoning_are_skipped() {
+        let mut events = text_events();
+        events.insert(1, event("somethingNew", json!({"x": 1})));
+        events.insert(
+            2,
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0,
+            "delta": {"reasoningContent": {"text": "thinking"}}}),
+            ),
+        );
+        assert_eq!(run(&events, true).unwrap().len(), 6);
+    }
+}
