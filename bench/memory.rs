@@ -7,7 +7,9 @@
 //! from /proc alone. Each case starts a fresh gateway, measures its RSS at
 //! rest, then sends distinct requests until the cache has been filled twice
 //! over (so eviction runs), and reports the RSS against the target
-//! `RSS <= 1.5 x cache.max_bytes + 20 MB`.
+//! `RSS <= 1.5 x cache.max_bytes + 20 MB`. A third case sends 20
+//! concurrent 15 MiB chat requests and reports the peak RSS against the
+//! bytes they carry (how many times a request body is held).
 
 use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
@@ -52,6 +54,13 @@ async fn fake_upstream() -> String {
                                 .collect();
                             json!({"object": "list", "data": data, "model": body["model"],
                                    "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+                        } else if bytes.len() > 1024 * 1024 {
+                            // A big request: hold it a while so they overlap.
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            json!({"id": "chatcmpl-big", "object": "chat.completion", "created": 1,
+                                   "model": body["model"],
+                                   "choices": [{"index": 0, "message": {"role": "assistant",
+                                       "content": "read it"}, "finish_reason": "stop"}]})
                         } else {
                             let text = body["messages"][0]["content"].as_str().unwrap_or("");
                             json!({"id": "chatcmpl-bench", "object": "chat.completion", "created": 1,
@@ -106,7 +115,12 @@ async fn start_gateway(upstream: &str, cache_bytes: u64) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--policies"])
         .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--drain-delay", "0s"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -156,7 +170,8 @@ async fn fill(client: &reqwest::Client, base: &str, total: usize, embeddings: bo
     futures_util::stream::iter(0..total)
         .map(|i| {
             let (path, body) = if embeddings {
-                let input: Vec<String> = (0..32).map(|j| format!("document {i} part {j}")).collect();
+                let input: Vec<String> =
+                    (0..32).map(|j| format!("document {i} part {j}")).collect();
                 ("/v1/embeddings", json!({"model": "emb", "input": input}))
             } else {
                 let content = format!("question number {i}");
@@ -183,7 +198,11 @@ async fn case(upstream: &str, cache_bytes: u64, embeddings: bool) {
     let pid = gw.child.id();
     let rest = rss_bytes(pid);
     // Entry sizes: a chat answer ~0.3 KB (+ its overhead), a vector 6 KB.
-    let per_request = if embeddings { 32 * (DIMS * 4 + 400) } else { 700 };
+    let per_request = if embeddings {
+        32 * (DIMS * 4 + 400)
+    } else {
+        700
+    };
     let requests = (2 * cache_bytes as usize / per_request).max(1);
     fill(&client, &gw.base, requests, embeddings).await;
     let cached = metric(&client, &gw.base, "switchyard_cache_bytes").await as u64;
@@ -208,6 +227,56 @@ async fn case(upstream: &str, cache_bytes: u64, embeddings: bool) {
     );
 }
 
+/// Peak RSS while 20 clients each send a 15 MiB chat request at once,
+/// against the bytes those requests carry.
+async fn big_requests(upstream: &str) {
+    let gw = start_gateway(upstream, 16 * MB).await;
+    let pid = gw.child.id();
+    let rest = rss_bytes(pid);
+    let content = "x".repeat(15 * MB as usize);
+    let body = serde_json::to_vec(&json!({"model": "chat",
+        "messages": [{"role": "user", "content": content}]}))
+    .unwrap();
+    let total = 20 * body.len() as u64;
+    let client = reqwest::Client::new();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(rss_bytes(pid));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            peak
+        })
+    };
+    let sends: Vec<_> = (0..20)
+        .map(|_| {
+            let req = client
+                .post(format!("{}/v1/chat/completions", gw.base))
+                .header("content-type", "application/json")
+                .header("cache-control", "no-cache")
+                .body(body.clone());
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for s in sends {
+        let status = s.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peak = sampler.await.unwrap();
+    println!(
+        "20 x 15 MiB requests  request bytes={:>6.1} MB  RSS at rest={:>5.1} MB  peak={:>7.1} MB  \
+         (peak - rest) / request bytes={:.2}",
+        total as f64 / MB as f64,
+        rest as f64 / MB as f64,
+        peak as f64 / MB as f64,
+        (peak.saturating_sub(rest)) as f64 / total as f64
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let cache_mb: u64 = std::env::var("MEMORY_CACHE_MB")
@@ -217,4 +286,5 @@ async fn main() {
     let upstream = fake_upstream().await;
     case(&upstream, cache_mb * MB, false).await;
     case(&upstream, cache_mb * MB, true).await;
+    big_requests(&upstream).await;
 }

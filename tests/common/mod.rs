@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod faults;
 pub mod gemini;
 
 use std::collections::HashMap;
