@@ -18,11 +18,14 @@ pub struct ChatRequest {
     pub model: String,
     pub stream: bool,
     pub body: Map<String, Value>,
+    /// Size of the client's body: the upstream body is about as large, so
+    /// it is written into one allocation of about that size.
+    pub wire_len: usize,
 }
 
 impl ChatRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
-        let value: Value = super::parse_json(body)?;
+    pub fn parse(raw: &[u8]) -> Result<Self, GatewayError> {
+        let value: Value = super::parse_json(raw)?;
         let Value::Object(body) = value else {
             return Err(GatewayError::invalid("Request body must be a JSON object."));
         };
@@ -62,6 +65,7 @@ impl ChatRequest {
             model,
             stream,
             body,
+            wire_len: raw.len(),
         })
     }
 
@@ -72,7 +76,10 @@ impl ChatRequest {
             body: &self.body,
             model: upstream_model,
         };
-        Bytes::from(serde_json::to_vec(&with_model).unwrap_or_default())
+        let mut out = Vec::with_capacity(self.wire_len + upstream_model.len() + 16);
+        // Writing a JSON value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &with_model);
+        Bytes::from(out)
     }
 }
 
