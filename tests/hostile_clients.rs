@@ -312,3 +312,144 @@ async fn reverting_a_rejected_edit_marks_the_reload_gauge_healthy_again() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_answers_are_refused_and_streams_are_timed_to_their_end() {
+    // A 2 MB answer from p0 against a 1 MB cap: refused, p1 answers.
+    let big = FakeUpstream::start(|s, _| async move {
+        let mut reply = chat_reply(&s.body, "big");
+        reply["padding"] = json!("x".repeat(2_000_000));
+        Reply::Json(200, reply)
+    })
+    .await;
+    let small = FakeUpstream::start(|s, _| async move {
+        if s.body["stream"] == true {
+            Reply::Sse(
+                vec!["data: {}\n\n".into(), "data: [DONE]\n\n".into()],
+                Duration::from_millis(400),
+            )
+        } else {
+            Reply::Json(200, chat_reply(&s.body, "small"))
+        }
+    })
+    .await;
+    let yaml = format!(
+        "{}routes:\n  m:\n    targets: [{{provider: p0}}, {{provider: p1}}]\n  solo:\n    targets: [{{provider: p0}}]\n",
+        providers_yaml(&[&big, &small], "    max_response_bytes: 1000000\n")
+    );
+    let gw = gateway(&yaml).await;
+    let r = gw.chat("m", "hi").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "p1");
+    assert_eq!(
+        gw.metric("switchyard_upstream_requests_total{outcome=\"too_large\",provider=\"p0\"}")
+            .await,
+        1.0,
+        "not retried: the same answer would come again"
+    );
+    let r = gw.chat("solo", "hi").await;
+    assert_eq!(r.status(), 502);
+    let e = error_of(r).await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1000000 bytes"),
+        "{e}"
+    );
+    // A stream of two events 400 ms apart: its duration counts to the end.
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "s"}]}),
+        )
+        .await;
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    eventually(async || {
+        gw.metric("switchyard_request_duration_seconds_sum{endpoint=\"chat\",route=\"m\"}")
+            .await
+            >= 0.8
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn out_of_file_descriptors_backs_off_and_recovers_as_idle_connections_close() {
+    // The real binary with 64 open files at most; idle connections are
+    // closed after 500 ms, so it must recover while the clients still hold
+    // their sockets.
+    let up = FakeUpstream::openai().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        one_route(&up, "  connections: { idle_timeout: 500ms }\n", ""),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} serve --policies {} --listen 127.0.0.1:{port} --drain-delay 0s",
+            env!("CARGO_BIN_EXE_switchyard"),
+            dir.path().display()
+        ))
+        .env("TEST_UPSTREAM_KEY", TEST_KEY)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    eventually(async || http.get(format!("{base}/healthz")).send().await.is_ok()).await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(
+            TcpStream::connect(format!("127.0.0.1:{port}"))
+                .await
+                .unwrap(),
+        );
+    }
+    // The fd table fills up, then empties as the idle ones are closed.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    eventually(async || {
+        fresh
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let text = fresh
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let errors: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_accept_errors_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        errors >= 1.0,
+        "the fd table was full at least once:\n{text}"
+    );
+    assert!(
+        errors <= 20.0,
+        "accept errors back off instead of spinning: {errors}"
+    );
+    drop(held);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -43,19 +43,7 @@ const MAX_ATTEMPTS: usize = 3;
 const TARGETS: usize = 2;
 
 fn sdk_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import openai"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "CI=true: python3 with the `openai` package is required"
-        );
-        eprintln!("SKIPPED: python3 with the `openai` package is not installed");
-    }
-    found
+    python_module("openai")
 }
 
 #[tokio::test]

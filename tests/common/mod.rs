@@ -395,3 +395,21 @@ pub fn providers_yaml(upstreams: &[&FakeUpstream], extra: &str) -> String {
     }
     y
 }
+
+/// Whether `python3` can import `module`. In CI (`CI=true`) a missing one is
+/// a failure (`.ci/run` installs it); elsewhere the test says it skipped.
+pub fn python_module(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "CI=true: python3 with the `{module}` package is required"
+        );
+        eprintln!("SKIPPED: python3 with the `{module}` package is not installed");
+    }
+    found
+}
