@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard::config;
+use switchyard::routing::RouteTable;
 use switchyard::server::{Gateway, GatewayOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -102,7 +103,13 @@ fn main() -> ExitCode {
 }
 
 fn check(dir: &std::path::Path) -> ExitCode {
-    match config::load_dir(dir, &config::process_env()) {
+    // The same code a start or a reload runs: load, validate, build.
+    let env = config::process_env();
+    let loaded = config::load_dir(dir, &env, switchyard::providers::check_kind).and_then(|policy| {
+        let metrics = std::sync::Arc::new(switchyard::metrics::Metrics::new());
+        RouteTable::build(&policy, None, &metrics, &env).map(|_| policy)
+    });
+    match loaded {
         Ok(policy) => {
             println!(
                 "{}: OK ({} providers, {} routes)",

@@ -231,7 +231,7 @@ fn check_prints_every_error_with_its_location() {
     for needle in [
         "a.yaml:4: providers.up.base_url",
         "a.yaml:5: providers.up.api_key_env: environment variable SWITCHYARD_TEST_UNSET_VAR is not set",
-        "a.yaml:6: providers.up.latency: does not apply to kind openai",
+        "a.yaml:6: providers.up.latency: unknown field `latency` for kind openai, expected one of base_url,",
         "b.yaml:3: routes.r.targets[0].provider: unknown provider \"missing\"",
         "b.yaml:3: routes.r.targets[0].weight",
         "b.yaml:4: routes.r.retry.max_attempts",

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::fields::{Ctx, parse_duration};
+use super::fields::Ctx;
 use super::policy::*;
 use super::raw::{RawBudget, RawProvider, RawRoute};
 use super::report::Loc;
@@ -20,101 +20,14 @@ pub(super) fn provider(
     loc: &Loc,
     name: &str,
     p: &RawProvider,
-) -> Option<ProviderSpec> {
+) -> Option<(ProviderSpec, bool)> {
     let errors_before = cx.errors.len();
-    let mock_fields = [
-        ("latency", p.latency.is_some()),
-        ("failure_rate", p.failure_rate.is_some()),
-        ("failure_status", p.failure_status.is_some()),
-        ("embedding_dims", p.embedding_dims.is_some()),
-    ];
-    let openai_fields = [
-        ("base_url", p.base_url.is_some()),
-        ("api_key_env", p.api_key_env.is_some()),
-        ("headers", p.headers.is_some()),
-    ];
-    let reject = |cx: &mut Ctx, fields: &[(&str, bool)], kind: &str| {
-        for (field, set) in fields {
-            if *set {
-                cx.errors
-                    .at(&loc.field(field), format!("does not apply to kind {kind}"));
-            }
-        }
-    };
-    let kind = match p.kind.as_deref() {
-        Some("openai") => {
-            reject(cx, &mock_fields, "openai");
-            let base_url = match p.base_url.as_deref().map(str::trim) {
-                None | Some("") => {
-                    cx.errors
-                        .at(&loc.field("base_url"), "is required for kind openai");
-                    String::new()
-                }
-                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    cx.errors.at(
-                        &loc.field("base_url"),
-                        format!("{u:?} must start with http:// or https://"),
-                    );
-                    String::new()
-                }
-                Some(u) => u.trim_end_matches('/').to_string(),
-            };
-            let api_key = cx.secret(&loc.field("api_key_env"), &p.api_key_env);
-            let headers = p.headers.clone().unwrap_or_default();
-            for (k, v) in &headers {
-                if http::HeaderName::try_from(k.as_str()).is_err()
-                    || http::HeaderValue::try_from(v.as_str()).is_err()
-                {
-                    cx.errors.at(
-                        &loc.field("headers").field(k),
-                        "is not a valid HTTP header name and value",
-                    );
-                }
-            }
-            ProviderKind::OpenAi(OpenAiSpec {
-                base_url,
-                api_key,
-                headers,
-            })
-        }
-        Some("mock") => {
-            reject(cx, &openai_fields, "mock");
-            let failure_rate = p.failure_rate.unwrap_or(0.0);
-            if !(0.0..=1.0).contains(&failure_rate) {
-                cx.errors
-                    .at(&loc.field("failure_rate"), "must be between 0 and 1");
-            }
-            let failure_status = p.failure_status.unwrap_or(503);
-            if !(400..=599).contains(&failure_status) {
-                cx.errors.at(
-                    &loc.field("failure_status"),
-                    "must be an HTTP error status (400-599)",
-                );
-            }
-            let latency = match &p.latency {
-                None => Duration::ZERO,
-                Some(t) => parse_duration(t).unwrap_or_else(|e| {
-                    cx.errors.at(&loc.field("latency"), e);
-                    Duration::ZERO
-                }),
-            };
-            ProviderKind::Mock(MockSpec {
-                latency,
-                failure_rate,
-                failure_status,
-                embedding_dims: cx.positive(&loc.field("embedding_dims"), p.embedding_dims, 16),
-            })
-        }
-        Some(other) => {
-            cx.errors.at(
-                &loc.field("kind"),
-                format!("unknown provider kind {other:?} (expected openai or mock)"),
-            );
-            return None;
-        }
-        None => {
-            cx.errors
-                .at(&loc.field("kind"), "is required (openai or mock)");
+    // Which kinds exist, and what their own keys mean, is for `providers`
+    // to say (it reads `settings`); here only that a kind is named.
+    let kind = match p.kind.as_deref().map(str::trim) {
+        Some(k) if !k.is_empty() => k.to_string(),
+        _ => {
+            cx.errors.at(&loc.field("kind"), "is required");
             return None;
         }
     };
@@ -176,15 +89,19 @@ pub(super) fn provider(
         Some(v) => v,
         None => 64 * 1024 * 1024,
     };
-    (cx.errors.len() == errors_before).then(|| ProviderSpec {
+    let spec = ProviderSpec {
         name: name.to_string(),
         kind,
+        settings: p.settings.clone(),
         timeouts,
         breaker,
         rate_limit,
         max_batch_inputs,
         max_response_bytes,
-    })
+    };
+    // The spec also when its shared keys are wrong, so that its kind keys
+    // are checked (and reported) in the same run.
+    Some((spec, cx.errors.len() == errors_before))
 }
 
 pub(super) fn route(
@@ -248,6 +165,7 @@ pub(super) fn route(
             provider_max,
         );
         targets.push(TargetSpec {
+            location: cx.errors.location(tloc.file(), tloc.path()),
             provider: pname.to_string(),
             model: t.model.clone().unwrap_or_else(|| name.to_string()),
             weight,

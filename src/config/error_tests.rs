@@ -17,7 +17,7 @@ fn errors(files: &[(&str, &str)]) -> Vec<String> {
             text: t.to_string(),
         })
         .collect();
-    match load_sources(&sources, &env()) {
+    match load_sources(&sources, &env(), crate::providers::check_kind) {
         Ok(_) => panic!("expected errors"),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -90,7 +90,7 @@ fn shape_reports_what_serde_saphyr_reports_for_one_error() {
     }
 }
 
-const UNKNOWN_PROVIDER_FIELD: &str = "expected one of kind, base_url, api_key_env, headers, latency, failure_rate, failure_status, embedding_dims, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes";
+const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes";
 
 #[test]
 fn two_typos_in_one_file_are_both_listed_at_their_lines() {
@@ -102,8 +102,8 @@ fn two_typos_in_one_file_are_both_listed_at_their_lines() {
         &e,
         &[
             "a.yaml:2: server.listn: unknown field `listn`, expected one of listen, ",
-            "a.yaml:6: providers.a.latncy: unknown field `latncy`",
-            "a.yaml:9: providers.b.failure_rat: unknown field `failure_rat`",
+            "a.yaml:6: providers.a.latncy: unknown field `latncy` for kind mock",
+            "a.yaml:9: providers.b.failure_rat: unknown field `failure_rat` for kind mock",
             "a.yaml:14: routes.r.retry.max_atempts: unknown field `max_atempts`",
         ],
     );
@@ -184,7 +184,7 @@ fn missing_fields_and_secrets_point_at_the_nearest_key() {
         &e,
         &[
             "a.yaml:5: providers.o.api_key_env: environment variable NOPE is not set",
-            "a.yaml:6: providers.x.kind: is required (openai or mock)",
+            "a.yaml:6: providers.x.kind: is required",
             "a.yaml:11: routes.r.targets[0].provider: is required",
         ],
     );

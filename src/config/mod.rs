@@ -11,6 +11,7 @@
 //! collecting every error and knowing each key's line.
 
 mod entries;
+mod kind;
 mod fields;
 mod node;
 mod policy;
@@ -24,10 +25,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fields::parse_duration;
+pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Reads a provider entry's kind settings for its kind, returning every
+/// problem. Given by the caller (the provider kinds live in `providers`), so
+/// `config` stays a leaf while `check` still reports kind errors with the rest.
+pub type KindCheck = fn(&ProviderSpec, &Env) -> Vec<ConfigError>;
 
 /// The process environment.
 pub fn process_env() -> Env {
@@ -121,7 +128,11 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
 /// Every problem in every file is collected: a YAML syntax error stops only
 /// its own file; wrong keys and types are reported by `shape` (each at its
 /// key's line) and the rest of the file is still read and validated.
-pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigErrors> {
+pub fn load_sources(
+    sources: &[Source],
+    env: &Env,
+    kinds: KindCheck,
+) -> Result<Policy, ConfigErrors> {
     let mut errors = report::Errors::default();
     let mut files = Vec::new();
     for src in sources {
@@ -129,9 +140,15 @@ pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigError
             continue;
         }
         match node::parse(&src.text) {
-            Ok(root) => {
-                let (raw, findings) = shape::read::<raw::RawFile>(&root);
+            Ok(mut root) => {
+                let kinds = kind::split_providers(&mut root, &src.name);
+                let (mut raw, findings) = shape::read::<raw::RawFile>(&root);
                 errors.add_findings(&src.name, findings);
+                for (name, settings) in kinds {
+                    if let Some(p) = raw.providers.get_mut(&name) {
+                        p.settings = settings;
+                    }
+                }
                 files.push((src.name.clone(), raw));
             }
             Err(e) => {
@@ -144,16 +161,34 @@ pub fn load_sources(sources: &[Source], env: &Env) -> Result<Policy, ConfigError
         }
     }
     let merged = validate::merge(files, &mut errors);
-    let policy = validate::validate(merged, env, &mut errors);
+    let policy = validate::validate(merged, env, kinds, &mut errors);
     match policy {
         Some(p) if errors.is_empty() => Ok(p),
-        _ => Err(ConfigErrors(errors.into_vec())),
+        _ => {
+            let mut list = errors.into_vec();
+            // In file order, line by line (stable: same-line errors keep
+            // the order they were found in).
+            list.sort_by_key(|e| place_of(&e.location));
+            Err(ConfigErrors(list))
+        }
     }
 }
 
 /// `read_dir` then `load_sources`: what startup, reload and `check` run.
-pub fn load_dir(dir: &Path, env: &Env) -> Result<Policy, ConfigErrors> {
-    load_sources(&read_dir(dir)?, env)
+pub fn load_dir(dir: &Path, env: &Env, kinds: KindCheck) -> Result<Policy, ConfigErrors> {
+    load_sources(&read_dir(dir)?, env, kinds)
+}
+
+/// `(file, line)` of a location `file:line[:col]: path`; files without a
+/// line first within their file, locations without a file last.
+fn place_of(location: &str) -> (bool, String, u64) {
+    let mut parts = location.splitn(3, ':');
+    let file = parts.next().unwrap_or_default();
+    match parts.next().map(|l| l.trim().parse::<u64>()) {
+        Some(Ok(line)) => (false, file.to_string(), line),
+        _ if file.ends_with(".yaml") || file.ends_with(".yml") => (false, file.to_string(), 0),
+        _ => (true, String::new(), 0),
+    }
 }
 
 fn is_blank(text: &str) -> bool {

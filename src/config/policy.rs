@@ -67,36 +67,16 @@ pub struct RateSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSpec {
     pub name: String,
-    pub kind: ProviderKind,
+    /// The provider kind (`openai`, `mock`, `anthropic`, ...); `providers`
+    /// knows which exist and reads `settings` for it.
+    pub kind: String,
+    pub settings: super::kind::KindSettings,
     pub timeouts: Timeouts,
     pub breaker: BreakerSpec,
     pub rate_limit: Option<RateSpec>,
     pub max_batch_inputs: usize,
     /// An upstream answer larger than this is refused (not buffered whole).
     pub max_response_bytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProviderKind {
-    OpenAi(OpenAiSpec),
-    Mock(MockSpec),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenAiSpec {
-    /// Base URL up to and including the version prefix, without trailing slash
-    /// (`https://api.openai.com/v1`).
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MockSpec {
-    pub latency: Duration,
-    pub failure_rate: f64,
-    pub failure_status: u16,
-    pub embedding_dims: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +134,9 @@ impl RouteSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetSpec {
+    /// `file:line: routes.<name>.targets[i]`, for errors found later (a
+    /// provider that cannot serve what the route needs).
+    pub location: String,
     pub provider: String,
     /// Model name sent upstream.
     pub model: String,

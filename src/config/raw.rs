@@ -76,21 +76,15 @@ pub struct RawRate {
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: Option<String>,
-    // kind: openai
-    pub base_url: Option<String>,
-    pub api_key_env: Option<String>,
-    pub headers: Option<BTreeMap<String, String>>,
-    // kind: mock
-    pub latency: Option<String>,
-    pub failure_rate: Option<f64>,
-    pub failure_status: Option<u16>,
-    pub embedding_dims: Option<usize>,
-    // any kind
+    // The keys every kind shares; the kind's own keys are in `settings`.
     pub timeouts: Option<RawTimeouts>,
     pub breaker: Option<RawBreaker>,
     pub rate_limit: Option<RawRate>,
     pub max_batch_inputs: Option<usize>,
     pub max_response_bytes: Option<u64>,
+    /// Kind-specific keys, split off before this struct is read.
+    #[serde(skip)]
+    pub settings: super::kind::KindSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,14 @@ impl<'a> Loc<'a> {
         Loc::new(self.file, join(&self.path, name))
     }
 
+    pub fn file(&self) -> &'a str {
+        self.file
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The place of the `i`th list item below this one.
     pub fn index(&self, i: usize) -> Loc<'a> {
         Loc::new(self.file, format!("{}[{i}]", self.path))

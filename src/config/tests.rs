@@ -17,7 +17,7 @@ fn load(files: &[(&str, &str)]) -> Result<Policy, ConfigErrors> {
             text: t.to_string(),
         })
         .collect();
-    load_sources(&sources, &env())
+    load_sources(&sources, &env(), crate::providers::check_kind)
 }
 
 const MINIMAL: &str =
@@ -89,12 +89,16 @@ fn secrets_come_from_env_and_never_print() {
         "providers:\n  o:\n    kind: openai\n    base_url: http://x/v1/\n    api_key_env: KEY\nroutes:\n  r:\n    targets: [{provider: o}]\n",
     )])
     .unwrap();
-    let ProviderKind::OpenAi(o) = &p.providers["o"].kind else {
+    let spec = &p.providers["o"];
+    let crate::providers::ProviderConfig::OpenAi(o) =
+        crate::providers::ProviderConfig::parse(spec, &env()).unwrap()
+    else {
         panic!()
     };
     assert_eq!(o.base_url, "http://x/v1", "trailing slash trimmed");
     assert_eq!(o.api_key.as_ref().unwrap().expose(), "sk-secret");
     assert!(!format!("{p:?}").contains("sk-secret"));
+    assert!(!format!("{o:?}").contains("sk-secret"));
 }
 
 #[test]

@@ -88,7 +88,12 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
     m
 }
 
-pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Policy> {
+pub(super) fn validate(
+    m: Merged,
+    env: &Env,
+    kinds: super::KindCheck,
+    errors: &mut Errors,
+) -> Option<Policy> {
     let before = errors.len();
     let mut cx = Ctx { errors, env };
 
@@ -147,8 +152,15 @@ pub(super) fn validate(m: Merged, env: &Env, errors: &mut Errors) -> Option<Poli
     let mut providers = BTreeMap::new();
     for (name, (file, p)) in &m.providers {
         let loc = Loc::new(file, format!("providers.{name}"));
-        if let Some(spec) = provider(&mut cx, &loc, name, p) {
-            providers.insert(name.clone(), spec);
+        if let Some((spec, ok)) = provider(&mut cx, &loc, name, p) {
+            let kind_errors = kinds(&spec, env);
+            if ok && kind_errors.is_empty() {
+                providers.insert(name.clone(), spec);
+            } else {
+                for e in kind_errors {
+                    cx.errors.push(e.location, e.message);
+                }
+            }
         }
     }
     let mut routes = BTreeMap::new();

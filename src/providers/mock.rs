@@ -10,28 +10,112 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ChatReply, UpstreamError};
+use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
-use crate::config::{MockSpec, Timeouts};
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Timeouts};
+
+/// `kind: mock` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub latency: Duration,
+    pub failure_rate: f64,
+    pub failure_status: u16,
+    pub embedding_dims: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    latency: Option<String>,
+    failure_rate: Option<f64>,
+    failure_status: Option<u16>,
+    embedding_dims: Option<usize>,
+}
+
+impl KindConfig for Config {
+    const KIND: &'static str = "mock";
+    type Provider = MockProvider;
+
+    fn parse(settings: &KindSettings, _env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+        let failure_rate = raw.failure_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&failure_rate) {
+            report.at("failure_rate", "must be between 0 and 1");
+        }
+        let failure_status = raw.failure_status.unwrap_or(503);
+        if !(400..=599).contains(&failure_status) {
+            report.at("failure_status", "must be an HTTP error status (400-599)");
+        }
+        let embedding_dims = raw.embedding_dims.unwrap_or(16);
+        if embedding_dims == 0 {
+            report.at("embedding_dims", "must be at least 1");
+        }
+        let latency = report.duration("latency", &raw.latency, Duration::ZERO);
+        report.finish(Config {
+            latency,
+            failure_rate,
+            failure_status,
+            embedding_dims,
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        MOCK_CAPABILITIES
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<MockProvider, BuildError> {
+        Ok(MockProvider {
+            name: spec.name.clone(),
+            spec: self.clone(),
+            timeouts: spec.timeouts.clone(),
+        })
+    }
+}
+
+const MOCK_CAPABILITIES: Capabilities = Capabilities {
+    chat: true,
+    chat_stream: true,
+    embeddings: true,
+    tools: false,
+    images: false,
+};
 
 pub struct MockProvider {
     name: String,
-    spec: MockSpec,
+    spec: Config,
     timeouts: Timeouts,
 }
 
-impl MockProvider {
-    pub fn new(name: &str, spec: MockSpec, timeouts: &Timeouts) -> Self {
-        MockProvider {
-            name: name.to_string(),
-            spec,
-            timeouts: timeouts.clone(),
-        }
+impl Provider for MockProvider {
+    fn capabilities(&self) -> Capabilities {
+        MOCK_CAPABILITIES
     }
 
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(MockProvider::chat(self, request, model, stream))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
+        Box::pin(MockProvider::embed(self, model, inputs, extra))
+    }
+}
+
+impl MockProvider {
     /// Waits the configured latency (bounded by the timeouts) and rolls the
     /// failure dice.
     async fn respond(&self) -> Result<(), UpstreamError> {
@@ -58,7 +142,7 @@ impl MockProvider {
         Ok(())
     }
 
-    pub async fn chat(
+    async fn chat(
         &self,
         request: &ChatRequest,
         model: &str,
@@ -109,7 +193,7 @@ impl MockProvider {
         ))
     }
 
-    pub async fn embed(
+    async fn embed(
         &self,
         _model: &str,
         inputs: &[Value],

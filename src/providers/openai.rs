@@ -12,10 +12,12 @@
 //! behind. Error bodies are scrubbed of the provider's secrets. Must not log
 //! or echo the API key.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -23,14 +25,77 @@ use tokio::time::{Instant, timeout_at};
 
 use super::body::{ByteStream, Limits};
 use super::scrub::Scrubber;
-use super::{ChatReply, UpstreamError, parse_retry_after};
+use super::{
+    BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError, parse_retry_after,
+};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 use crate::api::sse::{SseDecoder, SseEvent};
-use crate::config::{OpenAiSpec, Timeouts};
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret, Timeouts};
 
 /// Error bodies are read up to this size; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// `kind: openai` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Up to and including the version prefix, no trailing slash
+    /// (`https://api.openai.com/v1`).
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+impl KindConfig for Config {
+    const KIND: &'static str = "openai";
+    type Provider = OpenAiProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+        let base_url = report.required("base_url", &raw.base_url, Self::KIND);
+        let base_url = report.url("base_url", base_url);
+        let api_key = report.secret("api_key_env", &raw.api_key_env, env);
+        let headers = raw.headers.unwrap_or_default();
+        for (k, v) in &headers {
+            if http::HeaderName::try_from(k.as_str()).is_err()
+                || http::HeaderValue::try_from(v.as_str()).is_err()
+            {
+                report.at(
+                    &format!("headers.{k}"),
+                    "is not a valid HTTP header name and value",
+                );
+            }
+        }
+        report.finish(Config {
+            base_url,
+            api_key,
+            headers,
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            chat: true,
+            chat_stream: true,
+            embeddings: true,
+            tools: true,
+            images: true,
+        }
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<OpenAiProvider, BuildError> {
+        OpenAiProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|m| BuildError::new(spec, m))
+    }
+}
 
 pub struct OpenAiProvider {
     client: reqwest::Client,
@@ -49,11 +114,7 @@ struct ChatShape {
 }
 
 impl OpenAiProvider {
-    pub fn new(
-        spec: &OpenAiSpec,
-        timeouts: &Timeouts,
-        max_response_bytes: u64,
-    ) -> Result<Self, String> {
+    fn new(spec: &Config, timeouts: &Timeouts, max_response_bytes: u64) -> Result<Self, String> {
         let mut headers = http::HeaderMap::new();
         for (k, v) in &spec.headers {
             let name = http::HeaderName::try_from(k.as_str()).map_err(|e| e.to_string())?;
@@ -156,7 +217,7 @@ impl OpenAiProvider {
         limits.read_all(stream, declared, self.timeouts.body).await
     }
 
-    pub async fn chat(
+    async fn chat(
         &self,
         request: &ChatRequest,
         model: &str,
@@ -184,7 +245,7 @@ impl OpenAiProvider {
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
-    pub async fn embed(
+    async fn embed(
         &self,
         model: &str,
         inputs: &[Value],
@@ -198,6 +259,36 @@ impl OpenAiProvider {
         let (response, limits) = self.send("/embeddings", Bytes::from(bytes)).await?;
         let bytes = self.read_json(response, &limits).await?;
         parse_upstream_reply(&bytes, inputs.len()).map_err(UpstreamError::Protocol)
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            chat: true,
+            chat_stream: true,
+            embeddings: true,
+            tools: true,
+            images: true,
+        }
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(OpenAiProvider::chat(self, request, model, stream))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
+        Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
     }
 }
 

@@ -220,10 +220,18 @@ where
 /// An upstream's verdict on the request itself, passed back as is.
 fn client_error(e: UpstreamError) -> GatewayError {
     match e {
-        UpstreamError::Status { status, body, .. } => GatewayError::new(
+        UpstreamError::Status { status, body, .. }
+        | UpstreamError::Classified { status, body, .. } => GatewayError::new(
             ErrorKind::Upstream { status, body },
             format!("The upstream rejected the request (status {status})."),
         ),
+        UpstreamError::Translate(t) => GatewayError::invalid(t.to_string())
+            .with_code(match t {
+                crate::providers::translate::TranslateError::Unsupported { .. } => {
+                    "unsupported_feature"
+                }
+                _ => "invalid_request",
+            }),
         other => GatewayError::new(ErrorKind::BadGateway, other.describe()),
     }
 }
@@ -300,6 +308,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &w)| TargetSpec {
+                    location: String::new(),
                     provider: format!("p{i}"),
                     model: "m".into(),
                     weight: w,

@@ -1,22 +1,27 @@
 //! The route table: policy providers and routes turned into live handles.
 //!
-//! Place in the pipeline: built by `server` at startup and on every reload,
-//! off the request path, then swapped in whole. A rebuild reuses the live
-//! pieces whose configuration did not change (connection pools, breaker
-//! state, rate-limit buckets), so a reload does not reset a tripped breaker
-//! or refill a spent bucket. Must not be mutated once built.
+//! Place in the pipeline: built by `server` at startup, on every reload and
+//! by `switchyard check`, off the request path, then swapped in whole. Here
+//! each provider entry's kind settings are read by its kind
+//! (`ProviderConfig::parse`, errors at `file:line`), the provider is built,
+//! and every route is checked against its targets' capabilities. A rebuild
+//! reuses the live pieces whose configuration did not change (connection
+//! pools, breaker state, rate-limit buckets, retry budgets), so a reload does
+//! not reset a tripped breaker or refill a spent bucket. Must not be mutated
+//! once built.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::config::{Policy, ProviderSpec, RateSpec, RouteSpec};
+use crate::config::{ConfigError, ConfigErrors, Env, Policy, ProviderSpec, RateSpec, RouteSpec};
 use crate::metrics::Metrics;
-use crate::providers::Provider;
+use crate::providers::{Capabilities, Provider, ProviderConfig};
 use crate::resilience::{Breaker, Limiter, RetryBudget};
 
 pub struct ProviderHandle {
     pub spec: ProviderSpec,
-    pub provider: Provider,
+    pub config: ProviderConfig,
+    pub provider: Arc<dyn Provider>,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
 }
@@ -25,6 +30,11 @@ pub struct RouteHandle {
     pub spec: RouteSpec,
     pub limiter: Option<Arc<Limiter>>,
     pub budget: Arc<RetryBudget>,
+    /// The largest embedding sub-batch every target takes, its provider's
+    /// own per-call limit included.
+    pub sub_batch: usize,
+    /// What every target of the route can do.
+    pub capabilities: Capabilities,
 }
 
 pub struct RouteTable {
@@ -40,53 +50,113 @@ fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<
     }
 }
 
+fn intersect(a: Capabilities, b: Capabilities) -> Capabilities {
+    Capabilities {
+        chat: a.chat && b.chat,
+        chat_stream: a.chat_stream && b.chat_stream,
+        embeddings: a.embeddings && b.embeddings,
+        tools: a.tools && b.tools,
+        images: a.images && b.images,
+    }
+}
+
 impl RouteTable {
     pub fn build(
         policy: &Policy,
         previous: Option<&RouteTable>,
         metrics: &Arc<Metrics>,
-    ) -> Result<RouteTable, String> {
+        env: &Env,
+    ) -> Result<RouteTable, ConfigErrors> {
+        let mut errors: Vec<ConfigError> = Vec::new();
         let mut providers = HashMap::new();
         for (name, spec) in &policy.providers {
-            let old = previous.and_then(|p| p.providers.get(name));
-            let handle = match old {
-                Some(h) if h.spec == *spec => Arc::clone(h),
-                _ => {
-                    let provider =
-                        Provider::build(spec).map_err(|e| format!("provider {name}: {e}"))?;
-                    let breaker = match old {
-                        Some(h) if *h.breaker.spec() == spec.breaker => Arc::clone(&h.breaker),
-                        _ => Breaker::new(name, spec.breaker.clone(), Arc::clone(metrics)),
-                    };
-                    let limiter =
-                        reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
-                    Arc::new(ProviderHandle {
-                        spec: spec.clone(),
-                        provider,
-                        breaker,
-                        limiter,
-                    })
+            let config = match ProviderConfig::parse(spec, env) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.extend(e);
+                    continue;
                 }
             };
-            providers.insert(name.clone(), handle);
+            let old = previous.and_then(|p| p.providers.get(name));
+            if let Some(h) = old
+                && h.spec == *spec
+                && h.config == config
+            {
+                providers.insert(name.clone(), Arc::clone(h));
+                continue;
+            }
+            let provider = match config.build(spec) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(spec.settings.error("", e.message));
+                    continue;
+                }
+            };
+            let breaker = match old {
+                Some(h) if *h.breaker.spec() == spec.breaker => Arc::clone(&h.breaker),
+                _ => Breaker::new(name, spec.breaker.clone(), Arc::clone(metrics)),
+            };
+            let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
+            let handle = ProviderHandle {
+                spec: spec.clone(),
+                config,
+                provider,
+                breaker,
+                limiter,
+            };
+            providers.insert(name.clone(), Arc::new(handle));
         }
         let mut routes = BTreeMap::new();
         for (name, spec) in &policy.routes {
+            let mut capabilities: Option<Capabilities> = None;
+            let mut sub_batch = usize::MAX;
+            for t in &spec.targets {
+                // A provider that failed to parse has its own errors already.
+                let Some(h) = providers.get(&t.provider) else {
+                    continue;
+                };
+                let has = h.config.capabilities();
+                capabilities = Some(capabilities.map_or(has, |c| intersect(c, has)));
+                sub_batch = sub_batch
+                    .min(t.max_batch_inputs)
+                    .min(h.provider.max_batch_inputs(&t.model));
+            }
+            let capabilities = capabilities.unwrap_or_default();
+            if !spec.targets.is_empty() && !capabilities.chat && !capabilities.embeddings {
+                let kinds: Vec<String> = spec
+                    .targets
+                    .iter()
+                    .filter_map(|t| providers.get(&t.provider))
+                    .map(|h| format!("{} ({})", h.spec.name, h.spec.kind))
+                    .collect();
+                errors.push(ConfigError {
+                    location: spec.targets[0].location.clone(),
+                    message: format!(
+                        "the targets of route {name} share no endpoint: every target must \
+                         serve chat, or every target embeddings ({})",
+                        kinds.join(", ")
+                    ),
+                });
+            }
             let old = previous.and_then(|p| p.routes.get(name));
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|r| r.limiter.as_ref()));
             let budget = match old {
                 Some(r) if r.budget.spec() == &spec.retry.budget => Arc::clone(&r.budget),
                 _ => Arc::new(RetryBudget::new(&spec.retry.budget)),
             };
-            routes.insert(
-                name.clone(),
-                Arc::new(RouteHandle {
-                    spec: spec.clone(),
-                    limiter,
-                    budget,
-                }),
-            );
+            let handle = RouteHandle {
+                spec: spec.clone(),
+                limiter,
+                budget,
+                sub_batch: sub_batch.clamp(1, usize::MAX),
+                capabilities,
+            };
+            routes.insert(name.clone(), Arc::new(handle));
         }
-        Ok(RouteTable { providers, routes })
+        if errors.is_empty() {
+            Ok(RouteTable { providers, routes })
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 }

@@ -23,7 +23,7 @@ use hyper::body::{Frame, Incoming};
 
 use super::context::RequestCtx;
 use super::http::{Body, json_response, wants_no_cache};
-use super::router::{Ctx, parse_routed};
+use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
 use crate::api::sse::data_event;
@@ -39,6 +39,11 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
+    let caps = &route.capabilities;
+    if !caps.chat || (chat.stream && !caps.chat_stream) {
+        let what = if chat.stream { "streaming chat" } else { "chat" };
+        return Err(unsupported_endpoint(&route.spec.name, what));
+    }
     if chat.stream {
         return stream(ctx, rc, route, chat).await;
     }

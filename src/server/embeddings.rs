@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::context::{Admission, RequestCtx};
 use super::http::{Body, json_response, wants_no_cache};
-use super::router::{Ctx, parse_routed};
+use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{EmbedDone, Runtime};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
 use crate::api::{ErrorKind, GatewayError};
@@ -33,6 +33,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, request, route) =
         parse_routed(ctx, rc, req, EmbeddingsRequest::parse, |r| &r.model).await?;
+    if !route.capabilities.embeddings {
+        return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
+    }
     serve(ctx, rc, route, request, wants_no_cache(&parts.headers)).await
 }
 
@@ -161,7 +164,7 @@ async fn fetch(
         .fanout_inputs
         .with_label_values(&[name])
         .observe(inputs.len() as f64);
-    let batch = route.spec.sub_batch_size();
+    let batch = route.sub_batch;
     let replies: Vec<EmbedReply> =
         fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
             let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);

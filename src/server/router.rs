@@ -204,6 +204,15 @@ pub(super) async fn parse_routed<T>(
     Ok((parts, parsed, route))
 }
 
+/// A route whose targets cannot serve this endpoint.
+pub(super) fn unsupported_endpoint(route: &str, what: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        "model",
+        format!("The model `{route}` does not serve {what}: its targets cannot."),
+    )
+    .with_code("unsupported_endpoint")
+}
+
 async fn metrics_response(ctx: &Ctx) -> Response<Body> {
     let m = &ctx.state.metrics;
     let (bytes, entries) = ctx.rt.cache.usage().await;

@@ -85,13 +85,9 @@ fn build(
     generation: u64,
     previous: Option<&Runtime>,
     metrics: &Arc<Metrics>,
+    env: &Env,
 ) -> Result<Runtime, ConfigErrors> {
-    let table = RouteTable::build(&policy, previous.map(|p| &p.table), metrics).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            location: "providers".into(),
-            message: e,
-        }])
-    })?;
+    let table = RouteTable::build(&policy, previous.map(|p| &p.table), metrics, env)?;
     let client_limiter = policy.client_limit.as_ref().map(|spec| {
         match previous.and_then(|p| p.client_limiter.as_ref()) {
             Some(l) if l.spec() == spec => Arc::clone(l),
@@ -140,8 +136,8 @@ impl AppState {
         listen_override: bool,
     ) -> Result<Self, ConfigErrors> {
         let sources = read_sources(policy_dir.clone()).await?;
-        let policy = config::load_sources(&sources, &env)?;
-        let runtime = build(policy, fingerprint(&sources), 1, None, &metrics)?;
+        let policy = config::load_sources(&sources, &env, crate::providers::check_kind)?;
+        let runtime = build(policy, fingerprint(&sources), 1, None, &metrics, &env)?;
         metrics.policy_generation.set(1);
         metrics.last_reload_success.set(1);
         let server = &runtime.policy.server;
@@ -183,7 +179,7 @@ impl AppState {
             if !force && fp == current.fingerprint {
                 return Ok(None);
             }
-            let policy = config::load_sources(&sources, &self.env)?;
+            let policy = config::load_sources(&sources, &self.env, crate::providers::check_kind)?;
             if !self.listen_override && policy.server.listen != current.policy.server.listen {
                 return Err(ConfigErrors(vec![ConfigError {
                     location: "server.listen".into(),
@@ -200,6 +196,7 @@ impl AppState {
                 current.generation + 1,
                 Some(&current),
                 &self.metrics,
+                &self.env,
             )
             .map(Some)
         }
