@@ -105,10 +105,11 @@ fn main() -> ExitCode {
 fn check(dir: &std::path::Path) -> ExitCode {
     // The same code a start or a reload runs: load, validate, build.
     let env = config::process_env();
-    let loaded = config::load_dir(dir, &env, switchyard::providers::check_kind).and_then(|policy| {
-        let metrics = std::sync::Arc::new(switchyard::metrics::Metrics::new());
-        RouteTable::build(&policy, None, &metrics, &env).map(|_| policy)
-    });
+    let loaded =
+        config::load_dir(dir, &env, switchyard::providers::check_kind).and_then(|policy| {
+            let metrics = std::sync::Arc::new(switchyard::metrics::Metrics::new());
+            RouteTable::build(&policy, None, &metrics, &env).map(|_| policy)
+        });
     match loaded {
         Ok(policy) => {
             println!(

@@ -139,7 +139,10 @@ impl SettingsReport {
             return String::new();
         }
         if !(value.starts_with("http://") || value.starts_with("https://")) {
-            self.at(field, format!("{value:?} must start with http:// or https://"));
+            self.at(
+                field,
+                format!("{value:?} must start with http:// or https://"),
+            );
             return String::new();
         }
         value.trim_end_matches('/').to_string()
@@ -206,9 +209,9 @@ pub(super) fn split_providers(root: &mut Node, file: &str) -> Vec<(String, KindS
             let Kind::Map(fields) = &mut entry.kind else {
                 continue;
             };
-            let (common, kind): (Vec<_>, Vec<_>) = std::mem::take(fields)
-                .into_iter()
-                .partition(|(k, _)| matches!(&k.kind, Kind::Str(s) if COMMON_KEYS.contains(&s.as_str())));
+            let (common, kind): (Vec<_>, Vec<_>) = std::mem::take(fields).into_iter().partition(
+                |(k, _)| matches!(&k.kind, Kind::Str(s) if COMMON_KEYS.contains(&s.as_str())),
+            );
             *fields = common;
             out.push((
                 name.clone(),

@@ -11,8 +11,8 @@
 //! collecting every error and knowing each key's line.
 
 mod entries;
-mod kind;
 mod fields;
+mod kind;
 mod node;
 mod policy;
 mod raw;

@@ -55,7 +55,7 @@ impl Limits {
         match timeout_at(deadline, body.next()).await {
             Err(_) => Some(Err(UpstreamError::Timeout(which))),
             Ok(None) => None,
-            Ok(Some(Err(e))) => Some(Err(super::openai::classify(e))),
+            Ok(Some(Err(e))) => Some(Err(super::upstream::classify(e))),
             Ok(Some(Ok(b))) => Some(Ok(b)),
         }
     }

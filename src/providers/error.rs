@@ -113,7 +113,8 @@ impl UpstreamError {
     pub fn is_upstream_rate_limit(&self) -> bool {
         matches!(
             self,
-            UpstreamError::Status { status: 429, .. } | UpstreamError::Classified { status: 429, .. }
+            UpstreamError::Status { status: 429, .. }
+                | UpstreamError::Classified { status: 429, .. }
         )
     }
 
@@ -130,9 +131,8 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect(_) => "connect_error",
             UpstreamError::Timeout(_) => "timeout",
-            UpstreamError::Protocol(_) | UpstreamError::Translate(TranslateError::BadResponse(_)) => {
-                "protocol_error"
-            }
+            UpstreamError::Protocol(_)
+            | UpstreamError::Translate(TranslateError::BadResponse(_)) => "protocol_error",
             UpstreamError::Status { status: 429, .. }
             | UpstreamError::Classified { status: 429, .. } => "status_429",
             UpstreamError::Status { status, .. } | UpstreamError::Classified { status, .. }

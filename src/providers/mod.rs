@@ -25,14 +25,15 @@
 
 pub mod anthropic;
 pub mod bedrock;
-mod body;
-pub mod gemini;
+pub mod body;
 mod error;
+pub mod gemini;
 mod mock;
 mod openai;
 mod registry;
 pub mod scrub;
 pub mod translate;
+pub mod upstream;
 
 use std::time::Duration;
 

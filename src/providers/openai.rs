@@ -13,7 +13,6 @@
 //! or echo the API key.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -21,20 +20,14 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
-use tokio::time::{Instant, timeout_at};
 
 use super::body::{ByteStream, Limits};
-use super::scrub::Scrubber;
-use super::{
-    BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError, parse_retry_after,
-};
+use super::upstream::{Failed, Upstream, content_type_is};
+use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 use crate::api::sse::{SseDecoder, SseEvent};
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret, Timeouts};
-
-/// Error bodies are read up to this size; the rest is dropped.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// `kind: openai` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,20 +90,17 @@ impl KindConfig for Config {
     }
 }
 
-pub struct OpenAiProvider {
-    client: reqwest::Client,
-    base_url: String,
-    headers: http::HeaderMap,
-    timeouts: Timeouts,
-    max_response_bytes: u64,
-    scrubber: Scrubber,
-}
-
 /// What a chat answer must at least hold.
 #[derive(Deserialize)]
 struct ChatShape {
     #[allow(dead_code)]
     choices: Vec<IgnoredAny>,
+}
+
+pub struct OpenAiProvider {
+    upstream: Upstream,
+    base_url: String,
+    headers: http::HeaderMap,
 }
 
 impl OpenAiProvider {
@@ -137,84 +127,29 @@ impl OpenAiProvider {
             .iter()
             .map(|k| k.expose())
             .chain(spec.headers.values().map(String::as_str));
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(OpenAiProvider {
-            client,
+            upstream: Upstream::new(timeouts, max_response_bytes, secrets)?,
             base_url: spec.base_url.clone(),
             headers,
-            timeouts: timeouts.clone(),
-            max_response_bytes,
-            scrubber: Scrubber::new(secrets),
         })
     }
 
-    /// Sends `body` and waits for a successful response's headers.
+    /// Sends `body` to `path` and waits for a successful response's headers.
     async fn send(
         &self,
         path: &str,
         body: Bytes,
     ) -> Result<(reqwest::Response, Limits), UpstreamError> {
-        let start = Instant::now();
-        let limits = Limits::new(&self.timeouts, start, self.max_response_bytes);
-        let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);
         let request = self
-            .client
+            .upstream
+            .client()
             .post(format!("{}{path}", self.base_url))
             .headers(self.headers.clone())
-            .body(body)
-            .send();
-        let response = match timeout_at(first_byte, request).await {
-            Err(_) => {
-                let which = if first_byte == limits.total_deadline {
-                    "total"
-                } else {
-                    "first_byte"
-                };
-                return Err(UpstreamError::Timeout(which));
-            }
-            Ok(Err(e)) => return Err(classify(e)),
-            Ok(Ok(r)) => r,
-        };
-        if response.status().is_success() {
-            return Ok((response, limits));
-        }
-        let status = response.status().as_u16();
-        let retry_after = parse_retry_after(response.headers());
-        let mut stream: ByteStream = response.bytes_stream().boxed();
-        let mut body = BytesMut::new();
-        let error_deadline = Instant::now() + self.timeouts.body;
-        while body.len() < MAX_ERROR_BODY {
-            match limits.next(&mut stream, Some(error_deadline)).await {
-                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-        body.truncate(MAX_ERROR_BODY);
-        Err(UpstreamError::Status {
-            status,
-            body: self.scrubber.scrub(body.freeze()),
-            retry_after,
-        })
-    }
-
-    async fn read_json(
-        &self,
-        response: reqwest::Response,
-        limits: &Limits,
-    ) -> Result<Bytes, UpstreamError> {
-        if !content_type_is(&response, is_json_type, true) {
-            return Err(UpstreamError::Protocol(
-                "a 200 answer that is not JSON".into(),
-            ));
-        }
-        let declared = response.content_length();
-        let stream = response.bytes_stream().boxed();
-        limits.read_all(stream, declared, self.timeouts.body).await
+            .body(body);
+        self.upstream
+            .send(request)
+            .await?
+            .map_err(Failed::into_status_error)
     }
 
     async fn chat(
@@ -227,7 +162,7 @@ impl OpenAiProvider {
             .send("/chat/completions", request.upstream_body(model))
             .await?;
         if !stream {
-            let body = self.read_json(response, &limits).await?;
+            let body = self.upstream.read_json(response, &limits).await?;
             if let Err(e) = serde_json::from_slice::<ChatShape>(&body) {
                 return Err(UpstreamError::Protocol(format!(
                     "a 200 answer that is not a chat completion ({})",
@@ -257,7 +192,7 @@ impl OpenAiProvider {
         body.insert("encoding_format".into(), Value::String("base64".into()));
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let (response, limits) = self.send("/embeddings", Bytes::from(bytes)).await?;
-        let bytes = self.read_json(response, &limits).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
         parse_upstream_reply(&bytes, inputs.len()).map_err(UpstreamError::Protocol)
     }
 }
@@ -304,28 +239,6 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Data => "no `choices`",
             serde_json::error::Category::Eof => "truncated JSON",
         }
-    }
-}
-
-fn is_json_type(t: &str) -> bool {
-    t == "application/json" || t.ends_with("+json")
-}
-
-/// Whether the response's media type passes `ok`; `missing` when it has none.
-fn content_type_is(response: &reqwest::Response, ok: impl Fn(&str) -> bool, missing: bool) -> bool {
-    match response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => missing,
-        Some(v) => ok(v
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()),
     }
 }
 
@@ -397,24 +310,4 @@ impl WholeEvents {
         })
         .boxed()
     }
-}
-
-/// Maps a reqwest error without its URL (which could carry credentials).
-pub(super) fn classify(e: reqwest::Error) -> UpstreamError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        UpstreamError::Timeout("connect")
-    } else if e.is_connect() {
-        UpstreamError::Connect(root_cause(&e))
-    } else {
-        UpstreamError::Protocol(root_cause(&e))
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

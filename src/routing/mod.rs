@@ -225,13 +225,12 @@ fn client_error(e: UpstreamError) -> GatewayError {
             ErrorKind::Upstream { status, body },
             format!("The upstream rejected the request (status {status})."),
         ),
-        UpstreamError::Translate(t) => GatewayError::invalid(t.to_string())
-            .with_code(match t {
-                crate::providers::translate::TranslateError::Unsupported { .. } => {
-                    "unsupported_feature"
-                }
-                _ => "invalid_request",
-            }),
+        UpstreamError::Translate(t) => GatewayError::invalid(t.to_string()).with_code(match t {
+            crate::providers::translate::TranslateError::Unsupported { .. } => {
+                "unsupported_feature"
+            }
+            _ => "invalid_request",
+        }),
         other => GatewayError::new(ErrorKind::BadGateway, other.describe()),
     }
 }

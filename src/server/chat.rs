@@ -41,7 +41,11 @@ pub async fn handle(
     let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
     let caps = &route.capabilities;
     if !caps.chat || (chat.stream && !caps.chat_stream) {
-        let what = if chat.stream { "streaming chat" } else { "chat" };
+        let what = if chat.stream {
+            "streaming chat"
+        } else {
+            "chat"
+        };
         return Err(unsupported_endpoint(&route.spec.name, what));
     }
     if chat.stream {

@@ -1,0 +1,275 @@
+//! One HTTP upstream: the plumbing every HTTP provider kind shares.
+//!
+//! Place in the pipeline: inside a provider, for one attempt. [`Upstream`]
+//! sends a request under the connect and first-byte timeouts, reads error
+//! bodies (bounded, scrubbed of the provider's secrets) and hands back a
+//! successful response with its body [`Limits`]; [`Upstream::read_json`]
+//! reads a whole JSON answer; [`translated_sse`] turns an upstream SSE body
+//! into OpenAI chunks through a kind's [`StreamTranslate`], whole events only.
+//! Must not know any provider's wire format.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::body::{ByteStream, Limits};
+use super::scrub::Scrubber;
+use super::translate::TranslateError;
+use super::{UpstreamError, parse_retry_after};
+use crate::api::sse::{SseDecoder, SseEvent};
+use crate::config::Timeouts;
+
+/// Error bodies are read up to this size; the rest is dropped.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A non-success answer: status, headers and the (scrubbed) body.
+#[derive(Debug)]
+pub struct Failed {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Failed {
+    /// The generic classification by status (for OpenAI-compatible servers).
+    pub fn into_status_error(self) -> UpstreamError {
+        UpstreamError::Status {
+            status: self.status,
+            retry_after: parse_retry_after(&self.headers),
+            body: self.body,
+        }
+    }
+}
+
+pub struct Upstream {
+    client: reqwest::Client,
+    timeouts: Timeouts,
+    max_response_bytes: u64,
+    scrubber: Scrubber,
+}
+
+impl Upstream {
+    pub fn new<'a>(
+        timeouts: &Timeouts,
+        max_response_bytes: u64,
+        secrets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Upstream {
+            client,
+            timeouts: timeouts.clone(),
+            max_response_bytes,
+            scrubber: Scrubber::new(secrets),
+        })
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Scrubs the provider's secrets out of `bytes`.
+    pub fn scrub(&self, bytes: Bytes) -> Bytes {
+        self.scrubber.scrub(bytes)
+    }
+
+    /// Sends `request` (built with [`Upstream::client`]) and waits for its
+    /// headers. `Ok(Err(failed))` is a non-success answer.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Result<(reqwest::Response, Limits), Failed>, UpstreamError> {
+        let start = Instant::now();
+        let limits = Limits::new(&self.timeouts, start, self.max_response_bytes);
+        let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);
+        let response = match timeout_at(first_byte, request.send()).await {
+            Err(_) => {
+                let which = if first_byte == limits.total_deadline {
+                    "total"
+                } else {
+                    "first_byte"
+                };
+                return Err(UpstreamError::Timeout(which));
+            }
+            Ok(Err(e)) => return Err(classify(e)),
+            Ok(Ok(r)) => r,
+        };
+        if response.status().is_success() {
+            return Ok(Ok((response, limits)));
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut stream: ByteStream = response.bytes_stream().boxed();
+        let mut body = BytesMut::new();
+        let error_deadline = Instant::now() + self.timeouts.body;
+        while body.len() < MAX_ERROR_BODY {
+            match limits.next(&mut stream, Some(error_deadline)).await {
+                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(MAX_ERROR_BODY);
+        Ok(Err(Failed {
+            status,
+            headers,
+            body: self.scrubber.scrub(body.freeze()),
+        }))
+    }
+
+    /// The client to build requests with (connection pool of this provider).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Reads a whole JSON answer; a declared non-JSON content type is a
+    /// protocol failure (an HTML page from a proxy is not an answer).
+    pub async fn read_json(
+        &self,
+        response: reqwest::Response,
+        limits: &Limits,
+    ) -> Result<Bytes, UpstreamError> {
+        if !content_type_is(&response, is_json_type, true) {
+            return Err(UpstreamError::Protocol(
+                "a 200 answer that is not JSON".into(),
+            ));
+        }
+        let declared = response.content_length();
+        let stream = response.bytes_stream().boxed();
+        limits.read_all(stream, declared, self.timeouts.body).await
+    }
+}
+
+pub fn is_json_type(t: &str) -> bool {
+    t == "application/json" || t.ends_with("+json")
+}
+
+/// Whether the response's media type passes `ok`; `missing` when it has none.
+pub fn content_type_is(
+    response: &reqwest::Response,
+    ok: impl Fn(&str) -> bool,
+    missing: bool,
+) -> bool {
+    match response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => missing,
+        Some(v) => ok(v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()),
+    }
+}
+
+/// A provider kind's stream translator: upstream events in, OpenAI chunks
+/// (whole `data:` events) out.
+pub trait StreamTranslate: Send + 'static {
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+    /// At the upstream's end: the closing chunks and `[DONE]`, or an error
+    /// when the upstream ended before its own terminal event.
+    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+}
+
+/// An upstream SSE body translated to OpenAI chunks, under the body limits.
+/// Ends after the first error.
+pub fn translated_sse<T: StreamTranslate>(
+    response: reqwest::Response,
+    limits: Limits,
+    translator: T,
+) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
+    struct State<T> {
+        body: ByteStream,
+        limits: Limits,
+        decoder: SseDecoder,
+        events: Vec<SseEvent>,
+        out: Vec<Bytes>,
+        translator: T,
+        ended: bool,
+        failed: Option<UpstreamError>,
+    }
+    let state = State {
+        body: response.bytes_stream().boxed(),
+        limits,
+        decoder: SseDecoder::new(),
+        events: Vec::new(),
+        out: Vec::new(),
+        translator,
+        ended: false,
+        failed: None,
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut s = state?;
+        loop {
+            if !s.out.is_empty() {
+                // Chunks translated before an error still reach the client.
+                let mut joined = BytesMut::new();
+                for b in s.out.drain(..) {
+                    joined.extend_from_slice(&b);
+                }
+                let more = !s.ended || s.failed.is_some();
+                return Some((Ok(joined.freeze()), more.then_some(s)));
+            }
+            if let Some(e) = s.failed.take() {
+                return Some((Err(e), None));
+            }
+            if s.ended {
+                return None;
+            }
+            match s.limits.next(&mut s.body, None).await {
+                None => {
+                    s.ended = true;
+                    if let Err(e) = s.translator.finish(&mut s.out) {
+                        s.failed = Some(UpstreamError::Translate(e));
+                    }
+                }
+                Some(Err(e)) => {
+                    s.ended = true;
+                    s.failed = Some(e);
+                }
+                Some(Ok(chunk)) => {
+                    s.events.clear();
+                    s.decoder.feed(&chunk, &mut s.events);
+                    for ev in &s.events {
+                        if let Err(e) = s.translator.on_event(ev, &mut s.out) {
+                            s.ended = true;
+                            s.failed = Some(UpstreamError::Translate(e));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Maps a reqwest error without its URL (which could carry credentials).
+pub(super) fn classify(e: reqwest::Error) -> UpstreamError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        UpstreamError::Timeout("connect")
+    } else if e.is_connect() {
+        UpstreamError::Connect(root_cause(&e))
+    } else {
+        UpstreamError::Protocol(root_cause(&e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
