@@ -5,14 +5,14 @@
 //! consecutive failures; at the threshold it opens for `open_for`; then it
 //! lets `half_open_probes` attempts through: one success closes it, one
 //! failure opens it again. Must not decide what counts as a failure (the
-//! caller does) and must not sleep.
+//! caller does), must not sleep, and keeps no metrics: state changes are
+//! reported to the `OnTransition` hook its owner gives it.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use crate::config::BreakerSpec;
-use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -22,14 +22,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    fn gauge(self) -> i64 {
+    /// The value of `switchyard_breaker_state`.
+    pub fn gauge(self) -> i64 {
         match self {
             BreakerState::Closed => 0,
             BreakerState::Open => 1,
             BreakerState::HalfOpen => 2,
         }
     }
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
@@ -55,24 +56,22 @@ impl Inner {
     }
 }
 
+/// Told every state change (for metrics and logs, owned by the caller).
+pub type OnTransition = Box<dyn Fn(BreakerState) + Send + Sync>;
+
 pub struct Breaker {
-    provider: String,
     spec: BreakerSpec,
     inner: Mutex<Inner>,
-    metrics: Arc<Metrics>,
+    on_transition: OnTransition,
 }
 
 impl Breaker {
-    pub fn new(provider: &str, spec: BreakerSpec, metrics: Arc<Metrics>) -> Arc<Self> {
-        metrics
-            .breaker_state
-            .with_label_values(&[provider])
-            .set(BreakerState::Closed.gauge());
+    pub fn new(spec: BreakerSpec, on_transition: OnTransition) -> Arc<Self> {
+        on_transition(BreakerState::Closed);
         Arc::new(Breaker {
-            provider: provider.to_string(),
             spec,
             inner: Mutex::new(Inner::Closed { failures: 0 }),
-            metrics,
+            on_transition,
         })
     }
 
@@ -129,15 +128,7 @@ impl Breaker {
     fn transition(&self, inner: &mut Inner, to: Inner) {
         let state = to.state();
         *inner = to;
-        self.metrics
-            .breaker_state
-            .with_label_values(&[&self.provider])
-            .set(state.gauge());
-        self.metrics
-            .breaker_transitions
-            .with_label_values(&[&self.provider, state.label()])
-            .inc();
-        tracing::info!(provider = %self.provider, to = state.label(), "circuit breaker changed state");
+        (self.on_transition)(state);
     }
 
     fn record(&self, probe: bool, success: bool) {
@@ -203,19 +194,22 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn breaker(threshold: u32, probes: u32) -> Arc<Breaker> {
+    fn breaker(threshold: u32, probes: u32) -> (Arc<Breaker>, Arc<Mutex<Vec<BreakerState>>>) {
         let spec = BreakerSpec {
             failure_threshold: threshold,
             open_for: Duration::from_secs(10),
             half_open_probes: probes,
             count_rate_limits: true,
         };
-        Breaker::new("p", spec, Arc::new(Metrics::new()))
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let b = Breaker::new(spec, Box::new(move |s| log.lock().unwrap().push(s)));
+        (b, seen)
     }
 
     #[tokio::test(start_paused = true)]
     async fn opens_after_threshold_then_half_opens_and_closes() {
-        let b = breaker(3, 1);
+        let (b, _) = breaker(3, 1);
         b.try_acquire().unwrap().failure();
         b.try_acquire().unwrap().failure();
         b.try_acquire().unwrap().success(); // resets the count
@@ -237,17 +231,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failed_probe_reopens_and_dropped_probe_frees_slot() {
-        let b = breaker(1, 1);
+        let (b, seen) = breaker(1, 1);
         b.try_acquire().unwrap().failure();
         tokio::time::advance(Duration::from_secs(10)).await;
         drop(b.try_acquire().unwrap());
         let probe = b.try_acquire().expect("slot freed by drop");
         probe.failure();
         assert_eq!(b.state(), BreakerState::Open);
-        let text = b.metrics.render();
-        assert!(
-            text.contains("switchyard_breaker_state{provider=\"p\"} 1"),
-            "{text}"
-        );
+        use BreakerState::*;
+        assert_eq!(*seen.lock().unwrap(), [Closed, Open, HalfOpen, Open]);
     }
 }

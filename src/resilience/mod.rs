@@ -9,6 +9,7 @@
 
 pub mod breaker;
 pub mod budget;
+pub mod layers;
 pub mod rate_limit;
 pub mod retry;
 

@@ -10,11 +10,14 @@
 //! failed over. Must not cache or parse client
 //! HTTP; its result is the upstream value or one [`GatewayError`].
 
+mod attempt;
 mod table;
 
+pub use attempt::{AttemptReply, AttemptRequest, AttemptStack};
 pub use table::{ProviderHandle, RouteHandle, RouteTable};
 
-use std::future::Future;
+use tower::ServiceExt;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,23 +74,19 @@ pub fn target_order(spec: &RouteSpec) -> Vec<usize> {
     order
 }
 
-/// Runs `op(provider, upstream_model)` against the route's targets with
-/// retries, breakers, provider limits and failover, within the route's
-/// deadline if it has one.
-pub async fn execute<T, F, Fut>(
+/// Runs `request` against the route's targets (each as its target's
+/// model) with retries, breakers, provider limits and failover, within the
+/// route's deadline if it has one.
+pub async fn execute(
     table: &RouteTable,
     route: &RouteHandle,
     metrics: &Metrics,
-    op: F,
-) -> Result<Served<T>, GatewayError>
-where
-    F: Fn(Arc<ProviderHandle>, String) -> Fut,
-    Fut: Future<Output = Result<T, UpstreamError>>,
-{
+    request: AttemptRequest,
+) -> Result<Served<AttemptReply>, GatewayError> {
     let Some(deadline) = route.spec.deadline else {
-        return run_targets(table, route, metrics, op).await;
+        return run_targets(table, route, metrics, request).await;
     };
-    match tokio::time::timeout(deadline, run_targets(table, route, metrics, op)).await {
+    match tokio::time::timeout(deadline, run_targets(table, route, metrics, request)).await {
         Ok(result) => result,
         Err(_) => Err(GatewayError::new(
             ErrorKind::GatewayTimeout,
@@ -101,16 +100,14 @@ where
     }
 }
 
-async fn run_targets<T, F, Fut>(
+/// Ordering, retry (with its budget) and failover; each attempt is the
+/// target's attempt stack (limit, breaker, metrics, adapter).
+async fn run_targets(
     table: &RouteTable,
     route: &RouteHandle,
     metrics: &Metrics,
-    op: F,
-) -> Result<Served<T>, GatewayError>
-where
-    F: Fn(Arc<ProviderHandle>, String) -> Fut,
-    Fut: Future<Output = Result<T, UpstreamError>>,
-{
+    request: AttemptRequest,
+) -> Result<Served<AttemptReply>, GatewayError> {
     let spec = &route.spec;
     route.budget.deposit();
     let mut attempts = 0u32;
@@ -128,23 +125,33 @@ where
         }
         let name = handle.spec.name.as_str();
         let others_left = pos + 1 < order.len();
+        let req = request.for_model(&target.model);
         let mut failed = 0u32;
         let error = loop {
-            let result = attempt(handle, metrics, &mut attempts, || {
-                op(Arc::clone(handle), target.model.clone())
-            })
-            .await;
+            let result = handle.attempt.clone().oneshot(req.clone()).await;
             let e = match result {
                 Ok(value) => {
                     return Ok(Served {
                         value,
                         provider: name.to_string(),
-                        attempts,
+                        attempts: attempts + 1,
                     });
+                }
+                Err(UpstreamError::BreakerOpen) => {
+                    metrics
+                        .upstream_requests
+                        .with_label_values(&[name, "breaker_open"])
+                        .inc();
+                    break UpstreamError::BreakerOpen;
+                }
+                Err(e @ UpstreamError::RateLimited(_)) => {
+                    metrics.rate_limited.with_label_values(&["provider"]).inc();
+                    break e;
                 }
                 Err(e) if !e.moves_on() => return Err(client_error(e)),
                 Err(e) => e,
             };
+            attempts += 1;
             failed += 1;
             match decide(&spec.retry, failed, &e, others_left, || {
                 route.budget.withdraw()
@@ -169,52 +176,6 @@ where
         failures.push((name.to_string(), error));
     }
     Err(exhausted(&spec.name, failures))
-}
-
-/// One attempt on one target: provider limit, breaker, the call, metrics.
-async fn attempt<T, Fut>(
-    handle: &ProviderHandle,
-    metrics: &Metrics,
-    attempts: &mut u32,
-    call: impl FnOnce() -> Fut,
-) -> Result<T, UpstreamError>
-where
-    Fut: Future<Output = Result<T, UpstreamError>>,
-{
-    let name = handle.spec.name.as_str();
-    if let Some(limiter) = &handle.limiter
-        && let Err(wait) = limiter.check()
-    {
-        metrics.rate_limited.with_label_values(&["provider"]).inc();
-        return Err(UpstreamError::RateLimited(wait));
-    }
-    let Some(permit) = handle.breaker.try_acquire() else {
-        metrics
-            .upstream_requests
-            .with_label_values(&[name, "breaker_open"])
-            .inc();
-        return Err(UpstreamError::BreakerOpen);
-    };
-    *attempts += 1;
-    let start = tokio::time::Instant::now();
-    let result = call().await;
-    metrics
-        .upstream_duration
-        .with_label_values(&[name])
-        .observe(start.elapsed().as_secs_f64());
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(e) => e.outcome(),
-    };
-    metrics
-        .upstream_requests
-        .with_label_values(&[name, outcome])
-        .inc();
-    match &result {
-        Err(e) if e.trips_breaker(handle.spec.breaker.count_rate_limits) => permit.failure(),
-        _ => permit.success(),
-    }
-    result
 }
 
 /// An upstream's verdict on the request itself, passed back as is.

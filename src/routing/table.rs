@@ -13,10 +13,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::attempt::{AttemptStack, stack};
 use crate::config::{ConfigError, ConfigErrors, Env, Policy, ProviderSpec, RateSpec, RouteSpec};
 use crate::metrics::Metrics;
 use crate::providers::{Capabilities, Provider, ProviderConfig};
-use crate::resilience::{Breaker, Limiter, RetryBudget};
+use crate::resilience::breaker::OnTransition;
+use crate::resilience::{Breaker, BreakerState, Limiter, RetryBudget};
 
 pub struct ProviderHandle {
     pub spec: ProviderSpec,
@@ -24,6 +26,8 @@ pub struct ProviderHandle {
     pub provider: Arc<dyn Provider>,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
+    /// Limit -> breaker -> metrics -> adapter, built once.
+    pub attempt: AttemptStack,
 }
 
 pub struct RouteHandle {
@@ -48,6 +52,30 @@ fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<
         Some(l) if l.spec() == spec => Some(Arc::clone(l)),
         _ => Some(Arc::new(Limiter::new(spec))),
     }
+}
+
+/// Breaker state changes, as gauges, counters and a log line.
+fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
+    let (provider, metrics) = (provider.to_string(), Arc::clone(metrics));
+    // The first call is the breaker's birth (closed), not a transition.
+    let born = std::sync::atomic::AtomicBool::new(false);
+    Box::new(move |state: BreakerState| {
+        metrics
+            .breaker_state
+            .with_label_values(&[&provider])
+            .set(state.gauge());
+        if born.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            metrics
+                .breaker_transitions
+                .with_label_values(&[&provider, state.label()])
+                .inc();
+            tracing::info!(
+                provider,
+                to = state.label(),
+                "circuit breaker changed state"
+            );
+        }
+    })
 }
 
 fn intersect(a: Capabilities, b: Capabilities) -> Capabilities {
@@ -94,15 +122,23 @@ impl RouteTable {
             };
             let breaker = match old {
                 Some(h) if *h.breaker.spec() == spec.breaker => Arc::clone(&h.breaker),
-                _ => Breaker::new(name, spec.breaker.clone(), Arc::clone(metrics)),
+                _ => Breaker::new(spec.breaker.clone(), breaker_metrics(name, metrics)),
             };
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
+            let attempt = stack(
+                spec,
+                Arc::clone(&provider),
+                Arc::clone(&breaker),
+                limiter.clone(),
+                metrics,
+            );
             let handle = ProviderHandle {
                 spec: spec.clone(),
                 config,
                 provider,
                 breaker,
                 limiter,
+                attempt,
             };
             providers.insert(name.clone(), Arc::new(handle));
         }

@@ -31,7 +31,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
-use crate::routing::{RouteHandle, RouteTable, Served, execute};
+use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, RouteTable, Served, execute};
 
 pub async fn handle(
     ctx: &Ctx,
@@ -39,6 +39,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
+    let chat = Arc::new(chat);
     let caps = &route.capabilities;
     if !caps.chat || (chat.stream && !caps.chat_stream) {
         let what = if chat.stream {
@@ -103,7 +104,7 @@ async fn call(
     rt: Arc<Runtime>,
     metrics: Arc<Metrics>,
     route: Arc<RouteHandle>,
-    chat: ChatRequest,
+    chat: Arc<ChatRequest>,
 ) -> Result<ChatDone, GatewayError> {
     let served = route_chat(&rt.table, &route, &metrics, &chat, false).await?;
     match served.value {
@@ -124,13 +125,26 @@ async fn route_chat(
     table: &RouteTable,
     route: &RouteHandle,
     metrics: &Metrics,
-    chat: &ChatRequest,
+    chat: &Arc<ChatRequest>,
     stream: bool,
 ) -> Result<Served<ChatReply>, GatewayError> {
-    execute(table, route, metrics, |handle, model| async move {
-        handle.provider.chat(chat, &model, stream).await
-    })
-    .await
+    let request = AttemptRequest::Chat {
+        request: Arc::clone(chat),
+        model: Arc::from(""),
+        stream,
+    };
+    let served = execute(table, route, metrics, request).await?;
+    match served.value {
+        AttemptReply::Chat(value) => Ok(Served {
+            value,
+            provider: served.provider,
+            attempts: served.attempts,
+        }),
+        AttemptReply::Embed(_) => Err(GatewayError::new(
+            ErrorKind::Internal,
+            "Provider answered chat with embeddings.",
+        )),
+    }
 }
 
 fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
@@ -156,7 +170,7 @@ async fn stream(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     route: Arc<RouteHandle>,
-    chat: ChatRequest,
+    chat: Arc<ChatRequest>,
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;

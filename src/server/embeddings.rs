@@ -24,7 +24,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::fanout::fan_out;
 use crate::metrics::Metrics;
-use crate::routing::{RouteHandle, execute};
+use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, execute};
 
 pub async fn handle(
     ctx: &Ctx,
@@ -165,18 +165,24 @@ async fn fetch(
         .with_label_values(&[name])
         .observe(inputs.len() as f64);
     let batch = route.sub_batch;
+    let extra = Arc::new(extra);
     let replies: Vec<EmbedReply> =
         fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
             let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
             async move {
                 metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-                let chunk = Arc::new(chunk);
-                let served = execute(&rt.table, route, metrics, |handle, model| {
-                    let (chunk, extra) = (Arc::clone(&chunk), extra.clone());
-                    async move { handle.provider.embed(&model, &chunk, &extra).await }
-                })
-                .await?;
-                Ok::<_, GatewayError>(served.value)
+                let request = AttemptRequest::Embed {
+                    model: Arc::from(""),
+                    inputs: Arc::new(chunk),
+                    extra: Arc::clone(extra),
+                };
+                match execute(&rt.table, route, metrics, request).await?.value {
+                    AttemptReply::Embed(reply) => Ok::<_, GatewayError>(reply),
+                    AttemptReply::Chat(_) => Err(GatewayError::new(
+                        ErrorKind::Internal,
+                        "Provider answered embeddings with chat.",
+                    )),
+                }
             }
         })
         .await?;

@@ -1,0 +1,335 @@
+//! The per-target attempt layers as tower middleware: provider rate limit,
+//! circuit breaker, upstream metrics.
+//!
+//! Place in the pipeline: `routing` stacks them once per target when the
+//! route table is built, around the provider adapter:
+//! `RateLimit -> Breaker -> UpstreamMetrics -> adapter`. Each is a layer
+//! (constructor) plus a `Service`. They are mechanisms only: what an error
+//! means (which errors trip the breaker, what an outcome is called) is given
+//! to them as functions by `routing`. Must not know providers or HTTP.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{Layer, Service};
+
+use super::{Breaker, Limiter};
+
+type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+/// How the layers turn their refusals into the service's error type.
+pub trait Refusal {
+    /// Not tried: the provider's own rate limit is spent for `wait`.
+    fn rate_limited(wait: Duration) -> Self;
+    /// Not tried: the breaker is open.
+    fn breaker_open() -> Self;
+}
+
+/// Refuses at once, without calling the provider, when its bucket is empty
+/// (so a spent provider limit spills to the next target instead of queueing).
+#[derive(Clone)]
+pub struct RateLimitLayer(pub Option<Arc<Limiter>>);
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            limiter: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limiter: Option<Arc<Limiter>>,
+}
+
+impl<S, Req> Service<Req> for RateLimit<S>
+where
+    S: Service<Req>,
+    S::Error: Refusal,
+    S::Future: Send + 'static,
+    S::Response: 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        if let Some(limiter) = &self.limiter
+            && let Err(wait) = limiter.check()
+        {
+            return Box::pin(async move { Err(S::Error::rate_limited(wait)) });
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+/// Lets a call through only while the provider's breaker admits it, and
+/// reports the outcome; `is_failure` decides what counts against it.
+#[derive(Clone)]
+pub struct BreakerLayer<E> {
+    breaker: Arc<Breaker>,
+    is_failure: Arc<dyn Fn(&E) -> bool + Send + Sync>,
+}
+
+impl<E> BreakerLayer<E> {
+    pub fn new(
+        breaker: Arc<Breaker>,
+        is_failure: impl Fn(&E) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        BreakerLayer {
+            breaker,
+            is_failure: Arc::new(is_failure),
+        }
+    }
+}
+
+impl<S, E> Layer<S> for BreakerLayer<E> {
+    type Service = BreakerService<S, E>;
+    fn layer(&self, inner: S) -> BreakerService<S, E> {
+        BreakerService {
+            inner,
+            breaker: Arc::clone(&self.breaker),
+            is_failure: Arc::clone(&self.is_failure),
+        }
+    }
+}
+
+pub struct BreakerService<S, E> {
+    inner: S,
+    breaker: Arc<Breaker>,
+    is_failure: Arc<dyn Fn(&E) -> bool + Send + Sync>,
+}
+
+impl<S: Clone, E> Clone for BreakerService<S, E> {
+    fn clone(&self) -> Self {
+        BreakerService {
+            inner: self.inner.clone(),
+            breaker: Arc::clone(&self.breaker),
+            is_failure: Arc::clone(&self.is_failure),
+        }
+    }
+}
+
+impl<S, Req, E> Service<Req> for BreakerService<S, E>
+where
+    S: Service<Req, Error = E>,
+    S::Future: Send + 'static,
+    S::Response: 'static,
+    E: Refusal + 'static,
+{
+    type Response = S::Response;
+    type Error = E;
+    type Future = BoxFut<S::Response, E>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let Some(permit) = self.breaker.try_acquire() else {
+            return Box::pin(async { Err(E::breaker_open()) });
+        };
+        let is_failure = Arc::clone(&self.is_failure);
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let result = call.await;
+            match &result {
+                Err(e) if is_failure(e) => permit.failure(),
+                _ => permit.success(),
+            }
+            result
+        })
+    }
+}
+
+/// Times each call that reached the provider and counts its outcome under
+/// the name `outcome` gives it.
+#[derive(Clone)]
+pub struct UpstreamMetricsLayer<R, E> {
+    provider: Arc<str>,
+    metrics: Arc<crate::metrics::Metrics>,
+    outcome: fn(&Result<R, E>) -> &'static str,
+}
+
+impl<R, E> UpstreamMetricsLayer<R, E> {
+    pub fn new(
+        provider: &str,
+        metrics: Arc<crate::metrics::Metrics>,
+        outcome: fn(&Result<R, E>) -> &'static str,
+    ) -> Self {
+        UpstreamMetricsLayer {
+            provider: Arc::from(provider),
+            metrics,
+            outcome,
+        }
+    }
+}
+
+impl<S, R, E> Layer<S> for UpstreamMetricsLayer<R, E> {
+    type Service = UpstreamMetrics<S, R, E>;
+    fn layer(&self, inner: S) -> UpstreamMetrics<S, R, E> {
+        UpstreamMetrics {
+            inner,
+            provider: Arc::clone(&self.provider),
+            metrics: Arc::clone(&self.metrics),
+            outcome: self.outcome,
+        }
+    }
+}
+
+pub struct UpstreamMetrics<S, R, E> {
+    inner: S,
+    provider: Arc<str>,
+    metrics: Arc<crate::metrics::Metrics>,
+    outcome: fn(&Result<R, E>) -> &'static str,
+}
+
+impl<S: Clone, R, E> Clone for UpstreamMetrics<S, R, E> {
+    fn clone(&self) -> Self {
+        UpstreamMetrics {
+            inner: self.inner.clone(),
+            provider: Arc::clone(&self.provider),
+            metrics: Arc::clone(&self.metrics),
+            outcome: self.outcome,
+        }
+    }
+}
+
+impl<S, Req, R, E> Service<Req> for UpstreamMetrics<S, R, E>
+where
+    S: Service<Req, Response = R, Error = E>,
+    S::Future: Send + 'static,
+    R: 'static,
+    E: 'static,
+{
+    type Response = R;
+    type Error = E;
+    type Future = BoxFut<R, E>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let (provider, metrics, outcome) = (
+            Arc::clone(&self.provider),
+            Arc::clone(&self.metrics),
+            self.outcome,
+        );
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let start = tokio::time::Instant::now();
+            let result = call.await;
+            metrics
+                .upstream_duration
+                .with_label_values(&[&provider])
+                .observe(start.elapsed().as_secs_f64());
+            metrics
+                .upstream_requests
+                .with_label_values(&[&provider, outcome(&result)])
+                .inc();
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BreakerSpec, RateSpec};
+    use crate::metrics::Metrics;
+    use tower::ServiceExt;
+
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Limited,
+        Open,
+        Boom,
+    }
+    impl Refusal for E {
+        fn rate_limited(_: Duration) -> Self {
+            E::Limited
+        }
+        fn breaker_open() -> Self {
+            E::Open
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_limit_refuses_without_calling_the_provider() {
+        let limiter = Arc::new(Limiter::new(&RateSpec {
+            per_second: 1.0,
+            burst: 1,
+        }));
+        let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+        let mock = mock.map_err(|_| E::Boom);
+        let svc = RateLimitLayer(Some(limiter)).layer(mock);
+        let first = tokio::spawn(svc.clone().oneshot(1));
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(req, 1);
+        send.send_response(10);
+        assert_eq!(first.await.unwrap(), Ok(10));
+        assert_eq!(svc.oneshot(2).await, Err(E::Limited));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_counts_what_it_is_told_and_opens() {
+        let metrics = Arc::new(Metrics::new());
+        let breaker = Breaker::new(
+            BreakerSpec {
+                failure_threshold: 2,
+                open_for: Duration::from_secs(10),
+                half_open_probes: 1,
+                count_rate_limits: true,
+            },
+            Box::new(|_| {}),
+        );
+        let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+        let mock = mock.map_err(|_| E::Boom);
+        let svc = BreakerLayer::new(Arc::clone(&breaker), |e: &E| *e == E::Boom).layer(mock);
+        for _ in 0..2 {
+            let call = tokio::spawn(svc.clone().oneshot(1));
+            let (_, send) = handle.next_request().await.unwrap();
+            send.send_error("upstream down");
+            assert_eq!(call.await.unwrap(), Err(E::Boom));
+        }
+        assert_eq!(svc.clone().oneshot(3).await, Err(E::Open), "open after two");
+        let _ = metrics;
+    }
+
+    #[tokio::test]
+    async fn upstream_metrics_name_each_outcome() {
+        let metrics = Arc::new(Metrics::new());
+        let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+        let mock = mock.map_err(|_| E::Boom);
+        let layer = UpstreamMetricsLayer::new("p", Arc::clone(&metrics), |r: &Result<u32, E>| {
+            if r.is_ok() { "success" } else { "status_5xx" }
+        });
+        let svc = layer.layer(mock);
+        let call = tokio::spawn(svc.clone().oneshot(1));
+        handle.next_request().await.unwrap().1.send_response(1);
+        call.await.unwrap().unwrap();
+        let call = tokio::spawn(svc.oneshot(2));
+        handle.next_request().await.unwrap().1.send_error("x");
+        assert!(call.await.unwrap().is_err());
+        let text = metrics.render();
+        for outcome in ["success", "status_5xx"] {
+            let line = format!(
+                "switchyard_upstream_requests_total{{outcome=\"{outcome}\",provider=\"p\"}} 1"
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! One attempt on one target, as a tower stack built once per provider.
+//!
+//! Place in the pipeline: `table` builds [`AttemptStack`] when a provider
+//! handle is (re)built; `run_targets` calls it once per attempt. The stack,
+//! outermost first:
+//!   provider rate limit  (a spent bucket refuses at once: spill to the next target)
+//!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
+//!   -> upstream metrics  (duration and outcome of calls that reached the provider)
+//!   -> adapter           (the provider kind: translate, call, translate back)
+//! Must not retry or fail over: `run_targets` decides that.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+
+use crate::api::chat::ChatRequest;
+use crate::api::embeddings::EmbedReply;
+use crate::config::ProviderSpec;
+use crate::metrics::Metrics;
+use crate::providers::{ChatReply, Provider, UpstreamError};
+use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamMetricsLayer};
+use crate::resilience::{Breaker, Limiter};
+
+/// What one attempt asks of a provider.
+#[derive(Clone)]
+pub enum AttemptRequest {
+    Chat {
+        request: Arc<ChatRequest>,
+        model: Arc<str>,
+        stream: bool,
+    },
+    Embed {
+        model: Arc<str>,
+        inputs: Arc<Vec<Value>>,
+        extra: Arc<Map<String, Value>>,
+    },
+}
+
+impl AttemptRequest {
+    /// The same request for a target serving `model`.
+    pub fn for_model(&self, model: &str) -> AttemptRequest {
+        let mut req = self.clone();
+        match &mut req {
+            AttemptRequest::Chat { model: m, .. } | AttemptRequest::Embed { model: m, .. } => {
+                *m = Arc::from(model)
+            }
+        }
+        req
+    }
+}
+
+/// What one attempt answered.
+pub enum AttemptReply {
+    Chat(ChatReply),
+    Embed(EmbedReply),
+}
+
+pub type AttemptStack = BoxCloneSyncService<AttemptRequest, AttemptReply, UpstreamError>;
+
+impl Refusal for UpstreamError {
+    fn rate_limited(wait: Duration) -> Self {
+        UpstreamError::RateLimited(wait)
+    }
+    fn breaker_open() -> Self {
+        UpstreamError::BreakerOpen
+    }
+}
+
+fn outcome(result: &Result<AttemptReply, UpstreamError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(e) => e.outcome(),
+    }
+}
+
+/// The adapter: hands the attempt to the provider kind.
+#[derive(Clone)]
+struct Adapter(Arc<dyn Provider>);
+
+impl Service<AttemptRequest> for Adapter {
+    type Response = AttemptReply;
+    type Error = UpstreamError;
+    type Future = BoxFuture<'static, Result<AttemptReply, UpstreamError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: AttemptRequest) -> Self::Future {
+        let provider = Arc::clone(&self.0);
+        Box::pin(async move {
+            match req {
+                AttemptRequest::Chat {
+                    request,
+                    model,
+                    stream,
+                } => provider
+                    .chat(&request, &model, stream)
+                    .await
+                    .map(AttemptReply::Chat),
+                AttemptRequest::Embed {
+                    model,
+                    inputs,
+                    extra,
+                } => provider
+                    .embed(&model, &inputs, &extra)
+                    .await
+                    .map(AttemptReply::Embed),
+            }
+        })
+    }
+}
+
+/// The attempt stack of one provider (see the module doc for the order).
+pub fn stack(
+    spec: &ProviderSpec,
+    provider: Arc<dyn Provider>,
+    breaker: Arc<Breaker>,
+    limiter: Option<Arc<Limiter>>,
+    metrics: &Arc<Metrics>,
+) -> AttemptStack {
+    let count_rate_limits = spec.breaker.count_rate_limits;
+    let service = ServiceBuilder::new()
+        .layer(RateLimitLayer(limiter))
+        .layer(BreakerLayer::new(breaker, move |e: &UpstreamError| {
+            e.trips_breaker(count_rate_limits)
+        }))
+        .layer(UpstreamMetricsLayer::new(
+            &spec.name,
+            Arc::clone(metrics),
+            outcome,
+        ))
+        .service(Adapter(provider));
+    BoxCloneSyncService::new(service)
+}
