@@ -32,7 +32,20 @@ struct Args {
     drain_delay: Option<std::time::Duration>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Why the command line was not run.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("help requested")]
+    Help,
+    #[error("{0} needs a value")]
+    Missing(&'static str),
+    #[error("--drain-delay: {0}")]
+    Duration(#[from] config::DurationError),
+    #[error("unknown argument {0:?}")]
+    Unknown(String),
+}
+
+fn parse_args() -> Result<Args, ArgsError> {
     let mut args = std::env::args().skip(1).peekable();
     let command = match args.peek().map(String::as_str) {
         Some("serve") | Some("check") => args.next().unwrap_or_default(),
@@ -47,14 +60,16 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--policies" | "-p" => {
-                out.policies = args.next().ok_or("--policies needs a folder")?.into()
+                out.policies = args.next().ok_or(ArgsError::Missing("--policies"))?.into()
             }
-            "--listen" | "-l" => out.listen = Some(args.next().ok_or("--listen needs an address")?),
+            "--listen" | "-l" => {
+                out.listen = Some(args.next().ok_or(ArgsError::Missing("--listen"))?)
+            }
             "--drain-delay" => {
-                let text = args.next().ok_or("--drain-delay needs a duration")?;
+                let text = args.next().ok_or(ArgsError::Missing("--drain-delay"))?;
                 out.drain_delay = Some(config::parse_duration(&text)?);
             }
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Err(ArgsError::Help),
             "-V" | "--version" => {
                 println!("switchyard {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -62,7 +77,7 @@ fn parse_args() -> Result<Args, String> {
             other if !other.starts_with('-') && out.command == "check" => {
                 out.policies = other.into()
             }
-            other => return Err(format!("unknown argument {other:?}")),
+            other => return Err(ArgsError::Unknown(other.to_string())),
         }
     }
     Ok(out)
@@ -71,16 +86,13 @@ fn parse_args() -> Result<Args, String> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-            }
+        Err(ArgsError::Help) => {
             eprintln!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
         }
     };
     if args.command == "check" {

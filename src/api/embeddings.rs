@@ -158,19 +158,38 @@ pub struct EmbedReply {
     pub total_tokens: u64,
 }
 
+/// An upstream embeddings body that is not a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("missing 'data' array")]
+    NoData,
+    #[error("expected {expected} embeddings, upstream returned {got}")]
+    Count { expected: usize, got: usize },
+    #[error("invalid base64 embedding")]
+    Base64,
+    #[error("non-numeric embedding value")]
+    NotNumeric,
+    #[error("missing 'embedding'")]
+    NoEmbedding,
+    #[error("bad or repeated embedding index {0}")]
+    Index(usize),
+}
+
 /// Decodes an upstream embeddings body (float or base64 vectors, any order of
 /// `data`), checking that it answers exactly `expected` inputs.
-pub fn parse_upstream_reply(body: &[u8], expected: usize) -> Result<EmbedReply, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+pub fn parse_upstream_reply(body: &[u8], expected: usize) -> Result<EmbedReply, ReplyError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ReplyError::Json(e.to_string()))?;
     let data = v
         .get("data")
         .and_then(Value::as_array)
-        .ok_or("missing 'data' array")?;
+        .ok_or(ReplyError::NoData)?;
     if data.len() != expected {
-        return Err(format!(
-            "expected {expected} embeddings, upstream returned {}",
-            data.len()
-        ));
+        return Err(ReplyError::Count {
+            expected,
+            got: data.len(),
+        });
     }
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; expected];
     for (pos, item) in data.iter().enumerate() {
@@ -180,17 +199,17 @@ pub fn parse_upstream_reply(body: &[u8], expected: usize) -> Result<EmbedReply, 
             .map(|i| i as usize)
             .unwrap_or(pos);
         let vector = match item.get("embedding") {
-            Some(Value::String(s)) => decode_base64(s).ok_or("invalid base64 embedding")?,
+            Some(Value::String(s)) => decode_base64(s).ok_or(ReplyError::Base64)?,
             Some(Value::Array(xs)) => xs
                 .iter()
                 .map(|x| x.as_f64().map(|f| f as f32))
                 .collect::<Option<Vec<f32>>>()
-                .ok_or("non-numeric embedding value")?,
-            _ => return Err("missing 'embedding'".into()),
+                .ok_or(ReplyError::NotNumeric)?,
+            _ => return Err(ReplyError::NoEmbedding),
         };
         match vectors.get_mut(index) {
             Some(slot @ None) => *slot = Some(vector),
-            _ => return Err(format!("bad or repeated embedding index {index}")),
+            _ => return Err(ReplyError::Index(index)),
         }
     }
     let usage = v.get("usage");

@@ -33,6 +33,8 @@ pub enum ErrorKind {
         body: Bytes,
     },
     Internal,
+    /// A policy reload was refused; one line per problem, `file:line: path: message`.
+    InvalidPolicy(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,15 @@ impl GatewayError {
         .with_param("model")
     }
 
+    /// A reload refused; `details` lists every problem.
+    pub fn invalid_policy(details: Vec<String>) -> Self {
+        let message = format!(
+            "Policy rejected; the previous policy stays in force. {}",
+            details.join("; ")
+        );
+        Self::new(ErrorKind::InvalidPolicy(details), message).with_code("invalid_policy")
+    }
+
     pub fn rate_limited(scope: &str, retry_after: Duration) -> Self {
         Self::new(
             ErrorKind::RateLimited,
@@ -121,6 +132,7 @@ impl GatewayError {
             ErrorKind::Overloaded | ErrorKind::Unavailable => "service_unavailable_error",
             ErrorKind::BadGateway | ErrorKind::GatewayTimeout => "upstream_error",
             ErrorKind::Internal => "server_error",
+            ErrorKind::InvalidPolicy(_) => "invalid_request_error",
         }
     }
 
@@ -134,12 +146,17 @@ impl GatewayError {
                 return body.clone();
             }
         }
+        let details = match &self.kind {
+            ErrorKind::InvalidPolicy(d) => Some(d.as_slice()),
+            _ => None,
+        };
         let envelope = Envelope {
             error: Body {
                 message: &self.message,
                 kind: self.error_type(),
                 param: self.param.as_deref(),
                 code: self.code,
+                details,
             },
         };
         Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
@@ -164,4 +181,6 @@ struct Body<'a> {
     kind: &'static str,
     param: Option<&'a str>,
     code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [String]>,
 }

@@ -13,25 +13,43 @@ use super::policy::{RateSpec, Secret};
 use super::raw::RawRate;
 use super::report::{Errors, Loc};
 
+/// A duration that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("duration {0:?} needs a unit (ms, s, m or h)")]
+    NoUnit(String),
+    #[error("duration {0:?} does not start with a number")]
+    NoNumber(String),
+    #[error("duration {0:?} has unknown unit {1:?}")]
+    UnknownUnit(String, String),
+    #[error("duration {0:?} is out of range")]
+    OutOfRange(String),
+}
+
 /// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m or h)"))?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_string()))?;
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
+        .map_err(|_| DurationError::NoNumber(text.to_string()))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("duration {text:?} has unknown unit {other:?}")),
+        other => {
+            return Err(DurationError::UnknownUnit(
+                text.to_string(),
+                other.to_string(),
+            ));
+        }
     };
     if !secs.is_finite() || secs > 365.0 * 24.0 * 3600.0 {
-        return Err(format!("duration {text:?} is out of range"));
+        return Err(DurationError::OutOfRange(text.to_string()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -52,7 +70,7 @@ impl Ctx<'_> {
                 }
                 Ok(d) => d,
                 Err(e) => {
-                    self.errors.at(loc, e);
+                    self.errors.at(loc, e.to_string());
                     default
                 }
             },
@@ -69,7 +87,7 @@ impl Ctx<'_> {
         match value {
             None => default,
             Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                self.errors.at(loc, e);
+                self.errors.at(loc, e.to_string());
                 default
             }),
         }

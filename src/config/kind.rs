@@ -171,7 +171,7 @@ impl SettingsReport {
             None => default,
             Some(Ok(d)) => d,
             Some(Err(e)) => {
-                self.at(field, e);
+                self.at(field, e.to_string());
                 default
             }
         }

@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use fields::parse_duration;
+pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
 

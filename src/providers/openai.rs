@@ -27,7 +27,7 @@ use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamE
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 use crate::api::sse::{SseDecoder, SseEvent};
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret, Timeouts};
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
 
 /// `kind: openai` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,8 +85,7 @@ impl KindConfig for Config {
     }
 
     fn build(&self, spec: &ProviderSpec) -> Result<OpenAiProvider, BuildError> {
-        OpenAiProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|m| BuildError::new(spec, m))
+        OpenAiProvider::new(self, spec)
     }
 }
 
@@ -104,17 +103,19 @@ pub struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    fn new(spec: &Config, timeouts: &Timeouts, max_response_bytes: u64) -> Result<Self, String> {
+    fn new(config: &Config, spec: &ProviderSpec) -> Result<Self, BuildError> {
         let mut headers = http::HeaderMap::new();
-        for (k, v) in &spec.headers {
-            let name = http::HeaderName::try_from(k.as_str()).map_err(|e| e.to_string())?;
-            let mut value = http::HeaderValue::try_from(v.as_str()).map_err(|e| e.to_string())?;
+        for (k, v) in &config.headers {
+            let name = http::HeaderName::try_from(k.as_str())
+                .map_err(|_| BuildError::new(spec, format!("headers: {k:?} is not a header name")))?;
+            let mut value = http::HeaderValue::try_from(v.as_str())
+                .map_err(|_| BuildError::new(spec, format!("headers.{k}: not a header value")))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        if let Some(key) = &spec.api_key {
+        if let Some(key) = &config.api_key {
             let mut value = http::HeaderValue::try_from(format!("Bearer {}", key.expose()))
-                .map_err(|_| "API key is not a valid header value".to_string())?;
+                .map_err(|_| BuildError::new(spec, "the API key is not a valid header value"))?;
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
@@ -122,14 +123,16 @@ impl OpenAiProvider {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        let secrets = spec
+        let secrets = config
             .api_key
             .iter()
             .map(|k| k.expose())
-            .chain(spec.headers.values().map(String::as_str));
+            .chain(config.headers.values().map(String::as_str));
+        let upstream = Upstream::new(&spec.timeouts, spec.max_response_bytes, secrets)
+            .map_err(|e| BuildError::new(spec, e.to_string()))?;
         Ok(OpenAiProvider {
-            upstream: Upstream::new(timeouts, max_response_bytes, secrets)?,
-            base_url: spec.base_url.clone(),
+            upstream,
+            base_url: config.base_url.clone(),
             headers,
         })
     }
@@ -193,7 +196,8 @@ impl OpenAiProvider {
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let (response, limits) = self.send("/embeddings", Bytes::from(bytes)).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;
-        parse_upstream_reply(&bytes, inputs.len()).map_err(UpstreamError::Protocol)
+        parse_upstream_reply(&bytes, inputs.len())
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))
     }
 }
 

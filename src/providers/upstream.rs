@@ -44,6 +44,11 @@ impl Failed {
     }
 }
 
+/// The HTTP client of a provider could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
 pub struct Upstream {
     client: reqwest::Client,
     timeouts: Timeouts,
@@ -56,13 +61,12 @@ impl Upstream {
         timeouts: &Timeouts,
         max_response_bytes: u64,
         secrets: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+            .build()?;
         Ok(Upstream {
             client,
             timeouts: timeouts.clone(),

@@ -15,18 +15,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
 use super::context::RequestCtx;
-use super::http::{Body, json_response, wants_no_cache};
+use super::http::{Body, json_response, stream_error_event, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
-use crate::api::sse::data_event;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::metrics::Metrics;
@@ -212,7 +210,12 @@ async fn stream(
                 if let Some(b) = &breaker {
                     b.record_failure();
                 }
-                stream_error_event(&e.describe())
+                let err = GatewayError::new(
+                    ErrorKind::BadGateway,
+                    format!("Upstream stream interrupted: {}", e.describe()),
+                )
+                .with_code("stream_interrupted");
+                stream_error_event(&err)
             }
         };
         Ok::<_, std::convert::Infallible>(Frame::data(bytes))
@@ -226,14 +229,4 @@ async fn stream(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
     Ok(r)
-}
-
-/// The gateway's in-band error for a stream that broke after it started.
-fn stream_error_event(why: &str) -> Bytes {
-    let err = GatewayError::new(
-        ErrorKind::BadGateway,
-        format!("Upstream stream interrupted: {why}"),
-    )
-    .with_code("stream_interrupted");
-    data_event(&err.body())
 }

@@ -2,7 +2,9 @@
 //!
 //! Place in the pipeline: used by every `server` handler. [`error_response`]
 //! is the one place a [`GatewayError`] becomes an HTTP status, headers
-//! (`Retry-After`) and an OpenAI error body. Must not contain endpoint logic.
+//! (`Retry-After`, `x-should-retry`) and an OpenAI error body, and
+//! [`stream_error_event`] the one place it becomes an SSE error event.
+//! Must not contain endpoint logic.
 
 use std::convert::Infallible;
 
@@ -45,6 +47,7 @@ pub fn status_of(e: &GatewayError) -> StatusCode {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
         }
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::InvalidPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -70,6 +73,12 @@ pub fn error_response(e: &GatewayError) -> Response<Body> {
         r.headers_mut().insert(header::ALLOW, v);
     }
     r
+}
+
+/// A stream that has already started cannot change its status: its error
+/// goes in-band, as one SSE event in the same envelope.
+pub fn stream_error_event(e: &GatewayError) -> Bytes {
+    crate::api::sse::data_event(&e.body())
 }
 
 /// Reads the whole request body, refusing more than `limit` bytes.

@@ -260,16 +260,8 @@ async fn admin_reload(ctx: &Ctx, req: &Request<Incoming>) -> Result<Response<Bod
             StatusCode::OK,
             json!({"status": "reloaded", "policy_generation": generation}).to_string(),
         )),
-        Err(errors) => {
-            let details: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-            let body = json!({"error": {
-                "message": format!("Policy rejected; the previous policy stays in force. {}", details.join("; ")),
-                "type": "invalid_request_error", "param": null, "code": "invalid_policy",
-                "details": details}});
-            Ok(json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                body.to_string(),
-            ))
-        }
+        Err(errors) => Err(GatewayError::invalid_policy(
+            errors.0.iter().map(ToString::to_string).collect(),
+        )),
     }
 }
