@@ -7,7 +7,8 @@
 //! in-process, cache off so every request goes upstream.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

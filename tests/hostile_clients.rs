@@ -56,7 +56,7 @@ async fn idle_and_slow_header_connections_are_closed() {
     ))
     .await;
     let addr = gw.base.trim_start_matches("http://").to_string();
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     // Silent: never sends a byte.
     let mut silent = TcpStream::connect(&addr).await.unwrap();
     // Slow: headers one byte at a time, never finished.
@@ -193,7 +193,7 @@ async fn shutdown_goes_unready_first_then_stops_accepting_then_drains() {
     let base = gw.base.clone();
     let http = reqwest::Client::new();
     gw.shutdown.cancel();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     // Not ready at once, while still serving.
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);

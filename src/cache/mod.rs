@@ -113,6 +113,9 @@ struct Entry {
 
 struct PerEntryTtl;
 
+// moka's `Expiry` trait names `std::time::Instant`; the value is unused
+// (expiry is checked against tokio's clock in `get`).
+#[allow(clippy::disallowed_types)]
 impl Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
     fn expire_after_create(
         &self,
@@ -130,6 +133,7 @@ impl Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
 /// frequency sketch share. Measured with `cargo bench --bench memory`.
 pub const ENTRY_OVERHEAD: usize = 400;
 
+#[derive(Debug)]
 pub struct ResponseCache {
     max_bytes: u64,
     max_entry_bytes: u64,

@@ -44,6 +44,15 @@ impl<K, T> Default for SingleFlight<K, T> {
     }
 }
 
+impl<K, T> std::fmt::Debug for SingleFlight<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.inflight.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("SingleFlight")
+            .field("in_flight", &n)
+            .finish()
+    }
+}
+
 /// One caller's claim on a flight; dropping the last one cancels the work.
 struct Waiter<K: Eq + Hash, T> {
     inflight: Map<K, T>,

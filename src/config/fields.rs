@@ -60,7 +60,12 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn duration(&mut self, loc: &Loc, value: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        loc: &Loc,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         match value {
             None => default,
             Some(text) => match parse_duration(text) {
@@ -78,7 +83,7 @@ impl Ctx<'_> {
     }
 
     /// Like [`Ctx::duration`] but zero is allowed (a delay that may be off).
-    pub fn duration_or_zero(
+    pub(super) fn duration_or_zero(
         &mut self,
         loc: &Loc,
         value: &Option<String>,
@@ -93,7 +98,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn rate(&mut self, loc: &Loc, raw: &Option<RawRate>) -> Option<RateSpec> {
+    pub(super) fn rate(&mut self, loc: &Loc, raw: &Option<RawRate>) -> Option<RateSpec> {
         let raw = raw.as_ref()?;
         let Some(rps) = raw.requests_per_second else {
             self.errors
@@ -118,7 +123,7 @@ impl Ctx<'_> {
         })
     }
 
-    pub fn secret(&mut self, loc: &Loc, var: &Option<String>) -> Option<Secret> {
+    pub(super) fn secret(&mut self, loc: &Loc, var: &Option<String>) -> Option<Secret> {
         let var = var.as_ref()?;
         match (self.env)(var) {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),
@@ -130,7 +135,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn positive(&mut self, loc: &Loc, value: Option<usize>, default: usize) -> usize {
+    pub(super) fn positive(&mut self, loc: &Loc, value: Option<usize>, default: usize) -> usize {
         match value {
             Some(0) => {
                 self.errors.at(loc, "must be at least 1");

@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// One policy file. Several files are merged; each section may come from any file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFile {
+pub(super) struct RawFile {
     #[serde(default)]
     pub server: Option<RawServer>,
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct RawFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
@@ -42,7 +42,7 @@ pub struct RawServer {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConnections {
+pub(super) struct RawConnections {
     pub max: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,
@@ -53,7 +53,7 @@ pub struct RawConnections {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCache {
+pub(super) struct RawCache {
     pub max_bytes: Option<u64>,
     pub max_entry_bytes: Option<u64>,
     pub default_ttl: Option<String>,
@@ -61,20 +61,20 @@ pub struct RawCache {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimits {
+pub(super) struct RawLimits {
     pub per_client: Option<RawRate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRate {
+pub(super) struct RawRate {
     pub requests_per_second: Option<f64>,
     pub burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProvider {
+pub(super) struct RawProvider {
     pub kind: Option<String>,
     // The keys every kind shares; the kind's own keys are in `settings`.
     pub timeouts: Option<RawTimeouts>,
@@ -89,7 +89,7 @@ pub struct RawProvider {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTimeouts {
+pub(super) struct RawTimeouts {
     pub connect: Option<String>,
     pub first_byte: Option<String>,
     pub idle: Option<String>,
@@ -99,7 +99,7 @@ pub struct RawTimeouts {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBreaker {
+pub(super) struct RawBreaker {
     pub failure_threshold: Option<u32>,
     pub open_for: Option<String>,
     pub half_open_probes: Option<u32>,
@@ -108,7 +108,7 @@ pub struct RawBreaker {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(super) struct RawRoute {
     pub strategy: Option<String>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
@@ -121,7 +121,7 @@ pub struct RawRoute {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTarget {
+pub(super) struct RawTarget {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub weight: Option<u32>,
@@ -130,7 +130,7 @@ pub struct RawTarget {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRetry {
+pub(super) struct RawRetry {
     pub max_attempts: Option<u32>,
     pub initial_backoff: Option<String>,
     pub max_backoff: Option<String>,
@@ -142,7 +142,7 @@ pub struct RawRetry {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBudget {
+pub(super) struct RawBudget {
     pub ratio: Option<f32>,
     pub min_per_second: Option<u32>,
     pub window: Option<String>,
@@ -150,13 +150,13 @@ pub struct RawBudget {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRouteCache {
+pub(super) struct RawRouteCache {
     pub enabled: Option<bool>,
     pub ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFanout {
+pub(super) struct RawFanout {
     pub max_concurrency: Option<usize>,
 }

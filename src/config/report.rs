@@ -22,7 +22,7 @@ pub(super) struct Loc<'a> {
 }
 
 impl<'a> Loc<'a> {
-    pub fn new(file: &'a str, path: impl Into<String>) -> Self {
+    pub(super) fn new(file: &'a str, path: impl Into<String>) -> Self {
         Loc {
             file,
             path: path.into(),
@@ -30,20 +30,20 @@ impl<'a> Loc<'a> {
     }
 
     /// The place of a key below this one (`name` may itself be dotted).
-    pub fn field(&self, name: &str) -> Loc<'a> {
+    pub(super) fn field(&self, name: &str) -> Loc<'a> {
         Loc::new(self.file, join(&self.path, name))
     }
 
-    pub fn file(&self) -> &'a str {
+    pub(super) fn file(&self) -> &'a str {
         self.file
     }
 
-    pub fn path(&self) -> &str {
+    pub(super) fn path(&self) -> &str {
         &self.path
     }
 
     /// The place of the `i`th list item below this one.
-    pub fn index(&self, i: usize) -> Loc<'a> {
+    pub(super) fn index(&self, i: usize) -> Loc<'a> {
         Loc::new(self.file, format!("{}[{i}]", self.path))
     }
 }
@@ -68,7 +68,7 @@ pub(super) struct Errors {
 impl Errors {
     /// An error whose location is already spelled out (a file, a folder, or
     /// a section name when no file says anything).
-    pub fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
         self.list.push(ConfigError {
             location: location.into(),
             message: message.into(),
@@ -78,7 +78,7 @@ impl Errors {
     /// An error at `loc`, located at the line of its key (or the nearest
     /// enclosing key). Dropped if `loc` is at or below a value that could not
     /// be read: that value already has its error.
-    pub fn at(&mut self, loc: &Loc, message: impl Into<String>) {
+    pub(super) fn at(&mut self, loc: &Loc, message: impl Into<String>) {
         if self.is_failed(loc) {
             return;
         }
@@ -87,7 +87,7 @@ impl Errors {
     }
 
     /// `file:line: path` for a path in a file (`file:line` for the top level).
-    pub fn location(&self, file: &str, path: &str) -> String {
+    pub(super) fn location(&self, file: &str, path: &str) -> String {
         if file.is_empty() {
             return path.to_string(); // a default, not from any file
         }
@@ -100,7 +100,7 @@ impl Errors {
     }
 
     /// `file:line` of a path in a file (`file` if no line is known).
-    pub fn place(&self, file: &str, path: &str) -> String {
+    pub(super) fn place(&self, file: &str, path: &str) -> String {
         match self.line(file, path) {
             Some(line) => format!("{file}:{line}"),
             None => file.to_string(),
@@ -108,7 +108,7 @@ impl Errors {
     }
 
     /// The line of `path` in `file`, or of its nearest recorded ancestor.
-    pub fn line(&self, file: &str, path: &str) -> Option<u64> {
+    pub(super) fn line(&self, file: &str, path: &str) -> Option<u64> {
         let mut path = path;
         loop {
             if let Some(line) = self.lines.get(&(file.to_string(), path.to_string())) {
@@ -119,7 +119,7 @@ impl Errors {
     }
 
     /// Takes over what `shape` found in one file: its key lines and errors.
-    pub fn add_findings(&mut self, file: &str, findings: Findings) {
+    pub(super) fn add_findings(&mut self, file: &str, findings: Findings) {
         for (path, line) in findings.lines {
             self.lines.entry((file.to_string(), path)).or_insert(line);
         }
@@ -134,15 +134,15 @@ impl Errors {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.list.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
-    pub fn into_vec(self) -> Vec<ConfigError> {
+    pub(super) fn into_vec(self) -> Vec<ConfigError> {
         self.list
     }
 

@@ -14,6 +14,7 @@ use prometheus::{
 /// Label used when a request names no configured route.
 pub const UNKNOWN_ROUTE: &str = "_unknown";
 
+#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,

@@ -16,6 +16,7 @@ use super::UpstreamError;
 use crate::config::Timeouts;
 
 /// The byte stream of one upstream response, with its limits.
+#[derive(Debug)]
 pub struct Limits {
     pub idle: std::time::Duration,
     pub total_deadline: Instant,

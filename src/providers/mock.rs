@@ -85,6 +85,7 @@ const MOCK_CAPABILITIES: Capabilities = Capabilities {
     images: false,
 };
 
+#[derive(Debug)]
 pub struct MockProvider {
     name: String,
     spec: Config,
@@ -226,7 +227,7 @@ impl MockProvider {
 }
 
 /// A deterministic unit vector for `text`.
-pub fn mock_vector(text: &str, dims: usize) -> Vec<f32> {
+pub(super) fn mock_vector(text: &str, dims: usize) -> Vec<f32> {
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
     let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)

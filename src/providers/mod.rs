@@ -53,6 +53,15 @@ pub enum ChatReply {
     Stream(BoxStream<'static, Result<Bytes, UpstreamError>>),
 }
 
+impl std::fmt::Debug for ChatReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChatReply::Full(b) => write!(f, "ChatReply::Full({} bytes)", b.len()),
+            ChatReply::Stream(_) => f.write_str("ChatReply::Stream(..)"),
+        }
+    }
+}
+
 /// What a provider kind can do; routes are checked against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {

@@ -96,6 +96,7 @@ struct ChatShape {
     choices: Vec<IgnoredAny>,
 }
 
+#[derive(Debug)]
 pub struct OpenAiProvider {
     upstream: Upstream,
     base_url: String,
@@ -106,8 +107,9 @@ impl OpenAiProvider {
     fn new(config: &Config, spec: &ProviderSpec) -> Result<Self, BuildError> {
         let mut headers = http::HeaderMap::new();
         for (k, v) in &config.headers {
-            let name = http::HeaderName::try_from(k.as_str())
-                .map_err(|_| BuildError::new(spec, format!("headers: {k:?} is not a header name")))?;
+            let name = http::HeaderName::try_from(k.as_str()).map_err(|_| {
+                BuildError::new(spec, format!("headers: {k:?} is not a header name"))
+            })?;
             let mut value = http::HeaderValue::try_from(v.as_str())
                 .map_err(|_| BuildError::new(spec, format!("headers.{k}: not a header value")))?;
             value.set_sensitive(true);

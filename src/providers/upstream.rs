@@ -49,6 +49,7 @@ impl Failed {
 #[error("cannot build the HTTP client: {0}")]
 pub struct ClientError(#[from] reqwest::Error);
 
+#[derive(Debug)]
 pub struct Upstream {
     client: reqwest::Client,
     timeouts: Timeouts,

@@ -65,6 +65,15 @@ pub struct Breaker {
     on_transition: OnTransition,
 }
 
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("spec", &self.spec)
+            .field("state", &self.lock().state())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Breaker {
     pub fn new(spec: BreakerSpec, on_transition: OnTransition) -> Arc<Self> {
         on_transition(BreakerState::Closed);
@@ -164,6 +173,7 @@ impl Breaker {
 /// One admitted attempt. Report with `success` or `failure`; dropping it
 /// unreported (a cancelled request) frees a half-open probe slot and
 /// counts as neither.
+#[derive(Debug)]
 pub struct BreakerPermit {
     breaker: Arc<Breaker>,
     probe: bool,

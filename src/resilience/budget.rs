@@ -12,6 +12,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::config::BudgetSpec;
 
+#[derive(Debug)]
 pub struct RetryBudget {
     spec: BudgetSpec,
     inner: TpsBudget,

@@ -30,7 +30,7 @@ pub trait Refusal {
 
 /// Refuses at once, without calling the provider, when its bucket is empty
 /// (so a spent provider limit spills to the next target instead of queueing).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RateLimitLayer(pub Option<Arc<Limiter>>);
 
 impl<S> Layer<S> for RateLimitLayer {
@@ -43,7 +43,7 @@ impl<S> Layer<S> for RateLimitLayer {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,
     limiter: Option<Arc<Limiter>>,
@@ -81,6 +81,20 @@ where
 pub struct BreakerLayer<E> {
     breaker: Arc<Breaker>,
     is_failure: Arc<dyn Fn(&E) -> bool + Send + Sync>,
+}
+
+impl<E> std::fmt::Debug for BreakerLayer<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S: std::fmt::Debug, E> std::fmt::Debug for BreakerService<S, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<E> BreakerLayer<E> {
@@ -156,7 +170,7 @@ where
 
 /// Times each call that reached the provider and counts its outcome under
 /// the name `outcome` gives it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct UpstreamMetricsLayer<R, E> {
     provider: Arc<str>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -189,6 +203,7 @@ impl<S, R, E> Layer<S> for UpstreamMetricsLayer<R, E> {
     }
 }
 
+#[derive(Debug)]
 pub struct UpstreamMetrics<S, R, E> {
     inner: S,
     provider: Arc<str>,

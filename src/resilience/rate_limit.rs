@@ -5,6 +5,11 @@
 //! attempt. A refusal carries how long until a token is free, for the
 //! `Retry-After` header. Must not sleep or queue: callers decide what to do.
 
+// governor's clocks are std-`Instant` based; ours reads tokio's clock and
+// converts, so this file may name `std::time::Instant` (and only this one
+// and cache/mod.rs, see clippy.toml).
+#![allow(clippy::disallowed_types)]
+
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -36,6 +41,7 @@ fn quota(spec: &RateSpec) -> Quota {
 }
 
 /// One shared bucket (a route or a provider).
+#[derive(Debug)]
 pub struct Limiter {
     spec: RateSpec,
     inner: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>,
@@ -62,6 +68,7 @@ impl Limiter {
 }
 
 /// One bucket per key (client keys).
+#[derive(Debug)]
 pub struct KeyedLimiter {
     spec: RateSpec,
     inner: RateLimiter<

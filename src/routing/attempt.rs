@@ -27,7 +27,7 @@ use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamM
 use crate::resilience::{Breaker, Limiter};
 
 /// What one attempt asks of a provider.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum AttemptRequest {
     Chat {
         request: Arc<ChatRequest>,
@@ -55,6 +55,7 @@ impl AttemptRequest {
 }
 
 /// What one attempt answered.
+#[derive(Debug)]
 pub enum AttemptReply {
     Chat(ChatReply),
     Embed(EmbedReply),
@@ -117,7 +118,7 @@ impl Service<AttemptRequest> for Adapter {
 }
 
 /// The attempt stack of one provider (see the module doc for the order).
-pub fn stack(
+pub(super) fn stack(
     spec: &ProviderSpec,
     provider: Arc<dyn Provider>,
     breaker: Arc<Breaker>,

@@ -30,6 +30,7 @@ pub struct ProviderHandle {
     pub attempt: AttemptStack,
 }
 
+#[derive(Debug)]
 pub struct RouteHandle {
     pub spec: RouteSpec,
     pub limiter: Option<Arc<Limiter>>,
@@ -41,9 +42,20 @@ pub struct RouteHandle {
     pub capabilities: Capabilities,
 }
 
+#[derive(Debug)]
 pub struct RouteTable {
     pub providers: HashMap<String, Arc<ProviderHandle>>,
     pub routes: BTreeMap<String, Arc<RouteHandle>>,
+}
+
+impl std::fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderHandle")
+            .field("name", &self.spec.name)
+            .field("kind", &self.spec.kind)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
 }
 
 fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<Arc<Limiter>> {

@@ -33,7 +33,11 @@ use crate::config::ConnectionSettings;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) {
     let stop_accepting = CancellationToken::new();
     tokio::spawn(go_unready_then_stop(
         Arc::clone(&state),

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::providers::ChatReply;
 use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, RouteTable, Served, execute};
 
-pub async fn handle(
+pub(super) async fn handle(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     req: Request<Incoming>,

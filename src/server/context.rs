@@ -29,13 +29,13 @@ use crate::metrics::{Metrics, UNKNOWN_ROUTE};
 /// Holds one unit of the gateway's concurrency limit and counts in
 /// `switchyard_requests_in_flight` while any holder lives.
 #[derive(Debug)]
-pub struct Admission {
+pub(super) struct Admission {
     _permit: OwnedSemaphorePermit,
     gauge: IntGauge,
 }
 
 impl Admission {
-    pub fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Arc<Self> {
+    pub(super) fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Arc<Self> {
         metrics.in_flight.inc();
         Arc::new(Admission {
             _permit: permit,
@@ -52,7 +52,7 @@ impl Drop for Admission {
 
 /// Counts requests in flight on one client connection (for its idle timeout).
 #[derive(Debug, Default)]
-pub struct ConnActivity {
+pub(super) struct ConnActivity {
     pub in_flight: std::sync::atomic::AtomicUsize,
     pub changed: tokio::sync::Notify,
 }
@@ -75,7 +75,7 @@ impl Drop for ConnGuard {
 }
 
 /// Everything known about one request, read once at the end.
-pub struct RequestCtx {
+pub(super) struct RequestCtx {
     pub request_id: String,
     pub method: Method,
     pub path: String,
@@ -93,7 +93,12 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(request_id: String, method: Method, path: String, conn: &Arc<ConnActivity>) -> Self {
+    pub(super) fn new(
+        request_id: String,
+        method: Method,
+        path: String,
+        conn: &Arc<ConnActivity>,
+    ) -> Self {
         RequestCtx {
             request_id,
             method,
@@ -110,7 +115,7 @@ impl RequestCtx {
         }
     }
 
-    pub fn served_by(&mut self, provider: &str, attempts: u32) {
+    pub(super) fn served_by(&mut self, provider: &str, attempts: u32) {
         self.provider = Some(Arc::from(provider));
         self.attempts = attempts;
     }
@@ -118,7 +123,7 @@ impl RequestCtx {
 
 /// The response body, carrying the request's context until it has been
 /// sent or abandoned.
-pub struct Tracked {
+pub(super) struct Tracked {
     inner: Body,
     record: Option<Record>,
 }
@@ -130,7 +135,7 @@ struct Record {
 }
 
 impl Tracked {
-    pub fn new(inner: Body, ctx: RequestCtx, status: u16, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(inner: Body, ctx: RequestCtx, status: u16, metrics: Arc<Metrics>) -> Self {
         Tracked {
             inner,
             record: Some(Record {

@@ -26,7 +26,7 @@ use crate::fanout::fan_out;
 use crate::metrics::Metrics;
 use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, execute};
 
-pub async fn handle(
+pub(super) async fn handle(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     req: Request<Incoming>,

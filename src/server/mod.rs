@@ -45,10 +45,23 @@ pub struct GatewayOptions {
     pub drain_delay: Option<std::time::Duration>,
 }
 
+#[derive(Debug)]
 pub struct Gateway {
     addr: SocketAddr,
     state: Arc<AppState>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("policy_dir", &self.policy_dir)
+            .field("listen", &self.listen)
+            .field("watch", &self.watch)
+            .field("sighup", &self.sighup)
+            .field("drain_delay", &self.drain_delay)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {

@@ -25,7 +25,7 @@ use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
 
 /// What one request sees: the gateway and the runtime snapshot it started on.
-pub struct Ctx {
+pub(super) struct Ctx {
     pub state: Arc<AppState>,
     pub rt: Arc<Runtime>,
     pub client_key: String,
@@ -81,7 +81,7 @@ pub(super) fn request_id(req: &Request<Incoming>) -> String {
 }
 
 /// Routes one admitted request to its endpoint, filling in `rc`.
-pub async fn dispatch(
+pub(super) async fn dispatch(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     req: Request<Incoming>,

@@ -24,7 +24,7 @@ fn bypasses_limit(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-pub async fn handle(
+pub(super) async fn handle(
     state: Arc<AppState>,
     conn: Arc<ConnActivity>,
     peer: SocketAddr,

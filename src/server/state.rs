@@ -22,6 +22,7 @@ use crate::resilience::KeyedLimiter;
 use crate::routing::RouteTable;
 
 /// Everything built from one policy.
+#[derive(Debug)]
 pub struct Runtime {
     pub generation: u64,
     pub fingerprint: u64,
@@ -32,7 +33,7 @@ pub struct Runtime {
 }
 
 /// A chat response shared between coalesced requests.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ChatDone {
     pub body: bytes::Bytes,
     pub provider: Arc<str>,
@@ -41,7 +42,7 @@ pub struct ChatDone {
 
 /// Embeddings shared between coalesced requests: vectors for the unique
 /// missed inputs, in order, and the upstream usage.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EmbedDone {
     pub vectors: Arc<Vec<Arc<[f32]>>>,
     pub prompt_tokens: u64,
@@ -71,6 +72,16 @@ pub struct AppState {
     /// Overrides `server.drain_delay` (`--drain-delay`, tests).
     pub drain_delay_override: Option<std::time::Duration>,
     reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("policy_dir", &self.policy_dir)
+            .field("generation", &self.runtime.load().generation)
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
 }
 
 fn fingerprint(sources: &[Source]) -> u64 {

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Reply, TEST_KEY, TestGateway, chat_reply, embeddings_reply, gateway};
 

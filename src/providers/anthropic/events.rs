@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::response::Usage;
 
 /// One `data` payload, tagged by its `type` (which repeats the SSE event name).
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     MessageStart {
@@ -43,14 +43,14 @@ pub enum Event {
     Unknown,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct StartMessage {
     pub id: String,
     #[serde(default)]
     pub usage: Usage,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StartBlock {
     Text {
@@ -67,7 +67,7 @@ pub enum StartBlock {
     Other,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delta {
     #[serde(rename = "text_delta")]
@@ -79,13 +79,13 @@ pub enum Delta {
     Other,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct MessageDelta {
     pub stop_reason: Option<String>,
 }
 
 /// Cumulative counts; fields left out keep their `message_start` value.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct DeltaUsage {
     pub output_tokens: Option<u64>,
     pub input_tokens: Option<u64>,
@@ -93,7 +93,7 @@ pub struct DeltaUsage {
     pub cache_read_input_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     #[serde(rename = "type", default)]
     pub kind: String,

@@ -35,6 +35,7 @@ use crate::providers::translate::TranslateError;
 pub const PLACEHOLDER_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// The translated conversation.
+#[derive(Debug)]
 pub struct Conversation {
     /// `systemInstruction.parts`, empty when there was no system message.
     pub system: Vec<Value>,

@@ -103,6 +103,7 @@ pub fn upstream_error(v: &Value) -> Option<TranslateError> {
 }
 
 /// One useful part of a candidate.
+#[derive(Debug)]
 pub enum Piece<'a> {
     Text(&'a str),
     Call { name: &'a str, args: String },

@@ -30,6 +30,7 @@ use super::response::{Usage, finish_reason, now};
 use crate::api::sse::{DONE, SseEvent, data_event};
 use crate::providers::translate::TranslateError;
 
+#[derive(Debug)]
 enum Block {
     Text,
     Tool { index: usize, has_args: bool },
@@ -37,6 +38,7 @@ enum Block {
 }
 
 /// Translation state for one streamed answer.
+#[derive(Debug)]
 pub struct AnthropicStream {
     model: String,
     include_usage: bool,
