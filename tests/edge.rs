@@ -129,11 +129,15 @@ async fn every_answer_carries_a_request_id() {
 
 #[tokio::test]
 async fn cors_preflights_skip_the_limit_and_only_allowed_origins_are_allowed() {
-    let slow = FakeUpstream::start(|s, _| async move {
-        Reply::After(
-            Duration::from_millis(600),
-            Box::new(Reply::Json(200, chat_reply(&s.body, "slow"))),
-        )
+    // Answers only once the test opens the gate.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let slow = FakeUpstream::start(move |s, _| {
+        let held = held.clone();
+        async move {
+            held.acquire().await.unwrap().forget();
+            Reply::Json(200, chat_reply(&s.body, "slow"))
+        }
     })
     .await;
     let server = format!("  max_concurrent_requests: 1\n{CORS}");
@@ -173,6 +177,7 @@ async fn cors_preflights_skip_the_limit_and_only_allowed_origins_are_allowed() {
     );
     assert_eq!(h["access-control-max-age"], "600");
     assert!(h.contains_key("x-request-id"));
+    gate.add_permits(100);
     assert_eq!(busy.await.unwrap().status(), 200);
     // Actual requests: the allow header for allowed origins only.
     for (origin, allowed) in [
