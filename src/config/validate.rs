@@ -244,7 +244,8 @@ fn cors_settings(cx: &mut Ctx, loc: &Loc, c: &RawCors) -> CorsSettings {
         for (i, o) in origins.iter().enumerate() {
             let o = o.to_ascii_lowercase();
             if let Err(why) = check_origin(&o) {
-                cx.errors.at(&origins_loc.index(i), format!("{o:?} {why}"));
+                cx.errors
+                    .at(&origins_loc.index(i), format!("{o:?} {}", why.message()));
             } else if list.contains(&o) {
                 cx.errors
                     .at(&origins_loc.index(i), format!("{o:?} is listed twice"));
@@ -282,20 +283,20 @@ fn cors_settings(cx: &mut Ctx, loc: &Loc, c: &RawCors) -> CorsSettings {
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, nothing after.
-fn check_origin(o: &str) -> Result<(), &'static str> {
-    const SHAPE: &str = "is not an origin: only scheme://host[:port], no path or trailing slash";
+fn check_origin(o: &str) -> Result<(), BadOrigin> {
+    use BadOrigin::*;
     let rest = o
         .strip_prefix("https://")
         .or_else(|| o.strip_prefix("http://"))
-        .ok_or("is not an origin: it must start with https:// or http://")?;
+        .ok_or(Scheme)?;
     let (host_ok, port) = match rest.strip_prefix('[') {
         // An IPv6 literal: `[::1]` or `[::1]:8080`.
         Some(v6) => {
-            let (addr, after) = v6.split_once(']').ok_or(SHAPE)?;
+            let (addr, after) = v6.split_once(']').ok_or(Shape)?;
             let ok = !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
             match after {
                 "" => (ok, None),
-                _ => (ok, Some(after.strip_prefix(':').ok_or(SHAPE)?)),
+                _ => (ok, Some(after.strip_prefix(':').ok_or(Shape)?)),
             }
         }
         None => {
@@ -311,14 +312,34 @@ fn check_origin(o: &str) -> Result<(), &'static str> {
         }
     };
     if !host_ok {
-        return Err(SHAPE);
+        return Err(Shape);
     }
     if port.is_some_and(|p| {
         p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err()
     }) {
-        return Err("has an invalid port");
+        return Err(Port);
     }
     Ok(())
+}
+
+/// Why a configured CORS origin is refused.
+#[derive(Debug, Clone, Copy)]
+enum BadOrigin {
+    Scheme,
+    Shape,
+    Port,
+}
+
+impl BadOrigin {
+    fn message(self) -> &'static str {
+        match self {
+            BadOrigin::Scheme => "is not an origin: it must start with https:// or http://",
+            BadOrigin::Shape => {
+                "is not an origin: only scheme://host[:port], no path or trailing slash"
+            }
+            BadOrigin::Port => "has an invalid port",
+        }
+    }
 }
 
 fn connection_settings(cx: &mut Ctx, loc: &Loc, c: &Option<RawConnections>) -> ConnectionSettings {
