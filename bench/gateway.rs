@@ -117,6 +117,7 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
             watch: false,
             sighup: false,
             drain_delay: Some(std::time::Duration::ZERO),
+            dispatch_hook: None,
         },
         shutdown.clone(),
     )

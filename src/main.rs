@@ -151,6 +151,7 @@ async fn serve(args: Args) -> ExitCode {
         watch: true,
         sighup: true,
         drain_delay: args.drain_delay,
+        dispatch_hook: None,
     };
     let gateway = match Gateway::start(opts, shutdown.clone()).await {
         Ok(g) => g,

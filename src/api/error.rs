@@ -17,6 +17,8 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// A request body in an encoding the gateway cannot decode.
+    UnsupportedMediaType,
     Unauthorized,
     RateLimited,
     /// The gateway itself is at its concurrency limit.
@@ -126,6 +128,7 @@ impl GatewayError {
             | ErrorKind::NotFound
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
+            | ErrorKind::UnsupportedMediaType
             | ErrorKind::Upstream { .. } => "invalid_request_error",
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::RateLimited => "rate_limit_error",

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 use crate::api::{ErrorKind, GatewayError};
 
@@ -104,14 +105,19 @@ where
                     let id = fastrand::u64(..);
                     let inflight = Arc::clone(&self.inflight);
                     let k = key.clone();
-                    let task = tokio::spawn(async move {
-                        let result = work.await;
-                        let mut map = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                        if map.get(&k).is_some_and(|f| f.id == id) {
-                            map.remove(&k);
+                    // The leader's span goes with the work, so its logs
+                    // (retries, failover) carry the leader's request id.
+                    let task = tokio::spawn(
+                        async move {
+                            let result = work.await;
+                            let mut map = inflight.lock().unwrap_or_else(|p| p.into_inner());
+                            if map.get(&k).is_some_and(|f| f.id == id) {
+                                map.remove(&k);
+                            }
+                            result
                         }
-                        result
-                    });
+                        .in_current_span(),
+                    );
                     let abort = task.abort_handle();
                     let result = async move {
                         task.await.unwrap_or_else(|_| {

@@ -216,3 +216,40 @@ fn errors_across_files_are_all_listed() {
         ],
     );
 }
+
+#[test]
+fn cors_settings_are_checked_each_at_its_line() {
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  cors:\n    allowed_origins:\n      - https://ok.example\n      - https://bad.example/\n      - ftp://x\n      - http://x:99999\n    allowed_headers: [content-type, \"bad header\"]\n    max_age: soon\nproviders:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n",
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:5: server.cors.allowed_origins[1]: \"https://bad.example/\" is not an origin",
+            "a.yaml:6: server.cors.allowed_origins[2]: \"ftp://x\" is not an origin",
+            "a.yaml:7: server.cors.allowed_origins[3]: \"http://x:99999\" has an invalid port",
+            "a.yaml:8: server.cors.allowed_headers[1]: \"bad header\" is not a header name",
+            "a.yaml:9: server.cors.max_age: duration \"soon\"",
+        ],
+    );
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  cors:\n    allowed_origins: [\"*\", https://a.example]\n    allowed_hedaers: [x]\nproviders:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n",
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:3: server.cors.allowed_origins: \"*\" allows every origin; list it alone",
+            "a.yaml:4: server.cors.allowed_hedaers: unknown field `allowed_hedaers`",
+        ],
+    );
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  cors: {max_age: 1m}\nproviders:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n",
+    )]);
+    assert_exactly(
+        &e,
+        &["a.yaml:2: server.cors.allowed_origins: must list at least one origin"],
+    );
+}

@@ -32,6 +32,26 @@ pub struct ServerSettings {
     /// serves, before it stops accepting connections.
     pub drain_delay: Duration,
     pub connections: ConnectionSettings,
+    /// Cross-origin access for browser clients; `None` answers no CORS at all.
+    pub cors: Option<CorsSettings>,
+}
+
+/// CORS: which browser origins may call the gateway, with which headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsSettings {
+    pub allowed_origins: AllowedOrigins,
+    /// Request headers a preflight may ask for; `None` allows whatever it asks.
+    pub allowed_headers: Option<Vec<String>>,
+    /// How long a browser may cache a preflight answer.
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllowedOrigins {
+    /// `"*"`: any origin.
+    Any,
+    /// Exact origins (`https://app.example.com`), lower-case scheme and host.
+    List(Vec<String>),
 }
 
 /// Client connection limits; applied to connections accepted after a reload.

@@ -38,6 +38,15 @@ pub(super) struct RawServer {
     pub admin_token_env: Option<String>,
     pub drain_delay: Option<String>,
     pub connections: Option<RawConnections>,
+    pub cors: Option<RawCors>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_headers: Option<Vec<String>>,
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,34 @@ fn defaults_are_applied() {
     assert_eq!(m.breaker.failure_threshold, 5);
     assert_eq!(m.timeouts.first_byte, Duration::from_secs(60));
     assert_eq!(r.sub_batch_size(), m.max_batch_inputs);
+    assert_eq!(p.server.cors, None, "CORS is off unless configured");
+}
+
+#[test]
+fn cors_settings_are_read() {
+    let cors = "server:\n  cors:\n    allowed_origins: [HTTPS://App.Example, 'http://[::1]:3000']\n    allowed_headers: [Content-Type]\n";
+    let p = load(&[("a.yaml", cors), ("b.yaml", MINIMAL)]).unwrap();
+    let c = p.server.cors.unwrap();
+    assert_eq!(
+        c.allowed_origins,
+        AllowedOrigins::List(vec![
+            "https://app.example".into(),
+            "http://[::1]:3000".into()
+        ])
+    );
+    assert_eq!(c.allowed_headers, Some(vec!["content-type".to_string()]));
+    assert_eq!(c.max_age, Duration::from_secs(600));
+    let any = "server:\n  cors: {allowed_origins: ['*'], max_age: 0s}\n";
+    let c = load(&[("a.yaml", any), ("b.yaml", MINIMAL)])
+        .unwrap()
+        .server
+        .cors
+        .unwrap();
+    assert_eq!(
+        (c.allowed_origins, c.allowed_headers),
+        (AllowedOrigins::Any, None)
+    );
+    assert_eq!(c.max_age, Duration::ZERO);
 }
 
 #[test]

@@ -227,6 +227,130 @@ fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
             Duration::from_secs(5),
         ),
         connections: connection_settings(cx, &loc.field("connections"), &s.connections),
+        cors: s
+            .cors
+            .as_ref()
+            .map(|c| cors_settings(cx, &loc.field("cors"), c)),
+    }
+}
+
+/// `server.cors`: origins (exact, or `"*"` alone), optional header names
+/// (or `"*"` alone), and how long a preflight answer may be cached.
+fn cors_settings(cx: &mut Ctx, loc: &Loc, c: &RawCors) -> CorsSettings {
+    let origins_loc = loc.field("allowed_origins");
+    let origins = c.allowed_origins.as_deref().unwrap_or_default();
+    if origins.is_empty() {
+        cx.errors.at(
+            &origins_loc,
+            "must list at least one origin (like https://app.example.com) or \"*\"",
+        );
+    }
+    let allowed_origins = if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            cx.errors
+                .at(&origins_loc, "\"*\" allows every origin; list it alone");
+        }
+        AllowedOrigins::Any
+    } else {
+        let mut list: Vec<String> = Vec::with_capacity(origins.len());
+        for (i, o) in origins.iter().enumerate() {
+            let o = o.to_ascii_lowercase();
+            if let Err(why) = check_origin(&o) {
+                cx.errors
+                    .at(&origins_loc.index(i), format!("{o:?} {}", why.message()));
+            } else if list.contains(&o) {
+                cx.errors
+                    .at(&origins_loc.index(i), format!("{o:?} is listed twice"));
+            } else {
+                list.push(o);
+            }
+        }
+        AllowedOrigins::List(list)
+    };
+    let headers_loc = loc.field("allowed_headers");
+    let allowed_headers = c.allowed_headers.as_ref().map(|headers| {
+        if headers.is_empty() {
+            cx.errors.at(
+                &headers_loc,
+                "must list at least one header; leave it out to allow what browsers ask for",
+            );
+        }
+        if headers.iter().any(|h| h == "*") && headers.len() > 1 {
+            cx.errors
+                .at(&headers_loc, "\"*\" allows every header; list it alone");
+        }
+        for (i, h) in headers.iter().enumerate() {
+            if h != "*" && http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                cx.errors
+                    .at(&headers_loc.index(i), format!("{h:?} is not a header name"));
+            }
+        }
+        headers.iter().map(|h| h.to_ascii_lowercase()).collect()
+    });
+    CorsSettings {
+        allowed_origins,
+        allowed_headers,
+        max_age: cx.duration_or_zero(&loc.field("max_age"), &c.max_age, Duration::from_secs(600)),
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn check_origin(o: &str) -> Result<(), BadOrigin> {
+    use BadOrigin::*;
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or(Scheme)?;
+    let (host_ok, port) = match rest.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:8080`.
+        Some(v6) => {
+            let (addr, after) = v6.split_once(']').ok_or(Shape)?;
+            let ok = !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+            match after {
+                "" => (ok, None),
+                _ => (ok, Some(after.strip_prefix(':').ok_or(Shape)?)),
+            }
+        }
+        None => {
+            let (host, port) = match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            };
+            let ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            (ok, port)
+        }
+    };
+    if !host_ok {
+        return Err(Shape);
+    }
+    if port.is_some_and(|p| {
+        p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err()
+    }) {
+        return Err(Port);
+    }
+    Ok(())
+}
+
+/// Why a configured CORS origin is refused.
+#[derive(Debug, Clone, Copy)]
+enum BadOrigin {
+    Scheme,
+    Shape,
+    Port,
+}
+
+impl BadOrigin {
+    fn message(self) -> &'static str {
+        match self {
+            BadOrigin::Scheme => "is not an origin: it must start with https:// or http://",
+            BadOrigin::Shape => {
+                "is not an origin: only scheme://host[:port], no path or trailing slash"
+            }
+            BadOrigin::Port => "has an invalid port",
+        }
     }
 }
 

@@ -9,12 +9,13 @@
 //! wait for the next request on a kept-alive connection), HTTP/2 keep-alive
 //! pings and a stream cap, and an idle timeout that closes a connection with
 //! no request in flight. Settings are read from the live policy for each new
-//! connection. Shutdown goes: not ready (`/readyz` 503) for
+//! connection. Every connection is served by a clone of the edge stack
+//! that `stack` builds once, with the connection's peer address and
+//! activity counter added to each request. Shutdown goes: not ready (`/readyz` 503) for
 //! `server.drain_delay` while still serving, then stop accepting, then drain
 //! in-flight requests and streams within `server.shutdown_grace`.
 //! Must not look into requests: `stack` does that.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,10 +23,12 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
-use super::context::ConnActivity;
+use super::context::{ConnActivity, ConnInfo};
 use super::stack;
 use super::state::AppState;
 use crate::config::ConnectionSettings;
@@ -45,6 +48,7 @@ pub(super) async fn serve(
         stop_accepting.clone(),
     ));
     let graceful = GracefulShutdown::new();
+    let edge = stack::build(&state);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let slot = tokio::select! {
@@ -75,12 +79,16 @@ pub(super) async fn serve(
         let _ = stream.set_nodelay(true);
         let settings = state.runtime.load().policy.server.connections.clone();
         let activity = Arc::new(ConnActivity::default());
-        let st = Arc::clone(&state);
-        let conn_activity = Arc::clone(&activity);
-        let svc = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
-            let (st, activity) = (Arc::clone(&st), Arc::clone(&conn_activity));
-            async move { Ok::<_, Infallible>(stack::handle(st, activity, peer, req).await) }
-        });
+        let info = ConnInfo {
+            peer,
+            activity: Arc::clone(&activity),
+        };
+        let svc = TowerToHyperService::new(edge.clone().map_request(
+            move |mut req: ::http::Request<Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                req
+            },
+        ));
         let conn = builder(&settings)
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();

@@ -8,7 +8,7 @@
 //! straight to routing (retries and failover happen before the first byte)
 //! and are piped through as whole events; the body holds the admission until
 //! it ends. A stream that fails after it started ends with an SSE error
-//! event, is logged with its request id, counted as interrupted, and counts
+//! event, is logged in the request's span, counted as interrupted, and counts
 //! against the provider's breaker. Must not alter the upstream body beyond
 //! the `model` field.
 
@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 
 use super::context::RequestCtx;
-use super::http::{Body, json_response, stream_error_event, wants_no_cache};
+use super::http::{Body, ReqBody, json_response, stream_error_event, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
@@ -34,7 +34,7 @@ use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, RouteTable, Serv
 pub(super) async fn handle(
     ctx: &Ctx,
     rc: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
     let chat = Arc::new(chat);
@@ -180,7 +180,6 @@ async fn stream(
     // Everything the stream needs once the handler has returned.
     let admission = rc.admission.clone();
     let interrupted = Arc::clone(&rc.interrupted);
-    let request_id = rc.request_id.clone();
     let breaker = ctx
         .rt
         .table
@@ -194,9 +193,10 @@ async fn stream(
         let bytes = match chunk {
             Ok(b) => b,
             Err(e) => {
-                // The response has started: report in-band, then end.
+                // The response has started: report in-band, then end. The
+                // edge polls this body inside the request's span, so the
+                // line carries the request id.
                 tracing::warn!(
-                    request_id,
                     route = route_name,
                     provider,
                     error = %e.describe(),

@@ -1,29 +1,35 @@
-//! The per-request context, the admission a request holds, and the body
-//! wrapper that reads the context once when the response has been sent.
+//! The per-request context, the admission a request holds, and the
+//! accounting step that reads the context once when the response has been
+//! sent.
 //!
-//! Place in the pipeline: created by `stack` at the edge, filled in by the
-//! endpoint handlers (route, provider, attempts, cache state), and moved
-//! into [`Tracked`], the response body wrapper. When the body ends (or the
-//! client goes away) it writes the access log line and the request metrics,
-//! so durations cover the whole body, streams included. An [`Admission`]
-//! (a concurrency-limit permit plus the in-flight gauge) is shared by
-//! everything that works for the request: the handler, a single-flight
-//! leader's task, a stream body; it is released when the last of them ends.
-//! Must not decide anything about the request: it only records.
+//! Place in the pipeline: [`account`] is an edge step (just inside the
+//! request id and the trace span, outside catch-panic). It makes the
+//! [`RequestCtx`] and lends it, through a [`CtxSlot`] in the request's
+//! extensions, to dispatch and the endpoint handlers, which fill it in
+//! (route, provider, attempts, cache state). The lease returns the context
+//! when dispatch ends, even by a panic, and `account` moves it into
+//! [`Tracked`], the response body wrapper, with the final status. When the
+//! body ends (or the client goes away) it writes the access log line and the
+//! request metrics, once, so durations cover the whole body, streams
+//! included. An [`Admission`] (a concurrency-limit permit plus the in-flight
+//! gauge) is shared by everything that works for the request: the handler,
+//! a single-flight leader's task, a stream body; it is released when the
+//! last of them ends. Must not decide anything about the request: it only
+//! records.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::Method;
+use http::{Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use prometheus::IntGauge;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tower::{Service, ServiceExt};
 
-use super::http::Body;
 use crate::metrics::{Metrics, UNKNOWN_ROUTE};
 
 /// Holds one unit of the gateway's concurrency limit and counts in
@@ -55,6 +61,13 @@ impl Drop for Admission {
 pub(super) struct ConnActivity {
     pub in_flight: std::sync::atomic::AtomicUsize,
     pub changed: tokio::sync::Notify,
+}
+
+/// What `accept` knows about a request's connection; a request extension.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub activity: Arc<ConnActivity>,
 }
 
 struct ConnGuard(Arc<ConnActivity>);
@@ -89,20 +102,21 @@ pub(super) struct RequestCtx {
     /// Set by a stream that failed after its response started.
     pub interrupted: Arc<AtomicBool>,
     pub admission: Option<Arc<Admission>>,
-    _conn: ConnGuard,
 }
 
 impl RequestCtx {
-    pub(super) fn new(
-        request_id: String,
-        method: Method,
-        path: String,
-        conn: &Arc<ConnActivity>,
-    ) -> Self {
+    /// The context of `req`, whose `x-request-id` the edge has already set.
+    pub fn for_request<B>(req: &Request<B>) -> Self {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
         RequestCtx {
             request_id,
-            method,
-            path,
+            method: req.method().clone(),
+            path: req.uri().path().trim_end_matches('/').to_string(),
             endpoint: "other",
             route: UNKNOWN_ROUTE.to_string(),
             provider: None,
@@ -111,20 +125,105 @@ impl RequestCtx {
             started: Instant::now(),
             interrupted: Arc::default(),
             admission: None,
-            _conn: ConnGuard::enter(conn),
         }
     }
 
-    pub(super) fn served_by(&mut self, provider: &str, attempts: u32) {
+    /// The request was routed by `route` (also recorded in its span).
+    pub fn routed(&mut self, route: &str) {
+        self.route.clear();
+        self.route.push_str(route);
+        tracing::Span::current().record("route", tracing::field::display(route));
+    }
+
+    /// `provider` answered after `attempts` (also recorded in its span).
+    pub fn served_by(&mut self, provider: &str, attempts: u32) {
         self.provider = Some(Arc::from(provider));
         self.attempts = attempts;
+        tracing::Span::current().record("provider", tracing::field::display(provider));
     }
+}
+
+/// Lends the request's context from `account` to dispatch; a request
+/// extension (extensions must be `Clone`, hence the shared cell).
+#[derive(Clone)]
+pub struct CtxSlot(Arc<Mutex<Option<RequestCtx>>>);
+
+impl CtxSlot {
+    fn take(&self) -> Option<RequestCtx> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Changes the context in place (if it is not lent out).
+    pub fn update(&self, f: impl FnOnce(&mut RequestCtx)) {
+        if let Some(rc) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            f(rc);
+        }
+    }
+
+    /// Borrows the context until the lease is dropped.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            slot: self.clone(),
+            rc: self.take(),
+        }
+    }
+}
+
+/// A borrowed [`RequestCtx`]; put back into its slot on drop, including when
+/// a panic unwinds the handler, so the access log still gets it.
+pub struct Lease {
+    slot: CtxSlot,
+    pub rc: Option<RequestCtx>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(rc) = self.rc.take() {
+            *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(rc);
+        }
+    }
+}
+
+/// The accounting step: makes the request's context and the connection's
+/// in-flight mark, lends the context to the inner steps, and wraps the final
+/// response's body in [`Tracked`] with the status the client gets.
+pub fn account<S, B, RB>(
+    inner: S,
+    metrics: Arc<Metrics>,
+) -> impl Service<Request<B>, Response = Response<Tracked<RB>>, Error = S::Error, Future: Send + 'static>
++ Clone
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: HttpBody,
+{
+    tower::service_fn(move |mut req: Request<B>| {
+        let conn = req
+            .extensions()
+            .get::<ConnInfo>()
+            .map(|c| ConnGuard::enter(&c.activity));
+        let slot = CtxSlot(Arc::new(Mutex::new(Some(RequestCtx::for_request(&req)))));
+        req.extensions_mut().insert(slot.clone());
+        let (inner, metrics) = (inner.clone(), Arc::clone(&metrics));
+        async move {
+            let response = inner.oneshot(req).await?;
+            let status = response.status().as_u16();
+            let record = slot.take().map(|ctx| Record {
+                ctx,
+                status,
+                metrics,
+                _conn: conn,
+            });
+            Ok(response.map(|inner| Tracked { inner, record }))
+        }
+    })
 }
 
 /// The response body, carrying the request's context until it has been
 /// sent or abandoned.
-pub(super) struct Tracked {
-    inner: Body,
+pub struct Tracked<B: HttpBody> {
+    inner: B,
     record: Option<Record>,
 }
 
@@ -132,20 +231,10 @@ struct Record {
     ctx: RequestCtx,
     status: u16,
     metrics: Arc<Metrics>,
+    _conn: Option<ConnGuard>,
 }
 
-impl Tracked {
-    pub(super) fn new(inner: Body, ctx: RequestCtx, status: u16, metrics: Arc<Metrics>) -> Self {
-        Tracked {
-            inner,
-            record: Some(Record {
-                ctx,
-                status,
-                metrics,
-            }),
-        }
-    }
-
+impl<B: HttpBody> Tracked<B> {
     fn finish(&mut self, complete: bool) {
         let Some(r) = self.record.take() else { return };
         let c = &r.ctx;
@@ -186,21 +275,22 @@ impl Tracked {
     }
 }
 
-impl Drop for Tracked {
+impl<B: HttpBody> Drop for Tracked<B> {
     fn drop(&mut self) {
+        // An empty body is never polled: it ended, it was not abandoned.
         let complete = self.inner.is_end_stream();
         self.finish(complete);
     }
 }
 
-impl HttpBody for Tracked {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
+impl<B: HttpBody + Unpin> HttpBody for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(true),

@@ -12,11 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use super::context::{Admission, RequestCtx};
-use super::http::{Body, json_response, wants_no_cache};
+use super::http::{Body, ReqBody, json_response, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{EmbedDone, Runtime};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
@@ -29,7 +28,7 @@ use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, execute};
 pub(super) async fn handle(
     ctx: &Ctx,
     rc: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, request, route) =
         parse_routed(ctx, rc, req, EmbeddingsRequest::parse, |r| &r.model).await?;

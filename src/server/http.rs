@@ -1,10 +1,12 @@
-//! HTTP plumbing: body type, body limits, JSON responses, error mapping.
+//! HTTP plumbing: body types, body limits, JSON responses, error mapping.
 //!
-//! Place in the pipeline: used by every `server` handler. [`error_response`]
-//! is the one place a [`GatewayError`] becomes an HTTP status, headers
-//! (`Retry-After`, `x-should-retry`) and an OpenAI error body, and
-//! [`stream_error_event`] the one place it becomes an SSE error event.
-//! Must not contain endpoint logic.
+//! Place in the pipeline: used by every `server` handler and by `stack`.
+//! [`error_response`] is the one place a [`GatewayError`] becomes an HTTP
+//! status, headers (`Retry-After`, `x-should-retry`) and an OpenAI error
+//! body, and [`stream_error_event`] the one place it becomes an SSE error
+//! event. Request bodies arrive already decoded by the edge ([`ReqBody`]),
+//! so [`read_body`]'s limit counts decompressed bytes. Must not contain
+//! endpoint logic.
 
 use std::convert::Infallible;
 
@@ -13,10 +15,15 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tower_http::decompression::DecompressionBody;
 
 use crate::api::{ErrorKind, GatewayError};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A request body as handlers see it: decompressed by the edge when the
+/// client sent `Content-Encoding`.
+pub type ReqBody = DecompressionBody<Incoming>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
@@ -38,6 +45,7 @@ pub fn status_of(e: &GatewayError) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Overloaded | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,10 +89,12 @@ pub fn stream_error_event(e: &GatewayError) -> Bytes {
     crate::api::sse::data_event(&e.body())
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
+/// Reads the whole (decoded) request body, refusing more than `limit`
+/// bytes: a small compressed body that inflates past it is refused as soon
+/// as it does, never held whole.
 pub async fn read_body(
     parts: &http::request::Parts,
-    body: Incoming,
+    body: ReqBody,
     limit: u64,
 ) -> Result<Bytes, GatewayError> {
     let too_large = || {
@@ -113,7 +123,11 @@ pub async fn read_body(
                 }
             }
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-            Err(_) => return Err(GatewayError::invalid("Could not read the request body.")),
+            Err(_) => {
+                return Err(GatewayError::invalid(
+                    "Could not read the request body (or decode its Content-Encoding).",
+                ));
+            }
         }
     }
     Ok(buf.freeze())

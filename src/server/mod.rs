@@ -2,22 +2,25 @@
 //!
 //! Place in the pipeline: the top. [`Gateway::start`] loads the policy,
 //! binds, and hands the listener to `accept` (connections, timeouts, drain),
-//! which runs every request through `stack` (the pipeline, assembled in one
-//! place). Shutdown is an explicit `CancellationToken`: on cancel the
-//! gateway turns not ready, keeps serving for `drain_delay`, stops
-//! accepting, lets in-flight requests finish for up to `shutdown_grace`,
-//! then returns. Reload triggers (file watch, SIGHUP, `/admin/reload`) all
-//! call `AppState::reload`. This is the only module that knows HTTP status
-//! codes.
+//! which serves every connection with the edge stack that `stack` builds
+//! once (the pipeline, assembled in one place). Shutdown is an explicit
+//! `CancellationToken`: on cancel the gateway turns not ready, keeps serving
+//! for `drain_delay`, stops accepting, lets in-flight requests finish for up
+//! to `shutdown_grace`, then returns. Reload triggers (file watch, SIGHUP,
+//! `/admin/reload`) all call `AppState::reload`. This is the only module
+//! that knows HTTP status codes.
 
 mod accept;
 mod chat;
 mod context;
+mod cors;
 mod embeddings;
 pub mod http;
 mod limit;
 mod router;
 mod stack;
+#[cfg(test)]
+mod stack_tests;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -43,9 +46,16 @@ pub struct GatewayOptions {
     pub sighup: bool,
     /// Overrides `server.drain_delay`.
     pub drain_delay: Option<std::time::Duration>,
+    /// Called before each admitted request is dispatched. For tests only:
+    /// the binary leaves it `None`.
+    pub dispatch_hook: Option<DispatchHook>,
 }
 
-#[derive(Debug)]
+/// Called with a request's path and headers just before the router sees
+/// it, inside the edge layers: lets a test make a handler fail in ways no
+/// input can (a panic) to check what the edge does about it.
+pub type DispatchHook = Arc<dyn Fn(&str, &::http::HeaderMap) + Send + Sync>;
+
 pub struct Gateway {
     addr: SocketAddr,
     state: Arc<AppState>,
@@ -79,6 +89,7 @@ impl Gateway {
         )
         .await?;
         state.drain_delay_override = opts.drain_delay;
+        state.dispatch_hook = opts.dispatch_hook;
         let state = Arc::new(state);
         let policy = state.runtime.load().policy.clone();
         let listen = opts

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::context::RequestCtx;
-use super::http::{Body, json_response, read_body};
+use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, embeddings};
 use crate::api::{self, ErrorKind, GatewayError};
@@ -40,7 +39,7 @@ fn route_label(rt: &Runtime, model: &str) -> String {
     }
 }
 
-pub(super) fn client_key(req: &Request<Incoming>, peer: SocketAddr) -> String {
+pub(super) fn client_key<B>(req: &Request<B>, peer: SocketAddr) -> String {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -70,21 +69,24 @@ fn method_not_allowed(allow: &str) -> GatewayError {
     .with_param(allow)
 }
 
-/// The client's `x-request-id` when it is a sane token, else a fresh one.
-pub(super) fn request_id(req: &Request<Incoming>) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
+/// The request id sanitiser: a client's `x-request-id` is kept when it is
+/// a sane token (1..=128 visible ASCII characters), else replaced by
+/// [`fresh_request_id`].
+pub(super) fn sane_request_id(given: &HeaderValue) -> bool {
+    let v = given.as_bytes();
+    !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
+}
+
+/// A new request id: 32 hex digits.
+pub(super) fn fresh_request_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 /// Routes one admitted request to its endpoint, filling in `rc`.
 pub(super) async fn dispatch(
     ctx: &Ctx,
     rc: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let method = req.method().clone();
     let only = |allowed: &Method, allow: &str| {
@@ -185,7 +187,7 @@ fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
 pub(super) async fn parse_routed<T>(
     ctx: &Ctx,
     rc: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     parse: fn(&[u8]) -> Result<T, GatewayError>,
     model: fn(&T) -> &str,
 ) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
@@ -197,7 +199,7 @@ pub(super) async fn parse_routed<T>(
     let Some(route) = ctx.rt.table.routes.get(name).cloned() else {
         return Err(GatewayError::model_not_found(name));
     };
-    rc.route.clone_from(&route.spec.name);
+    rc.routed(&route.spec.name);
     if let Some(limiter) = &route.limiter {
         admit(ctx, "route", limiter.check())?;
     }
@@ -226,7 +228,7 @@ async fn metrics_response(ctx: &Ctx) -> Response<Body> {
     r
 }
 
-fn authorized(ctx: &Ctx, req: &Request<Incoming>) -> bool {
+fn authorized(ctx: &Ctx, req: &Request<ReqBody>) -> bool {
     let Some(token) = &ctx.rt.policy.server.admin_token else {
         return true;
     };
@@ -246,7 +248,7 @@ fn authorized(ctx: &Ctx, req: &Request<Incoming>) -> bool {
     diff == 0
 }
 
-async fn admin_reload(ctx: &Ctx, req: &Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+async fn admin_reload(ctx: &Ctx, req: &Request<ReqBody>) -> Result<Response<Body>, GatewayError> {
     if !authorized(ctx, req) {
         return Err(GatewayError::new(
             ErrorKind::Unauthorized,

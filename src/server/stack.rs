@@ -1,80 +1,269 @@
-//! The request pipeline, assembled in one place, outermost first.
+//! The edge pipeline, assembled in one place, outermost first.
 //!
-//! Place in the pipeline: called by `accept` for every request on every
-//! connection. Each step below is one line of [`handle`], with its reason.
-//! Errors from any step become HTTP here and only here (through
-//! [`super::http::error_response`]). Must not contain endpoint logic.
+//! Place in the pipeline: between `accept` (which serves every connection
+//! with a clone of the service built here) and `router`. [`build`] makes the
+//! tower stack once per gateway: no layer holds per-connection state (the
+//! peer address comes in a request extension), and the steps that depend on
+//! the policy (CORS, the body limit, the concurrency limit) read the live
+//! runtime per request, so a reload applies to requests on connections that
+//! are already open, not only to new ones. Each layer has one comment in
+//! [`edge`]; the innermost steps (health bypass, load shed, concurrency
+//! limit, dispatch) are [`dispatch`]. The request id, trace span and
+//! accounting sit outside catch-panic, so that a panic's 500 still gets the
+//! id, the span and an access log line; they are panic-free `tower-http`
+//! layers and a few lines of `context`. Errors from any step become HTTP
+//! through [`super::http::error_response`] only. Must not contain endpoint
+//! logic, and no layer may buffer a response body (streams flush event by
+//! event).
 
-use std::net::SocketAddr;
+use std::any::Any;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
-use tracing::Instrument;
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Incoming};
+use tower::layer::layer_fn;
+use tower::{Service, ServiceBuilder};
+use tower_http::BoxError;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use tracing::field::Empty;
 
-use super::context::{Admission, ConnActivity, RequestCtx, Tracked};
-use super::http::error_response;
+use super::context::{Admission, ConnInfo, CtxSlot, account};
+use super::cors;
+use super::http::{Body, ReqBody, error_response};
 use super::router::{self, Ctx};
 use super::state::AppState;
 use crate::api::{ErrorKind, GatewayError};
 
-/// Paths answered outside the concurrency limit, so that orchestrators and
-/// dashboards keep seeing the gateway while it is saturated.
+/// Responses smaller than this are sent as they are: compressing them
+/// saves next to nothing.
+const MIN_COMPRESSED_BYTES: u64 = 512;
+
+/// The body of a response between the decompression and compression steps.
+type DecodedBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The gateway's edge stack for `accept` to serve.
+pub(super) fn build(
+    state: &Arc<AppState>,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<impl HttpBody<Data = Bytes, Error = BoxError> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    let st = Arc::clone(state);
+    edge(
+        state,
+        tower::service_fn(move |req| dispatch(Arc::clone(&st), req)),
+    )
+}
+
+/// The edge layers around `inner` (the router in [`build`], anything in
+/// tests), outermost first.
+pub(super) fn edge<S, B>(
+    state: &Arc<AppState>,
+    inner: S,
+) -> impl Service<
+    Request<B>,
+    Response = Response<impl HttpBody<Data = Bytes, Error = BoxError> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    S: Service<Request<DecompressionBody<B>>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let metrics = Arc::clone(&state.metrics);
+    let st = Arc::clone(state);
+    ServiceBuilder::new()
+        // Request id: a sane client id is kept, else a fresh one; copied to every answer.
+        .map_request(drop_insane_request_id::<B>)
+        .layer(SetRequestIdLayer::x_request_id(FreshRequestId))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Trace span: one per request, entered for the handler and the body, so logs carry the id.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::<B>)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
+        // Accounting: access log and request metrics once, at the end of the body, final status.
+        .layer(layer_fn(move |inner| account(inner, Arc::clone(&metrics))))
+        // Catch-panic: a panic below becomes an OpenAI 500; connection and gateway serve on.
+        .layer(CatchPanicLayer::custom(panic_response))
+        // CORS: from the live policy; preflights answered here, outside the concurrency limit.
+        .layer(layer_fn(move |inner| cors::live(Arc::clone(&st), inner)))
+        // Compression: gzip, br or zstd as accepted, above a size floor, never event streams.
+        .layer(CompressionLayer::new().compress_when(compressible()))
+        // Request decompression: gzip, br, zstd, deflate bodies decoded; other encodings 415.
+        .map_response(unsupported_encoding)
+        .layer(RequestDecompressionLayer::new())
+        // Health bypass, load shed, concurrency limit, dispatch: see `dispatch`.
+        .service(inner)
+}
+
+/// The innermost steps, in order. `dispatch` is a plain function so that
+/// the health bypass and the limit stay next to each other and to the
+/// router they guard.
+async fn dispatch(
+    state: Arc<AppState>,
+    req: Request<ReqBody>,
+) -> Result<Response<Body>, Infallible> {
+    let Some(slot) = req.extensions().get::<CtxSlot>().cloned() else {
+        return Ok(error_response(&internal("request context missing")));
+    };
+    // The context, lent by the accounting step and given back on drop.
+    let mut lease = slot.lease();
+    let Some(rc) = lease.rc.as_mut() else {
+        return Ok(error_response(&internal("request context lent twice")));
+    };
+    // Runtime snapshot: the policy this request runs on to its end.
+    let rt = state.runtime.load_full();
+    // Health bypass: health, readiness and metrics are answered outside the
+    // limit (and not counted as in flight, so a scrape does not see itself),
+    // so that orchestrators and dashboards see a saturated gateway.
+    // Load shed and concurrency limit: otherwise a permit of
+    // `server.max_concurrent_requests`, or 503 at once. The permit is
+    // shared with work done on the request's behalf (single-flight leaders,
+    // stream bodies) through `rc.admission`.
+    if !bypasses_limit(&rc.path) {
+        match state.request_limit.try_acquire() {
+            Some(permit) => rc.admission = Some(Admission::new(permit, &state.metrics)),
+            None => return Ok(error_response(&overloaded())),
+        }
+    }
+    if let Some(hook) = &state.dispatch_hook {
+        hook(&rc.path, req.headers());
+    }
+    // Dispatch: the client limit, then the endpoint.
+    let peer = req
+        .extensions()
+        .get::<ConnInfo>()
+        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |c| c.peer);
+    let ctx = Ctx {
+        client_key: router::client_key(&req, peer),
+        state,
+        rt,
+    };
+    let result = router::dispatch(&ctx, rc, req).await;
+    // Errors become HTTP: the one place.
+    Ok(result.unwrap_or_else(|e| error_response(&e)))
+}
+
+/// Paths answered outside the concurrency limit.
 fn bypasses_limit(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-pub(super) async fn handle(
-    state: Arc<AppState>,
-    conn: Arc<ConnActivity>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Tracked> {
-    // Request id: the client's when sane, else a fresh one; on every answer.
-    let request_id = router::request_id(&req);
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let mut rc = RequestCtx::new(request_id, req.method().clone(), path, &conn);
-    // Span: every log line of this request carries its id.
-    let span = tracing::info_span!("request", id = %rc.request_id);
-    // Runtime snapshot: the policy this request runs on to its end.
-    let rt = state.runtime.load_full();
-    // Load shed: a permit of `server.max_concurrent_requests`, or 503 at
-    // once. Health and metrics bypass it (and are not counted as in
-    // flight, so a scrape does not see itself). The permit is shared with work
-    // done on the request's behalf (single-flight leaders, stream bodies).
-    let result = if bypasses_limit(&rc.path) {
-        Ok(())
-    } else {
-        match state.request_limit.try_acquire() {
-            Some(permit) => {
-                rc.admission = Some(Admission::new(permit, &state.metrics));
-                Ok(())
-            }
-            None => Err(overloaded()),
-        }
-    };
-    // Dispatch: client limit, then the endpoint.
-    let result = match result {
-        Ok(()) => {
-            let ctx = Ctx {
-                client_key: router::client_key(&req, peer),
-                state: Arc::clone(&state),
-                rt,
-            };
-            router::dispatch(&ctx, &mut rc, req).instrument(span).await
-        }
-        Err(e) => Err(e),
-    };
-    // Errors become HTTP: the one place.
-    let mut response = result.unwrap_or_else(|e| error_response(&e));
-    if let Ok(v) = HeaderValue::from_str(&rc.request_id) {
-        response.headers_mut().insert("x-request-id", v);
+/// Removes a client `x-request-id` that the sanitiser refuses, so that
+/// [`FreshRequestId`] replaces it.
+fn drop_insane_request_id<B>(mut req: Request<B>) -> Request<B> {
+    if req
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .any(|v| !router::sane_request_id(v))
+    {
+        req.headers_mut().remove("x-request-id");
     }
-    // Accounting: the access log and request metrics are written when the
-    // body has been sent (or abandoned), so streams are measured whole.
-    let status = response.status().as_u16();
-    let metrics = Arc::clone(&state.metrics);
-    response.map(|body| Tracked::new(body, rc, status, metrics))
+    req
+}
+
+/// Makes the id of a request that came without a usable one.
+#[derive(Clone, Copy)]
+struct FreshRequestId;
+
+impl MakeRequestId for FreshRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&router::fresh_request_id())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+fn request_span<B>(req: &Request<B>) -> Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        route = Empty,
+        provider = Empty,
+    )
+}
+
+/// What is worth compressing: not under the floor (when the size is known),
+/// not event streams, not already-compressed media.
+fn compressible() -> impl Predicate {
+    SizeAbove::new(MIN_COMPRESSED_BYTES)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+}
+
+/// A panic's answer, logged (inside the request's span) with its message.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "request handler panicked; answered 500");
+    error_response(&internal("The gateway failed while handling this request."))
+}
+
+/// The request decompression layer's bare 415, in the OpenAI format.
+fn unsupported_encoding(response: Response<DecodedBody>) -> Response<DecodedBody> {
+    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    let err = GatewayError::new(
+        ErrorKind::UnsupportedMediaType,
+        "Unsupported Content-Encoding; send the body uncompressed or as gzip, br, zstd or \
+         deflate.",
+    )
+    .with_code("unsupported_content_encoding")
+    .with_param("content-encoding");
+    let mut refused = error_response(&err).map(|b| DecodedBody::new(b.map_err(BoxError::from)));
+    if let Some(accepted) = response.headers().get(ACCEPT_ENCODING) {
+        refused
+            .headers_mut()
+            .insert(ACCEPT_ENCODING, accepted.clone());
+    }
+    refused
+}
+
+fn internal(message: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::Internal, message).with_code("internal_error")
 }
 
 /// Load shedding's refusal, in the OpenAI error format.

@@ -30,6 +30,8 @@ pub struct Runtime {
     pub table: RouteTable,
     pub client_limiter: Option<Arc<KeyedLimiter>>,
     pub cache: Arc<ResponseCache>,
+    /// `server.cors` as a ready layer; `None` when CORS is off.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
 /// A chat response shared between coalesced requests.
@@ -71,6 +73,8 @@ pub struct AppState {
     pub listen_override: bool,
     /// Overrides `server.drain_delay` (`--drain-delay`, tests).
     pub drain_delay_override: Option<std::time::Duration>,
+    /// See [`super::DispatchHook`]; `None` in the binary.
+    pub dispatch_hook: Option<super::DispatchHook>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -117,9 +121,11 @@ fn build(
             policy.cache.max_entry_bytes,
         )),
     };
+    let cors = policy.server.cors.as_ref().map(super::cors::layer);
     Ok(Runtime {
         generation,
         fingerprint,
+        cors,
         policy: Arc::new(policy),
         table,
         client_limiter,
@@ -159,6 +165,7 @@ impl AppState {
             connection_limit,
             listen_override,
             drain_delay_override: None,
+            dispatch_hook: None,
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             chat_flights: SingleFlight::default(),

@@ -264,6 +264,16 @@ pub async fn gateway_with(yaml: &str, watch: bool) -> TestGateway {
 
 /// `drain_delay: None` keeps the policy's `server.drain_delay`.
 pub async fn gateway_opts(yaml: &str, watch: bool, drain_delay: Option<Duration>) -> TestGateway {
+    gateway_hooked(yaml, watch, drain_delay, None).await
+}
+
+/// [`gateway_opts`] with a dispatch hook (to make handlers panic).
+pub async fn gateway_hooked(
+    yaml: &str,
+    watch: bool,
+    drain_delay: Option<Duration>,
+    dispatch_hook: Option<switchyard::server::DispatchHook>,
+) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
     let mut env = HashMap::new();
@@ -281,6 +291,7 @@ pub async fn gateway_opts(yaml: &str, watch: bool, drain_delay: Option<Duration>
         watch,
         sighup: false,
         drain_delay,
+        dispatch_hook,
     };
     let gw = Gateway::start(opts, shutdown.clone())
         .await

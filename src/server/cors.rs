@@ -1,0 +1,153 @@
+//! CORS for browser clients, as the live policy's `server.cors` says.
+//!
+//! Place in the pipeline: an edge step (after the trace span and
+//! catch-panic, before compression, the health bypass and the concurrency
+//! limit). [`layer`] turns the settings into a `tower_http` `CorsLayer` when
+//! a policy is built (off the request path); [`live`] applies the one of the
+//! runtime each request starts on, so a reload changes CORS for requests on
+//! connections that are already open. With CORS configured, an `OPTIONS`
+//! preflight is answered here (204 with the allow headers) and never reaches
+//! the router or the concurrency limit; other responses get
+//! `access-control-allow-origin` for allowed origins only. Must not refuse
+//! requests: browsers enforce CORS, the gateway only advertises it.
+
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
+
+use super::context::CtxSlot;
+use super::state::AppState;
+use crate::config::{AllowedOrigins, CorsSettings};
+
+/// Response headers a browser script may read.
+const EXPOSED: [&str; 5] = [
+    "x-request-id",
+    "x-switchyard-cache",
+    "x-switchyard-provider",
+    "x-switchyard-attempts",
+    "retry-after",
+];
+
+/// The `tower_http` layer for validated settings (validation has checked
+/// every origin and header name, so nothing is dropped here in practice).
+pub fn layer(s: &CorsSettings) -> CorsLayer {
+    let origins = match &s.allowed_origins {
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    let headers = match &s.allowed_headers {
+        None => AllowHeaders::mirror_request(),
+        Some(list) if list.iter().any(|h| h == "*") => AllowHeaders::any(),
+        Some(list) => AllowHeaders::list(
+            list.iter()
+                .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(headers)
+        .expose_headers(ExposeHeaders::list(EXPOSED.map(HeaderName::from_static)))
+        .max_age(s.max_age)
+}
+
+/// The CORS step: the runtime's `CorsLayer` around `inner`, or `inner`
+/// alone when the policy has no `server.cors`.
+pub fn live<S, B, RB>(
+    state: Arc<AppState>,
+    inner: S,
+) -> impl Service<Request<B>, Response = Response<RB>, Error = S::Error, Future: Send + 'static> + Clone
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    tower::service_fn(move |req: Request<B>| {
+        // Layering clones the settings' few header values: cheap, and only
+        // when CORS is on.
+        let cors = state
+            .runtime
+            .load()
+            .cors
+            .as_ref()
+            .map(|l| l.layer(inner.clone()));
+        let inner = inner.clone();
+        async move {
+            let Some(cors) = cors else {
+                return inner.oneshot(req).await;
+            };
+            // `tower_http` answers every OPTIONS as a preflight.
+            let preflight = req.method() == Method::OPTIONS;
+            if preflight && let Some(slot) = req.extensions().get::<CtxSlot>() {
+                slot.update(|rc| rc.endpoint = "preflight");
+            }
+            let mut response = cors.oneshot(req).await?;
+            if preflight {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            Ok(response)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn header<'a>(r: &'a Response<String>, name: &str) -> Option<&'a str> {
+        r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    async fn call(settings: &CorsSettings, req: Request<()>) -> Response<String> {
+        let svc = tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new("ok".to_string()))
+        });
+        layer(settings).layer(svc).oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn allowed_origins_only_and_exposed_headers() {
+        let s = CorsSettings {
+            allowed_origins: AllowedOrigins::List(vec!["https://app.example".into()]),
+            allowed_headers: Some(vec!["content-type".into(), "authorization".into()]),
+            max_age: Duration::from_secs(600),
+        };
+        let req = |origin: &str| {
+            Request::post("/v1/chat/completions")
+                .header("origin", origin)
+                .body(())
+                .unwrap()
+        };
+        let ok = call(&s, req("https://app.example")).await;
+        assert_eq!(
+            header(&ok, "access-control-allow-origin"),
+            Some("https://app.example")
+        );
+        let exposed = header(&ok, "access-control-expose-headers").unwrap();
+        for h in EXPOSED {
+            assert!(exposed.contains(h), "{exposed}");
+        }
+        let other = call(&s, req("https://evil.example")).await;
+        assert_eq!(header(&other, "access-control-allow-origin"), None);
+        let preflight = Request::options("/v1/chat/completions")
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .body(())
+            .unwrap();
+        let pre = call(&s, preflight).await;
+        assert_eq!(pre.body(), "", "answered without calling the service");
+        assert_eq!(header(&pre, "access-control-max-age"), Some("600"));
+        assert_eq!(
+            header(&pre, "access-control-allow-headers"),
+            Some("content-type,authorization")
+        );
+    }
+}
