@@ -43,7 +43,7 @@ pub(super) struct RawServer {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCors {
+pub(super) struct RawCors {
     pub allowed_origins: Option<Vec<String>>,
     pub allowed_headers: Option<Vec<String>>,
     pub max_age: Option<String>,

@@ -65,7 +65,7 @@ pub(super) struct ConnActivity {
 
 /// What `accept` knows about a request's connection; a request extension.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub(super) struct ConnInfo {
     pub peer: SocketAddr,
     pub activity: Arc<ConnActivity>,
 }
@@ -106,7 +106,7 @@ pub(super) struct RequestCtx {
 
 impl RequestCtx {
     /// The context of `req`, whose `x-request-id` the edge has already set.
-    pub fn for_request<B>(req: &Request<B>) -> Self {
+    pub(super) fn for_request<B>(req: &Request<B>) -> Self {
         let request_id = req
             .headers()
             .get("x-request-id")
@@ -129,14 +129,14 @@ impl RequestCtx {
     }
 
     /// The request was routed by `route` (also recorded in its span).
-    pub fn routed(&mut self, route: &str) {
+    pub(super) fn routed(&mut self, route: &str) {
         self.route.clear();
         self.route.push_str(route);
         tracing::Span::current().record("route", tracing::field::display(route));
     }
 
     /// `provider` answered after `attempts` (also recorded in its span).
-    pub fn served_by(&mut self, provider: &str, attempts: u32) {
+    pub(super) fn served_by(&mut self, provider: &str, attempts: u32) {
         self.provider = Some(Arc::from(provider));
         self.attempts = attempts;
         tracing::Span::current().record("provider", tracing::field::display(provider));
@@ -146,7 +146,7 @@ impl RequestCtx {
 /// Lends the request's context from `account` to dispatch; a request
 /// extension (extensions must be `Clone`, hence the shared cell).
 #[derive(Clone)]
-pub struct CtxSlot(Arc<Mutex<Option<RequestCtx>>>);
+pub(super) struct CtxSlot(Arc<Mutex<Option<RequestCtx>>>);
 
 impl CtxSlot {
     fn take(&self) -> Option<RequestCtx> {
@@ -154,14 +154,14 @@ impl CtxSlot {
     }
 
     /// Changes the context in place (if it is not lent out).
-    pub fn update(&self, f: impl FnOnce(&mut RequestCtx)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut RequestCtx)) {
         if let Some(rc) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             f(rc);
         }
     }
 
     /// Borrows the context until the lease is dropped.
-    pub fn lease(&self) -> Lease {
+    pub(super) fn lease(&self) -> Lease {
         Lease {
             slot: self.clone(),
             rc: self.take(),
@@ -171,7 +171,7 @@ impl CtxSlot {
 
 /// A borrowed [`RequestCtx`]; put back into its slot on drop, including when
 /// a panic unwinds the handler, so the access log still gets it.
-pub struct Lease {
+pub(super) struct Lease {
     slot: CtxSlot,
     pub rc: Option<RequestCtx>,
 }
@@ -187,7 +187,7 @@ impl Drop for Lease {
 /// The accounting step: makes the request's context and the connection's
 /// in-flight mark, lends the context to the inner steps, and wraps the final
 /// response's body in [`Tracked`] with the status the client gets.
-pub fn account<S, B, RB>(
+pub(super) fn account<S, B, RB>(
     inner: S,
     metrics: Arc<Metrics>,
 ) -> impl Service<Request<B>, Response = Response<Tracked<RB>>, Error = S::Error, Future: Send + 'static>
@@ -222,7 +222,7 @@ where
 
 /// The response body, carrying the request's context until it has been
 /// sent or abandoned.
-pub struct Tracked<B: HttpBody> {
+pub(super) struct Tracked<B: HttpBody> {
     inner: B,
     record: Option<Record>,
 }

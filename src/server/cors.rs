@@ -33,7 +33,7 @@ const EXPOSED: [&str; 5] = [
 
 /// The `tower_http` layer for validated settings (validation has checked
 /// every origin and header name, so nothing is dropped here in practice).
-pub fn layer(s: &CorsSettings) -> CorsLayer {
+pub(super) fn layer(s: &CorsSettings) -> CorsLayer {
     let origins = match &s.allowed_origins {
         AllowedOrigins::Any => AllowOrigin::any(),
         AllowedOrigins::List(list) => {
@@ -58,7 +58,7 @@ pub fn layer(s: &CorsSettings) -> CorsLayer {
 
 /// The CORS step: the runtime's `CorsLayer` around `inner`, or `inner`
 /// alone when the policy has no `server.cors`.
-pub fn live<S, B, RB>(
+pub(super) fn live<S, B, RB>(
     state: Arc<AppState>,
     inner: S,
 ) -> impl Service<Request<B>, Response = Response<RB>, Error = S::Error, Future: Send + 'static> + Clone

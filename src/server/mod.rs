@@ -56,6 +56,7 @@ pub struct GatewayOptions {
 /// input can (a panic) to check what the edge does about it.
 pub type DispatchHook = Arc<dyn Fn(&str, &::http::HeaderMap) + Send + Sync>;
 
+#[derive(Debug)]
 pub struct Gateway {
     addr: SocketAddr,
     state: Arc<AppState>,
