@@ -243,6 +243,11 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
             status: 429,
             retry_after,
             ..
+        }
+        | UpstreamError::Classified {
+            status: 429,
+            retry_after,
+            ..
         } => {
             let mut e = GatewayError::new(ErrorKind::RateLimited, message)
                 .with_code("upstream_rate_limited");
@@ -311,6 +316,23 @@ mod tests {
         }
         // Expect ~1800 vs ~200; bounds far outside random noise.
         assert!(first[0] > 1500 && first[1] > 80, "{first:?}");
+    }
+
+    #[test]
+    fn a_classified_429_last_is_a_429_with_its_retry_after() {
+        let e = UpstreamError::Classified {
+            status: 429,
+            body: bytes::Bytes::from_static(b"{}"),
+            retry_after: Some(Duration::from_secs(3)),
+            class: crate::providers::ErrorClass {
+                retryable: true,
+                moves_on: true,
+                trips_breaker: false,
+            },
+        };
+        let g = exhausted("r", vec![("p".into(), e)]);
+        assert_eq!(g.kind, ErrorKind::RateLimited);
+        assert_eq!(g.retry_after, Some(Duration::from_secs(3)));
     }
 
     #[test]

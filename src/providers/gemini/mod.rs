@@ -1,10 +1,14 @@
 //! Provider kind `gemini`: Google's Generative Language API (v1beta, native
 //! `generateContent`, not its OpenAI-compatible endpoint).
 //!
-//! Place in the pipeline: pure translation between the OpenAI wire format the
-//! gateway speaks and Gemini's own, called by the (future) `gemini` provider
-//! for each attempt. One file per job:
+//! Place in the pipeline: the `gemini` provider kind. [`config`] reads its
+//! keys, [`provider`] makes one upstream call per attempt; the rest is pure
+//! translation between the OpenAI wire format the gateway speaks and
+//! Gemini's own. One file per job:
 //!
+//! - [`config`]: the `kind: gemini` keys, validated at `file:line`;
+//! - [`provider`]: the [`crate::providers::Provider`] (HTTP through
+//!   `Upstream`, error classification into the OpenAI envelope);
 //! - [`wire`]: paths relative to a base URL such as
 //!   `https://generativelanguage.googleapis.com/v1beta`, and request headers
 //!   (`x-goog-api-key`, marked sensitive);
@@ -16,19 +20,23 @@
 //!   failover and breaker decisions;
 //! - [`embed`]: embeddings through `batchEmbedContents`.
 //!
-//! Nothing here does I/O, holds secrets beyond building one header, or
-//! decides routing. Whatever Gemini cannot express and would change the
-//! answer is refused with [`TranslateError::Unsupported`], never dropped.
+//! Nothing but [`provider`] does I/O; nothing holds secrets beyond building
+//! one header, or decides routing. Whatever Gemini cannot express and would
+//! change the answer is refused with [`TranslateError::Unsupported`], never
+//! dropped.
 
+pub mod config;
 pub mod embed;
 pub mod errors;
 pub mod messages;
+pub mod provider;
 pub mod request;
 pub mod response;
 pub mod schema;
 pub mod stream;
 pub mod wire;
 
+pub use config::Config;
 pub use embed::{GeminiEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
 pub use errors::{ErrorClass, classify_error, retry_delay};
 pub use request::{GeminiChatSettings, chat_request};

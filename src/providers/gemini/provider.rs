@@ -1,0 +1,315 @@
+//! The `gemini` provider: one attempt against the Gemini API, in OpenAI
+//! terms on both sides.
+//!
+//! Place in the pipeline: called by `routing` once per attempt, like every
+//! kind. Chat: the client's OpenAI body goes through [`chat_request`] to
+//! `POST {base_url}/models/{model}:generateContent` (or
+//! `:streamGenerateContent?alt=sse`); a whole answer comes back through
+//! [`chat_response`] as a `chat.completion`, a stream through
+//! [`GeminiStream`] (inside `translated_sse`, whole events only) as
+//! `chat.completion.chunk`s, with the usage chunk when the client asked for
+//! `stream_options.include_usage`. Embeddings: at most
+//! [`MAX_BATCH_INPUTS`] inputs per call (routing cuts sub-batches to
+//! [`Provider::max_batch_inputs`]) through `batchEmbedContents`.
+//!
+//! Errors: a non-2xx answer is classified by [`classify_error`] from Gemini's
+//! own `error.status` into [`UpstreamError::Classified`] with an OpenAI error
+//! envelope and the delay of Gemini's `RetryInfo` ([`retry_delay`]) as
+//! `retry_after`. A request Gemini cannot express is
+//! [`UpstreamError::Translate`] (400 to the client, not retried); an answer
+//! that does not follow Gemini's API is a retryable protocol failure.
+//!
+//! All HTTP goes through [`Upstream`] (timeouts, size cap, scrubbed error
+//! bodies); the key travels only in the sensitive `x-goog-api-key` header.
+//! Must not retry, fail over, cache or log bodies or the key.
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+use super::config::{CAPABILITIES, Config};
+use super::{
+    GeminiChatSettings, GeminiEmbedSettings, GeminiStream, MAX_BATCH_INPUTS, chat_path,
+    chat_request, chat_response, classify_error, embed_path, embed_request, embed_response,
+    headers, retry_delay,
+};
+use crate::api::chat::ChatRequest;
+use crate::api::embeddings::EmbedReply;
+use crate::api::sse::SseEvent;
+use crate::config::Timeouts;
+use crate::providers::body::Limits;
+use crate::providers::translate::TranslateError;
+use crate::providers::upstream::{
+    Failed, StreamTranslate, Upstream, content_type_is, translated_sse,
+};
+use crate::providers::{
+    Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
+};
+
+pub struct GeminiProvider {
+    upstream: Upstream,
+    base_url: String,
+    headers: http::HeaderMap,
+    chat: GeminiChatSettings,
+    embed: GeminiEmbedSettings,
+}
+
+impl GeminiProvider {
+    pub(super) fn new(
+        config: &Config,
+        timeouts: &Timeouts,
+        max_response_bytes: u64,
+    ) -> Result<Self, String> {
+        let key = config.api_key.expose();
+        let headers = headers(key);
+        if !headers.contains_key(super::wire::API_KEY_HEADER) {
+            return Err("the API key is not a valid header value".into());
+        }
+        Ok(GeminiProvider {
+            upstream: Upstream::new(timeouts, max_response_bytes, [key])?,
+            base_url: config.base_url.clone(),
+            headers,
+            chat: config.chat.clone(),
+            embed: config.embed.clone(),
+        })
+    }
+
+    /// Sends `body` to `path` and waits for a successful response's headers.
+    async fn send(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            UpstreamError::Translate(TranslateError::InvalidRequest(format!(
+                "cannot encode the Gemini request: {e}"
+            )))
+        })?;
+        let request = self
+            .upstream
+            .client()
+            .post(format!("{}{path}", self.base_url))
+            .headers(self.headers.clone())
+            .body(body);
+        self.upstream.send(request).await?.map_err(classified)
+    }
+
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let native =
+            chat_request(&request.body, model, &self.chat).map_err(UpstreamError::Translate)?;
+        let (response, limits) = self.send(&chat_path(model, stream), &native).await?;
+        if !stream {
+            let body = self.upstream.read_json(response, &limits).await?;
+            let reply = chat_response(&body, model).map_err(bad_answer)?;
+            let bytes = serde_json::to_vec(&reply)
+                .map_err(|e| UpstreamError::Protocol(format!("cannot encode the answer: {e}")))?;
+            return Ok(ChatReply::Full(Bytes::from(bytes)));
+        }
+        if !content_type_is(&response, |t| t == "text/event-stream", false) {
+            return Err(UpstreamError::Protocol(
+                "a streaming answer that is not text/event-stream".into(),
+            ));
+        }
+        let translator = Translator(GeminiStream::new(model, include_usage(&request.body)));
+        Ok(ChatReply::Stream(translated_sse(
+            response, limits, translator,
+        )))
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        let native =
+            embed_request(inputs, model, extra, &self.embed).map_err(UpstreamError::Translate)?;
+        let (response, limits) = self.send(&embed_path(model), &native).await?;
+        let body = self.upstream.read_json(response, &limits).await?;
+        embed_response(&body, inputs.len()).map_err(bad_answer)
+    }
+}
+
+impl Provider for GeminiProvider {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(GeminiProvider::chat(self, request, model, stream))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
+        Box::pin(GeminiProvider::embed(self, model, inputs, extra))
+    }
+}
+
+/// `stream_options.include_usage` of the client's request.
+fn include_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// An answer the translator could not read: the upstream broke its own
+/// protocol (retryable, trips the breaker); anything else stays a
+/// translation error.
+fn bad_answer(e: TranslateError) -> UpstreamError {
+    match e {
+        TranslateError::BadResponse(m) => UpstreamError::Protocol(m),
+        other => UpstreamError::Translate(other),
+    }
+}
+
+/// A Gemini error answer, classified from its own `error.status`, with the
+/// body rewritten as an OpenAI error envelope.
+fn classified(failed: Failed) -> UpstreamError {
+    let class = classify_error(failed.status, &failed.body);
+    let retry_after = retry_delay(&failed.body).or_else(|| parse_retry_after(&failed.headers));
+    let envelope = json!({"error": {
+        "message": class.message,
+        "type": class.openai_type,
+        "param": null,
+        "code": gemini_status(&failed.body).map(|s| s.to_ascii_lowercase()),
+    }});
+    UpstreamError::Classified {
+        status: class.openai_status,
+        body: Bytes::from(envelope.to_string()),
+        retry_after,
+        class: ErrorClass {
+            retryable: class.retryable,
+            moves_on: class.moves_on,
+            trips_breaker: class.trips_breaker,
+        },
+    }
+}
+
+/// Gemini's canonical status (`RESOURCE_EXHAUSTED`, ...) of an error body,
+/// also when wrapped in an array (the streaming endpoint without `alt=sse`).
+fn gemini_status(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let error = match &v {
+        Value::Array(items) => items.first()?.get("error")?,
+        other => other.get("error")?,
+    };
+    let status = error.get("status")?.as_str()?;
+    status
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'_')
+        .then(|| status.to_string())
+}
+
+/// [`GeminiStream`] as the shared stream plumbing's translator.
+struct Translator(GeminiStream);
+
+impl StreamTranslate for Translator {
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        self.0.on_event(ev, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        self.0.finish(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(status: u16, body: Value, headers: &[(&'static str, &str)]) -> Failed {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, http::HeaderValue::from_str(v).unwrap());
+        }
+        Failed {
+            status,
+            headers: map,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn envelope(e: &UpstreamError) -> Value {
+        match e {
+            UpstreamError::Classified { body, .. } => serde_json::from_slice(body).unwrap(),
+            other => panic!("not classified: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rate_limits_carry_gemini_retry_delay_in_an_openai_envelope() {
+        let body = json!({"error": {"code": 429, "message": "You exceeded your current quota.",
+            "status": "RESOURCE_EXHAUSTED", "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"}]}});
+        let e = classified(failed(429, body, &[("retry-after", "9")]));
+        assert!(e.is_retryable() && e.moves_on() && e.is_upstream_rate_limit());
+        assert_eq!(
+            e.retry_after(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            envelope(&e),
+            json!({"error": {"message": "You exceeded your current quota.",
+                "type": "rate_limit_error", "param": null, "code": "resource_exhausted"}})
+        );
+        // No RetryInfo: the header, if any.
+        let plain =
+            json!({"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}});
+        let e = classified(failed(429, plain, &[("retry-after", "2")]));
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn validation_errors_stay_with_the_client_and_auth_errors_move_on() {
+        let bad = json!([{"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT"}}]);
+        let e = classified(failed(400, bad, &[]));
+        assert!(!e.is_retryable() && !e.moves_on() && !e.trips_breaker(true));
+        assert!(matches!(e, UpstreamError::Classified { status: 400, .. }));
+        assert_eq!(envelope(&e)["error"]["code"], "invalid_argument");
+
+        let denied =
+            json!({"error": {"code": 403, "message": "no", "status": "PERMISSION_DENIED"}});
+        let e = classified(failed(403, denied, &[]));
+        assert!(!e.is_retryable() && e.moves_on());
+        assert_eq!(envelope(&e)["error"]["type"], "permission_error");
+
+        let html = failed(502, Value::String("<html>".into()), &[]);
+        let e = classified(html);
+        assert!(e.is_retryable() && e.trips_breaker(false));
+        assert_eq!(envelope(&e)["error"]["code"], Value::Null);
+    }
+
+    #[test]
+    fn broken_answers_are_retryable_and_refusals_are_not() {
+        let e = bad_answer(TranslateError::BadResponse("no candidates".into()));
+        assert!(e.is_retryable() && e.moves_on());
+        let e = bad_answer(TranslateError::InvalidRequest("x".into()));
+        assert!(!e.is_retryable() && !e.moves_on());
+    }
+
+    #[test]
+    fn include_usage_reads_stream_options() {
+        let body = json!({"stream_options": {"include_usage": true}});
+        assert!(include_usage(body.as_object().unwrap()));
+        assert!(!include_usage(&Map::new()));
+    }
+}
