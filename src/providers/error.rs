@@ -67,6 +67,8 @@ impl UpstreamError {
                 *status == 408 || *status == 429 || *status >= 500
             }
             UpstreamError::Classified { class, .. } => class.retryable,
+            // The upstream broke its own protocol: as retryable as `Protocol`.
+            UpstreamError::Translate(TranslateError::BadResponse(_)) => true,
             UpstreamError::BreakerOpen
             | UpstreamError::RateLimited(_)
             | UpstreamError::TooLarge(_)

@@ -85,6 +85,7 @@ macro_rules! kinds {
 kinds! {
     OpenAi(super::openai::Config),
     Mock(super::mock::Config),
+    Anthropic(super::anthropic::Config),
     Gemini(super::gemini::Config),
 }
 

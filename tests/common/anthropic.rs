@@ -18,7 +18,8 @@
 //! otherwise `Fake Claude heard: <last user text>`, cut at a stop sequence or
 //! at `max_tokens` words. Usage: input_tokens = words in the request texts,
 //! output_tokens = words answered. JSON or SSE (events split mid-way across
-//! writes). [`FakeAnthropic::fail_next`] queues failures.
+//! writes). [`FakeAnthropic::fail_next`] queues failures. [`gateway`] starts
+//! the gateway with [`FAKE_KEY`] in `ANTHROPIC_TEST_KEY`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{FakeUpstream, Reply, Seen};
+use super::{FakeUpstream, Reply, Seen, TEST_KEY, TestGateway};
 
 mod check;
 
@@ -47,6 +48,8 @@ pub enum Failure {
     StreamError,
     /// 200 stream that ends before `message_stop` (non-streaming: 500).
     StreamCut,
+    /// 200 JSON that is not a Messages API message (streaming too).
+    NotAMessage,
 }
 
 pub struct FakeAnthropic {
@@ -85,6 +88,40 @@ impl FakeAnthropic {
     }
 }
 
+/// The environment variable that holds [`FAKE_KEY`] for [`gateway`].
+pub const KEY_ENV: &str = "ANTHROPIC_TEST_KEY";
+
+/// Like [`super::gateway`], with [`KEY_ENV`] set to [`FAKE_KEY`] as well as
+/// `TEST_UPSTREAM_KEY` (for `openai`-kind fakes in the same policy).
+pub async fn gateway(yaml: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let env: switchyard::config::Env = Arc::new(|k| match k {
+        KEY_ENV => Some(FAKE_KEY.to_string()),
+        "TEST_UPSTREAM_KEY" => Some(TEST_KEY.to_string()),
+        _ => None,
+    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let opts = switchyard::server::GatewayOptions {
+        policy_dir: dir.path().to_path_buf(),
+        env,
+        listen: Some("127.0.0.1:0".into()),
+        watch: false,
+        sighup: false,
+        drain_delay: Some(Duration::ZERO),
+    };
+    let gw = switchyard::server::Gateway::start(opts, shutdown.clone())
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"));
+    TestGateway {
+        base: format!("http://{}", gw.local_addr()),
+        dir,
+        shutdown,
+        gateway: Some(gw),
+        http: reqwest::Client::new(),
+    }
+}
+
 pub fn error_body(kind: &str, message: &str, n: usize) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message},
            "request_id": format!("req_fake_{n}")})
@@ -104,6 +141,7 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
         }
         Some(Failure::Overloaded) => return err(529, "overloaded_error", "Overloaded"),
         Some(Failure::ApiError) => return err(500, "api_error", "Internal server error"),
+        Some(Failure::NotAMessage) => return Reply::Json(200, json!({"hello": "world"})),
         Some(Failure::StreamError) if !streaming => {
             return err(529, "overloaded_error", "Overloaded");
         }

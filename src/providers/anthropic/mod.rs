@@ -2,7 +2,7 @@
 //! the Anthropic Messages API (`POST /v1/messages`).
 //!
 //! Place in the pipeline: pure functions and one stream state machine, called
-//! by the (future) Anthropic provider around its single upstream call:
+//! by [`provider::AnthropicProvider`] around its single upstream call:
 //! [`chat_request`] before sending, [`chat_response`] or [`AnthropicStream`]
 //! on success, [`classify_error`] on a non-2xx answer. Nothing here does I/O,
 //! retries, fails over or reads configuration files; nothing here may log or
@@ -12,6 +12,8 @@
 //! embedders), so this kind offers no `embed_request` / `embed_response`.
 //!
 //! Submodules:
+//! - [`config`]: the `kind: anthropic` policy keys ([`Config`]).
+//! - [`provider`]: the provider itself (one HTTP call per attempt).
 //! - [`messages`]: OpenAI `messages` -> Anthropic `system` + alternating turns.
 //! - [`content`]: content parts -> text and image blocks.
 //! - [`request`]: the whole request body (sampling, tools, tool_choice, ...).
@@ -21,15 +23,18 @@
 //! - [`stream`]: SSE events -> `chat.completion.chunk` frames.
 //! - [`error`]: upstream error bodies -> [`ErrorClass`].
 
+mod config;
 pub mod content;
 pub mod error;
 pub mod events;
 pub mod messages;
+mod provider;
 pub mod request;
 pub mod response;
 pub mod stream;
 pub mod tools;
 
+pub use config::Config;
 pub use error::{ErrorClass, classify_error, classify_error_type};
 pub use request::chat_request;
 pub use response::chat_response;
