@@ -282,6 +282,11 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
             status: 429,
             retry_after,
             ..
+        }
+        | UpstreamError::Classified {
+            status: 429,
+            retry_after,
+            ..
         } => {
             let mut e = GatewayError::new(ErrorKind::RateLimited, message)
                 .with_code("upstream_rate_limited");
