@@ -85,6 +85,7 @@ macro_rules! kinds {
 kinds! {
     OpenAi(super::openai::Config),
     Mock(super::mock::Config),
+    Bedrock(super::bedrock::Config),
 }
 
 /// What `config` runs for each provider entry (see `config::KindCheck`).
