@@ -87,6 +87,7 @@ kinds! {
     Mock(super::mock::Config),
     Anthropic(super::anthropic::Config),
     Gemini(super::gemini::Config),
+    Bedrock(super::bedrock::Config),
 }
 
 /// What `config` runs for each provider entry (see `config::KindCheck`).

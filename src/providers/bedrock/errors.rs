@@ -24,6 +24,9 @@ pub struct ErrorClass {
     pub openai_status: u16,
     pub openai_type: &'static str,
     pub message: String,
+    /// Bedrock's own error type, bare (`ThrottlingException`), when it named
+    /// one: the OpenAI envelope's `code`.
+    pub error_type: Option<String>,
 }
 
 /// Longest provider message kept, in bytes.
@@ -150,6 +153,7 @@ pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Err
         openai_status,
         openai_type,
         message,
+        error_type: type_name.filter(|t| !t.is_empty()).map(str::to_string),
     }
 }
 
@@ -192,6 +196,7 @@ mod tests {
         );
         assert!(c.retryable && c.moves_on && !c.trips_breaker);
         assert_eq!((c.openai_status, c.openai_type), (429, "rate_limit_error"));
+        assert_eq!(c.error_type.as_deref(), Some("ThrottlingException"));
         assert_eq!(
             c.message,
             "Too many requests, please wait before trying again."

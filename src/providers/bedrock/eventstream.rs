@@ -137,6 +137,11 @@ impl EventStreamDecoder {
         self.buf.is_empty()
     }
 
+    /// Bytes of an unfinished frame held (for a caller's own size cap).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Call at EOF: a half-received frame is an upstream failure.
     pub fn finish(&self) -> Result<(), TranslateError> {
         if self.failed || !self.buf.is_empty() {
@@ -393,6 +398,7 @@ mod tests {
         let mut out = Vec::new();
         d.feed(&wire[..wire.len() - 1], &mut out).unwrap();
         assert!(out.is_empty() && !d.at_boundary());
+        assert_eq!(d.buffered(), wire.len() - 1);
         assert!(matches!(d.finish(), Err(TranslateError::BadResponse(_))));
     }
 }

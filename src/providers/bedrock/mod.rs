@@ -1,39 +1,47 @@
 //! AWS Bedrock Runtime: chat through Converse / ConverseStream, embeddings
-//! through InvokeModel (Amazon Titan Text Embeddings, Cohere Embed).
+//! through InvokeModel (Amazon Titan Text Embeddings, Cohere Embed): the
+//! `bedrock` provider kind.
 //!
-//! Place in the pipeline: pure translation for the `bedrock` provider kind.
-//! The adapter (not here) builds an `http::Request<Bytes>` from
-//! [`base_url`] + [`converse_path`] / [`invoke_path`] and the JSON of
-//! [`chat_request`] / [`embed_request`], signs it with [`sign`], sends it,
-//! and feeds what comes back to [`chat_response`], to an
-//! [`EventStreamDecoder`] + [`BedrockStream`], to [`embed_response`] or, on a
-//! non-2xx status, to [`classify_error`] (with the `x-amzn-ErrorType`
-//! header).
+//! Place in the pipeline: `kind: bedrock` entries are read by [`Config`]
+//! (`config`), and each attempt runs through `provider`: it builds an
+//! `http::Request<Bytes>` from [`base_url`] + [`converse_path`] /
+//! [`invoke_path`] and the JSON of [`chat_request`] / [`embed_request`],
+//! signs it with [`sign`], sends it, and feeds what comes back to
+//! [`chat_response`], to an [`EventStreamDecoder`] + [`BedrockStream`]
+//! (`stream_body`), to [`embed_response`] or, on a non-2xx status, to
+//! [`classify_error`] (with the `x-amzn-ErrorType` header).
 //!
 //! Submodules: `request` + `messages` (OpenAI chat request -> Converse),
 //! `response` (Converse -> `chat.completion`), `eventstream` (AWS binary
 //! event-stream framing), `stream` (ConverseStream events -> OpenAI chunks),
 //! `errors` (error classification), `embed` (Titan and Cohere embeddings),
-//! `sign` (SigV4).
+//! `sign` (SigV4); `config` (the kind's keys), `provider` (the HTTP calls),
+//! `stream_body` (the streaming read loop).
 //!
-//! Must not: do I/O, read the environment (credentials and region arrive as
-//! values), retry, or put secrets or whole bodies into error messages.
+//! Must not: let the translation submodules do I/O or read the environment
+//! (credentials and region arrive as values: `config` reads them once, at
+//! load time), retry, or put secrets or whole bodies into error messages.
 
+pub mod config;
 pub mod embed;
 pub mod errors;
 pub mod eventstream;
 pub mod messages;
+mod provider;
 pub mod request;
 pub mod response;
 pub mod sign;
 pub mod stream;
+mod stream_body;
 
+pub use config::Config;
 pub use embed::{
     BedrockEmbedSettings, COHERE_MAX_BATCH_INPUTS, TITAN_MAX_BATCH_INPUTS, embed_request,
     embed_response, input_token_count, max_batch_inputs,
 };
 pub use errors::{ErrorClass, classify_error, exception_class};
 pub use eventstream::{EventMessage, EventStreamDecoder, HeaderValue};
+pub use provider::BedrockProvider;
 pub use request::{BedrockChatSettings, chat_request};
 pub use response::chat_response;
 pub use sign::{AwsCredentials, SignError, sign};
