@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
+pub mod cohere;
 pub mod faults;
 pub mod gemini;
 
