@@ -282,6 +282,11 @@ fn exhausted(route: &str, failures: Vec<(String, UpstreamError)>) -> GatewayErro
             status: 429,
             retry_after,
             ..
+        }
+        | UpstreamError::Classified {
+            status: 429,
+            retry_after,
+            ..
         } => {
             let mut e = GatewayError::new(ErrorKind::RateLimited, message)
                 .with_code("upstream_rate_limited");
@@ -357,5 +362,22 @@ mod tests {
         let mut s = spec(&[1, 1, 1]);
         s.strategy = Strategy::Failover;
         assert_eq!(target_order(&s), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_classified_429_last_is_a_rate_limit_for_the_client() {
+        let e = UpstreamError::Classified {
+            status: 429,
+            body: bytes::Bytes::new(),
+            retry_after: Some(Duration::from_secs(3)),
+            class: crate::providers::ErrorClass {
+                retryable: true,
+                moves_on: true,
+                trips_breaker: false,
+            },
+        };
+        let out = exhausted("r", vec![("p".into(), e)]);
+        assert_eq!(out.kind, ErrorKind::RateLimited);
+        assert_eq!(out.retry_after, Some(Duration::from_secs(3)));
     }
 }
