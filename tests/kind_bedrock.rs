@@ -7,71 +7,38 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use common::bedrock::{self as fake, Failure, FakeBedrock, Operation};
 use common::{FakeUpstream, Reply, TestGateway, error_of};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchyard::api::sse::SseDecoder;
-use switchyard::server::{Gateway, GatewayOptions};
-use tokio_util::sync::CancellationToken;
 
 const CLAUDE: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const TITAN: &str = "amazon.titan-embed-text-v2:0";
 const COHERE: &str = "cohere.embed-english-v3";
 
 /// The environment the gateway reads credentials from: the fake's.
-fn env() -> switchyard::config::Env {
+/// The fake's AWS credentials, as the policy's `*_env` variables.
+fn env() -> Vec<(&'static str, String)> {
     let creds = fake::credentials();
-    let vars: HashMap<String, String> = [
+    vec![
         ("BEDROCK_TEST_KEY_ID", creds.access_key_id.clone()),
         ("BEDROCK_TEST_SECRET", creds.secret_access_key.clone()),
         ("BEDROCK_TEST_TOKEN", creds.session_token.clone().unwrap()),
-        ("TEST_UPSTREAM_KEY", common::TEST_KEY.to_string()),
     ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Arc::new(move |k| vars.get(k).cloned())
 }
 
-async fn try_start(
-    yaml: &str,
-) -> (
-    Result<Gateway, String>,
-    tempfile::TempDir,
-    CancellationToken,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
-    let shutdown = CancellationToken::new();
-    let opts = GatewayOptions {
-        policy_dir: dir.path().to_path_buf(),
-        env: env(),
-        listen: Some("127.0.0.1:0".into()),
-        watch: false,
-        sighup: false,
-        drain_delay: Some(std::time::Duration::ZERO),
-    };
-    let gw = Gateway::start(opts, shutdown.clone())
-        .await
-        .map_err(|e| e.to_string());
-    (gw, dir, shutdown)
+async fn try_start(yaml: &str) -> Result<TestGateway, switchyard::config::ConfigErrors> {
+    let vars = env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    common::try_gateway_env(yaml, &vars).await
 }
 
 /// `common::gateway`, with the fake's AWS credentials in the environment.
 async fn start(yaml: &str) -> TestGateway {
-    let (gw, dir, shutdown) = try_start(yaml).await;
-    let gw = gw.unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"));
-    TestGateway {
-        base: format!("http://{}", gw.local_addr()),
-        dir,
-        shutdown,
-        gateway: Some(gw),
-        http: reqwest::Client::new(),
-    }
+    try_start(yaml)
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"))
 }
 
 const RETRY: &str =
@@ -667,8 +634,11 @@ routes:
   r:
     targets: [{provider: aws, model: m}]
 ";
-    let (gw, _dir, _shutdown) = try_start(yaml).await;
-    let text = gw.err().expect("a bad policy must not start");
+    let text = try_start(yaml)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .expect("a bad policy must not start");
     for expected in [
         "policy.yaml:3: providers.aws.region: is required for kind bedrock",
         "policy.yaml:5: providers.aws.secret_key_env: unknown field `secret_key_env` for kind bedrock",

@@ -14,17 +14,14 @@ mod embed;
 #[path = "kind_gemini/failures.rs"]
 mod failures;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use common::gemini::{Failure, FakeGemini, GEMINI_KEY, gemini_vector};
 use common::{FakeUpstream, Reply, TestGateway, error_of, expected_vector};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchyard::api::sse::SseDecoder;
-use switchyard::server::{Gateway, GatewayOptions};
-use tokio_util::sync::CancellationToken;
 
 const MODEL: &str = "gemini-2.5-flash";
 
@@ -38,36 +35,13 @@ async fn gateway(yaml: &str) -> TestGateway {
 }
 
 async fn start(yaml: &str) -> Result<TestGateway, String> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
-    let env: HashMap<String, String> = [
+    let env = [
         ("GEMINI_API_KEY", GEMINI_KEY),
         ("GEMINI_BACKUP_API_KEY", GEMINI_KEY),
-        ("TEST_UPSTREAM_KEY", common::TEST_KEY),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let env: switchyard::config::Env = Arc::new(move |k| env.get(k).cloned());
-    let shutdown = CancellationToken::new();
-    let opts = GatewayOptions {
-        policy_dir: dir.path().to_path_buf(),
-        env,
-        listen: Some("127.0.0.1:0".into()),
-        watch: false,
-        sighup: false,
-        drain_delay: Some(Duration::ZERO),
-    };
-    let gw = Gateway::start(opts, shutdown.clone())
+    ];
+    common::try_gateway_env(yaml, &env)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(TestGateway {
-        base: format!("http://{}", gw.local_addr()),
-        dir,
-        shutdown,
-        gateway: Some(gw),
-        http: reqwest::Client::new(),
-    })
+        .map_err(|e| e.to_string())
 }
 
 /// A `gemini` provider entry named `name` on `fake`, plus `extra` keys

@@ -24,12 +24,15 @@
 //! and metrics apply to it as to every kind.
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
 pub mod body;
+pub mod cohere;
 mod error;
 pub mod gemini;
 mod mock;
 mod openai;
+mod openai_wire;
 mod registry;
 pub mod scrub;
 pub mod translate;

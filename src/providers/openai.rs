@@ -18,14 +18,14 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use super::body::{ByteStream, Limits};
-use super::upstream::{Failed, Upstream, content_type_is};
+use super::openai_wire;
+use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
+use crate::api::embeddings::EmbedReply;
 use crate::api::sse::{SseDecoder, SseEvent};
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
 
@@ -89,13 +89,6 @@ impl KindConfig for Config {
     }
 }
 
-/// What a chat answer must at least hold.
-#[derive(Deserialize)]
-struct ChatShape {
-    #[allow(dead_code)]
-    choices: Vec<IgnoredAny>,
-}
-
 #[derive(Debug)]
 pub struct OpenAiProvider {
     upstream: Upstream,
@@ -116,9 +109,8 @@ impl OpenAiProvider {
             headers.insert(name, value);
         }
         if let Some(key) = &config.api_key {
-            let mut value = http::HeaderValue::try_from(format!("Bearer {}", key.expose()))
+            let value = openai_wire::secret_header(&format!("Bearer {}", key.expose()))
                 .map_err(|_| BuildError::new(spec, "the API key is not a valid header value"))?;
-            value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
         headers.insert(
@@ -168,19 +160,10 @@ impl OpenAiProvider {
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
-            if let Err(e) = serde_json::from_slice::<ChatShape>(&body) {
-                return Err(UpstreamError::Protocol(format!(
-                    "a 200 answer that is not a chat completion ({})",
-                    e.classify_name()
-                )));
-            }
+            openai_wire::check_chat_completion(&body)?;
             return Ok(ChatReply::Full(body));
         }
-        if !content_type_is(&response, |t| t == "text/event-stream", false) {
-            return Err(UpstreamError::Protocol(
-                "a streaming answer that is not text/event-stream".into(),
-            ));
-        }
+        openai_wire::check_event_stream(&response)?;
         let events = WholeEvents::new(response.bytes_stream().boxed(), limits);
         Ok(ChatReply::Stream(events.into_stream()))
     }
@@ -191,15 +174,10 @@ impl OpenAiProvider {
         inputs: &[Value],
         extra: &Map<String, Value>,
     ) -> Result<EmbedReply, UpstreamError> {
-        let mut body = extra.clone();
-        body.insert("model".into(), Value::String(model.to_string()));
-        body.insert("input".into(), Value::Array(inputs.to_vec()));
-        body.insert("encoding_format".into(), Value::String("base64".into()));
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let (response, limits) = self.send("/embeddings", Bytes::from(bytes)).await?;
+        let body = openai_wire::embeddings_body(model, inputs, extra);
+        let (response, limits) = self.send("/embeddings", body).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;
-        parse_upstream_reply(&bytes, inputs.len())
-            .map_err(|e| UpstreamError::Protocol(e.to_string()))
+        openai_wire::embeddings_reply(&bytes, inputs.len())
     }
 }
 
@@ -230,21 +208,6 @@ impl Provider for OpenAiProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax => "invalid JSON",
-            serde_json::error::Category::Data => "no `choices`",
-            serde_json::error::Category::Eof => "truncated JSON",
-        }
     }
 }
 

@@ -84,6 +84,8 @@ macro_rules! kinds {
 
 kinds! {
     OpenAi(super::openai::Config),
+    Azure(super::azure::Config),
+    Cohere(super::cohere::Config),
     Mock(super::mock::Config),
     Anthropic(super::anthropic::Config),
     Gemini(super::gemini::Config),

@@ -49,6 +49,16 @@ impl Failed {
 #[error("cannot build the HTTP client: {0}")]
 pub struct ClientError(#[from] reqwest::Error);
 
+/// A provider could not be set up from its (valid) configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A configured value cannot be sent as this header.
+    #[error("{0} is not a valid header value")]
+    Header(&'static str),
+}
+
 #[derive(Debug)]
 pub struct Upstream {
     client: reqwest::Client,

@@ -341,4 +341,21 @@ mod tests {
         s.strategy = Strategy::Failover;
         assert_eq!(target_order(&s), vec![0, 1, 2]);
     }
+
+    #[test]
+    fn a_classified_429_last_is_a_rate_limit_for_the_client() {
+        let e = UpstreamError::Classified {
+            status: 429,
+            body: bytes::Bytes::new(),
+            retry_after: Some(Duration::from_secs(3)),
+            class: crate::providers::ErrorClass {
+                retryable: true,
+                moves_on: true,
+                trips_breaker: false,
+            },
+        };
+        let out = exhausted("r", vec![("p".into(), e)]);
+        assert_eq!(out.kind, ErrorKind::RateLimited);
+        assert_eq!(out.retry_after, Some(Duration::from_secs(3)));
+    }
 }

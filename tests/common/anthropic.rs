@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{FakeUpstream, Reply, Seen, TEST_KEY, TestGateway};
+use super::{FakeUpstream, Reply, Seen, TestGateway};
 
 mod check;
 
@@ -94,32 +94,7 @@ pub const KEY_ENV: &str = "ANTHROPIC_TEST_KEY";
 /// Like [`super::gateway`], with [`KEY_ENV`] set to [`FAKE_KEY`] as well as
 /// `TEST_UPSTREAM_KEY` (for `openai`-kind fakes in the same policy).
 pub async fn gateway(yaml: &str) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
-    let env: switchyard::config::Env = Arc::new(|k| match k {
-        KEY_ENV => Some(FAKE_KEY.to_string()),
-        "TEST_UPSTREAM_KEY" => Some(TEST_KEY.to_string()),
-        _ => None,
-    });
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let opts = switchyard::server::GatewayOptions {
-        policy_dir: dir.path().to_path_buf(),
-        env,
-        listen: Some("127.0.0.1:0".into()),
-        watch: false,
-        sighup: false,
-        drain_delay: Some(Duration::ZERO),
-    };
-    let gw = switchyard::server::Gateway::start(opts, shutdown.clone())
-        .await
-        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"));
-    TestGateway {
-        base: format!("http://{}", gw.local_addr()),
-        dir,
-        shutdown,
-        gateway: Some(gw),
-        http: reqwest::Client::new(),
-    }
+    super::gateway_env(yaml, &[(KEY_ENV, FAKE_KEY)]).await
 }
 
 pub fn error_body(kind: &str, message: &str, n: usize) -> Value {

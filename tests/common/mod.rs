@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
+pub mod cohere;
 pub mod faults;
 pub mod gemini;
 
@@ -274,6 +276,33 @@ pub async fn gateway_hooked(
     drain_delay: Option<Duration>,
     dispatch_hook: Option<switchyard::server::DispatchHook>,
 ) -> TestGateway {
+    start_gateway(yaml, watch, drain_delay, dispatch_hook, &[])
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"))
+}
+
+/// [`gateway`] with more environment variables (a kind's own keys).
+pub async fn gateway_env(yaml: &str, extra_env: &[(&str, &str)]) -> TestGateway {
+    try_gateway_env(yaml, extra_env)
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"))
+}
+
+/// [`gateway_env`], returning the policy errors instead of panicking.
+pub async fn try_gateway_env(
+    yaml: &str,
+    extra_env: &[(&str, &str)],
+) -> Result<TestGateway, switchyard::config::ConfigErrors> {
+    start_gateway(yaml, false, Some(Duration::ZERO), None, extra_env).await
+}
+
+async fn start_gateway(
+    yaml: &str,
+    watch: bool,
+    drain_delay: Option<Duration>,
+    dispatch_hook: Option<switchyard::server::DispatchHook>,
+    extra_env: &[(&str, &str)],
+) -> Result<TestGateway, switchyard::config::ConfigErrors> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
     let mut env = HashMap::new();
@@ -282,6 +311,9 @@ pub async fn gateway_hooked(
         "TEST_ADMIN_TOKEN".to_string(),
         "admin-token-123".to_string(),
     );
+    for (k, v) in extra_env {
+        env.insert(k.to_string(), v.to_string());
+    }
     let env: switchyard::config::Env = Arc::new(move |k| env.get(k).cloned());
     let shutdown = CancellationToken::new();
     let opts = GatewayOptions {
@@ -293,16 +325,14 @@ pub async fn gateway_hooked(
         drain_delay,
         dispatch_hook,
     };
-    let gw = Gateway::start(opts, shutdown.clone())
-        .await
-        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"));
-    TestGateway {
+    let gw = Gateway::start(opts, shutdown.clone()).await?;
+    Ok(TestGateway {
         base: format!("http://{}", gw.local_addr()),
         dir,
         shutdown,
         gateway: Some(gw),
         http: reqwest::Client::new(),
-    }
+    })
 }
 
 impl TestGateway {

@@ -20,10 +20,10 @@ use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
 use crate::providers::{BuildError, Capabilities, KindConfig};
 
 /// The public API; the Messages path ([`super::MESSAGES_PATH`]) goes after it.
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub(super) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 /// Chat with tools and images, streamed or not; Anthropic has no embeddings.
-pub const CAPABILITIES: Capabilities = Capabilities {
+pub(super) const CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     chat_stream: true,
     embeddings: false,
@@ -143,7 +143,7 @@ impl KindConfig for Config {
 
     fn build(&self, spec: &ProviderSpec) -> Result<AnthropicProvider, BuildError> {
         AnthropicProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|m| BuildError::new(spec, m))
+            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 

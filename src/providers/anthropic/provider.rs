@@ -16,6 +16,7 @@
 //! the gateway's error event, as any stream failing mid-way does. Must not
 //! retry, fail over, log, or echo the API key.
 
+use crate::providers::upstream::SetupError;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
@@ -37,6 +38,7 @@ use crate::providers::upstream::{
 };
 use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamError};
 
+#[derive(Debug)]
 pub struct AnthropicProvider {
     upstream: Upstream,
     url: String,
@@ -49,18 +51,18 @@ impl AnthropicProvider {
         config: &Config,
         timeouts: &Timeouts,
         max_response_bytes: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let key = config.api_key.expose();
         let mut headers = headers(key, &config.version);
         if !headers.contains_key("x-api-key") {
-            return Err("the API key is not a valid header value".into());
+            return Err(SetupError::Header("the API key"));
         }
         if !headers.contains_key("anthropic-version") {
-            return Err("`version` is not a valid header value".into());
+            return Err(SetupError::Header("`version`"));
         }
         if !config.beta.is_empty() {
             let beta = HeaderValue::from_str(&config.beta.join(","))
-                .map_err(|_| "`beta` is not a valid header value".to_string())?;
+                .map_err(|_| SetupError::Header("`beta`"))?;
             headers.insert("anthropic-beta", beta);
         }
         Ok(AnthropicProvider {

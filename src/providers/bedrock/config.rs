@@ -107,11 +107,14 @@ impl KindConfig for Config {
             &or_default(&raw.secret_access_key_env, DEFAULT_SECRET_ACCESS_KEY_ENV),
             env,
         );
-        // Optional: an unset (or empty) variable means long-term credentials.
-        let token_var = raw.session_token_env.as_deref();
-        let session_token = env(token_var.unwrap_or(DEFAULT_SESSION_TOKEN_ENV))
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
+        // Named explicitly, the variable must be set; by default it is
+        // optional (unset or empty: long-term credentials, no token).
+        let session_token = match &raw.session_token_env {
+            Some(_) => report.secret("session_token_env", &raw.session_token_env, env),
+            None => env(DEFAULT_SESSION_TOKEN_ENV)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+        };
         if let Some(key) = &access_key_id
             && !key.expose().bytes().all(|b| b.is_ascii_graphic())
         {
@@ -174,7 +177,7 @@ impl KindConfig for Config {
 
     fn build(&self, spec: &ProviderSpec) -> Result<BedrockProvider, BuildError> {
         BedrockProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|m| BuildError::new(spec, m))
+            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 
@@ -296,6 +299,7 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "secret"),
             ("BEDROCK_EU_ACCESS_KEY_ID", "AKIDEU"),
             ("BEDROCK_EU_SECRET_ACCESS_KEY", "secret-eu"),
+            ("BEDROCK_EU_SESSION_TOKEN", "token-eu"),
         ]);
         let policy = load(
             include_str!("../../../examples/policies/bedrock.yaml"),

@@ -13,6 +13,7 @@
 //! error envelope. Must not retry, fail over, log or echo credentials, or
 //! sign a request once and reuse the signature.
 
+use crate::providers::upstream::SetupError;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -37,6 +38,7 @@ use crate::providers::{UpstreamError, parse_retry_after};
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
+#[derive(Debug)]
 pub struct BedrockProvider {
     upstream: Upstream,
     base_url: String,
@@ -51,7 +53,7 @@ impl BedrockProvider {
         config: &Config,
         timeouts: &Timeouts,
         max_response_bytes: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let credentials = AwsCredentials::new(
             config.access_key_id.expose(),
             config.secret_access_key.expose(),

@@ -74,7 +74,7 @@ impl State {
 
 /// The OpenAI chunks of a ConverseStream `response`. Ends after the first
 /// error, which comes after every chunk translated before it.
-pub fn event_stream(
+pub(super) fn event_stream(
     response: reqwest::Response,
     limits: Limits,
     translator: BedrockStream,

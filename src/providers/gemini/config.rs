@@ -132,7 +132,7 @@ impl KindConfig for Config {
 
     fn build(&self, spec: &ProviderSpec) -> Result<GeminiProvider, BuildError> {
         GeminiProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|m| BuildError::new(spec, m))
+            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 

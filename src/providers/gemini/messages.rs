@@ -67,7 +67,8 @@ pub fn convert(messages: &[Value], sign_calls: bool) -> Result<Conversation, Tra
                     Some(_) => return Err(invalid(at("`tool_calls` must be an array"))),
                 };
                 for (n, call) in calls.iter().enumerate() {
-                    let (id, name, args) = function_call(call).map_err(|e| invalid(at(&e)))?;
+                    let (id, name, args) =
+                        function_call(call).map_err(|e| invalid(at(&e.to_string())))?;
                     call_names.insert(id, name);
                     let mut part = json!({"functionCall": {"name": name, "args": args}});
                     if sign_calls && n == 0 {
@@ -114,36 +115,49 @@ fn push(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: 
     }
 }
 
+/// Why an OpenAI tool call cannot be sent.
+#[derive(Debug, thiserror::Error)]
+enum ToolCallError {
+    #[error("only `function` tool calls can be sent")]
+    NotFunction,
+    #[error("tool call without `id`")]
+    NoId,
+    #[error("tool call without `function`")]
+    NoFunction,
+    #[error("tool call without `function.name`")]
+    NoName,
+    #[error("arguments of tool call `{0}` are not a JSON object")]
+    ArgsNotObject(String),
+    #[error("`function.arguments` must be a string")]
+    ArgsNotString,
+}
+
 /// `(id, name, args)` of one OpenAI tool call.
-fn function_call(call: &Value) -> Result<(&str, &str, Value), String> {
+fn function_call(call: &Value) -> Result<(&str, &str, Value), ToolCallError> {
     if call
         .get("type")
         .and_then(Value::as_str)
         .is_some_and(|t| t != "function")
     {
-        return Err("only `function` tool calls can be sent".into());
+        return Err(ToolCallError::NotFunction);
     }
     let id = call
         .get("id")
         .and_then(Value::as_str)
-        .ok_or("tool call without `id`")?;
-    let function = call.get("function").ok_or("tool call without `function`")?;
+        .ok_or(ToolCallError::NoId)?;
+    let function = call.get("function").ok_or(ToolCallError::NoFunction)?;
     let name = function
         .get("name")
         .and_then(Value::as_str)
-        .ok_or("tool call without `function.name`")?;
+        .ok_or(ToolCallError::NoName)?;
     let args = match function.get("arguments") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(Value::String(s)) if s.trim().is_empty() => Value::Object(Map::new()),
         Some(Value::String(s)) => match serde_json::from_str(s) {
             Ok(Value::Object(o)) => Value::Object(o),
-            _ => {
-                return Err(format!(
-                    "arguments of tool call `{id}` are not a JSON object"
-                ));
-            }
+            _ => return Err(ToolCallError::ArgsNotObject(id.to_string())),
         },
-        Some(_) => return Err("`function.arguments` must be a string".into()),
+        Some(_) => return Err(ToolCallError::ArgsNotString),
     };
     Ok((id, name, args))
 }

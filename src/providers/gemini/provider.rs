@@ -23,6 +23,7 @@
 //! bodies); the key travels only in the sensitive `x-goog-api-key` header.
 //! Must not retry, fail over, cache or log bodies or the key.
 
+use crate::providers::upstream::SetupError;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
@@ -46,6 +47,7 @@ use crate::providers::{
     Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
 };
 
+#[derive(Debug)]
 pub struct GeminiProvider {
     upstream: Upstream,
     base_url: String,
@@ -59,11 +61,11 @@ impl GeminiProvider {
         config: &Config,
         timeouts: &Timeouts,
         max_response_bytes: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let key = config.api_key.expose();
         let headers = headers(key);
         if !headers.contains_key(super::wire::API_KEY_HEADER) {
-            return Err("the API key is not a valid header value".into());
+            return Err(SetupError::Header("the API key"));
         }
         Ok(GeminiProvider {
             upstream: Upstream::new(timeouts, max_response_bytes, [key])?,

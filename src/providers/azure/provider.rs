@@ -1,0 +1,169 @@
+//! The `azure` provider: one Azure OpenAI call per attempt.
+//!
+//! Place in the pipeline: called by `routing` for one attempt. Sends the
+//! client's OpenAI body (model rewritten, as for the `openai` kind) to
+//! `{endpoint}/openai/deployments/{deployment}/chat/completions` or
+//! `/embeddings` with `?api-version=` and the `api-key` header (marked
+//! sensitive; Azure does not take `Authorization: Bearer` for keys), through
+//! [`Upstream`] so the timeouts, the size cap and secret scrubbing apply.
+//! Answers are OpenAI's: JSON checked to be a chat completion, streams
+//! passed on through [`AzureStream`], embeddings decoded like OpenAI's.
+//! Errors: a content-filter refusal is a `400` for the client
+//! ([`super::errors::content_filter`]); the rest is classified by status
+//! like the `openai` kind (429 with `retry-after-ms`/`retry-after`).
+//! Must not retry, fail over or log the key.
+
+use crate::providers::upstream::SetupError;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use super::config::{CAPABILITIES, Config, MAX_BATCH_INPUTS};
+use super::errors::{content_filter, with_type};
+use super::stream::AzureStream;
+use crate::api::chat::ChatRequest;
+use crate::api::embeddings::EmbedReply;
+use crate::config::Timeouts;
+use crate::providers::body::Limits;
+use crate::providers::openai_wire;
+use crate::providers::upstream::{Failed, Upstream, translated_sse};
+use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamError};
+
+#[derive(Debug)]
+pub struct AzureProvider {
+    upstream: Upstream,
+    config: Config,
+    headers: http::HeaderMap,
+}
+
+impl AzureProvider {
+    pub(super) fn new(
+        config: &Config,
+        timeouts: &Timeouts,
+        max_response_bytes: u64,
+    ) -> Result<Self, SetupError> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(key) = &config.api_key {
+            headers.insert("api-key", openai_wire::secret_header(key.expose())?);
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let secrets = config.api_key.iter().map(|k| k.expose());
+        Ok(AzureProvider {
+            upstream: Upstream::new(timeouts, max_response_bytes, secrets)?,
+            config: config.clone(),
+            headers,
+        })
+    }
+
+    /// Sends `body` to `model`'s deployment and waits for a successful
+    /// response's headers.
+    async fn send(
+        &self,
+        model: &str,
+        operation: &str,
+        body: Bytes,
+    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        let request = self
+            .upstream
+            .client()
+            .post(self.config.url(model, operation))
+            .headers(self.headers.clone())
+            .body(body);
+        self.upstream.send(request).await?.map_err(classify)
+    }
+
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let (response, limits) = self
+            .send(model, "chat/completions", request.upstream_body(model))
+            .await?;
+        if !stream {
+            let body = self.upstream.read_json(response, &limits).await?;
+            openai_wire::check_chat_completion(&body)?;
+            return Ok(ChatReply::Full(body));
+        }
+        openai_wire::check_event_stream(&response)?;
+        Ok(ChatReply::Stream(translated_sse(
+            response,
+            limits,
+            AzureStream::new(),
+        )))
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        let body = openai_wire::embeddings_body(model, inputs, extra);
+        let (response, limits) = self.send(model, "embeddings", body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        openai_wire::embeddings_reply(&bytes, inputs.len())
+    }
+}
+
+/// A content-filter refusal goes back to the client; the rest by status.
+fn classify(failed: Failed) -> UpstreamError {
+    match content_filter(failed.status, &failed.body) {
+        Some(body) => UpstreamError::Classified {
+            status: 400,
+            body,
+            retry_after: None,
+            class: ErrorClass {
+                retryable: false,
+                moves_on: false,
+                trips_breaker: false,
+            },
+        },
+        None => {
+            let Failed {
+                status,
+                headers,
+                body,
+            } = failed;
+            let body = with_type(status, body);
+            Failed {
+                status,
+                headers,
+                body,
+            }
+            .into_status_error()
+        }
+    }
+}
+
+impl Provider for AzureProvider {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(AzureProvider::chat(self, request, model, stream))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
+        Box::pin(AzureProvider::embed(self, model, inputs, extra))
+    }
+}

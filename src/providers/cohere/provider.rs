@@ -1,0 +1,179 @@
+//! The `cohere` provider: one Cohere API v2 call per attempt.
+//!
+//! Place in the pipeline: called by `routing` for one attempt. Translates
+//! the OpenAI request ([`super::request`], [`super::embed`]), sends it to
+//! `{base_url}/v2/chat` or `/v2/embed` with `Authorization: Bearer` (marked
+//! sensitive) through [`Upstream`] (timeouts, size cap, secret scrubbing),
+//! and translates the answer back ([`super::response`], [`super::stream`]
+//! through `translated_sse`, honouring `stream_options.include_usage`).
+//! Non-success answers are classified by [`classify_error`] into
+//! `UpstreamError::Classified` with an OpenAI error envelope (retry-after
+//! from the `retry-after` header). Must not retry, fail over or log the key.
+
+use crate::providers::upstream::SetupError;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+use super::config::{CAPABILITIES, Config};
+use super::embed::{MAX_BATCH_INPUTS, embed_request, embed_response};
+use super::errors::classify_error;
+use super::request::chat_request;
+use super::response::chat_response;
+use super::stream::CohereStream;
+use crate::api::chat::ChatRequest;
+use crate::api::embeddings::EmbedReply;
+use crate::config::Timeouts;
+use crate::providers::body::Limits;
+use crate::providers::upstream::{Failed, Upstream, content_type_is, translated_sse};
+use crate::providers::{
+    Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
+};
+
+#[derive(Debug)]
+pub struct CohereProvider {
+    upstream: Upstream,
+    config: Config,
+    headers: http::HeaderMap,
+}
+
+impl CohereProvider {
+    pub(super) fn new(
+        config: &Config,
+        timeouts: &Timeouts,
+        max_response_bytes: u64,
+    ) -> Result<Self, SetupError> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(key) = &config.api_key {
+            let mut value = http::HeaderValue::try_from(format!("Bearer {}", key.expose()))
+                .map_err(|_| SetupError::Header("the API key"))?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let secrets = config.api_key.iter().map(|k| k.expose());
+        Ok(CohereProvider {
+            upstream: Upstream::new(timeouts, max_response_bytes, secrets)?,
+            config: config.clone(),
+            headers,
+        })
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let request = self
+            .upstream
+            .client()
+            .post(format!("{}{path}", self.config.base_url))
+            .headers(self.headers.clone())
+            .body(bytes);
+        self.upstream.send(request).await?.map_err(classify)
+    }
+
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let mut body = chat_request(&request.body, model, &self.config.chat)
+            .map_err(UpstreamError::Translate)?;
+        body["stream"] = Value::Bool(stream);
+        let (response, limits) = self.send("/v2/chat", &body).await?;
+        if !stream {
+            let bytes = self.upstream.read_json(response, &limits).await?;
+            let answer = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
+            return Ok(ChatReply::Full(Bytes::from(answer.to_string())));
+        }
+        if !content_type_is(&response, |t| t == "text/event-stream", false) {
+            return Err(UpstreamError::Protocol(
+                "a streaming answer that is not text/event-stream".into(),
+            ));
+        }
+        let include_usage = request
+            .body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        Ok(ChatReply::Stream(translated_sse(
+            response,
+            limits,
+            CohereStream::new(model, include_usage),
+        )))
+    }
+
+    async fn embed(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        let body = embed_request(inputs, model, extra, &self.config.embed)
+            .map_err(UpstreamError::Translate)?;
+        let (response, limits) = self.send("/v2/embed", &body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        embed_response(&bytes, inputs.len()).map_err(UpstreamError::Translate)
+    }
+}
+
+/// A Cohere error as the client sees it: the OpenAI envelope with the
+/// class's status and type, Cohere's message.
+fn classify(failed: Failed) -> UpstreamError {
+    let class = classify_error(failed.status, &failed.body);
+    let code = match class.openai_status {
+        429 => json!("rate_limit_exceeded"),
+        _ => Value::Null,
+    };
+    let body = json!({"error": {
+        "message": class.message,
+        "type": class.openai_type,
+        "param": null,
+        "code": code,
+    }});
+    UpstreamError::Classified {
+        status: class.openai_status,
+        body: Bytes::from(body.to_string()),
+        retry_after: parse_retry_after(&failed.headers),
+        class: ErrorClass {
+            retryable: class.retryable,
+            moves_on: class.moves_on,
+            trips_breaker: class.trips_breaker,
+        },
+    }
+}
+
+impl Provider for CohereProvider {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(CohereProvider::chat(self, request, model, stream))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
+        Box::pin(CohereProvider::embed(self, model, inputs, extra))
+    }
+}

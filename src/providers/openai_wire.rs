@@ -1,0 +1,122 @@
+//! The OpenAI wire format as upstreams that speak it answer: the pieces the
+//! `openai` and `azure` kinds share.
+//!
+//! Place in the pipeline: inside those providers, for one attempt, after
+//! [`super::upstream::Upstream`] got a successful response. Checks that a
+//! `200` chat answer is a chat completion, builds the embeddings body and
+//! decodes the embeddings answer. Must not know URLs, keys or error
+//! classification: those differ per kind.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
+
+use super::UpstreamError;
+use super::upstream::SetupError;
+use super::upstream::content_type_is;
+use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
+
+/// What a chat answer must at least hold.
+#[derive(Deserialize)]
+struct ChatShape {
+    #[allow(dead_code)]
+    choices: Vec<IgnoredAny>,
+}
+
+/// A `200` chat body counts as an answer only when it is a chat completion.
+pub(super) fn check_chat_completion(body: &[u8]) -> Result<(), UpstreamError> {
+    match serde_json::from_slice::<ChatShape>(body) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(UpstreamError::Protocol(format!(
+            "a 200 answer that is not a chat completion ({})",
+            classify_name(&e)
+        ))),
+    }
+}
+
+/// A streaming answer must be `text/event-stream`.
+pub(super) fn check_event_stream(response: &reqwest::Response) -> Result<(), UpstreamError> {
+    if content_type_is(response, |t| t == "text/event-stream", false) {
+        Ok(())
+    } else {
+        Err(UpstreamError::Protocol(
+            "a streaming answer that is not text/event-stream".into(),
+        ))
+    }
+}
+
+/// The embeddings request: the client's extra fields, `model`, `input`, and
+/// base64 vectors (a quarter of the bytes of decimal floats).
+pub(super) fn embeddings_body(model: &str, inputs: &[Value], extra: &Map<String, Value>) -> Bytes {
+    let mut body = extra.clone();
+    body.insert("model".into(), Value::String(model.to_string()));
+    body.insert("input".into(), Value::Array(inputs.to_vec()));
+    body.insert("encoding_format".into(), Value::String("base64".into()));
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// Decodes an embeddings answer for `expected` inputs.
+pub(super) fn embeddings_reply(body: &[u8], expected: usize) -> Result<EmbedReply, UpstreamError> {
+    parse_upstream_reply(body, expected).map_err(|e| UpstreamError::Protocol(e.to_string()))
+}
+
+/// A header value holding a secret: never printed in debug output.
+pub(super) fn secret_header(value: &str) -> Result<http::HeaderValue, SetupError> {
+    let mut value =
+        http::HeaderValue::try_from(value).map_err(|_| SetupError::Header("the API key"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn classify_name(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "no `choices`",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn chat_completion_needs_choices() {
+        assert!(check_chat_completion(br#"{"choices": []}"#).is_ok());
+        for (body, why) in [
+            (&b"{}"[..], "no `choices`"),
+            (b"<html>", "invalid JSON"),
+            (b"{\"choices\": [", "truncated JSON"),
+        ] {
+            match check_chat_completion(body) {
+                Err(UpstreamError::Protocol(m)) => assert!(m.contains(why), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn embeddings_body_keeps_extra_fields_and_asks_for_base64() {
+        let extra = json!({"dimensions": 8, "user": "u"});
+        let body = embeddings_body(
+            "m",
+            &[json!("a"), json!([1, 2])],
+            extra.as_object().unwrap(),
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"dimensions": 8, "user": "u", "model": "m", "input": ["a", [1, 2]],
+                   "encoding_format": "base64"})
+        );
+    }
+
+    #[test]
+    fn secret_headers_are_sensitive() {
+        assert!(secret_header("k").unwrap().is_sensitive());
+        assert!(secret_header("bad\nvalue").is_err());
+    }
+}
