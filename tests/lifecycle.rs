@@ -462,3 +462,43 @@ async fn official_openai_python_sdk_works_against_the_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_refuses_an_embeddings_route_listing_a_chat_only_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "providers:\n  claude:\n    kind: anthropic\n    api_key_env: SWITCHYARD_TEST_ANTHROPIC\n  emb:\n    kind: mock\nroutes:\n  docs:\n    endpoints: [embeddings]\n    targets:\n      - provider: emb\n      - provider: claude\n  mixed:\n    endpoints: [chat, embeddings, images]\n    targets: [{provider: emb}]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(dir.path())
+        .env("SWITCHYARD_TEST_ANTHROPIC", "sk-ant-x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("a.yaml:14: routes.mixed.endpoints[2]: unknown endpoint \"images\""),
+        "{err}"
+    );
+    // Once the unknown endpoint is gone, the capability check runs.
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "providers:\n  claude:\n    kind: anthropic\n    api_key_env: SWITCHYARD_TEST_ANTHROPIC\n  emb:\n    kind: mock\nroutes:\n  docs:\n    endpoints: [embeddings]\n    targets:\n      - provider: emb\n      - provider: claude\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(dir.path())
+        .env("SWITCHYARD_TEST_ANTHROPIC", "sk-ant-x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("a.yaml:12: routes.docs.targets[1]: provider claude (kind anthropic) cannot serve embeddings"),
+        "{err}"
+    );
+}

@@ -241,6 +241,17 @@ pub(super) fn route(
             Duration::from_secs(300),
         )
     });
+    let mut endpoints = Vec::new();
+    for (i, e) in r.endpoints.iter().flatten().enumerate() {
+        match e.as_str() {
+            "chat" => endpoints.push(Endpoint::Chat),
+            "embeddings" => endpoints.push(Endpoint::Embeddings),
+            other => cx.errors.at(
+                &loc.field("endpoints").index(i),
+                format!("unknown endpoint {other:?} (expected chat or embeddings)"),
+            ),
+        }
+    }
     (cx.errors.len() == errors_before).then(|| RouteSpec {
         name: name.to_string(),
         strategy,
@@ -250,6 +261,7 @@ pub(super) fn route(
         rate_limit,
         max_concurrency,
         deadline,
+        endpoints,
     })
 }
 

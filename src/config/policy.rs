@@ -137,6 +137,25 @@ pub struct RouteSpec {
     /// Bound on one routed call, all retries and failovers included (for a
     /// stream: until its first byte; for embeddings: per sub-batch).
     pub deadline: Option<Duration>,
+    /// What the route is declared to serve (`endpoints:`); every target
+    /// must be able to. Empty: whatever all its targets can serve.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// An API a route can be declared to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
 }
 
 impl RouteSpec {

@@ -126,6 +126,7 @@ pub(super) struct RawRoute {
     pub rate_limit: Option<RawRate>,
     pub fanout: Option<RawFanout>,
     pub deadline: Option<String>,
+    pub endpoints: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

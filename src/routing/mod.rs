@@ -300,6 +300,7 @@ mod tests {
             rate_limit: None,
             max_concurrency: 1,
             deadline: None,
+            endpoints: Vec::new(),
         }
     }
 

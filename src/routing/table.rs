@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::attempt::{AttemptStack, stack};
-use crate::config::{ConfigError, ConfigErrors, Env, Policy, ProviderSpec, RateSpec, RouteSpec};
+use crate::config::{
+    ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec, RouteSpec,
+};
 use crate::metrics::Metrics;
 use crate::providers::{Capabilities, Provider, ProviderConfig};
 use crate::resilience::breaker::OnTransition;
@@ -169,7 +171,42 @@ impl RouteTable {
                     .min(t.max_batch_inputs)
                     .min(h.provider.max_batch_inputs(&t.model));
             }
-            let capabilities = capabilities.unwrap_or_default();
+            let mut capabilities = capabilities.unwrap_or_default();
+            if !spec.endpoints.is_empty() {
+                // Declared endpoints are all the route serves.
+                if !spec.endpoints.contains(&Endpoint::Chat) {
+                    capabilities.chat = false;
+                    capabilities.chat_stream = false;
+                }
+                if !spec.endpoints.contains(&Endpoint::Embeddings) {
+                    capabilities.embeddings = false;
+                }
+            }
+            // A route declared to serve an endpoint: every target must.
+            for endpoint in &spec.endpoints {
+                for t in &spec.targets {
+                    let Some(h) = providers.get(&t.provider) else {
+                        continue;
+                    };
+                    let has = h.config.capabilities();
+                    let can = match endpoint {
+                        Endpoint::Chat => has.chat,
+                        Endpoint::Embeddings => has.embeddings,
+                    };
+                    if !can {
+                        errors.push(ConfigError {
+                            location: t.location.clone(),
+                            message: format!(
+                                "provider {} (kind {}) cannot serve {}, which route {name} \
+                                 declares in `endpoints`",
+                                h.spec.name,
+                                h.spec.kind,
+                                endpoint.name()
+                            ),
+                        });
+                    }
+                }
+            }
             if !spec.targets.is_empty() && !capabilities.chat && !capabilities.embeddings {
                 let kinds: Vec<String> = spec
                     .targets
