@@ -72,15 +72,19 @@ impl ChatRequest {
     /// The body to send to a target serving `upstream_model`, serialized
     /// straight from the client's body (no copy of the parsed request).
     pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
-        let with_model = WithModel {
-            body: &self.body,
-            model: upstream_model,
-        };
-        let mut out = Vec::with_capacity(self.wire_len + upstream_model.len() + 16);
-        // Writing a JSON value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &with_model);
-        Bytes::from(out)
+        body_with_model(&self.body, upstream_model, self.wire_len)
     }
+}
+
+/// `body` serialized with its `model` replaced, in one allocation of about
+/// `size_hint` bytes (the client's body size), without copying the parsed
+/// body first.
+pub fn body_with_model(body: &Map<String, Value>, model: &str, size_hint: usize) -> Bytes {
+    let with_model = WithModel { body, model };
+    let mut out = Vec::with_capacity(size_hint + model.len() + 16);
+    // Writing a JSON value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &with_model);
+    Bytes::from(out)
 }
 
 /// The client's body with `model` replaced, serialized in place.

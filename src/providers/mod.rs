@@ -115,6 +115,25 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Err(UpstreamError::Unsupported("chat")) })
     }
 
+    /// Whether this provider serves the OpenAI-compatible endpoint `path`
+    /// (`/responses`, `/completions`, `/rerank`, ...) as it is, without
+    /// translation. Routes use [`Provider::passthrough`] for such targets.
+    fn passes_through(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// One attempt at an OpenAI-compatible endpoint passed through as it
+    /// is: `body` already names the upstream model. A JSON answer must be a
+    /// JSON object; a stream is forwarded in whole events.
+    fn passthrough<'a>(
+        &'a self,
+        _path: &'a str,
+        _body: Bytes,
+        _stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(async { Err(UpstreamError::Unsupported("this endpoint")) })
+    }
+
     /// One embeddings attempt for `inputs`, sent as `model` upstream.
     fn embed<'a>(
         &'a self,

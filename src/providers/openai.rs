@@ -164,7 +164,33 @@ impl OpenAiProvider {
             return Ok(ChatReply::Full(body));
         }
         openai_wire::check_event_stream(&response)?;
-        let events = WholeEvents::new(response.bytes_stream().boxed(), limits);
+        let events = WholeEvents::new(response.bytes_stream().boxed(), limits, true);
+        Ok(ChatReply::Stream(events.into_stream()))
+    }
+
+    /// `path` passed through: a JSON object, or whole SSE events (the
+    /// Responses API ends its streams without `[DONE]`).
+    async fn passthrough(
+        &self,
+        path: &str,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let (response, limits) = self.send(path, body).await?;
+        if !stream {
+            let body = self.upstream.read_json(response, &limits).await?;
+            if !body.trim_ascii_start().starts_with(b"{")
+                || serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err()
+            {
+                return Err(UpstreamError::Protocol(
+                    "a 200 answer that is not a JSON object".into(),
+                ));
+            }
+            return Ok(ChatReply::Full(body));
+        }
+        openai_wire::check_event_stream(&response)?;
+        let require_done = path != "/responses";
+        let events = WholeEvents::new(response.bytes_stream().boxed(), limits, require_done);
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
@@ -209,7 +235,23 @@ impl Provider for OpenAiProvider {
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
     }
+
+    fn passes_through(&self, path: &str) -> bool {
+        PASSTHROUGH_PATHS.contains(&path)
+    }
+
+    fn passthrough<'a>(
+        &'a self,
+        path: &'a str,
+        body: Bytes,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(OpenAiProvider::passthrough(self, path, body, stream))
+    }
 }
+
+/// OpenAI-compatible endpoints this kind forwards as they are.
+const PASSTHROUGH_PATHS: &[&str] = &["/responses", "/completions", "/rerank"];
 
 /// An upstream SSE body re-cut at event boundaries: only whole events are
 /// passed on, the stream must end with `[DONE]`, and it is bounded by the
@@ -221,10 +263,12 @@ struct WholeEvents {
     events: Vec<SseEvent>,
     pending: BytesMut,
     done: bool,
+    /// The stream must end with `data: [DONE]`.
+    require_done: bool,
 }
 
 impl WholeEvents {
-    fn new(body: ByteStream, limits: Limits) -> Self {
+    fn new(body: ByteStream, limits: Limits, require_done: bool) -> Self {
         WholeEvents {
             body,
             limits,
@@ -232,6 +276,7 @@ impl WholeEvents {
             events: Vec::new(),
             pending: BytesMut::new(),
             done: false,
+            require_done,
         }
     }
 
@@ -239,7 +284,7 @@ impl WholeEvents {
     async fn next(&mut self) -> Option<Result<Bytes, UpstreamError>> {
         loop {
             let chunk = match self.limits.next(&mut self.body, None).await {
-                None if self.done => return None,
+                None if self.done || !self.require_done => return None,
                 None => {
                     return Some(Err(UpstreamError::Protocol(
                         "stream ended without [DONE]".into(),

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-use crate::api::chat::ChatRequest;
+use crate::api::chat::{ChatRequest, body_with_model};
 use crate::api::embeddings::EmbedReply;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
@@ -39,6 +39,16 @@ pub enum AttemptRequest {
         inputs: Arc<Vec<Value>>,
         extra: Arc<Map<String, Value>>,
     },
+    /// An OpenAI-compatible endpoint passed through as it is (`path` such as
+    /// `/responses`); the body is sent with `model` replaced.
+    Passthrough {
+        path: &'static str,
+        body: Arc<Map<String, Value>>,
+        model: Arc<str>,
+        stream: bool,
+        /// The client's body size, to size the upstream body's buffer.
+        wire_len: usize,
+    },
 }
 
 impl AttemptRequest {
@@ -46,9 +56,9 @@ impl AttemptRequest {
     pub fn for_model(&self, model: &str) -> AttemptRequest {
         let mut req = self.clone();
         match &mut req {
-            AttemptRequest::Chat { model: m, .. } | AttemptRequest::Embed { model: m, .. } => {
-                *m = Arc::from(model)
-            }
+            AttemptRequest::Chat { model: m, .. }
+            | AttemptRequest::Embed { model: m, .. }
+            | AttemptRequest::Passthrough { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -112,6 +122,16 @@ impl Service<AttemptRequest> for Adapter {
                     .embed(&model, &inputs, &extra)
                     .await
                     .map(AttemptReply::Embed),
+                AttemptRequest::Passthrough {
+                    path,
+                    body,
+                    model,
+                    stream,
+                    wire_len,
+                } => provider
+                    .passthrough(path, body_with_model(&body, &model, wire_len), stream)
+                    .await
+                    .map(AttemptReply::Chat),
             }
         })
     }
