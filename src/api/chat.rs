@@ -71,6 +71,15 @@ impl ChatRequest {
 
     /// The body to send to a target serving `upstream_model`, serialized
     /// straight from the client's body (no copy of the parsed request).
+    /// The client asked for a usage chunk at the end of its stream.
+    pub fn include_usage(&self) -> bool {
+        self.body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
         body_with_model(&self.body, upstream_model, self.wire_len)
     }

@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 
 use super::UpstreamError;
 use super::upstream::SetupError;
-use super::upstream::content_type_is;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 
 /// What a chat answer must at least hold.
@@ -36,15 +35,7 @@ pub(super) fn check_chat_completion(body: &[u8]) -> Result<(), UpstreamError> {
 }
 
 /// A streaming answer must be `text/event-stream`.
-pub(super) fn check_event_stream(response: &reqwest::Response) -> Result<(), UpstreamError> {
-    if content_type_is(response, |t| t == "text/event-stream", false) {
-        Ok(())
-    } else {
-        Err(UpstreamError::Protocol(
-            "a streaming answer that is not text/event-stream".into(),
-        ))
-    }
-}
+pub(super) use super::upstream::expect_event_stream as check_event_stream;
 
 /// The embeddings request: the client's extra fields, `model`, `input`, and
 /// base64 vectors (a quarter of the bytes of decimal floats).

@@ -187,6 +187,19 @@ pub fn content_type_is(
     }
 }
 
+/// A `200` to a streaming request must be an event stream: anything else
+/// (a JSON body, an HTML page) fails before the first byte, so it can be
+/// retried or failed over.
+pub fn expect_event_stream(response: &reqwest::Response) -> Result<(), UpstreamError> {
+    if content_type_is(response, |t| t == "text/event-stream", false) {
+        Ok(())
+    } else {
+        Err(UpstreamError::Protocol(
+            "a streaming answer that is not text/event-stream".into(),
+        ))
+    }
+}
+
 /// A provider kind's stream translator: upstream events in, OpenAI chunks
 /// (whole `data:` events) out.
 pub trait StreamTranslate: Send + 'static {
@@ -196,6 +209,53 @@ pub trait StreamTranslate: Send + 'static {
     fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
 }
 
+/// Turns the raw bytes of an upstream stream body, chunk by chunk, into
+/// whole OpenAI chunks: the framing (SSE, AWS event-stream) and the kind's
+/// translation together.
+pub trait ChunkTranslate: Send + 'static {
+    /// Translates what `chunk` completes; what was translated before an
+    /// error is still in `out`.
+    fn on_chunk(
+        &mut self,
+        chunk: &[u8],
+        max_bytes: u64,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), UpstreamError>;
+    /// At the end of the body.
+    fn on_end(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamError>;
+}
+
+/// SSE framing around a kind's [`StreamTranslate`].
+struct Sse<T> {
+    decoder: SseDecoder,
+    events: Vec<SseEvent>,
+    translator: T,
+}
+
+impl<T: StreamTranslate> ChunkTranslate for Sse<T> {
+    fn on_chunk(
+        &mut self,
+        chunk: &[u8],
+        _max: u64,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), UpstreamError> {
+        self.events.clear();
+        self.decoder.feed(chunk, &mut self.events);
+        for ev in &self.events {
+            self.translator
+                .on_event(ev, out)
+                .map_err(UpstreamError::Translate)?;
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamError> {
+        self.translator
+            .finish(out)
+            .map_err(UpstreamError::Translate)
+    }
+}
+
 /// An upstream SSE body translated to OpenAI chunks, under the body limits.
 /// Ends after the first error.
 pub fn translated_sse<T: StreamTranslate>(
@@ -203,11 +263,26 @@ pub fn translated_sse<T: StreamTranslate>(
     limits: Limits,
     translator: T,
 ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
+    let sse = Sse {
+        decoder: SseDecoder::new(),
+        events: Vec::new(),
+        translator,
+    };
+    translated_stream(response, limits, sse)
+}
+
+/// An upstream stream body translated chunk by chunk under the body limits
+/// (idle and total timeouts, `max_bytes` for one unfinished frame). Yields
+/// whole events only; ends after the first error, which comes after every
+/// chunk translated before it.
+pub fn translated_stream<T: ChunkTranslate>(
+    response: reqwest::Response,
+    limits: Limits,
+    translator: T,
+) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
     struct State<T> {
         body: ByteStream,
         limits: Limits,
-        decoder: SseDecoder,
-        events: Vec<SseEvent>,
         out: Vec<Bytes>,
         translator: T,
         ended: bool,
@@ -216,8 +291,6 @@ pub fn translated_sse<T: StreamTranslate>(
     let state = State {
         body: response.bytes_stream().boxed(),
         limits,
-        decoder: SseDecoder::new(),
-        events: Vec::new(),
         out: Vec::new(),
         translator,
         ended: false,
@@ -241,28 +314,19 @@ pub fn translated_sse<T: StreamTranslate>(
             if s.ended {
                 return None;
             }
-            match s.limits.next(&mut s.body, None).await {
+            let result = match s.limits.next(&mut s.body, None).await {
                 None => {
                     s.ended = true;
-                    if let Err(e) = s.translator.finish(&mut s.out) {
-                        s.failed = Some(UpstreamError::Translate(e));
-                    }
+                    s.translator.on_end(&mut s.out)
                 }
-                Some(Err(e)) => {
-                    s.ended = true;
-                    s.failed = Some(e);
-                }
-                Some(Ok(chunk)) => {
-                    s.events.clear();
-                    s.decoder.feed(&chunk, &mut s.events);
-                    for ev in &s.events {
-                        if let Err(e) = s.translator.on_event(ev, &mut s.out) {
-                            s.ended = true;
-                            s.failed = Some(UpstreamError::Translate(e));
-                            break;
-                        }
-                    }
-                }
+                Some(Err(e)) => Err(e),
+                Some(Ok(chunk)) => s
+                    .translator
+                    .on_chunk(&chunk, s.limits.max_bytes, &mut s.out),
+            };
+            if let Err(e) = result {
+                s.ended = true;
+                s.failed = Some(e);
             }
         }
     })

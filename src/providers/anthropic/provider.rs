@@ -17,6 +17,7 @@
 //! retry, fail over, log, or echo the API key.
 
 use crate::providers::upstream::SetupError;
+use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
@@ -33,9 +34,7 @@ use crate::api::sse::SseEvent;
 use crate::config::Timeouts;
 use crate::providers::parse_retry_after;
 use crate::providers::translate::TranslateError;
-use crate::providers::upstream::{
-    Failed, StreamTranslate, Upstream, content_type_is, translated_sse,
-};
+use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
 use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamError};
 
 #[derive(Debug)]
@@ -101,17 +100,8 @@ impl AnthropicProvider {
             let completion = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
             return Ok(ChatReply::Full(Bytes::from(completion.to_string())));
         }
-        if !content_type_is(&response, |t| t == "text/event-stream", false) {
-            return Err(UpstreamError::Protocol(
-                "a streaming answer that is not text/event-stream".into(),
-            ));
-        }
-        let include_usage = request
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        expect_event_stream(&response)?;
+        let include_usage = request.include_usage();
         let translator = Translator(AnthropicStream::new(model, include_usage));
         Ok(ChatReply::Stream(translated_sse(
             response, limits, translator,

@@ -137,12 +137,7 @@ impl BedrockProvider {
                 "a streaming answer that is not {EVENT_STREAM}"
             )));
         }
-        let include_usage = request
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let include_usage = request.include_usage();
         let translator = BedrockStream::new(&request.model, include_usage);
         Ok(ChatReply::Stream(event_stream(
             response, limits, translator,

@@ -8,8 +8,9 @@
 //! whole `data:` events only. At the end of the body it calls
 //! [`BedrockStream::finish`] (usage chunk when asked for, `[DONE]`), or
 //! fails when the body stopped inside a frame or before Bedrock's own
-//! terminal events. Bedrock's streams are not SSE, so this replaces
-//! `upstream::translated_sse` for this kind.
+//! terminal events. Bedrock's streams are not SSE: this is the framing
+//! half; the read loop is `upstream::translated_stream`, shared with the SSE
+//! kinds.
 //!
 //! An `exception` frame ends the stream with an error after whatever was
 //! translated before it; the gateway then writes its in-band error event
@@ -17,58 +18,49 @@
 //! answer (only one unfinished frame, capped at `max_response_bytes`), or
 //! yield a torn event.
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use super::{BedrockStream, EventMessage, EventStreamDecoder};
 use crate::providers::UpstreamError;
-use crate::providers::body::{ByteStream, Limits};
+use crate::providers::body::Limits;
+use crate::providers::upstream::{ChunkTranslate, translated_stream};
 
-struct State {
-    body: ByteStream,
-    limits: Limits,
+/// AWS event-stream framing around the Converse stream translator.
+struct Frames {
     decoder: EventStreamDecoder,
     messages: Vec<EventMessage>,
-    out: Vec<Bytes>,
     translator: BedrockStream,
-    ended: bool,
-    failed: Option<UpstreamError>,
 }
 
-impl State {
-    fn fail(&mut self, e: UpstreamError) {
-        self.ended = true;
-        self.failed = Some(e);
-    }
-
+impl ChunkTranslate for Frames {
     /// Decodes `chunk` and translates every frame it completes. Frames
     /// decoded before a framing error are still translated.
-    fn on_chunk(&mut self, chunk: &[u8]) {
+    fn on_chunk(
+        &mut self,
+        chunk: &[u8],
+        max_bytes: u64,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), UpstreamError> {
         self.messages.clear();
         let fed = self.decoder.feed(chunk, &mut self.messages);
         for msg in &self.messages {
-            if let Err(e) = self.translator.on_message(msg, &mut self.out) {
-                self.fail(UpstreamError::Translate(e));
-                return;
-            }
+            self.translator
+                .on_message(msg, out)
+                .map_err(UpstreamError::Translate)?;
         }
-        if let Err(e) = fed {
-            self.fail(UpstreamError::Translate(e));
-        } else if self.decoder.buffered() as u64 > self.limits.max_bytes {
-            self.fail(UpstreamError::TooLarge(self.limits.max_bytes));
+        fed.map_err(UpstreamError::Translate)?;
+        if self.decoder.buffered() as u64 > max_bytes {
+            return Err(UpstreamError::TooLarge(max_bytes));
         }
+        Ok(())
     }
 
-    fn on_end(&mut self) {
-        self.ended = true;
-        let finished = self
-            .decoder
+    fn on_end(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamError> {
+        self.decoder
             .finish()
-            .and_then(|()| self.translator.finish(&mut self.out));
-        if let Err(e) = finished {
-            self.failed = Some(UpstreamError::Translate(e));
-        }
+            .and_then(|()| self.translator.finish(out))
+            .map_err(UpstreamError::Translate)
     }
 }
 
@@ -79,41 +71,12 @@ pub(super) fn event_stream(
     limits: Limits,
     translator: BedrockStream,
 ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
-    let state = State {
-        body: response.bytes_stream().boxed(),
-        limits,
+    let frames = Frames {
         decoder: EventStreamDecoder::new(),
         messages: Vec::new(),
-        out: Vec::new(),
         translator,
-        ended: false,
-        failed: None,
     };
-    futures_util::stream::unfold(Some(state), |state| async move {
-        let mut s = state?;
-        loop {
-            if !s.out.is_empty() {
-                let mut joined = BytesMut::new();
-                for b in s.out.drain(..) {
-                    joined.extend_from_slice(&b);
-                }
-                let more = !s.ended || s.failed.is_some();
-                return Some((Ok(joined.freeze()), more.then_some(s)));
-            }
-            if let Some(e) = s.failed.take() {
-                return Some((Err(e), None));
-            }
-            if s.ended {
-                return None;
-            }
-            match s.limits.next(&mut s.body, None).await {
-                None => s.on_end(),
-                Some(Err(e)) => s.fail(e),
-                Some(Ok(chunk)) => s.on_chunk(&chunk),
-            }
-        }
-    })
-    .boxed()
+    translated_stream(response, limits, frames)
 }
 
 #[cfg(test)]
@@ -121,6 +84,7 @@ mod tests {
     use std::time::Duration;
 
     use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use futures_util::StreamExt;
     use serde_json::{Value, json};
 
     use super::*;

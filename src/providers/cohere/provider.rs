@@ -11,6 +11,7 @@
 //! from the `retry-after` header). Must not retry, fail over or log the key.
 
 use crate::providers::upstream::SetupError;
+use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
@@ -25,7 +26,7 @@ use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
-use crate::providers::upstream::{Failed, Upstream, content_type_is, translated_sse};
+use crate::providers::upstream::{Failed, Upstream, translated_sse};
 use crate::providers::{
     Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
 };
@@ -92,17 +93,8 @@ impl CohereProvider {
             let answer = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
             return Ok(ChatReply::Full(Bytes::from(answer.to_string())));
         }
-        if !content_type_is(&response, |t| t == "text/event-stream", false) {
-            return Err(UpstreamError::Protocol(
-                "a streaming answer that is not text/event-stream".into(),
-            ));
-        }
-        let include_usage = request
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            == Some(true);
+        expect_event_stream(&response)?;
+        let include_usage = request.include_usage();
         Ok(ChatReply::Stream(translated_sse(
             response,
             limits,

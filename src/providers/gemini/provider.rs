@@ -24,6 +24,7 @@
 //! Must not retry, fail over, cache or log bodies or the key.
 
 use crate::providers::upstream::SetupError;
+use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
@@ -40,9 +41,7 @@ use crate::api::sse::SseEvent;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
 use crate::providers::translate::TranslateError;
-use crate::providers::upstream::{
-    Failed, StreamTranslate, Upstream, content_type_is, translated_sse,
-};
+use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
 use crate::providers::{
     Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
 };
@@ -112,12 +111,8 @@ impl GeminiProvider {
                 .map_err(|e| UpstreamError::Protocol(format!("cannot encode the answer: {e}")))?;
             return Ok(ChatReply::Full(Bytes::from(bytes)));
         }
-        if !content_type_is(&response, |t| t == "text/event-stream", false) {
-            return Err(UpstreamError::Protocol(
-                "a streaming answer that is not text/event-stream".into(),
-            ));
-        }
-        let translator = Translator(GeminiStream::new(model, include_usage(&request.body)));
+        expect_event_stream(&response)?;
+        let translator = Translator(GeminiStream::new(model, request.include_usage()));
         Ok(ChatReply::Stream(translated_sse(
             response, limits, translator,
         )))
@@ -163,14 +158,6 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(GeminiProvider::embed(self, model, inputs, extra))
     }
-}
-
-/// `stream_options.include_usage` of the client's request.
-fn include_usage(body: &Map<String, Value>) -> bool {
-    body.get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 /// An answer the translator could not read: the upstream broke its own
@@ -310,8 +297,11 @@ mod tests {
 
     #[test]
     fn include_usage_reads_stream_options() {
-        let body = json!({"stream_options": {"include_usage": true}});
-        assert!(include_usage(body.as_object().unwrap()));
-        assert!(!include_usage(&Map::new()));
+        let parse = |v: serde_json::Value| ChatRequest::parse(v.to_string().as_bytes()).unwrap();
+        let m = json!([{"role": "user", "content": "x"}]);
+        let with =
+            parse(json!({"model": "g", "messages": m, "stream_options": {"include_usage": true}}));
+        assert!(with.include_usage());
+        assert!(!parse(json!({"model": "g", "messages": m})).include_usage());
     }
 }
