@@ -463,40 +463,40 @@ async fn official_openai_python_sdk_works_against_the_gateway() {
     );
 }
 
+/// Runs `switchyard check` on `dir` with `env`; its exit code and stderr.
+fn check_dir(dir: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
 #[test]
 fn check_refuses_an_embeddings_route_listing_a_chat_only_provider() {
     let dir = tempfile::tempdir().unwrap();
+    let env = [("SWITCHYARD_TEST_ANTHROPIC", "sk-ant-x")];
+    let providers = "providers:\n  claude:\n    kind: anthropic\n    api_key_env: SWITCHYARD_TEST_ANTHROPIC\n  emb:\n    kind: mock\n";
+    let docs = "routes:\n  docs:\n    endpoints: [embeddings]\n    targets:\n      - provider: emb\n      - provider: claude\n";
+    let mixed =
+        "  mixed:\n    endpoints: [chat, embeddings, images]\n    targets: [{provider: emb}]\n";
     std::fs::write(
         dir.path().join("a.yaml"),
-        "providers:\n  claude:\n    kind: anthropic\n    api_key_env: SWITCHYARD_TEST_ANTHROPIC\n  emb:\n    kind: mock\nroutes:\n  docs:\n    endpoints: [embeddings]\n    targets:\n      - provider: emb\n      - provider: claude\n  mixed:\n    endpoints: [chat, embeddings, images]\n    targets: [{provider: emb}]\n",
+        format!("{providers}{docs}{mixed}"),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg(dir.path())
-        .env("SWITCHYARD_TEST_ANTHROPIC", "sk-ant-x")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, err) = check_dir(dir.path(), &env);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("a.yaml:14: routes.mixed.endpoints[2]: unknown endpoint \"images\""),
         "{err}"
     );
     // Once the unknown endpoint is gone, the capability check runs.
-    std::fs::write(
-        dir.path().join("a.yaml"),
-        "providers:\n  claude:\n    kind: anthropic\n    api_key_env: SWITCHYARD_TEST_ANTHROPIC\n  emb:\n    kind: mock\nroutes:\n  docs:\n    endpoints: [embeddings]\n    targets:\n      - provider: emb\n      - provider: claude\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg(dir.path())
-        .env("SWITCHYARD_TEST_ANTHROPIC", "sk-ant-x")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), format!("{providers}{docs}")).unwrap();
+    let (code, err) = check_dir(dir.path(), &env);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("a.yaml:12: routes.docs.targets[1]: provider claude (kind anthropic) cannot serve embeddings"),
         "{err}"
