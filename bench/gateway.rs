@@ -6,59 +6,36 @@
 //! answers at once; embeddings take EMBED_LATENCY per call) and the gateway
 //! in-process, cache off so every request goes upstream.
 
-use std::convert::Infallible;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use switchyard::server::{Gateway, GatewayOptions};
 use tokio_util::sync::CancellationToken;
 
+#[path = "common.rs"]
+mod common;
+
 const EMBED_LATENCY: Duration = Duration::from_millis(20);
 
 async fn fake_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    |req: hyper::Request<hyper::body::Incoming>| async move {
-                        let path = req.uri().path().to_string();
-                        let body: Value = serde_json::from_slice(
-                            &req.into_body().collect().await.unwrap().to_bytes(),
-                        )
-                        .unwrap_or(Value::Null);
-                        let reply = if path.ends_with("/embeddings") {
-                            tokio::time::sleep(EMBED_LATENCY).await;
-                            let n = body["input"].as_array().map_or(1, Vec::len);
-                            let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, i as f32]})).collect();
-                            json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": n, "total_tokens": n}})
-                        } else {
-                            json!({"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
-                               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-                               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                        };
-                        let mut r = hyper::Response::new(Full::new(Bytes::from(reply.to_string())));
-                        r.headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        Ok::<_, Infallible>(r)
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    common::fake_upstream(|path, bytes| async move {
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if path.ends_with("/embeddings") {
+            tokio::time::sleep(EMBED_LATENCY).await;
+            let n = body["input"].as_array().map_or(1, Vec::len);
+            let data: Vec<Value> = (0..n)
+                .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, i as f32]}))
+                .collect();
+            json!({"object": "list", "data": data, "model": body["model"],
+                   "usage": {"prompt_tokens": n, "total_tokens": n}})
+        } else {
+            json!({"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
         }
-    });
-    format!("http://{addr}/v1")
+    })
+    .await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -11,34 +11,22 @@
 //! concurrent 15 MiB chat requests and reports the peak RSS against the
 //! bytes they carry (how many times a request body is held).
 
-use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
+
+#[path = "common.rs"]
+mod common;
 
 const DIMS: usize = 1536;
 const MB: u64 = 1024 * 1024;
 
 async fn fake_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    |req: hyper::Request<hyper::body::Incoming>| async move {
-                        let path = req.uri().path().to_string();
-                        let bytes = req.into_body().collect().await.unwrap().to_bytes();
-                        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        let reply = if path.ends_with("/embeddings") {
+    common::fake_upstream(|path, bytes| async move {
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if path.ends_with("/embeddings") {
                             let inputs = body["input"].as_array().cloned().unwrap_or_default();
                             let data: Vec<Value> = inputs
                                 .iter()
@@ -69,20 +57,9 @@ async fn fake_upstream() -> String {
                                        "content": format!("A short cached answer to {text}.")},
                                        "finish_reason": "stop"}],
                                    "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}})
-                        };
-                        let mut r = hyper::Response::new(Full::new(Bytes::from(reply.to_string())));
-                        r.headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        Ok::<_, Infallible>(r)
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}/v1")
+                        }
+    })
+    .await
 }
 
 struct Running {
