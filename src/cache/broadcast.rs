@@ -323,3 +323,54 @@ impl Drop for Subscriber {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn piece(s: &'static str) -> Piece {
+        Piece {
+            bytes: Bytes::from_static(s.as_bytes()),
+            without_usage: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_the_publisher_waits_for_the_slowest_reader() {
+        let flights = StreamFlights::default();
+        let key = CacheKey::embedding("r", "{}", "k");
+        let (mut fast, publisher) = flights.join(key, 8);
+        let publisher = publisher.unwrap();
+        let (mut slow, none) = flights.join(key, 8);
+        assert!(none.is_none(), "the second caller follows");
+        for p in ["aaaa", "bbbb", "cccc"] {
+            publisher.push(piece(p)).await;
+        }
+        assert!(flights.is_empty(), "past the bound nobody new joins");
+        assert!(publisher.whole().is_none(), "and it is not kept whole");
+        for want in ["aaaa", "bbbb", "cccc"] {
+            assert_eq!(
+                fast.next(true).await,
+                Some(Ok(Bytes::from_static(want.as_bytes())))
+            );
+        }
+        // 12 bytes unread by `slow` (>= 8): the next push waits for it.
+        let blocked =
+            tokio::time::timeout(Duration::from_millis(50), publisher.push(piece("dddd")));
+        assert!(blocked.await.is_err());
+        assert_eq!(slow.next(true).await, Some(Ok(Bytes::from_static(b"aaaa"))));
+        assert_eq!(slow.next(true).await, Some(Ok(Bytes::from_static(b"bbbb"))));
+        publisher.push(piece("dddd")).await;
+        publisher.finish(End::Done);
+        for want in ["cccc", "dddd"] {
+            assert_eq!(
+                slow.next(true).await,
+                Some(Ok(Bytes::from_static(want.as_bytes())))
+            );
+        }
+        assert_eq!(slow.next(true).await, None);
+        assert_eq!(fast.next(true).await, Some(Ok(Bytes::from_static(b"dddd"))));
+        assert_eq!(fast.next(true).await, None);
+    }
+}

@@ -1,7 +1,9 @@
 //! Response cache (moka): bounded in bytes, per-entry TTL, plus single-flight.
 //!
 //! Place in the pipeline: `server` consults it before routing. Chat
-//! responses are keyed on the route and the full canonical request;
+//! responses are keyed on the route and the full canonical request less
+//! `stream` and `stream_options`, whole answers and finished streams alike
+//! (`stream` converts between them, `broadcast` shares streams in flight);
 //! embeddings are cached per input item (route, parameters, item), so a batch
 //! with some hits sends only its misses upstream. Keys are SHA-256 digests;
 //! entries own exactly their bytes and are weighed with their overhead, so
