@@ -40,7 +40,16 @@ pub(crate) fn required_model(body: &Map<String, Value>) -> Result<String, Gatewa
 /// Writes `map` as JSON with object keys sorted at every level, to any
 /// writer (a `String`, or a hasher adapter so nothing is buffered).
 pub fn write_canonical_map<W: std::fmt::Write>(map: &Map<String, Value>, out: &mut W) {
-    let mut keys: Vec<&String> = map.keys().collect();
+    write_canonical_map_without(map, &[], out)
+}
+
+/// [`write_canonical_map`] leaving out the top-level keys in `skip`.
+pub fn write_canonical_map_without<W: std::fmt::Write>(
+    map: &Map<String, Value>,
+    skip: &[&str],
+    out: &mut W,
+) {
+    let mut keys: Vec<&String> = map.keys().filter(|k| !skip.contains(&k.as_str())).collect();
     keys.sort();
     let _ = out.write_char('{');
     for (i, k) in keys.into_iter().enumerate() {

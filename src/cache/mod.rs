@@ -1,7 +1,9 @@
 //! Response cache (moka): bounded in bytes, per-entry TTL, plus single-flight.
 //!
 //! Place in the pipeline: `server` consults it before routing. Chat
-//! responses are keyed on the route and the full canonical request;
+//! responses are keyed on the route and the full canonical request less
+//! `stream` and `stream_options`, whole answers and finished streams alike
+//! (`stream` converts between them, `broadcast` shares streams in flight);
 //! embeddings are cached per input item (route, parameters, item), so a batch
 //! with some hits sends only its misses upstream. Keys are SHA-256 digests;
 //! entries own exactly their bytes and are weighed with their overhead, so
@@ -10,8 +12,11 @@
 //! `tokio::time` on read (moka's own expiry only reclaims memory). Must not
 //! decide what is cacheable: callers only insert successful responses.
 
+mod broadcast;
 mod singleflight;
+pub mod stream;
 
+pub use broadcast::{End, Piece, Publisher, Started, StreamFlights, Subscriber};
 pub use singleflight::SingleFlight;
 
 use std::sync::Arc;
@@ -49,10 +54,12 @@ impl CacheKey {
         CacheKey(h.0.finalize().into())
     }
 
-    /// Chat: route plus the whole request, keys sorted at every level.
+    /// Chat: route plus the whole request, keys sorted at every level,
+    /// except `stream` and `stream_options`: a streamed and a whole answer
+    /// to the same request serve each other.
     pub fn chat(route: &str, body: &serde_json::Map<String, serde_json::Value>) -> CacheKey {
         Self::build(&["chat", route], |h| {
-            crate::api::write_canonical_map(body, h)
+            crate::api::write_canonical_map_without(body, &["stream", "stream_options"], h)
         })
     }
 
@@ -80,7 +87,17 @@ impl CacheKey {
 /// capacity, no slice pinning a larger buffer), so the weigher is honest.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    Chat { body: Bytes, provider: Arc<str> },
+    Chat {
+        body: Bytes,
+        provider: Arc<str>,
+    },
+    /// A finished chat stream: its SSE bytes, `[DONE]` included, and
+    /// whether a chunk carried usage.
+    ChatStream {
+        events: Bytes,
+        provider: Arc<str>,
+        usage: bool,
+    },
     Embedding(Arc<[f32]>),
 }
 
@@ -88,6 +105,9 @@ impl Payload {
     fn size(&self) -> usize {
         match self {
             Payload::Chat { body, provider } => body.len() + provider.len(),
+            Payload::ChatStream {
+                events, provider, ..
+            } => events.len() + provider.len(),
             Payload::Embedding(v) => v.len() * 4,
         }
     }
@@ -98,6 +118,15 @@ impl Payload {
             Payload::Chat { body, provider } => Payload::Chat {
                 body: Bytes::copy_from_slice(&body),
                 provider,
+            },
+            Payload::ChatStream {
+                events,
+                provider,
+                usage,
+            } => Payload::ChatStream {
+                events: Bytes::copy_from_slice(&events),
+                provider,
+                usage,
             },
             e => e,
         }

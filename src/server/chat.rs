@@ -2,10 +2,10 @@
 //!
 //! Place in the pipeline: called by `router` with the request context.
 //! Non-streaming requests on a cached route are looked up by their canonical
-//! form; identical concurrent misses share one upstream call, which holds
+//! form (a stored stream serves them too, assembled by `chat_stream`); identical concurrent misses share one upstream call, which holds
 //! the leader's admission (so it counts against the concurrency limit) and
-//! is cancelled when no client waits for it any more. Streaming requests go
-//! straight to routing (retries and failover happen before the first byte)
+//! is cancelled when no client waits for it any more. Streaming requests on
+//! a cached route are `chat_stream`'s; others go straight to routing (retries and failover happen before the first byte)
 //! and are piped through as whole events; the body holds the admission until
 //! it ends. A stream that fails after it started ends with an SSE error
 //! event, is logged in the request's span, counted as interrupted, and counts
@@ -37,7 +37,6 @@ pub(super) async fn handle(
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
-    let chat = Arc::new(chat);
     let caps = &route.capabilities;
     if !caps.chat || (chat.stream && !caps.chat_stream) {
         let what = if chat.stream {
@@ -47,17 +46,27 @@ pub(super) async fn handle(
         };
         return Err(unsupported_endpoint(&route.spec.name, what));
     }
+    let cacheable = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
+    if chat.stream && cacheable {
+        return super::chat_stream::handle(ctx, rc, route, chat).await;
+    }
+    let chat = Arc::new(chat);
     if chat.stream {
         return stream(ctx, rc, route, chat).await;
     }
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
-    if !route.spec.cache.enabled || wants_no_cache(&parts.headers) {
+    if !cacheable {
         let done = call(ctx.rt.clone(), metrics.clone(), route, chat).await?;
         return Ok(reply(rc, done, None));
     }
     let key = CacheKey::chat(&name, &chat.body);
-    if let Some(Payload::Chat { body, provider }) = ctx.rt.cache.get(&key).await {
+    let hit = match ctx.rt.cache.get(&key).await {
+        Some(Payload::Chat { body, provider }) => Some((body, provider)),
+        Some(stored) => super::chat_stream::whole_from_stream(&stored),
+        None => None,
+    };
+    if let Some((body, provider)) = hit {
         metrics.cache_hits.with_label_values(&[&name, "chat"]).inc();
         let done = ChatDone {
             body,
@@ -119,7 +128,7 @@ async fn call(
 }
 
 /// One routed chat call: each attempt sends the request as its target's model.
-async fn route_chat(
+pub(super) async fn route_chat(
     table: &RouteTable,
     route: &RouteHandle,
     metrics: &Metrics,
@@ -145,7 +154,7 @@ async fn route_chat(
     }
 }
 
-fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+pub(super) fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert("x-switchyard-provider", v);
     }

@@ -12,6 +12,7 @@
 
 mod accept;
 mod chat;
+mod chat_stream;
 mod context;
 mod cors;
 mod embeddings;

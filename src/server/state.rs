@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use super::limit::Resizable;
-use crate::cache::{CacheKey, ResponseCache, SingleFlight};
+use crate::cache::{CacheKey, ResponseCache, SingleFlight, StreamFlights};
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
 use crate::resilience::KeyedLimiter;
@@ -62,6 +62,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub chat_flights: SingleFlight<CacheKey, ChatDone>,
     pub embed_flights: SingleFlight<CacheKey, EmbedDone>,
+    pub stream_flights: StreamFlights,
     pub policy_dir: PathBuf,
     pub env: Env,
     pub draining: AtomicBool,
@@ -170,6 +171,7 @@ impl AppState {
             metrics,
             chat_flights: SingleFlight::default(),
             embed_flights: SingleFlight::default(),
+            stream_flights: StreamFlights::default(),
             policy_dir,
             env,
             draining: AtomicBool::new(false),

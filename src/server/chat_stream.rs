@@ -1,0 +1,259 @@
+//! Streaming chat on a cached route: replay, cross-serving, coalescing.
+//!
+//! Place in the pipeline: `chat::handle` hands a streaming request here when
+//! its route caches and the client did not send `Cache-Control: no-cache`.
+//! A stored answer (a stream, or a whole answer split into chunks) is
+//! replayed as SSE (`x-switchyard-cache: hit`) with its stored ids. On a
+//! miss, identical concurrent requests join one upstream stream
+//! ([`StreamFlights`]): the upstream call runs on its own task holding the
+//! leader's admission, asks for usage (`stream_options.include_usage`, so
+//! the stored stream can serve clients that want it; readers that did not
+//! ask get it stripped), and is stored when it ended with `[DONE]`, without
+//! an error, within `cache.max_entry_bytes`. A failure mid-way is logged and
+//! counted once (interruption, breaker) and every reader gets the same SSE
+//! error event. Must not alter upstream events beyond stripping usage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderValue, Response, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use super::chat::{route_chat, served_by};
+use super::context::{Admission, RequestCtx};
+use super::http::{Body, stream_error_event};
+use super::router::Ctx;
+use super::state::Runtime;
+use crate::api::chat::ChatRequest;
+use crate::api::{ErrorKind, GatewayError};
+use crate::cache::stream::{StreamScan, assemble, split, strip_usage};
+use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
+use crate::metrics::Metrics;
+use crate::providers::ChatReply;
+use crate::routing::RouteHandle;
+
+const KIND: &str = "chat_stream";
+
+/// `stream_options.include_usage` as the client sent it.
+fn wants_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Asks the upstream for usage (in place: no copy of the body).
+fn ask_for_usage(body: &mut Map<String, Value>) {
+    match body.get_mut("stream_options") {
+        Some(Value::Object(o)) => {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        None | Some(Value::Null) => {
+            let mut o = Map::new();
+            o.insert("include_usage".into(), Value::Bool(true));
+            body.insert("stream_options".into(), Value::Object(o));
+        }
+        // Not an object: the upstream judges the client's request as sent.
+        Some(_) => {}
+    }
+}
+
+/// A stored answer as an SSE stream for this client, if it can serve it.
+fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
+    match payload {
+        Payload::ChatStream {
+            events,
+            provider,
+            usage,
+        } => match (with_usage, usage) {
+            (true, false) => None,
+            (false, true) => Some((strip_usage(&events), provider)),
+            _ => Some((events, provider)),
+        },
+        Payload::Chat { body, provider } => Some((split(&body, with_usage).ok()?, provider)),
+        Payload::Embedding(_) => None,
+    }
+}
+
+/// A stored stream as a whole answer, for a non-streaming request.
+pub(super) fn whole_from_stream(payload: &Payload) -> Option<(Bytes, Arc<str>)> {
+    match payload {
+        Payload::ChatStream {
+            events, provider, ..
+        } => Some((assemble(events).ok()?, Arc::clone(provider))),
+        _ => None,
+    }
+}
+
+fn sse_response(body: Body, provider: &str, attempts: u32, cache: &'static str) -> Response<Body> {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    served_by(h, provider, attempts);
+    h.insert("x-switchyard-cache", HeaderValue::from_static(cache));
+    r
+}
+
+pub(super) async fn handle(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    route: Arc<RouteHandle>,
+    mut chat: ChatRequest,
+) -> Result<Response<Body>, GatewayError> {
+    let metrics = &ctx.state.metrics;
+    let name = route.spec.name.clone();
+    let with_usage = wants_usage(&chat.body);
+    let key = CacheKey::chat(&name, &chat.body);
+    if let Some(payload) = ctx.rt.cache.get(&key).await
+        && let Some((events, provider)) = replay(payload, with_usage)
+    {
+        metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
+        rc.served_by(&provider, 0);
+        rc.cache = Some("hit");
+        let body = http_body_util::Full::new(events).boxed_unsync();
+        return Ok(sse_response(body, &provider, 0, "hit"));
+    }
+    let bound = usize::try_from(ctx.rt.cache.max_entry_bytes()).unwrap_or(usize::MAX);
+    let (mut sub, publisher) = ctx.state.stream_flights.join(key, bound);
+    let cache = if let Some(publisher) = publisher {
+        metrics.cache_misses.with_label_values(&[&name, KIND]).inc();
+        ask_for_usage(&mut chat.body);
+        let job = Job {
+            rt: Arc::clone(&ctx.rt),
+            metrics: Arc::clone(metrics),
+            route,
+            chat: Arc::new(chat),
+            key,
+            admission: rc.admission.clone(),
+        };
+        let task = tokio::spawn(pump(publisher, job).in_current_span());
+        sub.set_abort(task.abort_handle());
+        "miss"
+    } else {
+        metrics.coalesced.with_label_values(&[&name, KIND]).inc();
+        metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
+        "hit"
+    };
+    let Started { provider, attempts } = sub.started().await?;
+    rc.served_by(&provider, attempts);
+    rc.cache = Some(cache);
+    // Everything the body needs once the handler has returned.
+    let reader = Reader {
+        sub,
+        _admission: rc.admission.clone(),
+        interrupted: Arc::clone(&rc.interrupted),
+    };
+    let frames = futures_util::stream::unfold(Some(reader), move |r| async move {
+        let mut r = r?;
+        match r.sub.next(with_usage).await? {
+            Ok(bytes) => Some((Ok(Frame::data(bytes)), Some(r))),
+            Err(event) => {
+                r.interrupted.store(true, Ordering::Relaxed);
+                Some((Ok(Frame::data(event)), None))
+            }
+        }
+    });
+    let body = StreamBody::new(frames.map(|f: Result<_, std::convert::Infallible>| f));
+    Ok(sse_response(
+        body.boxed_unsync(),
+        &provider,
+        attempts,
+        cache,
+    ))
+}
+
+/// One client's read side: its subscriber, its admission, its outcome flag.
+struct Reader {
+    sub: crate::cache::Subscriber,
+    _admission: Option<Arc<Admission>>,
+    interrupted: Arc<AtomicBool>,
+}
+
+/// What the upstream task needs.
+struct Job {
+    rt: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    route: Arc<RouteHandle>,
+    chat: Arc<ChatRequest>,
+    key: CacheKey,
+    admission: Option<Arc<Admission>>,
+}
+
+/// Runs the upstream stream into the flight, then stores it if it is whole.
+async fn pump(publisher: Publisher, job: Job) {
+    // Holds the leader's admission until the upstream stream is over.
+    let _admission = job.admission;
+    let (rt, metrics, route) = (job.rt, job.metrics, job.route);
+    let served = match route_chat(&rt.table, &route, &metrics, &job.chat, true).await {
+        Ok(s) => s,
+        Err(e) => return publisher.start(Err(e)),
+    };
+    let provider: Arc<str> = Arc::from(served.provider.as_str());
+    publisher.start(Ok(Started {
+        provider: Arc::clone(&provider),
+        attempts: served.attempts,
+    }));
+    let mut events = match served.value {
+        ChatReply::Stream(s) => s,
+        ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
+    };
+    let mut scan = StreamScan::default();
+    while let Some(item) = events.next().await {
+        match item {
+            Ok(bytes) => {
+                let without_usage = scan.feed(&bytes);
+                publisher
+                    .push(Piece {
+                        bytes,
+                        without_usage,
+                    })
+                    .await;
+            }
+            Err(e) => {
+                // Counted once for all readers; each reader marks its own
+                // request as interrupted when it reaches the error event.
+                tracing::warn!(
+                    route = route.spec.name,
+                    provider = served.provider,
+                    error = %e.describe(),
+                    "upstream stream failed mid-way"
+                );
+                metrics
+                    .stream_interruptions
+                    .with_label_values(&[&route.spec.name, &served.provider])
+                    .inc();
+                if let Some(h) = rt.table.providers.get(&served.provider) {
+                    h.breaker.record_failure();
+                }
+                let err = GatewayError::new(
+                    ErrorKind::BadGateway,
+                    format!("Upstream stream interrupted: {}", e.describe()),
+                )
+                .with_code("stream_interrupted");
+                return publisher.finish(End::Failed(stream_error_event(&err)));
+            }
+        }
+    }
+    if scan.complete()
+        && let Some(events) = publisher.whole()
+    {
+        let payload = Payload::ChatStream {
+            events,
+            provider,
+            usage: scan.usage,
+        };
+        rt.cache
+            .insert(job.key, payload, route.spec.cache.ttl)
+            .await;
+    }
+    publisher.finish(End::Done);
+}
