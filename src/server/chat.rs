@@ -145,7 +145,7 @@ async fn route_chat(
     }
 }
 
-fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+pub(super) fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert("x-switchyard-provider", v);
     }
@@ -172,6 +172,19 @@ async fn stream(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
+    Ok(pipe_stream(ctx, rc, &route, served))
+}
+
+/// The client's response for a served stream: whole events piped through,
+/// holding the admission until the end; an upstream failure midway ends it
+/// with an SSE error event, counted and logged (shared with `/v1/responses`).
+pub(super) fn pipe_stream(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    route: &RouteHandle,
+    served: Served<ChatReply>,
+) -> Response<Body> {
+    let metrics = Arc::clone(&ctx.state.metrics);
     rc.served_by(&served.provider, served.attempts);
     let events = match served.value {
         ChatReply::Stream(s) => s,
@@ -228,5 +241,5 @@ async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
-    Ok(r)
+    r
 }
