@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod responses;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
