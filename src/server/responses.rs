@@ -9,6 +9,8 @@
 //! on a route whose every target is translated) is refused with a 400
 //! naming the feature and the route. Never cached. Streams are piped as
 //! chat streams are (whole events, in-band error at a mid-stream failure).
+//! `GET` / `DELETE /v1/responses/{id}?model=ROUTE` go to the route's first
+//! target that stores responses (an openai-kind one), else 400.
 //! Must not alter a passthrough body beyond `model`.
 
 use std::sync::Arc;
@@ -104,5 +106,79 @@ fn refused(route: &str, e: &ResponsesError) -> GatewayError {
         ResponsesError::Invalid(m) | ResponsesError::BadAnswer(m) => {
             GatewayError::invalid(m.clone()).with_code("invalid_request")
         }
+    }
+}
+
+/// `GET` / `DELETE /v1/responses/{id}?model=ROUTE`: a stored response, from
+/// the route's first target that passes `/responses` through (one attempt:
+/// the response lives at that upstream only).
+pub(super) async fn stored(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    req: &Request<ReqBody>,
+) -> Result<Response<Body>, GatewayError> {
+    let path = rc.path.trim_start_matches("/v1").to_string();
+    let id = &path["/responses/".len()..];
+    // One plain segment: nothing else of the upstream's API is reachable.
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(
+            GatewayError::new(ErrorKind::NotFound, format!("Unknown path {:?}.", rc.path))
+                .with_code("unknown_url"),
+        );
+    }
+    let route_name = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("model="))
+        .ok_or_else(|| {
+            GatewayError::invalid_param(
+                "model",
+                "Name the route that created the response: add `?model=ROUTE` to the URL.",
+            )
+        })?;
+    let Some(route) = ctx.rt.table.routes.get(route_name).cloned() else {
+        return Err(GatewayError::model_not_found(route_name));
+    };
+    rc.routed(&route.spec.name);
+    let table = &ctx.rt.table;
+    let Some(handle) = route
+        .spec
+        .targets
+        .iter()
+        .filter_map(|t| table.providers.get(&t.provider))
+        .find(|h| h.provider.passes_through(PATH))
+    else {
+        return Err(GatewayError::invalid(format!(
+            "The model `{}` cannot retrieve or delete stored responses: its targets answer the \
+             Responses API through stateless chat completions and store nothing.",
+            route.spec.name
+        ))
+        .with_code("unsupported_feature"));
+    };
+    let name = handle.spec.name.as_str();
+    match handle.provider.stored(req.method().clone(), &path).await {
+        Ok(body) => {
+            rc.served_by(name, 1);
+            let mut r = json_response(StatusCode::OK, body);
+            served_by(r.headers_mut(), name, 1);
+            Ok(r)
+        }
+        Err(
+            crate::providers::UpstreamError::Status { status, body, .. }
+            | crate::providers::UpstreamError::Classified { status, body, .. },
+        ) if (400..500).contains(&status) => Err(GatewayError::new(
+            ErrorKind::Upstream { status, body },
+            format!("The upstream rejected the request (status {status})."),
+        )),
+        Err(e) => Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            format!("{name}: {}", e.describe()),
+        )),
     }
 }

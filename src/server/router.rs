@@ -116,6 +116,14 @@ pub(super) async fn dispatch(
             check_client_limit(ctx)?;
             responses::handle(ctx, rc, req).await
         }
+        p if p.starts_with("/v1/responses/") => {
+            rc.endpoint = "responses";
+            if method != Method::GET && method != Method::DELETE {
+                return Err(method_not_allowed("GET, DELETE"));
+            }
+            check_client_limit(ctx)?;
+            responses::stored(ctx, rc, &req).await
+        }
         "/v1/models" => {
             rc.endpoint = "models";
             only(&Method::GET, "GET")?;
