@@ -71,8 +71,11 @@ pub struct Echo {
     pub fields: Map<String, Value>,
 }
 
+/// Makes a field's default value.
+type MakeDefault = fn() -> Value;
+
 /// Request fields a response object repeats, with the API's defaults.
-const ECHOED: &[(&str, fn() -> Value)] = &[
+const ECHOED: &[(&str, MakeDefault)] = &[
     ("instructions", || Value::Null),
     ("max_output_tokens", || Value::Null),
     ("metadata", || Value::Object(Map::new())),
