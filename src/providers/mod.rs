@@ -134,6 +134,17 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Err(UpstreamError::Unsupported("this endpoint")) })
     }
 
+    /// A `GET` or `DELETE` of an object the provider stores at the
+    /// OpenAI-compatible `path` (`/responses/{id}`), for providers that pass
+    /// that endpoint through. The answer is a JSON object.
+    fn stored<'a>(
+        &'a self,
+        _method: http::Method,
+        _path: &'a str,
+    ) -> BoxFuture<'a, Result<Bytes, UpstreamError>> {
+        Box::pin(async { Err(UpstreamError::Unsupported("stored objects")) })
+    }
+
     /// One embeddings attempt for `inputs`, sent as `model` upstream.
     fn embed<'a>(
         &'a self,

@@ -194,6 +194,21 @@ impl OpenAiProvider {
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
+    /// `GET` / `DELETE {base_url}{path}`: a stored object, as JSON.
+    async fn stored(&self, method: http::Method, path: &str) -> Result<Bytes, UpstreamError> {
+        let request = self
+            .upstream
+            .client()
+            .request(method, format!("{}{path}", self.base_url))
+            .headers(self.headers.clone());
+        let (response, limits) = self
+            .upstream
+            .send(request)
+            .await?
+            .map_err(Failed::into_status_error)?;
+        self.upstream.read_json(response, &limits).await
+    }
+
     async fn embed(
         &self,
         model: &str,
@@ -234,6 +249,14 @@ impl Provider for OpenAiProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
+    }
+
+    fn stored<'a>(
+        &'a self,
+        method: http::Method,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Bytes, UpstreamError>> {
+        Box::pin(OpenAiProvider::stored(self, method, path))
     }
 
     fn passes_through(&self, path: &str) -> bool {

@@ -49,6 +49,12 @@ pub enum AttemptRequest {
         /// The client's body size, to size the upstream body's buffer.
         wire_len: usize,
     },
+    /// `POST /v1/responses`: passed through or translated, per target
+    /// (see `routing::responses`).
+    Responses {
+        call: Arc<super::responses::ResponsesCall>,
+        model: Arc<str>,
+    },
 }
 
 impl AttemptRequest {
@@ -58,7 +64,8 @@ impl AttemptRequest {
         match &mut req {
             AttemptRequest::Chat { model: m, .. }
             | AttemptRequest::Embed { model: m, .. }
-            | AttemptRequest::Passthrough { model: m, .. } => *m = Arc::from(model),
+            | AttemptRequest::Passthrough { model: m, .. }
+            | AttemptRequest::Responses { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -132,6 +139,11 @@ impl Service<AttemptRequest> for Adapter {
                     .passthrough(path, body_with_model(&body, &model, wire_len), stream)
                     .await
                     .map(AttemptReply::Chat),
+                AttemptRequest::Responses { call, model } => {
+                    super::responses::attempt(provider, call, model)
+                        .await
+                        .map(AttemptReply::Chat)
+                }
             }
         })
     }

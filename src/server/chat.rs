@@ -181,6 +181,19 @@ async fn stream(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
+    Ok(pipe_stream(ctx, rc, &route, served))
+}
+
+/// The client's response for a served stream: whole events piped through,
+/// holding the admission until the end; an upstream failure midway ends it
+/// with an SSE error event, counted and logged (shared with `/v1/responses`).
+pub(super) fn pipe_stream(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    route: &RouteHandle,
+    served: Served<ChatReply>,
+) -> Response<Body> {
+    let metrics = Arc::clone(&ctx.state.metrics);
     rc.served_by(&served.provider, served.attempts);
     let events = match served.value {
         ChatReply::Stream(s) => s,
@@ -237,5 +250,5 @@ async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
-    Ok(r)
+    r
 }

@@ -18,6 +18,7 @@ mod cors;
 mod embeddings;
 pub mod http;
 mod limit;
+mod responses;
 mod router;
 mod stack;
 #[cfg(test)]

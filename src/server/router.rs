@@ -18,7 +18,7 @@ use serde_json::json;
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
-use super::{chat, embeddings};
+use super::{chat, embeddings, responses};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
@@ -109,6 +109,20 @@ pub(super) async fn dispatch(
             only(&Method::POST, "POST")?;
             check_client_limit(ctx)?;
             embeddings::handle(ctx, rc, req).await
+        }
+        "/v1/responses" => {
+            rc.endpoint = "responses";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            responses::handle(ctx, rc, req).await
+        }
+        p if p.starts_with("/v1/responses/") => {
+            rc.endpoint = "responses";
+            if method != Method::GET && method != Method::DELETE {
+                return Err(method_not_allowed("GET, DELETE"));
+            }
+            check_client_limit(ctx)?;
+            responses::stored(ctx, rc, &req).await
         }
         "/v1/models" => {
             rc.endpoint = "models";

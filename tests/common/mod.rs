@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod responses;
 pub mod scripted;
 
 use std::collections::HashMap;

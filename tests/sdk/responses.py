@@ -1,0 +1,80 @@
+"""The official OpenAI Python SDK, unmodified, on /v1/responses through
+Switchyard. Usage: python3 responses.py BASE_URL MODEL FEATURES, FEATURES a
+comma-separated subset of text,tools,stream,stream_usage,parse
+(stream_usage: the final streamed response carries usage). Exits non-zero on any
+difference from what the OpenAI API would give."""
+import json
+import sys
+
+from openai import OpenAI
+from pydantic import BaseModel
+
+client = OpenAI(base_url=sys.argv[1], api_key="client-key", max_retries=0)
+model = sys.argv[2]
+features = sys.argv[3].split(",")
+tools = [{
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+    },
+}]
+ask = {"role": "user", "content": "What is the weather in Paris?"}
+
+if "text" in features:
+    r = client.responses.create(model=model, input="hello there", instructions="Be brief.")
+    assert r.object == "response" and r.status == "completed", r
+    assert r.id.startswith("resp_"), r.id
+    assert "hello there" in r.output_text, r.output_text
+    assert r.usage is not None and r.usage.total_tokens > 0, r.usage
+    print("text ok:", r.output_text)
+
+if "tools" in features:
+    r = client.responses.create(model=model, tools=tools, input=[ask])
+    calls = [o for o in r.output if o.type == "function_call"]
+    assert calls and calls[0].name == "get_weather", r.output
+    assert json.loads(calls[0].arguments)["location"] == "Paris", calls[0]
+    follow = client.responses.create(
+        model=model, tools=tools,
+        input=[ask, calls[0].model_dump(exclude_none=True),
+               {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny, 21C"}],
+    )
+    assert "sunny, 21C" in follow.output_text, follow.output_text
+    with client.responses.stream(model=model, tools=tools, input=[ask]) as stream:
+        args = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+        final = stream.get_final_response()
+    call = [o for o in final.output if o.type == "function_call"][0]
+    assert json.loads(args) == json.loads(call.arguments) == {"location": "Paris"}, (args, call)
+    print("tools ok:", follow.output_text)
+
+if "stream" in features:
+    with client.responses.stream(model=model, input="stream this please") as stream:
+        kinds, deltas = [], ""
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas += event.delta
+                assert event.snapshot.endswith(event.delta)
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+    assert "response.output_text.done" in kinds and "response.output_item.done" in kinds, kinds
+    assert deltas and final.output_text == deltas, (deltas, final.output_text)
+    if "stream_usage" in features:
+        assert final.usage is not None and final.usage.total_tokens > 0, final.usage
+    raw = list(client.responses.create(model=model, input="raw events", stream=True))
+    assert [e.sequence_number for e in raw] == list(range(len(raw))), raw
+    print("stream ok:", final.output_text)
+
+if "parse" in features:
+    class City(BaseModel):
+        city: str
+        country: str
+
+    r = client.responses.parse(model=model, input="Name a city", text_format=City)
+    assert isinstance(r.output_parsed, City), r
+    print("parse ok:", r.output_parsed)
+
+print("ALL OK")
