@@ -145,14 +145,18 @@ async fn route_chat(
     }
 }
 
-fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+pub(super) fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert("x-switchyard-provider", v);
     }
     h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
 }
 
-fn reply(rc: &mut RequestCtx, done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
+pub(super) fn reply(
+    rc: &mut RequestCtx,
+    done: ChatDone,
+    cache: Option<&'static str>,
+) -> Response<Body> {
     rc.served_by(&done.provider, done.attempts);
     rc.cache = cache;
     let mut r = json_response(StatusCode::OK, done.body);
@@ -172,6 +176,17 @@ async fn stream(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
+    Ok(stream_response(ctx, rc, &route, served))
+}
+
+/// A routed stream piped to the client as whole events (any SSE endpoint).
+pub(super) fn stream_response(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    route: &RouteHandle,
+    served: Served<ChatReply>,
+) -> Response<Body> {
+    let metrics = Arc::clone(&ctx.state.metrics);
     rc.served_by(&served.provider, served.attempts);
     let events = match served.value {
         ChatReply::Stream(s) => s,
@@ -228,5 +243,5 @@ async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
-    Ok(r)
+    r
 }

@@ -12,6 +12,7 @@
 
 mod accept;
 mod chat;
+mod completions;
 mod context;
 mod cors;
 mod embeddings;
