@@ -141,7 +141,7 @@ async fn the_mock_answers_completions_with_n_echo_max_tokens_and_streamed_usage(
         .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "length");
-    assert_eq!(v["choices"][0]["text"], " [m]", "two words: '' and '[m]'");
+    assert_eq!(v["choices"][0]["text"], " [m] completes:");
 
     let r = gw
         .post(
@@ -323,5 +323,47 @@ async fn head_answers_every_get_endpoint_like_get_without_a_body() {
         assert_eq!(r.headers()["allow"], "GET, HEAD", "{path}");
         assert_eq!(error_of(r).await["type"], "invalid_request_error");
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_openai_target_fails_over_to_the_mock_for_completions() {
+    let down = FakeUpstream::start(|_, _| async move {
+        Reply::Json(
+            503,
+            json!({"error": {"message": "overloaded", "type": "server_error"}}),
+        )
+    })
+    .await;
+    let yaml = format!(
+        "{}  m:\n    kind: mock\nroutes:\n  legacy:\n    retry: {{max_attempts: 2, initial_backoff: 1ms, max_backoff: 1ms}}\n    targets: [{{provider: p0}}, {{provider: m}}]\n",
+        providers_yaml(&[&down], "")
+    );
+    let gw = gateway(&yaml).await;
+    for stream in [false, true] {
+        let r = gw
+            .post(
+                "/v1/completions",
+                json!({"model": "legacy", "prompt": "fail over", "stream": stream}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-switchyard-provider"], "m");
+        assert_eq!(r.headers()["x-switchyard-attempts"], "3");
+        let body = r.text().await.unwrap();
+        let text = if stream {
+            let evs = events(&body);
+            evs.iter()
+                .filter_map(|e| e["choices"][0]["text"].as_str())
+                .collect::<String>()
+        } else {
+            serde_json::from_str::<Value>(&body).unwrap()["choices"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(text, " [m] completes: fail over");
+    }
+    assert_eq!(down.calls(), 4);
     gw.stop().await;
 }

@@ -64,15 +64,25 @@ pub(super) fn answer(name: &str, body: &Map<String, Value>) -> Answer {
     }
 }
 
-/// `text` cut to its first `limit` words; whether it was cut.
+/// `text` cut to its first `limit` words (runs of non-spaces, a leading
+/// space kept); whether it was cut.
 pub(super) fn truncate(text: &str, limit: Option<u64>) -> (String, bool) {
-    match limit {
-        Some(n) if (n as usize) < text.split(' ').count() => {
-            let kept: Vec<&str> = text.split(' ').take(n as usize).collect();
-            (kept.join(" "), true)
+    let Some(limit) = limit else {
+        return (text.to_string(), false);
+    };
+    let (mut words, mut in_word) = (0u64, false);
+    for (i, c) in text.char_indices() {
+        if c == ' ' {
+            in_word = false;
+        } else if !in_word {
+            if words == limit {
+                return (text[..i].trim_end().to_string(), true);
+            }
+            in_word = true;
+            words += 1;
         }
-        _ => (text.to_string(), false),
     }
+    (text.to_string(), false)
 }
 
 /// The number of choices asked for (`n`, 1..=16).
@@ -265,4 +275,17 @@ fn call_id(name: &str) -> String {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
     format!("call_mock_{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_counts_words_not_spaces() {
+        assert_eq!(truncate(" a b  c", Some(2)), (" a b".to_string(), true));
+        assert_eq!(truncate("a b", Some(2)), ("a b".to_string(), false));
+        assert_eq!(truncate("a b", Some(0)), (String::new(), true));
+        assert_eq!(truncate("a b", None), ("a b".to_string(), false));
+    }
 }

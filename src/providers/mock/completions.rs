@@ -101,7 +101,7 @@ pub(super) fn answer(
     };
     let mut out = Vec::new();
     for (i, c) in all.iter().enumerate() {
-        for piece in words(&c.text) {
+        for piece in words(&c.text).filter(|p| !p.is_empty()) {
             out.push(event(
                 json!([{"text": piece, "index": i, "logprobs": null, "finish_reason": null}]),
                 Value::Null,
