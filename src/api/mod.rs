@@ -5,6 +5,7 @@
 //! status-code mapping (that is `server`'s job).
 
 pub mod chat;
+pub mod completions;
 pub mod embeddings;
 pub mod error;
 pub mod responses;

@@ -63,6 +63,13 @@ impl CacheKey {
         })
     }
 
+    /// Text completions: as chat, under their own prefix.
+    pub fn completions(route: &str, body: &serde_json::Map<String, serde_json::Value>) -> CacheKey {
+        Self::build(&["completions", route], |h| {
+            crate::api::write_canonical_map(body, h)
+        })
+    }
+
     /// One embedding input under a route and its canonical parameters.
     pub fn embedding(route: &str, canonical_params: &str, item: &str) -> CacheKey {
         Self::build(&["emb", route, canonical_params, item], |_| {})

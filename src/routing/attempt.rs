@@ -69,6 +69,16 @@ impl AttemptRequest {
         }
         req
     }
+
+    /// Whether `provider` can serve this request at all: a passthrough
+    /// only goes to providers that pass its path through, others are
+    /// skipped (not failed).
+    pub fn servable_by(&self, provider: &dyn Provider) -> bool {
+        match self {
+            AttemptRequest::Passthrough { path, .. } => provider.passes_through(path),
+            _ => true,
+        }
+    }
 }
 
 /// What one attempt answered.

@@ -119,6 +119,7 @@ async fn run_targets(
             let t = &spec.targets[i];
             table.providers.get(&t.provider).map(|h| (t, h))
         })
+        .filter(|(_, h)| request.servable_by(h.provider.as_ref()))
         .collect();
     for (pos, (target, handle)) in order.iter().enumerate() {
         if !failures.is_empty() {

@@ -161,7 +161,11 @@ pub(super) fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) 
     h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
 }
 
-fn reply(rc: &mut RequestCtx, done: ChatDone, cache: Option<&'static str>) -> Response<Body> {
+pub(super) fn reply(
+    rc: &mut RequestCtx,
+    done: ChatDone,
+    cache: Option<&'static str>,
+) -> Response<Body> {
     rc.served_by(&done.provider, done.attempts);
     rc.cache = cache;
     let mut r = json_response(StatusCode::OK, done.body);

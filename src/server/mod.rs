@@ -13,6 +13,7 @@
 mod accept;
 mod chat;
 mod chat_stream;
+mod completions;
 mod context;
 mod cors;
 mod embeddings;

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
-use super::{chat, embeddings, responses};
+use super::{chat, completions, embeddings, responses};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
@@ -96,8 +96,17 @@ pub(super) async fn dispatch(
             Err(method_not_allowed(allow))
         }
     };
+    // GET endpoints answer HEAD alike, without the body.
+    let head = method == Method::HEAD;
+    let read_only = || {
+        if method == Method::GET || head {
+            Ok(())
+        } else {
+            Err(method_not_allowed("GET, HEAD"))
+        }
+    };
     let path = rc.path.clone();
-    match path.as_str() {
+    let response = match path.as_str() {
         "/v1/chat/completions" => {
             rc.endpoint = "chat";
             only(&Method::POST, "POST")?;
@@ -124,9 +133,15 @@ pub(super) async fn dispatch(
             check_client_limit(ctx)?;
             responses::stored(ctx, rc, &req).await
         }
+        "/v1/completions" => {
+            rc.endpoint = "completions";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            completions::handle(ctx, rc, req).await
+        }
         "/v1/models" => {
             rc.endpoint = "models";
-            only(&Method::GET, "GET")?;
+            read_only()?;
             Ok(json_response(
                 StatusCode::OK,
                 api::models_body(ctx.rt.table.routes.keys().map(String::as_str)),
@@ -136,7 +151,7 @@ pub(super) async fn dispatch(
             rc.endpoint = "models";
             let id = &p["/v1/models/".len()..];
             rc.route = route_label(&ctx.rt, id);
-            only(&Method::GET, "GET")?;
+            read_only()?;
             match ctx.rt.table.routes.get(id) {
                 Some(_) => Ok(json_response(
                     StatusCode::OK,
@@ -148,10 +163,12 @@ pub(super) async fn dispatch(
         }
         "/healthz" => {
             rc.endpoint = "health";
+            read_only()?;
             Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#))
         }
         "/readyz" => {
             rc.endpoint = "health";
+            read_only()?;
             let (status, text) = if ctx.state.is_draining() {
                 (StatusCode::SERVICE_UNAVAILABLE, "draining")
             } else {
@@ -162,6 +179,7 @@ pub(super) async fn dispatch(
         }
         "/metrics" => {
             rc.endpoint = "metrics";
+            read_only()?;
             Ok(metrics_response(ctx).await)
         }
         "/admin/reload" => {
@@ -173,7 +191,25 @@ pub(super) async fn dispatch(
             GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))
                 .with_code("unknown_url"),
         ),
+    }?;
+    Ok(if head {
+        without_body(response)
+    } else {
+        response
+    })
+}
+
+/// A HEAD answer: the GET answer's status and headers (its length
+/// included, when known), no body.
+fn without_body(response: Response<Body>) -> Response<Body> {
+    use hyper::body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
+    Response::from_parts(parts, super::http::full(bytes::Bytes::new()))
 }
 
 /// Turns a spent bucket into a 429 for `scope`, counting it.

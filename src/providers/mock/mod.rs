@@ -4,7 +4,15 @@
 //! offline. Answers deterministically (chat echoes the last user message,
 //! embeddings are unit vectors seeded by the input) after the configured
 //! latency, and fails a configured fraction of calls with a configured status
-//! to exercise retries, failover and breakers. Must not do network I/O.
+//! to exercise retries, failover and breakers. Chat honours what SDKs lean
+//! on (`n`, token limits, usage in streams, tools, structured outputs:
+//! `chat.rs`, `schema.rs`), and legacy `/completions` is passed through to
+//! it like to an OpenAI-compatible server (`completions.rs`). Must not do
+//! network I/O.
+
+mod chat;
+mod completions;
+mod schema;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
+use crate::api::completions::PATH as COMPLETIONS;
 use crate::api::embeddings::EmbedReply;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Timeouts};
 
@@ -81,7 +90,7 @@ const MOCK_CAPABILITIES: Capabilities = Capabilities {
     chat: true,
     chat_stream: true,
     embeddings: true,
-    tools: false,
+    tools: true,
     images: false,
 };
 
@@ -104,6 +113,33 @@ impl Provider for MockProvider {
         stream: bool,
     ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
         Box::pin(MockProvider::chat(self, request, model, stream))
+    }
+
+    fn passes_through(&self, path: &str) -> bool {
+        path == COMPLETIONS
+    }
+
+    fn passthrough<'a>(
+        &'a self,
+        path: &'a str,
+        body: Bytes,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(async move {
+            if path != COMPLETIONS {
+                return Err(UpstreamError::Unsupported("this endpoint"));
+            }
+            self.respond().await?;
+            let body: Map<String, Value> = serde_json::from_slice(&body)
+                .map_err(|e| UpstreamError::Protocol(format!("mock: request body: {e}")))?;
+            let id = format!("cmpl-mock-{:016x}", fastrand::u64(..));
+            let mut events = completions::answer(&self.name, &body, &id, now(), stream);
+            Ok(if stream {
+                ChatReply::Stream(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
+            } else {
+                ChatReply::Full(events.pop().unwrap_or_default())
+            })
+        })
     }
 
     fn embed<'a>(
@@ -150,47 +186,16 @@ impl MockProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         self.respond().await?;
-        let prompt = last_user_text(&request.body);
-        let content = format!("[{}] You said: {}", self.name, prompt);
-        let prompt_tokens = word_count(&prompt) as u64;
-        let completion_tokens = word_count(&content) as u64;
+        let answer = chat::answer(&self.name, &request.body);
+        let n = chat::choices(&request.body);
         let id = format!("chatcmpl-mock-{:016x}", fastrand::u64(..));
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
         if !stream {
-            let reply = json!({
-                "id": id, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
-            });
-            return Ok(ChatReply::Full(Bytes::from(reply.to_string())));
+            return Ok(ChatReply::Full(chat::full(&answer, &id, now(), model, n)));
         }
-        let chunk = |delta: Value, finish: Value| {
-            let c = json!({"id": id, "object": "chat.completion.chunk", "created": created,
-                           "model": model,
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            Ok(Bytes::from(format!("data: {c}\n\n")))
-        };
-        let mut events = vec![chunk(
-            json!({"role": "assistant", "content": ""}),
-            Value::Null,
-        )];
-        for (i, word) in content.split(' ').enumerate() {
-            let piece = if i == 0 {
-                word.to_string()
-            } else {
-                format!(" {word}")
-            };
-            events.push(chunk(json!({"content": piece}), Value::Null));
-        }
-        events.push(chunk(json!({}), json!("stop")));
-        events.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+        let with_usage = chat::include_usage(&request.body);
+        let events = chat::chunks(&answer, &id, now(), model, n, with_usage);
         Ok(ChatReply::Stream(
-            futures_util::stream::iter(events).boxed(),
+            futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
         ))
     }
 
@@ -241,6 +246,20 @@ pub(super) fn mock_vector(text: &str, dims: usize) -> Vec<f32> {
         .sqrt()
         .max(f32::MIN_POSITIVE);
     v.into_iter().map(|x| x / norm).collect()
+}
+
+/// Seconds since the Unix epoch, for `created`.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// An OpenAI `usage` object.
+fn usage(prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+           "total_tokens": prompt_tokens + completion_tokens})
 }
 
 fn word_count(s: &str) -> usize {
