@@ -20,6 +20,7 @@ use tower::{Service, ServiceBuilder};
 
 use crate::api::chat::{ChatRequest, body_with_model};
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
 use crate::providers::{ChatReply, Provider, UpstreamError};
@@ -49,6 +50,13 @@ pub enum AttemptRequest {
         /// The client's body size, to size the upstream body's buffer.
         wire_len: usize,
     },
+    /// Scores for `documents` against `query` ([`Provider::rerank`]).
+    Rerank {
+        model: Arc<str>,
+        query: Arc<str>,
+        documents: Arc<Vec<Arc<str>>>,
+        extra: Arc<Map<String, Value>>,
+    },
 }
 
 impl AttemptRequest {
@@ -58,7 +66,8 @@ impl AttemptRequest {
         match &mut req {
             AttemptRequest::Chat { model: m, .. }
             | AttemptRequest::Embed { model: m, .. }
-            | AttemptRequest::Passthrough { model: m, .. } => *m = Arc::from(model),
+            | AttemptRequest::Passthrough { model: m, .. }
+            | AttemptRequest::Rerank { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -69,6 +78,7 @@ impl AttemptRequest {
 pub enum AttemptReply {
     Chat(ChatReply),
     Embed(EmbedReply),
+    Rerank(RerankReply),
 }
 
 pub type AttemptStack = BoxCloneSyncService<AttemptRequest, AttemptReply, UpstreamError>;
@@ -132,6 +142,15 @@ impl Service<AttemptRequest> for Adapter {
                     .passthrough(path, body_with_model(&body, &model, wire_len), stream)
                     .await
                     .map(AttemptReply::Chat),
+                AttemptRequest::Rerank {
+                    model,
+                    query,
+                    documents,
+                    extra,
+                } => provider
+                    .rerank(&model, &query, &documents, &extra)
+                    .await
+                    .map(AttemptReply::Rerank),
             }
         })
     }

@@ -17,6 +17,7 @@ mod cors;
 mod embeddings;
 pub mod http;
 mod limit;
+mod rerank;
 mod router;
 mod stack;
 #[cfg(test)]

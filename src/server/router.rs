@@ -18,7 +18,7 @@ use serde_json::json;
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
-use super::{chat, embeddings};
+use super::{chat, embeddings, rerank};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
@@ -109,6 +109,12 @@ pub(super) async fn dispatch(
             only(&Method::POST, "POST")?;
             check_client_limit(ctx)?;
             embeddings::handle(ctx, rc, req).await
+        }
+        "/v1/rerank" => {
+            rc.endpoint = "rerank";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            rerank::handle(ctx, rc, req).await
         }
         "/v1/models" => {
             rc.endpoint = "models";
