@@ -134,6 +134,12 @@ async fn cohere_v2_rerank_follows_the_reference() {
     let body = json!({"model": "rr", "query": "q", "documents": ["a"], "rank_fields": ["t"]});
     let resp = gw.post("/v1/rerank", body).await;
     assert_eq!(resp.status(), 400);
+    let e = error_of(resp).await;
+    assert_eq!(e["code"], "unsupported_feature", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("rank_fields"),
+        "{e}"
+    );
     assert_eq!(fake.calls(), 1);
 }
 

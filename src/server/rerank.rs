@@ -62,7 +62,7 @@ async fn serve(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     route: Arc<RouteHandle>,
-    request: RerankRequest,
+    mut request: RerankRequest,
     no_cache: bool,
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = &ctx.state.metrics;
@@ -116,7 +116,7 @@ async fn serve(
             route.clone(),
             Arc::clone(&request.query),
             unique,
-            request.extra.clone(),
+            std::mem::take(&mut request.extra),
             use_cache.then(|| params.clone()),
         );
         let done = if use_cache {
