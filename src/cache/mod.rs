@@ -4,8 +4,9 @@
 //! responses are keyed on the route and the full canonical request less
 //! `stream` and `stream_options`, whole answers and finished streams alike
 //! (`stream` converts between them, `broadcast` shares streams in flight);
-//! embeddings are cached per input item (route, parameters, item), so a batch
-//! with some hits sends only its misses upstream. Keys are SHA-256 digests;
+//! embeddings are cached per input item (route, parameters, item), and
+//! rerank scores per (route, parameters, query, document), so a batch with
+//! some hits sends only its misses upstream. Keys are SHA-256 digests;
 //! entries own exactly their bytes and are weighed with their overhead, so
 //! `cache.max_bytes` bounds real memory; answers over `cache.max_entry_bytes`
 //! are not kept. Expiry is checked against
@@ -90,7 +91,40 @@ impl CacheKey {
     }
 }
 
-/// What is stored. Both kinds own exactly the bytes they hold (no spare
+/// Hashes `text` with its length first, so neighbouring texts cannot run
+/// into each other whatever bytes they hold.
+fn hash_text(h: &mut HashWriter, text: &str) {
+    h.0.update((text.len() as u64).to_le_bytes());
+    h.0.update(text.as_bytes());
+}
+
+impl CacheKey {
+    /// One document's rerank score for `query` under a route and its
+    /// canonical parameters.
+    pub fn rerank(route: &str, canonical_params: &str, query: &str, document: &str) -> CacheKey {
+        Self::build(&["rerank", route, canonical_params], |h| {
+            hash_text(h, query);
+            hash_text(h, document);
+        })
+    }
+
+    /// A query and the documents sent for it (the single-flight key).
+    pub fn rerank_batch<'a>(
+        route: &str,
+        canonical_params: &str,
+        query: &str,
+        documents: impl Iterator<Item = &'a str>,
+    ) -> CacheKey {
+        Self::build(&["rerankbatch", route, canonical_params], |h| {
+            hash_text(h, query);
+            for d in documents {
+                hash_text(h, d);
+            }
+        })
+    }
+}
+
+/// What is stored. All kinds own exactly the bytes they hold (no spare
 /// capacity, no slice pinning a larger buffer), so the weigher is honest.
 #[derive(Debug, Clone)]
 pub enum Payload {
@@ -106,6 +140,8 @@ pub enum Payload {
         usage: bool,
     },
     Embedding(Arc<[f32]>),
+    /// One document's rerank relevance score.
+    Score(f64),
 }
 
 impl Payload {
@@ -116,6 +152,7 @@ impl Payload {
                 events, provider, ..
             } => events.len() + provider.len(),
             Payload::Embedding(v) => v.len() * 4,
+            Payload::Score(_) => 8,
         }
     }
 

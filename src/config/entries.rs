@@ -246,9 +246,10 @@ pub(super) fn route(
         match e.as_str() {
             "chat" => endpoints.push(Endpoint::Chat),
             "embeddings" => endpoints.push(Endpoint::Embeddings),
+            "rerank" => endpoints.push(Endpoint::Rerank),
             other => cx.errors.at(
                 &loc.field("endpoints").index(i),
-                format!("unknown endpoint {other:?} (expected chat or embeddings)"),
+                format!("unknown endpoint {other:?} (expected chat, embeddings or rerank)"),
             ),
         }
     }

@@ -147,6 +147,7 @@ pub struct RouteSpec {
 pub enum Endpoint {
     Chat,
     Embeddings,
+    Rerank,
 }
 
 impl Endpoint {
@@ -154,6 +155,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Rerank => "rerank",
         }
     }
 }

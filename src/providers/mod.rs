@@ -2,7 +2,7 @@
 //! [`Provider`] trait, with capabilities.
 //!
 //! Place in the pipeline: the last step. `routing` picks a target and calls
-//! [`Provider::chat`] or [`Provider::embed`] once per attempt. A provider
+//! [`Provider::chat`], [`Provider::embed`] or [`Provider::rerank`] once per attempt. A provider
 //! makes exactly one upstream call per method call, translates between the
 //! OpenAI wire format and its own, classifies its own errors, and enforces
 //! its own timeouts (connect, first byte, idle, body, total). It must not
@@ -38,6 +38,7 @@ pub mod scrub;
 pub mod translate;
 pub mod upstream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +48,7 @@ use serde_json::{Map, Value};
 
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 pub use error::{ErrorClass, UpstreamError};
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
@@ -116,7 +118,7 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Whether this provider serves the OpenAI-compatible endpoint `path`
-    /// (`/responses`, `/completions`, `/rerank`, ...) as it is, without
+    /// (`/responses`, `/completions`, ...) as it is, without
     /// translation. Routes use [`Provider::passthrough`] for such targets.
     fn passes_through(&self, _path: &str) -> bool {
         false
@@ -153,6 +155,24 @@ pub trait Provider: Send + Sync + 'static {
         _extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(async { Err(UpstreamError::Unsupported("embeddings")) })
+    }
+
+    /// Whether this provider serves [`Provider::rerank`] (`/v1/rerank`
+    /// routes need every target to).
+    fn reranks(&self) -> bool {
+        false
+    }
+
+    /// One rerank attempt: a score for each of `documents` against `query`,
+    /// in the order given, as `model` upstream.
+    fn rerank<'a>(
+        &'a self,
+        _model: &'a str,
+        _query: &'a str,
+        _documents: &'a [Arc<str>],
+        _extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
+        Box::pin(async { Err(UpstreamError::Unsupported("rerank")) })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Provider kind `openai`: any OpenAI-compatible HTTP API.
 //!
 //! Place in the pipeline: called by `routing` for one attempt. Sends
-//! `POST {base_url}/chat/completions` or `/embeddings` with the provider's key
+//! `POST {base_url}/chat/completions`, `/embeddings` or `/rerank` (vLLM's
+//! Jina/Cohere-compatible rerank) with the provider's key
 //! (read from the environment at load time). Applies the connect timeout (in
 //! the client), the first-byte timeout (until response headers), then the
 //! body limits of [`super::body`]. A `200` only counts as an answer when it
@@ -26,6 +27,7 @@ use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 use crate::api::sse::{SseDecoder, SseEvent};
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
 
@@ -220,6 +222,19 @@ impl OpenAiProvider {
         let bytes = self.upstream.read_json(response, &limits).await?;
         openai_wire::embeddings_reply(&bytes, inputs.len())
     }
+
+    async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[std::sync::Arc<str>],
+        extra: &Map<String, Value>,
+    ) -> Result<RerankReply, UpstreamError> {
+        let body = openai_wire::rerank_body(model, query, documents, extra);
+        let (response, limits) = self.send("/rerank", body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        openai_wire::rerank_reply(&bytes, documents.len())
+    }
 }
 
 impl Provider for OpenAiProvider {
@@ -259,6 +274,20 @@ impl Provider for OpenAiProvider {
         Box::pin(OpenAiProvider::stored(self, method, path))
     }
 
+    fn reranks(&self) -> bool {
+        true
+    }
+
+    fn rerank<'a>(
+        &'a self,
+        model: &'a str,
+        query: &'a str,
+        documents: &'a [std::sync::Arc<str>],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
+        Box::pin(OpenAiProvider::rerank(self, model, query, documents, extra))
+    }
+
     fn passes_through(&self, path: &str) -> bool {
         PASSTHROUGH_PATHS.contains(&path)
     }
@@ -273,8 +302,10 @@ impl Provider for OpenAiProvider {
     }
 }
 
-/// OpenAI-compatible endpoints this kind forwards as they are.
-const PASSTHROUGH_PATHS: &[&str] = &["/responses", "/completions", "/rerank"];
+/// OpenAI-compatible endpoints this kind forwards as they are (`/rerank`
+/// is not one: it goes through [`Provider::rerank`], so it is checked,
+/// cached per document and can fail over to other kinds).
+const PASSTHROUGH_PATHS: &[&str] = &["/responses", "/completions"];
 
 /// An upstream SSE body re-cut at event boundaries: only whole events are
 /// passed on, the stream must end with `[DONE]`, and it is bounded by the

@@ -3,18 +3,19 @@
 //!
 //! Place in the pipeline: inside those providers, for one attempt, after
 //! [`super::upstream::Upstream`] got a successful response. Checks that a
-//! `200` chat answer is a chat completion, builds the embeddings body and
-//! decodes the embeddings answer. Must not know URLs, keys or error
+//! `200` chat answer is a chat completion, builds the embeddings and rerank
+//! bodies and decodes their answers. Must not know URLs, keys or error
 //! classification: those differ per kind.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::UpstreamError;
 use super::upstream::SetupError;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
+use crate::api::rerank::{RerankReply, scores_of};
 
 /// What a chat answer must at least hold.
 #[derive(Deserialize)]
@@ -50,6 +51,48 @@ pub(super) fn embeddings_body(model: &str, inputs: &[Value], extra: &Map<String,
 /// Decodes an embeddings answer for `expected` inputs.
 pub(super) fn embeddings_reply(body: &[u8], expected: usize) -> Result<EmbedReply, UpstreamError> {
     parse_upstream_reply(body, expected).map_err(|e| UpstreamError::Protocol(e.to_string()))
+}
+
+/// A Jina / Cohere-style rerank body (vLLM's `/v1/rerank`): no `top_n`,
+/// every document is scored.
+#[derive(Serialize)]
+struct RerankBody<'a> {
+    model: &'a str,
+    query: &'a str,
+    documents: Vec<&'a str>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+pub(super) fn rerank_body(
+    model: &str,
+    query: &str,
+    documents: &[std::sync::Arc<str>],
+    extra: &Map<String, Value>,
+) -> Bytes {
+    let body = RerankBody {
+        model,
+        query,
+        documents: documents.iter().map(|d| &**d).collect(),
+        extra,
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// Decodes a rerank answer (`results[{index, relevance_score}]`, `usage`)
+/// for `expected` documents; anything else is a protocol failure.
+pub(super) fn rerank_reply(body: &[u8], expected: usize) -> Result<RerankReply, UpstreamError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| UpstreamError::Protocol("a rerank answer that is not JSON".into()))?;
+    let scores = scores_of(&v, expected).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    Ok(RerankReply {
+        scores,
+        total_tokens: v
+            .pointer("/usage/total_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        search_units: 0,
+    })
 }
 
 /// A header value holding a secret: never printed in debug output.

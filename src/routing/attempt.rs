@@ -20,6 +20,7 @@ use tower::{Service, ServiceBuilder};
 
 use crate::api::chat::{ChatRequest, body_with_model};
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
 use crate::providers::{ChatReply, Provider, UpstreamError};
@@ -55,6 +56,13 @@ pub enum AttemptRequest {
         call: Arc<super::responses::ResponsesCall>,
         model: Arc<str>,
     },
+    /// Scores for `documents` against `query` ([`Provider::rerank`]).
+    Rerank {
+        model: Arc<str>,
+        query: Arc<str>,
+        documents: Arc<Vec<Arc<str>>>,
+        extra: Arc<Map<String, Value>>,
+    },
 }
 
 impl AttemptRequest {
@@ -65,7 +73,8 @@ impl AttemptRequest {
             AttemptRequest::Chat { model: m, .. }
             | AttemptRequest::Embed { model: m, .. }
             | AttemptRequest::Passthrough { model: m, .. }
-            | AttemptRequest::Responses { model: m, .. } => *m = Arc::from(model),
+            | AttemptRequest::Responses { model: m, .. }
+            | AttemptRequest::Rerank { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -86,6 +95,7 @@ impl AttemptRequest {
 pub enum AttemptReply {
     Chat(ChatReply),
     Embed(EmbedReply),
+    Rerank(RerankReply),
 }
 
 pub type AttemptStack = BoxCloneSyncService<AttemptRequest, AttemptReply, UpstreamError>;
@@ -154,6 +164,15 @@ impl Service<AttemptRequest> for Adapter {
                         .await
                         .map(AttemptReply::Chat)
                 }
+                AttemptRequest::Rerank {
+                    model,
+                    query,
+                    documents,
+                    extra,
+                } => provider
+                    .rerank(&model, &query, &documents, &extra)
+                    .await
+                    .map(AttemptReply::Rerank),
             }
         })
     }

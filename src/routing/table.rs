@@ -192,6 +192,7 @@ impl RouteTable {
                     let can = match endpoint {
                         Endpoint::Chat => has.chat,
                         Endpoint::Embeddings => has.embeddings,
+                        Endpoint::Rerank => h.provider.reranks(),
                     };
                     if !can {
                         errors.push(ConfigError {
@@ -207,7 +208,11 @@ impl RouteTable {
                     }
                 }
             }
-            if !spec.targets.is_empty() && !capabilities.chat && !capabilities.embeddings {
+            if !spec.targets.is_empty()
+                && !capabilities.chat
+                && !capabilities.embeddings
+                && !spec.endpoints.contains(&Endpoint::Rerank)
+            {
                 let kinds: Vec<String> = spec
                     .targets
                     .iter()

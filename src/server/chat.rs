@@ -147,7 +147,7 @@ pub(super) async fn route_chat(
             provider: served.provider,
             attempts: served.attempts,
         }),
-        AttemptReply::Embed(_) => Err(GatewayError::new(
+        _ => Err(GatewayError::new(
             ErrorKind::Internal,
             "Provider answered chat with embeddings.",
         )),

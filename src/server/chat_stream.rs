@@ -76,7 +76,7 @@ fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
             _ => Some((events, provider)),
         },
         Payload::Chat { body, provider } => Some((split(&body, with_usage).ok()?, provider)),
-        Payload::Embedding(_) => None,
+        Payload::Embedding(_) | Payload::Score(_) => None,
     }
 }
 

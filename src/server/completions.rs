@@ -137,9 +137,9 @@ async fn route_call(
             provider: served.provider,
             attempts: served.attempts,
         }),
-        AttemptReply::Embed(_) => Err(GatewayError::new(
+        _ => Err(GatewayError::new(
             ErrorKind::Internal,
-            "Provider answered completions with embeddings.",
+            "Provider answered completions with something else.",
         )),
     }
 }

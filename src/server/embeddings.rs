@@ -177,7 +177,7 @@ async fn fetch(
                 };
                 match execute(&rt.table, route, metrics, request).await?.value {
                     AttemptReply::Embed(reply) => Ok::<_, GatewayError>(reply),
-                    AttemptReply::Chat(_) => Err(GatewayError::new(
+                    _ => Err(GatewayError::new(
                         ErrorKind::Internal,
                         "Provider answered embeddings with chat.",
                     )),

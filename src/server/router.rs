@@ -18,7 +18,7 @@ use serde_json::json;
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
-use super::{chat, completions, embeddings, responses};
+use super::{chat, completions, embeddings, rerank, responses};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
@@ -138,6 +138,12 @@ pub(super) async fn dispatch(
             only(&Method::POST, "POST")?;
             check_client_limit(ctx)?;
             completions::handle(ctx, rc, req).await
+        }
+        "/v1/rerank" => {
+            rc.endpoint = "rerank";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            rerank::handle(ctx, rc, req).await
         }
         "/v1/models" => {
             rc.endpoint = "models";

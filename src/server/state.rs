@@ -51,6 +51,17 @@ pub struct EmbedDone {
     pub total_tokens: u64,
 }
 
+/// Rerank scores shared between coalesced requests: one per unique missed
+/// document, in order, with who served them and the upstream usage.
+#[derive(Debug, Clone)]
+pub struct RerankDone {
+    pub scores: Arc<Vec<f64>>,
+    pub provider: Arc<str>,
+    pub attempts: u32,
+    pub total_tokens: u64,
+    pub search_units: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
     Reloaded { generation: u64 },
@@ -63,6 +74,7 @@ pub struct AppState {
     pub chat_flights: SingleFlight<CacheKey, ChatDone>,
     pub embed_flights: SingleFlight<CacheKey, EmbedDone>,
     pub stream_flights: StreamFlights,
+    pub rerank_flights: SingleFlight<CacheKey, RerankDone>,
     pub policy_dir: PathBuf,
     pub env: Env,
     pub draining: AtomicBool,
@@ -172,6 +184,7 @@ impl AppState {
             chat_flights: SingleFlight::default(),
             embed_flights: SingleFlight::default(),
             stream_flights: StreamFlights::default(),
+            rerank_flights: SingleFlight::default(),
             policy_dir,
             env,
             draining: AtomicBool::new(false),

@@ -15,8 +15,10 @@
 //! Answers: with tools and "weather" in the last user text, a call of the
 //! first tool with `{"location": "Paris"}` (and a `tool_plan`); after a tool
 //! result, `The tool said: <result>`; otherwise `Echo: <last user text>`
-//! plus ` (+N images)`. [`FakeCohere::fail_next`] queues failures.
+//! plus ` (+N images)`; `/v2/rerank`: [`rerank`]. [`FakeCohere::fail_next`] queues failures.
 #![allow(dead_code)]
+
+pub mod rerank;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -196,6 +198,7 @@ async fn handle(
     match seen.path.as_str() {
         "/v2/embed" => embed(&seen.body),
         "/v2/chat" => chat(&seen.body, failure),
+        "/v2/rerank" => rerank::rerank(&seen.body),
         _ => error(404, "Not Found"),
     }
 }

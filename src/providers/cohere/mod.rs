@@ -10,6 +10,8 @@
 //!   [`embed::MAX_BATCH_INPUTS`] texts per call;
 //! - [`request`], [`response`], [`stream`]: `/v1/chat/completions` <->
 //!   `POST /v2/chat` (JSON and SSE);
+//! - [`rerank`]: `/v1/rerank` <-> `POST /v2/rerank` (`query`, `documents`,
+//!   `max_tokens_per_doc`; scores back in document order);
 //! - [`errors`]: Cohere's `{"message": ...}` errors by status;
 //! - [`config`]: the kind's keys.
 //!
@@ -21,6 +23,7 @@ pub mod embed;
 pub mod errors;
 mod provider;
 pub mod request;
+pub mod rerank;
 pub mod response;
 pub mod stream;
 
@@ -29,6 +32,7 @@ pub use embed::{CohereEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_resp
 pub use errors::{ErrorClass, classify_error};
 pub use provider::CohereProvider;
 pub use request::{CohereChatSettings, chat_request};
+pub use rerank::{rerank_request, rerank_response};
 pub use response::chat_response;
 pub use stream::CohereStream;
 

@@ -1,8 +1,9 @@
 //! The `cohere` provider: one Cohere API v2 call per attempt.
 //!
 //! Place in the pipeline: called by `routing` for one attempt. Translates
-//! the OpenAI request ([`super::request`], [`super::embed`]), sends it to
-//! `{base_url}/v2/chat` or `/v2/embed` with `Authorization: Bearer` (marked
+//! the OpenAI request ([`super::request`], [`super::embed`],
+//! [`super::rerank`]), sends it to `{base_url}/v2/chat`, `/v2/embed` or
+//! `/v2/rerank` with `Authorization: Bearer` (marked
 //! sensitive) through [`Upstream`] (timeouts, size cap, secret scrubbing),
 //! and translates the answer back ([`super::response`], [`super::stream`]
 //! through `translated_sse`, honouring `stream_options.include_usage`).
@@ -11,6 +12,8 @@
 //! from the `retry-after` header). Must not retry, fail over or log the key.
 
 use crate::providers::upstream::SetupError;
+use std::sync::Arc;
+
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -20,10 +23,12 @@ use super::config::{CAPABILITIES, Config};
 use super::embed::{MAX_BATCH_INPUTS, embed_request, embed_response};
 use super::errors::classify_error;
 use super::request::chat_request;
+use super::rerank::{rerank_request, rerank_response};
 use super::response::chat_response;
 use super::stream::CohereStream;
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
@@ -114,6 +119,20 @@ impl CohereProvider {
         let bytes = self.upstream.read_json(response, &limits).await?;
         embed_response(&bytes, inputs.len()).map_err(UpstreamError::Translate)
     }
+
+    async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[Arc<str>],
+        extra: &Map<String, Value>,
+    ) -> Result<RerankReply, UpstreamError> {
+        let body =
+            rerank_request(model, query, documents, extra).map_err(UpstreamError::Translate)?;
+        let (response, limits) = self.send("/v2/rerank", &body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        rerank_response(&bytes, documents.len()).map_err(UpstreamError::Translate)
+    }
 }
 
 /// A Cohere error as the client sees it: the OpenAI envelope with the
@@ -167,5 +186,19 @@ impl Provider for CohereProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(CohereProvider::embed(self, model, inputs, extra))
+    }
+
+    fn reranks(&self) -> bool {
+        true
+    }
+
+    fn rerank<'a>(
+        &'a self,
+        model: &'a str,
+        query: &'a str,
+        documents: &'a [Arc<str>],
+        extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
+        Box::pin(CohereProvider::rerank(self, model, query, documents, extra))
     }
 }

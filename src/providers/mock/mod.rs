@@ -2,7 +2,8 @@
 //!
 //! Place in the pipeline: same as any provider, so the shipped policies run
 //! offline. Answers deterministically (chat echoes the last user message,
-//! embeddings are unit vectors seeded by the input) after the configured
+//! embeddings are unit vectors seeded by the input, rerank scores are the
+//! word overlap of query and document) after the configured
 //! latency, and fails a configured fraction of calls with a configured status
 //! to exercise retries, failover and breakers. Chat honours what SDKs lean
 //! on (`n`, token limits, usage in streams, tools, structured outputs:
@@ -14,6 +15,8 @@ mod chat;
 mod completions;
 mod schema;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,6 +29,7 @@ use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamE
 use crate::api::chat::ChatRequest;
 use crate::api::completions::PATH as COMPLETIONS;
 use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Timeouts};
 
 /// `kind: mock` settings.
@@ -150,6 +154,53 @@ impl Provider for MockProvider {
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(MockProvider::embed(self, model, inputs, extra))
     }
+
+    fn reranks(&self) -> bool {
+        true
+    }
+
+    fn rerank<'a>(
+        &'a self,
+        _model: &'a str,
+        query: &'a str,
+        documents: &'a [Arc<str>],
+        _extra: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
+        Box::pin(async move {
+            self.respond().await?;
+            let q = words(query);
+            let mut tokens = word_count(query) as u64;
+            let scores = documents
+                .iter()
+                .map(|d| {
+                    tokens += word_count(d) as u64;
+                    overlap(&q, &words(d))
+                })
+                .collect();
+            Ok(RerankReply {
+                scores,
+                total_tokens: tokens,
+                search_units: 0,
+            })
+        })
+    }
+}
+
+/// The lowercase alphanumeric words of `text`.
+fn words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Jaccard overlap of two word sets, in 0..=1 (0 when both are empty).
+pub(super) fn overlap(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    let union = a.union(b).count();
+    if union == 0 {
+        return 0.0;
+    }
+    a.intersection(b).count() as f64 / union as f64
 }
 
 impl MockProvider {
@@ -281,5 +332,18 @@ fn last_user_text(body: &Map<String, Value>) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_jaccard_of_lowercase_words() {
+        let q = words("Capital of France?");
+        assert_eq!(overlap(&q, &words("Paris is the capital of France")), 0.5);
+        assert_eq!(overlap(&q, &words("bananas")), 0.0);
+        assert_eq!(overlap(&words(""), &words("")), 0.0);
     }
 }
