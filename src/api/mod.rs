@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod embeddings;
 pub mod error;
+pub mod messages;
 pub mod sse;
 
 pub use error::{ErrorKind, GatewayError};

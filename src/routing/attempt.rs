@@ -49,6 +49,17 @@ pub enum AttemptRequest {
         /// The client's body size, to size the upstream body's buffer.
         wire_len: usize,
     },
+    /// Anthropic Messages (`path` `/messages` or `/messages/count_tokens`):
+    /// passed through, with the client's `anthropic-*` `headers`, to kinds
+    /// that serve it natively, translated to chat for the others.
+    Messages {
+        path: &'static str,
+        body: Arc<Map<String, Value>>,
+        headers: Arc<http::HeaderMap>,
+        model: Arc<str>,
+        stream: bool,
+        wire_len: usize,
+    },
 }
 
 impl AttemptRequest {
@@ -58,7 +69,8 @@ impl AttemptRequest {
         match &mut req {
             AttemptRequest::Chat { model: m, .. }
             | AttemptRequest::Embed { model: m, .. }
-            | AttemptRequest::Passthrough { model: m, .. } => *m = Arc::from(model),
+            | AttemptRequest::Passthrough { model: m, .. }
+            | AttemptRequest::Messages { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -132,6 +144,26 @@ impl Service<AttemptRequest> for Adapter {
                     .passthrough(path, body_with_model(&body, &model, wire_len), stream)
                     .await
                     .map(AttemptReply::Chat),
+                AttemptRequest::Messages {
+                    path,
+                    body,
+                    headers,
+                    model,
+                    stream,
+                    wire_len,
+                } => super::messages::attempt(
+                    provider.as_ref(),
+                    super::messages::Messages {
+                        path,
+                        body: &body,
+                        headers: &headers,
+                        model: &model,
+                        stream,
+                        wire_len,
+                    },
+                )
+                .await
+                .map(AttemptReply::Chat),
             }
         })
     }

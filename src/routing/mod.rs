@@ -11,6 +11,7 @@
 //! HTTP; its result is the upstream value or one [`GatewayError`].
 
 mod attempt;
+mod messages;
 mod table;
 
 pub use attempt::{AttemptReply, AttemptRequest, AttemptStack};

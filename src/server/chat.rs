@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::context::RequestCtx;
-use super::http::{Body, ReqBody, json_response, stream_error_event, wants_no_cache};
+use super::http::{Body, ErrorShape, ReqBody, json_response, stream_error_event, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
@@ -145,7 +145,7 @@ async fn route_chat(
     }
 }
 
-fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+pub(super) fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert("x-switchyard-provider", v);
     }
@@ -172,6 +172,20 @@ async fn stream(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
+    Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi))
+}
+
+/// A served stream as the client's SSE response (shared with Messages):
+/// whole events piped through; a failure mid-way ends it with one error
+/// event in `shape`.
+pub(super) fn sse_reply(
+    ctx: &Ctx,
+    rc: &mut RequestCtx,
+    route: &RouteHandle,
+    served: Served<ChatReply>,
+    shape: ErrorShape,
+) -> Response<Body> {
+    let metrics = Arc::clone(&ctx.state.metrics);
     rc.served_by(&served.provider, served.attempts);
     let events = match served.value {
         ChatReply::Stream(s) => s,
@@ -215,7 +229,7 @@ async fn stream(
                     format!("Upstream stream interrupted: {}", e.describe()),
                 )
                 .with_code("stream_interrupted");
-                stream_error_event(&err)
+                stream_error_event(&err, shape)
             }
         };
         Ok::<_, std::convert::Infallible>(Frame::data(bytes))
@@ -228,5 +242,5 @@ async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     served_by(h, &served.provider, served.attempts);
-    Ok(r)
+    r
 }

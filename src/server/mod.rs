@@ -17,6 +17,7 @@ mod cors;
 mod embeddings;
 pub mod http;
 mod limit;
+mod messages;
 mod router;
 mod stack;
 #[cfg(test)]
