@@ -80,6 +80,8 @@ fn events(
         events: Vec<SseEvent>,
         translator: ChatToMessages,
         ended: bool,
+        /// An error to send after the events translated before it.
+        failed: Option<UpstreamError>,
     }
     let state = State {
         chunks,
@@ -87,9 +89,13 @@ fn events(
         events: Vec::new(),
         translator: ChatToMessages::new(model),
         ended: false,
+        failed: None,
     };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
+        if let Some(e) = s.failed.take() {
+            return Some((Err(e), None));
+        }
         if s.ended {
             return None;
         }
@@ -110,12 +116,15 @@ fn events(
                 }
             };
             if let Err(e) = step {
-                return Some((Err(translate_error(e)), None));
+                s.failed = Some(translate_error(e));
             }
             if !out.is_empty() {
                 let mut joined = BytesMut::new();
                 out.iter().for_each(|b| joined.extend_from_slice(b));
                 return Some((Ok(joined.freeze()), Some(s)));
+            }
+            if let Some(e) = s.failed.take() {
+                return Some((Err(e), None));
             }
             if s.ended {
                 return None;
