@@ -17,7 +17,8 @@
 //!   are scrubbed before they are kept, and messages are written from policy
 //!   names, never from header values).
 //! - Only `server::http` turns a `GatewayError` into HTTP (status, headers,
-//!   OpenAI envelope) or into an SSE error event; nothing below `server`
+//!   OpenAI envelope, or Anthropic's on `/v1/messages`) or into an SSE error
+//!   event; nothing below `server`
 //!   knows status codes it did not receive from an upstream.
 //! - Nothing panics on input: client bodies, upstream bodies, policy files.
 //!   A panic that escapes anyway is answered with a 500 envelope at the edge.

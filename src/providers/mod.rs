@@ -147,6 +147,19 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Err(UpstreamError::Unsupported("stored objects")) })
     }
 
+    /// [`Provider::passthrough`] with the client's headers that this kind
+    /// forwards (the Messages API's `anthropic-version` and `anthropic-beta`);
+    /// kinds that forward none ignore them. Never the client's credentials.
+    fn passthrough_with_headers<'a>(
+        &'a self,
+        path: &'a str,
+        body: Bytes,
+        _client_headers: &'a http::HeaderMap,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        self.passthrough(path, body, stream)
+    }
+
     /// One embeddings attempt for `inputs`, sent as `model` upstream.
     fn embed<'a>(
         &'a self,

@@ -63,6 +63,17 @@ pub enum AttemptRequest {
         documents: Arc<Vec<Arc<str>>>,
         extra: Arc<Map<String, Value>>,
     },
+    /// Anthropic Messages (`path` `/messages` or `/messages/count_tokens`):
+    /// passed through, with the client's `anthropic-*` `headers`, to kinds
+    /// that serve it natively, translated to chat for the others.
+    Messages {
+        path: &'static str,
+        body: Arc<Map<String, Value>>,
+        headers: Arc<http::HeaderMap>,
+        model: Arc<str>,
+        stream: bool,
+        wire_len: usize,
+    },
 }
 
 impl AttemptRequest {
@@ -74,7 +85,8 @@ impl AttemptRequest {
             | AttemptRequest::Embed { model: m, .. }
             | AttemptRequest::Passthrough { model: m, .. }
             | AttemptRequest::Responses { model: m, .. }
-            | AttemptRequest::Rerank { model: m, .. } => *m = Arc::from(model),
+            | AttemptRequest::Rerank { model: m, .. }
+            | AttemptRequest::Messages { model: m, .. } => *m = Arc::from(model),
         }
         req
     }
@@ -173,6 +185,26 @@ impl Service<AttemptRequest> for Adapter {
                     .rerank(&model, &query, &documents, &extra)
                     .await
                     .map(AttemptReply::Rerank),
+                AttemptRequest::Messages {
+                    path,
+                    body,
+                    headers,
+                    model,
+                    stream,
+                    wire_len,
+                } => super::messages::attempt(
+                    provider.as_ref(),
+                    super::messages::Messages {
+                        path,
+                        body: &body,
+                        headers: &headers,
+                        model: &model,
+                        stream,
+                        wire_len,
+                    },
+                )
+                .await
+                .map(AttemptReply::Chat),
             }
         })
     }

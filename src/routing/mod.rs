@@ -11,6 +11,7 @@
 //! HTTP; its result is the upstream value or one [`GatewayError`].
 
 mod attempt;
+mod messages;
 pub mod responses;
 mod table;
 

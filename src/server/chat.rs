@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::context::RequestCtx;
-use super::http::{Body, ReqBody, json_response, stream_error_event, wants_no_cache};
+use super::http::{Body, ErrorShape, ReqBody, json_response, stream_error_event, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
 use crate::api::chat::ChatRequest;
@@ -185,17 +185,18 @@ async fn stream(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = route_chat(&ctx.rt.table, &route, &metrics, &chat, true).await?;
-    Ok(pipe_stream(ctx, rc, &route, served))
+    Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi))
 }
 
-/// The client's response for a served stream: whole events piped through,
-/// holding the admission until the end; an upstream failure midway ends it
-/// with an SSE error event, counted and logged (shared with `/v1/responses`).
-pub(super) fn pipe_stream(
+/// A served stream as the client's SSE response (shared with Messages):
+/// whole events piped through; a failure mid-way ends it with one error
+/// event in `shape`.
+pub(super) fn sse_reply(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     route: &RouteHandle,
     served: Served<ChatReply>,
+    shape: ErrorShape,
 ) -> Response<Body> {
     let metrics = Arc::clone(&ctx.state.metrics);
     rc.served_by(&served.provider, served.attempts);
@@ -241,7 +242,7 @@ pub(super) fn pipe_stream(
                     format!("Upstream stream interrupted: {}", e.describe()),
                 )
                 .with_code("stream_interrupted");
-                stream_error_event(&err)
+                stream_error_event(&err, shape)
             }
         };
         Ok::<_, std::convert::Infallible>(Frame::data(bytes))

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use super::chat::{route_chat, served_by};
 use super::context::{Admission, RequestCtx};
-use super::http::{Body, stream_error_event};
+use super::http::{Body, ErrorShape, stream_error_event};
 use super::router::Ctx;
 use super::state::Runtime;
 use crate::api::chat::ChatRequest;
@@ -239,7 +239,7 @@ async fn pump(publisher: Publisher, job: Job) {
                     format!("Upstream stream interrupted: {}", e.describe()),
                 )
                 .with_code("stream_interrupted");
-                return publisher.finish(End::Failed(stream_error_event(&err)));
+                return publisher.finish(End::Failed(stream_error_event(&err, ErrorShape::OpenAi)));
             }
         }
     }

@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use http::{Request, Response};
 
-use super::chat::{pipe_stream, reply};
+use super::chat::{reply, sse_reply};
 use super::context::RequestCtx;
+use super::http::ErrorShape;
 use super::http::{Body, ReqBody, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
@@ -42,7 +43,7 @@ pub(super) async fn handle(
     let metrics = &ctx.state.metrics;
     if request.stream {
         let served = route_call(&ctx.rt.table, &route, metrics, &request, true).await?;
-        return Ok(pipe_stream(ctx, rc, &route, served));
+        return Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi));
     }
     if !route.spec.cache.enabled || wants_no_cache(&parts.headers) {
         let done = call(ctx.rt.clone(), metrics.clone(), route, request).await?;

@@ -2,9 +2,10 @@
 //!
 //! Place in the pipeline: used by every `server` handler and by `stack`.
 //! [`error_response`] is the one place a [`GatewayError`] becomes an HTTP
-//! status, headers (`Retry-After`, `x-should-retry`) and an OpenAI error
-//! body, and [`stream_error_event`] the one place it becomes an SSE error
-//! event. Request bodies arrive already decoded by the edge ([`ReqBody`]),
+//! status, headers (`Retry-After`, `x-should-retry`) and an error body in
+//! the endpoint's [`ErrorShape`] (OpenAI's envelope, or Anthropic's for
+//! `/v1/messages`), and [`stream_error_event`] the one place it becomes an
+//! SSE error event. Request bodies arrive already decoded by the edge ([`ReqBody`]),
 //! so [`read_body`]'s limit counts decompressed bytes. Must not contain
 //! endpoint logic.
 
@@ -59,8 +60,41 @@ pub fn status_of(e: &GatewayError) -> StatusCode {
     }
 }
 
+/// How an endpoint's clients expect errors written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error": {"message", "type", "param", "code"}}`
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`, what the Anthropic
+    /// SDKs parse: the Messages endpoints.
+    Anthropic,
+}
+
+impl ErrorShape {
+    pub fn for_path(path: &str) -> Self {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            ErrorShape::Anthropic
+        } else {
+            ErrorShape::OpenAi
+        }
+    }
+
+    fn body(self, e: &GatewayError) -> Bytes {
+        match self {
+            ErrorShape::OpenAi => e.body(),
+            ErrorShape::Anthropic => {
+                crate::api::messages::error_body(status_of(e).as_u16(), &e.body())
+            }
+        }
+    }
+}
+
 pub fn error_response(e: &GatewayError) -> Response<Body> {
-    let mut r = json_response(status_of(e), e.body());
+    shaped_error_response(e, ErrorShape::OpenAi)
+}
+
+pub fn shaped_error_response(e: &GatewayError, shape: ErrorShape) -> Response<Body> {
+    let mut r = json_response(status_of(e), shape.body(e));
     if let Some(after) = e.retry_after {
         // Whole seconds, rounded up, at least 1: what clients parse.
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
@@ -85,8 +119,11 @@ pub fn error_response(e: &GatewayError) -> Response<Body> {
 
 /// A stream that has already started cannot change its status: its error
 /// goes in-band, as one SSE event in the same envelope.
-pub fn stream_error_event(e: &GatewayError) -> Bytes {
-    crate::api::sse::data_event(&e.body())
+pub fn stream_error_event(e: &GatewayError, shape: ErrorShape) -> Bytes {
+    match shape {
+        ErrorShape::OpenAi => crate::api::sse::data_event(&e.body()),
+        ErrorShape::Anthropic => crate::api::sse::named_event("error", &shape.body(e)),
+    }
 }
 
 /// Reads the whole (decoded) request body, refusing more than `limit`

@@ -19,6 +19,7 @@ mod cors;
 mod embeddings;
 pub mod http;
 mod limit;
+mod messages;
 mod rerank;
 mod responses;
 mod router;

@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 
-use super::chat::{pipe_stream, served_by};
+use super::chat::{served_by, sse_reply};
 use super::context::RequestCtx;
+use super::http::ErrorShape;
 use super::http::{Body, ReqBody, json_response};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use crate::api::responses::request::to_chat;
@@ -81,7 +82,9 @@ pub(super) async fn handle(
         attempts: served.attempts,
     };
     match served.value {
-        ChatReply::Stream(_) if stream => Ok(pipe_stream(ctx, rc, &route, served)),
+        ChatReply::Stream(_) if stream => {
+            Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi))
+        }
         ChatReply::Full(body) if !stream => {
             rc.served_by(&served.provider, served.attempts);
             let mut r = json_response(StatusCode::OK, body);

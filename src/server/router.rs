@@ -18,7 +18,7 @@ use serde_json::json;
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
 use super::state::{AppState, ReloadOutcome, Runtime};
-use super::{chat, completions, embeddings, rerank, responses};
+use super::{chat, completions, embeddings, messages, rerank, responses};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
@@ -48,6 +48,7 @@ pub(super) fn client_key<B>(req: &Request<B>, peer: SocketAddr) -> String {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .filter(|k| !k.is_empty());
     match bearer {
@@ -144,6 +145,12 @@ pub(super) async fn dispatch(
             only(&Method::POST, "POST")?;
             check_client_limit(ctx)?;
             rerank::handle(ctx, rc, req).await
+        }
+        "/v1/messages" | "/v1/messages/count_tokens" => {
+            rc.endpoint = "messages";
+            only(&Method::POST, "POST")?;
+            check_client_limit(ctx)?;
+            messages::handle(ctx, rc, req, path.ends_with("/count_tokens")).await
         }
         "/v1/models" => {
             rc.endpoint = "models";

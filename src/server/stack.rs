@@ -42,7 +42,7 @@ use tracing::field::Empty;
 
 use super::context::{Admission, ConnInfo, CtxSlot, account};
 use super::cors;
-use super::http::{Body, ReqBody, error_response};
+use super::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
 use super::router::{self, Ctx};
 use super::state::AppState;
 use crate::api::{ErrorKind, GatewayError};
@@ -170,8 +170,9 @@ async fn dispatch(
         rt,
     };
     let result = router::dispatch(&ctx, rc, req).await;
-    // Errors become HTTP: the one place.
-    Ok(result.unwrap_or_else(|e| error_response(&e)))
+    // Errors become HTTP: the one place, in the endpoint's shape.
+    let shape = ErrorShape::for_path(&rc.path);
+    Ok(result.unwrap_or_else(|e| shaped_error_response(&e, shape)))
 }
 
 /// Paths answered outside the concurrency limit.

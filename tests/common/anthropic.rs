@@ -18,7 +18,8 @@
 //! otherwise `Fake Claude heard: <last user text>`, cut at a stop sequence or
 //! at `max_tokens` words. Usage: input_tokens = words in the request texts,
 //! output_tokens = words answered. JSON or SSE (events split mid-way across
-//! writes). [`FakeAnthropic::fail_next`] queues failures. [`gateway`] starts
+//! writes). [`FakeAnthropic::fail_next`] queues failures. `POST /v1/messages/count_tokens` answers
+//! `{"input_tokens": <words>}`. [`gateway`] starts
 //! the gateway with [`FAKE_KEY`] in `ANTHROPIC_TEST_KEY`.
 
 use std::collections::VecDeque;
@@ -103,6 +104,16 @@ pub fn error_body(kind: &str, message: &str, n: usize) -> Value {
 }
 
 fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
+    if s.path == "/v1/messages/count_tokens" {
+        // Messages' token counter: the key is checked, the count is the words.
+        if s.headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(FAKE_KEY) {
+            return Reply::Json(
+                401,
+                error_body("authentication_error", "invalid x-api-key", n),
+            );
+        }
+        return Reply::Json(200, json!({"input_tokens": words_in_request(&s.body)}));
+    }
     let streaming = s.body["stream"] == true;
     let err = |status: u16, kind: &str, msg: &str| Reply::Json(status, error_body(kind, msg, n));
     match failure {

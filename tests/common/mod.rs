@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;

@@ -28,6 +28,7 @@ pub mod content;
 pub mod error;
 pub mod events;
 pub mod messages;
+mod native;
 mod provider;
 pub mod request;
 pub mod response;

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::{CAPABILITIES, Config};
+use super::native::NATIVE_PATHS;
 use super::{
     AnthropicChatSettings, AnthropicStream, MESSAGES_PATH, chat_request, chat_response,
     classify_error, headers,
@@ -41,6 +42,8 @@ use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamEr
 pub struct AnthropicProvider {
     upstream: Upstream,
     url: String,
+    /// `{base_url}/v1`, for the Messages endpoints passed through.
+    base: String,
     headers: http::HeaderMap,
     chat: AnthropicChatSettings,
 }
@@ -67,6 +70,7 @@ impl AnthropicProvider {
         Ok(AnthropicProvider {
             upstream: Upstream::new(timeouts, max_response_bytes, [key])?,
             url: format!("{}{MESSAGES_PATH}", config.base_url),
+            base: format!("{}/v1", config.base_url),
             headers,
             chat: config.chat.clone(),
         })
@@ -122,6 +126,46 @@ impl Provider for AnthropicProvider {
     ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
         Box::pin(AnthropicProvider::chat(self, request, model, stream))
     }
+
+    fn passes_through(&self, path: &str) -> bool {
+        NATIVE_PATHS.contains(&path)
+    }
+
+    fn passthrough<'a>(
+        &'a self,
+        path: &'a str,
+        body: Bytes,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(async move {
+            let none = http::HeaderMap::new();
+            self.native(path, body, &none, stream).await
+        })
+    }
+
+    fn passthrough_with_headers<'a>(
+        &'a self,
+        path: &'a str,
+        body: Bytes,
+        client_headers: &'a http::HeaderMap,
+        stream: bool,
+    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
+        Box::pin(self.native(path, body, client_headers, stream))
+    }
+}
+
+impl AnthropicProvider {
+    pub(super) fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    pub(super) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(super) fn own_headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
 }
 
 /// [`AnthropicStream`] behind the shared stream plumbing.
@@ -151,7 +195,7 @@ struct TypeOnly {
 
 /// A non-2xx answer, classified by Anthropic's error type (or its status),
 /// as the OpenAI error envelope clients expect, with `retry-after`.
-fn classified(failed: Failed) -> UpstreamError {
+pub(super) fn classified(failed: Failed) -> UpstreamError {
     let class = classify_error(failed.status, &failed.body);
     let code = serde_json::from_slice::<ErrorType>(&failed.body)
         .ok()

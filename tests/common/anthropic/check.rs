@@ -50,7 +50,8 @@ pub(super) fn check(s: &Seen) -> Result<(), Rejection> {
     }
     match header("anthropic-version") {
         None => return Err(bad("anthropic-version: header is required")),
-        Some("2023-06-01" | "2023-01-01") => {}
+        // Dated versions (newer SDKs send newer dates than 2023-06-01).
+        Some(v) if is_dated_version(v) => {}
         Some(_) => return Err(bad("anthropic-version: invalid version")),
     }
     if !header("content-type").is_some_and(|c| c.starts_with("application/json")) {
@@ -226,4 +227,16 @@ fn check_messages(body: &Map<String, Value>, has_tools: bool) -> Result<(), Reje
         }
     }
     Ok(())
+}
+
+/// `YYYY-MM-DD`, no earlier than the first Messages API version.
+fn is_dated_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && v >= "2023-01-01"
 }

@@ -1,0 +1,134 @@
+//! OpenAI chat completion -> Messages response, for targets that do not
+//! speak Messages natively.
+//!
+//! Place in the pipeline: called by `routing` on a whole (non-streaming)
+//! chat answer. The first choice becomes the content blocks (its text as a
+//! `text` block, each tool call as a `tool_use` block with its arguments
+//! parsed into `input`), `finish_reason` becomes `stop_reason` and the usage
+//! becomes `input_tokens` / `output_tokens`. Must not do I/O.
+
+use serde_json::{Value, json};
+
+use super::MessagesError;
+
+/// Anthropic's `stop_reason` for an OpenAI `finish_reason`.
+pub fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// A tool call's `arguments` string as the `input` object.
+pub fn tool_input(arguments: &str) -> Result<Value, MessagesError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(arguments)
+        .map_err(|_| MessagesError::BadAnswer("tool call arguments are not JSON".into()))
+}
+
+/// The Messages response for the chat completion `bytes`; `model` names
+/// the model when the answer does not.
+pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|_| MessagesError::BadAnswer("not JSON".into()))?;
+    let choice = v
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or_else(|| MessagesError::BadAnswer("no choices".into()))?;
+    let msg = choice.get("message").unwrap_or(&Value::Null);
+    let mut content = Vec::new();
+    if let Some(text) = msg.get("content").and_then(Value::as_str)
+        && !text.is_empty()
+    {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for call in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = call.get("function").unwrap_or(&Value::Null);
+        let args = f.get("arguments").and_then(Value::as_str).unwrap_or("");
+        content.push(json!({
+            "type": "tool_use",
+            "id": call.get("id").and_then(Value::as_str).unwrap_or(""),
+            "name": f.get("name").and_then(Value::as_str).unwrap_or(""),
+            "input": tool_input(args)?,
+        }));
+    }
+    let finish = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("stop");
+    let usage = v.get("usage").unwrap_or(&Value::Null);
+    let tokens = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("switchyard");
+    Ok(json!({
+        "id": message_id(id),
+        "type": "message",
+        "role": "assistant",
+        "model": v.get("model").and_then(Value::as_str).unwrap_or(model),
+        "content": content,
+        "stop_reason": stop_reason(finish),
+        "stop_sequence": null,
+        "usage": {"input_tokens": tokens("prompt_tokens"), "output_tokens": tokens("completion_tokens")},
+    }))
+}
+
+/// A Messages id (`msg_...`) from a chat completion id.
+pub fn message_id(chat_id: &str) -> String {
+    if chat_id.starts_with("msg_") {
+        chat_id.to_string()
+    } else {
+        format!("msg_{chat_id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_tools_stop_reason_and_usage_translate() {
+        let chat = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-x",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Let me look.",
+                "tool_calls": [{"id": "call_1", "type": "function",
+                                "function": {"name": "get", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        });
+        let out = from_chat(chat.to_string().as_bytes(), "r").unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "id": "msg_chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-x",
+                "content": [{"type": "text", "text": "Let me look."},
+                            {"type": "tool_use", "id": "call_1", "name": "get", "input": {"city": "Paris"}}],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 11, "output_tokens": 7}
+            })
+        );
+    }
+
+    #[test]
+    fn finish_reasons_map() {
+        assert_eq!(stop_reason("stop"), "end_turn");
+        assert_eq!(stop_reason("length"), "max_tokens");
+        assert_eq!(stop_reason("tool_calls"), "tool_use");
+        assert_eq!(stop_reason("content_filter"), "refusal");
+    }
+
+    #[test]
+    fn malformed_answers_are_errors() {
+        assert!(from_chat(b"nope", "r").is_err());
+        assert!(from_chat(br#"{"choices":[]}"#, "r").is_err());
+        let bad_args = json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}}]});
+        assert!(from_chat(bad_args.to_string().as_bytes(), "r").is_err());
+    }
+}
