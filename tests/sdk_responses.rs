@@ -50,9 +50,12 @@ async fn the_openai_sdk_uses_the_responses_api_through_every_kind() {
     }
     let shipped = gateway(&shipped_policies()).await;
     let base = format!("{}/v1", shipped.base);
-    // The mock does not call tools or honour json_schema, and its chat
-    // streams carry no usage: text and streams.
-    run("responses.py", &[&base, "gpt-4o-mini", "text,stream"]).await;
+    // The mock calls tools, honours json_schema and reports stream usage.
+    run(
+        "responses.py",
+        &[&base, "gpt-4o-mini", "text,tools,stream,stream_usage,parse"],
+    )
+    .await;
     shipped.stop().await;
 
     let openai = common::responses::start().await;
@@ -67,6 +70,7 @@ async fn the_openai_sdk_uses_the_responses_api_through_every_kind() {
     kind: anthropic
     base_url: {}
     api_key_env: {KEY_ENV}
+    structured_outputs: true
 routes:
   via-openai:
     targets: [{{provider: up, model: gpt-4.1}}]
@@ -85,7 +89,11 @@ routes:
     .await;
     run(
         "responses.py",
-        &[&base, "via-anthropic", "text,tools,stream,stream_usage"],
+        &[
+            &base,
+            "via-anthropic",
+            "text,tools,stream,stream_usage,parse",
+        ],
     )
     .await;
     // Each really served its part: passed through, and translated.

@@ -268,8 +268,37 @@ fn words_in_request(body: &Value) -> u64 {
     all.into_iter().map(words).sum()
 }
 
+/// A value of the JSON schema's shape (every property, by type), as
+/// structured outputs (`output_config.format`) promise.
+fn example_of(schema: &Value) -> Value {
+    match schema["type"].as_str() {
+        Some("object") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), example_of(v)))
+                .collect(),
+        ),
+        Some("array") => json!([example_of(&schema["items"])]),
+        Some("integer") => json!(1),
+        Some("number") => json!(1.5),
+        Some("boolean") => json!(true),
+        _ => json!("example"),
+    }
+}
+
 /// The answer's content blocks, stop_reason and stop_sequence.
 fn answer(body: &Value) -> (Vec<Value>, &'static str, Value) {
+    let format = &body["output_config"]["format"];
+    if format["type"] == "json_schema" {
+        let text = example_of(&format["schema"]).to_string();
+        return (
+            vec![json!({"type": "text", "text": text})],
+            "end_turn",
+            Value::Null,
+        );
+    }
     let last = body["messages"]
         .as_array()
         .and_then(|m| m.last())
