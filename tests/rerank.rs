@@ -383,3 +383,58 @@ async fn a_garbage_200_is_retried_and_never_cached() {
     assert_eq!(resp.headers()["x-switchyard-cache"], "hit");
     assert_eq!(up.calls(), 3);
 }
+
+#[tokio::test]
+async fn text_embeddings_inference_reranks_through_its_root_rerank_endpoint() {
+    // TEI's own API: `POST /rerank` at the server root with `{query, texts}`,
+    // answered with `[{index, score}]`.
+    let tei = FakeUpstream::start(|s, _| async move {
+        if s.path != "/rerank" || s.body.get("documents").is_some() {
+            return Reply::Json(
+                422,
+                json!({"error": "unexpected request", "error_type": "Validation"}),
+            );
+        }
+        let query = s.body["query"].as_str().unwrap_or("").to_string();
+        let mut scored: Vec<Value> = s.body["texts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| json!({"index": i, "score": score_of(&query, t.as_str().unwrap_or(""))}))
+            .collect();
+        scored.sort_by(|a, b| {
+            b["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&a["score"].as_f64().unwrap())
+        });
+        Reply::Json(200, Value::Array(scored))
+    })
+    .await;
+    let yaml = format!(
+        "providers:\n  tei:\n    kind: openai\n    base_url: {}\n    rerank_api: tei\nroutes:\n  bge-reranker:\n    targets: [{{provider: tei}}]\n",
+        tei.base_url()
+    );
+    let gw = gateway(&yaml).await;
+    let r = gw
+        .post(
+            "/v1/rerank",
+            json!({"model": "bge-reranker", "query": "red apples",
+                   "documents": ["blue sky", "red apples and pears", "apples"], "top_n": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(indices(&v), vec![1, 2], "{v}");
+    let seen = tei.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].path,
+        "/rerank",
+        "the server root, not {}",
+        tei.base_url()
+    );
+    assert_eq!(seen[0].body["texts"].as_array().unwrap().len(), 3);
+    gw.stop().await;
+}

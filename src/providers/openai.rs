@@ -39,6 +39,19 @@ pub struct Config {
     pub base_url: String,
     pub api_key: Option<Secret>,
     pub headers: BTreeMap<String, String>,
+    /// Which rerank API the server speaks.
+    pub rerank_api: RerankApi,
+}
+
+/// The rerank dialects of OpenAI-compatible servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RerankApi {
+    /// Jina / Cohere style at `{base_url}/rerank` (vLLM): `documents` in,
+    /// `results[{index, relevance_score}]` out.
+    Jina,
+    /// text-embeddings-inference at the server's root `/rerank` (`/v1`
+    /// dropped from `base_url`): `texts` in, `[{index, score}]` out.
+    Tei,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +60,7 @@ struct Raw {
     base_url: Option<String>,
     api_key_env: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    rerank_api: Option<String>,
 }
 
 impl KindConfig for Config {
@@ -69,10 +83,22 @@ impl KindConfig for Config {
                 );
             }
         }
+        let rerank_api = match raw.rerank_api.as_deref() {
+            None | Some("jina") => RerankApi::Jina,
+            Some("tei") => RerankApi::Tei,
+            Some(other) => {
+                report.at(
+                    "rerank_api",
+                    format!("unknown rerank API {other:?} (expected jina or tei)"),
+                );
+                RerankApi::Jina
+            }
+        };
         report.finish(Config {
             base_url,
             api_key,
             headers,
+            rerank_api,
         })
     }
 
@@ -95,6 +121,7 @@ impl KindConfig for Config {
 pub struct OpenAiProvider {
     upstream: Upstream,
     base_url: String,
+    rerank_api: RerankApi,
     headers: http::HeaderMap,
 }
 
@@ -129,6 +156,7 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             upstream,
             base_url: config.base_url.clone(),
+            rerank_api: config.rerank_api,
             headers,
         })
     }
@@ -230,6 +258,23 @@ impl OpenAiProvider {
         documents: &[std::sync::Arc<str>],
         extra: &Map<String, Value>,
     ) -> Result<RerankReply, UpstreamError> {
+        if self.rerank_api == RerankApi::Tei {
+            let root = self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url);
+            let body = openai_wire::tei_rerank_body(query, documents);
+            let request = self
+                .upstream
+                .client()
+                .post(format!("{root}/rerank"))
+                .headers(self.headers.clone())
+                .body(body);
+            let (response, limits) = self
+                .upstream
+                .send(request)
+                .await?
+                .map_err(Failed::into_status_error)?;
+            let bytes = self.upstream.read_json(response, &limits).await?;
+            return openai_wire::tei_rerank_reply(&bytes, documents.len());
+        }
         let body = openai_wire::rerank_body(model, query, documents, extra);
         let (response, limits) = self.send("/rerank", body).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;

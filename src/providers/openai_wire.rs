@@ -95,6 +95,36 @@ pub(super) fn rerank_reply(body: &[u8], expected: usize) -> Result<RerankReply, 
     })
 }
 
+/// text-embeddings-inference's rerank body: `{query, texts}`.
+pub(super) fn tei_rerank_body(query: &str, documents: &[std::sync::Arc<str>]) -> Bytes {
+    let texts: Vec<&str> = documents.iter().map(|d| &**d).collect();
+    let body = serde_json::json!({"query": query, "texts": texts, "raw_scores": false});
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// text-embeddings-inference's rerank answer, `[{index, score}]`, read as
+/// the Jina/Cohere shape so the same checks apply.
+pub(super) fn tei_rerank_reply(body: &[u8], expected: usize) -> Result<RerankReply, UpstreamError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| UpstreamError::Protocol("a rerank answer that is not JSON".into()))?;
+    let Some(items) = v.as_array() else {
+        return Err(UpstreamError::Protocol(
+            "a TEI rerank answer that is not an array".into(),
+        ));
+    };
+    let results: Vec<Value> = items
+        .iter()
+        .map(|r| serde_json::json!({"index": r["index"], "relevance_score": r["score"]}))
+        .collect();
+    let scores = scores_of(&serde_json::json!({ "results": results }), expected)
+        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    Ok(RerankReply {
+        scores,
+        total_tokens: 0,
+        search_units: 0,
+    })
+}
+
 /// A header value holding a secret: never printed in debug output.
 pub(super) fn secret_header(value: &str) -> Result<http::HeaderValue, SetupError> {
     let mut value =
