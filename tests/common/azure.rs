@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 use super::{TEST_KEY, expected_vector};
@@ -70,27 +69,12 @@ type Body = BoxBody<Bytes, Infallible>;
 impl FakeAzure {
     /// A resource with these deployments.
     pub async fn start(deployments: &[&str]) -> FakeAzure {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         *state.deployments.lock().unwrap() = deployments.iter().map(|d| d.to_string()).collect();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                        },
-                    );
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let addr = super::serve_raw(Arc::clone(&state), |state, req| async move {
+            handle(&state, req).await
+        })
+        .await;
         FakeAzure { addr, state }
     }
 

@@ -457,3 +457,34 @@ pub fn python_module(module: &str) -> bool {
     }
     found
 }
+
+/// Serves `handle(state, request)` on 127.0.0.1:0 with hyper, one task per
+/// connection: for fakes that read the raw request (query strings, headers)
+/// and build their own responses. Returns the bound address.
+pub async fn serve_raw<S, F, Fut, B>(state: Arc<S>, handle: F) -> SocketAddr
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, hyper::Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(handle(state, req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
