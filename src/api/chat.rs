@@ -51,16 +51,7 @@ impl ChatRequest {
                 ));
             }
         }
-        let stream = match body.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(GatewayError::invalid_param(
-                    "stream",
-                    "'stream' must be a boolean.",
-                ));
-            }
-        };
+        let stream = super::stream_flag(&body)?;
         Ok(ChatRequest {
             model,
             stream,

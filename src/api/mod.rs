@@ -41,6 +41,19 @@ pub(crate) fn required_model(body: &Map<String, Value>) -> Result<String, Gatewa
     }
 }
 
+/// The optional `stream` flag: absent or null is false; anything but a
+/// boolean is a 400.
+pub(crate) fn stream_flag(body: &Map<String, Value>) -> Result<bool, GatewayError> {
+    match body.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(GatewayError::invalid_param(
+            "stream",
+            "'stream' must be a boolean.",
+        )),
+    }
+}
+
 /// Writes `map` as JSON with object keys sorted at every level, to any
 /// writer (a `String`, or a hasher adapter so nothing is buffered).
 pub fn write_canonical_map<W: std::fmt::Write>(map: &Map<String, Value>, out: &mut W) {

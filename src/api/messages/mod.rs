@@ -63,16 +63,7 @@ impl MessagesRequest {
                 ));
             }
         }
-        let stream = match body.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(GatewayError::invalid_param(
-                    "stream",
-                    "'stream' must be a boolean.",
-                ));
-            }
-        };
+        let stream = super::stream_flag(&body)?;
         Ok(MessagesRequest {
             model,
             stream,
