@@ -12,6 +12,7 @@ pub mod messages;
 pub mod rerank;
 pub mod responses;
 pub mod sse;
+pub mod usage;
 
 pub use error::{ErrorKind, GatewayError};
 

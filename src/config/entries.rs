@@ -90,6 +90,7 @@ pub(super) fn provider(
         None => 64 * 1024 * 1024,
     };
     let spec = ProviderSpec {
+        tpm: None,
         name: name.to_string(),
         kind,
         settings: p.settings.clone(),
@@ -221,6 +222,7 @@ pub(super) fn route(
     }
     let rc = r.cache.as_ref();
     let route_cache = RouteCache {
+        scope: Default::default(),
         enabled: rc.and_then(|c| c.enabled).unwrap_or(false),
         ttl: cx.duration(
             &loc.field("cache.ttl"),
@@ -254,6 +256,7 @@ pub(super) fn route(
         }
     }
     (cx.errors.len() == errors_before).then(|| RouteSpec {
+        tpm: None,
         name: name.to_string(),
         strategy,
         targets,

@@ -10,6 +10,7 @@
 //! (merge the files, then meaning: `entries` and `fields`), with `report`
 //! collecting every error and knowing each key's line.
 
+mod access;
 mod entries;
 mod fields;
 mod kind;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use access::*;
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;

@@ -17,6 +17,10 @@ pub struct Policy {
     pub client_limit: Option<RateSpec>,
     pub providers: BTreeMap<String, ProviderSpec>,
     pub routes: BTreeMap<String, RouteSpec>,
+    /// Virtual keys, by alias.
+    pub keys: Vec<super::access::KeySpec>,
+    pub prices: super::access::Prices,
+    pub state: super::access::StateSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,8 @@ pub struct ServerSettings {
     pub connections: ConnectionSettings,
     /// Cross-origin access for browser clients; `None` answers no CORS at all.
     pub cors: Option<CorsSettings>,
+    /// `server.auth`: open (default) or required.
+    pub auth: super::access::AuthMode,
 }
 
 /// CORS: which browser origins may call the gateway, with which headers.
@@ -97,6 +103,8 @@ pub struct ProviderSpec {
     pub max_batch_inputs: usize,
     /// An upstream answer larger than this is refused (not buffered whole).
     pub max_response_bytes: u64,
+    /// Tokens per minute across every route using this provider.
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +148,8 @@ pub struct RouteSpec {
     /// What the route is declared to serve (`endpoints:`); every target
     /// must be able to. Empty: whatever all its targets can serve.
     pub endpoints: Vec<Endpoint>,
+    /// Tokens per minute across every caller of this route.
+    pub tpm: Option<u64>,
 }
 
 /// An API a route can be declared to serve.
@@ -221,6 +231,7 @@ pub struct BudgetSpec {
 pub struct RouteCache {
     pub enabled: bool,
     pub ttl: Duration,
+    pub scope: super::access::CacheScope,
 }
 
 /// A secret read from the environment. Never printed: `Debug` and `Display`

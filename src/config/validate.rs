@@ -179,6 +179,9 @@ pub(super) fn validate(
         client_limit,
         providers,
         routes,
+        keys: Vec::new(),
+        prices: Default::default(),
+        state: Default::default(),
     })
 }
 
@@ -203,6 +206,7 @@ fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
         None => 16 * 1024 * 1024,
     };
     ServerSettings {
+        auth: Default::default(),
         listen,
         max_body_bytes,
         max_concurrent_requests: cx.positive(

@@ -270,6 +270,7 @@ mod tests {
 
     fn spec(weights: &[u32]) -> RouteSpec {
         RouteSpec {
+            tpm: None,
             name: "r".into(),
             strategy: Strategy::Weighted,
             targets: weights
@@ -297,6 +298,7 @@ mod tests {
                 },
             },
             cache: RouteCache {
+                scope: Default::default(),
                 enabled: false,
                 ttl: Duration::from_secs(1),
             },
