@@ -14,6 +14,9 @@ use prometheus::{
 /// Label used when a request names no configured route.
 pub const UNKNOWN_ROUTE: &str = "_unknown";
 
+/// `key` label of callers without a configured virtual key (all fold into one).
+pub const UNKNOWN_KEY: &str = "_unknown";
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,

@@ -30,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
-use crate::metrics::{Metrics, UNKNOWN_ROUTE};
+use crate::metrics::{Metrics, UNKNOWN_KEY, UNKNOWN_ROUTE};
 
 /// Holds one unit of the gateway's concurrency limit and counts in
 /// `switchyard_requests_in_flight` while any holder lives.
@@ -102,6 +102,9 @@ pub(super) struct RequestCtx {
     /// Set by a stream that failed after its response started.
     pub interrupted: Arc<AtomicBool>,
     pub admission: Option<Arc<Admission>>,
+    /// The caller's virtual-key alias for logs and metrics (`_unknown` when
+    /// it sent no configured key); never the key itself.
+    pub key_alias: Arc<str>,
 }
 
 impl RequestCtx {
@@ -125,6 +128,7 @@ impl RequestCtx {
             started: Instant::now(),
             interrupted: Arc::default(),
             admission: None,
+            key_alias: Arc::from(UNKNOWN_KEY),
         }
     }
 
