@@ -1,4 +1,4 @@
-//! `switchyard` command line: `serve` (default) and `check`.
+//! `switchyard` command line: `serve` (default), `check` and `keys`.
 //!
 //! Place in the pipeline: outside it. Parses arguments, sets up logging and
 //! signal handling, and hands an explicit shutdown token to the server.
@@ -18,6 +18,8 @@ switchyard: an OpenAI-compatible gateway
 USAGE:
     switchyard [serve] [--policies DIR] [--listen ADDR]
     switchyard check [--policies DIR | DIR]
+    switchyard keys hash     reads a key on stdin, prints the secret_hash for a policy
+    switchyard keys new      makes a random key; prints it and its secret_hash
 
     --policies DIR   folder of *.yaml policy files (default: policies)
     --listen ADDR    address to bind, overriding server.listen (e.g. 127.0.0.1:8080)
@@ -49,6 +51,15 @@ fn parse_args() -> Result<Args, ArgsError> {
     let mut args = std::env::args().skip(1).peekable();
     let command = match args.peek().map(String::as_str) {
         Some("serve") | Some("check") => args.next().unwrap_or_default(),
+        Some("keys") => {
+            args.next();
+            match args.next().as_deref() {
+                Some("hash") => "keys-hash".to_string(),
+                Some("new") => "keys-new".to_string(),
+                Some(other) => return Err(ArgsError::Unknown(other.to_string())),
+                None => return Err(ArgsError::Missing("keys")),
+            }
+        }
         _ => "serve".to_string(),
     };
     let mut out = Args {
@@ -95,8 +106,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.command == "check" {
-        return check(&args.policies);
+    match args.command.as_str() {
+        "check" => return check(&args.policies),
+        "keys-hash" => return keys_hash(),
+        "keys-new" => return keys_new(),
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,10 +139,11 @@ fn check(dir: &std::path::Path) -> ExitCode {
     match loaded {
         Ok(policy) => {
             println!(
-                "{}: OK ({} providers, {} routes)",
+                "{}: OK ({} providers, {} routes, {} keys)",
                 dir.display(),
                 policy.providers.len(),
-                policy.routes.len()
+                policy.routes.len(),
+                policy.keys.len()
             );
             ExitCode::SUCCESS
         }
@@ -140,6 +155,41 @@ fn check(dir: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `keys hash`: the key is read from stdin (one line), so it stays out of
+/// shell history and process listings.
+fn keys_hash() -> ExitCode {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(_) if !line.trim().is_empty() => {
+            println!("{}", config::key_hash(line.trim()));
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!("error: no key on stdin (try: echo \"$KEY\" | switchyard keys hash)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: reading stdin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `keys new`: 32 random bytes from the OS, as `sk-sy-<hex>`, and its hash.
+fn keys_new() -> ExitCode {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        eprintln!("error: no randomness from /dev/urandom: {e}");
+        return ExitCode::FAILURE;
+    }
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let key = format!("sk-sy-{key}");
+    println!("key:         {key}");
+    println!("secret_hash: \"{}\"", config::key_hash(&key));
+    ExitCode::SUCCESS
 }
 
 async fn serve(args: Args) -> ExitCode {

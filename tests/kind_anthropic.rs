@@ -730,7 +730,10 @@ fn switchyard_check_reports_each_bad_key_at_its_line() {
          routes:\n  r:\n    targets: [{{provider: a, model: claude-sonnet-4-5}}, {{provider: m}}]\n"
     ));
     assert!(ok, "{text}");
-    assert!(text.contains("OK (2 providers, 1 routes)"), "{text}");
+    assert!(
+        text.contains("OK (2 providers, 1 routes, 0 keys)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -738,5 +741,8 @@ fn the_example_policy_passes_check() {
     let example = include_str!("../examples/policies/anthropic.yaml");
     let (ok, text) = check(example);
     assert!(ok, "{text}");
-    assert!(text.contains("OK (2 providers, 2 routes)"), "{text}");
+    assert!(
+        text.contains("OK (2 providers, 2 routes, 0 keys)"),
+        "{text}"
+    );
 }

@@ -91,7 +91,7 @@ impl Prices {
 }
 
 /// `state:`: where limits, budgets and the response cache live.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StateSettings {
     pub backend: StateBackend,
     pub on_error: OnStateError,
@@ -100,6 +100,17 @@ pub struct StateSettings {
     /// Prefix of every Redis key (default `switchyard`), so several
     /// gateways' fleets can share one Redis.
     pub prefix: String,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            backend: StateBackend::Memory,
+            on_error: OnStateError::FailOpen,
+            timeout: Duration::from_millis(250),
+            prefix: "switchyard".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::access::CacheScope;
 use super::fields::Ctx;
 use super::policy::*;
 use super::raw::{RawBudget, RawProvider, RawRoute};
@@ -89,8 +90,9 @@ pub(super) fn provider(
         Some(v) => v,
         None => 64 * 1024 * 1024,
     };
+    let tpm = cx.per_minute(&loc.field("tpm"), p.tpm);
     let spec = ProviderSpec {
-        tpm: None,
+        tpm,
         name: name.to_string(),
         kind,
         settings: p.settings.clone(),
@@ -221,8 +223,19 @@ pub(super) fn route(
         );
     }
     let rc = r.cache.as_ref();
+    let scope = match rc.and_then(|c| c.scope.as_deref()) {
+        None | Some("shared") => CacheScope::Shared,
+        Some("per_key") => CacheScope::PerKey,
+        Some(other) => {
+            cx.errors.at(
+                &loc.field("cache.scope"),
+                format!("unknown scope {other:?} (expected shared or per_key)"),
+            );
+            CacheScope::Shared
+        }
+    };
     let route_cache = RouteCache {
-        scope: Default::default(),
+        scope,
         enabled: rc.and_then(|c| c.enabled).unwrap_or(false),
         ttl: cx.duration(
             &loc.field("cache.ttl"),
@@ -255,8 +268,9 @@ pub(super) fn route(
             ),
         }
     }
+    let tpm = cx.per_minute(&loc.field("tpm"), r.tpm);
     (cx.errors.len() == errors_before).then(|| RouteSpec {
-        tpm: None,
+        tpm,
         name: name.to_string(),
         strategy,
         targets,

@@ -9,7 +9,7 @@ fn env() -> Env {
     Arc::new(|k| (k == "KEY").then(|| "sk-secret".to_string()))
 }
 
-fn errors(files: &[(&str, &str)]) -> Vec<String> {
+pub(super) fn errors(files: &[(&str, &str)]) -> Vec<String> {
     let sources: Vec<Source> = files
         .iter()
         .map(|(n, t)| Source {
@@ -24,7 +24,7 @@ fn errors(files: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// Asserts each needle starts exactly one error line, and nothing else is reported.
-fn assert_exactly(errors: &[String], needles: &[&str]) {
+pub(super) fn assert_exactly(errors: &[String], needles: &[&str]) {
     for n in needles {
         let hits = errors.iter().filter(|e| e.starts_with(n)).count();
         assert_eq!(
@@ -90,7 +90,7 @@ fn shape_reports_what_serde_saphyr_reports_for_one_error() {
     }
 }
 
-const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes";
+const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes, tpm";
 
 #[test]
 fn two_typos_in_one_file_are_both_listed_at_their_lines() {

@@ -135,6 +135,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// A per-minute limit (`rpm`, `tpm`): at least 1 when given.
+    pub(super) fn per_minute(&mut self, loc: &Loc, value: Option<u64>) -> Option<u64> {
+        match value {
+            Some(0) => {
+                self.errors
+                    .at(loc, "must be at least 1 (leave it out for no limit)");
+                None
+            }
+            v => v,
+        }
+    }
+
     pub(super) fn positive(&mut self, loc: &Loc, value: Option<usize>, default: usize) -> usize {
         match value {
             Some(0) => {

@@ -26,6 +26,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "rate_limit",
     "max_batch_inputs",
     "max_response_bytes",
+    "tpm",
 ];
 
 /// The kind-specific keys of one provider entry, with where they are.

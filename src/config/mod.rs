@@ -11,6 +11,7 @@
 //! collecting every error and knowing each key's line.
 
 mod access;
+mod access_entries;
 mod entries;
 mod fields;
 mod kind;
@@ -26,6 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use access::*;
+pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
@@ -200,6 +202,8 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod error_tests;
 #[cfg(test)]

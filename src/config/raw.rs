@@ -25,6 +25,51 @@ pub(super) struct RawFile {
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
+    #[serde(default)]
+    pub keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
+    #[serde(default)]
+    pub state: Option<RawState>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub secret_hash: Option<String>,
+    pub secret_env: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub budget: Option<RawKeyBudget>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyBudget {
+    pub period: Option<String>,
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrice {
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+    pub cached: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub backend: Option<String>,
+    pub url_env: Option<String>,
+    pub on_error: Option<String>,
+    pub timeout: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +82,7 @@ pub(super) struct RawServer {
     pub reload_interval: Option<String>,
     pub admin_token_env: Option<String>,
     pub drain_delay: Option<String>,
+    pub auth: Option<String>,
     pub connections: Option<RawConnections>,
     pub cors: Option<RawCors>,
 }
@@ -91,6 +137,7 @@ pub(super) struct RawProvider {
     pub rate_limit: Option<RawRate>,
     pub max_batch_inputs: Option<usize>,
     pub max_response_bytes: Option<u64>,
+    pub tpm: Option<u64>,
     /// Kind-specific keys, split off before this struct is read.
     #[serde(skip)]
     pub settings: super::kind::KindSettings,
@@ -127,6 +174,7 @@ pub(super) struct RawRoute {
     pub fanout: Option<RawFanout>,
     pub deadline: Option<String>,
     pub endpoints: Option<Vec<String>>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +211,7 @@ pub(super) struct RawBudget {
 pub(super) struct RawRouteCache {
     pub enabled: Option<bool>,
     pub ttl: Option<String>,
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Env;
+use super::access::{AuthMode, StateSettings};
+use super::access_entries;
 use super::entries::{provider, route};
 use super::fields::Ctx;
 use super::policy::*;
@@ -29,6 +31,9 @@ pub(super) struct Merged {
     pub limits: Option<(String, RawLimits)>,
     pub providers: BTreeMap<String, (String, RawProvider)>,
     pub routes: BTreeMap<String, (String, RawRoute)>,
+    pub keys: BTreeMap<String, (String, RawKey)>,
+    pub prices: BTreeMap<String, (String, RawPrice)>,
+    pub state: Option<(String, RawState)>,
 }
 
 fn merge_section<T>(
@@ -77,6 +82,9 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
         limits: None,
         providers: BTreeMap::new(),
         routes: BTreeMap::new(),
+        keys: BTreeMap::new(),
+        prices: BTreeMap::new(),
+        state: None,
     };
     for (file, raw) in files {
         merge_section(&mut m.server, &file, raw.server, "server", errors);
@@ -84,6 +92,9 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
         merge_section(&mut m.limits, &file, raw.limits, "limits", errors);
         merge_map(&mut m.providers, &file, raw.providers, "providers", errors);
         merge_map(&mut m.routes, &file, raw.routes, "routes", errors);
+        merge_map(&mut m.keys, &file, raw.keys, "keys", errors);
+        merge_map(&mut m.prices, &file, raw.prices, "prices", errors);
+        merge_section(&mut m.state, &file, raw.state, "state", errors);
     }
     m
 }
@@ -173,15 +184,28 @@ pub(super) fn validate(
     if m.routes.is_empty() && cx.errors.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
+    let prices = access_entries::prices(&mut cx, &m.prices);
+    let keys = access_entries::keys(&mut cx, &m.keys, &routes, &prices);
+    if server.auth == AuthMode::Required && m.keys.is_empty() {
+        let file = m.server.as_ref().map_or("", |(f, _)| f.as_str());
+        cx.errors.at(
+            &Loc::new(file, "server").field("auth"),
+            "is required, but no keys are defined: every request would be refused",
+        );
+    }
+    let state = match &m.state {
+        Some((file, s)) => access_entries::state(&mut cx, &Loc::new(file, "state"), s),
+        None => StateSettings::default(),
+    };
     (errors.len() == before).then_some(Policy {
         server,
         cache,
         client_limit,
         providers,
         routes,
-        keys: Vec::new(),
-        prices: Default::default(),
-        state: Default::default(),
+        keys,
+        prices,
+        state,
     })
 }
 
@@ -206,7 +230,7 @@ fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
         None => 16 * 1024 * 1024,
     };
     ServerSettings {
-        auth: Default::default(),
+        auth: access_entries::auth_mode(cx, &loc.field("auth"), s.auth.as_deref()),
         listen,
         max_body_bytes,
         max_concurrent_requests: cx.positive(
