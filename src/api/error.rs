@@ -20,6 +20,8 @@ pub enum ErrorKind {
     /// A request body in an encoding the gateway cannot decode.
     UnsupportedMediaType,
     Unauthorized,
+    /// The caller is known but may not do this (a route outside its key).
+    Forbidden,
     RateLimited,
     /// The gateway itself is at its concurrency limit.
     Overloaded,
@@ -131,6 +133,7 @@ impl GatewayError {
             | ErrorKind::UnsupportedMediaType
             | ErrorKind::Upstream { .. } => "invalid_request_error",
             ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::Forbidden => "permission_error",
             ErrorKind::RateLimited => "rate_limit_error",
             ErrorKind::Overloaded | ErrorKind::Unavailable => "service_unavailable_error",
             ErrorKind::BadGateway | ErrorKind::GatewayTimeout => "upstream_error",

@@ -60,7 +60,7 @@ pub(super) async fn handle(
         let done = call(ctx.rt.clone(), metrics.clone(), route, chat).await?;
         return Ok(reply(rc, done, None));
     }
-    let key = CacheKey::chat(&name, &chat.body);
+    let key = CacheKey::chat(&ctx.cache_namespace(&route, &name), &chat.body);
     let hit = match ctx.rt.cache.get(&key).await {
         Some(Payload::Chat { body, provider }) => Some((body, provider)),
         Some(stored) => super::chat_stream::whole_from_stream(&stored),

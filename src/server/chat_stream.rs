@@ -112,7 +112,7 @@ pub(super) async fn handle(
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
     let with_usage = wants_usage(&chat.body);
-    let key = CacheKey::chat(&name, &chat.body);
+    let key = CacheKey::chat(&ctx.cache_namespace(&route, &name), &chat.body);
     if let Some(payload) = ctx.rt.cache.get(&key).await
         && let Some((events, provider)) = replay(payload, with_usage)
     {

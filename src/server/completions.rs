@@ -50,7 +50,7 @@ pub(super) async fn handle(
         return Ok(reply(rc, done, None));
     }
     let name = route.spec.name.clone();
-    let key = CacheKey::completions(&name, &request.body);
+    let key = CacheKey::completions(&ctx.cache_namespace(&route, &name), &request.body);
     if let Some(Payload::Chat { body, provider }) = ctx.rt.cache.get(&key).await {
         metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
         let done = ChatDone {

@@ -48,7 +48,9 @@ async fn serve(
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
     let use_cache = route.spec.cache.enabled && !no_cache;
-    let params = request.canonical_params();
+    let params = ctx
+        .cache_namespace(&route, &request.canonical_params())
+        .into_owned();
     let items: Vec<String> = request.inputs.iter().map(Value::to_string).collect();
     let n = items.len();
 

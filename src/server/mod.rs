@@ -18,6 +18,7 @@ mod context;
 mod cors;
 mod embeddings;
 pub mod http;
+mod keys;
 mod limit;
 mod messages;
 mod rerank;

@@ -68,7 +68,9 @@ async fn serve(
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
     let use_cache = route.spec.cache.enabled && !no_cache;
-    let params = request.canonical_params();
+    let params = ctx
+        .cache_namespace(&route, &request.canonical_params())
+        .into_owned();
     let docs = &request.documents;
     let n = docs.len();
 

@@ -145,9 +145,7 @@ pub(super) async fn stored(
                 "Name the route that created the response: add `?model=ROUTE` to the URL.",
             )
         })?;
-    let Some(route) = ctx.rt.table.routes.get(route_name).cloned() else {
-        return Err(GatewayError::model_not_found(route_name));
-    };
+    let route = super::router::allowed_route(ctx, route_name)?;
     rc.routed(&route.spec.name);
     let table = &ctx.rt.table;
     let Some(handle) = route

@@ -17,9 +17,11 @@ use serde_json::json;
 
 use super::context::RequestCtx;
 use super::http::{Body, ReqBody, json_response, read_body};
+use super::keys::{Caller, constant_time_eq, model_not_allowed, presented_key, unauthorized};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, completions, embeddings, messages, rerank, responses};
 use crate::api::{self, ErrorKind, GatewayError};
+use crate::config::CacheScope;
 use crate::metrics::UNKNOWN_ROUTE;
 use crate::routing::RouteHandle;
 
@@ -28,6 +30,7 @@ pub(super) struct Ctx {
     pub state: Arc<AppState>,
     pub rt: Arc<Runtime>,
     pub client_key: String,
+    pub caller: Caller,
 }
 
 /// The route label for metrics: a configured route, else a fixed placeholder.
@@ -40,18 +43,7 @@ fn route_label(rt: &Runtime, model: &str) -> String {
 }
 
 pub(super) fn client_key<B>(req: &Request<B>, peer: SocketAddr) -> String {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    match bearer {
+    match presented_key(req.headers()) {
         // Only a hash of the key is kept, never the key itself.
         Some(key) => {
             let mut h = DefaultHasher::new();
@@ -59,6 +51,53 @@ pub(super) fn client_key<B>(req: &Request<B>, peer: SocketAddr) -> String {
             format!("key:{:016x}", h.finish())
         }
         None => format!("ip:{}", peer.ip()),
+    }
+}
+
+/// Who is calling, for `/v1/*`: the caller's key alias goes into the
+/// context; without a configured key on a gateway that requires one, 401.
+fn authenticate(ctx: &Ctx, rc: &mut RequestCtx) -> Result<(), GatewayError> {
+    match &ctx.caller {
+        Caller::Key(k) => {
+            rc.key_alias = Arc::clone(&k.alias);
+            Ok(())
+        }
+        Caller::Anonymous => Ok(()),
+        Caller::Refused(why) => Err(unauthorized(why)),
+    }
+}
+
+impl Ctx {
+    /// `base` (a route name or an item's parameters, part of every cache
+    /// key of the request) scoped per the route's `cache.scope`: as is when
+    /// shared, with the caller's key alias (or the hash of the key it sent,
+    /// or its address, on an open gateway) when per key.
+    pub(super) fn cache_namespace<'a>(
+        &self,
+        route: &RouteHandle,
+        base: &'a str,
+    ) -> std::borrow::Cow<'a, str> {
+        match route.spec.cache.scope {
+            CacheScope::Shared => std::borrow::Cow::Borrowed(base),
+            CacheScope::PerKey => {
+                let who = match self.caller.key() {
+                    Some(k) => &*k.alias,
+                    None => self.client_key.as_str(),
+                };
+                std::borrow::Cow::Owned(format!("{base}\0{who}"))
+            }
+        }
+    }
+}
+
+/// The route `name`, if it exists and the caller may call it.
+pub(super) fn allowed_route(ctx: &Ctx, name: &str) -> Result<Arc<RouteHandle>, GatewayError> {
+    let Some(route) = ctx.rt.table.routes.get(name) else {
+        return Err(GatewayError::model_not_found(name));
+    };
+    match ctx.caller.key() {
+        Some(k) if !k.allows(name) => Err(model_not_allowed(&k.alias, name)),
+        _ => Ok(Arc::clone(route)),
     }
 }
 
@@ -107,6 +146,9 @@ pub(super) async fn dispatch(
         }
     };
     let path = rc.path.clone();
+    if path.starts_with("/v1/") {
+        authenticate(ctx, rc)?;
+    }
     let response = match path.as_str() {
         "/v1/chat/completions" => {
             rc.endpoint = "chat";
@@ -157,7 +199,14 @@ pub(super) async fn dispatch(
             read_only()?;
             Ok(json_response(
                 StatusCode::OK,
-                api::models_body(ctx.rt.table.routes.keys().map(String::as_str)),
+                api::models_body(
+                    ctx.rt
+                        .table
+                        .routes
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|r| ctx.caller.key().is_none_or(|k| k.allows(r))),
+                ),
             ))
         }
         p if p.starts_with("/v1/models/") => {
@@ -165,14 +214,12 @@ pub(super) async fn dispatch(
             let id = &p["/v1/models/".len()..];
             rc.route = route_label(&ctx.rt, id);
             read_only()?;
-            match ctx.rt.table.routes.get(id) {
-                Some(_) => Ok(json_response(
-                    StatusCode::OK,
-                    json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})
-                        .to_string(),
-                )),
-                None => Err(GatewayError::model_not_found(id)),
-            }
+            allowed_route(ctx, id)?;
+            Ok(json_response(
+                StatusCode::OK,
+                json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})
+                    .to_string(),
+            ))
         }
         "/healthz" => {
             rc.endpoint = "health";
@@ -258,10 +305,7 @@ pub(super) async fn parse_routed<T>(
     let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
     drop(bytes);
-    let name = model(&parsed);
-    let Some(route) = ctx.rt.table.routes.get(name).cloned() else {
-        return Err(GatewayError::model_not_found(name));
-    };
+    let route = allowed_route(ctx, model(&parsed))?;
     rc.routed(&route.spec.name);
     if let Some(limiter) = &route.limiter {
         admit(ctx, "route", limiter.check())?;
@@ -302,13 +346,7 @@ fn authorized(ctx: &Ctx, req: &Request<ReqBody>) -> bool {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     // Length-independent comparison of the whole token.
-    let expected = token.expose().as_bytes();
-    let given = given.as_bytes();
-    let mut diff = expected.len() ^ given.len();
-    for (i, b) in expected.iter().enumerate() {
-        diff |= (*b ^ given.get(i).copied().unwrap_or(0)) as usize;
-    }
-    diff == 0
+    constant_time_eq(token.expose().as_bytes(), given.as_bytes())
 }
 
 async fn admin_reload(ctx: &Ctx, req: &Request<ReqBody>) -> Result<Response<Body>, GatewayError> {

@@ -166,6 +166,7 @@ async fn dispatch(
         .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |c| c.peer);
     let ctx = Ctx {
         client_key: router::client_key(&req, peer),
+        caller: rt.keys.identify(super::keys::presented_key(req.headers())),
         state,
         rt,
     };

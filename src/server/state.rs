@@ -32,6 +32,8 @@ pub struct Runtime {
     pub cache: Arc<ResponseCache>,
     /// `server.cors` as a ready layer; `None` when CORS is off.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// `keys:` by secret digest, and `server.auth`.
+    pub(super) keys: super::keys::KeyTable,
 }
 
 /// A chat response shared between coalesced requests.
@@ -135,7 +137,9 @@ fn build(
         )),
     };
     let cors = policy.server.cors.as_ref().map(super::cors::layer);
+    let keys = super::keys::KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
+        keys,
         generation,
         fingerprint,
         cors,
