@@ -36,7 +36,7 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse, |c| &c.model).await?;
+    let (parts, chat, route) = parse_routed(ctx, rc, req, ChatRequest::parse).await?;
     let caps = &route.capabilities;
     if !caps.chat || (chat.stream && !caps.chat_stream) {
         let what = if chat.stream {

@@ -35,8 +35,7 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, request, route) =
-        parse_routed(ctx, rc, req, CompletionRequest::parse, |c| &c.model).await?;
+    let (parts, request, route) = parse_routed(ctx, rc, req, CompletionRequest::parse).await?;
     if !serves(&ctx.rt.table, &route) {
         return Err(unsupported_endpoint(&route.spec.name, "text completions"));
     }

@@ -30,8 +30,7 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, request, route) =
-        parse_routed(ctx, rc, req, EmbeddingsRequest::parse, |r| &r.model).await?;
+    let (parts, request, route) = parse_routed(ctx, rc, req, EmbeddingsRequest::parse).await?;
     if !route.capabilities.embeddings {
         return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
     }

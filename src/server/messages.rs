@@ -35,8 +35,7 @@ pub(super) async fn handle(
     req: Request<ReqBody>,
     count_tokens: bool,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, msg, route) =
-        parse_routed(ctx, rc, req, MessagesRequest::parse, |m| &m.model).await?;
+    let (parts, msg, route) = parse_routed(ctx, rc, req, MessagesRequest::parse).await?;
     let path = if count_tokens {
         "/messages/count_tokens"
     } else {

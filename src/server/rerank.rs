@@ -50,8 +50,7 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, request, route) =
-        parse_routed(ctx, rc, req, RerankRequest::parse, |r| &r.model).await?;
+    let (parts, request, route) = parse_routed(ctx, rc, req, RerankRequest::parse).await?;
     if !reranks(&ctx.rt.table, &route) {
         return Err(unsupported_endpoint(&route.spec.name, "rerank"));
     }

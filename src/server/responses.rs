@@ -34,8 +34,7 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (_parts, request, route) =
-        parse_routed(ctx, rc, req, ResponsesRequest::parse, |r| &r.model).await?;
+    let (_parts, request, route) = parse_routed(ctx, rc, req, ResponsesRequest::parse).await?;
     let caps = &route.capabilities;
     if !caps.chat || (request.stream && !caps.chat_stream) {
         return Err(unsupported_endpoint(&route.spec.name, "the Responses API"));

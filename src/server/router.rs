@@ -20,6 +20,7 @@ use super::http::{Body, ReqBody, json_response, read_body};
 use super::keys::{Caller, constant_time_eq, model_not_allowed, presented_key, unauthorized};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, completions, embeddings, messages, rerank, responses};
+use crate::api::usage::{Routed, estimate_tokens};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::config::CacheScope;
 use crate::metrics::UNKNOWN_ROUTE;
@@ -294,18 +295,18 @@ fn check_client_limit(ctx: &Ctx) -> Result<(), GatewayError> {
 /// What chat and embeddings share before their own pipeline: read the body,
 /// parse it, find the route it names (recorded in `rc`) and take a token
 /// from the route limit.
-pub(super) async fn parse_routed<T>(
+pub(super) async fn parse_routed<T: Routed>(
     ctx: &Ctx,
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
     parse: fn(&[u8]) -> Result<T, GatewayError>,
-    model: fn(&T) -> &str,
 ) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
+    let _estimate = estimate_tokens(bytes.len(), parsed.max_output_tokens());
     drop(bytes);
-    let route = allowed_route(ctx, model(&parsed))?;
+    let route = allowed_route(ctx, parsed.model())?;
     rc.routed(&route.spec.name);
     if let Some(limiter) = &route.limiter {
         admit(ctx, "route", limiter.check())?;
