@@ -4,7 +4,8 @@
 //! `server` (accept loop, the edge stack, per-request context, the one place
 //! errors become HTTP) -> `fanout`, `cache` -> `routing` (order, retry,
 //! failover; the per-target attempt stack) -> `resilience` (retry decisions,
-//! budget, breaker, limits, tower layers), `providers` (one kind per file,
+//! budget, breaker, limits, tower layers), `state` (buckets, budget counters
+//! and the shared cache: in memory or in Redis), `providers` (one kind per file,
 //! behind the `Provider` trait) -> `api` (wire formats, error envelope) ->
 //! `config`, `metrics` (leaves).
 //!
@@ -37,3 +38,4 @@ pub mod providers;
 pub mod resilience;
 pub mod routing;
 pub mod server;
+pub mod state;

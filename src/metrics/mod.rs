@@ -44,7 +44,15 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub policy_generation: IntGauge,
     pub last_reload_success: IntGauge,
+    pub state_errors: IntCounterVec,
+    pub state_up: IntGauge,
+    pub state_duration: HistogramVec,
 }
+
+/// Round trips to the shared state store: 100µs to 100ms.
+const STATE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -201,6 +209,21 @@ impl Metrics {
             last_reload_success: gauge(
                 "switchyard_policy_last_reload_success",
                 "1 if the last reload attempt succeeded, 0 if it was rejected.",
+            ),
+            state_errors: counter(
+                "switchyard_state_errors_total",
+                "Calls to the shared state store (Redis) that failed or timed out, by operation.",
+                &["op"],
+            ),
+            state_up: gauge(
+                "switchyard_state_up",
+                "1 if the last call to the shared state store succeeded (memory backend: always 1).",
+            ),
+            state_duration: histogram(
+                "switchyard_state_duration_seconds",
+                "Round trips to the shared state store (Redis), by operation.",
+                &["op"],
+                STATE_BUCKETS.to_vec(),
             ),
             registry,
         }

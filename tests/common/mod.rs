@@ -9,6 +9,7 @@ pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod redis;
 pub mod responses;
 pub mod scripted;
 

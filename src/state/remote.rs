@@ -1,0 +1,218 @@
+//! The Redis round trips: one script call, MGET or pipeline per operation,
+//! each bounded by the store's timeout.
+//!
+//! Place in the pipeline: used by `shared.rs`, which decides what a failure
+//! means. Keys are `{prefix}:b:{key}` (bucket hash, fields `l` level and `t`
+//! µs timestamp, with a PEXPIRE so idle buckets vanish), `{prefix}:n:{key}`
+//! (counter), `{prefix}:c:{hex digest}` (cache). Must not fall back, retry
+//! or log: it reports, and marks the link broken on I/O errors and timeouts.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use redis::{Client, RedisError, Script};
+use tokio::time::Instant;
+
+use super::link::Link;
+use super::types::{Add, Adjust, Admit, Cap, StoreError, Take, Unavailable, Which};
+
+pub(crate) struct Remote {
+    link: Link,
+    prefix: String,
+    timeout: Duration,
+    admit: Script,
+    settle: Script,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the scripts' source.
+        f.debug_struct("Remote")
+            .field("link", &self.link)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(client: Client, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Ok(Remote {
+            link: Link::start(client, timeout).ok_or(StoreError::NoRuntime)?,
+            prefix: prefix.to_string(),
+            timeout,
+            admit: Script::new(include_str!("admit.lua")),
+            settle: Script::new(include_str!("settle.lua")),
+        })
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    fn key(&self, kind: &str, key: &str) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + kind.len() + key.len() + 2);
+        k.push_str(&self.prefix);
+        k.push(':');
+        k.push_str(kind);
+        k.push(':');
+        k.push_str(key);
+        k
+    }
+
+    fn cache_key(&self, digest: &[u8; 32]) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        self.key("c", &hex)
+    }
+
+    /// Runs one round trip within the timeout (waiting for a connection
+    /// included); an I/O error or a timeout marks the connection broken.
+    async fn round_trip<T, F, Fut>(&self, send: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let (conn, generation) = self.link.get(self.timeout).await?;
+        match tokio::time::timeout_at(deadline, send(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_unrecoverable_error() || e.is_timeout() {
+                    self.link.broken(generation);
+                }
+                Err(Unavailable::Redis(e.to_string()))
+            }
+            Err(_) => {
+                self.link.broken(generation);
+                Err(Unavailable::Timeout(self.timeout))
+            }
+        }
+    }
+
+    pub(crate) async fn admit(
+        &self,
+        takes: &[Take<'_>],
+        caps: &[Cap<'_>],
+    ) -> Result<Admit, Unavailable> {
+        let mut call = self.admit.prepare_invoke();
+        call.arg(takes.len());
+        for t in takes {
+            call.key(self.key("b", t.key))
+                .arg(t.capacity)
+                .arg(t.per_minute)
+                .arg(t.amount);
+        }
+        for c in caps {
+            call.key(self.key("n", c.key)).arg(c.limit);
+        }
+        let reply: Vec<i64> = self
+            .round_trip(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        let index = |i: i64, len: usize| {
+            usize::try_from(i - 1)
+                .ok()
+                .filter(|&i| i < len)
+                .ok_or(Unavailable::Reply("admit"))
+        };
+        match reply.as_slice() {
+            [0] => Ok(Admit::Granted),
+            [1, i, wait] => Ok(Admit::Refused {
+                which: Which::Take(index(*i, takes.len())?),
+                wait: u64::try_from(*wait).ok().map(Duration::from_micros),
+            }),
+            [2, i] => Ok(Admit::Refused {
+                which: Which::Cap(index(*i, caps.len())?),
+                wait: None,
+            }),
+            _ => Err(Unavailable::Reply("admit")),
+        }
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        adjusts: &[Adjust<'_>],
+        adds: &[Add<'_>],
+    ) -> Result<Vec<u64>, Unavailable> {
+        let mut call = self.settle.prepare_invoke();
+        call.arg(adjusts.len());
+        for a in adjusts {
+            call.key(self.key("b", a.key))
+                .arg(a.capacity)
+                .arg(a.per_minute)
+                .arg(a.delta);
+        }
+        for a in adds {
+            // INCRBY takes a signed 64-bit amount; PEXPIRE 0 would delete.
+            let amount = a.amount.min(i64::MAX as u64);
+            let ttl_ms = u64::try_from(a.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            call.key(self.key("n", a.key)).arg(amount).arg(ttl_ms);
+        }
+        let totals: Vec<i64> = self
+            .round_trip(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        if totals.len() != adds.len() {
+            return Err(Unavailable::Reply("settle"));
+        }
+        Ok(totals.into_iter().map(|v| v.max(0) as u64).collect())
+    }
+
+    /// Counter values (0 for absent ones): one MGET.
+    pub(crate) async fn counters(&self, keys: &[&str]) -> Result<Vec<u64>, Unavailable> {
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.key("n", k));
+        }
+        let values: Vec<Option<u64>> = self
+            .round_trip(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(Unavailable::Reply("MGET"));
+        }
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Cached values by digest: one MGET.
+    pub(crate) async fn cache_get_many(
+        &self,
+        keys: &[[u8; 32]],
+    ) -> Result<Vec<Option<Bytes>>, Unavailable> {
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.cache_key(k));
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .round_trip(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(Unavailable::Reply("MGET"));
+        }
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    /// Stores values with their TTLs (SET PX): one pipeline.
+    pub(crate) async fn cache_set_many(
+        &self,
+        items: &[(&[u8; 32], &Bytes, Duration)],
+    ) -> Result<(), Unavailable> {
+        let mut pipe = redis::pipe();
+        for (digest, value, ttl) in items {
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            pipe.cmd("SET")
+                .arg(self.cache_key(digest))
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        self.round_trip(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+}

@@ -1,0 +1,244 @@
+//! The Redis backend and its failure policy: what a request gets when Redis
+//! does not answer.
+//!
+//! Place in the pipeline: one of the two backends behind `Store`. Every call
+//! is one bounded round trip (`remote.rs`); on an error or timeout:
+//! `fail_open` answers from an embedded memory store (limits then hold per
+//! replica), `fail_closed` refuses admission (`StoreError::Unavailable`).
+//! Under both, a settlement is applied locally and parked (`pending.rs`) to
+//! be replayed on the next round trip that reaches Redis. Errors are
+//! counted, `switchyard_state_up` follows the last call, and warnings are
+//! logged at most once a second. Must not block: the only waits are the
+//! bounded round trips.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::Client;
+use tokio::time::Instant;
+
+use super::memory::Memory;
+use super::pending::Pending;
+use super::remote::Remote;
+use super::types::{Add, Adjust, Admit, Cap, StoreError, Take, Unavailable};
+use crate::config::OnStateError;
+use crate::metrics::Metrics;
+
+/// At most one warning line per this long.
+const WARN_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    remote: Remote,
+    on_error: OnStateError,
+    local: Memory,
+    pending: Mutex<Pending>,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+/// The operation, as the `op` label of the state metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Admit,
+    Settle,
+    Counters,
+    CacheGet,
+    CacheSet,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::Admit => "admit",
+            Op::Settle => "settle",
+            Op::Counters => "counters",
+            Op::CacheGet => "cache_get",
+            Op::CacheSet => "cache_set",
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        client: Client,
+        on_error: OnStateError,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        Ok(Shared {
+            remote: Remote::new(client, prefix, timeout)?,
+            on_error,
+            local: Memory::default(),
+            pending: Mutex::default(),
+            last_warning: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.remote.is_up()
+    }
+
+    /// Whether settlements are waiting to be replayed into Redis.
+    pub(crate) fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    /// Times and counts one round trip's outcome.
+    fn record<T>(
+        &self,
+        metrics: &Metrics,
+        op: Op,
+        start: Instant,
+        result: Result<T, Unavailable>,
+    ) -> Result<T, Unavailable> {
+        // A call refused at once for want of a connection was no round trip.
+        if !matches!(result, Err(Unavailable::NotConnected)) {
+            metrics
+                .state_duration
+                .with_label_values(&[op.label()])
+                .observe(start.elapsed().as_secs_f64());
+        }
+        match &result {
+            Ok(_) => {
+                if metrics.state_up.get() != 1 {
+                    metrics.state_up.set(1);
+                    tracing::info!("state store: Redis answers");
+                }
+            }
+            Err(e) => {
+                metrics.state_up.set(0);
+                metrics.state_errors.with_label_values(&[op.label()]).inc();
+                self.warn(op, e);
+            }
+        }
+        result
+    }
+
+    /// Whether a warning may be logged now (at most one per second).
+    fn may_warn(&self) -> bool {
+        let now = Instant::now();
+        let mut last = lock(&self.last_warning);
+        if last.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    fn warn(&self, op: Op, e: &Unavailable) {
+        if !self.may_warn() {
+            return;
+        }
+        let meanwhile = match self.on_error {
+            OnStateError::FailOpen => "serving with per-replica limits",
+            OnStateError::FailClosed => "refusing requests that need limits or budgets",
+        };
+        tracing::warn!(op = op.label(), error = %e, "state store: Redis call failed; {meanwhile}");
+    }
+
+    fn warn_dropped(&self, dropped: usize) {
+        if dropped > 0 && self.may_warn() {
+            tracing::warn!(
+                dropped,
+                "state store: too many settlements waiting for Redis; some were dropped"
+            );
+        }
+    }
+
+    /// The answer, and whether it came from Redis (then parked settlements
+    /// may be replayed).
+    pub(crate) async fn admit(
+        &self,
+        metrics: &Metrics,
+        takes: &[Take<'_>],
+        caps: &[Cap<'_>],
+    ) -> (Result<Admit, StoreError>, bool) {
+        let start = Instant::now();
+        let result = self.remote.admit(takes, caps).await;
+        match self.record(metrics, Op::Admit, start, result) {
+            Ok(admit) => (Ok(admit), true),
+            Err(e) => match self.on_error {
+                OnStateError::FailOpen => (Ok(self.local.admit(takes, caps)), false),
+                OnStateError::FailClosed => (Err(StoreError::Unavailable(e)), false),
+            },
+        }
+    }
+
+    /// Sends the parked settlements first, then these, in one round trip.
+    /// On failure both are parked again and these are applied locally; the
+    /// totals are then the local ones.
+    pub(crate) async fn settle(
+        &self,
+        metrics: &Metrics,
+        adjusts: &[Adjust<'_>],
+        adds: &[Add<'_>],
+    ) -> Vec<u64> {
+        let parked = std::mem::take(&mut *lock(&self.pending));
+        if parked.is_empty() && adjusts.is_empty() && adds.is_empty() {
+            return Vec::new();
+        }
+        let (mut all_adjusts, mut all_adds) = parked.as_batches();
+        let replayed = all_adds.len();
+        all_adjusts.extend_from_slice(adjusts);
+        all_adds.extend_from_slice(adds);
+        let start = Instant::now();
+        let result = self.remote.settle(&all_adjusts, &all_adds).await;
+        match self.record(metrics, Op::Settle, start, result) {
+            Ok(mut totals) => totals.split_off(replayed),
+            Err(_) => {
+                drop((all_adjusts, all_adds));
+                let dropped = {
+                    let mut pending = lock(&self.pending);
+                    pending.restore(parked) + pending.park(adjusts, adds)
+                };
+                self.warn_dropped(dropped);
+                self.local.settle(adjusts, adds)
+            }
+        }
+    }
+
+    /// The values, and whether they came from Redis.
+    pub(crate) async fn counters(
+        &self,
+        metrics: &Metrics,
+        keys: &[&str],
+    ) -> (Result<Vec<u64>, StoreError>, bool) {
+        let start = Instant::now();
+        let result = self.remote.counters(keys).await;
+        match self.record(metrics, Op::Counters, start, result) {
+            Ok(values) => (Ok(values), true),
+            Err(e) => match self.on_error {
+                OnStateError::FailOpen => (Ok(self.local.counters(keys)), false),
+                OnStateError::FailClosed => (Err(StoreError::Unavailable(e)), false),
+            },
+        }
+    }
+
+    /// Errors read as misses.
+    pub(crate) async fn cache_get_many(
+        &self,
+        metrics: &Metrics,
+        keys: &[[u8; 32]],
+    ) -> Vec<Option<Bytes>> {
+        let start = Instant::now();
+        let result = self.remote.cache_get_many(keys).await;
+        self.record(metrics, Op::CacheGet, start, result)
+            .unwrap_or_else(|_| vec![None; keys.len()])
+    }
+
+    /// Errors skip the write.
+    pub(crate) async fn cache_set_many(
+        &self,
+        metrics: &Metrics,
+        items: &[(&[u8; 32], &Bytes, Duration)],
+    ) {
+        let start = Instant::now();
+        let result = self.remote.cache_set_many(items).await;
+        let _ = self.record(metrics, Op::CacheSet, start, result);
+    }
+}
