@@ -10,10 +10,15 @@
 //! entries own exactly their bytes and are weighed with their overhead, so
 //! `cache.max_bytes` bounds real memory; answers over `cache.max_entry_bytes`
 //! are not kept. Expiry is checked against
-//! `tokio::time` on read (moka's own expiry only reclaims memory). Must not
-//! decide what is cacheable: callers only insert successful responses.
+//! `tokio::time` on read (moka's own expiry only reclaims memory). With a
+//! shared state store (Redis), a second tier sits behind this replica's:
+//! local misses are looked up there in one round trip per batch
+//! ([`ResponseCache::get_many`]), inserts go to both, values in the format
+//! of `codec`. Must not decide what is cacheable: callers only insert
+//! successful responses.
 
 mod broadcast;
+mod codec;
 mod singleflight;
 pub mod stream;
 
@@ -27,6 +32,8 @@ use bytes::Bytes;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
+
+use crate::state::Store;
 
 /// A cache key: SHA-256 of the kind, route and canonical request (or
 /// embedding parameters and item), so keys are small and fixed whatever the
@@ -211,6 +218,9 @@ pub struct ResponseCache {
     max_bytes: u64,
     max_entry_bytes: u64,
     store: moka::future::Cache<CacheKey, Arc<Entry>>,
+    /// The shared tier (Redis) behind this replica's own: read on a local
+    /// miss (in one round trip per batch), written with every insert.
+    shared: Option<Store>,
 }
 
 impl ResponseCache {
@@ -226,7 +236,23 @@ impl ResponseCache {
             max_bytes,
             max_entry_bytes,
             store,
+            shared: None,
         }
+    }
+
+    /// This cache with `store`'s shared tier behind it (when the store is
+    /// shared; the memory store has none).
+    pub fn with_shared(mut self, store: &Store) -> Self {
+        if store.is_shared() {
+            store.set_max_value_bytes(self.max_entry_bytes as usize + 64);
+            self.shared = Some(store.clone());
+        }
+        self
+    }
+
+    /// Whether entries are shared with other replicas.
+    pub fn shared_store(&self) -> Option<&Store> {
+        self.shared.as_ref()
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -237,7 +263,7 @@ impl ResponseCache {
         self.max_entry_bytes
     }
 
-    pub async fn get(&self, key: &CacheKey) -> Option<Payload> {
+    async fn get_local(&self, key: &CacheKey) -> Option<Payload> {
         let entry = self.store.get(key).await?;
         if Instant::now() >= entry.expires_at {
             self.store.invalidate(key).await;
@@ -246,9 +272,40 @@ impl ResponseCache {
         Some(entry.payload.clone())
     }
 
-    /// Stores `payload` unless it is larger than `cache.max_entry_bytes`
-    /// (then it is served but not kept). Returns whether it was stored.
-    pub async fn insert(&self, key: CacheKey, payload: Payload, ttl: Duration) -> bool {
+    pub async fn get(&self, key: &CacheKey) -> Option<Payload> {
+        self.get_many(std::slice::from_ref(key))
+            .await
+            .pop()
+            .flatten()
+    }
+
+    /// Every key's payload, in order: this replica's entries first, then
+    /// the misses from the shared tier in one round trip (kept locally for
+    /// the time they have left).
+    pub async fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Payload>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get_local(k).await);
+        }
+        let Some(shared) = &self.shared else {
+            return out;
+        };
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        if missing.is_empty() {
+            return out;
+        }
+        let digests: Vec<[u8; 32]> = missing.iter().map(|&i| keys[i].0).collect();
+        let found = shared.cache_get_many(&digests).await;
+        for (&i, bytes) in missing.iter().zip(found) {
+            if let Some((payload, left)) = bytes.and_then(|b| codec::decode(&b)) {
+                self.insert_local(keys[i], payload.clone(), left).await;
+                out[i] = Some(payload);
+            }
+        }
+        out
+    }
+
+    async fn insert_local(&self, key: CacheKey, payload: Payload, ttl: Duration) -> bool {
         if payload.size() as u64 > self.max_entry_bytes {
             return false;
         }
@@ -259,6 +316,29 @@ impl ResponseCache {
         };
         self.store.insert(key, Arc::new(entry)).await;
         true
+    }
+
+    /// Stores `payload` unless it is larger than `cache.max_entry_bytes`
+    /// (then it is served but not kept). Returns whether it was stored.
+    pub async fn insert(&self, key: CacheKey, payload: Payload, ttl: Duration) -> bool {
+        self.insert_many(vec![(key, payload)], ttl).await > 0
+    }
+
+    /// Stores every entry that fits (see [`ResponseCache::insert`]), the
+    /// shared tier's in one round trip. Returns how many were stored.
+    pub async fn insert_many(&self, entries: Vec<(CacheKey, Payload)>, ttl: Duration) -> usize {
+        let mut shared = Vec::new();
+        let mut stored = 0;
+        for (key, payload) in entries {
+            if self.shared.is_some() && payload.size() as u64 <= self.max_entry_bytes {
+                shared.push((key.0, codec::encode(&payload, ttl), ttl));
+            }
+            stored += usize::from(self.insert_local(key, payload, ttl).await);
+        }
+        if let (Some(store), false) = (&self.shared, shared.is_empty()) {
+            store.cache_set_many(&shared).await;
+        }
+        stored
     }
 
     /// (bytes, entries) after applying pending evictions.

@@ -7,8 +7,8 @@
 //! raw client input, and client keys are never labels.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label used when a request names no configured route.
@@ -44,6 +44,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub policy_generation: IntGauge,
     pub last_reload_success: IntGauge,
+    pub budget_remaining: GaugeVec,
     pub state_errors: IntCounterVec,
     pub state_up: IntGauge,
     pub state_duration: HistogramVec,
@@ -210,6 +211,20 @@ impl Metrics {
                 "switchyard_policy_last_reload_success",
                 "1 if the last reload attempt succeeded, 0 if it was rejected.",
             ),
+            budget_remaining: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "switchyard_budget_remaining",
+                        "What a virtual key has left of its budget this period, by unit (tokens, usd); set when usage is charged.",
+                    ),
+                    &["key", "unit"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             state_errors: counter(
                 "switchyard_state_errors_total",
                 "Calls to the shared state store (Redis) that failed or timed out, by operation.",

@@ -105,6 +105,8 @@ pub(super) struct RequestCtx {
     /// The caller's virtual-key alias for logs and metrics (`_unknown` when
     /// it sent no configured key); never the key itself.
     pub key_alias: Arc<str>,
+    /// What admission reserved, settled with the answer's usage at the end.
+    pub settlement: Option<super::admission::Settlement>,
 }
 
 impl RequestCtx {
@@ -129,6 +131,7 @@ impl RequestCtx {
             interrupted: Arc::default(),
             admission: None,
             key_alias: Arc::from(UNKNOWN_KEY),
+            settlement: None,
         }
     }
 
@@ -240,7 +243,12 @@ struct Record {
 
 impl<B: HttpBody> Tracked<B> {
     fn finish(&mut self, complete: bool) {
-        let Some(r) = self.record.take() else { return };
+        let Some(mut r) = self.record.take() else {
+            return;
+        };
+        if let Some(s) = r.ctx.settlement.take() {
+            s.settle(None, None);
+        }
         let c = &r.ctx;
         let elapsed = c.started.elapsed();
         let interrupted = c.interrupted.load(Ordering::Relaxed);

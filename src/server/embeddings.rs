@@ -55,9 +55,13 @@ async fn serve(
 
     let mut vectors: Vec<Option<Arc<[f32]>>> = vec![None; n];
     if use_cache {
-        for (slot, item) in vectors.iter_mut().zip(&items) {
-            let key = CacheKey::embedding(&name, &params, item);
-            if let Some(Payload::Embedding(v)) = ctx.rt.cache.get(&key).await {
+        // One lookup for the whole batch (one round trip to a shared tier).
+        let keys: Vec<CacheKey> = items
+            .iter()
+            .map(|item| CacheKey::embedding(&name, &params, item))
+            .collect();
+        for (slot, hit) in vectors.iter_mut().zip(ctx.rt.cache.get_many(&keys).await) {
+            if let Some(Payload::Embedding(v)) = hit {
                 *slot = Some(v);
             }
         }
@@ -200,12 +204,15 @@ async fn fetch(
         ));
     }
     if let Some(params) = cache_params {
-        for (input, v) in inputs.iter().zip(&vectors) {
-            let key = CacheKey::embedding(name, &params, &input.to_string());
-            rt.cache
-                .insert(key, Payload::Embedding(Arc::clone(v)), route.spec.cache.ttl)
-                .await;
-        }
+        let entries = inputs
+            .iter()
+            .zip(&vectors)
+            .map(|(input, v)| {
+                let key = CacheKey::embedding(name, &params, &input.to_string());
+                (key, Payload::Embedding(Arc::clone(v)))
+            })
+            .collect();
+        rt.cache.insert_many(entries, route.spec.cache.ttl).await;
     }
     Ok(EmbedDone {
         vectors: Arc::new(vectors),

@@ -11,6 +11,7 @@
 //! that knows HTTP status codes.
 
 mod accept;
+mod admission;
 mod chat;
 mod chat_stream;
 mod completions;

@@ -75,9 +75,13 @@ async fn serve(
 
     let mut scores: Vec<Option<f64>> = vec![None; n];
     if use_cache {
-        for (slot, doc) in scores.iter_mut().zip(docs) {
-            let key = CacheKey::rerank(&name, &params, &request.query, doc);
-            if let Some(Payload::Score(s)) = ctx.rt.cache.get(&key).await {
+        // One lookup for the whole batch (one round trip to a shared tier).
+        let keys: Vec<CacheKey> = docs
+            .iter()
+            .map(|doc| CacheKey::rerank(&name, &params, &request.query, doc))
+            .collect();
+        for (slot, hit) in scores.iter_mut().zip(ctx.rt.cache.get_many(&keys).await) {
+            if let Some(Payload::Score(s)) = hit {
                 *slot = Some(s);
             }
         }
@@ -204,12 +208,15 @@ async fn fetch(
     }
     if let Some(params) = cache_params {
         let name = route.spec.name.as_str();
-        for (doc, score) in documents.iter().zip(&reply.scores) {
-            let key = CacheKey::rerank(name, &params, &query, doc);
-            rt.cache
-                .insert(key, Payload::Score(*score), route.spec.cache.ttl)
-                .await;
-        }
+        let entries = documents
+            .iter()
+            .zip(&reply.scores)
+            .map(|(doc, score)| {
+                let key = CacheKey::rerank(name, &params, &query, doc);
+                (key, Payload::Score(*score))
+            })
+            .collect();
+        rt.cache.insert_many(entries, route.spec.cache.ttl).await;
     }
     Ok(RerankDone {
         scores: Arc::new(reply.scores),

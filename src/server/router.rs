@@ -304,13 +304,15 @@ pub(super) async fn parse_routed<T: Routed>(
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts, body, ctx.rt.policy.server.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
-    let _estimate = estimate_tokens(bytes.len(), parsed.max_output_tokens());
+    let estimate = estimate_tokens(bytes.len(), parsed.max_output_tokens());
     drop(bytes);
     let route = allowed_route(ctx, parsed.model())?;
     rc.routed(&route.spec.name);
     if let Some(limiter) = &route.limiter {
         admit(ctx, "route", limiter.check())?;
     }
+    // Key RPM/TPM, route TPM and budgets: one store call, all or nothing.
+    rc.settlement = super::admission::admit(ctx, &route, estimate).await?;
     Ok((parts, parsed, route))
 }
 

@@ -20,6 +20,7 @@ use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
 use crate::resilience::KeyedLimiter;
 use crate::routing::RouteTable;
+use crate::state::Store;
 
 /// Everything built from one policy.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct Runtime {
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// `keys:` by secret digest, and `server.auth`.
     pub(super) keys: super::keys::KeyTable,
+    /// Limits, budgets and the cache's shared tier (`state:`).
+    pub store: Store,
 }
 
 /// A chat response shared between coalesced requests.
@@ -124,22 +127,34 @@ fn build(
             _ => Arc::new(KeyedLimiter::new(spec)),
         }
     });
+    // The store (and its Redis connection) lives on while `state:` is unchanged.
+    let store = match previous {
+        Some(p) if p.policy.state == policy.state => p.store.clone(),
+        _ => Store::new(&policy.state, Arc::clone(metrics)).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                location: "state".into(),
+                message: e.to_string(),
+            }])
+        })?,
+    };
     let cache = match previous {
         Some(p)
             if p.cache.max_bytes() == policy.cache.max_bytes
-                && p.cache.max_entry_bytes() == policy.cache.max_entry_bytes =>
+                && p.cache.max_entry_bytes() == policy.cache.max_entry_bytes
+                && p.policy.state == policy.state =>
         {
             Arc::clone(&p.cache)
         }
-        _ => Arc::new(ResponseCache::new(
-            policy.cache.max_bytes,
-            policy.cache.max_entry_bytes,
-        )),
+        _ => Arc::new(
+            ResponseCache::new(policy.cache.max_bytes, policy.cache.max_entry_bytes)
+                .with_shared(&store),
+        ),
     };
     let cors = policy.server.cors.as_ref().map(super::cors::layer);
     let keys = super::keys::KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
         keys,
+        store,
         generation,
         fingerprint,
         cors,
