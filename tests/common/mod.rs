@@ -11,6 +11,7 @@ pub mod faults;
 pub mod gemini;
 pub mod responses;
 pub mod scripted;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
