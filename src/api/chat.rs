@@ -60,19 +60,40 @@ impl ChatRequest {
         })
     }
 
-    /// The body to send to a target serving `upstream_model`, serialized
-    /// straight from the client's body (no copy of the parsed request).
     /// The client asked for a usage chunk at the end of its stream.
     pub fn include_usage(&self) -> bool {
-        self.body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        include_usage(&self.body)
     }
 
+    /// The body to send to a target serving `upstream_model`, serialized
+    /// straight from the client's body (no copy of the parsed request).
     pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
         body_with_model(&self.body, upstream_model, self.wire_len)
+    }
+}
+
+/// `stream_options.include_usage` as a chat or completions body sends it.
+pub fn include_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Asks the upstream for a usage chunk at the end of a chat or completions
+/// stream (in place: no copy of the body). A `stream_options` that is not
+/// an object is left alone: the upstream judges the request as sent.
+pub fn ask_for_usage(body: &mut Map<String, Value>) {
+    match body.get_mut("stream_options") {
+        Some(Value::Object(o)) => {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        None | Some(Value::Null) => {
+            let mut o = Map::new();
+            o.insert("include_usage".into(), Value::Bool(true));
+            body.insert("stream_options".into(), Value::Object(o));
+        }
+        Some(_) => {}
     }
 }
 

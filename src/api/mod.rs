@@ -8,6 +8,7 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod error;
+pub mod estimate;
 pub mod messages;
 pub mod rerank;
 pub mod responses;

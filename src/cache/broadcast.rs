@@ -35,6 +35,8 @@ pub struct Piece {
 #[derive(Debug, Clone)]
 pub struct Started {
     pub provider: Arc<str>,
+    /// The target's model, as the provider was asked for it.
+    pub model: Arc<str>,
     pub attempts: u32,
 }
 

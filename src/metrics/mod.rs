@@ -4,11 +4,12 @@
 //! that counts something; `/metrics` renders its registry. There are no
 //! global statics: each gateway (and each test) has its own registry. Label
 //! values are bounded: routes and providers come from the policy, never from
-//! raw client input, and client keys are never labels.
+//! raw client input, and a client's `key` label is the alias of a
+//! configured virtual key (all others fold into `_unknown`), never the key.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label used when a request names no configured route.
@@ -44,10 +45,13 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub policy_generation: IntGauge,
     pub last_reload_success: IntGauge,
-    pub budget_remaining: GaugeVec,
     pub state_errors: IntCounterVec,
     pub state_up: IntGauge,
     pub state_duration: HistogramVec,
+    pub tokens: IntCounterVec,
+    pub cost_usd: CounterVec,
+    /// Set by the budget owner; registered here.
+    pub budget_remaining: GaugeVec,
 }
 
 /// Round trips to the shared state store: 100µs to 100ms.
@@ -95,7 +99,39 @@ impl Metrics {
         registry
             .register(Box::new(breaker_state.clone()))
             .expect("unique metric");
+        let cost_usd = CounterVec::new(
+            Opts::new(
+                "switchyard_cost_usd_total",
+                "Upstream spend in US dollars from the policy's per-model prices; \
+                 tokens of models without a price are counted in switchyard_tokens_total only.",
+            ),
+            &["route", "provider", "key"],
+        )
+        .expect("valid metric");
+        let budget_remaining = GaugeVec::new(
+            Opts::new(
+                "switchyard_budget_remaining",
+                "What is left of a key's budget this period, by unit (tokens, usd).",
+            ),
+            &["key", "unit"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(cost_usd.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(budget_remaining.clone()),
+        ] {
+            registry.register(m).expect("unique metric");
+        }
         Metrics {
+            tokens: counter(
+                "switchyard_tokens_total",
+                "Tokens upstreams reported for answers (gateway cache hits spend none), by kind: \
+                 prompt (all of it), cached (the part the provider served from its prompt \
+                 cache), completion.",
+                &["route", "provider", "key", "kind"],
+            ),
+            cost_usd,
+            budget_remaining,
             requests: counter(
                 "switchyard_requests_total",
                 "Client requests by endpoint, route and HTTP status.",
@@ -211,20 +247,6 @@ impl Metrics {
                 "switchyard_policy_last_reload_success",
                 "1 if the last reload attempt succeeded, 0 if it was rejected.",
             ),
-            budget_remaining: {
-                let g = GaugeVec::new(
-                    Opts::new(
-                        "switchyard_budget_remaining",
-                        "What a virtual key has left of its budget this period, by unit (tokens, usd); set when usage is charged.",
-                    ),
-                    &["key", "unit"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
             state_errors: counter(
                 "switchyard_state_errors_total",
                 "Calls to the shared state store (Redis) that failed or timed out, by operation.",

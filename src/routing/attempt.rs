@@ -91,6 +91,18 @@ impl AttemptRequest {
         req
     }
 
+    /// The upstream model this request is for.
+    pub fn model(&self) -> &Arc<str> {
+        match self {
+            AttemptRequest::Chat { model, .. }
+            | AttemptRequest::Embed { model, .. }
+            | AttemptRequest::Passthrough { model, .. }
+            | AttemptRequest::Responses { model, .. }
+            | AttemptRequest::Rerank { model, .. }
+            | AttemptRequest::Messages { model, .. } => model,
+        }
+    }
+
     /// Whether `provider` can serve this request at all: a passthrough
     /// only goes to providers that pass its path through, others are
     /// skipped (not failed).

@@ -46,7 +46,22 @@ impl RetryHint for UpstreamError {
 pub struct Served<T> {
     pub value: T,
     pub provider: String,
+    /// The target's model, as the provider was asked for it (prices are
+    /// keyed on it).
+    pub model: Arc<str>,
     pub attempts: u32,
+}
+
+impl<T> Served<T> {
+    /// The same call with its value turned into `U` (or an error).
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Served<U>, E> {
+        Ok(Served {
+            value: f(self.value)?,
+            provider: self.provider,
+            model: self.model,
+            attempts: self.attempts,
+        })
+    }
 }
 
 /// Target indices in the order to try them.
@@ -137,6 +152,7 @@ async fn run_targets(
                     return Ok(Served {
                         value,
                         provider: name.to_string(),
+                        model: Arc::clone(req.model()),
                         attempts: attempts + 1,
                     });
                 }

@@ -11,7 +11,10 @@
 //! ask get it stripped), and is stored when it ended with `[DONE]`, without
 //! an error, within `cache.max_entry_bytes`. A failure mid-way is logged and
 //! counted once (interruption, breaker) and every reader gets the same SSE
-//! error event. Must not alter upstream events beyond stripping usage.
+//! error event. The upstream task reads the usage as events arrive, for the
+//! leader's request (charged what it had seen when its body ended); replays
+//! and joiners spent nothing. Must not alter upstream events beyond
+//! stripping usage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +24,6 @@ use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use super::chat::{route_chat, served_by};
@@ -29,7 +31,9 @@ use super::context::{Admission, RequestCtx};
 use super::http::{Body, ErrorShape, stream_error_event};
 use super::router::Ctx;
 use super::state::Runtime;
-use crate::api::chat::ChatRequest;
+use super::usage::{StreamTap, UsageCell};
+use crate::api::chat::{ChatRequest, ask_for_usage};
+use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::stream::{StreamScan, assemble, split, strip_usage};
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
@@ -38,30 +42,6 @@ use crate::providers::ChatReply;
 use crate::routing::RouteHandle;
 
 const KIND: &str = "chat_stream";
-
-/// `stream_options.include_usage` as the client sent it.
-fn wants_usage(body: &Map<String, Value>) -> bool {
-    body.get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// Asks the upstream for usage (in place: no copy of the body).
-fn ask_for_usage(body: &mut Map<String, Value>) {
-    match body.get_mut("stream_options") {
-        Some(Value::Object(o)) => {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
-        None | Some(Value::Null) => {
-            let mut o = Map::new();
-            o.insert("include_usage".into(), Value::Bool(true));
-            body.insert("stream_options".into(), Value::Object(o));
-        }
-        // Not an object: the upstream judges the client's request as sent.
-        Some(_) => {}
-    }
-}
 
 /// A stored answer as an SSE stream for this client, if it can serve it.
 fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
@@ -111,7 +91,7 @@ pub(super) async fn handle(
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = &ctx.state.metrics;
     let name = route.spec.name.clone();
-    let with_usage = wants_usage(&chat.body);
+    let with_usage = chat.include_usage();
     let key = CacheKey::chat(&ctx.cache_namespace(&route, &name), &chat.body);
     if let Some(payload) = ctx.rt.cache.get(&key).await
         && let Some((events, provider)) = replay(payload, with_usage)
@@ -124,6 +104,8 @@ pub(super) async fn handle(
     }
     let bound = usize::try_from(ctx.rt.cache.max_entry_bytes()).unwrap_or(usize::MAX);
     let (mut sub, publisher) = ctx.state.stream_flights.join(key, bound);
+    // The leader's usage, read by the upstream task as events arrive.
+    let usage = UsageCell::default();
     let cache = if let Some(publisher) = publisher {
         metrics.cache_misses.with_label_values(&[&name, KIND]).inc();
         ask_for_usage(&mut chat.body);
@@ -134,6 +116,7 @@ pub(super) async fn handle(
             chat: Arc::new(chat),
             key,
             admission: rc.admission.clone(),
+            usage: usage.clone(),
         };
         let task = tokio::spawn(pump(publisher, job).in_current_span());
         sub.set_abort(task.abort_handle());
@@ -143,9 +126,18 @@ pub(super) async fn handle(
         metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
         "hit"
     };
-    let Started { provider, attempts } = sub.started().await?;
+    let Started {
+        provider,
+        model,
+        attempts,
+    } = sub.started().await?;
     rc.served_by(&provider, attempts);
     rc.cache = Some(cache);
+    if cache == "miss" {
+        let prices = &ctx.rt.policy.prices;
+        rc.spend
+            .streamed(prices, Arc::clone(&provider), model, usage);
+    }
     // Everything the body needs once the handler has returned.
     let reader = Reader {
         sub,
@@ -186,6 +178,7 @@ struct Job {
     chat: Arc<ChatRequest>,
     key: CacheKey,
     admission: Option<Arc<Admission>>,
+    usage: UsageCell,
 }
 
 /// Runs the upstream stream into the flight, then stores it if it is whole.
@@ -200,6 +193,7 @@ async fn pump(publisher: Publisher, job: Job) {
     let provider: Arc<str> = Arc::from(served.provider.as_str());
     publisher.start(Ok(Started {
         provider: Arc::clone(&provider),
+        model: served.model,
         attempts: served.attempts,
     }));
     let mut events = match served.value {
@@ -207,9 +201,13 @@ async fn pump(publisher: Publisher, job: Job) {
         ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
     };
     let mut scan = StreamScan::default();
+    let mut tap = StreamTap::into_cell(Dialect::OpenAi, job.usage);
     while let Some(item) = events.next().await {
         match item {
             Ok(bytes) => {
+                // Read before the readers get it, so the leader's request
+                // has the usage by the time its body ends.
+                tap.read(&bytes);
                 let without_usage = scan.feed(&bytes);
                 publisher
                     .push(Piece {

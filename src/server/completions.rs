@@ -7,8 +7,10 @@
 //! others are skipped, and a route with none answers 400
 //! `unsupported_endpoint`. Non-streaming answers are cached and coalesced
 //! like chat on cached routes (keyed on the canonical body under their own
-//! prefix); streams are piped as whole events like chat streams. Must not
-//! alter the upstream body beyond `model`, nor translate it for other kinds.
+//! prefix); streams are piped as whole events like chat streams (usage
+//! asked for, and stripped again when the client did not ask). Must not
+//! alter the upstream body beyond `model` and the usage request, nor
+//! translate it for other kinds.
 
 use std::sync::Arc;
 
@@ -20,7 +22,9 @@ use super::http::ErrorShape;
 use super::http::{Body, ReqBody, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{ChatDone, Runtime};
+use crate::api::chat::{ask_for_usage, include_usage};
 use crate::api::completions::{CompletionRequest, PATH};
+use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::metrics::Metrics;
@@ -35,18 +39,23 @@ pub(super) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, request, route) = parse_routed(ctx, rc, req, CompletionRequest::parse).await?;
+    let (parts, mut request, route) = parse_routed(ctx, rc, req, CompletionRequest::parse).await?;
     if !serves(&ctx.rt.table, &route) {
         return Err(unsupported_endpoint(&route.spec.name, "text completions"));
     }
     let metrics = &ctx.state.metrics;
+    let prices = &ctx.rt.policy.prices;
     if request.stream {
+        // As chat streams: usage asked for, stripped unless the client asked.
+        let strip = !include_usage(&request.body);
+        ask_for_usage(Arc::make_mut(&mut request.body));
         let served = route_call(&ctx.rt.table, &route, metrics, &request, true).await?;
-        return Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi));
+        let (shape, dialect) = (ErrorShape::OpenAi, Dialect::OpenAi);
+        return Ok(sse_reply(ctx, rc, &route, served, shape, dialect, strip));
     }
     if !route.spec.cache.enabled || wants_no_cache(&parts.headers) {
         let done = call(ctx.rt.clone(), metrics.clone(), route, request).await?;
-        return Ok(reply(rc, done, None));
+        return Ok(reply(rc, done, None, prices));
     }
     let name = route.spec.name.clone();
     let key = CacheKey::completions(&ctx.cache_namespace(&route, &name), &request.body);
@@ -55,9 +64,10 @@ pub(super) async fn handle(
         let done = ChatDone {
             body,
             provider,
+            model: None,
             attempts: 0,
         };
-        return Ok(reply(rc, done, Some("hit")));
+        return Ok(reply(rc, done, Some("hit"), prices));
     }
     let (rt, flight_metrics) = (ctx.rt.clone(), metrics.clone());
     let ttl = route.spec.cache.ttl;
@@ -81,7 +91,7 @@ pub(super) async fn handle(
         metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
     }
     let state = if leader { "miss" } else { "hit" };
-    Ok(reply(rc, result?, Some(state)))
+    Ok(reply(rc, result?, Some(state), prices))
 }
 
 /// Whether any target of `route` passes text completions through.
@@ -105,6 +115,7 @@ async fn call(
         ChatReply::Full(body) => Ok(ChatDone {
             body,
             provider: Arc::from(served.provider.as_str()),
+            model: Some(served.model),
             attempts: served.attempts,
         }),
         ChatReply::Stream(_) => Err(GatewayError::new(
@@ -131,15 +142,11 @@ async fn route_call(
         wire_len: request.wire_len,
     };
     let served = execute(table, route, metrics, attempt).await?;
-    match served.value {
-        AttemptReply::Chat(value) => Ok(Served {
-            value,
-            provider: served.provider,
-            attempts: served.attempts,
-        }),
+    served.try_map(|value| match value {
+        AttemptReply::Chat(value) => Ok(value),
         _ => Err(GatewayError::new(
             ErrorKind::Internal,
             "Provider answered completions with something else.",
         )),
-    }
+    })
 }

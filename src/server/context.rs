@@ -6,16 +6,16 @@
 //! request id and the trace span, outside catch-panic). It makes the
 //! [`RequestCtx`] and lends it, through a [`CtxSlot`] in the request's
 //! extensions, to dispatch and the endpoint handlers, which fill it in
-//! (route, provider, attempts, cache state). The lease returns the context
-//! when dispatch ends, even by a panic, and `account` moves it into
-//! [`Tracked`], the response body wrapper, with the final status. When the
-//! body ends (or the client goes away) it writes the access log line and the
-//! request metrics, once, so durations cover the whole body, streams
-//! included. An [`Admission`] (a concurrency-limit permit plus the in-flight
-//! gauge) is shared by everything that works for the request: the handler,
-//! a single-flight leader's task, a stream body; it is released when the
-//! last of them ends. Must not decide anything about the request: it only
-//! records.
+//! (route, provider, attempts, cache state, what the answer spent). The lease
+//! returns the context when dispatch ends, even by a panic, and `account`
+//! moves it into [`Tracked`], the response body wrapper, with the final
+//! status. When the body ends (or the client goes away) it writes the access
+//! log line, the request metrics and the token and cost metrics
+//! (`usage::settle`), once, so durations and stream usage cover the whole
+//! body. An [`Admission`] (a concurrency-limit permit plus the in-flight
+//! gauge) is shared by everything that works for the request: the handler, a
+//! single-flight leader's task, a stream body; it is released when the last
+//! of them ends. Must not decide anything about the request: it only records.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -107,6 +107,8 @@ pub(super) struct RequestCtx {
     pub key_alias: Arc<str>,
     /// What admission reserved, settled with the answer's usage at the end.
     pub settlement: Option<super::admission::Settlement>,
+    /// What the answer spent upstream (tokens per served model).
+    pub spend: super::usage::Spend,
 }
 
 impl RequestCtx {
@@ -132,6 +134,7 @@ impl RequestCtx {
             admission: None,
             key_alias: Arc::from(UNKNOWN_KEY),
             settlement: None,
+            spend: Default::default(),
         }
     }
 
@@ -246,9 +249,6 @@ impl<B: HttpBody> Tracked<B> {
         let Some(mut r) = self.record.take() else {
             return;
         };
-        if let Some(s) = r.ctx.settlement.take() {
-            s.settle(None, None);
-        }
         let c = &r.ctx;
         let elapsed = c.started.elapsed();
         let interrupted = c.interrupted.load(Ordering::Relaxed);
@@ -265,6 +265,7 @@ impl<B: HttpBody> Tracked<B> {
             endpoint = c.endpoint,
             route = c.route,
             provider = c.provider.as_deref().unwrap_or("-"),
+            model = c.spend.model().unwrap_or("-"),
             attempts = c.attempts,
             cache = c.cache.unwrap_or("-"),
             outcome,
@@ -284,6 +285,11 @@ impl<B: HttpBody> Tracked<B> {
             .request_duration
             .with_label_values(&[c.endpoint, &c.route])
             .observe(elapsed.as_secs_f64());
+        let (route, key) = (&c.route, &c.key_alias);
+        let (usage, cost) = super::usage::settle(&r.metrics, route, key, &c.spend);
+        if let Some(s) = r.ctx.settlement.take() {
+            s.settle(usage, cost);
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 //! up in the cache; only the misses (deduplicated) go upstream, split into
 //! sub-batches no larger than any target accepts, sent in parallel (bounded)
 //! with retries and failover per sub-batch, then reassembled in input order.
-//! `x-switchyard-cache` says hit, miss or partial. Usage counts the tokens
-//! sent upstream for this response (zero for a full hit). Must not reorder
-//! inputs or change the vectors.
+//! `x-switchyard-cache` says hit, miss or partial, and
+//! `x-switchyard-cached-inputs` how many inputs came from the cache (or a
+//! shared identical call). Usage counts the tokens of the inputs sent
+//! upstream for this response, summed over the sub-batches (zero for a
+//! full hit), and is charged per provider and model that served them.
+//! Must not reorder inputs or change the vectors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +20,9 @@ use serde_json::{Map, Value};
 use super::context::{Admission, RequestCtx};
 use super::http::{Body, ReqBody, json_response, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
-use super::state::{EmbedDone, Runtime};
+use super::state::{EmbedDone, Runtime, Spent};
 use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
+use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::fanout::fan_out;
@@ -92,6 +96,7 @@ async fn serve(
 
     let mut usage = (0, 0);
     let mut shared = false;
+    let mut cached_inputs = n - missed;
     if !unique.is_empty() {
         let inputs: Vec<Value> = unique.iter().map(|&i| request.inputs[i].clone()).collect();
         let admission = rc.admission.clone();
@@ -127,7 +132,21 @@ async fn serve(
                 *slot = Some(Arc::clone(&done.vectors[*u]));
             }
         }
-        usage = (done.prompt_tokens, done.total_tokens);
+        if shared {
+            // Another request's call: it spent the tokens.
+            cached_inputs = n;
+        } else {
+            usage = (done.prompt_tokens, done.total_tokens);
+            let prices = &ctx.rt.policy.prices;
+            for part in done.spent.iter() {
+                let spent = Usage {
+                    prompt: part.tokens,
+                    ..Usage::default()
+                };
+                let (provider, model) = (Arc::clone(&part.provider), Arc::clone(&part.model));
+                rc.spend.charge(prices, provider, model, spent);
+            }
+        }
     }
     let vectors: Vec<Arc<[f32]>> = vectors
         .into_iter()
@@ -143,8 +162,12 @@ async fn serve(
             m if m == n => "miss",
             _ => "partial",
         };
-        r.headers_mut()
-            .insert("x-switchyard-cache", HeaderValue::from_static(state));
+        let h = r.headers_mut();
+        h.insert("x-switchyard-cache", HeaderValue::from_static(state));
+        h.insert(
+            "x-switchyard-cached-inputs",
+            HeaderValue::from(cached_inputs),
+        );
         rc.cache = Some(state);
     }
     Ok(r)
@@ -170,7 +193,7 @@ async fn fetch(
         .observe(inputs.len() as f64);
     let batch = route.sub_batch;
     let extra = Arc::new(extra);
-    let replies: Vec<EmbedReply> =
+    let replies: Vec<(String, Arc<str>, EmbedReply)> =
         fan_out(inputs.clone(), batch, route.spec.max_concurrency, |chunk| {
             let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
             async move {
@@ -180,8 +203,11 @@ async fn fetch(
                     inputs: Arc::new(chunk),
                     extra: Arc::clone(extra),
                 };
-                match execute(&rt.table, route, metrics, request).await?.value {
-                    AttemptReply::Embed(reply) => Ok::<_, GatewayError>(reply),
+                let served = execute(&rt.table, route, metrics, request).await?;
+                match served.value {
+                    AttemptReply::Embed(reply) => {
+                        Ok::<_, GatewayError>((served.provider, served.model, reply))
+                    }
                     _ => Err(GatewayError::new(
                         ErrorKind::Internal,
                         "Provider answered embeddings with chat.",
@@ -192,9 +218,23 @@ async fn fetch(
         .await?;
     let mut vectors = Vec::with_capacity(inputs.len());
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
-    for reply in replies {
+    // Usually one (provider, model) serves every sub-batch.
+    let mut spent: Vec<Spent> = Vec::with_capacity(1);
+    for (provider, model, reply) in replies {
         prompt_tokens += reply.prompt_tokens;
         total_tokens += reply.total_tokens;
+        let tokens = reply.prompt_tokens;
+        match spent
+            .iter_mut()
+            .find(|s| *s.provider == *provider && s.model == model)
+        {
+            Some(part) => part.tokens += tokens,
+            None => spent.push(Spent {
+                provider: Arc::from(provider),
+                model,
+                tokens,
+            }),
+        }
         vectors.extend(reply.vectors.into_iter().map(Arc::<[f32]>::from));
     }
     if vectors.len() != inputs.len() {
@@ -218,5 +258,6 @@ async fn fetch(
         vectors: Arc::new(vectors),
         prompt_tokens,
         total_tokens,
+        spent: spent.into(),
     })
 }

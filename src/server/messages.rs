@@ -22,6 +22,7 @@ use super::context::RequestCtx;
 use super::http::{Body, ErrorShape, ReqBody, json_response};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use crate::api::messages::MessagesRequest;
+use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::providers::ChatReply;
 use crate::routing::{AttemptReply, AttemptRequest, RouteHandle, execute};
@@ -72,30 +73,26 @@ pub(super) async fn handle(
     };
     let metrics = Arc::clone(&ctx.state.metrics);
     let served = execute(&ctx.rt.table, &route, &metrics, request).await?;
-    let value = match served.value {
-        AttemptReply::Chat(v) => v,
-        _ => {
-            return Err(GatewayError::new(
-                ErrorKind::Internal,
-                "Provider answered messages with something else.",
-            ));
-        }
-    };
-    match value {
+    let served = served.try_map(|value| match value {
+        AttemptReply::Chat(v) => Ok(v),
+        _ => Err(GatewayError::new(
+            ErrorKind::Internal,
+            "Provider answered messages with something else.",
+        )),
+    })?;
+    // Native or translated, the answer is in Anthropic's format
+    // (count_tokens answers carry no usage object).
+    let (shape, dialect) = (ErrorShape::Anthropic, Dialect::Anthropic);
+    match served.value {
         ChatReply::Full(body) => {
             rc.served_by(&served.provider, served.attempts);
+            let prices = &ctx.rt.policy.prices;
+            rc.charge_body(prices, &served.model, dialect, &body);
             let mut r = json_response(StatusCode::OK, body);
             served_by(r.headers_mut(), &served.provider, served.attempts);
             Ok(r)
         }
-        reply @ ChatReply::Stream(_) => {
-            let served = crate::routing::Served {
-                value: reply,
-                provider: served.provider,
-                attempts: served.attempts,
-            };
-            Ok(sse_reply(ctx, rc, &route, served, ErrorShape::Anthropic))
-        }
+        ChatReply::Stream(_) => Ok(sse_reply(ctx, rc, &route, served, shape, dialect, false)),
     }
 }
 

@@ -29,6 +29,7 @@ mod stack;
 #[cfg(test)]
 mod stack_tests;
 pub mod state;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

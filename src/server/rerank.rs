@@ -9,7 +9,9 @@
 //! one call. The answer is reassembled over all of the client's documents:
 //! sorted by score (ties in document order), `top_n` applied after merging,
 //! indices referring to the client's list. `x-switchyard-cache` says hit,
-//! miss or partial. Must not send `top_n` upstream (every score is needed
+//! miss or partial. Reported tokens of an upstream call are charged as
+//! prompt tokens (not for cache hits or shared calls). Must not send
+//! `top_n` upstream (every score is needed
 //! for the cache) or change a score.
 //!
 //! [`Provider::reranks`]: crate::providers::Provider::reranks
@@ -25,6 +27,7 @@ use super::http::{Body, ReqBody, json_response, wants_no_cache};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use super::state::{RerankDone, Runtime};
 use crate::api::rerank::{RerankRequest, rank, response_body};
+use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::config::Endpoint;
@@ -144,6 +147,16 @@ async fn serve(
         }
         rc.served_by(&done.provider, done.attempts);
         usage = (done.total_tokens, done.search_units);
+        if !shared && done.total_tokens > 0 {
+            // Rerank tokens are all input; search units are not tokens.
+            let spent = Usage {
+                prompt: done.total_tokens,
+                ..Usage::default()
+            };
+            let (provider, model) = (Arc::clone(&done.provider), Arc::clone(&done.model));
+            rc.spend
+                .charge(&ctx.rt.policy.prices, provider, model, spent);
+        }
     }
     let scores: Vec<f64> = scores.into_iter().map(|s| s.unwrap_or(0.0)).collect();
     let ranked = rank(&scores, request.top_n);
@@ -221,6 +234,7 @@ async fn fetch(
     Ok(RerankDone {
         scores: Arc::new(reply.scores),
         provider: Arc::from(served.provider.as_str()),
+        model: served.model,
         attempts: served.attempts,
         total_tokens: reply.total_tokens,
         search_units: reply.search_units,

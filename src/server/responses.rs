@@ -24,10 +24,11 @@ use super::http::{Body, ReqBody, json_response};
 use super::router::{Ctx, parse_routed, unsupported_endpoint};
 use crate::api::responses::request::to_chat;
 use crate::api::responses::{Echo, ResponsesError, ResponsesRequest};
+use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::providers::ChatReply;
 use crate::routing::responses::{PATH, ResponsesCall};
-use crate::routing::{AttemptReply, AttemptRequest, Served, execute};
+use crate::routing::{AttemptReply, AttemptRequest, execute};
 
 pub(super) async fn handle(
     ctx: &Ctx,
@@ -69,23 +70,23 @@ pub(super) async fn handle(
         model: Arc::from(""),
     };
     let served = execute(table, &route, &ctx.state.metrics, attempt).await?;
-    let AttemptReply::Chat(value) = served.value else {
-        return Err(GatewayError::new(
+    let served = served.try_map(|value| match value {
+        AttemptReply::Chat(value) => Ok(value),
+        _ => Err(GatewayError::new(
             ErrorKind::Internal,
             "Provider answered the Responses API with embeddings.",
-        ));
-    };
-    let served = Served {
-        value,
-        provider: served.provider,
-        attempts: served.attempts,
-    };
+        )),
+    })?;
+    // Passed through or translated, the answer is in the Responses format.
+    let (shape, dialect) = (ErrorShape::OpenAi, Dialect::Responses);
     match served.value {
         ChatReply::Stream(_) if stream => {
-            Ok(sse_reply(ctx, rc, &route, served, ErrorShape::OpenAi))
+            Ok(sse_reply(ctx, rc, &route, served, shape, dialect, false))
         }
         ChatReply::Full(body) if !stream => {
             rc.served_by(&served.provider, served.attempts);
+            let prices = &ctx.rt.policy.prices;
+            rc.charge_body(prices, &served.model, dialect, &body);
             let mut r = json_response(StatusCode::OK, body);
             served_by(r.headers_mut(), &served.provider, served.attempts);
             Ok(r)

@@ -20,7 +20,7 @@ use super::http::{Body, ReqBody, json_response, read_body};
 use super::keys::{Caller, constant_time_eq, model_not_allowed, presented_key, unauthorized};
 use super::state::{AppState, ReloadOutcome, Runtime};
 use super::{chat, completions, embeddings, messages, rerank, responses};
-use crate::api::usage::{Routed, estimate_tokens};
+use crate::api::estimate::{Routed, estimate_tokens};
 use crate::api::{self, ErrorKind, GatewayError};
 use crate::config::CacheScope;
 use crate::metrics::UNKNOWN_ROUTE;

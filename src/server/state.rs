@@ -44,16 +44,28 @@ pub struct Runtime {
 pub struct ChatDone {
     pub body: bytes::Bytes,
     pub provider: Arc<str>,
+    /// The target's model that answered; `None` for a cache hit.
+    pub model: Option<Arc<str>>,
     pub attempts: u32,
 }
 
 /// Embeddings shared between coalesced requests: vectors for the unique
-/// missed inputs, in order, and the upstream usage.
+/// missed inputs, in order, and the upstream usage, summed over the
+/// sub-batches and per (provider, model) that served them.
 #[derive(Debug, Clone)]
 pub struct EmbedDone {
     pub vectors: Arc<Vec<Arc<[f32]>>>,
     pub prompt_tokens: u64,
     pub total_tokens: u64,
+    pub spent: Arc<[Spent]>,
+}
+
+/// Prompt tokens one upstream model spent on embedding sub-batches.
+#[derive(Debug, Clone)]
+pub struct Spent {
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub tokens: u64,
 }
 
 /// Rerank scores shared between coalesced requests: one per unique missed
@@ -62,6 +74,7 @@ pub struct EmbedDone {
 pub struct RerankDone {
     pub scores: Arc<Vec<f64>>,
     pub provider: Arc<str>,
+    pub model: Arc<str>,
     pub attempts: u32,
     pub total_tokens: u64,
     pub search_units: u64,

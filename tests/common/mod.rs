@@ -12,6 +12,7 @@ pub mod gemini;
 pub mod redis;
 pub mod responses;
 pub mod scripted;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

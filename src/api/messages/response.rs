@@ -5,7 +5,9 @@
 //! chat answer. The first choice becomes the content blocks (its text as a
 //! `text` block, each tool call as a `tool_use` block with its arguments
 //! parsed into `input`), `finish_reason` becomes `stop_reason` and the usage
-//! becomes `input_tokens` / `output_tokens`. Must not do I/O.
+//! becomes `input_tokens` / `output_tokens`, with the prompt tokens the
+//! provider served from its cache as `cache_read_input_tokens` (Anthropic's
+//! `input_tokens` leaves them out). Must not do I/O.
 
 use serde_json::{Value, json};
 
@@ -67,6 +69,10 @@ pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
         .unwrap_or("stop");
     let usage = v.get("usage").unwrap_or(&Value::Null);
     let tokens = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cached = usage
+        .pointer("/prompt_tokens_details/cached_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let id = v.get("id").and_then(Value::as_str).unwrap_or("switchyard");
     Ok(json!({
         "id": message_id(id),
@@ -76,8 +82,20 @@ pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
         "content": content,
         "stop_reason": stop_reason(finish),
         "stop_sequence": null,
-        "usage": {"input_tokens": tokens("prompt_tokens"), "output_tokens": tokens("completion_tokens")},
+        "usage": usage_of(tokens("prompt_tokens"), tokens("completion_tokens"), cached),
     }))
+}
+
+/// Anthropic's usage object for chat's counts: `input_tokens` without the
+/// `cached` prompt tokens, which are `cache_read_input_tokens` (sent only
+/// when there are some).
+pub fn usage_of(prompt: u64, completion: u64, cached: u64) -> Value {
+    let cached = cached.min(prompt);
+    let mut usage = json!({"input_tokens": prompt - cached, "output_tokens": completion});
+    if cached > 0 {
+        usage["cache_read_input_tokens"] = json!(cached);
+    }
+    usage
 }
 
 /// A Messages id (`msg_...`) from a chat completion id.
@@ -113,6 +131,21 @@ mod tests {
                 "stop_reason": "tool_use", "stop_sequence": null,
                 "usage": {"input_tokens": 11, "output_tokens": 7}
             })
+        );
+    }
+
+    #[test]
+    fn cached_prompt_tokens_become_cache_reads_outside_input_tokens() {
+        let chat = json!({
+            "id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 2,
+                      "prompt_tokens_details": {"cached_tokens": 24}}
+        });
+        let out = from_chat(chat.to_string().as_bytes(), "r").unwrap();
+        assert_eq!(
+            out["usage"],
+            json!({"input_tokens": 6, "output_tokens": 2, "cache_read_input_tokens": 24})
         );
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::MessagesError;
-use super::response::{message_id, stop_reason};
+use super::response::{message_id, stop_reason, usage_of};
 use crate::api::sse::{SseEvent, named_event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct ChatToMessages {
     stop: Option<&'static str>,
     input_tokens: u64,
     output_tokens: u64,
+    /// Prompt tokens the provider served from its cache.
+    cached_tokens: u64,
     done: bool,
 }
 
@@ -53,6 +55,7 @@ impl ChatToMessages {
             stop: None,
             input_tokens: 0,
             output_tokens: 0,
+            cached_tokens: 0,
             done: false,
         }
     }
@@ -130,6 +133,10 @@ impl ChatToMessages {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
             self.input_tokens = n("prompt_tokens");
             self.output_tokens = n("completion_tokens");
+            self.cached_tokens = u
+                .pointer("/prompt_tokens_details/cached_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
         }
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
             return Ok(());
@@ -189,7 +196,7 @@ impl ChatToMessages {
             "message_delta",
             json!({"type": "message_delta",
                    "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null},
-                   "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}}),
+                   "usage": usage_of(self.input_tokens, self.output_tokens, self.cached_tokens)}),
         );
         emit(out, "message_stop", json!({"type": "message_stop"}));
         Ok(())

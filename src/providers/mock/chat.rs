@@ -12,6 +12,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+pub(super) use crate::api::chat::include_usage;
+
 use super::schema::example;
 use super::{last_user_text, usage, word_count};
 
@@ -90,13 +92,6 @@ pub(super) fn choices(body: &Map<String, Value>) -> usize {
     body.get("n")
         .and_then(Value::as_u64)
         .map_or(1, |n| n.clamp(1, 16) as usize)
-}
-
-pub(super) fn include_usage(body: &Map<String, Value>) -> bool {
-    body.get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 /// The tool the answer calls, with its parameter schema, if any.
