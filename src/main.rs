@@ -134,7 +134,14 @@ fn check(dir: &std::path::Path) -> ExitCode {
     let loaded =
         config::load_dir(dir, &env, switchyard::providers::check_kind).and_then(|policy| {
             let metrics = std::sync::Arc::new(switchyard::metrics::Metrics::new());
-            RouteTable::build(&policy, None, &metrics, &env).map(|_| policy)
+            RouteTable::build(
+                &policy,
+                None,
+                &metrics,
+                &env,
+                &switchyard::state::Store::memory(metrics.clone()),
+            )
+            .map(|_| policy)
         });
     match loaded {
         Ok(policy) => {

@@ -18,20 +18,34 @@ fn completion_reply(body: &Value) -> Value {
            "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}})
 }
 
-fn completion_events() -> Vec<String> {
+/// The SSE events of a streamed completion; `usage` as OpenAI sends them
+/// when `stream_options.include_usage` is set: `"usage": null` on every
+/// chunk and a last chunk with no choices and the counts.
+fn completion_events(usage: bool) -> Vec<String> {
     let chunk = |text: &str, finish: Value| {
-        let c = json!({"id": "cmpl-fake", "object": "text_completion", "created": 1,
-                       "model": "gpt-3.5-turbo-instruct",
-                       "choices": [{"text": text, "index": 0, "logprobs": null,
-                                    "finish_reason": finish}]});
+        let mut c = json!({"id": "cmpl-fake", "object": "text_completion", "created": 1,
+                           "model": "gpt-3.5-turbo-instruct",
+                           "choices": [{"text": text, "index": 0, "logprobs": null,
+                                        "finish_reason": finish}]});
+        if usage {
+            c["usage"] = Value::Null;
+        }
         format!("data: {c}\n\n")
     };
-    vec![
+    let mut events = vec![
         chunk(" hello", Value::Null),
         chunk(" there", Value::Null),
         chunk("", json!("stop")),
-        "data: [DONE]\n\n".to_string(),
-    ]
+    ];
+    if usage {
+        let last = json!({"id": "cmpl-fake", "object": "text_completion", "created": 1,
+                          "model": "gpt-3.5-turbo-instruct", "choices": [],
+                          "usage": {"prompt_tokens": 2, "completion_tokens": 2,
+                                    "total_tokens": 4}});
+        events.push(format!("data: {last}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    events
 }
 
 async fn completions_upstream() -> FakeUpstream {
@@ -40,7 +54,8 @@ async fn completions_upstream() -> FakeUpstream {
             return default_reply(&s);
         }
         if s.body["stream"] == json!(true) {
-            Reply::Sse(completion_events(), Duration::ZERO)
+            let usage = s.body["stream_options"]["include_usage"] == json!(true);
+            Reply::Sse(completion_events(usage), Duration::ZERO)
         } else {
             Reply::Json(200, completion_reply(&s.body))
         }
@@ -89,10 +104,13 @@ async fn completions_pass_through_to_an_openai_upstream_as_json_and_sse() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let text = r.text().await.unwrap();
-    assert_eq!(text, completion_events().concat());
+    // What the client would get had the gateway not asked for usage.
+    assert_eq!(text, completion_events(false).concat());
     let seen = up.requests();
     let mut expected = streamed;
     expected["model"] = json!("gpt-3.5-turbo-instruct");
+    // The gateway asks for usage (to count tokens) and strips it again.
+    expected["stream_options"] = json!({"include_usage": true});
     assert_eq!(seen[1].body, expected);
     gw.stop().await;
 }
@@ -176,7 +194,8 @@ async fn the_mock_answers_completions_with_n_echo_max_tokens_and_streamed_usage(
     let evs = events(&r.text().await.unwrap());
     assert!(
         evs.iter()
-            .all(|e| e.get("usage").is_none() && e["choices"].as_array().unwrap().len() == 1)
+            .all(|e| e.get("usage").is_none() && e["choices"].as_array().unwrap().len() == 1),
+        "{evs:?}"
     );
     gw.stop().await;
 }

@@ -47,7 +47,14 @@ fn check(sources: &[Source], env: &Env) -> Vec<ConfigError> {
     let loaded =
         config::load_sources(sources, env, switchyard::providers::check_kind).and_then(|policy| {
             let metrics = Arc::new(Metrics::new());
-            RouteTable::build(&policy, None, &metrics, env).map(|_| ())
+            RouteTable::build(
+                &policy,
+                None,
+                &metrics,
+                env,
+                &switchyard::state::Store::memory(metrics.clone()),
+            )
+            .map(|_| ())
         });
     match loaded {
         Ok(()) => Vec::new(),

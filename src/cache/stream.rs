@@ -83,13 +83,18 @@ impl StreamScan {
 fn encode_without_usage(events: &[SseEvent]) -> Bytes {
     let mut out = BytesMut::new();
     for e in events {
-        let data = if e.data.contains("\"usage\"") {
+        let data = if let Some(d) = without_null_usage(&e.data) {
+            // OpenAI's `"usage":null` on every chunk once usage is asked
+            // for: taken out as text, no parse per chunk.
+            d
+        } else if e.data.contains("\"usage\"") {
             match serde_json::from_str::<Value>(&e.data) {
-                Ok(Value::Object(mut m)) if m.get("usage").is_some_and(|u| !u.is_null()) => {
+                Ok(Value::Object(mut m)) if m.contains_key("usage") => {
+                    let counted = m.get("usage").is_some_and(|u| !u.is_null());
                     let no_choices = m
                         .get("choices")
                         .is_none_or(|c| c.as_array().is_some_and(Vec::is_empty));
-                    if no_choices {
+                    if counted && no_choices {
                         continue;
                     }
                     m.remove("usage");
@@ -107,6 +112,21 @@ fn encode_without_usage(events: &[SseEvent]) -> Bytes {
         }
     }
     out.freeze()
+}
+
+/// `data` without a compact `"usage":null` member, when it has one. The
+/// quotes of a key cannot appear unescaped inside a JSON string, so the
+/// text match is a member, never content.
+fn without_null_usage(data: &str) -> Option<String> {
+    for pat in [",\"usage\":null", "\"usage\":null,"] {
+        if let Some(at) = data.find(pat) {
+            let mut out = String::with_capacity(data.len());
+            out.push_str(&data[..at]);
+            out.push_str(&data[at + pat.len()..]);
+            return Some(out);
+        }
+    }
+    None
 }
 
 /// A stored stream without the usage the gateway asked for on its own.

@@ -103,6 +103,38 @@ impl AttemptRequest {
         }
     }
 
+    /// The tokens this attempt may use, estimated before it is sent (for
+    /// provider TPM limits; see `api::estimate`).
+    pub fn estimated_tokens(&self) -> u64 {
+        use crate::api::estimate::{Routed, estimate_tokens, max_output_tokens};
+        match self {
+            AttemptRequest::Chat { request, .. } => {
+                estimate_tokens(request.wire_len, request.max_output_tokens())
+            }
+            AttemptRequest::Embed { inputs, .. } => inputs
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.len().div_ceil(4) as u64,
+                    Value::Array(tokens) => tokens.len() as u64,
+                    _ => 1,
+                })
+                .sum(),
+            AttemptRequest::Passthrough { body, wire_len, .. }
+            | AttemptRequest::Messages { body, wire_len, .. } => {
+                estimate_tokens(*wire_len, max_output_tokens(body))
+            }
+            AttemptRequest::Responses { call, .. } => {
+                estimate_tokens(call.request.wire_len, call.request.max_output_tokens())
+            }
+            AttemptRequest::Rerank {
+                query, documents, ..
+            } => {
+                let text: usize = documents.iter().map(|d| d.len() + query.len()).sum();
+                text.div_ceil(4) as u64
+            }
+        }
+    }
+
     /// Whether `provider` can serve this request at all: a passthrough
     /// only goes to providers that pass its path through, others are
     /// skipped (not failed).

@@ -14,6 +14,7 @@ mod attempt;
 mod messages;
 pub mod responses;
 mod table;
+pub mod tpm;
 
 pub use attempt::{AttemptReply, AttemptRequest, AttemptStack};
 pub use table::{ProviderHandle, RouteHandle, RouteTable};
@@ -129,6 +130,7 @@ async fn run_targets(
     route.budget.deposit();
     let mut attempts = 0u32;
     let mut failures: Vec<(String, UpstreamError)> = Vec::new();
+    let estimate = request.estimated_tokens();
     let order: Vec<(&TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
         .into_iter()
         .filter_map(|i| {
@@ -146,7 +148,14 @@ async fn run_targets(
         let req = request.for_model(&target.model);
         let mut failed = 0u32;
         let error = loop {
+            let held = match tpm::hold(&table.store, handle, estimate, metrics).await {
+                Ok(held) => held,
+                Err(e) => break e,
+            };
             let result = handle.attempt.clone().oneshot(req.clone()).await;
+            if let Some(h) = held {
+                h.release();
+            }
             let e = match result {
                 Ok(value) => {
                     return Ok(Served {

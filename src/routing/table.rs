@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::providers::{Capabilities, Provider, ProviderConfig};
 use crate::resilience::breaker::OnTransition;
 use crate::resilience::{Breaker, BreakerState, Limiter, RetryBudget};
+use crate::state::Store;
 
 pub struct ProviderHandle {
     pub spec: ProviderSpec,
@@ -48,6 +49,8 @@ pub struct RouteHandle {
 pub struct RouteTable {
     pub providers: HashMap<String, Arc<ProviderHandle>>,
     pub routes: BTreeMap<String, Arc<RouteHandle>>,
+    /// Where providers' TPM buckets live (`state:`).
+    pub store: Store,
 }
 
 impl std::fmt::Debug for ProviderHandle {
@@ -108,6 +111,7 @@ impl RouteTable {
         previous: Option<&RouteTable>,
         metrics: &Arc<Metrics>,
         env: &Env,
+        store: &Store,
     ) -> Result<RouteTable, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut providers = HashMap::new();
@@ -244,7 +248,11 @@ impl RouteTable {
             routes.insert(name.clone(), Arc::new(handle));
         }
         if errors.is_empty() {
-            Ok(RouteTable { providers, routes })
+            Ok(RouteTable {
+                providers,
+                routes,
+                store: store.clone(),
+            })
         } else {
             Err(ConfigErrors(errors))
         }

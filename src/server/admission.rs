@@ -8,9 +8,10 @@
 //! reserved), and the key's token and dollar budgets for the current
 //! period. When the response body ends, the context hands the answer's
 //! usage to the [`Settlement`], which (on its own task, in one store call)
-//! turns the reserved estimate into the real usage and adds the spend to
-//! the budgets. Must not decide routes or parse answers; the store decides
-//! nothing about keys.
+//! turns the reserved estimate into the real usage, charges providers' TPM
+//! buckets with what each served, and adds the spend to the budgets. Must
+//! not decide routes or parse answers; the store decides nothing about
+//! keys.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -53,6 +54,9 @@ pub(super) struct Settlement {
     /// Budget counters: `[tokens, usd]` when configured.
     tokens: Option<Counter>,
     usd: Option<Counter>,
+    /// The route's providers with TPM limits, and those limits: charged
+    /// with what each served (routing only held the estimate meanwhile).
+    provider_tpm: Vec<(Arc<str>, u64)>,
 }
 
 /// Micro-dollars per dollar: budgets in dollars count integers.
@@ -120,7 +124,14 @@ pub(super) async fn admit(
         });
     }
     let caps: Vec<&Counter> = tokens.iter().chain(usd.iter()).collect();
-    if takes.is_empty() && caps.is_empty() {
+    let provider_tpm: Vec<(Arc<str>, u64)> = route
+        .spec
+        .targets
+        .iter()
+        .filter_map(|t| ctx.rt.table.providers.get(&t.provider))
+        .filter_map(|h| Some((Arc::from(h.spec.name.as_str()), h.spec.tpm?)))
+        .collect();
+    if takes.is_empty() && caps.is_empty() && provider_tpm.is_empty() {
         return Ok(None);
     }
     let store = &ctx.rt.store;
@@ -144,7 +155,11 @@ pub(super) async fn admit(
         || Arc::from(crate::metrics::UNKNOWN_KEY),
         |k| Arc::clone(&k.alias),
     );
-    match store.admit(&take_refs, &cap_refs).await {
+    let admitted = match (take_refs.is_empty() && cap_refs.is_empty(), store) {
+        (true, _) => Ok(Admit::Granted),
+        (false, store) => store.admit(&take_refs, &cap_refs).await,
+    };
+    match admitted {
         Ok(Admit::Granted) => {}
         Ok(Admit::Refused { which, wait }) => {
             let metrics = &ctx.state.metrics;
@@ -173,6 +188,7 @@ pub(super) async fn admit(
         tpm: takes.into_iter().filter(|b| b.scope != "key_rpm").collect(),
         tokens,
         usd,
+        provider_tpm,
     }))
 }
 
@@ -189,8 +205,8 @@ fn refused_bucket(alias: &str, route: &str, b: &Bucket, wait: Option<Duration>) 
 fn budget_spent(alias: &str, c: &Counter, period: BudgetPeriod) -> GatewayError {
     let p = period::current(period, SystemTime::now());
     let (amount, span) = match (c.unit, period) {
-        ("usd", BudgetPeriod::Day) => (format!("${:.2}", c.limit as f64 / MICROS), "today"),
-        ("usd", BudgetPeriod::Month) => (format!("${:.2}", c.limit as f64 / MICROS), "this month"),
+        ("usd", BudgetPeriod::Day) => (dollars(c.limit), "today"),
+        ("usd", BudgetPeriod::Month) => (dollars(c.limit), "this month"),
         (_, BudgetPeriod::Day) => (format!("{} tokens", c.limit), "today"),
         (_, BudgetPeriod::Month) => (format!("{} tokens", c.limit), "this month"),
     };
@@ -223,13 +239,26 @@ impl Settlement {
     /// Charges `usage` (none: the request spent nothing upstream, say a
     /// cache hit or a failure) and `cost_usd` on the request's own task, so
     /// the end of the response never waits for the store.
-    pub(super) fn settle(self, usage: Option<Usage>, cost_usd: Option<f64>) {
+    pub(super) fn settle(
+        self,
+        usage: Option<Usage>,
+        cost_usd: Option<f64>,
+        by_provider: Vec<(Arc<str>, u64)>,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             let used = usage.map_or(0, |u| u.total());
-            let adjusts: Vec<Adjust<'_>> = self
+            let provider_keys: Vec<(String, u64, u64)> = by_provider
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .filter_map(|(p, n)| {
+                    let (_, capacity) = self.provider_tpm.iter().find(|(q, _)| q == p)?;
+                    Some((crate::routing::tpm::bucket_key(p), *capacity, *n))
+                })
+                .collect();
+            let mut adjusts: Vec<Adjust<'_>> = self
                 .tpm
                 .iter()
                 .filter(|b| b.amount != used)
@@ -241,6 +270,12 @@ impl Settlement {
                     delta: used as i64 - b.amount as i64,
                 })
                 .collect();
+            adjusts.extend(provider_keys.iter().map(|(key, capacity, n)| Adjust {
+                key,
+                capacity: *capacity,
+                per_minute: *capacity,
+                delta: *n as i64,
+            }));
             let mut adds: Vec<Add<'_>> = Vec::new();
             let mut counted: Vec<&Counter> = Vec::new();
             if let Some(c) = &self.tokens {
@@ -279,5 +314,16 @@ impl Settlement {
                 }
             }
         });
+    }
+}
+
+/// `micros` as dollars: cents when whole cents, else every digit (a
+/// $0.005 budget must not read "$0.00").
+fn dollars(micros: u64) -> String {
+    let d = micros as f64 / MICROS;
+    if micros.is_multiple_of(10_000) {
+        format!("${d:.2}")
+    } else {
+        format!("${d}")
     }
 }

@@ -288,7 +288,7 @@ impl<B: HttpBody> Tracked<B> {
         let (route, key) = (&c.route, &c.key_alias);
         let (usage, cost) = super::usage::settle(&r.metrics, route, key, &c.spend);
         if let Some(s) = r.ctx.settlement.take() {
-            s.settle(usage, cost);
+            s.settle(usage, cost, r.ctx.spend.by_provider());
         }
     }
 }

@@ -133,7 +133,6 @@ fn build(
     metrics: &Arc<Metrics>,
     env: &Env,
 ) -> Result<Runtime, ConfigErrors> {
-    let table = RouteTable::build(&policy, previous.map(|p| &p.table), metrics, env)?;
     let client_limiter = policy.client_limit.as_ref().map(|spec| {
         match previous.and_then(|p| p.client_limiter.as_ref()) {
             Some(l) if l.spec() == spec => Arc::clone(l),
@@ -150,6 +149,7 @@ fn build(
             }])
         })?,
     };
+    let table = RouteTable::build(&policy, previous.map(|p| &p.table), metrics, env, &store)?;
     let cache = match previous {
         Some(p)
             if p.cache.max_bytes() == policy.cache.max_bytes

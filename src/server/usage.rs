@@ -94,6 +94,23 @@ impl Spend {
         self.add(prices, provider, model, Tokens::Streamed(cell));
     }
 
+    /// Tokens spent per provider (for providers' TPM buckets).
+    pub(super) fn by_provider(&self) -> Vec<(Arc<str>, u64)> {
+        let mut out: Vec<(Arc<str>, u64)> = Vec::new();
+        for c in &self.charges {
+            let used = match &c.tokens {
+                Tokens::Known(u) => Some(*u),
+                Tokens::Streamed(cell) => cell.get(),
+            }
+            .map_or(0, |u| u.total());
+            match out.iter_mut().find(|(p, _)| *p == c.provider) {
+                Some((_, n)) => *n += used,
+                None => out.push((Arc::clone(&c.provider), used)),
+            }
+        }
+        out
+    }
+
     /// The (first) upstream model that served the answer, for the access
     /// log; `None` when nothing went upstream.
     pub(super) fn model(&self) -> Option<&str> {
@@ -177,12 +194,20 @@ impl StreamTap {
     /// `run` (whole events) as the client gets it; empty when it held
     /// nothing but a stripped usage chunk.
     pub(super) fn pass(&mut self, run: Bytes) -> Bytes {
-        if self.read(&run) && self.strip {
+        let counted = self.read(&run);
+        // Stripping also takes out the `"usage":null` an upstream puts on
+        // every chunk once usage is asked for.
+        if self.strip && (counted || has_usage_key(&run)) {
             strip_usage(&run)
         } else {
             run
         }
     }
+}
+
+/// Whether `run` has a `"usage"` key at all (null or not).
+fn has_usage_key(run: &[u8]) -> bool {
+    run.windows(7).any(|w| w == b"\"usage\"")
 }
 
 /// The cost of `usage` at `price` (USD per million tokens): uncached
