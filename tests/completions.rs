@@ -184,7 +184,8 @@ async fn the_mock_answers_completions_with_n_echo_max_tokens_and_streamed_usage(
     assert_eq!(text, " [m] completes: stream me");
     assert_eq!(rest.last().unwrap()["choices"][0]["finish_reason"], "stop");
 
-    // Without include_usage: no usage field and no usage chunk.
+    // Without include_usage: no usage field and no usage chunk (the
+    // gateway asked the mock for usage, and took it out again).
     let r = gw
         .post(
             "/v1/completions",

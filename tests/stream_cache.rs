@@ -260,9 +260,10 @@ async fn no_cache_bypasses_the_stream_cache() {
         assert_eq!(content(&chunks(&events(r).await)), "hi");
     }
     assert_eq!(up.calls(), 2);
-    assert!(
-        up.requests()[0].body.get("stream_options").is_none(),
-        "body as sent"
+    assert_eq!(
+        up.requests()[0].body["stream_options"],
+        json!({"include_usage": true}),
+        "every stream asks for usage, for accounting"
     );
     gw.stop().await;
 }

@@ -6,9 +6,9 @@
 //! usage; the same run without usage for clients that did not ask for it),
 //! and on a cache hit turns a stored answer into what the client asked for:
 //! [`split`] makes an SSE stream of a `chat.completion`, [`assemble`] makes a
-//! `chat.completion` of a stored stream, [`strip_usage`] drops the usage
-//! the gateway asked for on its own. Chunk and completion ids and `created`
-//! are kept as stored: a cached answer is that answer, as for non-streaming
+//! `chat.completion` of a stored stream, [`strip_usage`] and
+//! [`drop_null_usage`] drop the usage the gateway asked for on its own.
+//! Chunk and completion ids and `created` are kept as stored: a cached answer is that answer, as for non-streaming
 //! hits. Pure data: must not do I/O or decide what is cacheable.
 
 use bytes::{Bytes, BytesMut};
@@ -133,6 +133,29 @@ fn without_null_usage(data: &str) -> Option<String> {
 pub fn strip_usage(stream: &[u8]) -> Bytes {
     let events = SseDecoder::new().decode(stream);
     encode_without_usage(&events)
+}
+
+/// `run` (whole events) without the `"usage": null` field chunks carry once
+/// usage was asked for, where it closes an event's top-level object at the
+/// end of its data line (`,"usage":null}`, the compact form OpenAI-compatible
+/// servers and the gateway's translators write); any other form is left as
+/// it is. Returns `run` itself (no copy) when it has none.
+pub fn drop_null_usage(run: Bytes) -> Bytes {
+    const FIELD: &[u8] = b",\"usage\":null}";
+    let ends_line_with_field =
+        |i: usize| matches!(run[i], b'\n' | b'\r') && run[..i].ends_with(FIELD);
+    let Some(first) = (0..run.len()).find(|&i| ends_line_with_field(i)) else {
+        return run;
+    };
+    let mut out = BytesMut::with_capacity(run.len());
+    let mut from = 0;
+    for i in (first..run.len()).filter(|&i| ends_line_with_field(i)) {
+        out.extend_from_slice(&run[from..i - FIELD.len()]);
+        out.extend_from_slice(b"}");
+        from = i;
+    }
+    out.extend_from_slice(&run[from..]);
+    out.freeze()
 }
 
 /// The fields every chunk and the completion share.

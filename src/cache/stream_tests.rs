@@ -99,3 +99,20 @@ impl TapLogprobs for Value {
         self
     }
 }
+
+#[test]
+fn null_usage_is_dropped_only_where_it_closes_an_event() {
+    let run = "data: {\"choices\":[{\"delta\":{\"content\":\"say ,\\\"usage\\\":null}\"}}],\"usage\":null}\n\n\
+               event: x\r\ndata: {\"a\":1,\"usage\":null}\r\n\r\n\
+               data: {\"usage\":null,\"b\":2}\n\n";
+    let out = drop_null_usage(Bytes::from(run));
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "data: {\"choices\":[{\"delta\":{\"content\":\"say ,\\\"usage\\\":null}\"}}]}\n\n\
+         event: x\r\ndata: {\"a\":1}\r\n\r\n\
+         data: {\"usage\":null,\"b\":2}\n\n"
+    );
+    let plain = Bytes::from_static(b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n");
+    let same = drop_null_usage(plain.clone());
+    assert_eq!(same.as_ptr(), plain.as_ptr(), "no copy when there is none");
+}

@@ -8,9 +8,9 @@
 //! ([`StreamFlights`]): the upstream call runs on its own task holding the
 //! leader's admission, asks for usage (`stream_options.include_usage`, so
 //! the stored stream can serve clients that want it; readers that did not
-//! ask get it stripped), and is stored when it ended with `[DONE]`, without
-//! an error, within `cache.max_entry_bytes`. A failure mid-way is logged and
-//! counted once (interruption, breaker) and every reader gets the same SSE
+//! ask get it stripped, `"usage": null` fields included), and is stored
+//! when it ended with `[DONE]`, without an error, within
+//! `cache.max_entry_bytes`. A failure mid-way is logged and counted once (interruption, breaker) and every reader gets the same SSE
 //! error event. The upstream task reads the usage as events arrive, for the
 //! leader's request (charged what it had seen when its body ended); replays
 //! and joiners spent nothing. Must not alter upstream events beyond
@@ -35,7 +35,7 @@ use super::usage::{StreamTap, UsageCell};
 use crate::api::chat::{ChatRequest, ask_for_usage};
 use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
-use crate::cache::stream::{StreamScan, assemble, split, strip_usage};
+use crate::cache::stream::{StreamScan, assemble, drop_null_usage, split, strip_usage};
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
@@ -52,7 +52,7 @@ fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
             usage,
         } => match (with_usage, usage) {
             (true, false) => None,
-            (false, true) => Some((strip_usage(&events), provider)),
+            (false, true) => Some((drop_null_usage(strip_usage(&events)), provider)),
             _ => Some((events, provider)),
         },
         Payload::Chat { body, provider } => Some((split(&body, with_usage).ok()?, provider)),
@@ -147,7 +147,8 @@ pub(super) async fn handle(
     let frames = futures_util::stream::unfold(Some(reader), move |r| async move {
         let mut r = r?;
         match r.sub.next(with_usage).await? {
-            Ok(bytes) => Some((Ok(Frame::data(bytes)), Some(r))),
+            Ok(bytes) if with_usage => Some((Ok(Frame::data(bytes)), Some(r))),
+            Ok(bytes) => Some((Ok(Frame::data(drop_null_usage(bytes))), Some(r))),
             Err(event) => {
                 r.interrupted.store(true, Ordering::Relaxed);
                 Some((Ok(Frame::data(event)), None))

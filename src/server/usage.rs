@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::context::RequestCtx;
 use crate::api::usage::{Dialect, Usage, UsageTap};
-use crate::cache::stream::strip_usage;
+use crate::cache::stream::{drop_null_usage, strip_usage};
 use crate::config::{Price, Prices};
 use crate::metrics::Metrics;
 
@@ -192,22 +192,16 @@ impl StreamTap {
     }
 
     /// `run` (whole events) as the client gets it; empty when it held
-    /// nothing but a stripped usage chunk.
+    /// nothing but a stripped usage chunk. Stripping also drops the
+    /// `"usage": null` that chunks carry once usage was asked for.
     pub(super) fn pass(&mut self, run: Bytes) -> Bytes {
-        let counted = self.read(&run);
-        // Stripping also takes out the `"usage":null` an upstream puts on
-        // every chunk once usage is asked for.
-        if self.strip && (counted || has_usage_key(&run)) {
-            strip_usage(&run)
-        } else {
-            run
+        let has_usage = self.read(&run);
+        match (self.strip, has_usage) {
+            (false, _) => run,
+            (true, true) => drop_null_usage(strip_usage(&run)),
+            (true, false) => drop_null_usage(run),
         }
     }
-}
-
-/// Whether `run` has a `"usage"` key at all (null or not).
-fn has_usage_key(run: &[u8]) -> bool {
-    run.windows(7).any(|w| w == b"\"usage\"")
 }
 
 /// The cost of `usage` at `price` (USD per million tokens): uncached
@@ -336,7 +330,10 @@ mod tests {
             strip: true,
         };
         let text = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\n");
-        assert_eq!(tap.pass(text.clone()), text);
+        assert_eq!(
+            &tap.pass(text)[..],
+            b"data: {\"choices\":[{\"delta\":{}}]}\n\n"
+        );
         let last = Bytes::from_static(
             b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
         );
