@@ -385,6 +385,13 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
     m.fanout_sub_batches.with_label_values(&["r"]).inc();
     m.fanout_inputs.with_label_values(&["r"]).observe(1.0);
     m.reloads.with_label_values(&["success"]).inc();
+    m.tokens
+        .with_label_values(&["r", "p", "_unknown", "prompt"])
+        .inc();
+    m.cost_usd.with_label_values(&["r", "p", "_unknown"]).inc();
+    m.budget_remaining
+        .with_label_values(&["_unknown", "usd"])
+        .set(1.0);
     let text = m.render();
     let exprs: Vec<String> = dash["panels"]
         .as_array()
@@ -401,6 +408,17 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
                 && e.contains("switchyard_cache_misses_total")),
         "a cache hit rate panel"
     );
+    for (metric, by) in [
+        ("switchyard_tokens_total", "by (route, kind)"),
+        ("switchyard_cost_usd_total", "by (key)"),
+        ("switchyard_cost_usd_total", "by (route)"),
+        ("switchyard_budget_remaining", "by (key)"),
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric) && e.contains(by)),
+            "a panel of {metric} {by}"
+        );
+    }
     for expr in exprs {
         for (i, _) in expr.match_indices("switchyard_") {
             let name: String = expr[i..]
