@@ -392,6 +392,8 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
     m.budget_remaining
         .with_label_values(&["_unknown", "usd"])
         .set(1.0);
+    m.state_errors.with_label_values(&["admit"]).inc();
+    m.state_duration.with_label_values(&["admit"]).observe(0.001);
     let text = m.render();
     let exprs: Vec<String> = dash["panels"]
         .as_array()
@@ -413,6 +415,8 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
         ("switchyard_cost_usd_total", "by (key)"),
         ("switchyard_cost_usd_total", "by (route)"),
         ("switchyard_budget_remaining", "by (key)"),
+        ("switchyard_state_errors_total", "by (op)"),
+        ("switchyard_state_up", "min("),
     ] {
         assert!(
             exprs.iter().any(|e| e.contains(metric) && e.contains(by)),

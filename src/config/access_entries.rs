@@ -289,16 +289,19 @@ pub(super) fn state(cx: &mut Ctx, loc: &Loc, s: &RawState) -> StateSettings {
                 StateBackend::Memory
             }
             Some(_) => match cx.secret(&loc.field("url_env"), &s.url_env) {
-                Some(url)
-                    if url.expose().starts_with("redis://")
-                        || url.expose().starts_with("rediss://") =>
-                {
-                    StateBackend::Redis { url }
+                Some(url) if url.expose().starts_with("redis://") => StateBackend::Redis { url },
+                // Refused here rather than failing at connect time.
+                Some(url) if url.expose().starts_with("rediss://") => {
+                    cx.errors.at(
+                        &loc.field("url_env"),
+                        "TLS (rediss://) is not supported yet: use redis:// on a private network or through a TLS tunnel",
+                    );
+                    StateBackend::Memory
                 }
                 Some(_) => {
                     cx.errors.at(
                         &loc.field("url_env"),
-                        "the variable does not hold a redis:// or rediss:// URL",
+                        "the variable does not hold a redis:// URL",
                     );
                     StateBackend::Memory
                 }

@@ -109,3 +109,17 @@ fn every_access_error_is_reported_at_its_line() {
         &["a.yaml:10: server.auth: is required, but no keys are defined"],
     );
 }
+
+#[test]
+fn a_tls_redis_url_is_refused_at_load_not_at_connect() {
+    let text = format!("{BASE}state:\n  backend: redis\n  url_env: REDIS_URL\n");
+    let env: Env = Arc::new(|k| (k == "REDIS_URL").then(|| "rediss://:pw@h:6380/".to_string()));
+    let sources = [Source {
+        name: "p.yaml".into(),
+        text,
+    }];
+    let e = load_sources(&sources, &env, crate::providers::check_kind).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("p.yaml:11: state.url_env: TLS (rediss://)"), "{text}");
+    assert!(!text.contains(":pw@"), "the URL is a secret: {text}");
+}
