@@ -393,7 +393,9 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
         .with_label_values(&["_unknown", "usd"])
         .set(1.0);
     m.state_errors.with_label_values(&["admit"]).inc();
-    m.state_duration.with_label_values(&["admit"]).observe(0.001);
+    m.state_duration
+        .with_label_values(&["admit"])
+        .observe(0.001);
     let text = m.render();
     let exprs: Vec<String> = dash["panels"]
         .as_array()

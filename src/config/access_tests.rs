@@ -120,6 +120,9 @@ fn a_tls_redis_url_is_refused_at_load_not_at_connect() {
     }];
     let e = load_sources(&sources, &env, crate::providers::check_kind).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("p.yaml:11: state.url_env: TLS (rediss://)"), "{text}");
+    assert!(
+        text.contains("p.yaml:11: state.url_env: TLS (rediss://)"),
+        "{text}"
+    );
     assert!(!text.contains(":pw@"), "the URL is a secret: {text}");
 }
