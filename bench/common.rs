@@ -1,5 +1,9 @@
 //! What the benchmarks share: a fake OpenAI-compatible upstream on
-//! 127.0.0.1:0 that answers each request with `answer(path, body bytes)`.
+//! 127.0.0.1:0 that answers each request with `answer(path, body bytes)`,
+//! the request count and duration statistics.
+
+// Each bench is its own crate and uses only part of this.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -47,4 +51,21 @@ where
         }
     });
     format!("http://{addr}/v1")
+}
+
+/// `BENCH_REQUESTS` (default 2000): requests per measured series.
+pub fn requests() -> usize {
+    std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// The `p` quantile (0..=1) of sorted durations.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn mean(d: &[std::time::Duration]) -> std::time::Duration {
+    d.iter().sum::<std::time::Duration>() / d.len() as u32
 }

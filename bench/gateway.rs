@@ -38,10 +38,6 @@ async fn fake_upstream() -> String {
     .await
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 async fn measure(client: &reqwest::Client, url: &str, body: &Value, n: usize) -> Vec<Duration> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -56,22 +52,19 @@ async fn measure(client: &reqwest::Client, url: &str, body: &Value, n: usize) ->
 }
 
 fn report(name: &str, d: &[Duration]) {
-    let mean = d.iter().sum::<Duration>() / d.len() as u32;
+    let mean = common::mean(d);
     println!(
         "{name:<28} n={:<6} mean={:>8.1?} p50={:>8.1?} p99={:>8.1?}",
         d.len(),
         mean,
-        percentile(d, 0.5),
-        percentile(d, 0.99)
+        common::percentile(d, 0.5),
+        common::percentile(d, 0.99)
     );
 }
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let n = common::requests();
     let upstream = fake_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -114,7 +107,7 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
     let via = measure(&client, &format!("{gateway}/chat/completions"), &chat, n).await;
     report("direct to upstream", &direct);
     report("through switchyard", &via);
-    let p50 = percentile(&via, 0.5).saturating_sub(percentile(&direct, 0.5));
+    let p50 = common::percentile(&via, 0.5).saturating_sub(common::percentile(&direct, 0.5));
     println!("gateway overhead at p50: {p50:?}");
 
     println!(

@@ -112,29 +112,22 @@ async fn measure(
 }
 
 fn p50(d: &[Duration]) -> Duration {
-    d[d.len() / 2]
-}
-
-fn mean(d: &[Duration]) -> Duration {
-    d.iter().sum::<Duration>() / d.len() as u32
+    common::percentile(d, 0.5)
 }
 
 fn row(name: &str, d: &[Duration], direct: Duration) {
     println!(
         "{name:<34} mean={:>8.1?} p50={:>8.1?} p99={:>8.1?}  p50/direct={:.2}",
-        mean(d),
+        common::mean(d),
         p50(d),
-        d[(d.len() - 1) * 99 / 100],
+        common::percentile(d, 0.99),
         p50(d).as_secs_f64() / direct.as_secs_f64()
     );
 }
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let n = common::requests();
     let Some(bin) = redis_binary() else {
         println!("SKIPPED: redis-server not found (apt-get install redis-server)");
         return;

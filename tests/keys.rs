@@ -186,6 +186,52 @@ async fn shared_routes_serve_every_caller_from_one_cache_and_per_key_routes_do_n
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn keys_reload_with_the_policy_and_a_bad_keys_section_keeps_the_running_ones() {
+    let gw = start("required").await;
+    let chat_as = async |key: &str| {
+        call(&gw, Some(key), "/v1/chat/completions", chat("chat", "hi"))
+            .await
+            .status()
+    };
+    assert_eq!(chat_as(TEAM).await, 200);
+    // The team's key is rotated: after the reload only the new one works.
+    const ROTATED: &str = "sk-team-rotated-dddddddddddddddddddd";
+    let key_hash = switchyard::config::key_hash;
+    let rotated = policy("required").replace(&key_hash(TEAM), &key_hash(ROTATED));
+    gw.write_policy("policy.yaml", &rotated);
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    assert_eq!(chat_as(TEAM).await, 401);
+    assert_eq!(chat_as(ROTATED).await, 200);
+    // A broken keys section: every error at file:line, the running keys stay.
+    let broken = rotated
+        .replace("    models: [\"chat*\"]\n", "    models: [\"chat*\"]\n    rpm: 0\n")
+        .replace("    secret_env: OPS_KEY\n", "    secret_env: NO_SUCH_VAR\n");
+    assert_ne!(broken, rotated);
+    gw.write_policy("policy.yaml", &broken);
+    let r = gw.post("/admin/reload", json!({})).await;
+    assert_eq!(r.status(), 422);
+    let e = error_of(r).await;
+    let details: Vec<String> = serde_json::from_value(e["details"].clone()).unwrap();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("policy.yaml:") && d.contains("keys.team.rpm")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("policy.yaml:") && d.contains("keys.ops.secret_env")),
+        "{details:?}"
+    );
+    assert!(!e.to_string().contains(ROTATED), "{e}");
+    assert_eq!(chat_as(ROTATED).await, 200);
+    assert_eq!(chat_as(OPS).await, 200);
+    gw.stop().await;
+}
+
 #[test]
 fn keys_hash_prints_the_policy_hash_of_stdin_and_keys_new_makes_a_usable_pair() {
     use std::io::Write;

@@ -4,10 +4,7 @@
 -- ARGV: number of takes; per take capacity, per_minute, amount; per cap limit.
 -- Reply: {0} granted; {1, i, wait_us} take i (1-based) refused, wait_us -1
 -- when it never fits; {2, i} cap i reached. Nothing is written unless granted.
--- Numbers written are formatted here (exact), not by Redis' conversion.
-local MINUTE_US = 60000000
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Bucket helpers, MINUTE_US and now: bucket.lua, prepended.
 local nt = tonumber(ARGV[1])
 
 for i = nt + 1, #KEYS do
@@ -26,13 +23,7 @@ for i = 1, nt do
   local amount = tonumber(ARGV[3 * i + 1])
   local level = after[key]
   if level == nil then
-    local h = redis.call('HMGET', key, 'l', 't')
-    if h[1] then
-      local elapsed = math.max(0, now - tonumber(h[2]))
-      level = math.min(tonumber(h[1]) + elapsed * per_minute / MINUTE_US, capacity)
-    else
-      level = capacity
-    end
+    level = read_level(key, capacity, per_minute)
   end
   if level < amount then
     local wait = -1
@@ -56,17 +47,7 @@ for i = 1, nt do
     written[key] = true
     local capacity = tonumber(ARGV[3 * i - 1])
     local per_minute = tonumber(ARGV[3 * i])
-    local level = after[key]
-    local ttl = 1000
-    if level < capacity then
-      if per_minute > 0 then
-        ttl = math.min(math.ceil((capacity - level) * 60000 / per_minute) + 1000, 2592000000)
-      else
-        ttl = 86400000
-      end
-    end
-    redis.call('HSET', key, 'l', string.format('%.17g', level), 't', string.format('%d', now))
-    redis.call('PEXPIRE', key, string.format('%d', ttl))
+    write_level(key, after[key], capacity, per_minute)
   end
 end
 return {0}

@@ -14,9 +14,9 @@
 //! name buckets and counters with strings they choose.
 //!
 //! Files: `types.rs` (the vocabulary), `bucket.rs` (the math), `memory.rs`,
-//! `link.rs` + `remote.rs` + `admit.lua` + `settle.lua` (Redis),
-//! `shared.rs` (failure policy), `pending.rs` (replay after an outage),
-//! `period.rs` (budget periods).
+//! `link.rs` + `remote.rs` + `admit.lua` + `settle.lua` (Redis; both
+//! scripts begin with `bucket.lua`), `shared.rs` (failure policy),
+//! `pending.rs` (replay after an outage), `period.rs` (budget periods).
 
 mod bucket;
 mod link;
