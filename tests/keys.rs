@@ -205,7 +205,10 @@ async fn keys_reload_with_the_policy_and_a_bad_keys_section_keeps_the_running_on
     assert_eq!(chat_as(ROTATED).await, 200);
     // A broken keys section: every error at file:line, the running keys stay.
     let broken = rotated
-        .replace("    models: [\"chat*\"]\n", "    models: [\"chat*\"]\n    rpm: 0\n")
+        .replace(
+            "    models: [\"chat*\"]\n",
+            "    models: [\"chat*\"]\n    rpm: 0\n",
+        )
         .replace("    secret_env: OPS_KEY\n", "    secret_env: NO_SUCH_VAR\n");
     assert_ne!(broken, rotated);
     gw.write_policy("policy.yaml", &broken);

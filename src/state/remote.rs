@@ -44,8 +44,14 @@ impl Remote {
             link: Link::start(client, timeout).ok_or(StoreError::NoRuntime)?,
             prefix: prefix.to_string(),
             timeout,
-            admit: Script::new(concat!(include_str!("bucket.lua"), include_str!("admit.lua"))),
-            settle: Script::new(concat!(include_str!("bucket.lua"), include_str!("settle.lua"))),
+            admit: Script::new(concat!(
+                include_str!("bucket.lua"),
+                include_str!("admit.lua")
+            )),
+            settle: Script::new(concat!(
+                include_str!("bucket.lua"),
+                include_str!("settle.lua")
+            )),
         })
     }
 
