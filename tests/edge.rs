@@ -341,3 +341,42 @@ async fn log_lines_inside_a_request_carry_its_id() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_access_log_names_the_key_by_alias_never_by_secret() {
+    logs();
+    const SECRET: &str = "sk-logged-0123456789abcdef0123456789";
+    let yaml = "providers:\n  m:\n    kind: mock\nroutes:\n  chat:\n    targets: [{provider: m}]\nkeys:\n  search-team:\n    secret_env: LOGGED_KEY\n";
+    let gw = gateway_env(yaml, &[("LOGGED_KEY", SECRET)]).await;
+    for (id, key) in [
+        ("keyed-1", SECRET),
+        ("keyed-2", "sk-someone-else-000000000000"),
+    ] {
+        let r = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .header("x-request-id", id)
+            .bearer_auth(key)
+            .json(&chat_body("chat", id, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{id}");
+        r.bytes().await.unwrap();
+    }
+    // The access line is written when the body ends, which may be just
+    // after the client has read it.
+    let mut lines = Vec::new();
+    for id in ["keyed-1", "keyed-2"] {
+        let needle = format!("request_id=\"{id}\"");
+        eventually(async || log_lines_with(&needle).len() == 1).await;
+        lines.push(log_lines_with(&needle).remove(0));
+    }
+    assert!(lines[0].contains("key=\"search-team\""), "{}", lines[0]);
+    // An open gateway serves unknown keys; they log as one label.
+    assert!(lines[1].contains("key=\"_unknown\""), "{}", lines[1]);
+    let all = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!all.contains(SECRET) && !all.contains("sk-someone-else"));
+    assert!(!all.contains(&switchyard::config::key_hash(SECRET)[7..]));
+    gw.stop().await;
+}

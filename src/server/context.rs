@@ -264,6 +264,7 @@ impl<B: HttpBody> Tracked<B> {
             status = r.status,
             endpoint = c.endpoint,
             route = c.route,
+            key = &*c.key_alias,
             provider = c.provider.as_deref().unwrap_or("-"),
             model = c.spend.model().unwrap_or("-"),
             attempts = c.attempts,
