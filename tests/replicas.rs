@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 const RPM_KEY: &str = "sk-rpm-1111111111111111111111111111";
 const TOK_KEY: &str = "sk-tok-2222222222222222222222222222";
+const TPM_KEY: &str = "sk-tpm-3333333333333333333333333333";
 const RPM: u64 = 120;
 
 fn policy(on_error: &str) -> String {
@@ -20,7 +21,7 @@ fn policy(on_error: &str) -> String {
         "state:\n  backend: redis\n  url_env: REDIS_URL\n  on_error: {on_error}\n  timeout: 200ms\n\
 providers:\n  m:\n    kind: mock\n\
 routes:\n  chat:\n    targets: [{{provider: m, model: small}}]\n    cache: {{enabled: true}}\n  embed:\n    targets: [{{provider: m, model: e}}]\n    cache: {{enabled: true}}\n\
-keys:\n  rpm:\n    secret_env: RPM_KEY\n    rpm: {RPM}\n  tok:\n    secret_env: TOK_KEY\n    budget: {{period: day, tokens: 60}}\n"
+keys:\n  rpm:\n    secret_env: RPM_KEY\n    rpm: {RPM}\n  tok:\n    secret_env: TOK_KEY\n    budget: {{period: day, tokens: 60}}\n  tpm:\n    secret_env: TPM_KEY\n    tpm: 100\n"
     )
 }
 
@@ -32,6 +33,7 @@ async fn pair(on_error: &str) -> Option<(RedisServer, TestGateway, TestGateway)>
         ("REDIS_URL", url.as_str()),
         ("RPM_KEY", RPM_KEY),
         ("TOK_KEY", TOK_KEY),
+        ("TPM_KEY", TPM_KEY),
     ];
     let a = gateway_env(&policy(on_error), &env).await;
     let b = gateway_env(&policy(on_error), &env).await;
@@ -152,6 +154,49 @@ async fn a_budget_spent_through_one_replica_is_refused_by_the_other() {
     let e = error_of(r).await;
     assert_eq!(e["code"], "budget_exceeded");
     assert!(e["message"].as_str().unwrap().contains("key `tok`"), "{e}");
+    // Other keys are not affected.
+    assert_eq!(chat_as(&b, RPM_KEY, "fine").await.status(), 200);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_tpm_limit_taken_through_one_replica_is_refused_by_the_other() {
+    let Some((_redis, a, b)) = pair("fail_open").await else {
+        return;
+    };
+    // max_tokens 500: the estimate is capped at the key's 100 TPM, so this
+    // one request holds the whole minute until it is settled (to its real
+    // usage, well under 100: still too little left for another such one).
+    let body = json!({"model": "chat", "max_tokens": 500,
+                      "messages": [{"role": "user", "content": "a long answer please"}]});
+    let send = |gw: &TestGateway| {
+        gw.http
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .bearer_auth(TPM_KEY)
+            .header("cache-control", "no-cache")
+            .json(&body)
+            .send()
+    };
+    let r = send(&a).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let r = send(&b).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let e = error_of(r).await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("key `tpm`: 100 tokens per minute"),
+        "{e}"
+    );
+    assert_eq!(
+        b.metric("switchyard_rate_limited_total{scope=\"key_tpm\"}")
+            .await,
+        1.0
+    );
     // Other keys are not affected.
     assert_eq!(chat_as(&b, RPM_KEY, "fine").await.status(), 200);
     a.stop().await;
