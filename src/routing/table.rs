@@ -43,6 +43,9 @@ pub struct RouteHandle {
     pub sub_batch: usize,
     /// What every target of the route can do.
     pub capabilities: Capabilities,
+    /// The route's providers that have a TPM limit, with the limit: what
+    /// a settlement charges once it knows what each served.
+    pub provider_tpm: Arc<[(Arc<str>, u64)]>,
 }
 
 #[derive(Debug)]
@@ -238,12 +241,25 @@ impl RouteTable {
                 Some(r) if r.budget.spec() == &spec.retry.budget => Arc::clone(&r.budget),
                 _ => Arc::new(RetryBudget::new(&spec.retry.budget)),
             };
+            let mut provider_tpm: Vec<(Arc<str>, u64)> = Vec::new();
+            for h in spec
+                .targets
+                .iter()
+                .filter_map(|t| providers.get(&t.provider))
+            {
+                if let Some(tpm) = h.spec.tpm
+                    && !provider_tpm.iter().any(|(p, _)| **p == h.spec.name)
+                {
+                    provider_tpm.push((Arc::from(h.spec.name.as_str()), tpm));
+                }
+            }
             let handle = RouteHandle {
                 spec: spec.clone(),
                 limiter,
                 budget,
                 sub_batch: sub_batch.clamp(1, usize::MAX),
                 capabilities,
+                provider_tpm: provider_tpm.into(),
             };
             routes.insert(name.clone(), Arc::new(handle));
         }

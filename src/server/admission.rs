@@ -56,7 +56,7 @@ pub(super) struct Settlement {
     usd: Option<Counter>,
     /// The route's providers with TPM limits, and those limits: charged
     /// with what each served (routing only held the estimate meanwhile).
-    provider_tpm: Vec<(Arc<str>, u64)>,
+    provider_tpm: Arc<[(Arc<str>, u64)]>,
 }
 
 /// Micro-dollars per dollar: budgets in dollars count integers.
@@ -124,13 +124,7 @@ pub(super) async fn admit(
         });
     }
     let caps: Vec<&Counter> = tokens.iter().chain(usd.iter()).collect();
-    let provider_tpm: Vec<(Arc<str>, u64)> = route
-        .spec
-        .targets
-        .iter()
-        .filter_map(|t| ctx.rt.table.providers.get(&t.provider))
-        .filter_map(|h| Some((Arc::from(h.spec.name.as_str()), h.spec.tpm?)))
-        .collect();
+    let provider_tpm = Arc::clone(&route.provider_tpm);
     if takes.is_empty() && caps.is_empty() && provider_tpm.is_empty() {
         return Ok(None);
     }
@@ -155,9 +149,11 @@ pub(super) async fn admit(
         || Arc::from(crate::metrics::UNKNOWN_KEY),
         |k| Arc::clone(&k.alias),
     );
-    let admitted = match (take_refs.is_empty() && cap_refs.is_empty(), store) {
-        (true, _) => Ok(Admit::Granted),
-        (false, store) => store.admit(&take_refs, &cap_refs).await,
+    let admitted = if take_refs.is_empty() && cap_refs.is_empty() {
+        // Only providers' TPM: held by routing, charged by the settlement.
+        Ok(Admit::Granted)
+    } else {
+        store.admit(&take_refs, &cap_refs).await
     };
     match admitted {
         Ok(Admit::Granted) => {}
