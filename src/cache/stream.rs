@@ -6,15 +6,17 @@
 //! usage; the same run without usage for clients that did not ask for it),
 //! and on a cache hit turns a stored answer into what the client asked for:
 //! [`split`] makes an SSE stream of a `chat.completion`, [`assemble`] makes a
-//! `chat.completion` of a stored stream, [`strip_usage`] and
-//! [`drop_null_usage`] drop the usage the gateway asked for on its own.
-//! Chunk and completion ids and `created` are kept as stored: a cached answer is that answer, as for non-streaming
-//! hits. Pure data: must not do I/O or decide what is cacheable.
+//! `chat.completion` of a stored stream, [`strip_usage`] drops the usage
+//! the gateway asked for on its own ([`drop_null_usage`]: only the
+//! `"usage": null` fields, as bytes). Chunk and completion ids and
+//! `created` are kept as stored: a cached answer is that answer, as for
+//! non-streaming hits. Pure data: must not do I/O or decide what is cacheable.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value, json};
 
 use crate::api::sse::{DONE, SseDecoder, SseEvent, data_event, named_event};
+use crate::api::usage::mentions_usage;
 
 /// Why a stored answer cannot serve a request (the caller treats it as a miss).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,18 +85,15 @@ impl StreamScan {
 fn encode_without_usage(events: &[SseEvent]) -> Bytes {
     let mut out = BytesMut::new();
     for e in events {
-        let data = if let Some(d) = without_null_usage(&e.data) {
-            // OpenAI's `"usage":null` on every chunk once usage is asked
-            // for: taken out as text, no parse per chunk.
-            d
-        } else if e.data.contains("\"usage\"") {
+        // Only events whose usage is an object are parsed: `"usage":null`
+        // on every chunk is left to `drop_null_usage`, as bytes.
+        let data = if mentions_usage(e.data.as_bytes()) {
             match serde_json::from_str::<Value>(&e.data) {
-                Ok(Value::Object(mut m)) if m.contains_key("usage") => {
-                    let counted = m.get("usage").is_some_and(|u| !u.is_null());
+                Ok(Value::Object(mut m)) if m.get("usage").is_some_and(|u| !u.is_null()) => {
                     let no_choices = m
                         .get("choices")
                         .is_none_or(|c| c.as_array().is_some_and(Vec::is_empty));
-                    if counted && no_choices {
+                    if no_choices {
                         continue;
                     }
                     m.remove("usage");
@@ -114,25 +113,12 @@ fn encode_without_usage(events: &[SseEvent]) -> Bytes {
     out.freeze()
 }
 
-/// `data` without a compact `"usage":null` member, when it has one. The
-/// quotes of a key cannot appear unescaped inside a JSON string, so the
-/// text match is a member, never content.
-fn without_null_usage(data: &str) -> Option<String> {
-    for pat in [",\"usage\":null", "\"usage\":null,"] {
-        if let Some(at) = data.find(pat) {
-            let mut out = String::with_capacity(data.len());
-            out.push_str(&data[..at]);
-            out.push_str(&data[at + pat.len()..]);
-            return Some(out);
-        }
-    }
-    None
-}
-
-/// A stored stream without the usage the gateway asked for on its own.
+/// A stored stream (or a run of whole events) without the usage the
+/// gateway asked for on its own: usage chunks, usage fields, and the
+/// `"usage": null` chunks carry once usage was asked for.
 pub fn strip_usage(stream: &[u8]) -> Bytes {
     let events = SseDecoder::new().decode(stream);
-    encode_without_usage(&events)
+    drop_null_usage(encode_without_usage(&events))
 }
 
 /// `run` (whole events) without the `"usage": null` field chunks carry once

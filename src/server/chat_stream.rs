@@ -52,7 +52,7 @@ fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
             usage,
         } => match (with_usage, usage) {
             (true, false) => None,
-            (false, true) => Some((drop_null_usage(strip_usage(&events)), provider)),
+            (false, true) => Some((strip_usage(&events), provider)),
             _ => Some((events, provider)),
         },
         Payload::Chat { body, provider } => Some((split(&body, with_usage).ok()?, provider)),

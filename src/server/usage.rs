@@ -198,7 +198,7 @@ impl StreamTap {
         let has_usage = self.read(&run);
         match (self.strip, has_usage) {
             (false, _) => run,
-            (true, true) => drop_null_usage(strip_usage(&run)),
+            (true, true) => strip_usage(&run),
             (true, false) => drop_null_usage(run),
         }
     }
