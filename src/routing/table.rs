@@ -52,7 +52,8 @@ pub struct RouteHandle {
 pub struct RouteTable {
     pub providers: HashMap<String, Arc<ProviderHandle>>,
     pub routes: BTreeMap<String, Arc<RouteHandle>>,
-    /// Where providers' TPM buckets live (`state:`).
+    /// The state store (`state:`): providers' TPM buckets here, and
+    /// admission's limits and budgets and the cache's shared tier.
     pub store: Store,
 }
 

@@ -128,7 +128,7 @@ pub(super) async fn admit(
     if takes.is_empty() && caps.is_empty() && provider_tpm.is_empty() {
         return Ok(None);
     }
-    let store = &ctx.rt.store;
+    let store = &ctx.rt.table.store;
     let take_refs: Vec<Take<'_>> = takes
         .iter()
         .map(|b| Take {

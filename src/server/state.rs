@@ -35,8 +35,6 @@ pub struct Runtime {
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// `keys:` by secret digest, and `server.auth`.
     pub(super) keys: super::keys::KeyTable,
-    /// Limits, budgets and the cache's shared tier (`state:`).
-    pub store: Store,
 }
 
 /// A chat response shared between coalesced requests.
@@ -141,7 +139,7 @@ fn build(
     });
     // The store (and its Redis connection) lives on while `state:` is unchanged.
     let store = match previous {
-        Some(p) if p.policy.state == policy.state => p.store.clone(),
+        Some(p) if p.policy.state == policy.state => p.table.store.clone(),
         _ => Store::new(&policy.state, Arc::clone(metrics)).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 location: "state".into(),
@@ -167,7 +165,6 @@ fn build(
     let keys = super::keys::KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
         keys,
-        store,
         generation,
         fingerprint,
         cors,

@@ -9,9 +9,9 @@
 //! followers record nothing: they spent no tokens (the cache metrics count
 //! them). `Tracked::finish` calls [`settle`] once: `switchyard_tokens_total`
 //! and `switchyard_cost_usd_total` by route, provider and key alias; the
-//! total goes on to the request's admission settlement (TPM, budgets). Must not
-//! change an answer beyond stripping the usage the gateway asked for on
-//! its own, nor decide anything about the request.
+//! total goes on to the request's admission settlement (TPM, budgets).
+//! Must not change an answer beyond stripping the usage the gateway asked
+//! for on its own, nor decide anything about the request.
 
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +52,16 @@ struct Charge {
     model: Arc<str>,
     price: Option<Price>,
     tokens: Tokens,
+}
+
+impl Charge {
+    /// The usage known so far (a stream's, as its tap has read it).
+    fn usage(&self) -> Option<Usage> {
+        match &self.tokens {
+            Tokens::Known(u) => Some(*u),
+            Tokens::Streamed(cell) => cell.get(),
+        }
+    }
 }
 
 /// Everything an answer spent upstream; usually one charge (embedding
@@ -98,11 +108,7 @@ impl Spend {
     pub(super) fn by_provider(&self) -> Vec<(Arc<str>, u64)> {
         let mut out: Vec<(Arc<str>, u64)> = Vec::new();
         for c in &self.charges {
-            let used = match &c.tokens {
-                Tokens::Known(u) => Some(*u),
-                Tokens::Streamed(cell) => cell.get(),
-            }
-            .map_or(0, |u| u.total());
+            let used = c.usage().map_or(0, |u| u.total());
             match out.iter_mut().find(|(p, _)| *p == c.provider) {
                 Some((_, n)) => *n += used,
                 None => out.push((Arc::clone(&c.provider), used)),
@@ -228,11 +234,7 @@ pub(super) fn settle(
     let mut total: Option<Usage> = None;
     let mut cost: Option<f64> = None;
     for c in &spend.charges {
-        let usage = match &c.tokens {
-            Tokens::Known(u) => Some(*u),
-            Tokens::Streamed(cell) => cell.get(),
-        };
-        let Some(usage) = usage.filter(|u| *u != Usage::default()) else {
+        let Some(usage) = c.usage().filter(|u| *u != Usage::default()) else {
             continue;
         };
         let provider = &*c.provider;
