@@ -114,7 +114,7 @@ impl AttemptRequest {
             AttemptRequest::Embed { inputs, .. } => inputs
                 .iter()
                 .map(|v| match v {
-                    Value::String(s) => s.len().div_ceil(4) as u64,
+                    Value::String(s) => estimate_tokens(s.len(), 0),
                     Value::Array(tokens) => tokens.len() as u64,
                     _ => 1,
                 })
@@ -130,7 +130,7 @@ impl AttemptRequest {
                 query, documents, ..
             } => {
                 let text: usize = documents.iter().map(|d| d.len() + query.len()).sum();
-                text.div_ceil(4) as u64
+                estimate_tokens(text, 0)
             }
         }
     }
