@@ -67,33 +67,70 @@ impl std::fmt::Debug for ChatReply {
     }
 }
 
-/// What a provider kind can do; routes are checked against it.
+/// What a provider kind can do, as it declares it: routes are checked
+/// against it when the policy is built (and by `switchyard check`), and
+/// attempts are filtered by it, both through [`Capabilities::serves`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
     pub chat: bool,
     pub chat_stream: bool,
     pub embeddings: bool,
+    /// Serves [`Provider::rerank`].
+    pub rerank: bool,
     pub tools: bool,
     pub images: bool,
+    /// OpenAI- or Anthropic-compatible paths this provider serves as they
+    /// are, through [`Provider::passthrough`] (`/responses`, `/completions`,
+    /// `/messages`, ...).
+    pub native: &'static [&'static str],
+}
+
+/// What one request needs of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Chat {
+        stream: bool,
+    },
+    Embeddings,
+    Rerank,
+    /// `path` served as it is, and nothing else will do.
+    Native(&'static str),
+    /// `path` served as it is, or else chat (the request is translated).
+    NativeOrChat {
+        path: &'static str,
+        stream: bool,
+    },
 }
 
 impl Capabilities {
-    /// Names of what `self` has that `other` lacks.
-    pub fn missing_from(&self, other: &Capabilities) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        let pairs = [
-            (self.chat, other.chat, "chat"),
-            (self.chat_stream, other.chat_stream, "streaming chat"),
-            (self.embeddings, other.embeddings, "embeddings"),
-            (self.tools, other.tools, "tools"),
-            (self.images, other.images, "images"),
-        ];
-        for (want, has, name) in pairs {
-            if want && !has {
-                out.push(name);
-            }
+    /// Whether a provider with these capabilities can serve `need`: the one
+    /// place this is decided.
+    pub fn serves(&self, need: Need) -> bool {
+        let chat = |stream: bool| self.chat && (!stream || self.chat_stream);
+        match need {
+            Need::Chat { stream } => chat(stream),
+            Need::Embeddings => self.embeddings,
+            Need::Rerank => self.rerank,
+            Need::Native(path) => self.native.contains(&path),
+            Need::NativeOrChat { path, stream } => self.native.contains(&path) || chat(stream),
         }
-        out
+    }
+
+    /// What both can do.
+    pub fn intersect(self, other: Capabilities) -> Capabilities {
+        Capabilities {
+            chat: self.chat && other.chat,
+            chat_stream: self.chat_stream && other.chat_stream,
+            embeddings: self.embeddings && other.embeddings,
+            rerank: self.rerank && other.rerank,
+            tools: self.tools && other.tools,
+            images: self.images && other.images,
+            native: if self.native == other.native {
+                self.native
+            } else {
+                &[]
+            },
+        }
     }
 }
 
@@ -117,20 +154,18 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Err(UpstreamError::Unsupported("chat")) })
     }
 
-    /// Whether this provider serves the OpenAI-compatible endpoint `path`
-    /// (`/responses`, `/completions`, ...) as it is, without
-    /// translation. Routes use [`Provider::passthrough`] for such targets.
-    fn passes_through(&self, _path: &str) -> bool {
-        false
-    }
-
-    /// One attempt at an OpenAI-compatible endpoint passed through as it
-    /// is: `body` already names the upstream model. A JSON answer must be a
-    /// JSON object; a stream is forwarded in whole events.
+    /// One attempt at an endpoint the provider serves as it is (a path in
+    /// its [`Capabilities::native`]): `body` already names the upstream
+    /// model. `client_headers` are the client's headers this kind forwards
+    /// (the Messages API's `anthropic-version` and `anthropic-beta`); kinds
+    /// that forward none ignore them, and never the client's credentials. A
+    /// JSON answer must be a JSON object; a stream is forwarded in whole
+    /// events.
     fn passthrough<'a>(
         &'a self,
         _path: &'a str,
         _body: Bytes,
+        _client_headers: &'a http::HeaderMap,
         _stream: bool,
     ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
         Box::pin(async { Err(UpstreamError::Unsupported("this endpoint")) })
@@ -147,19 +182,6 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Err(UpstreamError::Unsupported("stored objects")) })
     }
 
-    /// [`Provider::passthrough`] with the client's headers that this kind
-    /// forwards (the Messages API's `anthropic-version` and `anthropic-beta`);
-    /// kinds that forward none ignore them. Never the client's credentials.
-    fn passthrough_with_headers<'a>(
-        &'a self,
-        path: &'a str,
-        body: Bytes,
-        _client_headers: &'a http::HeaderMap,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        self.passthrough(path, body, stream)
-    }
-
     /// One embeddings attempt for `inputs`, sent as `model` upstream.
     fn embed<'a>(
         &'a self,
@@ -168,12 +190,6 @@ pub trait Provider: Send + Sync + 'static {
         _extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(async { Err(UpstreamError::Unsupported("embeddings")) })
-    }
-
-    /// Whether this provider serves [`Provider::rerank`] (`/v1/rerank`
-    /// routes need every target to).
-    fn reranks(&self) -> bool {
-        false
     }
 
     /// One rerank attempt: a score for each of `documents` against `query`,

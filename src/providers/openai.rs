@@ -102,16 +102,6 @@ impl KindConfig for Config {
         })
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            chat: true,
-            chat_stream: true,
-            embeddings: true,
-            tools: true,
-            images: true,
-        }
-    }
-
     fn build(&self, spec: &ProviderSpec) -> Result<OpenAiProvider, BuildError> {
         OpenAiProvider::new(self, spec)
     }
@@ -288,8 +278,10 @@ impl Provider for OpenAiProvider {
             chat: true,
             chat_stream: true,
             embeddings: true,
+            rerank: true,
             tools: true,
             images: true,
+            native: PASSTHROUGH_PATHS,
         }
     }
 
@@ -319,10 +311,6 @@ impl Provider for OpenAiProvider {
         Box::pin(OpenAiProvider::stored(self, method, path))
     }
 
-    fn reranks(&self) -> bool {
-        true
-    }
-
     fn rerank<'a>(
         &'a self,
         model: &'a str,
@@ -333,14 +321,11 @@ impl Provider for OpenAiProvider {
         Box::pin(OpenAiProvider::rerank(self, model, query, documents, extra))
     }
 
-    fn passes_through(&self, path: &str) -> bool {
-        PASSTHROUGH_PATHS.contains(&path)
-    }
-
     fn passthrough<'a>(
         &'a self,
         path: &'a str,
         body: Bytes,
+        _client_headers: &'a http::HeaderMap,
         stream: bool,
     ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
         Box::pin(OpenAiProvider::passthrough(self, path, body, stream))

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Capabilities, Provider};
+use super::Provider;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
 
 /// A provider kind's validated configuration.
@@ -19,9 +19,6 @@ pub trait KindConfig: Sized + std::fmt::Debug + Clone + PartialEq {
 
     /// Reads and validates the kind's own keys (every error, each at its line).
     fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>>;
-
-    /// What a provider of this configuration can do.
-    fn capabilities(&self) -> Capabilities;
 
     /// Builds the provider; `spec` holds the keys every kind shares
     /// (timeouts, response size cap, ...).
@@ -64,12 +61,6 @@ macro_rules! kinds {
                         <$config as KindConfig>::parse(&spec.settings, env).map(Self::$variant)
                     })*
                     other => Err(vec![unknown_kind(spec, other)]),
-                }
-            }
-
-            pub fn capabilities(&self) -> Capabilities {
-                match self {
-                    $(Self::$variant(c) => c.capabilities(),)*
                 }
             }
 

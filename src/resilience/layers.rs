@@ -3,7 +3,7 @@
 //!
 //! Place in the pipeline: `routing` stacks them once per target when the
 //! route table is built, around the provider adapter:
-//! `RateLimit -> Breaker -> UpstreamMetrics -> adapter`. Each is a layer
+//! `RateLimit -> (TPM hold) -> Breaker -> UpstreamMetrics -> adapter`. Each is a layer
 //! (constructor) plus a `Service`. They are mechanisms only: what an error
 //! means (which errors trip the breaker, what an outcome is called) is given
 //! to them as functions by `routing`. Must not know providers or HTTP.
@@ -29,16 +29,44 @@ pub trait Refusal {
 }
 
 /// Refuses at once, without calling the provider, when its bucket is empty
-/// (so a spent provider limit spills to the next target instead of queueing).
-#[derive(Debug, Clone)]
-pub struct RateLimitLayer(pub Option<Arc<Limiter>>);
+/// (so a spent provider limit spills to the next target instead of
+/// queueing); `on_refuse` is told of each refusal (to count it).
+#[derive(Clone, Default)]
+pub struct RateLimitLayer {
+    limiter: Option<Arc<Limiter>>,
+    on_refuse: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimitLayer {
+    /// A limit from `limiter`; none when it is `None`.
+    pub fn new(limiter: Option<Arc<Limiter>>) -> Self {
+        RateLimitLayer {
+            limiter,
+            on_refuse: None,
+        }
+    }
+
+    /// Calls `f` on every refusal.
+    pub fn on_refuse(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_refuse = Some(Arc::new(f));
+        self
+    }
+}
 
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
     fn layer(&self, inner: S) -> RateLimit<S> {
         RateLimit {
             inner,
-            limiter: self.0.clone(),
+            limit: self.clone(),
         }
     }
 }
@@ -46,7 +74,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,
-    limiter: Option<Arc<Limiter>>,
+    limit: RateLimitLayer,
 }
 
 impl<S, Req> Service<Req> for RateLimit<S>
@@ -66,9 +94,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        if let Some(limiter) = &self.limiter
+        if let Some(limiter) = &self.limit.limiter
             && let Err(wait) = limiter.check()
         {
+            if let Some(f) = &self.limit.on_refuse {
+                f();
+            }
             return Box::pin(async move { Err(S::Error::rate_limited(wait)) });
         }
         Box::pin(self.inner.call(req))
@@ -290,7 +321,7 @@ mod tests {
         }));
         let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
         let mock = mock.map_err(|_| E::Boom);
-        let svc = RateLimitLayer(Some(limiter)).layer(mock);
+        let svc = RateLimitLayer::new(Some(limiter)).layer(mock);
         let first = tokio::spawn(svc.clone().oneshot(1));
         let (req, send) = handle.next_request().await.unwrap();
         assert_eq!(req, 1);

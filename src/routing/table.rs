@@ -18,18 +18,22 @@ use crate::config::{
     ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec, RouteSpec,
 };
 use crate::metrics::Metrics;
-use crate::providers::{Capabilities, Provider, ProviderConfig};
+use crate::providers::{Capabilities, Need, Provider, ProviderConfig};
 use crate::resilience::breaker::OnTransition;
 use crate::resilience::{Breaker, BreakerState, Limiter, RetryBudget};
 use crate::state::Store;
 
 pub struct ProviderHandle {
+    /// The provider's name (its key under `providers:`).
+    pub name: Arc<str>,
     pub spec: ProviderSpec,
     pub config: ProviderConfig,
     pub provider: Arc<dyn Provider>,
+    /// What the provider declares it can do (`Provider::capabilities`).
+    pub capabilities: Capabilities,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
-    /// Limit -> breaker -> metrics -> adapter, built once.
+    /// Limit -> TPM hold -> breaker -> metrics -> adapter, built once.
     pub attempt: AttemptStack,
 }
 
@@ -41,8 +45,11 @@ pub struct RouteHandle {
     /// The largest embedding sub-batch every target takes, its provider's
     /// own per-call limit included.
     pub sub_batch: usize,
-    /// What every target of the route can do.
+    /// What every target of the route can do, narrowed to the route's
+    /// declared `endpoints` when it has some.
     pub capabilities: Capabilities,
+    /// What each target (whose provider exists) can do, in target order.
+    pub targets: Vec<Capabilities>,
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
@@ -99,13 +106,16 @@ fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
     })
 }
 
-fn intersect(a: Capabilities, b: Capabilities) -> Capabilities {
-    Capabilities {
-        chat: a.chat && b.chat,
-        chat_stream: a.chat_stream && b.chat_stream,
-        embeddings: a.embeddings && b.embeddings,
-        tools: a.tools && b.tools,
-        images: a.images && b.images,
+impl RouteHandle {
+    /// Whether some target of the route serves `need` (a route can serve
+    /// a natively passed endpoint through the targets that have it).
+    pub fn any_serves(&self, need: Need) -> bool {
+        self.targets.iter().any(|c| c.serves(need))
+    }
+
+    /// Whether every target of the route serves `need`.
+    pub fn all_serve(&self, need: Need) -> bool {
+        !self.targets.is_empty() && self.targets.iter().all(|c| c.serves(need))
     }
 }
 
@@ -152,11 +162,14 @@ impl RouteTable {
                 Arc::clone(&provider),
                 Arc::clone(&breaker),
                 limiter.clone(),
+                store,
                 metrics,
             );
             let handle = ProviderHandle {
+                name: Arc::from(name.as_str()),
                 spec: spec.clone(),
                 config,
+                capabilities: provider.capabilities(),
                 provider,
                 breaker,
                 limiter,
@@ -167,14 +180,16 @@ impl RouteTable {
         let mut routes = BTreeMap::new();
         for (name, spec) in &policy.routes {
             let mut capabilities: Option<Capabilities> = None;
+            let mut targets = Vec::with_capacity(spec.targets.len());
             let mut sub_batch = usize::MAX;
             for t in &spec.targets {
                 // A provider that failed to parse has its own errors already.
                 let Some(h) = providers.get(&t.provider) else {
                     continue;
                 };
-                let has = h.config.capabilities();
-                capabilities = Some(capabilities.map_or(has, |c| intersect(c, has)));
+                let has = h.capabilities;
+                targets.push(has);
+                capabilities = Some(capabilities.map_or(has, |c| c.intersect(has)));
                 sub_batch = sub_batch
                     .min(t.max_batch_inputs)
                     .min(h.provider.max_batch_inputs(&t.model));
@@ -189,6 +204,9 @@ impl RouteTable {
                 if !spec.endpoints.contains(&Endpoint::Embeddings) {
                     capabilities.embeddings = false;
                 }
+                if !spec.endpoints.contains(&Endpoint::Rerank) {
+                    capabilities.rerank = false;
+                }
             }
             // A route declared to serve an endpoint: every target must.
             for endpoint in &spec.endpoints {
@@ -196,13 +214,12 @@ impl RouteTable {
                     let Some(h) = providers.get(&t.provider) else {
                         continue;
                     };
-                    let has = h.config.capabilities();
-                    let can = match endpoint {
-                        Endpoint::Chat => has.chat,
-                        Endpoint::Embeddings => has.embeddings,
-                        Endpoint::Rerank => h.provider.reranks(),
+                    let need = match endpoint {
+                        Endpoint::Chat => Need::Chat { stream: false },
+                        Endpoint::Embeddings => Need::Embeddings,
+                        Endpoint::Rerank => Need::Rerank,
                     };
-                    if !can {
+                    if !h.capabilities.serves(need) {
                         errors.push(ConfigError {
                             location: t.location.clone(),
                             message: format!(
@@ -260,6 +277,7 @@ impl RouteTable {
                 budget,
                 sub_batch: sub_batch.clamp(1, usize::MAX),
                 capabilities,
+                targets,
                 provider_tpm: provider_tpm.into(),
             };
             routes.insert(name.clone(), Arc::new(handle));

@@ -1,6 +1,6 @@
 //! HTTP plumbing: body types, body limits, JSON responses, error mapping.
 //!
-//! Place in the pipeline: used by every `server` handler and by `stack`.
+//! Place in the pipeline: used by the edge, the flows and the endpoints.
 //! [`error_response`] is the one place a [`GatewayError`] becomes an HTTP
 //! status, headers (`Retry-After`, `x-should-retry`) and an error body in
 //! the endpoint's [`ErrorShape`] (OpenAI's envelope, or Anthropic's for
@@ -169,6 +169,15 @@ pub async fn read_body(
         }
     }
     Ok(buf.freeze())
+}
+
+/// `x-switchyard-provider` and `x-switchyard-attempts`: who answered, after
+/// how many attempts.
+pub fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        h.insert("x-switchyard-provider", v);
+    }
+    h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
 }
 
 /// `Cache-Control: no-cache` / `no-store` from the client skips the cache.

@@ -1,35 +1,45 @@
-//! The server: accept loop, pipeline assembly, background tasks, drain.
+//! The server: the edge, access control, the endpoints and the flows they
+//! share, the gateway state, and the gateway's lifecycle.
 //!
 //! Place in the pipeline: the top. [`Gateway::start`] loads the policy,
-//! binds, and hands the listener to `accept` (connections, timeouts, drain),
-//! which serves every connection with the edge stack that `stack` builds
-//! once (the pipeline, assembled in one place). Shutdown is an explicit
-//! `CancellationToken`: on cancel the gateway turns not ready, keeps serving
-//! for `drain_delay`, stops accepting, lets in-flight requests finish for up
-//! to `shutdown_grace`, then returns. Reload triggers (file watch, SIGHUP,
-//! `/admin/reload`) all call `AppState::reload`. This is the only module
-//! that knows HTTP status codes.
+//! binds, and hands the listener to `edge::accept` (connections, timeouts,
+//! drain), which serves every connection with the edge stack that
+//! `edge::stack` builds once. A request's one context (`edge::context`) is
+//! made at the edge and passed `&mut` through `router` (one `match` of
+//! method and path) to its endpoint (`endpoints/`), which uses `access/`
+//! (keys, admission, usage) and a shared flow (`flows/`) over `routing`.
+//! Shutdown is an explicit `CancellationToken`: on cancel the gateway turns
+//! not ready, keeps serving for `drain_delay`, stops accepting, lets
+//! in-flight requests finish for up to `shutdown_grace`, then returns.
+//! Reload triggers (file watch, SIGHUP, `/admin/reload`) all call
+//! `AppState::reload`. This is the only module that knows HTTP status codes
+//! (`http`).
+//!
+//! Adding an endpoint, exactly:
+//! 1. Its wire types in `src/api/<name>.rs`: the request's `parse` and
+//!    `Routed` (model and output bound, for the token estimate), and its
+//!    answer's shapes.
+//! 2. `src/server/endpoints/<name>.rs` with `pub(crate) async fn
+//!    handle(rc: &mut RequestCtx, req) -> Result<Response<Body>,
+//!    GatewayError>`: `parse_routed` (body, route, access, admission), a
+//!    check of what the route's targets can do (`Need`), a `routing::Call`
+//!    for its upstream work, and one of the shared flows (`flows::call`
+//!    for one answer, `flows::items` for per-item cached lists); plus
+//!    `pub(crate) mod <name>;` in `endpoints/mod.rs`.
+//! 3. One arm in `router.rs`'s `match`: path, endpoint label, methods.
+//!
+//! Nothing else changes: routing, retries, breakers, limits, budgets, the
+//! cache, usage, metrics and the access log apply to it as to every
+//! endpoint. A provider kind that serves it natively lists its path in its
+//! `Capabilities::native`.
 
-mod accept;
-mod admission;
-mod chat;
-mod chat_stream;
-mod completions;
-mod context;
-mod cors;
-mod embeddings;
+mod access;
+mod edge;
+mod endpoints;
+mod flows;
 pub mod http;
-mod keys;
-mod limit;
-mod messages;
-mod rerank;
-mod responses;
 mod router;
-mod stack;
-#[cfg(test)]
-mod stack_tests;
 pub mod state;
-mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,7 +134,7 @@ impl Gateway {
             tokio::spawn(reload_on_sighup(Arc::clone(&state), shutdown.clone()));
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
-        let task = tokio::spawn(accept::serve(listener, Arc::clone(&state), shutdown));
+        let task = tokio::spawn(edge::accept::serve(listener, Arc::clone(&state), shutdown));
         tracing::info!(%addr, "switchyard listening");
         Ok(Gateway { addr, state, task })
     }

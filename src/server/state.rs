@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
-use super::limit::Resizable;
-use crate::cache::{CacheKey, ResponseCache, SingleFlight, StreamFlights};
+use super::access::keys::KeyTable;
+use super::edge::limit::Resizable;
+use super::flows::flights::Flights;
+use crate::cache::ResponseCache;
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
 use crate::resilience::KeyedLimiter;
@@ -34,48 +36,7 @@ pub struct Runtime {
     /// `server.cors` as a ready layer; `None` when CORS is off.
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// `keys:` by secret digest, and `server.auth`.
-    pub(super) keys: super::keys::KeyTable,
-}
-
-/// A chat response shared between coalesced requests.
-#[derive(Debug, Clone)]
-pub struct ChatDone {
-    pub body: bytes::Bytes,
-    pub provider: Arc<str>,
-    /// The target's model that answered; `None` for a cache hit.
-    pub model: Option<Arc<str>>,
-    pub attempts: u32,
-}
-
-/// Embeddings shared between coalesced requests: vectors for the unique
-/// missed inputs, in order, and the upstream usage, summed over the
-/// sub-batches and per (provider, model) that served them.
-#[derive(Debug, Clone)]
-pub struct EmbedDone {
-    pub vectors: Arc<Vec<Arc<[f32]>>>,
-    pub prompt_tokens: u64,
-    pub total_tokens: u64,
-    pub spent: Arc<[Spent]>,
-}
-
-/// Prompt tokens one upstream model spent on embedding sub-batches.
-#[derive(Debug, Clone)]
-pub struct Spent {
-    pub provider: Arc<str>,
-    pub model: Arc<str>,
-    pub tokens: u64,
-}
-
-/// Rerank scores shared between coalesced requests: one per unique missed
-/// document, in order, with who served them and the upstream usage.
-#[derive(Debug, Clone)]
-pub struct RerankDone {
-    pub scores: Arc<Vec<f64>>,
-    pub provider: Arc<str>,
-    pub model: Arc<str>,
-    pub attempts: u32,
-    pub total_tokens: u64,
-    pub search_units: u64,
+    pub(crate) keys: KeyTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,10 +48,8 @@ pub enum ReloadOutcome {
 pub struct AppState {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
-    pub chat_flights: SingleFlight<CacheKey, ChatDone>,
-    pub embed_flights: SingleFlight<CacheKey, EmbedDone>,
-    pub stream_flights: StreamFlights,
-    pub rerank_flights: SingleFlight<CacheKey, RerankDone>,
+    /// Upstream calls in flight that identical requests join.
+    pub(crate) flights: Flights,
     pub policy_dir: PathBuf,
     pub env: Env,
     pub draining: AtomicBool,
@@ -161,8 +120,8 @@ fn build(
                 .with_shared(&store),
         ),
     };
-    let cors = policy.server.cors.as_ref().map(super::cors::layer);
-    let keys = super::keys::KeyTable::build(policy.server.auth, &policy.keys);
+    let cors = policy.server.cors.as_ref().map(super::edge::cors::layer);
+    let keys = KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
         keys,
         generation,
@@ -210,10 +169,7 @@ impl AppState {
             dispatch_hook: None,
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
-            chat_flights: SingleFlight::default(),
-            embed_flights: SingleFlight::default(),
-            stream_flights: StreamFlights::default(),
-            rerank_flights: SingleFlight::default(),
+            flights: Flights::default(),
             policy_dir,
             env,
             draining: AtomicBool::new(false),

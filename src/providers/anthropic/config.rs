@@ -29,7 +29,12 @@ pub(super) const CAPABILITIES: Capabilities = Capabilities {
     embeddings: false,
     tools: true,
     images: true,
+    rerank: false,
+    native: NATIVE_PATHS,
 };
+
+/// The paths (below `/v1`) this kind serves natively.
+pub(super) const NATIVE_PATHS: &[&str] = &["/messages", "/messages/count_tokens"];
 
 /// `kind: anthropic` settings, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,10 +142,6 @@ impl KindConfig for Config {
         }
     }
 
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
     fn build(&self, spec: &ProviderSpec) -> Result<AnthropicProvider, BuildError> {
         AnthropicProvider::new(self, &spec.timeouts, spec.max_response_bytes)
             .map_err(|e| BuildError::new(spec, e.to_string()))
@@ -202,7 +203,6 @@ mod tests {
         assert_eq!(c.version, "2023-06-01");
         assert!(c.beta.is_empty());
         assert_eq!(c.chat, AnthropicChatSettings::default());
-        assert_eq!(c.capabilities(), CAPABILITIES);
         assert!(!format!("{c:?}").contains("sk-ant-test-key"));
     }
 

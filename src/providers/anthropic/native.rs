@@ -13,14 +13,12 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
+use super::config::NATIVE_PATHS;
 use super::provider::{AnthropicProvider, classified};
 use crate::api::sse::{SseEvent, data_event, named_event};
 use crate::providers::translate::TranslateError;
 use crate::providers::upstream::{StreamTranslate, content_type_is, translated_sse};
 use crate::providers::{ChatReply, UpstreamError};
-
-/// The paths (below `/v1`) this kind serves natively.
-pub(super) const NATIVE_PATHS: &[&str] = &["/messages", "/messages/count_tokens"];
 
 /// The provider's headers with the client's `anthropic-version` and
 /// `anthropic-beta` applied.

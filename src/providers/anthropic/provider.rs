@@ -25,7 +25,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::{CAPABILITIES, Config};
-use super::native::NATIVE_PATHS;
 use super::{
     AnthropicChatSettings, AnthropicStream, MESSAGES_PATH, chat_request, chat_response,
     classify_error, headers,
@@ -127,23 +126,7 @@ impl Provider for AnthropicProvider {
         Box::pin(AnthropicProvider::chat(self, request, model, stream))
     }
 
-    fn passes_through(&self, path: &str) -> bool {
-        NATIVE_PATHS.contains(&path)
-    }
-
     fn passthrough<'a>(
-        &'a self,
-        path: &'a str,
-        body: Bytes,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(async move {
-            let none = http::HeaderMap::new();
-            self.native(path, body, &none, stream).await
-        })
-    }
-
-    fn passthrough_with_headers<'a>(
         &'a self,
         path: &'a str,
         body: Bytes,

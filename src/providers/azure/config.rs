@@ -38,6 +38,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     embeddings: true,
     tools: true,
     images: true,
+    rerank: false,
+    native: &[],
 };
 
 /// `kind: azure` settings.
@@ -105,10 +107,6 @@ impl KindConfig for Config {
             api_version,
             deployments,
         })
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
     }
 
     fn build(&self, spec: &ProviderSpec) -> Result<AzureProvider, BuildError> {

@@ -35,6 +35,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     embeddings: true,
     tools: true,
     images: true,
+    rerank: false,
+    native: &[],
 };
 
 /// `kind: bedrock` settings, validated.
@@ -171,10 +173,6 @@ impl KindConfig for Config {
         })
     }
 
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
     fn build(&self, spec: &ProviderSpec) -> Result<BedrockProvider, BuildError> {
         BedrockProvider::new(self, &spec.timeouts, spec.max_response_bytes)
             .map_err(|e| BuildError::new(spec, e.to_string()))
@@ -241,7 +239,6 @@ mod tests {
         assert_eq!(c.embed, BedrockEmbedSettings::default());
         let debug = format!("{c:?}");
         assert!(!debug.contains("wJalrXUtnFEMI"), "{debug}");
-        assert_eq!(c.capabilities(), CAPABILITIES);
     }
 
     #[test]

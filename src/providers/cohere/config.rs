@@ -25,6 +25,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     embeddings: true,
     tools: true,
     images: true,
+    rerank: true,
+    native: &[],
 };
 
 /// `kind: cohere` settings.
@@ -84,10 +86,6 @@ impl KindConfig for Config {
             },
             chat: CohereChatSettings::default(),
         })
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
     }
 
     fn build(&self, spec: &ProviderSpec) -> Result<CohereProvider, BuildError> {

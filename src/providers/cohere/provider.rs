@@ -188,10 +188,6 @@ impl Provider for CohereProvider {
         Box::pin(CohereProvider::embed(self, model, inputs, extra))
     }
 
-    fn reranks(&self) -> bool {
-        true
-    }
-
     fn rerank<'a>(
         &'a self,
         model: &'a str,

@@ -55,6 +55,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     embeddings: true,
     tools: true,
     images: true,
+    rerank: false,
+    native: &[],
 };
 
 /// `kind: gemini` settings, validated.
@@ -124,10 +126,6 @@ impl KindConfig for Config {
                 task_type: raw.embed_task_type,
             },
         })
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
     }
 
     fn build(&self, spec: &ProviderSpec) -> Result<GeminiProvider, BuildError> {

@@ -77,10 +77,6 @@ impl KindConfig for Config {
         })
     }
 
-    fn capabilities(&self) -> Capabilities {
-        MOCK_CAPABILITIES
-    }
-
     fn build(&self, spec: &ProviderSpec) -> Result<MockProvider, BuildError> {
         Ok(MockProvider {
             name: spec.name.clone(),
@@ -96,6 +92,8 @@ const MOCK_CAPABILITIES: Capabilities = Capabilities {
     embeddings: true,
     tools: true,
     images: false,
+    rerank: true,
+    native: &[COMPLETIONS],
 };
 
 #[derive(Debug)]
@@ -119,14 +117,11 @@ impl Provider for MockProvider {
         Box::pin(MockProvider::chat(self, request, model, stream))
     }
 
-    fn passes_through(&self, path: &str) -> bool {
-        path == COMPLETIONS
-    }
-
     fn passthrough<'a>(
         &'a self,
         path: &'a str,
         body: Bytes,
+        _client_headers: &'a http::HeaderMap,
         stream: bool,
     ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
         Box::pin(async move {
@@ -153,10 +148,6 @@ impl Provider for MockProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(MockProvider::embed(self, model, inputs, extra))
-    }
-
-    fn reranks(&self) -> bool {
-        true
     }
 
     fn rerank<'a>(

@@ -1,12 +1,13 @@
 //! Streaming chat on a cached route: replay, cross-serving, coalescing.
 //!
-//! Place in the pipeline: `chat::handle` hands a streaming request here when
-//! its route caches and the client did not send `Cache-Control: no-cache`.
+//! Place in the pipeline: the chat endpoint hands a streaming request here
+//! when its route caches and the client did not send `Cache-Control:
+//! no-cache`.
 //! A stored answer (a stream, or a whole answer split into chunks) is
 //! replayed as SSE (`x-switchyard-cache: hit`) with its stored ids. On a
 //! miss, identical concurrent requests join one upstream stream
-//! ([`StreamFlights`]): the upstream call runs on its own task holding the
-//! leader's admission, asks for usage (`stream_options.include_usage`, so
+//! (`StreamFlights`): the upstream call runs on its own task holding the
+//! leader's request permit, asks for usage (`stream_options.include_usage`, so
 //! the stored stream can serve clients that want it; readers that did not
 //! ask get it stripped, `"usage": null` fields included), and is stored
 //! when it ended with `[DONE]`, without an error, within
@@ -21,25 +22,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderValue, Response, header};
+use http::{HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tracing::Instrument;
 
-use super::chat::{route_chat, served_by};
-use super::context::{Admission, RequestCtx};
-use super::http::{Body, ErrorShape, stream_error_event};
-use super::router::Ctx;
-use super::state::Runtime;
-use super::usage::{StreamTap, UsageCell};
-use crate::api::chat::{ChatRequest, ask_for_usage};
+use super::sse::sse_response;
 use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::stream::{StreamScan, assemble, drop_null_usage, split, strip_usage};
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
-use crate::routing::RouteHandle;
+use crate::routing::{Call, RouteHandle, execute};
+use crate::server::access::usage::{StreamTap, UsageCell};
+use crate::server::edge::context::RequestCtx;
+use crate::server::edge::permit::RequestPermit;
+use crate::server::http::{Body, ErrorShape, stream_error_event};
+use crate::server::state::Runtime;
 
 const KIND: &str = "chat_stream";
 
@@ -61,7 +61,7 @@ fn replay(payload: Payload, with_usage: bool) -> Option<(Bytes, Arc<str>)> {
 }
 
 /// A stored stream as a whole answer, for a non-streaming request.
-pub(super) fn whole_from_stream(payload: &Payload) -> Option<(Bytes, Arc<str>)> {
+pub(crate) fn whole_from_stream(payload: &Payload) -> Option<(Bytes, Arc<str>)> {
     match payload {
         Payload::ChatStream {
             events, provider, ..
@@ -70,52 +70,49 @@ pub(super) fn whole_from_stream(payload: &Payload) -> Option<(Bytes, Arc<str>)> 
     }
 }
 
-fn sse_response(body: Body, provider: &str, attempts: u32, cache: &'static str) -> Response<Body> {
-    let mut r = Response::new(body);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    served_by(h, provider, attempts);
-    h.insert("x-switchyard-cache", HeaderValue::from_static(cache));
+/// An SSE response from the cache or a shared stream (`cache` says which).
+fn cached_sse(body: Body, provider: &str, attempts: u32, cache: &'static str) -> Response<Body> {
+    let mut r = sse_response(body, provider, attempts);
+    r.headers_mut()
+        .insert("x-switchyard-cache", HeaderValue::from_static(cache));
     r
 }
 
-pub(super) async fn handle(
-    ctx: &Ctx,
+/// Serves a streaming `call` on a cached route under `key`: a replay, a
+/// shared stream, or a new upstream stream that others may join (see the
+/// module doc). `with_usage`: the client asked for usage; the call must
+/// ask the upstream for it in any case (the stored stream serves both).
+pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
     rc: &mut RequestCtx,
     route: Arc<RouteHandle>,
-    mut chat: ChatRequest,
+    call: C,
+    key: CacheKey,
+    with_usage: bool,
 ) -> Result<Response<Body>, GatewayError> {
-    let metrics = &ctx.state.metrics;
+    let metrics = Arc::clone(&rc.state.metrics);
     let name = route.spec.name.clone();
-    let with_usage = chat.include_usage();
-    let key = CacheKey::chat(&ctx.cache_namespace(&route, &name), &chat.body);
-    if let Some(payload) = ctx.rt.cache.get(&key).await
+    if let Some(payload) = rc.rt.cache.get(&key).await
         && let Some((events, provider)) = replay(payload, with_usage)
     {
         metrics.cache_hits.with_label_values(&[&name, KIND]).inc();
         rc.served_by(&provider, 0);
         rc.cache = Some("hit");
         let body = http_body_util::Full::new(events).boxed_unsync();
-        return Ok(sse_response(body, &provider, 0, "hit"));
+        return Ok(cached_sse(body, &provider, 0, "hit"));
     }
-    let bound = usize::try_from(ctx.rt.cache.max_entry_bytes()).unwrap_or(usize::MAX);
-    let (mut sub, publisher) = ctx.state.stream_flights.join(key, bound);
+    let bound = usize::try_from(rc.rt.cache.max_entry_bytes()).unwrap_or(usize::MAX);
+    let (mut sub, publisher) = rc.state.flights.stream.join(key, bound);
     // The leader's usage, read by the upstream task as events arrive.
     let usage = UsageCell::default();
     let cache = if let Some(publisher) = publisher {
         metrics.cache_misses.with_label_values(&[&name, KIND]).inc();
-        ask_for_usage(&mut chat.body);
         let job = Job {
-            rt: Arc::clone(&ctx.rt),
-            metrics: Arc::clone(metrics),
+            rt: Arc::clone(&rc.rt),
+            metrics: Arc::clone(&metrics),
             route,
-            chat: Arc::new(chat),
+            call: Arc::new(call),
             key,
-            admission: rc.admission.clone(),
+            permit: rc.permit.clone(),
             usage: usage.clone(),
         };
         let task = tokio::spawn(pump(publisher, job).in_current_span());
@@ -134,14 +131,12 @@ pub(super) async fn handle(
     rc.served_by(&provider, attempts);
     rc.cache = Some(cache);
     if cache == "miss" {
-        let prices = &ctx.rt.policy.prices;
-        rc.spend
-            .streamed(prices, Arc::clone(&provider), model, usage);
+        rc.charge_stream(&provider, &model, usage);
     }
     // Everything the body needs once the handler has returned.
     let reader = Reader {
         sub,
-        _admission: rc.admission.clone(),
+        _permit: rc.permit.clone(),
         interrupted: Arc::clone(&rc.interrupted),
     };
     let frames = futures_util::stream::unfold(Some(reader), move |r| async move {
@@ -156,42 +151,37 @@ pub(super) async fn handle(
         }
     });
     let body = StreamBody::new(frames.map(|f: Result<_, std::convert::Infallible>| f));
-    Ok(sse_response(
-        body.boxed_unsync(),
-        &provider,
-        attempts,
-        cache,
-    ))
+    Ok(cached_sse(body.boxed_unsync(), &provider, attempts, cache))
 }
 
 /// One client's read side: its subscriber, its admission, its outcome flag.
 struct Reader {
     sub: crate::cache::Subscriber,
-    _admission: Option<Arc<Admission>>,
+    _permit: Option<Arc<RequestPermit>>,
     interrupted: Arc<AtomicBool>,
 }
 
 /// What the upstream task needs.
-struct Job {
+struct Job<C> {
     rt: Arc<Runtime>,
     metrics: Arc<Metrics>,
     route: Arc<RouteHandle>,
-    chat: Arc<ChatRequest>,
+    call: Arc<C>,
     key: CacheKey,
-    admission: Option<Arc<Admission>>,
+    permit: Option<Arc<RequestPermit>>,
     usage: UsageCell,
 }
 
 /// Runs the upstream stream into the flight, then stores it if it is whole.
-async fn pump(publisher: Publisher, job: Job) {
-    // Holds the leader's admission until the upstream stream is over.
-    let _admission = job.admission;
+async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
+    // Holds the leader's permit until the upstream stream is over.
+    let _permit = job.permit;
     let (rt, metrics, route) = (job.rt, job.metrics, job.route);
-    let served = match route_chat(&rt.table, &route, &metrics, &job.chat, true).await {
+    let served = match execute(&rt.table, &route, &metrics, job.call).await {
         Ok(s) => s,
         Err(e) => return publisher.start(Err(e)),
     };
-    let provider: Arc<str> = Arc::from(served.provider.as_str());
+    let provider = Arc::clone(&served.provider);
     publisher.start(Ok(Started {
         provider: Arc::clone(&provider),
         model: served.model,
@@ -222,15 +212,15 @@ async fn pump(publisher: Publisher, job: Job) {
                 // request as interrupted when it reaches the error event.
                 tracing::warn!(
                     route = route.spec.name,
-                    provider = served.provider,
+                    provider = &*provider,
                     error = %e.describe(),
                     "upstream stream failed mid-way"
                 );
                 metrics
                     .stream_interruptions
-                    .with_label_values(&[&route.spec.name, &served.provider])
+                    .with_label_values(&[route.spec.name.as_str(), &provider])
                     .inc();
-                if let Some(h) = rt.table.providers.get(&served.provider) {
+                if let Some(h) = rt.table.providers.get(&*provider) {
                     h.breaker.record_failure();
                 }
                 let err = GatewayError::new(

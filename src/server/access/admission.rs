@@ -1,66 +1,31 @@
-//! Admission and settlement: a request's limits and budgets, checked before
-//! it is sent and charged with its real usage after.
+//! Admission: every limit and budget a request is under, checked in one
+//! call before it is routed.
 //!
-//! Place in the pipeline: `router::parse_routed` calls [`admit`] once the
-//! route is known and the caller allowed on it, before the cache and
-//! routing. One store call checks, all or nothing: the key's RPM bucket,
-//! the key's and the route's TPM buckets (the request's token estimate is
-//! reserved), and the key's token and dollar budgets for the current
-//! period. When the response body ends, the context hands the answer's
-//! usage to the [`Settlement`], which (on its own task, in one store call)
-//! turns the reserved estimate into the real usage, charges providers' TPM
-//! buckets with what each served, and adds the spend to the budgets. Must
-//! not decide routes or parse answers; the store decides nothing about
-//! keys.
+//! Place in the pipeline: endpoints call [`admit`] once the route is known
+//! and the caller allowed on it (`endpoints::parse_routed`), before the
+//! cache and routing. In order: the per-client rate limit, the route's rate
+//! limit (in-process token buckets: per replica by design), then one state
+//! store call, all or nothing: the key's RPM bucket, the key's and the
+//! route's TPM buckets (the request's token estimate is reserved), and the
+//! key's token and dollar budgets for the current period. Each refusal is
+//! a 429 naming the limit, counted in `switchyard_rate_limited_total` by
+//! scope. What was reserved goes into the request context as a
+//! [`Settlement`] (see `settlement`), settled with the real usage when the
+//! response ends. Provider limits are not here: they are per attempt, in
+//! each target's attempt stack. Must not decide routes or parse answers;
+//! the store decides nothing about keys.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::config::{BudgetPeriod, KeyBudget};
-use crate::metrics::Metrics;
-use crate::state::{Add, Adjust, Admit, Cap, Store, StoreError, Take, Which, period};
+use crate::routing::RouteHandle;
+use crate::server::edge::context::RequestCtx;
+use crate::state::{Admit, Cap, StoreError, Take, Which, period};
 
 use super::keys::KeyEntry;
-use super::router::Ctx;
-
-/// One bucket a request takes from.
-#[derive(Debug, Clone)]
-struct Bucket {
-    key: String,
-    capacity: u64,
-    amount: u64,
-    scope: &'static str,
-}
-
-/// One budget counter a request is checked against.
-#[derive(Debug, Clone)]
-struct Counter {
-    key: String,
-    limit: u64,
-    unit: &'static str,
-    ttl: Duration,
-}
-
-/// What a request reserved, to be settled with its real usage.
-#[derive(Debug)]
-pub(super) struct Settlement {
-    store: Store,
-    metrics: Arc<Metrics>,
-    alias: Arc<str>,
-    /// TPM buckets holding the reserved estimate.
-    tpm: Vec<Bucket>,
-    /// Budget counters: `[tokens, usd]` when configured.
-    tokens: Option<Counter>,
-    usd: Option<Counter>,
-    /// The route's providers with TPM limits, and those limits: charged
-    /// with what each served (routing only held the estimate meanwhile).
-    provider_tpm: Arc<[(Arc<str>, u64)]>,
-}
-
-/// Micro-dollars per dollar: budgets in dollars count integers.
-const MICROS: f64 = 1_000_000.0;
+use super::settlement::{Bucket, Counter, MICROS, Settlement};
 
 fn budget_counters(
     alias: &str,
@@ -83,11 +48,47 @@ fn budget_counters(
     )
 }
 
-/// Checks the request's limits and budgets, reserving `estimate` tokens;
-/// on success the settlement is returned for the context to run at the end.
-pub(super) async fn admit(
-    ctx: &Ctx,
-    route: &crate::routing::RouteHandle,
+/// Checks the request's limits and budgets, reserving `estimate` tokens,
+/// and records what was reserved in the context (settled at the end).
+/// Without a route (a call that names none), only the client limit applies.
+pub(crate) async fn admit(
+    rc: &mut RequestCtx,
+    route: Option<&RouteHandle>,
+    estimate: u64,
+) -> Result<(), GatewayError> {
+    if let Some(limiter) = &rc.rt.client_limiter {
+        refuse_spent(rc, "client", limiter.check(&rc.client_key))?;
+    }
+    let Some(route) = route else {
+        return Ok(());
+    };
+    if let Some(limiter) = &route.limiter {
+        refuse_spent(rc, "route", limiter.check())?;
+    }
+    rc.settlement = reserve(rc, route, estimate).await?;
+    Ok(())
+}
+
+/// Turns a spent in-process bucket into a 429 for `scope`, counting it.
+fn refuse_spent(
+    rc: &RequestCtx,
+    scope: &str,
+    checked: Result<(), Duration>,
+) -> Result<(), GatewayError> {
+    checked.map_err(|wait| {
+        rc.state
+            .metrics
+            .rate_limited
+            .with_label_values(&[scope])
+            .inc();
+        GatewayError::rate_limited(scope, wait)
+    })
+}
+
+/// Key RPM/TPM, route TPM and budgets: one store call, all or nothing.
+async fn reserve(
+    ctx: &RequestCtx,
+    route: &RouteHandle,
     estimate: u64,
 ) -> Result<Option<Settlement>, GatewayError> {
     let key: Option<&Arc<KeyEntry>> = ctx.caller.key();
@@ -229,88 +230,6 @@ fn unavailable(e: &StoreError) -> GatewayError {
         "Limits and budgets cannot be checked right now (the shared state store is unavailable); the gateway is set to refuse rather than serve unchecked. Retry shortly.",
     )
     .with_code("state_unavailable")
-}
-
-impl Settlement {
-    /// Charges `usage` (none: the request spent nothing upstream, say a
-    /// cache hit or a failure) and `cost_usd` on the request's own task, so
-    /// the end of the response never waits for the store.
-    pub(super) fn settle(
-        self,
-        usage: Option<Usage>,
-        cost_usd: Option<f64>,
-        by_provider: Vec<(Arc<str>, u64)>,
-    ) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let used = usage.map_or(0, |u| u.total());
-            let provider_keys: Vec<(String, u64, u64)> = by_provider
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .filter_map(|(p, n)| {
-                    let (_, capacity) = self.provider_tpm.iter().find(|(q, _)| q == p)?;
-                    Some((crate::routing::tpm::bucket_key(p), *capacity, *n))
-                })
-                .collect();
-            let mut adjusts: Vec<Adjust<'_>> = self
-                .tpm
-                .iter()
-                .filter(|b| b.amount != used)
-                .map(|b| Adjust {
-                    key: &b.key,
-                    capacity: b.capacity,
-                    per_minute: b.capacity,
-                    // Each bucket reserved its own (clamped) amount.
-                    delta: used as i64 - b.amount as i64,
-                })
-                .collect();
-            adjusts.extend(provider_keys.iter().map(|(key, capacity, n)| Adjust {
-                key,
-                capacity: *capacity,
-                per_minute: *capacity,
-                delta: *n as i64,
-            }));
-            let mut adds: Vec<Add<'_>> = Vec::new();
-            let mut counted: Vec<&Counter> = Vec::new();
-            if let Some(c) = &self.tokens {
-                adds.push(Add {
-                    key: &c.key,
-                    amount: used,
-                    ttl: c.ttl,
-                });
-                counted.push(c);
-            }
-            if let Some(c) = &self.usd {
-                let micros = cost_usd.map_or(0, |d| (d * MICROS).round() as u64);
-                adds.push(Add {
-                    key: &c.key,
-                    amount: micros,
-                    ttl: c.ttl,
-                });
-                counted.push(c);
-            }
-            if adjusts.is_empty() && adds.is_empty() {
-                return;
-            }
-            match self.store.settle(&adjusts, &adds).await {
-                Ok(totals) => {
-                    for (c, total) in counted.iter().zip(totals) {
-                        let left = c.limit.saturating_sub(total) as f64;
-                        let left = if c.unit == "usd" { left / MICROS } else { left };
-                        self.metrics
-                            .budget_remaining
-                            .with_label_values(&[&self.alias, c.unit])
-                            .set(left);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(key = %self.alias, error = %e, "usage could not be charged")
-                }
-            }
-        });
-    }
 }
 
 /// `micros` as dollars: cents when whole cents, else every digit (a

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_http::decompression::DecompressionBody;
 
-use super::http::{Body, json_response};
 use super::stack::edge;
-use super::state::AppState;
 use crate::metrics::Metrics;
+use crate::server::http::{Body, json_response};
+use crate::server::state::AppState;
 
 const POLICY: &str =
     "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";

@@ -2,13 +2,17 @@
 //!
 //! Place in the pipeline: [`KeyTable`] is built with each runtime from
 //! `policy.keys`; the edge identifies the caller once per request
-//! ([`KeyTable::identify`]) and `router` refuses `/v1/*` calls per
-//! `server.auth` (401) and routes outside the key's `models` (403). The
+//! ([`KeyTable::identify`], when it makes the request context) and `allow`
+//! refuses `/v1/*` calls per `server.auth` (401) and routes outside the
+//! key's `models` (403). The
 //! presented secret is never compared or kept: its SHA-256 is looked up and
 //! the final digest comparison is constant-time. Must not log or label
 //! anything but the alias; limits and budgets are `admission`'s.
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use http::{HeaderMap, header};
@@ -19,21 +23,21 @@ use crate::config::{AuthMode, KeySpec, glob_match};
 
 /// One configured key, as requests see it.
 #[derive(Debug)]
-pub(super) struct KeyEntry {
+pub(crate) struct KeyEntry {
     pub alias: Arc<str>,
     pub spec: KeySpec,
 }
 
 impl KeyEntry {
     /// Whether this key may call `route` (its `models` globs).
-    pub(super) fn allows(&self, route: &str) -> bool {
+    pub(crate) fn allows(&self, route: &str) -> bool {
         self.spec.models.iter().any(|p| glob_match(p, route))
     }
 }
 
 /// Who a request comes from.
 #[derive(Debug, Clone)]
-pub(super) enum Caller {
+pub(crate) enum Caller {
     Key(Arc<KeyEntry>),
     /// No configured key, on an open gateway.
     Anonymous,
@@ -43,7 +47,7 @@ pub(super) enum Caller {
 }
 
 impl Caller {
-    pub(super) fn key(&self) -> Option<&Arc<KeyEntry>> {
+    pub(crate) fn key(&self) -> Option<&Arc<KeyEntry>> {
         match self {
             Caller::Key(k) => Some(k),
             _ => None,
@@ -52,14 +56,14 @@ impl Caller {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct KeyTable {
+pub(crate) struct KeyTable {
     mode: AuthMode,
     by_digest: HashMap<[u8; 32], Arc<KeyEntry>>,
 }
 
 /// The client's credential: `Authorization: Bearer ...` (OpenAI SDKs) or
 /// `x-api-key` (Anthropic SDKs).
-pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -72,8 +76,24 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The client's identity for per-client limits and per-key cache scopes:
+/// a hash of the key it presented (never the key), else its address.
+pub(crate) fn client_key(presented: Option<&str>, peer: Option<SocketAddr>) -> String {
+    match presented {
+        Some(key) => {
+            let mut h = DefaultHasher::new();
+            key.hash(&mut h);
+            format!("key:{:016x}", h.finish())
+        }
+        None => {
+            let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+            format!("ip:{ip}")
+        }
+    }
+}
+
 /// Byte strings equal, in time independent of where they differ.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {
         diff |= (*x ^ b.get(i).copied().unwrap_or(0)) as usize;
@@ -82,7 +102,7 @@ pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl KeyTable {
-    pub(super) fn build(mode: AuthMode, keys: &[KeySpec]) -> KeyTable {
+    pub(crate) fn build(mode: AuthMode, keys: &[KeySpec]) -> KeyTable {
         let by_digest = keys
             .iter()
             .map(|k| {
@@ -96,7 +116,7 @@ impl KeyTable {
         KeyTable { mode, by_digest }
     }
 
-    pub(super) fn identify(&self, presented: Option<&str>) -> Caller {
+    pub(crate) fn identify(&self, presented: Option<&str>) -> Caller {
         let found = presented
             .filter(|_| !self.by_digest.is_empty())
             .and_then(|secret| {
@@ -118,11 +138,11 @@ impl KeyTable {
     }
 }
 
-pub(super) fn unauthorized(message: &'static str) -> GatewayError {
+pub(crate) fn unauthorized(message: &'static str) -> GatewayError {
     GatewayError::new(ErrorKind::Unauthorized, message).with_code("invalid_api_key")
 }
 
-pub(super) fn model_not_allowed(alias: &str, route: &str) -> GatewayError {
+pub(crate) fn model_not_allowed(alias: &str, route: &str) -> GatewayError {
     GatewayError::new(
         ErrorKind::Forbidden,
         format!("The key `{alias}` is not allowed to call the model `{route}`."),

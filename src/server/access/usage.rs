@@ -1,7 +1,7 @@
 //! What an answer spent: its token usage per upstream model that served it,
 //! read from the answer, and settled once when the request ends.
 //!
-//! Place in the pipeline: endpoint handlers record a charge in the
+//! Place in the pipeline: endpoints and flows record a charge in the
 //! request's [`Spend`] (in its `RequestCtx`) when an upstream answered:
 //! from a JSON body, from embedding or rerank replies, or for a stream
 //! through a [`StreamTap`] that reads the events as they are forwarded and
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::context::RequestCtx;
 use crate::api::usage::{Dialect, Usage, UsageTap};
 use crate::cache::stream::{drop_null_usage, strip_usage};
 use crate::config::{Price, Prices};
@@ -26,7 +25,7 @@ use crate::metrics::Metrics;
 /// The usage of a stream, filled in by its tap as events pass and read
 /// when the request ends (after the body, or when the client left).
 #[derive(Debug, Clone, Default)]
-pub(super) struct UsageCell(Arc<Mutex<Option<Usage>>>);
+pub(crate) struct UsageCell(Arc<Mutex<Option<Usage>>>);
 
 impl UsageCell {
     fn set(&self, usage: Usage) {
@@ -67,7 +66,7 @@ impl Charge {
 /// Everything an answer spent upstream; usually one charge (embedding
 /// sub-batches may be served by several targets).
 #[derive(Debug, Default)]
-pub(super) struct Spend {
+pub(crate) struct Spend {
     charges: Vec<Charge>,
 }
 
@@ -83,7 +82,7 @@ impl Spend {
     }
 
     /// `usage` spent by `model` at `provider`.
-    pub(super) fn charge(
+    pub(crate) fn charge(
         &mut self,
         prices: &Prices,
         provider: Arc<str>,
@@ -94,7 +93,7 @@ impl Spend {
     }
 
     /// A stream's charge, whose usage `cell` is filled as events pass.
-    pub(super) fn streamed(
+    pub(crate) fn streamed(
         &mut self,
         prices: &Prices,
         provider: Arc<str>,
@@ -105,7 +104,7 @@ impl Spend {
     }
 
     /// Tokens spent per provider (for providers' TPM buckets).
-    pub(super) fn by_provider(&self) -> Vec<(Arc<str>, u64)> {
+    pub(crate) fn by_provider(&self) -> Vec<(Arc<str>, u64)> {
         let mut out: Vec<(Arc<str>, u64)> = Vec::new();
         for c in &self.charges {
             let used = c.usage().map_or(0, |u| u.total());
@@ -119,49 +118,8 @@ impl Spend {
 
     /// The (first) upstream model that served the answer, for the access
     /// log; `None` when nothing went upstream.
-    pub(super) fn model(&self) -> Option<&str> {
+    pub(crate) fn model(&self) -> Option<&str> {
         self.charges.first().map(|c| &*c.model)
-    }
-}
-
-impl RequestCtx {
-    /// The usage of a JSON answer from the provider recorded by
-    /// [`RequestCtx::served_by`], read from `body` in `dialect`.
-    pub(super) fn charge_body(
-        &mut self,
-        prices: &Prices,
-        model: &Arc<str>,
-        dialect: Dialect,
-        body: &[u8],
-    ) {
-        if let (Some(provider), Some(usage)) = (&self.provider, Usage::from_body(dialect, body)) {
-            let provider = Arc::clone(provider);
-            self.spend
-                .charge(prices, provider, Arc::clone(model), usage);
-        }
-    }
-
-    /// A tap for the stream of the provider recorded by
-    /// [`RequestCtx::served_by`]; `strip` takes out the usage the client
-    /// did not ask for.
-    pub(super) fn tap_stream(
-        &mut self,
-        prices: &Prices,
-        model: &Arc<str>,
-        dialect: Dialect,
-        strip: bool,
-    ) -> StreamTap {
-        let cell = UsageCell::default();
-        if let Some(provider) = &self.provider {
-            let provider = Arc::clone(provider);
-            self.spend
-                .streamed(prices, provider, Arc::clone(model), cell.clone());
-        }
-        StreamTap {
-            tap: UsageTap::new(dialect),
-            cell,
-            strip,
-        }
     }
 }
 
@@ -169,25 +127,31 @@ impl RequestCtx {
 /// asked the upstream for usage the client did not ask for, takes the
 /// usage out again. Only runs that can carry usage are looked into.
 #[derive(Debug)]
-pub(super) struct StreamTap {
+pub(crate) struct StreamTap {
     tap: UsageTap,
     cell: UsageCell,
     strip: bool,
 }
 
 impl StreamTap {
-    /// A tap writing into `cell` (for a stream read by another task).
-    pub(super) fn into_cell(dialect: Dialect, cell: UsageCell) -> Self {
+    /// A tap writing into `cell`; `strip` takes out the usage the client
+    /// did not ask for.
+    pub(crate) fn new(dialect: Dialect, cell: UsageCell, strip: bool) -> Self {
         StreamTap {
             tap: UsageTap::new(dialect),
             cell,
-            strip: false,
+            strip,
         }
+    }
+
+    /// A tap writing into `cell` (for a stream read by another task).
+    pub(crate) fn into_cell(dialect: Dialect, cell: UsageCell) -> Self {
+        StreamTap::new(dialect, cell, false)
     }
 
     /// Reads the usage in `run` (whole events), if any; true when it had
     /// some.
-    pub(super) fn read(&mut self, run: &[u8]) -> bool {
+    pub(crate) fn read(&mut self, run: &[u8]) -> bool {
         if !self.tap.feed(run) {
             return false;
         }
@@ -200,7 +164,7 @@ impl StreamTap {
     /// `run` (whole events) as the client gets it; empty when it held
     /// nothing but a stripped usage chunk. Stripping also drops the
     /// `"usage": null` that chunks carry once usage was asked for.
-    pub(super) fn pass(&mut self, run: Bytes) -> Bytes {
+    pub(crate) fn pass(&mut self, run: Bytes) -> Bytes {
         let has_usage = self.read(&run);
         match (self.strip, has_usage) {
             (false, _) => run,
@@ -213,7 +177,7 @@ impl StreamTap {
 /// The cost of `usage` at `price` (USD per million tokens): uncached
 /// prompt tokens at `input`, cached ones at `cached`, completion tokens at
 /// `output`.
-pub(super) fn cost_usd(usage: &Usage, price: &Price) -> f64 {
+pub(crate) fn cost_usd(usage: &Usage, price: &Price) -> f64 {
     (usage.uncached_prompt() as f64 * price.input
         + usage.cached as f64 * price.cached
         + usage.completion as f64 * price.output)
@@ -225,7 +189,7 @@ pub(super) fn cost_usd(usage: &Usage, price: &Price) -> f64 {
 /// (`None`: nothing spent) and its cost in USD (the sum over the priced
 /// parts; `None` when no model that served it has a price), for the
 /// request's settlement (TPM, budgets).
-pub(super) fn settle(
+pub(crate) fn settle(
     metrics: &Metrics,
     route: &str,
     key: &str,

@@ -11,14 +11,13 @@
 //! limit, dispatch) are [`dispatch`]. The request id, trace span and
 //! accounting sit outside catch-panic, so that a panic's 500 still gets the
 //! id, the span and an access log line; they are panic-free `tower-http`
-//! layers and a few lines of `context`. Errors from any step become HTTP
-//! through [`super::http::error_response`] only. Must not contain endpoint
+//! layers and a few lines of `account`. Errors from any step become HTTP
+//! through `server::http` only. Must not contain endpoint
 //! logic, and no layer may buffer a response body (streams flush event by
 //! event).
 
 use std::any::Any;
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,12 +39,14 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use tracing::field::Empty;
 
-use super::context::{Admission, ConnInfo, CtxSlot, account};
+use super::account::account;
+use super::context::CtxSlot;
 use super::cors;
-use super::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
-use super::router::{self, Ctx};
-use super::state::AppState;
+use super::permit::RequestPermit;
 use crate::api::{ErrorKind, GatewayError};
+use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
+use crate::server::router;
+use crate::server::state::AppState;
 
 /// Responses smaller than this are sent as they are: compressing them
 /// saves next to nothing.
@@ -55,7 +56,7 @@ const MIN_COMPRESSED_BYTES: u64 = 512;
 type DecodedBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 
 /// The gateway's edge stack for `accept` to serve.
-pub(super) fn build(
+pub(crate) fn build(
     state: &Arc<AppState>,
 ) -> impl Service<
     Request<Incoming>,
@@ -74,7 +75,7 @@ pub(super) fn build(
 
 /// The edge layers around `inner` (the router in [`build`], anything in
 /// tests), outermost first.
-pub(super) fn edge<S, B>(
+pub(crate) fn edge<S, B>(
     state: &Arc<AppState>,
     inner: S,
 ) -> impl Service<
@@ -94,8 +95,8 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let metrics = Arc::clone(&state.metrics);
-    let st = Arc::clone(state);
+    let (st, live) = (Arc::clone(state), Arc::clone(state));
+    let current_cors = move || live.runtime.load().cors.clone();
     ServiceBuilder::new()
         // Request id: a sane client id is kept, else a fresh one; copied to every answer.
         .map_request(drop_insane_request_id::<B>)
@@ -112,11 +113,13 @@ where
                 .on_failure(()),
         )
         // Accounting: access log and request metrics once, at the end of the body, final status.
-        .layer(layer_fn(move |inner| account(inner, Arc::clone(&metrics))))
+        .layer(layer_fn(move |inner| account(inner, Arc::clone(&st))))
         // Catch-panic: a panic below becomes an OpenAI 500; connection and gateway serve on.
         .layer(CatchPanicLayer::custom(panic_response))
         // CORS: from the live policy; preflights answered here, outside the concurrency limit.
-        .layer(layer_fn(move |inner| cors::live(Arc::clone(&st), inner)))
+        .layer(layer_fn(move |inner| {
+            cors::live(current_cors.clone(), mark_preflight, inner)
+        }))
         // Compression: gzip, br or zstd as accepted, above a size floor, never event streams.
         .layer(CompressionLayer::new().compress_when(compressible()))
         // Request decompression: gzip, br, zstd, deflate bodies decoded; other encodings 415.
@@ -141,36 +144,24 @@ async fn dispatch(
     let Some(rc) = lease.rc.as_mut() else {
         return Ok(error_response(&internal("request context lent twice")));
     };
-    // Runtime snapshot: the policy this request runs on to its end.
-    let rt = state.runtime.load_full();
     // Health bypass: health, readiness and metrics are answered outside the
     // limit (and not counted as in flight, so a scrape does not see itself),
     // so that orchestrators and dashboards see a saturated gateway.
     // Load shed and concurrency limit: otherwise a permit of
     // `server.max_concurrent_requests`, or 503 at once. The permit is
     // shared with work done on the request's behalf (single-flight leaders,
-    // stream bodies) through `rc.admission`.
+    // stream bodies) through `rc.permit`.
     if !bypasses_limit(&rc.path) {
         match state.request_limit.try_acquire() {
-            Some(permit) => rc.admission = Some(Admission::new(permit, &state.metrics)),
+            Some(permit) => rc.permit = Some(RequestPermit::new(permit, &state.metrics)),
             None => return Ok(error_response(&overloaded())),
         }
     }
     if let Some(hook) = &state.dispatch_hook {
         hook(&rc.path, req.headers());
     }
-    // Dispatch: the client limit, then the endpoint.
-    let peer = req
-        .extensions()
-        .get::<ConnInfo>()
-        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |c| c.peer);
-    let ctx = Ctx {
-        client_key: router::client_key(&req, peer),
-        caller: rt.keys.identify(super::keys::presented_key(req.headers())),
-        state,
-        rt,
-    };
-    let result = router::dispatch(&ctx, rc, req).await;
+    // Dispatch: the router's one match, then the endpoint.
+    let result = router::dispatch(rc, req).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
     Ok(result.unwrap_or_else(|e| shaped_error_response(&e, shape)))
@@ -188,11 +179,31 @@ fn drop_insane_request_id<B>(mut req: Request<B>) -> Request<B> {
         .headers()
         .get_all("x-request-id")
         .iter()
-        .any(|v| !router::sane_request_id(v))
+        .any(|v| !sane_request_id(v))
     {
         req.headers_mut().remove("x-request-id");
     }
     req
+}
+
+/// The request id sanitiser: a client's `x-request-id` is kept when it is
+/// a sane token (1..=128 visible ASCII characters), else replaced by
+/// [`fresh_request_id`].
+fn sane_request_id(given: &HeaderValue) -> bool {
+    let v = given.as_bytes();
+    !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
+}
+
+/// A new request id: 32 hex digits.
+fn fresh_request_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// Marks a CORS preflight in the request's context (for its access log).
+fn mark_preflight<B>(req: &Request<B>) {
+    if let Some(slot) = req.extensions().get::<CtxSlot>() {
+        slot.update(|rc| rc.endpoint = "preflight");
+    }
 }
 
 /// Makes the id of a request that came without a usable one.
@@ -201,7 +212,7 @@ struct FreshRequestId;
 
 impl MakeRequestId for FreshRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&router::fresh_request_id())
+        HeaderValue::from_str(&fresh_request_id())
             .ok()
             .map(RequestId::new)
     }

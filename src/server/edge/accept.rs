@@ -28,15 +28,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::context::{ConnActivity, ConnInfo};
+use super::conn::{ConnActivity, ConnInfo};
 use super::stack;
-use super::state::AppState;
 use crate::config::ConnectionSettings;
+use crate::server::state::AppState;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-pub(super) async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: CancellationToken,

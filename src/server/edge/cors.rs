@@ -3,23 +3,19 @@
 //! Place in the pipeline: an edge step (after the trace span and
 //! catch-panic, before compression, the health bypass and the concurrency
 //! limit). [`layer`] turns the settings into a `tower_http` `CorsLayer` when
-//! a policy is built (off the request path); [`live`] applies the one of the
-//! runtime each request starts on, so a reload changes CORS for requests on
+//! a policy is built (off the request path); [`live`] applies the one the
+//! edge gives it for each request (the live runtime's), so a reload changes CORS for requests on
 //! connections that are already open. With CORS configured, an `OPTIONS`
 //! preflight is answered here (204 with the allow headers) and never reaches
 //! the router or the concurrency limit; other responses get
 //! `access-control-allow-origin` for allowed origins only. Must not refuse
 //! requests: browsers enforce CORS, the gateway only advertises it.
 
-use std::sync::Arc;
-
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
-use super::context::CtxSlot;
-use super::state::AppState;
 use crate::config::{AllowedOrigins, CorsSettings};
 
 /// Response headers a browser script may read.
@@ -33,7 +29,7 @@ const EXPOSED: [&str; 5] = [
 
 /// The `tower_http` layer for validated settings (validation has checked
 /// every origin and header name, so nothing is dropped here in practice).
-pub(super) fn layer(s: &CorsSettings) -> CorsLayer {
+pub(crate) fn layer(s: &CorsSettings) -> CorsLayer {
     let origins = match &s.allowed_origins {
         AllowedOrigins::Any => AllowOrigin::any(),
         AllowedOrigins::List(list) => {
@@ -56,10 +52,12 @@ pub(super) fn layer(s: &CorsSettings) -> CorsLayer {
         .max_age(s.max_age)
 }
 
-/// The CORS step: the runtime's `CorsLayer` around `inner`, or `inner`
-/// alone when the policy has no `server.cors`.
+/// The CORS step: the `CorsLayer` that `current` gives for a request
+/// around `inner`, or `inner` alone when it gives none (no `server.cors`).
+/// `on_preflight` is told of each preflight before it is answered.
 pub(super) fn live<S, B, RB>(
-    state: Arc<AppState>,
+    current: impl Fn() -> Option<CorsLayer> + Clone + Send + 'static,
+    on_preflight: fn(&Request<B>),
     inner: S,
 ) -> impl Service<Request<B>, Response = Response<RB>, Error = S::Error, Future: Send + 'static> + Clone
 where
@@ -71,12 +69,7 @@ where
     tower::service_fn(move |req: Request<B>| {
         // Layering clones the settings' few header values: cheap, and only
         // when CORS is on.
-        let cors = state
-            .runtime
-            .load()
-            .cors
-            .as_ref()
-            .map(|l| l.layer(inner.clone()));
+        let cors = current().map(|l| l.layer(inner.clone()));
         let inner = inner.clone();
         async move {
             let Some(cors) = cors else {
@@ -84,8 +77,8 @@ where
             };
             // `tower_http` answers every OPTIONS as a preflight.
             let preflight = req.method() == Method::OPTIONS;
-            if preflight && let Some(slot) = req.extensions().get::<CtxSlot>() {
-                slot.update(|rc| rc.endpoint = "preflight");
+            if preflight {
+                on_preflight(&req);
             }
             let mut response = cors.oneshot(req).await?;
             if preflight {

@@ -1,0 +1,16 @@
+//! Access control and accounting: who is calling, what they may call, the
+//! limits and budgets they are under, and what their answers spent.
+//!
+//! Place in the pipeline: between the edge and the endpoints' flows. `keys`
+//! identifies the caller when the request context is made; `allow` refuses
+//! unknown callers and routes outside their key; `admission` checks every
+//! limit and budget in one call before routing and leaves a `settlement`
+//! in the context; `usage` reads what each answer spent, and `account`
+//! (at the edge) settles it once when the response ends. Must not route,
+//! cache or talk to upstreams.
+
+pub(crate) mod admission;
+pub(crate) mod allow;
+pub(crate) mod keys;
+pub(crate) mod settlement;
+pub(crate) mod usage;

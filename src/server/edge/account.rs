@@ -1,0 +1,160 @@
+//! The accounting step: the request context is made here and read once,
+//! when the response body has been sent or abandoned.
+//!
+//! Place in the pipeline: an edge step just inside the request id and the
+//! trace span, outside catch-panic (so a panic's 500 is accounted too).
+//! [`account`] makes the [`RequestCtx`] and the connection's in-flight
+//! mark, lends the context to the inner steps through a `CtxSlot`, and
+//! moves it into [`Tracked`], the response body wrapper, with the final
+//! status. When the body ends (or the client goes away) it writes the
+//! access log line, the request metrics and the token and cost metrics
+//! (`usage::settle`), and hands the usage to the admission settlement, once,
+//! so durations and stream usage cover the whole body. Must not change the
+//! response.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Service, ServiceExt};
+
+use super::conn::{ConnGuard, ConnInfo};
+use super::context::{CtxSlot, RequestCtx};
+use crate::server::access::usage;
+use crate::server::state::AppState;
+
+/// Makes the request's context and the connection's in-flight mark, lends
+/// the context to `inner`, and wraps the final response's body in
+/// [`Tracked`] with the status the client gets.
+pub(super) fn account<S, B, RB>(
+    inner: S,
+    state: Arc<AppState>,
+) -> impl Service<Request<B>, Response = Response<Tracked<RB>>, Error = S::Error, Future: Send + 'static>
++ Clone
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: HttpBody,
+{
+    tower::service_fn(move |mut req: Request<B>| {
+        let conn = req
+            .extensions()
+            .get::<ConnInfo>()
+            .map(|c| ConnGuard::enter(&c.activity));
+        let slot = CtxSlot::new(RequestCtx::for_request(&req, &state));
+        req.extensions_mut().insert(slot.clone());
+        let inner = inner.clone();
+        async move {
+            let response = inner.oneshot(req).await?;
+            let status = response.status().as_u16();
+            let record = slot.take().map(|ctx| Record {
+                ctx,
+                status,
+                _conn: conn,
+            });
+            Ok(response.map(|inner| Tracked { inner, record }))
+        }
+    })
+}
+
+/// The response body, carrying the request's context until it has been
+/// sent or abandoned.
+pub(super) struct Tracked<B: HttpBody> {
+    inner: B,
+    record: Option<Record>,
+}
+
+struct Record {
+    ctx: RequestCtx,
+    status: u16,
+    _conn: Option<ConnGuard>,
+}
+
+impl<B: HttpBody> Tracked<B> {
+    fn finish(&mut self, complete: bool) {
+        let Some(mut r) = self.record.take() else {
+            return;
+        };
+        let c = &r.ctx;
+        let elapsed = c.started.elapsed();
+        let interrupted = c.interrupted.load(Ordering::Relaxed);
+        let outcome = match (interrupted, complete) {
+            (true, _) => "stream_interrupted",
+            (false, true) => "complete",
+            (false, false) => "client_gone",
+        };
+        tracing::info!(
+            target: "switchyard::access",
+            method = %c.method,
+            path = c.path,
+            status = r.status,
+            endpoint = c.endpoint,
+            route = c.route_label,
+            key = &*c.key_alias,
+            provider = c.provider.as_deref().unwrap_or("-"),
+            model = c.spend.model().unwrap_or("-"),
+            attempts = c.attempts,
+            cache = c.cache.unwrap_or("-"),
+            outcome,
+            ms = elapsed.as_millis() as u64,
+            request_id = c.request_id,
+        );
+        let metrics = &c.state.metrics;
+        let status = if interrupted {
+            "stream_error".to_string()
+        } else {
+            r.status.to_string()
+        };
+        metrics
+            .requests
+            .with_label_values(&[c.endpoint, &c.route_label, &status])
+            .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[c.endpoint, &c.route_label])
+            .observe(elapsed.as_secs_f64());
+        let (spent, cost) = usage::settle(metrics, &c.route_label, &c.key_alias, &c.spend);
+        let by_provider = c.spend.by_provider();
+        if let Some(s) = r.ctx.settlement.take() {
+            s.settle(spent, cost, by_provider);
+        }
+    }
+}
+
+impl<B: HttpBody> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        // An empty body is never polled: it ended, it was not abandoned.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
+    }
+}
+
+impl<B: HttpBody + Unpin> HttpBody for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(_)) if self.inner.is_end_stream() => self.finish(true),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,236 @@
+//! The request context: everything known about one request, created at the
+//! edge, carried `&mut` through every phase, read once at the end.
+//!
+//! Place in the pipeline: `account` (an edge step just inside the request
+//! id and trace span, outside catch-panic) makes the [`RequestCtx`] with
+//! what the edge knows (request id, method, path, the runtime snapshot the
+//! request runs on to its end, the caller), and lends it through a
+//! [`CtxSlot`] in the request's extensions to `stack::dispatch`, which
+//! passes it `&mut` to the router, the endpoint and its flow; they fill it
+//! in (endpoint, route, provider, attempts, cache state, what the answer
+//! spent). The lease returns it when dispatch ends, even by a panic, and
+//! `account` keeps it with the response body until the body ends: then it
+//! is read once (access log, request metrics, usage, settlement). It is the
+//! only per-request context (pingora's CTX is the model). Must not decide
+//! anything about the request: it only carries and records.
+
+use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request};
+use tokio::time::Instant;
+
+use super::conn::ConnInfo;
+use super::permit::RequestPermit;
+use crate::api::usage::{Dialect, Usage};
+use crate::config::CacheScope;
+use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
+use crate::routing::RouteHandle;
+use crate::server::access::keys::{Caller, client_key, presented_key};
+use crate::server::access::settlement::Settlement;
+use crate::server::access::usage::{Spend, StreamTap, UsageCell};
+use crate::server::state::{AppState, Runtime};
+
+/// Everything known about one request.
+pub(crate) struct RequestCtx {
+    // Set at the edge.
+    pub request_id: String,
+    pub method: Method,
+    pub path: String,
+    pub started: Instant,
+    pub state: Arc<AppState>,
+    /// The runtime (policy, routes, cache) this request runs on to its end.
+    pub rt: Arc<Runtime>,
+    /// Who is calling (a configured key, anonymous, or refused).
+    pub caller: Caller,
+    /// The client's identity for per-client limits and per-key cache
+    /// scopes: a hash of the key it sent, or its address; never the key.
+    pub client_key: String,
+    /// The concurrency-limit permit, shared with work done for the request.
+    pub permit: Option<Arc<RequestPermit>>,
+    // Filled in on the way.
+    pub endpoint: &'static str,
+    /// The route the request named, once found and allowed.
+    pub route: Option<Arc<RouteHandle>>,
+    /// The route label for logs and metrics: a configured route, or `_unknown`.
+    pub route_label: String,
+    pub provider: Option<Arc<str>>,
+    pub attempts: u32,
+    pub cache: Option<&'static str>,
+    /// Set by a stream that failed after its response started.
+    pub interrupted: Arc<AtomicBool>,
+    /// The caller's virtual-key alias for logs and metrics (`_unknown` when
+    /// it sent no configured key); never the key itself.
+    pub key_alias: Arc<str>,
+    /// What admission reserved, settled with the answer's usage at the end.
+    pub settlement: Option<Settlement>,
+    /// What the answer spent upstream (tokens per served model).
+    pub spend: Spend,
+}
+
+impl std::fmt::Debug for RequestCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestCtx")
+            .field("request_id", &self.request_id)
+            .field("path", &self.path)
+            .field("endpoint", &self.endpoint)
+            .field("route", &self.route_label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestCtx {
+    /// The context of `req` (whose `x-request-id` the edge has already
+    /// set), on the runtime that is live now.
+    pub(crate) fn for_request<B>(req: &Request<B>, state: &Arc<AppState>) -> Self {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        let rt = state.runtime.load_full();
+        let presented = presented_key(req.headers());
+        let peer = req.extensions().get::<ConnInfo>().map(|c| c.peer);
+        RequestCtx {
+            request_id,
+            method: req.method().clone(),
+            path: req.uri().path().trim_end_matches('/').to_string(),
+            started: Instant::now(),
+            caller: rt.keys.identify(presented),
+            client_key: client_key(presented, peer),
+            state: Arc::clone(state),
+            rt,
+            permit: None,
+            endpoint: "other",
+            route: None,
+            route_label: UNKNOWN_ROUTE.to_string(),
+            provider: None,
+            attempts: 0,
+            cache: None,
+            interrupted: Arc::default(),
+            key_alias: Arc::from(UNKNOWN_KEY),
+            settlement: None,
+            spend: Spend::default(),
+        }
+    }
+
+    /// The request is routed by `route` (also recorded in its span).
+    pub(crate) fn routed(&mut self, route: &Arc<RouteHandle>) {
+        self.route_label.clear();
+        self.route_label.push_str(&route.spec.name);
+        self.route = Some(Arc::clone(route));
+        tracing::Span::current().record("route", tracing::field::display(&route.spec.name));
+    }
+
+    /// `provider` answered after `attempts` (also recorded in its span).
+    pub(crate) fn served_by(&mut self, provider: &Arc<str>, attempts: u32) {
+        self.provider = Some(Arc::clone(provider));
+        self.attempts = attempts;
+        tracing::Span::current().record("provider", tracing::field::display(provider));
+    }
+
+    /// `base` (a route name or an item's parameters, part of every cache
+    /// key of the request) scoped per the route's `cache.scope`: as is when
+    /// shared, with the caller's key alias (or the hash of the key it sent,
+    /// or its address, on an open gateway) when per key.
+    pub(crate) fn cache_namespace<'a>(&self, route: &RouteHandle, base: &'a str) -> Cow<'a, str> {
+        match route.spec.cache.scope {
+            CacheScope::Shared => Cow::Borrowed(base),
+            CacheScope::PerKey => {
+                let who = match self.caller.key() {
+                    Some(k) => &*k.alias,
+                    None => self.client_key.as_str(),
+                };
+                Cow::Owned(format!("{base}\0{who}"))
+            }
+        }
+    }
+
+    /// Charges the usage of a JSON answer from the provider recorded by
+    /// [`RequestCtx::served_by`], read from `body` in `dialect`.
+    pub(crate) fn charge_body(&mut self, model: &Arc<str>, dialect: Dialect, body: &[u8]) {
+        if let (Some(provider), Some(usage)) = (&self.provider, Usage::from_body(dialect, body)) {
+            let provider = Arc::clone(provider);
+            let prices = &self.rt.policy.prices;
+            self.spend
+                .charge(prices, provider, Arc::clone(model), usage);
+        }
+    }
+
+    /// Charges `usage` spent by `model` at `provider`.
+    pub(crate) fn charge(&mut self, provider: &Arc<str>, model: &Arc<str>, usage: Usage) {
+        let prices = &self.rt.policy.prices;
+        self.spend
+            .charge(prices, Arc::clone(provider), Arc::clone(model), usage);
+    }
+
+    /// Charges a stream whose usage `cell` is filled as its events pass.
+    pub(crate) fn charge_stream(&mut self, provider: &Arc<str>, model: &Arc<str>, cell: UsageCell) {
+        let prices = &self.rt.policy.prices;
+        self.spend
+            .streamed(prices, Arc::clone(provider), Arc::clone(model), cell);
+    }
+
+    /// A tap for the stream of the provider recorded by
+    /// [`RequestCtx::served_by`]; `strip` takes out the usage the client
+    /// did not ask for.
+    pub(crate) fn tap_stream(
+        &mut self,
+        model: &Arc<str>,
+        dialect: Dialect,
+        strip: bool,
+    ) -> StreamTap {
+        let cell = UsageCell::default();
+        if let Some(provider) = self.provider.clone() {
+            self.charge_stream(&provider, model, cell.clone());
+        }
+        StreamTap::new(dialect, cell, strip)
+    }
+}
+
+/// Lends the request's context from `account` to dispatch; a request
+/// extension (extensions must be `Clone`, hence the shared cell).
+#[derive(Clone)]
+pub(crate) struct CtxSlot(Arc<Mutex<Option<RequestCtx>>>);
+
+impl CtxSlot {
+    pub(super) fn new(ctx: RequestCtx) -> Self {
+        CtxSlot(Arc::new(Mutex::new(Some(ctx))))
+    }
+
+    pub(super) fn take(&self) -> Option<RequestCtx> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Changes the context in place (if it is not lent out).
+    pub(crate) fn update(&self, f: impl FnOnce(&mut RequestCtx)) {
+        if let Some(rc) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            f(rc);
+        }
+    }
+
+    /// Borrows the context until the lease is dropped.
+    pub(super) fn lease(&self) -> Lease {
+        Lease {
+            slot: self.clone(),
+            rc: self.take(),
+        }
+    }
+}
+
+/// A borrowed [`RequestCtx`]; put back into its slot on drop, including when
+/// a panic unwinds the handler, so the access log still gets it.
+pub(super) struct Lease {
+    slot: CtxSlot,
+    pub rc: Option<RequestCtx>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(rc) = self.rc.take() {
+            *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(rc);
+        }
+    }
+}

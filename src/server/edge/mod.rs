@@ -1,0 +1,20 @@
+//! The edge: everything between a client's socket and the router.
+//!
+//! Place in the pipeline: the outermost part of `server`. `accept` owns
+//! client connections (limits, timeouts, drain); `stack` assembles the edge
+//! tower layers once (request id, trace span, accounting, catch-panic, CORS,
+//! compression, decompression, then the health bypass, load shed and
+//! concurrency limit in front of the router); `context` is the one request
+//! context, made by `account` and read by it once at the end. Must not
+//! contain endpoint logic.
+
+pub(super) mod accept;
+mod account;
+mod conn;
+pub(crate) mod context;
+pub(crate) mod cors;
+pub(crate) mod limit;
+pub(crate) mod permit;
+mod stack;
+#[cfg(test)]
+mod stack_tests;

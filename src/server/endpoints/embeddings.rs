@@ -1,0 +1,230 @@
+//! `POST /v1/embeddings`: per-item cache, dedupe, fan-out.
+//!
+//! Place in the pipeline: called by the router. Each input is one item of
+//! the per-item flow (`flows::items`): looked up in the cache, the misses
+//! deduplicated and fetched once (shared with identical requests), split
+//! into sub-batches no larger than any target accepts and sent in parallel
+//! (bounded, `fanout`) with retries and failover per sub-batch, then
+//! reassembled in input order. `x-switchyard-cache` says hit, miss or
+//! partial, and `x-switchyard-cached-inputs` how many inputs came from the
+//! cache (or a shared identical call). Usage counts the tokens of the
+//! inputs sent upstream for this response, summed over the sub-batches
+//! (zero for a full hit), and is charged per provider and model that served
+//! them. Must not reorder inputs or change the vectors.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::{parse_routed, unsupported_endpoint};
+use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
+use crate::api::estimate::estimate_tokens;
+use crate::api::usage::Usage;
+use crate::api::{ErrorKind, GatewayError};
+use crate::cache::{CacheKey, Payload, SingleFlight};
+use crate::fanout::fan_out;
+use crate::providers::{Need, Provider, UpstreamError};
+use crate::routing::{Call, execute};
+use crate::server::edge::context::RequestCtx;
+use crate::server::flows::flights::{EmbedDone, Flights, Spent};
+use crate::server::flows::items::{self, Items, Upstream};
+use crate::server::http::{Body, ReqBody, json_response, wants_no_cache};
+
+pub(crate) async fn handle(
+    rc: &mut RequestCtx,
+    req: Request<ReqBody>,
+) -> Result<Response<Body>, GatewayError> {
+    let (parts, request, route) = parse_routed(rc, req, EmbeddingsRequest::parse).await?;
+    if !route.capabilities.serves(Need::Embeddings) {
+        return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
+    }
+    let use_cache = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
+    let inputs = Inputs {
+        texts: request.inputs.iter().map(Value::to_string).collect(),
+        request,
+    };
+    let served = items::serve(rc, &route, &inputs, use_cache).await?;
+    let mut usage = (0, 0);
+    if let Some(done) = served.fetched.as_ref().filter(|_| !served.shared) {
+        usage = (done.prompt_tokens, done.total_tokens);
+        for part in done.spent.iter() {
+            let spent = Usage {
+                prompt: part.tokens,
+                ..Usage::default()
+            };
+            rc.charge(&part.provider, &part.model, spent);
+        }
+    }
+    let plain: Vec<&[f32]> = served.values.iter().map(|v| &v[..]).collect();
+    let format = inputs.request.encoding_format;
+    let body = response_body(&route.spec.name, &plain, format, usage.0, usage.1);
+    let mut r = json_response(StatusCode::OK, body);
+    served.mark(rc, r.headers_mut(), true);
+    Ok(r)
+}
+
+/// The request's inputs as items, with their JSON text (the dedupe and
+/// cache identity of an input).
+struct Inputs {
+    request: EmbeddingsRequest,
+    texts: Vec<String>,
+}
+
+impl Items for Inputs {
+    type Value = Arc<[f32]>;
+    type Done = EmbedDone;
+    const KIND: &'static str = "embeddings";
+
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn item(&self, i: usize) -> &str {
+        &self.texts[i]
+    }
+
+    fn params(&self) -> String {
+        self.request.canonical_params()
+    }
+
+    fn item_key(&self, route: &str, params: &str, i: usize) -> CacheKey {
+        CacheKey::embedding(route, params, &self.texts[i])
+    }
+
+    fn batch_key(&self, route: &str, params: &str, items: &[usize]) -> CacheKey {
+        CacheKey::embedding_batch(route, params, items.iter().map(|&i| self.texts[i].as_str()))
+    }
+
+    fn from_payload(p: Payload) -> Option<Arc<[f32]>> {
+        match p {
+            Payload::Embedding(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn to_payload(v: &Arc<[f32]>) -> Payload {
+        Payload::Embedding(Arc::clone(v))
+    }
+
+    fn flights(f: &Flights) -> &SingleFlight<CacheKey, EmbedDone> {
+        &f.embed
+    }
+
+    fn values(done: &EmbedDone) -> &[Arc<[f32]>] {
+        &done.vectors
+    }
+
+    fn missing() -> Arc<[f32]> {
+        Arc::from(Vec::new())
+    }
+
+    fn fetch(
+        &self,
+        up: Upstream,
+        items: &[usize],
+    ) -> impl Future<Output = Result<EmbedDone, GatewayError>> + Send + 'static {
+        let inputs: Vec<Value> = items
+            .iter()
+            .map(|&i| self.request.inputs[i].clone())
+            .collect();
+        fetch(up, inputs, Arc::new(self.request.extra.clone()))
+    }
+}
+
+/// Sends `inputs` upstream in parallel sub-batches, each one routed call.
+async fn fetch(
+    up: Upstream,
+    inputs: Vec<Value>,
+    extra: Arc<Map<String, Value>>,
+) -> Result<EmbedDone, GatewayError> {
+    let Upstream { rt, metrics, route } = up;
+    let name = route.spec.name.as_str();
+    metrics
+        .fanout_inputs
+        .with_label_values(&[name])
+        .observe(inputs.len() as f64);
+    let expected = inputs.len();
+    let sub_batch = route.sub_batch;
+    let replies = fan_out(inputs, sub_batch, route.spec.max_concurrency, |chunk| {
+        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+        async move {
+            metrics.fanout_sub_batches.with_label_values(&[name]).inc();
+            let call = EmbedCall {
+                inputs: chunk,
+                extra: Arc::clone(extra),
+            };
+            execute(&rt.table, route, metrics, Arc::new(call)).await
+        }
+    })
+    .await?;
+    let mut vectors = Vec::with_capacity(expected);
+    let (mut prompt_tokens, mut total_tokens) = (0, 0);
+    // Usually one (provider, model) serves every sub-batch.
+    let mut spent: Vec<Spent> = Vec::with_capacity(1);
+    for served in replies {
+        let reply = served.value;
+        prompt_tokens += reply.prompt_tokens;
+        total_tokens += reply.total_tokens;
+        let tokens = reply.prompt_tokens;
+        match spent
+            .iter_mut()
+            .find(|s| s.provider == served.provider && s.model == served.model)
+        {
+            Some(part) => part.tokens += tokens,
+            None => spent.push(Spent {
+                provider: served.provider,
+                model: served.model,
+                tokens,
+            }),
+        }
+        vectors.extend(reply.vectors.into_iter().map(Arc::<[f32]>::from));
+    }
+    if vectors.len() != expected {
+        return Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            "Upstream returned the wrong number of embeddings.",
+        ));
+    }
+    Ok(EmbedDone {
+        vectors: Arc::new(vectors),
+        prompt_tokens,
+        total_tokens,
+        spent: spent.into(),
+    })
+}
+
+/// One sub-batch as routing sees it.
+#[derive(Debug)]
+struct EmbedCall {
+    inputs: Vec<Value>,
+    extra: Arc<Map<String, Value>>,
+}
+
+impl Call for EmbedCall {
+    type Reply = EmbedReply;
+
+    fn need(&self) -> Need {
+        Need::Embeddings
+    }
+
+    fn estimated_tokens(&self) -> u64 {
+        self.inputs
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => estimate_tokens(s.len(), 0),
+                Value::Array(tokens) => tokens.len() as u64,
+                _ => 1,
+            })
+            .sum()
+    }
+
+    async fn attempt(
+        self: Arc<Self>,
+        provider: Arc<dyn Provider>,
+        model: Arc<str>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        provider.embed(&model, &self.inputs, &self.extra).await
+    }
+}

@@ -1,0 +1,62 @@
+//! One file per endpoint: its whole server-side flow.
+//!
+//! Place in the pipeline: the router's `match` calls one `handle` here with
+//! the request context and the request. An endpoint parses its body (wire
+//! types in `api/`), finds and admits its route ([`parse_routed`]: the
+//! caller's key must allow it, every limit and budget is checked once),
+//! describes its upstream work as a [`Call`](crate::routing::Call) when it
+//! has any, and hands it to one of the shared flows (`flows::call`,
+//! `flows::chat_stream`, `flows::items`). Must not talk HTTP to upstreams
+//! or map errors to statuses: errors go back as `GatewayError`s.
+
+pub(crate) mod admin;
+pub(crate) mod chat;
+pub(crate) mod completions;
+pub(crate) mod embeddings;
+pub(crate) mod health;
+pub(crate) mod messages;
+pub(crate) mod metrics;
+pub(crate) mod models;
+pub(crate) mod rerank;
+pub(crate) mod responses;
+pub(crate) mod responses_stored;
+
+use std::sync::Arc;
+
+use http::Request;
+
+use crate::api::GatewayError;
+use crate::api::estimate::{Routed, estimate_tokens};
+use crate::routing::RouteHandle;
+use crate::server::access::{admission, allow};
+use crate::server::edge::context::RequestCtx;
+use crate::server::http::{ReqBody, read_body};
+
+/// What every routed endpoint does first: read the body, parse it, find
+/// the route it names (the caller's key must allow it; recorded in the
+/// context), and admit it (every limit and budget, the token estimate
+/// reserved).
+pub(crate) async fn parse_routed<T: Routed>(
+    rc: &mut RequestCtx,
+    req: Request<ReqBody>,
+    parse: fn(&[u8]) -> Result<T, GatewayError>,
+) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts, body, rc.rt.policy.server.max_body_bytes).await?;
+    let parsed = parse(&bytes)?;
+    let estimate = estimate_tokens(bytes.len(), parsed.max_output_tokens());
+    drop(bytes);
+    let route = allow::allowed_route(rc, parsed.model())?;
+    rc.routed(&route);
+    admission::admit(rc, Some(&route), estimate).await?;
+    Ok((parts, parsed, route))
+}
+
+/// A route whose targets cannot serve this endpoint.
+pub(crate) fn unsupported_endpoint(route: &str, what: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        "model",
+        format!("The model `{route}` does not serve {what}: its targets cannot."),
+    )
+    .with_code("unsupported_endpoint")
+}
