@@ -13,27 +13,36 @@ use bytes::Bytes;
 
 use super::translate::TranslateError;
 
-/// One attempt's failure.
-#[derive(Debug, Clone)]
+/// One attempt's failure. Its `Display` is the short description used in
+/// client messages and logs (never contains secrets).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
+    #[error("connection failed: {0}")]
     Connect(String),
     /// Which deadline passed: `connect`, `first_byte` or `total`.
+    #[error("{0} timeout")]
     Timeout(&'static str),
+    #[error("status {status}")]
     Status {
         status: u16,
         body: Bytes,
         retry_after: Option<Duration>,
     },
     /// The upstream answered something this gateway cannot use.
+    #[error("bad upstream response: {0}")]
     Protocol(String),
     /// Not tried: the provider's circuit breaker is open.
+    #[error("circuit breaker open")]
     BreakerOpen,
     /// Not tried: the provider's own rate limit is spent.
+    #[error("provider rate limit reached")]
     RateLimited(Duration),
     /// The answer was larger than the provider's `max_response_bytes`.
+    #[error("answer larger than {0} bytes")]
     TooLarge(u64),
     /// An upstream error its provider kind classified from its own signals;
     /// `body` is already in the OpenAI error envelope.
+    #[error("status {status}")]
     Classified {
         status: u16,
         body: Bytes,
@@ -42,9 +51,11 @@ pub enum UpstreamError {
     },
     /// The request cannot be expressed for this provider, or is malformed in
     /// a way only the translation notices: the client's problem.
+    #[error(transparent)]
     Translate(TranslateError),
     /// The provider kind cannot do this at all (e.g. embeddings on a
     /// chat-only kind); the route skips such targets.
+    #[error("{0} is not supported")]
     Unsupported(&'static str),
 }
 
@@ -151,20 +162,53 @@ impl UpstreamError {
         }
     }
 
-    /// Short description for error messages (never contains secrets).
+    /// The `Display` text. Kept until `server/` and `routing/` call
+    /// `Display` themselves; to be removed.
     pub fn describe(&self) -> String {
-        match self {
-            UpstreamError::Connect(m) => format!("connection failed: {m}"),
-            UpstreamError::Timeout(which) => format!("{which} timeout"),
-            UpstreamError::Status { status, .. } | UpstreamError::Classified { status, .. } => {
-                format!("status {status}")
-            }
-            UpstreamError::Protocol(m) => format!("bad upstream response: {m}"),
-            UpstreamError::BreakerOpen => "circuit breaker open".into(),
-            UpstreamError::RateLimited(_) => "provider rate limit reached".into(),
-            UpstreamError::TooLarge(max) => format!("answer larger than {max} bytes"),
-            UpstreamError::Translate(e) => e.to_string(),
-            UpstreamError::Unsupported(what) => format!("{what} is not supported"),
+        self.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_short_description() {
+        let status = |status| UpstreamError::Status {
+            status,
+            body: Bytes::new(),
+            retry_after: None,
+        };
+        let cases = [
+            (
+                UpstreamError::Connect("refused".into()),
+                "connection failed: refused",
+            ),
+            (UpstreamError::Timeout("first_byte"), "first_byte timeout"),
+            (status(503), "status 503"),
+            (
+                UpstreamError::Protocol("x".into()),
+                "bad upstream response: x",
+            ),
+            (UpstreamError::BreakerOpen, "circuit breaker open"),
+            (
+                UpstreamError::RateLimited(Duration::ZERO),
+                "provider rate limit reached",
+            ),
+            (UpstreamError::TooLarge(10), "answer larger than 10 bytes"),
+            (
+                UpstreamError::Translate(TranslateError::BadResponse("y".into())),
+                "malformed upstream response: y",
+            ),
+            (
+                UpstreamError::Unsupported("rerank"),
+                "rerank is not supported",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.describe(), text);
         }
     }
 }
