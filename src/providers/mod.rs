@@ -49,7 +49,7 @@ use serde_json::{Map, Value};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
-pub use error::{ErrorClass, UpstreamError};
+pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
 /// A chat answer: a whole JSON body, or SSE bytes as they arrive.
