@@ -39,7 +39,7 @@ pub use embed::{
     BedrockEmbedSettings, COHERE_MAX_BATCH_INPUTS, TITAN_MAX_BATCH_INPUTS, embed_request,
     embed_response, input_token_count, max_batch_inputs,
 };
-pub use errors::{ErrorClass, classify_error, exception_class};
+pub use errors::{classify_error, exception_class};
 pub use eventstream::{EventMessage, EventStreamDecoder, HeaderValue};
 pub use provider::BedrockProvider;
 pub use request::{BedrockChatSettings, chat_request};
