@@ -131,7 +131,7 @@ pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Cla
 /// count as server errors.
 pub fn exception_class(msg: &EventMessage) -> Option<Classification> {
     match msg.message_type()? {
-        "exception" => Some(classify_error(500, msg.exception_type(), &msg.payload)),
+        "exception" => Some(classify_error(500, msg.exception_type(), msg.payload())),
         "error" => {
             let mut class = classify_error(500, msg.header_str(":error-code"), b"");
             if let Some(text) = msg.header_str(":error-message") {
@@ -147,7 +147,6 @@ pub fn exception_class(msg: &EventMessage) -> Option<Classification> {
 mod tests {
     use super::*;
     use crate::providers::MAX_MESSAGE;
-    use crate::providers::bedrock::eventstream::HeaderValue;
 
     const SUFFIX: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 
@@ -251,43 +250,31 @@ mod tests {
 
     #[test]
     fn classifies_stream_exceptions() {
-        let s = |v: &str| HeaderValue::String(v.to_string());
-        let msg = EventMessage {
-            headers: vec![
-                (":exception-type".into(), s("throttlingException")),
-                (":message-type".into(), s("exception")),
-            ],
-            payload: bytes::Bytes::from_static(br#"{"message":"slow down"}"#),
+        let exception = |ty: &str, payload: &'static [u8]| {
+            let headers = [(":exception-type", ty), (":message-type", "exception")];
+            EventMessage::with_strings(&headers, payload)
         };
+        let msg = exception("throttlingException", br#"{"message":"slow down"}"#);
         let c = exception_class(&msg).unwrap();
         assert!(c.retryable && c.moves_on);
         assert_eq!((c.openai_status, c.message.as_str()), (429, "slow down"));
 
-        let msg = EventMessage {
-            headers: vec![
-                (":exception-type".into(), s("validationException")),
-                (":message-type".into(), s("exception")),
-            ],
-            payload: bytes::Bytes::from_static(br#"{"message":"bad"}"#),
-        };
+        let msg = exception("validationException", br#"{"message":"bad"}"#);
         assert!(!exception_class(&msg).unwrap().moves_on);
 
-        let err = EventMessage {
-            headers: vec![
-                (":message-type".into(), s("error")),
-                (":error-code".into(), s("InternalFailure")),
-                (":error-message".into(), s("boom")),
+        let err = EventMessage::with_strings(
+            &[
+                (":message-type", "error"),
+                (":error-code", "InternalFailure"),
+                (":error-message", "boom"),
             ],
-            payload: bytes::Bytes::new(),
-        };
+            bytes::Bytes::new(),
+        );
         let c = exception_class(&err).unwrap();
         assert!(c.trips_breaker);
         assert_eq!(c.message, "boom");
 
-        let event = EventMessage {
-            headers: vec![(":message-type".into(), s("event"))],
-            payload: bytes::Bytes::new(),
-        };
+        let event = EventMessage::with_strings(&[(":message-type", "event")], bytes::Bytes::new());
         assert_eq!(exception_class(&event), None);
     }
 }
