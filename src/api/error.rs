@@ -176,14 +176,7 @@ impl GatewayError {
 /// writer of these bytes: providers call it for the upstream errors they
 /// classify, and never build the JSON themselves.
 pub fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
-    write(&Body {
-        message,
-        kind,
-        param,
-        code,
-        details: None,
-        extra: None,
-    })
+    envelope_with(message, kind, param, code, &Map::new())
 }
 
 /// [`envelope`] with more members in the `error` object, after the four

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::scrub::Scrubber;
 use super::translate::TranslateError;
-use crate::api::error::{envelope, envelope_with};
+use crate::api::error::envelope_with;
 
 /// One attempt's failure. Its `Display` is the short description used in
 /// client messages and logs (never contains secrets).
@@ -157,11 +157,7 @@ impl Classification {
     /// JSON escapes may show what the raw body hid).
     pub fn into_error(self, retry_after: Option<Duration>, scrubber: &Scrubber) -> UpstreamError {
         let (param, code) = (self.param.as_deref(), self.code.as_deref());
-        let body = if self.extra.is_empty() {
-            envelope(&self.message, self.openai_type, param, code)
-        } else {
-            envelope_with(&self.message, self.openai_type, param, code, &self.extra)
-        };
+        let body = envelope_with(&self.message, self.openai_type, param, code, &self.extra);
         UpstreamError::Classified {
             status: self.openai_status,
             body: scrubber.scrub(body),
@@ -334,17 +330,12 @@ mod tests {
         )
         .with_code(Some("throttled".into()));
         let e = class.into_error(Some(Duration::from_secs(2)), &Scrubber::new([key]));
-        let UpstreamError::Classified {
-            status,
-            body,
-            retry_after,
-            class,
-        } = &e
-        else {
+        assert!(e.is_upstream_rate_limit() && e.is_retryable() && e.moves_on());
+        assert!(!e.trips_breaker(false));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+        let UpstreamError::Classified { body, .. } = &e else {
             panic!("{e:?}")
         };
-        assert_eq!((*status, *retry_after), (429, Some(Duration::from_secs(2))));
-        assert!(class.retryable && class.moves_on && !class.trips_breaker);
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(
             v,

@@ -15,7 +15,11 @@
 //!    `KindSettings` with `deny_unknown_fields`, validation with
 //!    `SettingsReport` so errors carry `file:line`, its [`Capabilities`], and
 //!    `build`), and the provider type that implements [`Provider`]
-//!    (request, response and stream translation, error classification).
+//!    (request, response and stream translation, error classification:
+//!    a table from the kind's own error types and statuses to a
+//!    [`Verdict`], made a [`Classification`] and turned into
+//!    [`UpstreamError::Classified`] by [`Classification::into_error`], which
+//!    writes the OpenAI envelope; a kind never writes that JSON itself).
 //! 2. Add one line to the `kinds!` list in `registry.rs`:
 //!    `Variant(<module>::Config),`, and `mod <module>;` here.
 //!
