@@ -186,14 +186,12 @@ fn keys_hash() -> ExitCode {
 
 /// `keys new`: 32 random bytes from the OS, as `sk-sy-<hex>`, and its hash.
 fn keys_new() -> ExitCode {
-    use std::io::Read;
     let mut bytes = [0u8; 32];
-    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
-        eprintln!("error: no randomness from /dev/urandom: {e}");
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        eprintln!("error: no randomness from the OS: {e}");
         return ExitCode::FAILURE;
     }
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let key = format!("sk-sy-{key}");
+    let key = format!("sk-sy-{}", hex::encode(bytes));
     println!("key:         {key}");
     println!("secret_hash: \"{}\"", config::key_hash(&key));
     ExitCode::SUCCESS

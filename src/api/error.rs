@@ -3,13 +3,17 @@
 //! Place in the pipeline: every layer returns [`GatewayError`]; only
 //! `server` turns one into an HTTP response (status chosen there). The
 //! envelope is `{"error": {"message", "type", "param", "code"}}` as the
-//! OpenAI SDKs expect. Messages must never carry secrets (API keys, admin
-//! tokens): callers write them from policy names, never from header values.
+//! OpenAI SDKs expect; this file is the one writer of its bytes, for the
+//! gateway's own errors ([`GatewayError::body`]) and for the upstream errors
+//! providers classify ([`envelope`], [`envelope_with`]). Messages must never
+//! carry secrets (API keys, admin tokens): callers write them from policy
+//! names, never from header values.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -145,7 +149,7 @@ impl GatewayError {
     /// The JSON body. An upstream's own JSON error is passed through as is.
     pub fn body(&self) -> Bytes {
         if let ErrorKind::Upstream { body, .. } = &self.kind {
-            let is_error_json = serde_json::from_slice::<serde_json::Value>(body)
+            let is_error_json = serde_json::from_slice::<Value>(body)
                 .map(|v| v.get("error").is_some())
                 .unwrap_or(false);
             if is_error_json {
@@ -156,17 +160,46 @@ impl GatewayError {
             ErrorKind::InvalidPolicy(d) => Some(d.as_slice()),
             _ => None,
         };
-        let envelope = Envelope {
-            error: Body {
-                message: &self.message,
-                kind: self.error_type(),
-                param: self.param.as_deref(),
-                code: self.code,
-                details,
-            },
-        };
-        Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
+        write(&Body {
+            message: &self.message,
+            kind: self.error_type(),
+            param: self.param.as_deref(),
+            code: self.code,
+            details,
+            extra: None,
+        })
     }
+}
+
+/// The OpenAI error envelope `{"error": {"message", "type", "param",
+/// "code"}}`. With [`envelope_with`] and [`GatewayError::body`], the only
+/// writer of these bytes: providers call it for the upstream errors they
+/// classify, and never build the JSON themselves.
+pub fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
+    envelope_with(message, kind, param, code, &Map::new())
+}
+
+/// [`envelope`] with more members in the `error` object, after the four
+/// (Azure's `innererror`). `extra` must not repeat the four names.
+pub fn envelope_with(
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+    extra: &Map<String, Value>,
+) -> Bytes {
+    write(&Body {
+        message,
+        kind,
+        param,
+        code,
+        details: None,
+        extra: Some(extra),
+    })
+}
+
+fn write(body: &Body<'_>) -> Bytes {
+    Bytes::from(serde_json::to_vec(&Envelope { error: body }).unwrap_or_default())
 }
 
 impl std::fmt::Display for GatewayError {
@@ -177,16 +210,56 @@ impl std::fmt::Display for GatewayError {
 
 #[derive(Serialize)]
 struct Envelope<'a> {
-    error: Body<'a>,
+    error: &'a Body<'a>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     message: &'a str,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'a str,
     param: Option<&'a str>,
-    code: Option<&'static str>,
+    code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a [String]>,
+    #[serde(flatten)]
+    extra: Option<&'a Map<String, Value>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_four_members_in_order() {
+        let body = envelope("Too many requests", "rate_limit_error", None, Some("x"));
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"Too many requests","type":"rate_limit_error","param":null,"code":"x"}}"#
+        );
+        let e = GatewayError::invalid_param("model", "bad").with_code("c");
+        assert_eq!(
+            e.body(),
+            envelope("bad", "invalid_request_error", Some("model"), Some("c"))
+        );
+    }
+
+    #[test]
+    fn extra_members_follow_the_four() {
+        let mut extra = Map::new();
+        extra.insert("innererror".into(), serde_json::json!({"code": "X"}));
+        let body = envelope_with("m", "invalid_request_error", Some("prompt"), None, &extra);
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"m","type":"invalid_request_error","param":"prompt","code":null,"innererror":{"code":"X"}}}"#
+        );
+    }
+
+    #[test]
+    fn policy_errors_list_their_details() {
+        let body = GatewayError::invalid_policy(vec!["a.yaml:1: x: bad".into()]).body();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["details"][0], "a.yaml:1: x: bad");
+        assert_eq!(v["error"]["code"], "invalid_policy");
+    }
 }

@@ -48,27 +48,15 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// `sha256:<64 hex digits>` as written by `switchyard keys hash`.
 pub fn parse_key_hash(text: &str) -> Option<[u8; 32]> {
-    let hex = text.trim().strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
+    let digits = text.trim().strip_prefix("sha256:")?;
     let mut out = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let digit = |b: u8| (b as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
+    hex::decode_to_slice(digits, &mut out).ok()?;
     Some(out)
 }
 
 /// The policy form of a key's hash: `sha256:<hex>`.
 pub fn key_hash(secret: &str) -> String {
-    let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
 pub(super) fn auth_mode(cx: &mut Ctx, loc: &Loc, value: Option<&str>) -> AuthMode {
@@ -366,6 +354,11 @@ mod tests {
             parse_key_hash(&h),
             Some(<[u8; 32]>::from(Sha256::digest(b"sk-test")))
         );
+        let digits = &h["sha256:".len()..];
+        let upper = format!("sha256:{}", digits.to_uppercase());
+        assert_eq!(parse_key_hash(&upper), parse_key_hash(&h));
+        let not_hex = format!("sha256:g{}", &digits[1..]);
+        assert_eq!(parse_key_hash(&not_hex), None);
         assert_eq!(parse_key_hash("sha256:abc"), None);
         assert_eq!(parse_key_hash(&h.replace("sha256:", "md5:")), None);
     }

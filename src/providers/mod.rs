@@ -15,7 +15,11 @@
 //!    `KindSettings` with `deny_unknown_fields`, validation with
 //!    `SettingsReport` so errors carry `file:line`, its [`Capabilities`], and
 //!    `build`), and the provider type that implements [`Provider`]
-//!    (request, response and stream translation, error classification).
+//!    (request, response and stream translation, error classification:
+//!    a table from the kind's own error types and statuses to a
+//!    [`Verdict`], made a [`Classification`] and turned into
+//!    [`UpstreamError::Classified`] by [`Classification::into_error`], which
+//!    writes the OpenAI envelope; a kind never writes that JSON itself).
 //! 2. Add one line to the `kinds!` list in `registry.rs`:
 //!    `Variant(<module>::Config),`, and `mod <module>;` here.
 //!
@@ -49,7 +53,7 @@ use serde_json::{Map, Value};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
-pub use error::{ErrorClass, UpstreamError};
+pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
 /// A chat answer: a whole JSON body, or SSE bytes as they arrive.

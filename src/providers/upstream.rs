@@ -3,7 +3,8 @@
 //! Place in the pipeline: inside a provider, for one attempt. [`Upstream`]
 //! sends a request under the connect and first-byte timeouts, reads error
 //! bodies (bounded, scrubbed of the provider's secrets) and hands back a
-//! successful response with its body [`Limits`]; [`Upstream::read_json`]
+//! successful response with its body [`Limits`] ([`Upstream::send_classified`]
+//! hands a failure to the kind's classifier instead); [`Upstream::read_json`]
 //! reads a whole JSON answer; [`translated_sse`] turns an upstream SSE body
 //! into OpenAI chunks through a kind's [`StreamTranslate`], whole events only.
 //! Must not know any provider's wire format.
@@ -90,9 +91,9 @@ impl Upstream {
         &self.timeouts
     }
 
-    /// Scrubs the provider's secrets out of `bytes`.
-    pub fn scrub(&self, bytes: Bytes) -> Bytes {
-        self.scrubber.scrub(bytes)
+    /// The provider's scrubber (for the error bodies it writes itself).
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// Sends `request` (built with [`Upstream::client`]) and waits for its
@@ -136,6 +137,17 @@ impl Upstream {
             headers,
             body: self.scrubber.scrub(body.freeze()),
         }))
+    }
+
+    /// [`Upstream::send`] for a kind that classifies its own errors: a
+    /// non-success answer goes through `classify`, with this provider's
+    /// scrubber for the envelope it writes.
+    pub async fn send_classified(
+        &self,
+        request: reqwest::RequestBuilder,
+        classify: impl FnOnce(Failed, &Scrubber) -> UpstreamError,
+    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        (self.send(request).await?).map_err(|failed| classify(failed, &self.scrubber))
     }
 
     /// The client to build requests with (connection pool of this provider).

@@ -6,31 +6,17 @@
 //! `error` event ([`classify_error_type`]). Anthropic's shape is
 //! `{"type":"error","error":{"type":"...","message":"..."},"request_id":...}`;
 //! the error type decides when it is known, the HTTP status otherwise (for
-//! bodies that are not Anthropic's, e.g. from a proxy). Must not put the whole
-//! body, headers or keys into `message`; the retry-after header is read by
-//! the caller, not here.
+//! bodies that are not Anthropic's, e.g. from a proxy); Anthropic's error
+//! type is the OpenAI envelope's `code`. Must not put the whole body,
+//! headers or keys into `message`; the retry-after header is read by the
+//! caller, not here.
 
 use serde::Deserialize;
 
-/// How to react to one upstream error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorClass {
-    /// Worth another attempt on the same target (after backoff).
-    pub retryable: bool,
-    /// Another target may succeed where this one failed.
-    pub moves_on: bool,
-    /// Counts as a failure for the target's circuit breaker.
-    pub trips_breaker: bool,
-    /// Status for the client when this error is the final answer.
-    pub openai_status: u16,
-    /// OpenAI error `type` for the client.
-    pub openai_type: &'static str,
-    /// The provider's message text (bounded), never the whole body.
-    pub message: String,
-}
+use crate::providers::{Classification, Verdict};
 
-/// Longest `message` kept, in bytes.
-const MAX_MESSAGE: usize = 512;
+/// Longest Anthropic error type kept as the envelope's `code`.
+const MAX_CODE: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -80,9 +66,8 @@ fn kind_of_status(status: u16) -> Kind {
     }
 }
 
-fn class(kind: Kind, message: String) -> ErrorClass {
-    // (retryable, moves_on, trips_breaker, openai_status, openai_type)
-    let (retryable, moves_on, trips_breaker, openai_status, openai_type) = match kind {
+fn verdict(kind: Kind) -> Verdict {
+    match kind {
         Kind::InvalidRequest => (false, false, false, 400, "invalid_request_error"),
         Kind::TooLarge => (false, false, false, 413, "invalid_request_error"),
         Kind::Authentication => (false, true, false, 401, "authentication_error"),
@@ -94,26 +79,7 @@ fn class(kind: Kind, message: String) -> ErrorClass {
         Kind::Api => (true, true, true, 500, "server_error"),
         Kind::Timeout => (true, true, true, 504, "server_error"),
         Kind::Overloaded => (true, true, true, 503, "service_unavailable_error"),
-    };
-    ErrorClass {
-        retryable,
-        moves_on,
-        trips_breaker,
-        openai_status,
-        openai_type,
-        message,
     }
-}
-
-fn bounded(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE {
-        return message.to_string();
-    }
-    let mut end = MAX_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &message[..end])
 }
 
 #[derive(Deserialize)]
@@ -129,7 +95,7 @@ struct Detail {
 }
 
 /// Classifies a non-2xx answer from its status and body.
-pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
+pub fn classify_error(status: u16, body: &[u8]) -> Classification {
     let detail = serde_json::from_slice::<Envelope>(body)
         .ok()
         .map(|e| e.error);
@@ -138,28 +104,29 @@ pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
         .and_then(|d| d.kind.as_deref())
         .and_then(kind_of_type)
         .unwrap_or_else(|| kind_of_status(status));
-    let message = match detail.and_then(|d| d.message) {
-        Some(m) if !m.is_empty() => bounded(&m),
+    let (code, message) = detail.map_or((None, None), |d| (d.kind, d.message));
+    let message = match message {
+        Some(m) if !m.is_empty() => m,
         _ => format!("upstream answered status {status}"),
     };
-    class(kind, message)
+    Classification::new(verdict(kind), &message).with_code(code.filter(|k| k.len() <= MAX_CODE))
 }
 
 /// Classifies an error known only by its Anthropic type (an in-stream `error`
 /// event has no status of its own). Unknown types count as `api_error`.
-pub fn classify_error_type(error_type: &str, message: &str) -> ErrorClass {
+pub fn classify_error_type(error_type: &str, message: &str) -> Classification {
     let kind = kind_of_type(error_type).unwrap_or(Kind::Api);
-    let message = if message.is_empty() {
-        format!("upstream stream error {}", bounded(error_type))
-    } else {
-        bounded(message)
-    };
-    class(kind, message)
+    if message.is_empty() {
+        let message = format!("upstream stream error {error_type}");
+        return Classification::new(verdict(kind), &message);
+    }
+    Classification::new(verdict(kind), message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::MAX_MESSAGE;
 
     fn body(ty: &str, message: &str) -> Vec<u8> {
         serde_json::json!({"type": "error", "error": {"type": ty, "message": message},
@@ -169,7 +136,7 @@ mod tests {
     }
 
     /// (retryable, moves_on, trips_breaker, openai_status, openai_type)
-    fn shape(c: &ErrorClass) -> (bool, bool, bool, u16, &'static str) {
+    fn shape(c: &Classification) -> Verdict {
         (
             c.retryable,
             c.moves_on,

@@ -21,7 +21,8 @@
 //! - [`response`]: non-streaming `Message` -> `chat.completion`.
 //! - [`events`]: the streaming event types.
 //! - [`stream`]: SSE events -> `chat.completion.chunk` frames.
-//! - [`error`]: upstream error bodies -> [`ErrorClass`].
+//! - [`error`]: upstream error bodies -> the shared
+//!   [`Classification`](crate::providers::Classification).
 
 mod config;
 pub mod content;
@@ -35,8 +36,11 @@ pub mod response;
 pub mod stream;
 pub mod tools;
 
+/// The shared [`Classification`](crate::providers::Classification) under the
+/// name this module exported before (`tests/fake_anthropic.rs` names it).
+pub use crate::providers::Classification as ErrorClass;
 pub use config::Config;
-pub use error::{ErrorClass, classify_error, classify_error_type};
+pub use error::{classify_error, classify_error_type};
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::AnthropicStream;

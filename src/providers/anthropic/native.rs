@@ -65,7 +65,7 @@ impl AnthropicProvider {
             .post(format!("{}{path}", self.base()))
             .headers(merged_headers(self.own_headers(), client_headers))
             .body(body);
-        let (response, limits) = self.upstream().send(call).await?.map_err(classified)?;
+        let (response, limits) = self.upstream().send_classified(call, classified).await?;
         if !stream {
             let bytes = self.upstream().read_json(response, &limits).await?;
             return Ok(ChatReply::Full(bytes));

@@ -21,8 +21,7 @@ use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::config::{CAPABILITIES, Config};
 use super::{
@@ -33,9 +32,10 @@ use crate::api::chat::ChatRequest;
 use crate::api::sse::SseEvent;
 use crate::config::Timeouts;
 use crate::providers::parse_retry_after;
+use crate::providers::scrub::Scrubber;
 use crate::providers::translate::TranslateError;
 use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
-use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamError};
+use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError};
 
 #[derive(Debug)]
 pub struct AnthropicProvider {
@@ -97,7 +97,7 @@ impl AnthropicProvider {
             .post(&self.url)
             .headers(self.headers.clone())
             .body(body.to_string());
-        let (response, limits) = self.upstream.send(call).await?.map_err(classified)?;
+        let (response, limits) = self.upstream.send_classified(call, classified).await?;
         if !stream {
             let bytes = self.upstream.read_json(response, &limits).await?;
             let completion = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
@@ -164,47 +164,22 @@ impl StreamTranslate for Translator {
     }
 }
 
-/// Only the error's Anthropic type, for the envelope's `code`.
-#[derive(Deserialize)]
-struct ErrorType {
-    error: TypeOnly,
-}
-
-#[derive(Deserialize)]
-struct TypeOnly {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// A non-2xx answer, classified by Anthropic's error type (or its status),
 /// as the OpenAI error envelope clients expect, with `retry-after`.
-pub(super) fn classified(failed: Failed) -> UpstreamError {
-    let class = classify_error(failed.status, &failed.body);
-    let code = serde_json::from_slice::<ErrorType>(&failed.body)
-        .ok()
-        .map(|e| e.error.kind)
-        .filter(|k| k.len() <= 64);
-    let envelope = json!({"error": {
-        "message": class.message,
-        "type": class.openai_type,
-        "param": null,
-        "code": code,
-    }});
-    UpstreamError::Classified {
-        status: class.openai_status,
-        body: Bytes::from(envelope.to_string()),
-        retry_after: parse_retry_after(&failed.headers),
-        class: ErrorClass {
-            retryable: class.retryable,
-            moves_on: class.moves_on,
-            trips_breaker: class.trips_breaker,
-        },
-    }
+pub(super) fn classified(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
+    classify_error(failed.status, &failed.body)
+        .into_error(parse_retry_after(&failed.headers), scrubber)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn classified(failed: Failed) -> UpstreamError {
+        super::classified(failed, &Scrubber::default())
+    }
 
     fn failed(status: u16, body: Value, retry_after: Option<&str>) -> Failed {
         let mut headers = http::HeaderMap::new();

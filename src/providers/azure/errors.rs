@@ -6,8 +6,9 @@
 //! `{"error": {"code": "content_filter", "status": 400, "innererror":
 //! {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {...}}}}`.
 //! That is a verdict on the request: passed back to the client as a `400`
-//! (never retried, no failover), in the OpenAI envelope with a string `type`,
-//! keeping Azure's `innererror` so the client sees which category tripped.
+//! (never retried, no failover), a [`Classification`] whose envelope has a
+//! string `type` and keeps Azure's `innererror`, so the client sees which
+//! category tripped.
 //! Every other error is left to the generic classification (429 with
 //! `retry-after-ms`/`retry-after` retried or failed over, 5xx retried,
 //! 401/403/404 move on, other 4xx passed back); [`with_type`] only gives
@@ -15,11 +16,12 @@
 //! OpenAI client expects. Must not invent messages when Azure gave one.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// The OpenAI error envelope for a content-filter refusal, or `None` when
-/// `body` is some other error.
-pub fn content_filter(status: u16, body: &[u8]) -> Option<Bytes> {
+use crate::providers::Classification;
+
+/// A content-filter refusal, or `None` when `body` is some other error.
+pub fn content_filter(status: u16, body: &[u8]) -> Option<Classification> {
     if status != 400 {
         return None;
     }
@@ -35,16 +37,17 @@ pub fn content_filter(status: u16, body: &[u8]) -> Option<Bytes> {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("The request was blocked by Azure OpenAI's content filter.");
-    let mut envelope = json!({"error": {
-        "message": message,
-        "type": "invalid_request_error",
-        "param": error.get("param").cloned().unwrap_or(Value::Null),
-        "code": "content_filter",
-    }});
+    let mut class =
+        Classification::new((false, false, false, 400, "invalid_request_error"), message)
+            .with_code(Some("content_filter".into()));
+    class.param = error
+        .get("param")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if let Some(inner) = inner {
-        envelope["error"]["innererror"] = inner.clone();
+        class.extra.insert("innererror".into(), inner.clone());
     }
-    Some(Bytes::from(envelope.to_string()))
+    Some(class)
 }
 
 /// `body` with `error.type` (from the status) and `error.param` filled in
@@ -74,7 +77,27 @@ pub fn with_type(status: u16, body: Bytes) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::providers::UpstreamError;
+    use crate::providers::scrub::Scrubber;
+
+    /// The envelope a refusal is answered with.
+    fn envelope(class: Classification) -> Value {
+        match class.into_error(None, &Scrubber::default()) {
+            UpstreamError::Classified {
+                status: 400,
+                body,
+                class,
+                ..
+            } => {
+                assert!(!class.retryable && !class.moves_on && !class.trips_breaker);
+                serde_json::from_slice(&body).unwrap()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// The refusal as Azure documents it (prompt filtered for hate, medium).
     fn refusal() -> Value {
@@ -99,8 +122,7 @@ mod tests {
 
     #[test]
     fn refusal_becomes_an_openai_400_envelope() {
-        let body = content_filter(400, refusal().to_string().as_bytes()).unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap();
+        let v = envelope(content_filter(400, refusal().to_string().as_bytes()).unwrap());
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "content_filter");
         assert_eq!(v["error"]["param"], "prompt");

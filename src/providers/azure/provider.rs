@@ -26,8 +26,9 @@ use crate::api::embeddings::EmbedReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
 use crate::providers::openai_wire;
+use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
-use crate::providers::{Capabilities, ChatReply, ErrorClass, Provider, UpstreamError};
+use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError};
 
 #[derive(Debug)]
 pub struct AzureProvider {
@@ -72,7 +73,7 @@ impl AzureProvider {
             .post(self.config.url(model, operation))
             .headers(self.headers.clone())
             .body(body);
-        self.upstream.send(request).await?.map_err(classify)
+        self.upstream.send_classified(request, classify).await
     }
 
     async fn chat(
@@ -110,34 +111,14 @@ impl AzureProvider {
     }
 }
 
-/// A content-filter refusal goes back to the client; the rest by status.
-fn classify(failed: Failed) -> UpstreamError {
-    match content_filter(failed.status, &failed.body) {
-        Some(body) => UpstreamError::Classified {
-            status: 400,
-            body,
-            retry_after: None,
-            class: ErrorClass {
-                retryable: false,
-                moves_on: false,
-                trips_breaker: false,
-            },
-        },
-        None => {
-            let Failed {
-                status,
-                headers,
-                body,
-            } = failed;
-            let body = with_type(status, body);
-            Failed {
-                status,
-                headers,
-                body,
-            }
-            .into_status_error()
-        }
+/// A content-filter refusal goes back to the client; the rest by status,
+/// with the `type` Azure left out (scrubbed again: it is written anew).
+fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
+    if let Some(class) = content_filter(failed.status, &failed.body) {
+        return class.into_error(None, scrubber);
     }
+    let body = scrubber.scrub(with_type(failed.status, failed.body));
+    Failed { body, ..failed }.into_status_error()
 }
 
 impl Provider for AzureProvider {

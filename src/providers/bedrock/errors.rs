@@ -8,29 +8,16 @@
 //! `moves_on` (another target may succeed) and `trips_breaker`. The error
 //! type decides; the status only when the type is absent or unknown.
 //!
+//! Bedrock's own error type, bare (`ThrottlingException`), when it named
+//! one, is the OpenAI envelope's `code`.
+//!
 //! Must not: copy the whole body into `message` (only the provider's own
-//! message text, capped), or guess from message wording.
+//! message text, cut by the shared rule), or guess from message wording.
 
 use serde_json::Value;
 
 use super::eventstream::EventMessage;
-
-/// How the gateway should treat one upstream failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorClass {
-    pub retryable: bool,
-    pub moves_on: bool,
-    pub trips_breaker: bool,
-    pub openai_status: u16,
-    pub openai_type: &'static str,
-    pub message: String,
-    /// Bedrock's own error type, bare (`ThrottlingException`), when it named
-    /// one: the OpenAI envelope's `code`.
-    pub error_type: Option<String>,
-}
-
-/// Longest provider message kept, in bytes.
-const MAX_MESSAGE: usize = 500;
+use crate::providers::{Classification, Verdict, truncate};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -91,8 +78,7 @@ impl Kind {
         }
     }
 
-    /// (retryable, moves_on, trips_breaker, openai_status, openai_type)
-    fn policy(self) -> (bool, bool, bool, u16, &'static str) {
+    fn verdict(self) -> Verdict {
         match self {
             Kind::Throttled => (true, true, false, 429, "rate_limit_error"),
             // A spent quota does not come back within a retry's backoff.
@@ -117,18 +103,10 @@ fn bare_type(raw: &str) -> &str {
     name.rsplit('#').next().unwrap_or(name).trim()
 }
 
-fn capped(text: &str) -> String {
-    let mut end = text.len().min(MAX_MESSAGE);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
 /// Classifies a non-2xx Bedrock answer. `error_type` is the
 /// `x-amzn-ErrorType` header when present; the body's `__type` is used
 /// when it is not.
-pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> ErrorClass {
+pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Classification {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
         parsed
@@ -140,33 +118,24 @@ pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Err
     let kind = type_name
         .and_then(Kind::from_type)
         .unwrap_or_else(|| Kind::from_status(status));
-    let message = field("message")
-        .or_else(|| field("Message"))
-        .map(capped)
-        .or_else(|| type_name.filter(|t| !t.is_empty()).map(capped))
-        .unwrap_or_else(|| format!("Bedrock answered status {status}"));
-    let (retryable, moves_on, trips_breaker, openai_status, openai_type) = kind.policy();
-    ErrorClass {
-        retryable,
-        moves_on,
-        trips_breaker,
-        openai_status,
-        openai_type,
-        message,
-        error_type: type_name.filter(|t| !t.is_empty()).map(str::to_string),
-    }
+    let type_name = type_name.filter(|t| !t.is_empty());
+    let message = (field("message").or_else(|| field("Message")).or(type_name)).map_or_else(
+        || format!("Bedrock answered status {status}"),
+        str::to_string,
+    );
+    Classification::new(kind.verdict(), &message).with_code(type_name.map(str::to_string))
 }
 
 /// Classifies an in-stream `exception` (by `:exception-type`) or `error`
 /// (by `:error-code`) frame; `None` for ordinary events. Unknown types
 /// count as server errors.
-pub fn exception_class(msg: &EventMessage) -> Option<ErrorClass> {
+pub fn exception_class(msg: &EventMessage) -> Option<Classification> {
     match msg.message_type()? {
-        "exception" => Some(classify_error(500, msg.exception_type(), &msg.payload)),
+        "exception" => Some(classify_error(500, msg.exception_type(), msg.payload())),
         "error" => {
             let mut class = classify_error(500, msg.header_str(":error-code"), b"");
             if let Some(text) = msg.header_str(":error-message") {
-                class.message = capped(text);
+                class.message = truncate(text);
             }
             Some(class)
         }
@@ -177,11 +146,11 @@ pub fn exception_class(msg: &EventMessage) -> Option<ErrorClass> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::bedrock::eventstream::HeaderValue;
+    use crate::providers::MAX_MESSAGE;
 
     const SUFFIX: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 
-    fn class(status: u16, ty: &str, message: &str) -> ErrorClass {
+    fn class(status: u16, ty: &str, message: &str) -> Classification {
         let header = format!("{ty}{SUFFIX}");
         let body = serde_json::json!({ "message": message }).to_string();
         classify_error(status, Some(&header), body.as_bytes())
@@ -196,7 +165,7 @@ mod tests {
         );
         assert!(c.retryable && c.moves_on && !c.trips_breaker);
         assert_eq!((c.openai_status, c.openai_type), (429, "rate_limit_error"));
-        assert_eq!(c.error_type.as_deref(), Some("ThrottlingException"));
+        assert_eq!(c.code.as_deref(), Some("ThrottlingException"));
         assert_eq!(
             c.message,
             "Too many requests, please wait before trying again."
@@ -281,43 +250,31 @@ mod tests {
 
     #[test]
     fn classifies_stream_exceptions() {
-        let s = |v: &str| HeaderValue::String(v.to_string());
-        let msg = EventMessage {
-            headers: vec![
-                (":exception-type".into(), s("throttlingException")),
-                (":message-type".into(), s("exception")),
-            ],
-            payload: bytes::Bytes::from_static(br#"{"message":"slow down"}"#),
+        let exception = |ty: &str, payload: &'static [u8]| {
+            let headers = [(":exception-type", ty), (":message-type", "exception")];
+            EventMessage::with_strings(&headers, payload)
         };
+        let msg = exception("throttlingException", br#"{"message":"slow down"}"#);
         let c = exception_class(&msg).unwrap();
         assert!(c.retryable && c.moves_on);
         assert_eq!((c.openai_status, c.message.as_str()), (429, "slow down"));
 
-        let msg = EventMessage {
-            headers: vec![
-                (":exception-type".into(), s("validationException")),
-                (":message-type".into(), s("exception")),
-            ],
-            payload: bytes::Bytes::from_static(br#"{"message":"bad"}"#),
-        };
+        let msg = exception("validationException", br#"{"message":"bad"}"#);
         assert!(!exception_class(&msg).unwrap().moves_on);
 
-        let err = EventMessage {
-            headers: vec![
-                (":message-type".into(), s("error")),
-                (":error-code".into(), s("InternalFailure")),
-                (":error-message".into(), s("boom")),
+        let err = EventMessage::with_strings(
+            &[
+                (":message-type", "error"),
+                (":error-code", "InternalFailure"),
+                (":error-message", "boom"),
             ],
-            payload: bytes::Bytes::new(),
-        };
+            bytes::Bytes::new(),
+        );
         let c = exception_class(&err).unwrap();
         assert!(c.trips_breaker);
         assert_eq!(c.message, "boom");
 
-        let event = EventMessage {
-            headers: vec![(":message-type".into(), s("event"))],
-            payload: bytes::Bytes::new(),
-        };
+        let event = EventMessage::with_strings(&[(":message-type", "event")], bytes::Bytes::new());
         assert_eq!(exception_class(&event), None);
     }
 }

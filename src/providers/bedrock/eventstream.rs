@@ -7,53 +7,54 @@
 //! [`EventStreamDecoder::finish`] to catch a torn frame.
 //!
 //! A frame is: total length (u32 BE), headers length (u32 BE), CRC32 of
-//! those 8 bytes, headers, payload, CRC32 of everything before it. A header
-//! is: name length (u8), name, value type (u8), value (types 0..=9 as AWS
-//! defines them). Frames over [`MAX_MESSAGE_LEN`] are refused before they
-//! are buffered. Must not interpret payloads or event types.
+//! those 8 bytes, headers, payload, CRC32 of everything before it. Decoding
+//! a whole frame (both checksums, the headers of AWS's types 0..=9) is
+//! `aws-smithy-eventstream`'s; this module only reads the total length, to
+//! wait for whole frames and to refuse frames over [`MAX_MESSAGE_LEN`]
+//! before they are buffered (the crate has no bound of its own). Must not
+//! interpret payloads or event types.
 
-use bytes::{Bytes, BytesMut};
+use aws_smithy_eventstream::frame::read_message_from;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::providers::translate::TranslateError;
 
 /// The largest frame accepted (the AWS SDKs use the same bound).
 pub const MAX_MESSAGE_LEN: usize = 16 * 1024 * 1024;
-const PRELUDE_LEN: usize = 12;
-const CRC_LEN: usize = 4;
-
-/// One header value, by the event-stream type codes 0..=9.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderValue {
-    Bool(bool),
-    Byte(i8),
-    Int16(i16),
-    Int32(i32),
-    Int64(i64),
-    ByteArray(Bytes),
-    String(String),
-    /// Milliseconds since the Unix epoch.
-    Timestamp(i64),
-    Uuid(u128),
-}
+/// Prelude (12 bytes) and message checksum (4): a frame with no headers and
+/// no payload.
+const MIN_MESSAGE_LEN: usize = 16;
 
 /// One decoded frame.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EventMessage {
-    pub headers: Vec<(String, HeaderValue)>,
-    pub payload: Bytes,
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMessage(Message);
+
+impl From<Message> for EventMessage {
+    fn from(message: Message) -> Self {
+        EventMessage(message)
+    }
 }
 
 impl EventMessage {
+    pub fn headers(&self) -> &[Header] {
+        self.0.headers()
+    }
+
+    pub fn payload(&self) -> &Bytes {
+        self.0.payload()
+    }
+
     pub fn header(&self, name: &str) -> Option<&HeaderValue> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.headers()
+            .iter()
+            .find(|h| h.name().as_str() == name)
+            .map(Header::value)
     }
 
     /// A string header's value (`None` when absent or of another type).
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        match self.header(name) {
-            Some(HeaderValue::String(s)) => Some(s),
-            _ => None,
-        }
+        self.header(name)?.as_string().ok().map(|s| s.as_str())
     }
 
     /// `:message-type`: `event`, `exception` or `error`.
@@ -70,14 +71,26 @@ impl EventMessage {
     pub fn exception_type(&self) -> Option<&str> {
         self.header_str(":exception-type")
     }
+
+    /// A message with string headers only, as the tests of the translators
+    /// build them.
+    #[cfg(test)]
+    pub(crate) fn with_strings(headers: &[(&str, &str)], payload: impl Into<Bytes>) -> Self {
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                Header::new(
+                    name.to_string(),
+                    HeaderValue::String(value.to_string().into()),
+                )
+            })
+            .collect();
+        EventMessage(Message::new_from_parts(headers, payload))
+    }
 }
 
 fn bad(message: &str) -> TranslateError {
     TranslateError::BadResponse(format!("event stream: {message}"))
-}
-
-fn be_u32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// Feeds body bytes in as they arrive; takes complete messages out.
@@ -110,24 +123,18 @@ impl EventStreamDecoder {
     }
 
     fn drain(&mut self, out: &mut Vec<EventMessage>) -> Result<(), TranslateError> {
-        while self.buf.len() >= PRELUDE_LEN {
-            let total = be_u32(&self.buf[0..4]) as usize;
-            let headers_len = be_u32(&self.buf[4..8]) as usize;
-            if crc32fast::hash(&self.buf[0..8]) != be_u32(&self.buf[8..12]) {
-                return Err(bad("prelude checksum mismatch"));
-            }
-            if !(PRELUDE_LEN + CRC_LEN..=MAX_MESSAGE_LEN).contains(&total) {
+        while self.buf.len() >= size_of::<u32>() {
+            let total = (&self.buf[..]).get_u32() as usize;
+            if !(MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN).contains(&total) {
                 return Err(bad("frame length out of bounds"));
-            }
-            if headers_len > total - PRELUDE_LEN - CRC_LEN {
-                return Err(bad("headers longer than the frame"));
             }
             if self.buf.len() < total {
                 self.buf.reserve(total - self.buf.len());
                 return Ok(());
             }
             let frame = self.buf.split_to(total).freeze();
-            out.push(parse_frame(frame, headers_len)?);
+            let message = read_message_from(frame).map_err(|e| bad(&e.to_string()))?;
+            out.push(EventMessage(message));
         }
         Ok(())
     }
@@ -151,127 +158,36 @@ impl EventStreamDecoder {
     }
 }
 
-/// `frame` is exactly one whole frame whose prelude was checked.
-fn parse_frame(frame: Bytes, headers_len: usize) -> Result<EventMessage, TranslateError> {
-    let crc_at = frame.len() - CRC_LEN;
-    if crc32fast::hash(&frame[..crc_at]) != be_u32(&frame[crc_at..]) {
-        return Err(bad("message checksum mismatch"));
-    }
-    let headers_end = PRELUDE_LEN + headers_len;
-    let headers = parse_headers(&frame[PRELUDE_LEN..headers_end])?;
-    Ok(EventMessage {
-        headers,
-        payload: frame.slice(headers_end..crc_at),
-    })
-}
-
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], TranslateError> {
-        if self.0.len() < n {
-            return Err(bad("header runs past the headers section"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], TranslateError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn sized(&mut self) -> Result<&'a [u8], TranslateError> {
-        let len = u16::from_be_bytes(self.array()?) as usize;
-        self.take(len)
-    }
-}
-
-fn parse_headers(bytes: &[u8]) -> Result<Vec<(String, HeaderValue)>, TranslateError> {
-    let mut cur = Cursor(bytes);
-    let mut headers = Vec::new();
-    while !cur.0.is_empty() {
-        let name_len = cur.array::<1>()?[0] as usize;
-        let name = std::str::from_utf8(cur.take(name_len)?)
-            .map_err(|_| bad("header name is not UTF-8"))?
-            .to_string();
-        let value = match cur.array::<1>()?[0] {
-            0 => HeaderValue::Bool(true),
-            1 => HeaderValue::Bool(false),
-            2 => HeaderValue::Byte(i8::from_be_bytes(cur.array()?)),
-            3 => HeaderValue::Int16(i16::from_be_bytes(cur.array()?)),
-            4 => HeaderValue::Int32(i32::from_be_bytes(cur.array()?)),
-            5 => HeaderValue::Int64(i64::from_be_bytes(cur.array()?)),
-            6 => HeaderValue::ByteArray(Bytes::copy_from_slice(cur.sized()?)),
-            7 => HeaderValue::String(
-                std::str::from_utf8(cur.sized()?)
-                    .map_err(|_| bad("string header is not UTF-8"))?
-                    .to_string(),
-            ),
-            8 => HeaderValue::Timestamp(i64::from_be_bytes(cur.array()?)),
-            9 => HeaderValue::Uuid(u128::from_be_bytes(cur.array()?)),
-            _ => return Err(bad("unknown header value type")),
-        };
-        headers.push((name, value));
-    }
-    Ok(headers)
-}
-
 #[cfg(test)]
 mod tests {
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::DateTime;
+
     use super::*;
 
-    /// A tiny encoder, written from the framing rules above.
-    fn encode(headers: &[(&str, HeaderValue)], payload: &[u8]) -> Vec<u8> {
-        let mut h = Vec::new();
-        for (name, value) in headers {
-            h.push(name.len() as u8);
-            h.extend_from_slice(name.as_bytes());
-            let sized = |h: &mut Vec<u8>, t: u8, b: &[u8]| {
-                h.push(t);
-                h.extend_from_slice(&(b.len() as u16).to_be_bytes());
-                h.extend_from_slice(b);
-            };
-            match value {
-                HeaderValue::Bool(b) => h.push(if *b { 0 } else { 1 }),
-                HeaderValue::Byte(v) => h.extend([2, *v as u8]),
-                HeaderValue::Int16(v) => h.extend([&[3][..], &v.to_be_bytes()].concat()),
-                HeaderValue::Int32(v) => h.extend([&[4][..], &v.to_be_bytes()].concat()),
-                HeaderValue::Int64(v) => h.extend([&[5][..], &v.to_be_bytes()].concat()),
-                HeaderValue::ByteArray(b) => sized(&mut h, 6, b),
-                HeaderValue::String(s) => sized(&mut h, 7, s.as_bytes()),
-                HeaderValue::Timestamp(v) => h.extend([&[8][..], &v.to_be_bytes()].concat()),
-                HeaderValue::Uuid(v) => h.extend([&[9][..], &v.to_be_bytes()].concat()),
-            }
-        }
-        let total = (PRELUDE_LEN + h.len() + payload.len() + CRC_LEN) as u32;
+    fn encode(headers: Vec<Header>, payload: &[u8]) -> Vec<u8> {
+        let message = Message::new_from_parts(headers, Bytes::copy_from_slice(payload));
+        write(&EventMessage(message))
+    }
+
+    fn write(message: &EventMessage) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&total.to_be_bytes());
-        out.extend_from_slice(&(h.len() as u32).to_be_bytes());
-        out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(payload);
-        out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
+        write_message_to(&message.0, &mut out).unwrap();
         out
     }
 
     /// An `event` frame with a JSON payload, as ConverseStream sends it.
     fn event(event_type: &str, payload: &str) -> Vec<u8> {
-        let s = |v: &str| HeaderValue::String(v.to_string());
-        encode(
-            &[
-                (":event-type", s(event_type)),
-                (":content-type", s("application/json")),
-                (":message-type", s("event")),
-            ],
-            payload.as_bytes(),
-        )
+        let headers = [
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ];
+        write(&EventMessage::with_strings(&headers, payload.to_string()))
     }
 
-    fn all_types() -> Vec<(&'static str, HeaderValue)> {
-        vec![
+    fn all_types() -> Vec<Header> {
+        let values = [
             ("t", HeaderValue::Bool(true)),
             ("f", HeaderValue::Bool(false)),
             ("b", HeaderValue::Byte(-3)),
@@ -283,34 +199,39 @@ mod tests {
                 HeaderValue::ByteArray(Bytes::from_static(b"\x00\xff")),
             ),
             ("s", HeaderValue::String("héllo".into())),
-            ("ts", HeaderValue::Timestamp(1_700_000_000_000)),
+            (
+                "ts",
+                HeaderValue::Timestamp(DateTime::from_millis(1_700_000_000_000)),
+            ),
             (
                 "id",
                 HeaderValue::Uuid(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
             ),
-        ]
+        ];
+        values
+            .into_iter()
+            .map(|(name, value)| Header::new(name, value))
+            .collect()
     }
 
     #[test]
     fn decodes_frames_split_at_every_byte() {
-        let mut wire = encode(&all_types(), b"{\"a\":1}");
+        let mut wire = encode(all_types(), b"{\"a\":1}");
         wire.extend(event("messageStop", r#"{"stopReason":"end_turn"}"#));
-        wire.extend(encode(&[], b""));
+        wire.extend(encode(Vec::new(), b""));
         for split in 0..=wire.len() {
             let mut d = EventStreamDecoder::new();
             let mut out = Vec::new();
             d.feed(&wire[..split], &mut out).unwrap();
             d.feed(&wire[split..], &mut out).unwrap();
             assert_eq!(out.len(), 3, "split at {split}");
-            let expected: Vec<(String, HeaderValue)> = all_types()
-                .into_iter()
-                .map(|(n, v)| (n.to_string(), v))
-                .collect();
-            assert_eq!(out[0].headers, expected);
-            assert_eq!(&out[0].payload[..], b"{\"a\":1}");
+            assert_eq!(out[0].headers(), all_types().as_slice());
+            assert_eq!(&out[0].payload()[..], b"{\"a\":1}");
+            assert_eq!(out[0].header_str("s"), Some("héllo"));
+            assert_eq!(out[0].header_str("t"), None, "not a string");
             assert_eq!(out[1].event_type(), Some("messageStop"));
             assert_eq!(out[1].message_type(), Some("event"));
-            assert_eq!(out[2], EventMessage::default());
+            assert!(out[2].headers().is_empty() && out[2].payload().is_empty());
             d.finish().unwrap();
         }
         // One byte at a time.
@@ -346,15 +267,13 @@ mod tests {
         body[last] ^= 1;
         assert!(decode_err(&body).to_string().contains("message checksum"));
 
-        let mut unknown = encode(&[("x", HeaderValue::Bool(true))], b"");
+        // Headers are read before the message checksum is checked.
+        let mut unknown = encode(vec![Header::new("x", HeaderValue::Bool(true))], b"");
         unknown[14] = 42; // the value type byte of header "x"
-        let n = unknown.len();
-        let crc = crc32fast::hash(&unknown[..n - 4]).to_be_bytes();
-        unknown[n - 4..].copy_from_slice(&crc);
         assert!(
             decode_err(&unknown)
                 .to_string()
-                .contains("unknown header value type")
+                .contains("invalid header value type: 42")
         );
     }
 
@@ -365,7 +284,8 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_lengths_before_buffering() {
+    fn rejects_bad_lengths() {
+        // Before buffering: the total length alone decides.
         let huge = (MAX_MESSAGE_LEN + 1) as u32;
         assert!(
             decode_err(&prelude(huge, 0))
@@ -377,10 +297,13 @@ mod tests {
                 .to_string()
                 .contains("out of bounds")
         );
+        // Headers longer than the frame, once the frame is whole.
+        let mut frame = prelude(20, 5);
+        frame.extend_from_slice(&[0; 8]);
         assert!(
-            decode_err(&prelude(20, 5))
+            decode_err(&frame)
                 .to_string()
-                .contains("headers longer")
+                .contains("invalid headers length")
         );
 
         // A string header whose length runs past the headers section.
@@ -388,7 +311,28 @@ mod tests {
         frame.extend_from_slice(&[1, b'x', 7, 0, 9]);
         let crc = crc32fast::hash(&frame).to_be_bytes();
         frame.extend_from_slice(&crc);
-        assert!(decode_err(&frame).to_string().contains("runs past"));
+        assert!(
+            decode_err(&frame)
+                .to_string()
+                .contains("invalid header value")
+        );
+    }
+
+    #[test]
+    fn garbage_inside_a_well_sized_frame_is_an_error_not_a_panic() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let len = rng.usize(MIN_MESSAGE_LEN..200);
+            let mut frame: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
+            // A valid prelude checksum half the time, so the headers get read.
+            if rng.bool() {
+                let headers = rng.u32(..len as u32);
+                frame[..12].copy_from_slice(&prelude(len as u32, headers));
+            }
+            let mut d = EventStreamDecoder::new();
+            let _ = d.feed(&frame, &mut Vec::new());
+        }
     }
 
     #[test]

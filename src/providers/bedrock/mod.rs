@@ -13,7 +13,7 @@
 //!
 //! Submodules: `request` + `messages` (OpenAI chat request -> Converse),
 //! `response` (Converse -> `chat.completion`), `eventstream` (AWS binary
-//! event-stream framing), `stream` (ConverseStream events -> OpenAI chunks),
+//! event-stream framing, over `aws-smithy-eventstream`), `stream` (ConverseStream events -> OpenAI chunks),
 //! `errors` (error classification), `embed` (Titan and Cohere embeddings),
 //! `sign` (SigV4); `config` (the kind's keys), `provider` (the HTTP calls),
 //! `stream_body` (the streaming read loop).
@@ -39,8 +39,8 @@ pub use embed::{
     BedrockEmbedSettings, COHERE_MAX_BATCH_INPUTS, TITAN_MAX_BATCH_INPUTS, embed_request,
     embed_response, input_token_count, max_batch_inputs,
 };
-pub use errors::{ErrorClass, classify_error, exception_class};
-pub use eventstream::{EventMessage, EventStreamDecoder, HeaderValue};
+pub use errors::{classify_error, exception_class};
+pub use eventstream::{EventMessage, EventStreamDecoder};
 pub use provider::BedrockProvider;
 pub use request::{BedrockChatSettings, chat_request};
 pub use response::chat_response;

@@ -14,25 +14,26 @@
 //! sign a request once and reuse the signature.
 
 use crate::providers::upstream::SetupError;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
 use super::stream_body::event_stream;
 use super::{
-    AwsCredentials, BedrockChatSettings, BedrockEmbedSettings, BedrockStream, ErrorClass,
-    chat_request, chat_response, classify_error, converse_path, embed_request, embed_response,
-    input_token_count, invoke_path, max_batch_inputs, sign,
+    AwsCredentials, BedrockChatSettings, BedrockEmbedSettings, BedrockStream, chat_request,
+    chat_response, classify_error, converse_path, embed_request, embed_response, input_token_count,
+    invoke_path, max_batch_inputs, sign,
 };
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, content_type_is};
-use crate::providers::{Capabilities, ChatReply, ErrorClass as RouteClass, Provider};
+use crate::providers::{Capabilities, ChatReply, Classification, Provider};
 use crate::providers::{UpstreamError, parse_retry_after};
 
 const JSON: &str = "application/json";
@@ -94,7 +95,7 @@ impl BedrockProvider {
             .header(http::header::CONTENT_TYPE, JSON)
             .header(http::header::ACCEPT, accept)
             .body(body)
-            .map_err(|e| internal(format!("cannot build the request: {e}")))?;
+            .map_err(|e| self.internal(format!("cannot build the request: {e}")))?;
         // The one place this provider reads the wall clock: a SigV4
         // signature covers the time it was made at, and Bedrock refuses one
         // more than five minutes off, so every attempt is signed now.
@@ -104,16 +105,24 @@ impl BedrockProvider {
             &self.region,
             SystemTime::now(),
         )
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| self.internal(e.to_string()))?;
         for name in [http::header::AUTHORIZATION.as_str(), "x-amz-security-token"] {
             if let Some(v) = request.headers_mut().get_mut(name) {
                 v.set_sensitive(true);
             }
         }
         let request = reqwest::Request::try_from(request)
-            .map_err(|_| internal("cannot build the request".into()))?;
+            .map_err(|_| self.internal("cannot build the request".into()))?;
         let builder = reqwest::RequestBuilder::from_parts(self.upstream.client().clone(), request);
-        self.upstream.send(builder).await?.map_err(classified)
+        self.upstream.send_classified(builder, classified).await
+    }
+
+    /// A request this provider could not build or sign: the gateway's own
+    /// problem, not the client's; another target may do better.
+    fn internal(&self, message: String) -> UpstreamError {
+        let verdict = (false, true, true, 500, "internal_error");
+        Classification::new(verdict, &format!("Bedrock request not sent: {message}"))
+            .into_error(None, self.upstream.scrubber())
     }
 
     async fn chat(
@@ -198,55 +207,27 @@ impl Provider for BedrockProvider {
 
 /// A non-2xx Bedrock answer, classified by its error type, with the body
 /// rewritten as an OpenAI error envelope.
-fn classified(failed: Failed) -> UpstreamError {
+fn classified(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
     let error_type = failed
         .headers
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok());
-    let class = classify_error(failed.status, error_type, &failed.body);
-    into_upstream(class, parse_retry_after(&failed.headers))
-}
-
-/// [`ErrorClass`] -> [`UpstreamError::Classified`].
-fn into_upstream(class: ErrorClass, retry_after: Option<Duration>) -> UpstreamError {
-    let body = json!({"error": {
-        "message": class.message,
-        "type": class.openai_type,
-        "param": null,
-        "code": class.error_type,
-    }});
-    UpstreamError::Classified {
-        status: class.openai_status,
-        body: Bytes::from(body.to_string()),
-        retry_after,
-        class: RouteClass {
-            retryable: class.retryable,
-            moves_on: class.moves_on,
-            trips_breaker: class.trips_breaker,
-        },
-    }
-}
-
-/// A request this provider could not build or sign: the gateway's own
-/// problem, not the client's; another target may do better.
-fn internal(message: String) -> UpstreamError {
-    into_upstream(
-        ErrorClass {
-            retryable: false,
-            moves_on: true,
-            trips_breaker: true,
-            openai_status: 500,
-            openai_type: "internal_error",
-            message: format!("Bedrock request not sent: {message}"),
-            error_type: None,
-        },
-        None,
-    )
+    classify_error(failed.status, error_type, &failed.body)
+        .into_error(parse_retry_after(&failed.headers), scrubber)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
     use super::*;
+    use crate::providers::ErrorClass;
+
+    fn classified(failed: Failed) -> UpstreamError {
+        super::classified(failed, &Scrubber::default())
+    }
 
     fn failed(status: u16, error_type: Option<&str>, body: &str) -> Failed {
         let mut headers = http::HeaderMap::new();
@@ -260,7 +241,7 @@ mod tests {
         }
     }
 
-    fn parts(e: UpstreamError) -> (u16, Value, RouteClass, Option<Duration>) {
+    fn parts(e: UpstreamError) -> (u16, Value, ErrorClass, Option<Duration>) {
         match e {
             UpstreamError::Classified {
                 status,

@@ -239,12 +239,8 @@ mod tests {
         assert!(req.headers().get("x-amz-content-sha256").is_none());
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     fn sha256_hex(data: &[u8]) -> String {
-        hex(&Sha256::digest(data))
+        hex::encode(Sha256::digest(data))
     }
 
     /// HMAC-SHA256 (RFC 2104), written out so the check below shares no
@@ -298,7 +294,7 @@ mod tests {
         for part in ["eu-west-1", "bedrock", "aws4_request"] {
             key = hmac(&key, part.as_bytes());
         }
-        let signature = hex(&hmac(&key, to_sign.as_bytes()));
+        let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
         assert_eq!(
             auth(&req),
             format!(

@@ -108,7 +108,7 @@ impl BedrockStream {
         if !known.contains(&event_type) {
             return Ok(()); // newer event kinds carry nothing OpenAI can show
         }
-        let payload: Value = serde_json::from_slice(&msg.payload)
+        let payload: Value = serde_json::from_slice(msg.payload())
             .map_err(|_| bad(format!("{event_type} payload is not JSON")))?;
         match event_type {
             "messageStart" => self.push_delta(json!({}), None, out),
@@ -190,18 +190,18 @@ fn block_index(payload: &Value) -> Result<u64, TranslateError> {
 mod tests {
     use super::*;
     use crate::api::sse::SseDecoder;
-    use crate::providers::bedrock::eventstream::HeaderValue;
 
     fn event(event_type: &str, payload: Value) -> EventMessage {
-        let s = |v: &str| HeaderValue::String(v.to_string());
-        EventMessage {
-            headers: vec![
-                (":event-type".into(), s(event_type)),
-                (":content-type".into(), s("application/json")),
-                (":message-type".into(), s("event")),
-            ],
-            payload: Bytes::from(payload.to_string()),
-        }
+        event_bytes(event_type, payload.to_string())
+    }
+
+    fn event_bytes(event_type: &str, payload: impl Into<Bytes>) -> EventMessage {
+        let headers = [
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ];
+        EventMessage::with_strings(&headers, payload)
     }
 
     /// Runs events through a stream; returns the chunks (`None` for [DONE]).
@@ -342,15 +342,14 @@ mod tests {
 
     #[test]
     fn exceptions_and_early_eof_are_bad_responses() {
-        let s = |v: &str| HeaderValue::String(v.to_string());
-        let exception = EventMessage {
-            headers: vec![
-                (":exception-type".into(), s("modelStreamErrorException")),
-                (":content-type".into(), s("application/json")),
-                (":message-type".into(), s("exception")),
+        let exception = EventMessage::with_strings(
+            &[
+                (":exception-type", "modelStreamErrorException"),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
             ],
-            payload: Bytes::from_static(br#"{"message":"model crashed"}"#),
-        };
+            Bytes::from_static(br#"{"message":"model crashed"}"#),
+        );
         let mut events = text_events();
         events.insert(2, exception);
         let err = run(&events, true).unwrap_err();
@@ -394,10 +393,7 @@ mod tests {
             run(&malformed, false),
             Err(TranslateError::BadResponse(_))
         ));
-        let not_json = EventMessage {
-            payload: Bytes::from_static(b"{"),
-            ..event("metadata", json!({}))
-        };
+        let not_json = event_bytes("metadata", Bytes::from_static(b"{"));
         assert!(matches!(
             run(&[not_json], false),
             Err(TranslateError::BadResponse(_))

@@ -8,62 +8,38 @@
 //! trouble (retried, trips the breaker), 400/422/498 the request itself
 //! (passed back, not retried), 401/403/404 the key or model of this provider
 //! (another provider may do: move on), 501 a feature this model lacks (move
-//! on). Must not put the whole body in the message.
+//! on); a 429's envelope `code` is `rate_limit_exceeded`, as OpenAI's. Must
+//! not put the whole body in the message.
 
 use serde_json::Value;
 
-/// How a Cohere error is to be treated, and what the client sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorClass {
-    pub retryable: bool,
-    pub moves_on: bool,
-    pub trips_breaker: bool,
-    pub openai_status: u16,
-    pub openai_type: &'static str,
-    /// Cohere's `message`, or a short stand-in when there is none.
-    pub message: String,
-}
+use crate::providers::{Classification, Verdict};
 
-/// Messages longer than this are cut (a proxy's HTML page is no message).
-const MAX_MESSAGE: usize = 1000;
-
-pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
+pub fn classify_error(status: u16, body: &[u8]) -> Classification {
     let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
         .filter(|m| !m.trim().is_empty())
-        .map(|mut m| {
-            if m.len() > MAX_MESSAGE {
-                let mut cut = MAX_MESSAGE;
-                while !m.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                m.truncate(cut);
-            }
-            m
-        })
         .unwrap_or_else(|| format!("Cohere returned HTTP {status}"));
-    let class = |retryable, moves_on, trips_breaker, openai_status, openai_type| ErrorClass {
-        retryable,
-        moves_on,
-        trips_breaker,
-        openai_status,
-        openai_type,
-        message: message.clone(),
-    };
+    let code = (status == 429).then(|| "rate_limit_exceeded".to_string());
+    Classification::new(verdict(status), &message).with_code(code)
+}
+
+/// Cohere's table: HTTP status -> [`Verdict`].
+fn verdict(status: u16) -> Verdict {
     match status {
-        429 => class(true, true, false, 429, "rate_limit_error"),
-        499 => class(true, true, false, 503, "server_error"),
-        501 => class(false, true, false, 501, "invalid_request_error"),
-        500..=599 => class(true, true, true, status, "server_error"),
-        401 => class(false, true, false, 401, "authentication_error"),
-        403 => class(false, true, false, 403, "permission_error"),
-        404 => class(false, true, false, 404, "not_found_error"),
-        408 => class(true, true, true, 504, "server_error"),
-        422 => class(false, false, false, 422, "invalid_request_error"),
+        429 => (true, true, false, 429, "rate_limit_error"),
+        499 => (true, true, false, 503, "server_error"),
+        501 => (false, true, false, 501, "invalid_request_error"),
+        500..=599 => (true, true, true, status, "server_error"),
+        401 => (false, true, false, 401, "authentication_error"),
+        403 => (false, true, false, 403, "permission_error"),
+        404 => (false, true, false, 404, "not_found_error"),
+        408 => (true, true, true, 504, "server_error"),
+        422 => (false, false, false, 422, "invalid_request_error"),
         // A deny-listed token in the request: the client's to change.
-        498 => class(false, false, false, 400, "invalid_request_error"),
-        _ => class(
+        498 => (false, false, false, 400, "invalid_request_error"),
+        _ => (
             false,
             false,
             false,
@@ -76,6 +52,7 @@ pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::MAX_MESSAGE;
 
     fn body(message: &str) -> Vec<u8> {
         serde_json::json!({"id": "3f3b9e2c-1c2d-4d4e-8f9a-0b1c2d3e4f50", "message": message})

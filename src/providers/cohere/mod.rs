@@ -29,7 +29,7 @@ pub mod stream;
 
 pub use config::Config;
 pub use embed::{CohereEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
-pub use errors::{ErrorClass, classify_error};
+pub use errors::classify_error;
 pub use provider::CohereProvider;
 pub use request::{CohereChatSettings, chat_request};
 pub use rerank::{rerank_request, rerank_response};

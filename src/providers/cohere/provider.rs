@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
 use super::embed::{MAX_BATCH_INPUTS, embed_request, embed_response};
@@ -31,10 +31,9 @@ use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
-use crate::providers::{
-    Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
-};
+use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError, parse_retry_after};
 
 #[derive(Debug)]
 pub struct CohereProvider {
@@ -80,7 +79,7 @@ impl CohereProvider {
             .post(format!("{}{path}", self.config.base_url))
             .headers(self.headers.clone())
             .body(bytes);
-        self.upstream.send(request).await?.map_err(classify)
+        self.upstream.send_classified(request, classify).await
     }
 
     async fn chat(
@@ -137,28 +136,9 @@ impl CohereProvider {
 
 /// A Cohere error as the client sees it: the OpenAI envelope with the
 /// class's status and type, Cohere's message.
-fn classify(failed: Failed) -> UpstreamError {
-    let class = classify_error(failed.status, &failed.body);
-    let code = match class.openai_status {
-        429 => json!("rate_limit_exceeded"),
-        _ => Value::Null,
-    };
-    let body = json!({"error": {
-        "message": class.message,
-        "type": class.openai_type,
-        "param": null,
-        "code": code,
-    }});
-    UpstreamError::Classified {
-        status: class.openai_status,
-        body: Bytes::from(body.to_string()),
-        retry_after: parse_retry_after(&failed.headers),
-        class: ErrorClass {
-            retryable: class.retryable,
-            moves_on: class.moves_on,
-            trips_breaker: class.trips_breaker,
-        },
-    }
+fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
+    classify_error(failed.status, &failed.body)
+        .into_error(parse_retry_after(&failed.headers), scrubber)
 }
 
 impl Provider for CohereProvider {

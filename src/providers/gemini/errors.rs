@@ -20,24 +20,15 @@
 //! | PERMISSION_DENIED | 403 | no | yes | no | 403 permission_error |
 //! | NOT_FOUND | 404 | no | yes | no | 404 not_found_error |
 //!
-//! `message` is Gemini's own message (at most 500 characters), never the
-//! body. Must not look at headers: Gemini sends its retry delay in the body,
-//! read by [`retry_delay`].
+//! `message` is Gemini's own message (cut by the shared rule), never the
+//! body; `code` is Gemini's `status`, lowercased. Must not look at headers:
+//! Gemini sends its retry delay in the body, read by [`retry_delay`].
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// How the gateway should treat one upstream error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorClass {
-    pub retryable: bool,
-    pub moves_on: bool,
-    pub trips_breaker: bool,
-    pub openai_status: u16,
-    pub openai_type: &'static str,
-    pub message: String,
-}
+use crate::providers::{Classification, Verdict};
 
 /// The `error` object of a Gemini error body.
 fn error_object(body: &[u8]) -> Option<Value> {
@@ -60,7 +51,7 @@ fn detail_of<'a>(error: &'a Value, type_suffix: &str) -> Option<&'a Value> {
     })
 }
 
-pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
+pub fn classify_error(status: u16, body: &[u8]) -> Classification {
     let error = error_object(body);
     let field = |k: &str| {
         error
@@ -68,10 +59,14 @@ pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
             .and_then(|e| e.get(k))
             .and_then(Value::as_str)
     };
-    let message: String = match field("message") {
-        Some(m) if !m.is_empty() => m.chars().take(500).collect(),
+    let message = match field("message") {
+        Some(m) if !m.is_empty() => m.to_string(),
         _ => format!("Gemini returned HTTP {status}"),
     };
+    // Gemini's own canonical status (`RESOURCE_EXHAUSTED`), when it is one.
+    let code = field("status")
+        .filter(|s| s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .map(str::to_ascii_lowercase);
     let reason = error
         .as_ref()
         .and_then(|e| detail_of(e, "google.rpc.ErrorInfo"))
@@ -88,33 +83,29 @@ pub fn classify_error(status: u16, body: &[u8]) -> ErrorClass {
         500..=599 => "INTERNAL",
         _ => "UNKNOWN_CLIENT_ERROR",
     });
-    let class = |retryable, moves_on, trips_breaker, openai_status, openai_type| ErrorClass {
-        retryable,
-        moves_on,
-        trips_breaker,
-        openai_status,
-        openai_type,
-        message: message.clone(),
-    };
+    Classification::new(verdict(canonical, status, reason), &message).with_code(code)
+}
+
+/// Gemini's table: canonical status (with the HTTP status and the
+/// `ErrorInfo` reason where they matter) -> [`Verdict`].
+fn verdict(canonical: &str, status: u16, reason: Option<&str>) -> Verdict {
     match canonical {
-        "RESOURCE_EXHAUSTED" if status == 429 => class(true, true, false, 429, "rate_limit_error"),
-        "RESOURCE_EXHAUSTED" => class(false, true, false, 429, "insufficient_quota"),
-        "UNAVAILABLE" => class(true, true, true, 503, "server_error"),
-        "DEADLINE_EXCEEDED" => class(true, true, true, 504, "server_error"),
-        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => class(true, true, true, 500, "server_error"),
-        "ABORTED" | "CANCELLED" => class(true, true, false, 503, "server_error"),
+        "RESOURCE_EXHAUSTED" if status == 429 => (true, true, false, 429, "rate_limit_error"),
+        "RESOURCE_EXHAUSTED" => (false, true, false, 429, "insufficient_quota"),
+        "UNAVAILABLE" => (true, true, true, 503, "server_error"),
+        "DEADLINE_EXCEEDED" => (true, true, true, 504, "server_error"),
+        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => (true, true, true, 500, "server_error"),
+        "ABORTED" | "CANCELLED" => (true, true, false, 503, "server_error"),
         "INVALID_ARGUMENT" if reason == Some("API_KEY_INVALID") => {
-            class(false, true, false, 401, "authentication_error")
+            (false, true, false, 401, "authentication_error")
         }
-        "FAILED_PRECONDITION" => class(false, true, false, 400, "invalid_request_error"),
-        "UNAUTHENTICATED" => class(false, true, false, 401, "authentication_error"),
-        "PERMISSION_DENIED" => class(false, true, false, 403, "permission_error"),
-        "NOT_FOUND" => class(false, true, false, 404, "not_found_error"),
-        "INVALID_ARGUMENT" | "OUT_OF_RANGE" => {
-            class(false, false, false, 400, "invalid_request_error")
-        }
-        _ if status >= 500 => class(true, true, true, status, "server_error"),
-        _ => class(false, false, false, status, "invalid_request_error"),
+        "FAILED_PRECONDITION" => (false, true, false, 400, "invalid_request_error"),
+        "UNAUTHENTICATED" => (false, true, false, 401, "authentication_error"),
+        "PERMISSION_DENIED" => (false, true, false, 403, "permission_error"),
+        "NOT_FOUND" => (false, true, false, 404, "not_found_error"),
+        "INVALID_ARGUMENT" | "OUT_OF_RANGE" => (false, false, false, 400, "invalid_request_error"),
+        _ if status >= 500 => (true, true, true, status, "server_error"),
+        _ => (false, false, false, status, "invalid_request_error"),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::providers::upstream::SetupError;
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
 use super::{
@@ -40,11 +40,10 @@ use crate::api::embeddings::EmbedReply;
 use crate::api::sse::SseEvent;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::scrub::Scrubber;
 use crate::providers::translate::TranslateError;
 use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
-use crate::providers::{
-    Capabilities, ChatReply, ErrorClass, Provider, UpstreamError, parse_retry_after,
-};
+use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError, parse_retry_after};
 
 #[derive(Debug)]
 pub struct GeminiProvider {
@@ -92,7 +91,7 @@ impl GeminiProvider {
             .post(format!("{}{path}", self.base_url))
             .headers(self.headers.clone())
             .body(body);
-        self.upstream.send(request).await?.map_err(classified)
+        self.upstream.send_classified(request, classified).await
     }
 
     async fn chat(
@@ -172,40 +171,9 @@ fn bad_answer(e: TranslateError) -> UpstreamError {
 
 /// A Gemini error answer, classified from its own `error.status`, with the
 /// body rewritten as an OpenAI error envelope.
-fn classified(failed: Failed) -> UpstreamError {
-    let class = classify_error(failed.status, &failed.body);
+fn classified(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
     let retry_after = retry_delay(&failed.body).or_else(|| parse_retry_after(&failed.headers));
-    let envelope = json!({"error": {
-        "message": class.message,
-        "type": class.openai_type,
-        "param": null,
-        "code": gemini_status(&failed.body).map(|s| s.to_ascii_lowercase()),
-    }});
-    UpstreamError::Classified {
-        status: class.openai_status,
-        body: Bytes::from(envelope.to_string()),
-        retry_after,
-        class: ErrorClass {
-            retryable: class.retryable,
-            moves_on: class.moves_on,
-            trips_breaker: class.trips_breaker,
-        },
-    }
-}
-
-/// Gemini's canonical status (`RESOURCE_EXHAUSTED`, ...) of an error body,
-/// also when wrapped in an array (the streaming endpoint without `alt=sse`).
-fn gemini_status(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let error = match &v {
-        Value::Array(items) => items.first()?.get("error")?,
-        other => other.get("error")?,
-    };
-    let status = error.get("status")?.as_str()?;
-    status
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b == b'_')
-        .then(|| status.to_string())
+    classify_error(failed.status, &failed.body).into_error(retry_after, scrubber)
 }
 
 /// [`GeminiStream`] as the shared stream plumbing's translator.
@@ -224,6 +192,7 @@ impl StreamTranslate for Translator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn failed(status: u16, body: Value, headers: &[(&'static str, &str)]) -> Failed {
         let mut map = http::HeaderMap::new();
@@ -235,6 +204,10 @@ mod tests {
             headers: map,
             body: Bytes::from(body.to_string()),
         }
+    }
+
+    fn classified(failed: Failed) -> UpstreamError {
+        super::classified(failed, &Scrubber::default())
     }
 
     fn envelope(e: &UpstreamError) -> Value {

@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::bad_response;
 use crate::providers::translate::TranslateError;
+use crate::providers::truncate;
 
 /// OpenAI's `finish_reason` for a Gemini `finishReason`.
 pub fn finish_reason(reason: &str, has_tool_calls: bool) -> &'static str {
@@ -96,9 +97,9 @@ pub fn upstream_error(v: &Value) -> Option<TranslateError> {
         .unwrap_or("UNKNOWN");
     let code = error.get("code").and_then(Value::as_u64).unwrap_or(0);
     let message = error.get("message").and_then(Value::as_str).unwrap_or("");
-    let message: String = message.chars().take(300).collect();
     Some(bad_response(format!(
-        "upstream error {status} ({code}): {message}"
+        "upstream error {status} ({code}): {}",
+        truncate(message)
     )))
 }
 

@@ -29,6 +29,7 @@ use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamE
 use crate::api::chat::ChatRequest;
 use crate::api::completions::PATH as COMPLETIONS;
 use crate::api::embeddings::EmbedReply;
+use crate::api::error::envelope;
 use crate::api::rerank::RerankReply;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Timeouts};
 
@@ -209,12 +210,10 @@ impl MockProvider {
         }
         tokio::time::sleep(self.spec.latency).await;
         if self.spec.failure_rate > 0.0 && fastrand::f64() < self.spec.failure_rate {
-            let body = json!({"error": {
-                "message": format!("mock provider {} injected failure", self.name),
-                "type": "server_error", "param": null, "code": "mock_failure"}});
+            let message = format!("mock provider {} injected failure", self.name);
             return Err(UpstreamError::Status {
                 status: self.spec.failure_status,
-                body: Bytes::from(body.to_string()),
+                body: envelope(&message, "server_error", None, Some("mock_failure")),
                 retry_after: None,
             });
         }

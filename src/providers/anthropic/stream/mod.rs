@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::error::{ErrorClass, classify_error_type};
+use super::error::classify_error_type;
 use super::events::{Delta, Event, StartBlock};
 use super::response::{Usage, finish_reason, now};
 use crate::api::sse::{DONE, SseEvent, data_event};
+use crate::providers::Classification;
 use crate::providers::translate::TranslateError;
 
 #[derive(Debug)]
@@ -51,7 +52,7 @@ pub struct AnthropicStream {
     finish_sent: bool,
     stopped: bool,
     done: bool,
-    error: Option<ErrorClass>,
+    error: Option<Classification>,
 }
 
 fn bad(message: &str) -> TranslateError {
@@ -77,7 +78,7 @@ impl AnthropicStream {
 
     /// After `on_event` failed on an in-stream `error` event: how to treat it
     /// (e.g. `overloaded_error` is retryable and moves on).
-    pub fn upstream_error(&self) -> Option<&ErrorClass> {
+    pub fn upstream_error(&self) -> Option<&Classification> {
         self.error.as_ref()
     }
 
