@@ -261,12 +261,6 @@ impl UpstreamError {
             UpstreamError::Unsupported(_) => "unsupported",
         }
     }
-
-    /// The `Display` text. Kept until `server/` and `routing/` call
-    /// `Display` themselves; to be removed.
-    pub fn describe(&self) -> String {
-        self.to_string()
-    }
 }
 
 #[cfg(test)]
@@ -308,7 +302,7 @@ mod tests {
         ];
         for (e, text) in cases {
             assert_eq!(e.to_string(), text);
-            assert_eq!(e.describe(), text);
+            assert_eq!(e.to_string(), text);
         }
     }
 

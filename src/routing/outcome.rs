@@ -28,7 +28,7 @@ pub(super) fn client_error(e: UpstreamError) -> GatewayError {
             }
             _ => "invalid_request",
         }),
-        other => GatewayError::new(ErrorKind::BadGateway, other.describe()),
+        other => GatewayError::new(ErrorKind::BadGateway, other.to_string()),
     }
 }
 
@@ -36,7 +36,7 @@ pub(super) fn client_error(e: UpstreamError) -> GatewayError {
 pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -> GatewayError {
     let summary = failures
         .iter()
-        .map(|(p, e)| format!("{p}: {}", e.describe()))
+        .map(|(p, e)| format!("{p}: {e}"))
         .collect::<Vec<_>>()
         .join("; ");
     let message = format!("All targets for model `{route}` failed ({summary}).");

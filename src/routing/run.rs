@@ -128,7 +128,7 @@ async fn run_targets<C: Call>(
                         .retries
                         .with_label_values(&[spec.name.as_str(), name])
                         .inc();
-                    tracing::debug!(route = %spec.name, provider = &**name, error = %e.describe(), ?delay, "retrying");
+                    tracing::debug!(route = %spec.name, provider = &**name, error = %e, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Decision::Leave(why) => {
@@ -142,7 +142,7 @@ async fn run_targets<C: Call>(
                 }
             }
         };
-        tracing::warn!(route = %spec.name, provider = &**name, error = %error.describe(), "target failed");
+        tracing::warn!(route = %spec.name, provider = &**name, error = %error, "target failed");
         failures.push((Arc::clone(name), error));
     }
     Err(exhausted(&spec.name, failures))

@@ -83,7 +83,7 @@ pub(crate) async fn handle(
         )),
         Err(e) => Err(GatewayError::new(
             ErrorKind::BadGateway,
-            format!("{}: {}", handle.name, e.describe()),
+            format!("{}: {e}", handle.name),
         )),
     }
 }

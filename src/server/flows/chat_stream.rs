@@ -213,7 +213,7 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
                 tracing::warn!(
                     route = route.spec.name,
                     provider = &*provider,
-                    error = %e.describe(),
+                    error = %e,
                     "upstream stream failed mid-way"
                 );
                 metrics
@@ -225,7 +225,7 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
                 }
                 let err = GatewayError::new(
                     ErrorKind::BadGateway,
-                    format!("Upstream stream interrupted: {}", e.describe()),
+                    format!("Upstream stream interrupted: {e}"),
                 )
                 .with_code("stream_interrupted");
                 return publisher.finish(End::Failed(stream_error_event(&err, ErrorShape::OpenAi)));

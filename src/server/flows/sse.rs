@@ -67,7 +67,7 @@ pub(crate) fn sse_reply(
                 tracing::warn!(
                     route,
                     provider = &*provider,
-                    error = %e.describe(),
+                    error = %e,
                     "upstream stream failed mid-way"
                 );
                 interrupted.store(true, Ordering::Relaxed);
@@ -80,7 +80,7 @@ pub(crate) fn sse_reply(
                 }
                 let err = GatewayError::new(
                     ErrorKind::BadGateway,
-                    format!("Upstream stream interrupted: {}", e.describe()),
+                    format!("Upstream stream interrupted: {e}"),
                 )
                 .with_code("stream_interrupted");
                 stream_error_event(&err, shape)
