@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::faults::*;
@@ -247,42 +247,59 @@ async fn cors_follows_policy_reloads() {
     gw.stop().await;
 }
 
-/// Everything logged by this test binary, as text.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || Sink(sink.clone()))
-            .with_ansi(false)
-            .with_env_filter("switchyard=debug")
-            .init();
-        buf
-    })
+/// What one test logs, captured while it lives: a subscriber set as the
+/// default of the test's own thread only (`tracing::subscriber::set_default`),
+/// so tests running on other threads of this process neither write here nor
+/// are captured. `#[tokio::test]` runs a current-thread runtime on the test's
+/// thread, and the in-process gateway's tasks (hyper connections, request
+/// handling, the access log) are spawned on it, so they log here too.
+struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _scope: tracing::subscriber::DefaultGuard,
 }
 
-fn log_lines_with(text: &str) -> Vec<String> {
-    let all = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
-    all.lines()
-        .filter(|l| l.contains(text))
-        .map(str::to_string)
-        .collect()
+fn capture_logs() -> Logs {
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Sink(sink.clone()))
+        .with_ansi(false)
+        .with_env_filter("switchyard=debug")
+        .finish();
+    Logs {
+        buf,
+        _scope: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Logs {
+    /// Everything logged so far, as text.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).to_string()
+    }
+
+    fn lines_with(&self, text: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(text))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 #[tokio::test]
 async fn log_lines_inside_a_request_carry_its_id() {
-    logs();
+    let logs = capture_logs();
     let (bad, good, torn) = (
         FaultyUpstream::start("bad").await,
         FaultyUpstream::start("good").await,
@@ -320,7 +337,7 @@ async fn log_lines_inside_a_request_carry_its_id() {
         let _ = r.bytes().await;
     }
     let marked = |needle: &str, id: &str| {
-        let lines = log_lines_with(needle);
+        let lines = logs.lines_with(needle);
         assert!(!lines.is_empty(), "no {needle:?} line");
         assert!(
             lines
@@ -334,7 +351,7 @@ async fn log_lines_inside_a_request_carry_its_id() {
     marked("target failed", "span-cached-2");
     marked("upstream stream failed mid-way", "span-torn-3");
     // The span also names the route and, once known, the provider.
-    let failover = log_lines_with("request{id=span-failover-1");
+    let failover = logs.lines_with("request{id=span-failover-1");
     assert!(
         failover.iter().any(|l| l.contains("route=failover")),
         "{failover:#?}"
@@ -344,7 +361,7 @@ async fn log_lines_inside_a_request_carry_its_id() {
 
 #[tokio::test]
 async fn the_access_log_names_the_key_by_alias_never_by_secret() {
-    logs();
+    let logs = capture_logs();
     const SECRET: &str = "sk-logged-0123456789abcdef0123456789";
     let yaml = "providers:\n  m:\n    kind: mock\nroutes:\n  chat:\n    targets: [{provider: m}]\nkeys:\n  search-team:\n    secret_env: LOGGED_KEY\n";
     let gw = gateway_env(yaml, &[("LOGGED_KEY", SECRET)]).await;
@@ -369,13 +386,13 @@ async fn the_access_log_names_the_key_by_alias_never_by_secret() {
     let mut lines = Vec::new();
     for id in ["keyed-1", "keyed-2"] {
         let needle = format!("request_id=\"{id}\"");
-        eventually(async || log_lines_with(&needle).len() == 1).await;
-        lines.push(log_lines_with(&needle).remove(0));
+        eventually(async || logs.lines_with(&needle).len() == 1).await;
+        lines.push(logs.lines_with(&needle).remove(0));
     }
     assert!(lines[0].contains("key=\"search-team\""), "{}", lines[0]);
     // An open gateway serves unknown keys; they log as one label.
     assert!(lines[1].contains("key=\"_unknown\""), "{}", lines[1]);
-    let all = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    let all = logs.text();
     assert!(!all.contains(SECRET) && !all.contains("sk-someone-else"));
     assert!(!all.contains(&switchyard::config::key_hash(SECRET)[7..]));
     gw.stop().await;
