@@ -1,6 +1,5 @@
 //! Test harness: fake OpenAI-compatible upstreams and an in-process gateway,
 //! both on 127.0.0.1:0 over real HTTP.
-#![allow(dead_code)]
 
 pub mod anthropic;
 pub mod azure;
@@ -445,19 +444,39 @@ pub fn providers_yaml(upstreams: &[&FakeUpstream], extra: &str) -> String {
 /// Whether `python3` can import `module`. In CI (`CI=true`) a missing one is
 /// a failure (`.ci/run` installs it); elsewhere the test says it skipped.
 pub fn python_module(module: &str) -> bool {
-    let found = std::process::Command::new("python3")
+    let probe = std::process::Command::new("python3")
         .args(["-c", &format!("import {module}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "CI=true: python3 with the `{module}` package is required"
-        );
-        eprintln!("SKIPPED: python3 with the `{module}` package is not installed");
-    }
-    found
+        .output();
+    let why = match &probe {
+        Ok(out) if out.status.success() => return true,
+        // The last line of the traceback, e.g. "ModuleNotFoundError: ...".
+        Ok(out) => String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("no output")
+            .to_string(),
+        Err(e) => format!("cannot run python3: {e}"),
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci,
+        "CI=true: python3 with the `{module}` package is required ({why})"
+    );
+    skipped(&format!(
+        "python3 with the `{module}` package is not installed ({why})"
+    ));
+    false
+}
+
+/// Says that the running test skipped and why, as one line on the test
+/// output: `SKIPPED <module>::<test>: <reason>`. libtest names each test's
+/// thread after the test; the line goes straight to stderr, past libtest's
+/// capture of `eprintln!`, so it shows in a passing run too.
+pub fn skipped(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("(unnamed test)");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
 /// Serves `handle(state, request)` on 127.0.0.1:0 with hyper, one task per

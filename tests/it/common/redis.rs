@@ -49,7 +49,7 @@ impl RedisServer {
                 !ci,
                 "CI=true: redis-server is required (apt-get install redis-server)"
             );
-            eprintln!("SKIPPED: redis-server not found (install redis-server)");
+            super::skipped("redis-server not found (install redis-server)");
             return None;
         };
         // The port is free when chosen; another process may take it before
@@ -105,10 +105,6 @@ impl RedisServer {
         let mut buf = [0u8; 7];
         let read = tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf)).await;
         matches!(read, Ok(Ok(_))) && &buf == b"+PONG\r\n"
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     pub fn url(&self) -> String {
