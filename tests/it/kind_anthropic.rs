@@ -1,5 +1,5 @@
 //! Provider kind `anthropic` end to end: OpenAI clients -> the real gateway
-//! over HTTP -> the fake Anthropic Messages API (`tests/common/anthropic.rs`)
+//! over HTTP -> the fake Anthropic Messages API (`tests/it/common/anthropic.rs`)
 //! and back, with routing, retries, failover and `switchyard check`.
 
 use crate::common;

@@ -1,5 +1,5 @@
 //! `kind: azure` end to end: the real gateway over HTTP against a fake Azure
-//! OpenAI resource (tests/common/azure.rs) on 127.0.0.1:0.
+//! OpenAI resource (tests/it/common/azure.rs) on 127.0.0.1:0.
 
 use crate::common;
 

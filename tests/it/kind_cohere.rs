@@ -1,5 +1,5 @@
 //! `kind: cohere` end to end: the real gateway over HTTP against a fake
-//! Cohere API v2 (tests/common/cohere.rs) on 127.0.0.1:0.
+//! Cohere API v2 (tests/it/common/cohere.rs) on 127.0.0.1:0.
 
 use crate::common;
 

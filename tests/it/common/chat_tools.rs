@@ -1,5 +1,5 @@
 //! An OpenAI-compatible chat fake that calls tools, in JSON and SSE, for
-//! the Messages translation tests (tests/messages.rs, tests/sdk_anthropic.rs).
+//! the Messages translation tests (tests/it/messages.rs, tests/it/sdk_anthropic.rs).
 //! It follows the chat completions API: tool calls streamed as
 //! `delta.tool_calls` fragments (id and name first, then argument pieces),
 //! `finish_reason`, a usage chunk when `stream_options.include_usage`, and

@@ -724,7 +724,7 @@ pub async fn expect_stream(http: &reqwest::Client, base: &str, body: Value) -> R
     }
 }
 
-// ---- scaffolding for tests/faults.rs ----
+// ---- scaffolding for tests/it/faults.rs ----
 
 pub const P0_PROTOCOL: &str =
     r#"switchyard_upstream_requests_total{outcome="protocol_error",provider="p0"}"#;

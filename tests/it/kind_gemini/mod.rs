@@ -1,9 +1,9 @@
 //! `kind: gemini` end to end: OpenAI clients -> the real gateway over HTTP ->
-//! the fake Gemini API (tests/common/gemini.rs) and back. Chat (JSON and
+//! the fake Gemini API (tests/it/common/gemini.rs) and back. Chat (JSON and
 //! SSE, with usage), tool calls, images, embeddings fan-out under Gemini's
 //! 100-input batch limit, errors in the OpenAI envelope, retries honouring
 //! Gemini's `RetryInfo`, failover between kinds, and policy validation.
-//! This file holds the shared helpers; the tests are in `kind_gemini/`
+//! This module holds the shared helpers; the tests are in its submodules
 //! (`chat`, `embed`, `failures`).
 
 mod chat;
