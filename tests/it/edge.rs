@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::faults::*;
@@ -259,6 +259,16 @@ struct Logs {
 }
 
 fn capture_logs() -> Logs {
+    // tracing-core caches each callsite's interest for the whole process.
+    // While exactly one dispatcher is registered, it works that interest out
+    // from the default of whichever thread reaches the callsite first
+    // (tokio-rs/tracing#2874, #3611), so a callsite first reached by another
+    // test's thread, which has no subscriber, would be cached as "never" for
+    // this test too (its lines would lose the request span). A second,
+    // inert dispatcher registered once for the life of the process makes
+    // tracing-core ask every registered dispatcher instead.
+    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     struct Sink(Arc<Mutex<Vec<u8>>>);
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
