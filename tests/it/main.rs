@@ -1,0 +1,43 @@
+//! The integration tests: one test binary (`cargo test --test it`), one
+//! module per area, all on one harness (`common`) compiled once. Tests share
+//! this process and run on parallel threads, so none may rely on
+//! process-wide state: no `std::env::set_var`, no global tracing
+//! subscriber, no fixed ports, no change of directory. Run one area with
+//! `cargo test --test it <module>::`.
+
+mod common;
+
+mod api;
+mod cache_fanout;
+mod completions;
+mod edge;
+mod edge_encoding;
+mod examples;
+mod fake_anthropic;
+mod fake_bedrock;
+mod fake_gemini;
+mod faults;
+mod hostile_clients;
+mod keys;
+mod kind_anthropic;
+mod kind_azure;
+mod kind_bedrock;
+mod kind_cohere;
+mod kind_gemini;
+mod lifecycle;
+mod messages;
+mod mock_parity;
+mod replicas;
+mod rerank;
+mod resilience;
+mod responses;
+mod responses_stored;
+mod sdk_anthropic;
+mod sdk_completions;
+mod sdk_providers;
+mod sdk_responses;
+mod sdk_retry;
+mod spend;
+mod state_store;
+mod stream_cache;
+mod usage;
