@@ -131,7 +131,9 @@ impl Gateway {
             tokio::spawn(watch_folder(Arc::clone(&state), shutdown.clone()));
         }
         if opts.sighup {
-            tokio::spawn(reload_on_sighup(Arc::clone(&state), shutdown.clone()));
+            // Registered before `start` returns (and the caller says it is
+            // listening), so an early SIGHUP reloads instead of killing.
+            reload_on_sighup(Arc::clone(&state), shutdown.clone());
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
         let task = tokio::spawn(edge::accept::serve(listener, Arc::clone(&state), shutdown));
@@ -174,23 +176,25 @@ async fn watch_folder(state: Arc<AppState>, shutdown: CancellationToken) {
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(state: Arc<AppState>, shutdown: CancellationToken) {
+fn reload_on_sighup(state: Arc<AppState>, shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP");
         return;
     };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            got = hup.recv() => if got.is_none() { return },
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            let _ = state.reload("sighup", true).await;
         }
-        let _ = state.reload("sighup", true).await;
-    }
+    });
 }
 
 #[cfg(not(unix))]
-async fn reload_on_sighup(_state: Arc<AppState>, _shutdown: CancellationToken) {}
+fn reload_on_sighup(_state: Arc<AppState>, _shutdown: CancellationToken) {}
 
 async fn prune_limiters(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {

@@ -11,8 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use switchyard::api::sse::SseDecoder;
 use switchyard::providers::anthropic::{
-    self, AnthropicChatSettings, AnthropicStream, ErrorClass, chat_request, chat_response,
-    classify_error,
+    self, AnthropicChatSettings, AnthropicStream, chat_request, chat_response, classify_error,
 };
 use switchyard::providers::translate::TranslateError;
 
@@ -55,7 +54,7 @@ async fn chat(fake: &FakeAnthropic, openai: Value) -> Value {
 struct Streamed {
     frames: Vec<Value>,
     error: Option<TranslateError>,
-    class: Option<ErrorClass>,
+    class: Option<switchyard::providers::Classification>,
 }
 
 /// Streams an OpenAI request through the translation, chunk by chunk as

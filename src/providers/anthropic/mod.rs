@@ -36,9 +36,6 @@ pub mod response;
 pub mod stream;
 pub mod tools;
 
-/// The shared [`Classification`](crate::providers::Classification) under the
-/// name this module exported before (`tests/fake_anthropic.rs` names it).
-pub use crate::providers::Classification as ErrorClass;
 pub use config::Config;
 pub use error::{classify_error, classify_error_type};
 pub use request::chat_request;
