@@ -13,7 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::access::*;
-use super::fields::Ctx;
+use super::fields::FieldReader;
 use super::policy::RouteSpec;
 use super::raw::{RawKey, RawPrice, RawState};
 use super::report::Loc;
@@ -59,7 +59,7 @@ pub fn key_hash(secret: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
-pub(super) fn auth_mode(cx: &mut Ctx, loc: &Loc, value: Option<&str>) -> AuthMode {
+pub(super) fn auth_mode(cx: &mut FieldReader, loc: &Loc, value: Option<&str>) -> AuthMode {
     match value {
         None | Some("open") => AuthMode::Open,
         Some("required") => AuthMode::Required,
@@ -73,7 +73,7 @@ pub(super) fn auth_mode(cx: &mut Ctx, loc: &Loc, value: Option<&str>) -> AuthMod
     }
 }
 
-fn money(cx: &mut Ctx, loc: &Loc, value: Option<f64>) -> Option<f64> {
+fn money(cx: &mut FieldReader, loc: &Loc, value: Option<f64>) -> Option<f64> {
     let v = value?;
     if !v.is_finite() || v < 0.0 {
         cx.errors
@@ -83,7 +83,7 @@ fn money(cx: &mut Ctx, loc: &Loc, value: Option<f64>) -> Option<f64> {
     Some(v)
 }
 
-pub(super) fn prices(cx: &mut Ctx, raw: &BTreeMap<String, (String, RawPrice)>) -> Prices {
+pub(super) fn prices(cx: &mut FieldReader, raw: &BTreeMap<String, (String, RawPrice)>) -> Prices {
     let mut out = BTreeMap::new();
     for (model, (file, p)) in raw {
         let loc = Loc::new(file, format!("prices.{model}"));
@@ -117,7 +117,7 @@ fn alias_ok(alias: &str) -> bool {
 }
 
 pub(super) fn keys(
-    cx: &mut Ctx,
+    cx: &mut FieldReader,
     raw: &BTreeMap<String, (String, RawKey)>,
     routes: &BTreeMap<String, RouteSpec>,
     prices: &Prices,
@@ -234,7 +234,7 @@ pub(super) fn keys(
 /// A dollar budget only holds if everything the key may call has a price:
 /// reports each target model without one.
 fn unpriced(
-    cx: &mut Ctx,
+    cx: &mut FieldReader,
     loc: &Loc,
     models: &[String],
     routes: &BTreeMap<String, RouteSpec>,
@@ -259,7 +259,7 @@ fn unpriced(
     }
 }
 
-pub(super) fn state(cx: &mut Ctx, loc: &Loc, s: &RawState) -> StateSettings {
+pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSettings {
     let backend = match s.backend.as_deref() {
         None | Some("memory") => {
             if s.url_env.is_some() {

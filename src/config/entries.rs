@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::access::CacheScope;
-use super::fields::Ctx;
+use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::{RawBudget, RawProvider, RawRoute};
 use super::report::Loc;
 use super::validate::Merged;
 
 pub(super) fn provider(
-    cx: &mut Ctx,
+    cx: &mut FieldReader,
     loc: &Loc,
     name: &str,
     p: &RawProvider,
@@ -108,7 +108,7 @@ pub(super) fn provider(
 }
 
 pub(super) fn route(
-    cx: &mut Ctx,
+    cx: &mut FieldReader,
     loc: &Loc,
     name: &str,
     r: &RawRoute,
@@ -283,7 +283,7 @@ pub(super) fn route(
     })
 }
 
-fn budget(cx: &mut Ctx, loc: &Loc, raw: Option<&RawBudget>) -> BudgetSpec {
+fn budget(cx: &mut FieldReader, loc: &Loc, raw: Option<&RawBudget>) -> BudgetSpec {
     let d = RawBudget::default();
     let raw = raw.unwrap_or(&d);
     let ratio = raw.ratio.unwrap_or(0.2);

@@ -54,12 +54,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-pub(super) struct Ctx<'a> {
+/// Reads policy fields, collecting every error (with its location) on the way.
+pub(super) struct FieldReader<'a> {
     pub errors: &'a mut Errors,
     pub env: &'a Env,
 }
 
-impl Ctx<'_> {
+impl FieldReader<'_> {
     pub(super) fn duration(
         &mut self,
         loc: &Loc,
@@ -82,7 +83,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Like [`Ctx::duration`] but zero is allowed (a delay that may be off).
+    /// Like [`FieldReader::duration`] but zero is allowed (a delay that may be off).
     pub(super) fn duration_or_zero(
         &mut self,
         loc: &Loc,

@@ -16,7 +16,7 @@ use super::Env;
 use super::access::{AuthMode, StateSettings};
 use super::access_entries;
 use super::entries::{provider, route};
-use super::fields::Ctx;
+use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::*;
 use super::report::{Errors, Loc};
@@ -106,7 +106,7 @@ pub(super) fn validate(
     errors: &mut Errors,
 ) -> Option<Policy> {
     let before = errors.len();
-    let mut cx = Ctx { errors, env };
+    let mut cx = FieldReader { errors, env };
 
     let server = match &m.server {
         Some((file, s)) => server_settings(&mut cx, &Loc::new(file, "server"), s),
@@ -209,7 +209,7 @@ pub(super) fn validate(
     })
 }
 
-fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
+fn server_settings(cx: &mut FieldReader, loc: &Loc, s: &RawServer) -> ServerSettings {
     let listen = s
         .listen
         .clone()
@@ -264,7 +264,7 @@ fn server_settings(cx: &mut Ctx, loc: &Loc, s: &RawServer) -> ServerSettings {
 
 /// `server.cors`: origins (exact, or `"*"` alone), optional header names
 /// (or `"*"` alone), and how long a preflight answer may be cached.
-fn cors_settings(cx: &mut Ctx, loc: &Loc, c: &RawCors) -> CorsSettings {
+fn cors_settings(cx: &mut FieldReader, loc: &Loc, c: &RawCors) -> CorsSettings {
     let origins_loc = loc.field("allowed_origins");
     let origins = c.allowed_origins.as_deref().unwrap_or_default();
     if origins.is_empty() {
@@ -382,7 +382,11 @@ impl BadOrigin {
     }
 }
 
-fn connection_settings(cx: &mut Ctx, loc: &Loc, c: &Option<RawConnections>) -> ConnectionSettings {
+fn connection_settings(
+    cx: &mut FieldReader,
+    loc: &Loc,
+    c: &Option<RawConnections>,
+) -> ConnectionSettings {
     let d = RawConnections::default();
     let c = c.as_ref().unwrap_or(&d);
     let streams = c.http2_max_concurrent_streams.unwrap_or(256);

@@ -8,6 +8,7 @@
 mod common;
 
 mod api;
+mod architecture;
 mod cache_fanout;
 mod completions;
 mod edge;
