@@ -229,7 +229,8 @@ fn merge(into: &mut Hist, h: &Hist) {
 }
 
 /// The samples that bound the sparkline steps, oldest first, ending with
-/// `now`: one per [`STEP`] back over [`SPAN`], where the ring has one.
+/// `now`: one per [`STEP`] back over [`SPAN`], where the ring has one
+/// (the first sample when the gateway is younger than a step).
 fn spark_points<'a>(ring: &'a [Arc<Sample>], now: &'a Sample) -> Vec<&'a Sample> {
     let steps = (SPAN.as_secs() / STEP.as_secs()) as u32;
     let mut points: Vec<&Sample> = (1..=steps)
@@ -243,6 +244,12 @@ fn spark_points<'a>(ring: &'a [Arc<Sample>], now: &'a Sample) -> Vec<&'a Sample>
         })
         .collect();
     points.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    // A gateway younger than a step: one point from its first sample.
+    if points.is_empty()
+        && let Some(first) = ring.first().filter(|f| f.at < now.at)
+    {
+        points.push(first);
+    }
     points.push(now);
     points
 }
@@ -456,6 +463,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(4)).await;
         let s = compute(&ring.snapshot(), &Sample::take(&m), start.elapsed());
         assert_eq!(s.window_s, 4.0);
+        assert_eq!(s.requests.spark.len(), 1, "younger than a step: one point");
         let p = &s.providers[0];
         assert_eq!(p.calls.total, 10.0);
         assert_eq!(p.failure_ratio, Some(0.2));

@@ -38,6 +38,8 @@
   }
   function usd(x) {
     if (x === null || x === undefined) return "–";
+    if (x === 0) return "$0";
+    if (x < 0.01) return "$" + x.toPrecision(2);
     return "$" + (x < 1 ? x.toFixed(4) : x.toFixed(2));
   }
   function duration(s) {
