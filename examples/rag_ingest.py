@@ -177,6 +177,7 @@ def main():
     print(f"Switchyard retrieval ingest: {len(docs)} documents (run {run}), route {ROUTE}, "
           f"batches of {args.batch}")
     print(f"upstream per-call latency: {latency_ms:g} ms ({latency_from})")
+    print(f"watch it on the live page: {re.sub(r'/v1$', '', base)}/")
     cold = through_gateway(client, docs, args.batch, metrics_url)
     warm = through_gateway(client, docs, args.batch, metrics_url)
     if warm["vectors"] != cold["vectors"]:

@@ -220,8 +220,8 @@ pub fn compute(ring: &[Arc<Sample>], now: &Sample, uptime: Duration) -> Stats {
 }
 
 fn merge(into: &mut Hist, h: &Hist) {
-    if into.counts.is_empty() {
-        into.counts = vec![0; h.counts.len()];
+    if into.counts.len() < h.counts.len() {
+        into.counts.resize(h.counts.len(), 0);
     }
     for (a, b) in into.counts.iter_mut().zip(&h.counts) {
         *a += b;
@@ -431,6 +431,21 @@ mod tests {
         assert!(s.requests.spark.iter().all(|r| (r - 10.0).abs() < 1e-9));
         assert_eq!(chat.spark.first(), Some(&Some(0.0)));
         assert_eq!(chat.spark.last(), Some(&Some(1.0)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overall_latency_covers_every_route() {
+        let m = Metrics::new();
+        // "a" has cache lookups but no requests (no latency series).
+        m.cache_hits.with_label_values(&["a", "chat"]).inc();
+        m.request_duration
+            .with_label_values(&["chat", "b"])
+            .observe(0.075);
+        let s = compute(&[], &Sample::take(&m), Duration::from_secs(1));
+        assert_eq!(s.routes.len(), 2);
+        assert_eq!(s.routes[0].latency_ms.p50, None);
+        let p50 = s.latency_ms.p50.unwrap();
+        assert!((50.0..=100.0).contains(&p50), "{p50}");
     }
 
     #[tokio::test(start_paused = true)]
