@@ -253,3 +253,38 @@ fn cors_settings_are_checked_each_at_its_line() {
         &["a.yaml:2: server.cors.allowed_origins: must list at least one origin"],
     );
 }
+
+#[test]
+fn dashboard_settings_are_checked_each_at_its_line() {
+    let routes = "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";
+    let e = errors(&[(
+        "a.yaml",
+        &format!("server:\n  dashboard:\n    enabled: yes please\n    path: /metrics\n{routes}"),
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:3: server.dashboard.enabled:",
+            "a.yaml:4: server.dashboard.path: \"/metrics\" would hide the gateway's own /metrics",
+        ],
+    );
+    let e = errors(&[(
+        "a.yaml",
+        &format!("server:\n  dashboard:\n    path: live\n    colour: blue\n{routes}"),
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:3: server.dashboard.path: \"live\" must start with /",
+            "a.yaml:4: server.dashboard.colour: unknown field `colour`",
+        ],
+    );
+    let e = errors(&[(
+        "a.yaml",
+        &format!("server:\n  dashboard: {{path: /v1/}}\n{routes}"),
+    )]);
+    assert_exactly(
+        &e,
+        &["a.yaml:2: server.dashboard.path: \"/v1/\" would hide the gateway's own /v1"],
+    );
+}

@@ -12,6 +12,7 @@
 
 mod access;
 mod access_entries;
+mod dashboard;
 mod entries;
 mod fields;
 mod kind;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use access::*;
 pub use access_entries::{glob_match, key_hash, parse_key_hash};
+pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;

@@ -40,6 +40,8 @@ pub struct ServerSettings {
     pub cors: Option<CorsSettings>,
     /// `server.auth`: open (default) or required.
     pub auth: super::access::AuthMode,
+    /// `server.dashboard`: the live page and its stats JSON.
+    pub dashboard: super::dashboard::DashboardSettings,
 }
 
 /// CORS: which browser origins may call the gateway, with which headers.

@@ -85,6 +85,7 @@ pub(super) struct RawServer {
     pub auth: Option<String>,
     pub connections: Option<RawConnections>,
     pub cors: Option<RawCors>,
+    pub dashboard: Option<super::dashboard::RawDashboard>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,24 @@ fn defaults_are_applied() {
     assert_eq!(m.timeouts.first_byte, Duration::from_secs(60));
     assert_eq!(r.sub_batch_size(), m.max_batch_inputs);
     assert_eq!(p.server.cors, None, "CORS is off unless configured");
+    assert!(p.server.dashboard.enabled, "the live page is on by default");
+    assert_eq!(p.server.dashboard.path, "/");
+}
+
+#[test]
+fn dashboard_settings_are_read() {
+    let off = "server:\n  dashboard: {enabled: false}\n";
+    let p = load(&[("a.yaml", off), ("b.yaml", MINIMAL)]).unwrap();
+    assert!(!p.server.dashboard.enabled);
+    assert_eq!(p.server.dashboard.part(""), None);
+    let moved = "server:\n  dashboard: {path: /ops/live/}\n";
+    let p = load(&[("a.yaml", moved), ("b.yaml", MINIMAL)]).unwrap();
+    assert_eq!(p.server.dashboard.path, "/ops/live");
+    assert_eq!(p.server.dashboard.stats_path(), "/ops/live/stats.json");
+    assert_eq!(
+        p.server.dashboard.part("/ops/live"),
+        Some(DashboardPart::Page)
+    );
 }
 
 #[test]

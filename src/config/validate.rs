@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::Env;
 use super::access::{AuthMode, StateSettings};
 use super::access_entries;
+use super::dashboard::dashboard_settings;
 use super::entries::{provider, route};
 use super::fields::FieldReader;
 use super::policy::*;
@@ -259,6 +260,7 @@ fn server_settings(cx: &mut FieldReader, loc: &Loc, s: &RawServer) -> ServerSett
             .cors
             .as_ref()
             .map(|c| cors_settings(cx, &loc.field("cors"), c)),
+        dashboard: dashboard_settings(cx, &loc.field("dashboard"), &s.dashboard),
     }
 }
 

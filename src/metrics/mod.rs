@@ -6,6 +6,11 @@
 //! values are bounded: routes and providers come from the policy, never from
 //! raw client input, and a client's `key` label is the alias of a
 //! configured virtual key (all others fold into `_unknown`), never the key.
+//! `sample` and `window` read the registry back (off the request path) for
+//! the live page: totals at an instant, and rolling windows over them.
+
+pub mod sample;
+pub mod window;
 
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
@@ -26,6 +31,7 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub upstream_requests: IntCounterVec,
     pub upstream_duration: HistogramVec,
+    pub upstream_in_flight: IntGaugeVec,
     pub retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
     pub failovers: IntCounterVec,
@@ -59,7 +65,8 @@ const STATE_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 
-const LATENCY_BUCKETS: &[f64] = &[
+/// Buckets of the request and upstream latency histograms, in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
@@ -98,6 +105,17 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(breaker_state.clone()))
+            .expect("unique metric");
+        let upstream_in_flight = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_upstream_in_flight",
+                "Upstream calls in flight now, per provider (attempts that passed the breaker).",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(upstream_in_flight.clone()))
             .expect("unique metric");
         let cost_usd = CounterVec::new(
             Opts::new(
@@ -158,6 +176,7 @@ impl Metrics {
                 &["provider"],
                 LATENCY_BUCKETS.to_vec(),
             ),
+            upstream_in_flight,
             retries: counter(
                 "switchyard_retries_total",
                 "Retries of an upstream call on the same target.",

@@ -2,7 +2,8 @@
 //!
 //! Place in the pipeline: used by the edge, the flows and the endpoints.
 //! [`error_response`] is the one place a [`GatewayError`] becomes an HTTP
-//! status, headers (`Retry-After`, `x-should-retry`) and an error body in
+//! status, headers (`Retry-After`, `x-should-retry`, the admin token's
+//! `WWW-Authenticate`) and an error body in
 //! the endpoint's [`ErrorShape`] (OpenAI's envelope, or Anthropic's for
 //! `/v1/messages`), and [`stream_error_event`] the one place it becomes an
 //! SSE error event. Request bodies arrive already decoded by the edge ([`ReqBody`]),
@@ -108,6 +109,13 @@ pub fn shaped_error_response(e: &GatewayError, shape: ErrorShape) -> Response<Bo
     if e.final_after_retries {
         r.headers_mut()
             .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    if e.kind == ErrorKind::Unauthorized && e.code == Some(super::access::admin::ADMIN_TOKEN_CODE) {
+        // A browser asks for the admin token (as the password) on this.
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"switchyard\", charset=\"UTF-8\""),
+        );
     }
     if e.kind == ErrorKind::MethodNotAllowed
         && let Some(allow) = &e.param

@@ -136,6 +136,10 @@ impl Gateway {
             reload_on_sighup(Arc::clone(&state), shutdown.clone());
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
+        // The first sample before serving: the live page's windows start
+        // at zero traffic, not at the sampler's first tick.
+        sample_stats_now(&state);
+        tokio::spawn(sample_stats(Arc::clone(&state), shutdown.clone()));
         let task = tokio::spawn(edge::accept::serve(listener, Arc::clone(&state), shutdown));
         tracing::info!(%addr, "switchyard listening");
         Ok(Gateway { addr, state, task })
@@ -195,6 +199,32 @@ fn reload_on_sighup(state: Arc<AppState>, shutdown: CancellationToken) {
 
 #[cfg(not(unix))]
 fn reload_on_sighup(_state: Arc<AppState>, _shutdown: CancellationToken) {}
+
+/// One sample a second for the live page's windows and sparklines, while
+/// the page is enabled (`server.dashboard.enabled`, read at each tick so a
+/// reload turns it on or off). Off the request path: it reads the metrics.
+async fn sample_stats(state: Arc<AppState>, shutdown: CancellationToken) {
+    use crate::metrics::window::SAMPLE_EVERY;
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        sample_stats_now(&state);
+    }
+}
+
+fn sample_stats_now(state: &AppState) {
+    if state.runtime.load().policy.server.dashboard.enabled {
+        let sample = crate::metrics::sample::Sample::take(&state.metrics);
+        state.stats.push(sample);
+    } else if !state.stats.is_empty() {
+        state.stats.clear();
+    }
+}
 
 async fn prune_limiters(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {

@@ -13,8 +13,8 @@ use http::{HeaderValue, Method, Request, Response, header};
 use super::access::allow;
 use super::edge::context::RequestCtx;
 use super::endpoints::{
-    admin, chat, completions, embeddings, health, messages, metrics, models, rerank, responses,
-    responses_stored,
+    admin, chat, completions, dashboard, embeddings, health, messages, metrics, models, rerank,
+    responses, responses_stored,
 };
 use super::http::{Body, ReqBody};
 use crate::api::{ErrorKind, GatewayError};
@@ -67,6 +67,8 @@ async fn route(
         allow::authenticate(rc)?;
     }
     let method = req.method().clone();
+    // The live page and its stats, where the policy puts them (never under /v1).
+    let page = rc.rt.policy.server.dashboard.part(path);
     // Records the endpoint, then refuses a method the path does not take.
     let mut at = |endpoint: &'static str, takes: Takes| {
         rc.endpoint = endpoint;
@@ -128,6 +130,10 @@ async fn route(
         "/admin/reload" => {
             at("admin", Post)?;
             admin::reload(rc, &req).await
+        }
+        _ if let Some(part) = page => {
+            at("dashboard", Get)?;
+            dashboard::handle(rc, &req, part).await
         }
         _ => Err(
             GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))

@@ -20,6 +20,7 @@ use super::flows::flights::Flights;
 use crate::cache::ResponseCache;
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
+use crate::metrics::window::Ring;
 use crate::resilience::KeyedLimiter;
 use crate::routing::RouteTable;
 use crate::state::Store;
@@ -63,6 +64,11 @@ pub struct AppState {
     pub drain_delay_override: Option<std::time::Duration>,
     /// See [`super::DispatchHook`]; `None` in the binary.
     pub dispatch_hook: Option<super::DispatchHook>,
+    /// The last minutes of metric samples, for the live page (empty while
+    /// it is disabled).
+    pub stats: Ring,
+    /// When the gateway started (the live page's uptime).
+    pub started: tokio::time::Instant,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -167,6 +173,8 @@ impl AppState {
             listen_override,
             drain_delay_override: None,
             dispatch_hook: None,
+            stats: Ring::default(),
+            started: tokio::time::Instant::now(),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             flights: Flights::default(),

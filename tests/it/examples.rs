@@ -1,6 +1,7 @@
 //! Every example policy in examples/policies passes `switchyard check` (the
 //! same load, validation and build it runs), alone and as one folder, once
-//! the environment variables it names are set, so the examples cannot rot.
+//! the environment variables it names are set, so the examples cannot rot;
+//! and `examples/rag_ingest.py` runs on the shipped policies.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -129,4 +130,111 @@ fn the_examples_name_their_variables() {
             "TOGETHER_API_KEY"
         ])
     );
+}
+
+/// `examples/rag_ingest.py` (the official OpenAI SDK) on the shipped
+/// policies: a cold pass sent upstream in the route's sub-batches, a warm
+/// pass answered from the per-input cache, and the baseline straight to an
+/// upstream with the mock route's latency, in the table it prints; the
+/// numbers it reads from `/metrics` agree with the gateway's own.
+#[tokio::test]
+async fn the_retrieval_ingest_example_runs_on_the_shipped_policies() {
+    if !crate::common::python_module("openai") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let opts = switchyard::server::GatewayOptions {
+        policy_dir: root.join("policies"),
+        env: Arc::new(|_| None),
+        listen: Some("127.0.0.1:0".into()),
+        watch: false,
+        sighup: false,
+        drain_delay: Some(std::time::Duration::ZERO),
+        dispatch_hook: None,
+    };
+    let gw = switchyard::server::Gateway::start(opts, shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", gw.local_addr());
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(root.join("examples/rag_ingest.py"))
+        .arg(format!("{base}/v1"))
+        .args(["--docs", "2000", "--batch", "400", "--baseline-docs", "100"])
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the example finishes within 2 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The table's rows: name, then docs, seconds, docs/s, requests,
+    // sub-batches, cache hit rate.
+    let row = |name: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} row in:\n{stdout}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let cold = row("gateway, cold (large batches)");
+    let warm = row("gateway, warm (large batches)");
+    let direct = row("upstream direct, 1 request/doc");
+    for r in [&cold, &warm, &direct] {
+        assert_eq!(r.len(), 6, "{r:?} in:\n{stdout}");
+        let rate: f64 = r[2].parse().unwrap();
+        assert!(rate > 0.0, "{r:?}");
+    }
+    // 2000 new documents in requests of 400, split by the route's
+    // max_batch_inputs (8): 250 sub-batches, no hits; then all hits.
+    assert_eq!(
+        (cold[0].as_str(), cold[3].as_str(), cold[4].as_str()),
+        ("2000", "5", "250")
+    );
+    assert_eq!(cold[5], "0.0%");
+    assert_eq!((warm[4].as_str(), warm[5].as_str()), ("0", "100.0%"));
+    assert_eq!((direct[0].as_str(), direct[3].as_str()), ("100", "100"));
+    assert!(
+        stdout.contains(
+            "upstream per-call latency: 20 ms (mock-embedder in policies/10-providers.yaml)"
+        ),
+        "the baseline waits what the mock route waits:\n{stdout}"
+    );
+    assert!(stdout.contains("all 2000 would take ~"), "{stdout}");
+    assert!(stdout.contains("1000 documents: "), "{stdout}");
+    // What it read from /metrics is the gateway's own count.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (sample, want) in [
+        (
+            r#"switchyard_cache_hits_total{kind="embeddings",route="text-embedding-3-small"} "#,
+            "2000",
+        ),
+        (
+            r#"switchyard_cache_misses_total{kind="embeddings",route="text-embedding-3-small"} "#,
+            "2000",
+        ),
+        (
+            r#"switchyard_fanout_sub_batches_total{route="text-embedding-3-small"} "#,
+            "250",
+        ),
+    ] {
+        assert!(
+            metrics.contains(&format!("{sample}{want}")),
+            "{sample}{want}"
+        );
+    }
+    shutdown.cancel();
+    gw.wait().await;
 }

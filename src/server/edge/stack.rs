@@ -144,14 +144,15 @@ async fn dispatch(
     let Some(rc) = lease.rc.as_mut() else {
         return Ok(error_response(&internal("request context lent twice")));
     };
-    // Health bypass: health, readiness and metrics are answered outside the
-    // limit (and not counted as in flight, so a scrape does not see itself),
-    // so that orchestrators and dashboards see a saturated gateway.
+    // Health bypass: health, readiness, metrics and the live page (where the
+    // policy puts it) are answered outside the limit (and not counted as in
+    // flight, so a scrape does not see itself), so that orchestrators and
+    // dashboards see a saturated gateway.
     // Load shed and concurrency limit: otherwise a permit of
     // `server.max_concurrent_requests`, or 503 at once. The permit is
     // shared with work done on the request's behalf (single-flight leaders,
     // stream bodies) through `rc.permit`.
-    if !bypasses_limit(&rc.path) {
+    if !bypasses_limit(&rc.path) && rc.rt.policy.server.dashboard.part(&rc.path).is_none() {
         match state.request_limit.try_acquire() {
             Some(permit) => rc.permit = Some(RequestPermit::new(permit, &state.metrics)),
             None => return Ok(error_response(&overloaded())),

@@ -12,6 +12,7 @@
 pub(crate) mod admin;
 pub(crate) mod chat;
 pub(crate) mod completions;
+pub(crate) mod dashboard;
 pub(crate) mod embeddings;
 pub(crate) mod health;
 pub(crate) mod messages;

@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod browser;
 pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
