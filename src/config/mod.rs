@@ -20,6 +20,7 @@ mod policy;
 mod raw;
 mod report;
 mod shape;
+mod state_entries;
 mod validate;
 
 use std::fmt;
@@ -31,6 +32,7 @@ pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
+pub use state_entries::host_port;
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -204,6 +206,8 @@ fn is_blank(text: &str) -> bool {
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod error_tests;
 #[cfg(test)]

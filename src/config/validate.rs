@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Env;
 use super::access::{AuthMode, StateSettings};
-use super::access_entries;
+use super::{access_entries, state_entries};
 use super::entries::{provider, route};
 use super::fields::FieldReader;
 use super::policy::*;
@@ -194,7 +194,7 @@ pub(super) fn validate(
         );
     }
     let state = match &m.state {
-        Some((file, s)) => access_entries::state(&mut cx, &Loc::new(file, "state"), s),
+        Some((file, s)) => state_entries::state(&mut cx, &Loc::new(file, "state"), s),
         None => StateSettings::default(),
     };
     (errors.len() == before).then_some(Policy {
