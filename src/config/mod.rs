@@ -207,8 +207,8 @@ fn is_blank(text: &str) -> bool {
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
-mod state_tests;
-#[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;

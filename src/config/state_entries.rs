@@ -28,7 +28,8 @@ pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSetti
             ];
             for (field, given) in redis_only {
                 if given {
-                    cx.errors.at(&loc.field(field), "is only for backend: redis");
+                    cx.errors
+                        .at(&loc.field(field), "is only for backend: redis");
                 }
             }
             StateBackend::Memory
@@ -237,13 +238,17 @@ fn tls_files(cx: &mut FieldReader, loc: &Loc, raw: &RawRedisTls) -> RedisTls {
     );
     let client = match (&raw.client_cert_file, &raw.client_key_file) {
         (Some(_), None) => {
-            cx.errors
-                .at(&loc.field("client_key_file"), "is required with client_cert_file");
+            cx.errors.at(
+                &loc.field("client_key_file"),
+                "is required with client_cert_file",
+            );
             None
         }
         (None, Some(_)) => {
-            cx.errors
-                .at(&loc.field("client_cert_file"), "is required with client_key_file");
+            cx.errors.at(
+                &loc.field("client_cert_file"),
+                "is required with client_key_file",
+            );
             None
         }
         _ => cert.zip(key.map(Secret::new)),

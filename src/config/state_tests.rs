@@ -49,7 +49,12 @@ fn tls_sentinel_and_cluster_become_settings() {
     assert_eq!(topology, &RedisTopology::Single);
 
     // TLS with the system's roots: no tls section needed.
-    let p = load(dir.path(), "  backend: redis\n  url_env: REDIS_URL\n", "rediss://h:6380").unwrap();
+    let p = load(
+        dir.path(),
+        "  backend: redis\n  url_env: REDIS_URL\n",
+        "rediss://h:6380",
+    )
+    .unwrap();
     assert!(
         matches!(&p.state.backend, StateBackend::Redis { tls, .. } if *tls == RedisTls::default())
     );
@@ -108,7 +113,10 @@ fn every_state_error_is_reported_at_its_line() {
         ),
         at(11, "state.tls.ca_file: cannot read "),
         at(12, "state.tls.client_cert_file: "),
-        at(10, "state.tls.client_key_file: is required with client_cert_file"),
+        at(
+            10,
+            "state.tls.client_key_file: is required with client_cert_file",
+        ),
         at(16, "state.cluster: cannot be used with sentinel"),
     ];
     check(&e, &expected);
@@ -142,7 +150,10 @@ fn every_state_error_is_reported_at_its_line() {
         &e,
         &[
             at(9, "state.url_env: a Redis Cluster has only database 0"),
-            at(11, "state.cluster.nodes[0]: \"redis://n2:6379\" is not host:port"),
+            at(
+                11,
+                "state.cluster.nodes[0]: \"redis://n2:6379\" is not host:port",
+            ),
         ],
     );
 
@@ -184,5 +195,8 @@ fn check(errors: &[String], expected: &[String]) {
         assert_eq!(hits, 1, "{n:?} in:\n{}", errors.join("\n"));
     }
     assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
-    assert!(errors.iter().all(|e| !e.contains("secret-pw")), "{errors:?}");
+    assert!(
+        errors.iter().all(|e| !e.contains("secret-pw")),
+        "{errors:?}"
+    );
 }

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use super::Env;
 use super::access::{AuthMode, StateSettings};
-use super::{access_entries, state_entries};
 use super::entries::{provider, route};
 use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::*;
 use super::report::{Errors, Loc};
+use super::{access_entries, state_entries};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;

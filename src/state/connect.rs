@@ -18,8 +18,8 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr,
-    IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, TlsCertificates, TlsMode, Value,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, IntoConnectionInfo,
+    Pipeline, RedisFuture, RedisResult, TlsCertificates, TlsMode, Value,
 };
 
 use super::types::StoreError;
@@ -88,9 +88,10 @@ impl Connector {
                 }
                 let redis = info.redis_settings();
                 let mode = secure.then_some(TlsMode::Secure);
-                let mut b = SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)
-                    .map_err(|_| StoreError::BadUrl("sentinel settings"))?
-                    .set_client_to_redis_db(redis.db());
+                let mut b =
+                    SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)
+                        .map_err(|_| StoreError::BadUrl("sentinel settings"))?
+                        .set_client_to_redis_db(redis.db());
                 if let Some(user) = redis.username() {
                     b = b.set_client_to_redis_username(user);
                 }

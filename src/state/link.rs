@@ -28,10 +28,7 @@ enum State {
     /// An attempt is under way (at start, or right after a break).
     Connecting,
     /// `generation` tells a stale break report from a current one.
-    Up {
-        conn: Conn,
-        generation: u64,
-    },
+    Up { conn: Conn, generation: u64 },
     /// The last attempt failed; the next one comes after a backoff.
     Down,
 }
@@ -75,10 +72,7 @@ impl Link {
 
     /// The live connection and its generation. Waits (at most `within`)
     /// while an attempt is under way; fails at once while Redis is down.
-    pub(crate) async fn get(
-        &self,
-        within: Duration,
-    ) -> Result<(Conn, u64), Unavailable> {
+    pub(crate) async fn get(&self, within: Duration) -> Result<(Conn, u64), Unavailable> {
         let mut rx = self.state.subscribe();
         let settled = rx.wait_for(|s| !matches!(s, State::Connecting));
         match tokio::time::timeout(within, settled).await {

@@ -26,6 +26,7 @@ mod kind_bedrock;
 mod kind_cohere;
 mod kind_gemini;
 mod lifecycle;
+mod managed_redis;
 mod messages;
 mod mock_parity;
 mod replicas;

@@ -25,6 +25,8 @@ fn settings(url: &str, on_error: OnStateError) -> StateSettings {
     StateSettings {
         backend: StateBackend::Redis {
             url: Secret::new(url.to_string()),
+            tls: Default::default(),
+            topology: Default::default(),
         },
         on_error,
         timeout: TIMEOUT,
