@@ -11,6 +11,7 @@ mod api;
 mod architecture;
 mod cache_fanout;
 mod completions;
+mod deploy;
 mod edge;
 mod edge_encoding;
 mod examples;
