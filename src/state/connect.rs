@@ -29,9 +29,10 @@ const BAD_URL: &str = "expected redis:// or rediss://[user:password@]host[:port]
 
 /// Opens connections to the Redis the policy names.
 pub(crate) enum Connector {
-    Single(Client),
+    // Boxed: the clients differ in size by hundreds of bytes; one per store.
+    Single(Box<Client>),
     Sentinel(Box<SentinelClient>),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 impl fmt::Debug for Connector {
@@ -73,10 +74,10 @@ impl Connector {
         }
         let bad_tls = |_| StoreError::BadUrl("the TLS certificates do not load");
         match topology {
-            RedisTopology::Single => Ok(Connector::Single(match certs {
+            RedisTopology::Single => Ok(Connector::Single(Box::new(match certs {
                 Some(certs) => Client::build_with_tls(info, certs).map_err(bad_tls)?,
                 None => Client::open(info).map_err(|_| StoreError::BadUrl(BAD_URL))?,
-            })),
+            }))),
             RedisTopology::Sentinel {
                 master,
                 nodes,
@@ -130,7 +131,7 @@ impl Connector {
                 if let Some(certs) = certs {
                     b = b.certs(certs);
                 }
-                Ok(Connector::Cluster(b.build().map_err(bad_tls)?))
+                Ok(Connector::Cluster(Box::new(b.build().map_err(bad_tls)?)))
             }
         }
     }
