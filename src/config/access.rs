@@ -118,9 +118,44 @@ pub enum StateBackend {
     /// In-process (moka and buckets): the default, per replica.
     #[default]
     Memory,
-    /// Shared by every replica pointing at the same Redis; the URL is read
-    /// from the environment variable `url_env`.
-    Redis { url: Secret },
+    /// Shared by every replica pointing at the same Redis; the URL
+    /// (`redis://` or `rediss://` for TLS) is read from the environment
+    /// variable `url_env`.
+    Redis {
+        url: Secret,
+        /// `state.tls`: how a `rediss://` connection checks the server.
+        tls: RedisTls,
+        /// One server, Sentinel or Cluster (`state.sentinel`, `state.cluster`).
+        topology: RedisTopology,
+    },
+}
+
+/// `state.tls`: certificates for `rediss://`, read from files at load (so a
+/// reload after a rotation picks up the new ones).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RedisTls {
+    /// PEM CA certificates from `ca_file`; none: the system's roots.
+    pub ca_pem: Option<String>,
+    /// PEM client certificate chain and private key (mutual TLS).
+    pub client: Option<(String, Secret)>,
+}
+
+/// Where the Redis of the shared state is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum RedisTopology {
+    /// The URL's host is the server.
+    #[default]
+    Single,
+    /// The URL's host and `nodes` are sentinels; the state lives on the
+    /// master they name `master`, found again after a failover.
+    Sentinel {
+        master: String,
+        nodes: Vec<String>,
+        /// The sentinels' own password (`sentinel.password_env`), if any.
+        password: Option<Secret>,
+    },
+    /// The URL's host and `nodes` are seed nodes of a Redis Cluster.
+    Cluster { nodes: Vec<String> },
 }
 
 /// What a request does while the shared store cannot be reached.

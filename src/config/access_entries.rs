@@ -1,5 +1,6 @@
-//! Validation of `keys:`, `prices:`, `state:` and `server.auth`: raw entries
-//! -> [`KeySpec`]s, [`Prices`] and [`StateSettings`], every error at its line.
+//! Validation of `keys:`, `prices:` and `server.auth`: raw entries ->
+//! [`KeySpec`]s and [`Prices`], every error at its line (`state:` is
+//! `state_entries`).
 //!
 //! Place in the pipeline: called by `validate` after routes, since a key's
 //! `models` patterns are checked against the routes and its dollar budget
@@ -8,14 +9,13 @@
 //! reach Redis.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::access::*;
 use super::fields::FieldReader;
 use super::policy::RouteSpec;
-use super::raw::{RawKey, RawPrice, RawState};
+use super::raw::{RawKey, RawPrice};
 use super::report::Loc;
 
 /// `*` matches any run of characters, `?` one character; nothing else is special.
@@ -256,79 +256,6 @@ fn unpriced(
                 );
             }
         }
-    }
-}
-
-pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSettings {
-    let backend = match s.backend.as_deref() {
-        None | Some("memory") => {
-            if s.url_env.is_some() {
-                cx.errors
-                    .at(&loc.field("url_env"), "is only for backend: redis");
-            }
-            StateBackend::Memory
-        }
-        Some("redis") => match &s.url_env {
-            None => {
-                cx.errors.at(
-                    &loc.field("url_env"),
-                    "is required with backend: redis (the variable holding redis://host:port)",
-                );
-                StateBackend::Memory
-            }
-            Some(_) => match cx.secret(&loc.field("url_env"), &s.url_env) {
-                Some(url) if url.expose().starts_with("redis://") => StateBackend::Redis { url },
-                // Refused here rather than failing at connect time.
-                Some(url) if url.expose().starts_with("rediss://") => {
-                    cx.errors.at(
-                        &loc.field("url_env"),
-                        "TLS (rediss://) is not supported yet: use redis:// on a private network or through a TLS tunnel",
-                    );
-                    StateBackend::Memory
-                }
-                Some(_) => {
-                    cx.errors.at(
-                        &loc.field("url_env"),
-                        "the variable does not hold a redis:// URL",
-                    );
-                    StateBackend::Memory
-                }
-                None => StateBackend::Memory,
-            },
-        },
-        Some(other) => {
-            cx.errors.at(
-                &loc.field("backend"),
-                format!("unknown backend {other:?} (expected memory or redis)"),
-            );
-            StateBackend::Memory
-        }
-    };
-    let on_error = match s.on_error.as_deref() {
-        None | Some("fail_open") => OnStateError::FailOpen,
-        Some("fail_closed") => OnStateError::FailClosed,
-        Some(other) => {
-            cx.errors.at(
-                &loc.field("on_error"),
-                format!("unknown policy {other:?} (expected fail_open or fail_closed)"),
-            );
-            OnStateError::FailOpen
-        }
-    };
-    let prefix = s.prefix.clone().unwrap_or_else(|| "switchyard".to_string());
-    if prefix.is_empty() || prefix.bytes().any(|b| b.is_ascii_whitespace()) {
-        cx.errors
-            .at(&loc.field("prefix"), "must be non-empty, without spaces");
-    }
-    StateSettings {
-        backend,
-        on_error,
-        timeout: cx.duration(
-            &loc.field("timeout"),
-            &s.timeout,
-            Duration::from_millis(250),
-        ),
-        prefix,
     }
 }
 

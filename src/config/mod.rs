@@ -21,6 +21,7 @@ mod policy;
 mod raw;
 mod report;
 mod shape;
+mod state_entries;
 mod validate;
 
 use std::fmt;
@@ -33,6 +34,7 @@ pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
+pub use state_entries::host_port;
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -86,6 +88,13 @@ pub struct Source {
 }
 
 /// Reads every `*.yaml` / `*.yml` file directly in `dir`, sorted by name.
+///
+/// A Kubernetes ConfigMap volume is read as one snapshot: there the files
+/// are symlinks through `..data`, itself a symlink to a timestamped folder
+/// that kubelet never changes once published; an update is a new folder
+/// and an atomic rename of `..data`. Reading the files from the folder
+/// `..data` points at (once resolved) never mixes two versions; the files
+/// keep their names in `dir` for messages and the fingerprint.
 pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
     let fail = |message: String| {
         ConfigErrors(vec![ConfigError {
@@ -93,7 +102,10 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
             message,
         }])
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read folder: {e}")))?;
+    let snapshot = std::fs::canonicalize(dir.join("..data")).ok();
+    let read_from = snapshot.as_deref().filter(|p| p.is_dir()).unwrap_or(dir);
+    let entries =
+        std::fs::read_dir(read_from).map_err(|e| fail(format!("cannot read folder: {e}")))?;
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -111,13 +123,15 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Source>, ConfigErrors> {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
+        // Named as in `dir`, wherever it was read from.
+        let name = match path.file_name() {
+            Some(file) if read_from != dir => dir.join(file).display().to_string(),
+            _ => path.display().to_string(),
+        };
         match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push(Source {
-                name: path.display().to_string(),
-                text,
-            }),
+            Ok(text) => sources.push(Source { name, text }),
             Err(e) => errors.push(ConfigError {
-                location: path.display().to_string(),
+                location: name,
                 message: format!("cannot read file: {e}"),
             }),
         }
@@ -208,5 +222,7 @@ fn is_blank(text: &str) -> bool {
 mod access_tests;
 #[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;

@@ -70,6 +70,31 @@ pub(super) struct RawState {
     pub on_error: Option<String>,
     pub timeout: Option<String>,
     pub prefix: Option<String>,
+    pub tls: Option<RawRedisTls>,
+    pub sentinel: Option<RawSentinel>,
+    pub cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedisTls {
+    pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSentinel {
+    pub master: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub nodes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,13 +14,17 @@ use std::time::Duration;
 
 use super::Env;
 use super::access::{AuthMode, StateSettings};
+<<<<<<< HEAD
 use super::access_entries;
 use super::dashboard::dashboard_settings;
+=======
+>>>>>>> w-16c
 use super::entries::{provider, route};
 use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::*;
 use super::report::{Errors, Loc};
+use super::{access_entries, state_entries};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
@@ -195,7 +199,7 @@ pub(super) fn validate(
         );
     }
     let state = match &m.state {
-        Some((file, s)) => access_entries::state(&mut cx, &Loc::new(file, "state"), s),
+        Some((file, s)) => state_entries::state(&mut cx, &Loc::new(file, "state"), s),
         None => StateSettings::default(),
     };
     (errors.len() == before).then_some(Policy {

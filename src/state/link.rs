@@ -13,11 +13,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::AsyncConnectionConfig;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::connect::{Conn, Connector};
 use super::types::Unavailable;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -28,10 +28,7 @@ enum State {
     /// An attempt is under way (at start, or right after a break).
     Connecting,
     /// `generation` tells a stale break report from a current one.
-    Up {
-        conn: MultiplexedConnection,
-        generation: u64,
-    },
+    Up { conn: Conn, generation: u64 },
     /// The last attempt failed; the next one comes after a backoff.
     Down,
 }
@@ -56,14 +53,17 @@ impl fmt::Debug for Link {
 impl Link {
     /// Starts connecting in the background; `timeout` bounds each attempt
     /// and each reply on the connection.
-    pub(crate) fn start(client: Client, timeout: Duration) -> Option<Link> {
+    pub(crate) fn start(connector: Connector, timeout: Duration) -> Option<Link> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let state = Arc::new(watch::Sender::new(State::Connecting));
         let stop = CancellationToken::new();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        runtime.spawn(run(client, config, state.clone(), stop.clone()));
+        // A connect may take several round trips (TLS, AUTH, asking the
+        // sentinels, reading a cluster's slots): bound the whole of it too.
+        let bound = timeout.saturating_mul(4);
+        runtime.spawn(run(connector, config, bound, state.clone(), stop.clone()));
         Some(Link {
             state,
             _stop: stop.drop_guard(),
@@ -72,10 +72,7 @@ impl Link {
 
     /// The live connection and its generation. Waits (at most `within`)
     /// while an attempt is under way; fails at once while Redis is down.
-    pub(crate) async fn get(
-        &self,
-        within: Duration,
-    ) -> Result<(MultiplexedConnection, u64), Unavailable> {
+    pub(crate) async fn get(&self, within: Duration) -> Result<(Conn, u64), Unavailable> {
         let mut rx = self.state.subscribe();
         let settled = rx.wait_for(|s| !matches!(s, State::Connecting));
         match tokio::time::timeout(within, settled).await {
@@ -106,21 +103,22 @@ impl Link {
 }
 
 async fn run(
-    client: Client,
+    mut connector: Connector,
     config: AsyncConnectionConfig,
+    bound: Duration,
     state: Arc<watch::Sender<State>>,
     stop: CancellationToken,
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut generation = 0;
     loop {
-        let attempt = client.get_multiplexed_async_connection_with_config(&config);
+        let attempt = tokio::time::timeout(bound, connector.connect(&config));
         let attempt = tokio::select! {
             _ = stop.cancelled() => return,
             r = attempt => r,
         };
         match attempt {
-            Ok(conn) => {
+            Ok(Ok(conn)) => {
                 generation += 1;
                 backoff = MIN_BACKOFF;
                 state.send_replace(State::Up { conn, generation });
@@ -131,8 +129,16 @@ async fn run(
                 }
                 // Reported broken: reconnect at once (callers wait for it).
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "state store: cannot connect to Redis; backing off");
+            failed => {
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "state store: cannot connect to Redis; backing off")
+                    }
+                    _ => tracing::debug!(
+                        ?bound,
+                        "state store: connecting to Redis timed out; backing off"
+                    ),
+                }
                 state.send_replace(State::Down);
                 // Full jitter over the upper half, so replicas spread out.
                 let half = backoff / 2;

@@ -14,11 +14,13 @@
 //! name buckets and counters with strings they choose.
 //!
 //! Files: `types.rs` (the vocabulary), `bucket.rs` (the math), `memory.rs`,
-//! `link.rs` + `remote.rs` + `admit.lua` + `settle.lua` (Redis; both
+//! `connect.rs` (TLS, Sentinel, Cluster) + `link.rs` + `remote.rs` +
+//! `admit.lua` + `settle.lua` (Redis; both
 //! scripts begin with `bucket.lua`), `shared.rs` (failure policy),
 //! `pending.rs` (replay after an outage), `period.rs` (budget periods).
 
 mod bucket;
+mod connect;
 mod link;
 mod memory;
 mod pending;
@@ -79,29 +81,22 @@ impl Store {
     /// The store the settings name. For Redis this neither blocks nor fails
     /// when Redis is down: it connects in the background (call it inside a
     /// tokio runtime) and serves per `on_error` meanwhile. Fails only for a
-    /// URL that does not parse (or that asks for TLS, not built in).
+    /// URL that does not parse or TLS certificates that do not load.
     pub fn new(settings: &StateSettings, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
-        let url = match &settings.backend {
+        let (url, tls, topology) = match &settings.backend {
             StateBackend::Memory => return Ok(Store::memory(metrics)),
-            StateBackend::Redis { url } => url.expose(),
+            StateBackend::Redis { url, tls, topology } => (url, tls, topology),
         };
-        if url.starts_with("rediss://") || url.starts_with("valkeys://") {
-            return Err(StoreError::BadUrl(
-                "TLS (rediss://) is not supported by this build",
-            ));
-        }
-        // The client's parse error is not kept: it could quote the URL.
-        let client = redis::Client::open(url)
-            .map_err(|_| StoreError::BadUrl("expected redis://[user:password@]host[:port][/db]"))?;
         let timeout = match settings.timeout {
             Duration::ZERO => DEFAULT_TIMEOUT,
             t => t,
         };
+        let connector = connect::Connector::new(url, tls, topology, timeout)?;
         let prefix = match settings.prefix.as_str() {
             "" => DEFAULT_PREFIX,
             p => p,
         };
-        let shared = Shared::new(client, settings.on_error, prefix, timeout)?;
+        let shared = Shared::new(connector, settings.on_error, prefix, timeout)?;
         Ok(Store::with(Backend::Redis(shared), metrics))
     }
 

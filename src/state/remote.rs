@@ -12,10 +12,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
-use redis::{Client, RedisError, Script};
+use redis::{RedisError, Script};
 use tokio::time::Instant;
 
+use super::connect::{Conn, Connector};
 use super::link::Link;
 use super::types::{Add, Adjust, Admit, Cap, StoreError, Take, Unavailable, Which};
 
@@ -39,10 +39,15 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(client: Client, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        connector: Connector,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let prefix = connector.key_prefix(prefix);
         Ok(Remote {
-            link: Link::start(client, timeout).ok_or(StoreError::NoRuntime)?,
-            prefix: prefix.to_string(),
+            link: Link::start(connector, timeout).ok_or(StoreError::NoRuntime)?,
+            prefix,
             timeout,
             admit: Script::new(concat!(
                 include_str!("bucket.lua"),
@@ -83,7 +88,7 @@ impl Remote {
     /// included); an I/O error or a timeout marks the connection broken.
     async fn round_trip<T, F, Fut>(&self, send: F) -> Result<T, Unavailable>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let deadline = Instant::now() + self.timeout;
@@ -91,7 +96,13 @@ impl Remote {
         match tokio::time::timeout_at(deadline, send(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_unrecoverable_error() || e.is_timeout() {
+                // READONLY: a master demoted by a failover; reconnecting
+                // asks the sentinels for the new one.
+                if e.is_io_error()
+                    || e.is_unrecoverable_error()
+                    || e.is_timeout()
+                    || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+                {
                     self.link.broken(generation);
                 }
                 Err(Unavailable::Redis(e.to_string()))

@@ -15,9 +15,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::Client;
 use tokio::time::Instant;
 
+use super::connect::Connector;
 use super::memory::Memory;
 use super::pending::Pending;
 use super::remote::Remote;
@@ -65,13 +65,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(
-        client: Client,
+        connector: Connector,
         on_error: OnStateError,
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         Ok(Shared {
-            remote: Remote::new(client, prefix, timeout)?,
+            remote: Remote::new(connector, prefix, timeout)?,
             on_error,
             local: Memory::default(),
             pending: Mutex::default(),

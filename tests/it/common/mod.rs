@@ -10,6 +10,7 @@ pub mod cohere;
 pub mod faults;
 pub mod gemini;
 pub mod redis;
+pub mod redis_managed;
 pub mod responses;
 pub mod scripted;
 pub mod usage;

@@ -18,7 +18,7 @@ pub struct RedisServer {
 }
 
 /// `redis-server` on PATH, or in /usr/bin.
-fn find_binary() -> Option<PathBuf> {
+pub fn find_binary() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join("redis-server"))
