@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adaptive;
 mod api;
 mod architecture;
 mod cache_fanout;
@@ -28,11 +29,13 @@ mod kind_gemini;
 mod lifecycle;
 mod messages;
 mod mock_parity;
+mod peers;
 mod replicas;
 mod rerank;
 mod resilience;
 mod responses;
 mod responses_stored;
+mod saturation;
 mod sdk_anthropic;
 mod sdk_completions;
 mod sdk_providers;
@@ -42,3 +45,4 @@ mod spend;
 mod state_store;
 mod stream_cache;
 mod usage;
+mod warnings;
