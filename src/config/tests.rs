@@ -69,7 +69,10 @@ fn shipped_saturation_defaults_and_concurrency_settings() {
     assert_eq!(m.concurrency.max_wait, secs(5));
     assert_eq!(p.server.provider_share, 0.5);
     let c = &p.server.connections;
-    assert_eq!((c.max, c.max_per_peer, c.loopback_exempt), (10_000, 1_000, true));
+    assert_eq!(
+        (c.max, c.max_per_peer, c.loopback_exempt),
+        (10_000, 1_000, true)
+    );
     assert_eq!(c.first_request_timeout, secs(5));
     assert_eq!(p.routes["r"].max_concurrency, None);
 
@@ -83,7 +86,10 @@ fn shipped_saturation_defaults_and_concurrency_settings() {
     let a = &p.providers["a"].concurrency;
     assert_eq!(a.limit, LimitSpec::Adaptive { min: 2, max: 40 });
     assert_eq!(a.max_wait, Duration::ZERO);
-    assert_eq!(p.providers["f"].concurrency.limit, LimitSpec::Fixed(Some(7)));
+    assert_eq!(
+        p.providers["f"].concurrency.limit,
+        LimitSpec::Fixed(Some(7))
+    );
     assert_eq!(p.routes["r"].max_concurrency, Some(9));
 }
 

@@ -85,6 +85,10 @@ pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -
     }
     let last = &failures[failures.len() - 1].1;
     match last {
+        // The others failed, the last one is full: worth a retry shortly.
+        UpstreamError::Saturated => GatewayError::new(ErrorKind::Unavailable, message)
+            .with_code("providers_saturated")
+            .with_retry_after(Duration::from_secs(1)),
         UpstreamError::Timeout(_) => GatewayError::new(ErrorKind::GatewayTimeout, message)
             .with_code("upstream_timeout")
             .final_after_retries(),
@@ -136,6 +140,19 @@ mod tests {
             ],
         );
         assert_eq!(g.kind, ErrorKind::RateLimited);
+        let g = exhausted(
+            "r",
+            vec![
+                ("a".into(), UpstreamError::Timeout("body")),
+                ("b".into(), UpstreamError::Saturated),
+            ],
+        );
+        assert_eq!(g.kind, ErrorKind::Unavailable);
+        assert_eq!(g.code, Some("providers_saturated"));
+        assert!(
+            g.message
+                .contains("a: body timeout; b: provider at its concurrency limit")
+        );
     }
 
     #[test]

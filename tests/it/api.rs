@@ -431,7 +431,10 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
         ("switchyard_state_errors_total", "by (op)"),
         ("switchyard_state_up", "min("),
         ("switchyard_provider_concurrency_limit", "by (provider)"),
-        ("switchyard_provider_refusals_total", "by (provider, reason)"),
+        (
+            "switchyard_provider_refusals_total",
+            "by (provider, reason)",
+        ),
     ] {
         assert!(
             exprs.iter().any(|e| e.contains(metric) && e.contains(by)),
