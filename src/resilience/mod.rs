@@ -2,8 +2,8 @@
 //! rate limits, concurrency limits (bulkheads, fixed or adaptive).
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit,
-//! bulkhead) and `server` (client and route limits). Each primitive is built from a
-//! policy spec and knows nothing of HTTP or providers. All timing uses
+//! bulkhead) and `server` (client and route limits). Each primitive is built
+//! from a policy spec and knows nothing of HTTP or providers. All timing uses
 //! `tokio::time`, so tests can run them with paused time. Must not hold
 //! global state: every gateway builds its own.
 

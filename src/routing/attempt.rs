@@ -4,8 +4,9 @@
 //! handle is (re)built; `run::execute` calls it once per attempt with an
 //! [`Attempt`] (any endpoint's call, its type erased). The stack, outermost
 //! first, one comment each in [`stack`]:
-//!   bulkhead             (the provider's concurrency limit, fixed or adaptive, under its
-//!                         share of the gateway: at it, refused at once, or the last target waits)
+//!   bulkhead             (the provider's concurrency limit, fixed or adaptive,
+//!                         under its share of the gateway: refused at once when
+//!                         full, or the last target waits)
 //!   -> provider rate limit (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)

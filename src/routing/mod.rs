@@ -6,12 +6,12 @@
 //! attempt on a provider); [`execute`] orders the route's targets
 //! (`strategy`), runs each target's attempt stack (`attempt`: bulkhead,
 //! provider rate limit, TPM hold, breaker, metrics, adapter; built once per
-//! policy generation by `table`), retries with backoff within the route's retry
-//! budget, fails over, and ends with the answer or one [`GatewayError`]
-//! (`outcome`). `width` tells an embeddings fan-out how wide to go, from
-//! its providers' concurrency limits. Routing knows targets, not endpoints: a new endpoint adds
-//! nothing here. Must not cache, parse client HTTP or map errors to status
-//! codes.
+//! policy generation by `table`), retries with backoff within the route's
+//! retry budget, fails over, and ends with the answer or one
+//! [`GatewayError`] (`outcome`). `width` tells an embeddings fan-out how wide
+//! to go, from its providers' concurrency limits. Routing knows targets, not
+//! endpoints: a new endpoint adds nothing here. Must not cache, parse client
+//! HTTP or map errors to status codes.
 //!
 //! [`GatewayError`]: crate::api::GatewayError
 

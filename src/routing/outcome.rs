@@ -6,8 +6,9 @@
 //! [`exhausted`] when no target is left. Both return a [`GatewayError`]
 //! whose kind says what happened; `server::http` alone turns it into a
 //! status and a body (every target at its concurrency limit: 503
-//! `providers_saturated` with a `Retry-After`). Must not retry, and must not carry upstream secrets
-//! (error bodies are scrubbed by the providers before they get here).
+//! `providers_saturated` with a `Retry-After`). Must not retry, and must
+//! not carry upstream secrets (error bodies are scrubbed by the providers
+//! before they get here).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,9 +13,10 @@
 //! (which, for HTTP/1, also bounds the wait for the next request on a
 //! kept-alive connection), HTTP/2 keep-alive pings and a stream cap, and an
 //! idle timeout that closes a connection with no request in flight.
-//! Settings are read from the live policy for each new connection. Every connection is served by a clone of the edge stack
-//! that `stack` builds once, with the connection's peer address and
-//! activity counter added to each request. Shutdown goes: not ready (`/readyz` 503) for
+//! Settings are read from the live policy for each new connection. Every
+//! connection is served by a clone of the edge stack that `stack` builds
+//! once, with the connection's peer address and activity counter added to
+//! each request. Shutdown goes: not ready (`/readyz` 503) for
 //! `server.drain_delay` while still serving, then stop accepting, then drain
 //! in-flight requests and streams within `server.shutdown_grace`.
 //! Must not look into requests: `stack` does that.
