@@ -285,6 +285,50 @@ async fn no_provider_holds_more_than_its_share_and_a_reload_keeps_what_is_in_fli
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn a_provider_back_from_an_open_breaker_ramps_up_instead_of_taking_full_traffic() {
+    let p0_extra = "    breaker: { failure_threshold: 1, open_for: 100ms }\n\
+                    \x20   concurrency: { max_in_flight: 50 }\n";
+    let (p0, _p1, gw) = pair(p0_extra, &route_yaml("m", &["p0", "p1"], ONE_TRY)).await;
+    assert_eq!(gw.metric(P0_LIMIT).await, 50.0);
+    p0.set(Fault::Status(500));
+    for ask in ["trips it", "is refused by it"] {
+        let r = gw.chat("m", ask).await;
+        assert_eq!(r.headers()["x-switchyard-provider"], "p1", "{ask}");
+    }
+    assert_eq!(
+        p0.calls(),
+        1,
+        "the second went straight to p1: breaker open"
+    );
+    p0.set(Fault::SlowFirstByte(Duration::from_millis(20)));
+    // Once open_for has passed, a probe reaches p0 and closes the breaker.
+    eventually(async || gw.chat("m", "probe").await.headers()["x-switchyard-provider"] == "p0")
+        .await;
+    assert_eq!(gw.metric(P0_LIMIT).await, 5.0, "back from open: a tenth");
+    // Kept busy, it grows back by one per successful call, not at once.
+    let mut seen = vec![5.0];
+    while seen.last() < Some(&50.0) {
+        assert!(seen.len() < 20, "never ramped back: {seen:?}");
+        let burst: Vec<_> = (0..50)
+            .map(|i| {
+                gw.spawn_post(
+                    "/v1/chat/completions",
+                    chat_body("m", &format!("b{i}"), false),
+                )
+            })
+            .collect();
+        for b in burst {
+            assert_eq!(b.await.unwrap().status(), 200);
+        }
+        seen.push(gw.metric(P0_LIMIT).await);
+    }
+    println!("limit per burst of 50: {seen:?}");
+    assert!(seen.len() >= 4, "ramped, not jumped: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
+    gw.stop().await;
+}
+
 /// The chaos load of `faults::mixed_load_through_a_cycling_fault_sees_zero_failures`
 /// with p0 at the shipped default timeouts (only its breaker is quick, so
 /// that it meets every phase), cycling through trickle and stall among the
