@@ -4,7 +4,10 @@
 //! handle is (re)built; `run::execute` calls it once per attempt with an
 //! [`Attempt`] (any endpoint's call, its type erased). The stack, outermost
 //! first, one comment each in [`stack`]:
-//!   provider rate limit  (a spent bucket refuses at once: spill to the next target)
+//!   bulkhead             (the provider's concurrency limit, fixed or adaptive,
+//!                         under its share of the gateway: refused at once when
+//!                         full, or the last target waits)
+//!   -> provider rate limit (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
 //!   -> upstream metrics  (duration and outcome of calls that reached the provider)
@@ -24,8 +27,9 @@ use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
 use crate::providers::{Provider, UpstreamError};
+use crate::resilience::bulkhead::BulkheadLayer;
 use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamMetricsLayer};
-use crate::resilience::{Breaker, Limiter};
+use crate::resilience::{Breaker, ConcurrencyLimit, Limiter, Refused, Signal};
 use crate::state::Store;
 
 pub type AttemptStack = BoxCloneSyncService<Attempt, AnyReply, UpstreamError>;
@@ -36,6 +40,27 @@ impl Refusal for UpstreamError {
     }
     fn breaker_open() -> Self {
         UpstreamError::BreakerOpen
+    }
+    fn saturated() -> Self {
+        UpstreamError::Saturated
+    }
+}
+
+/// What an attempt's outcome says about the provider's capacity: timeouts,
+/// refused connections, 429s and 5xx mean it is over it; an open breaker
+/// that it is down; a client error or a local limit says nothing.
+fn signal(result: &Result<AnyReply, UpstreamError>) -> Signal {
+    match result {
+        Ok(_) => Signal::Success,
+        Err(UpstreamError::BreakerOpen) => Signal::Unavailable,
+        Err(UpstreamError::Timeout(_) | UpstreamError::Connect(_)) => Signal::Overload,
+        Err(e) if e.is_upstream_rate_limit() => Signal::Overload,
+        Err(UpstreamError::Status { status, .. } | UpstreamError::Classified { status, .. })
+            if *status >= 500 =>
+        {
+            Signal::Overload
+        }
+        Err(_) => Signal::Ignore,
     }
 }
 
@@ -70,12 +95,22 @@ pub(super) fn stack(
     provider: Arc<dyn Provider>,
     breaker: Arc<Breaker>,
     limiter: Option<Arc<Limiter>>,
+    concurrency: Arc<ConcurrencyLimit>,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> AttemptStack {
     let count_rate_limits = spec.breaker.count_rate_limits;
     let refusals = Arc::clone(metrics);
+    let saturated = Refused::ALL.map(|r| {
+        metrics
+            .provider_refusals
+            .with_label_values(&[&spec.name, r.label()])
+    });
     let service = ServiceBuilder::new()
+        // Bulkhead: a slot of the provider's concurrency limit (or refused, counted).
+        .layer(BulkheadLayer::new(concurrency, signal, move |r| {
+            saturated[r as usize].inc();
+        }))
         // Provider rate limit: refused at once (and counted), so the next target is tried.
         .layer(RateLimitLayer::new(limiter).on_refuse(move || {
             refusals.rate_limited.with_label_values(&["provider"]).inc();

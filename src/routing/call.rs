@@ -10,22 +10,28 @@
 //! [`Attempt`]: the call with its type erased, so one stack per provider
 //! serves every endpoint and a new endpoint adds nothing here. The reply
 //! comes back erased too and is turned back into the call's own type in
-//! `execute`, the one place that knows both. Must not know endpoints,
-//! status codes or wire formats.
+//! `execute`, the one place that knows both. A reply that is read after its
+//! attempt returned (a stream) keeps its provider's concurrency slot until
+//! it ends ([`KeepsSlot`]). Must not know endpoints, status codes or wire
+//! formats.
 
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 
-use crate::providers::{Need, Provider, UpstreamError};
+use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
+use crate::providers::{ChatReply, Need, Provider, UpstreamError};
+use crate::resilience::Slot;
+use crate::resilience::bulkhead::{Kept, SlotRequest};
 
 /// One request as routing sees it.
 pub trait Call: Send + Sync + 'static {
     /// What one successful attempt answers.
-    type Reply: Send + 'static;
+    type Reply: KeepsSlot + Send + 'static;
 
     /// What a target must be able to do to serve this call (targets that
     /// cannot are skipped, not failed).
@@ -43,6 +49,36 @@ pub trait Call: Send + Sync + 'static {
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
 }
+
+/// A reply that holds its provider's concurrency slot for as long as it is
+/// read: a stream to its end; a whole answer gives it back at once.
+pub trait KeepsSlot {
+    fn keep(&mut self, slot: Slot) {
+        drop(slot);
+    }
+}
+
+impl KeepsSlot for ChatReply {
+    fn keep(&mut self, slot: Slot) {
+        let ChatReply::Stream(events) = self else {
+            return;
+        };
+        let events = std::mem::replace(events, futures_util::stream::empty().boxed());
+        // The slot goes when the stream is dropped (ended, failed or abandoned).
+        *self = ChatReply::Stream(
+            events
+                .map(move |event| {
+                    let _held = &slot;
+                    event
+                })
+                .boxed(),
+        );
+    }
+}
+
+impl KeepsSlot for EmbedReply {}
+impl KeepsSlot for RerankReply {}
+impl KeepsSlot for () {}
 
 /// A call's reply with its type erased, between the adapter and `execute`.
 pub(super) type AnyReply = Box<dyn Any + Send>;
@@ -75,7 +111,20 @@ pub struct Attempt {
     pub model: Arc<str>,
     /// The call's token estimate (what a TPM hold takes).
     pub estimate: u64,
+    /// No other target is left: it may wait for a concurrency slot.
+    pub may_wait: bool,
+    /// Where the bulkhead leaves the slot of a successful attempt.
+    kept: Arc<Kept>,
     call: Arc<dyn ErasedCall>,
+}
+
+impl SlotRequest for Attempt {
+    fn may_wait(&self) -> bool {
+        self.may_wait
+    }
+    fn keeper(&self) -> Option<Arc<Kept>> {
+        Some(Arc::clone(&self.kept))
+    }
 }
 
 impl std::fmt::Debug for Attempt {
@@ -83,6 +132,7 @@ impl std::fmt::Debug for Attempt {
         f.debug_struct("Attempt")
             .field("model", &self.model)
             .field("estimate", &self.estimate)
+            .field("may_wait", &self.may_wait)
             .finish_non_exhaustive()
     }
 }
@@ -92,8 +142,15 @@ impl Attempt {
         Attempt {
             model: Arc::from(model),
             estimate,
+            may_wait: false,
+            kept: Arc::default(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
+    }
+
+    /// The concurrency slot of the attempt that just succeeded.
+    pub(super) fn take_slot(&self) -> Option<Slot> {
+        self.kept.take()
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

@@ -6,8 +6,11 @@
 //! serve the call, and for each target runs its attempt stack (limits, TPM
 //! hold, breaker, metrics, adapter), retrying with backoff and failing over
 //! when one is exhausted ([`crate::resilience::decide`] says when: attempts,
-//! Retry-After, the 429 policy and the route's retry budget), all within
-//! the route's deadline if it has one. Requests an upstream rejected as
+//! Retry-After, the 429 policy, timeouts and the route's retry budget), all
+//! within the route's deadline if it has one. A target at its concurrency
+//! limit is left at once (its bulkhead counted it); the last target may
+//! wait for a slot instead. A timed-out attempt moves to the next target
+//! before the same one is retried. Requests an upstream rejected as
 //! malformed are neither retried nor failed over. Must not cache, parse
 //! client HTTP or know which endpoint the call is for.
 
@@ -16,7 +19,7 @@ use std::time::Duration;
 
 use tower::ServiceExt;
 
-use super::call::{Attempt, Call, Served};
+use super::call::{Attempt, Call, KeepsSlot, Served};
 use super::outcome::{client_error, exhausted};
 use super::strategy::target_order;
 use super::table::{ProviderHandle, RouteHandle, RouteTable};
@@ -35,6 +38,9 @@ impl RetryHint for UpstreamError {
     }
     fn is_rate_limit(&self) -> bool {
         self.is_upstream_rate_limit()
+    }
+    fn is_slow(&self) -> bool {
+        self.is_timeout()
     }
 }
 
@@ -77,28 +83,32 @@ async fn run_targets<C: Call>(
     let mut attempts = 0u32;
     let mut failures: Vec<(Arc<str>, UpstreamError)> = Vec::new();
     let (need, estimate) = (call.need(), call.estimated_tokens());
-    let order: Vec<(&TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
+    let order: Vec<(usize, &TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
         .into_iter()
         .filter_map(|i| {
             let t = &spec.targets[i];
-            table.providers.get(&t.provider).map(|h| (t, h))
+            table.providers.get(&t.provider).map(|h| (i, t, h))
         })
-        .filter(|(_, h)| h.capabilities.serves(need))
+        .filter(|(_, _, h)| h.capabilities.serves(need))
         .collect();
-    for (pos, (target, handle)) in order.iter().enumerate() {
+    for (pos, &(index, target, handle)) in order.iter().enumerate() {
         if !failures.is_empty() {
             metrics.failovers.with_label_values(&[&spec.name]).inc();
         }
         let name = &handle.name;
         let others_left = pos + 1 < order.len();
-        let attempt = Attempt::new(&call, &target.model, estimate);
+        let mut attempt = Attempt::new(&call, &target.model, estimate);
+        attempt.may_wait = !others_left;
         let mut failed = 0u32;
         let error = loop {
             let e = match handle.attempt.clone().oneshot(attempt.clone()).await {
                 Ok(reply) => {
-                    let value = reply.downcast::<C::Reply>().map_err(|_| {
+                    let mut value = reply.downcast::<C::Reply>().map_err(|_| {
                         GatewayError::new(ErrorKind::Internal, "An attempt answered another call.")
                     })?;
+                    if let Some(slot) = attempt.take_slot() {
+                        value.keep(slot);
+                    }
                     return Ok(Served {
                         value: *value,
                         provider: Arc::clone(name),
@@ -113,8 +123,8 @@ async fn run_targets<C: Call>(
                         .inc();
                     break UpstreamError::BreakerOpen;
                 }
-                // A provider limit (rate or TPM) refused: its layer counted it.
-                Err(e @ UpstreamError::RateLimited(_)) => break e,
+                // A provider limit (rate, TPM or concurrency) refused: its layer counted it.
+                Err(e @ (UpstreamError::RateLimited(_) | UpstreamError::Saturated)) => break e,
                 Err(e) if !e.moves_on() => return Err(client_error(e)),
                 Err(e) => e,
             };
@@ -142,7 +152,10 @@ async fn run_targets<C: Call>(
                 }
             }
         };
-        tracing::warn!(route = %spec.name, provider = &**name, error = %error, "target failed");
+        // At most one line a second per route target, with a count of the rest.
+        if let Some(suppressed) = route.warnings.get(index).and_then(|w| w.check()) {
+            tracing::warn!(route = %spec.name, provider = &**name, error = %error, suppressed, "target failed");
+        }
         failures.push((Arc::clone(name), error));
     }
     Err(exhausted(&spec.name, failures))

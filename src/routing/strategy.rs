@@ -76,7 +76,7 @@ mod tests {
                 ttl: Duration::from_secs(1),
             },
             rate_limit: None,
-            max_concurrency: 1,
+            max_concurrency: Some(1),
             deadline: None,
             endpoints: Vec::new(),
         }

@@ -6,21 +6,25 @@
 //! (`ProviderConfig::parse`, errors at `file:line`), the provider is built,
 //! and every route is checked against its targets' capabilities. A rebuild
 //! reuses the live pieces whose configuration did not change (connection
-//! pools, breaker state, rate-limit buckets, retry budgets), so a reload does
-//! not reset a tripped breaker or refill a spent bucket. Must not be mutated
-//! once built.
+//! pools, breaker state, rate-limit buckets, retry budgets, concurrency
+//! limits with what they learned and what they have in flight), so a reload
+//! does not reset a tripped breaker, refill a spent bucket or forget an
+//! adaptive limit; only a provider's share of the gateway's slots is set
+//! anew. Must not be mutated once built.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::attempt::{AttemptStack, stack};
 use crate::config::{
-    ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec, RouteSpec,
+    ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec,
+    RouteSpec, ServerSettings,
 };
 use crate::metrics::Metrics;
+use crate::metrics::warn::WarnEvery;
 use crate::providers::{Capabilities, Need, Provider, ProviderConfig};
 use crate::resilience::breaker::OnTransition;
-use crate::resilience::{Breaker, BreakerState, Limiter, RetryBudget};
+use crate::resilience::{Breaker, BreakerState, ConcurrencyLimit, Limiter, RetryBudget};
 use crate::state::Store;
 
 pub struct ProviderHandle {
@@ -33,7 +37,9 @@ pub struct ProviderHandle {
     pub capabilities: Capabilities,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
-    /// Limit -> TPM hold -> breaker -> metrics -> adapter, built once.
+    /// Its bulkhead: calls in flight, fixed or adaptive, under its share.
+    pub concurrency: Arc<ConcurrencyLimit>,
+    /// Bulkhead -> limit -> TPM hold -> breaker -> metrics -> adapter, built once.
     pub attempt: AttemptStack,
 }
 
@@ -53,6 +59,8 @@ pub struct RouteHandle {
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
+    /// One "target failed" warning a second per target (by target index).
+    pub warnings: Vec<WarnEvery>,
 }
 
 #[derive(Debug)]
@@ -82,9 +90,40 @@ fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<
     }
 }
 
-/// Breaker state changes, as gauges, counters and a log line.
+/// How many of the gateway's request slots one provider may hold.
+pub fn provider_share(server: &ServerSettings) -> usize {
+    ((server.max_concurrent_requests as f64) * server.provider_share).ceil() as usize
+}
+
+/// The provider's concurrency limit: the live one while its settings are
+/// unchanged (what it learned and what it has in flight stay), with the
+/// share set anew; else a new one reporting to the gauges.
+fn concurrency_limit(
+    name: &str,
+    spec: &ConcurrencySpec,
+    old: Option<&Arc<ConcurrencyLimit>>,
+    share: usize,
+    metrics: &Arc<Metrics>,
+) -> Arc<ConcurrencyLimit> {
+    if let Some(l) = old.filter(|l| l.spec() == spec) {
+        l.set_share(share);
+        return Arc::clone(l);
+    }
+    let limit = metrics.provider_limit.with_label_values(&[name]);
+    let in_flight = metrics.provider_in_flight.with_label_values(&[name]);
+    let observe = move |l: usize, n: usize| {
+        limit.set(l as i64);
+        in_flight.set(n as i64);
+    };
+    ConcurrencyLimit::new(spec.clone(), share, Box::new(observe))
+}
+
+/// Breaker state changes, as gauges, counters and a log line (at most one
+/// a second per provider, so a flapping breaker does not flood the log;
+/// the gauge is exact).
 fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
     let (provider, metrics) = (provider.to_string(), Arc::clone(metrics));
+    let warn = WarnEvery::per_second();
     // The first call is the breaker's birth (closed), not a transition.
     let born = std::sync::atomic::AtomicBool::new(false);
     Box::new(move |state: BreakerState| {
@@ -97,11 +136,21 @@ fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
                 .breaker_transitions
                 .with_label_values(&[&provider, state.label()])
                 .inc();
-            tracing::info!(
-                provider,
-                to = state.label(),
-                "circuit breaker changed state"
-            );
+            match (warn.check(), state) {
+                (None, _) => {}
+                (Some(suppressed), BreakerState::Open) => tracing::warn!(
+                    provider,
+                    to = state.label(),
+                    suppressed,
+                    "circuit breaker changed state"
+                ),
+                (Some(suppressed), _) => tracing::info!(
+                    provider,
+                    to = state.label(),
+                    suppressed,
+                    "circuit breaker changed state"
+                ),
+            }
         }
     })
 }
@@ -129,6 +178,7 @@ impl RouteTable {
     ) -> Result<RouteTable, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut providers = HashMap::new();
+        let share = provider_share(&policy.server);
         for (name, spec) in &policy.providers {
             let config = match ProviderConfig::parse(spec, env) {
                 Ok(c) => c,
@@ -142,6 +192,7 @@ impl RouteTable {
                 && h.spec == *spec
                 && h.config == config
             {
+                h.concurrency.set_share(share);
                 providers.insert(name.clone(), Arc::clone(h));
                 continue;
             }
@@ -157,11 +208,14 @@ impl RouteTable {
                 _ => Breaker::new(spec.breaker.clone(), breaker_metrics(name, metrics)),
             };
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
+            let old_limit = old.map(|h| &h.concurrency);
+            let concurrency = concurrency_limit(name, &spec.concurrency, old_limit, share, metrics);
             let attempt = stack(
                 spec,
                 Arc::clone(&provider),
                 Arc::clone(&breaker),
                 limiter.clone(),
+                Arc::clone(&concurrency),
                 store,
                 metrics,
             );
@@ -173,6 +227,7 @@ impl RouteTable {
                 provider,
                 breaker,
                 limiter,
+                concurrency,
                 attempt,
             };
             providers.insert(name.clone(), Arc::new(handle));
@@ -279,6 +334,11 @@ impl RouteTable {
                 capabilities,
                 targets,
                 provider_tpm: provider_tpm.into(),
+                warnings: spec
+                    .targets
+                    .iter()
+                    .map(|_| WarnEvery::per_second())
+                    .collect(),
             };
             routes.insert(name.clone(), Arc::new(handle));
         }

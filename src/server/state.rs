@@ -20,8 +20,9 @@ use super::flows::flights::Flights;
 use crate::cache::ResponseCache;
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
+use crate::metrics::warn::WarnEvery;
 use crate::metrics::window::Ring;
-use crate::resilience::KeyedLimiter;
+use crate::resilience::{KeyedLimiter, Refused};
 use crate::routing::RouteTable;
 use crate::state::Store;
 
@@ -69,6 +70,9 @@ pub struct AppState {
     pub stats: Ring,
     /// When the gateway started (the live page's uptime).
     pub started: tokio::time::Instant,
+    /// Admission's warning when the state store cannot check limits
+    /// (`fail_closed`): at most one line a second, with a count.
+    pub(crate) store_refusals: WarnEvery,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -175,6 +179,7 @@ impl AppState {
             dispatch_hook: None,
             stats: Ring::default(),
             started: tokio::time::Instant::now(),
+            store_refusals: WarnEvery::per_second(),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             flights: Flights::default(),
@@ -240,7 +245,14 @@ impl AppState {
                 let generation = runtime.generation;
                 for gone in current.table.providers.keys() {
                     if !runtime.table.providers.contains_key(gone) {
-                        let _ = self.metrics.breaker_state.remove_label_values(&[gone]);
+                        let m = &self.metrics;
+                        for gauge in [&m.breaker_state, &m.provider_limit, &m.provider_in_flight] {
+                            let _ = gauge.remove_label_values(&[gone]);
+                        }
+                        for why in Refused::ALL {
+                            let labels = [gone.as_str(), why.label()];
+                            let _ = m.provider_refusals.remove_label_values(&labels);
+                        }
                     }
                 }
                 let server = &runtime.policy.server;

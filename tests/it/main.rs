@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adaptive;
 mod api;
 mod architecture;
 mod cache_fanout;
@@ -31,11 +32,13 @@ mod lifecycle;
 mod managed_redis;
 mod messages;
 mod mock_parity;
+mod peers;
 mod replicas;
 mod rerank;
 mod resilience;
 mod responses;
 mod responses_stored;
+mod saturation;
 mod sdk_anthropic;
 mod sdk_completions;
 mod sdk_providers;
@@ -45,3 +48,4 @@ mod spend;
 mod state_store;
 mod stream_cache;
 mod usage;
+mod warnings;
