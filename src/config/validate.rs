@@ -14,11 +14,7 @@ use std::time::Duration;
 
 use super::Env;
 use super::access::{AuthMode, StateSettings};
-<<<<<<< HEAD
-use super::access_entries;
 use super::dashboard::dashboard_settings;
-=======
->>>>>>> w-16c
 use super::entries::{provider, route};
 use super::fields::FieldReader;
 use super::policy::*;
