@@ -34,7 +34,6 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub upstream_requests: IntCounterVec,
     pub upstream_duration: HistogramVec,
-    pub upstream_in_flight: IntGaugeVec,
     pub retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
     pub failovers: IntCounterVec,
@@ -120,17 +119,6 @@ impl Metrics {
         registry
             .register(Box::new(breaker_state.clone()))
             .expect("unique metric");
-        let upstream_in_flight = IntGaugeVec::new(
-            Opts::new(
-                "switchyard_upstream_in_flight",
-                "Upstream calls in flight now, per provider (attempts that passed the breaker).",
-            ),
-            &["provider"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(upstream_in_flight.clone()))
-            .expect("unique metric");
         let cost_usd = CounterVec::new(
             Opts::new(
                 "switchyard_cost_usd_total",
@@ -190,7 +178,6 @@ impl Metrics {
                 &["provider"],
                 LATENCY_BUCKETS.to_vec(),
             ),
-            upstream_in_flight,
             retries: counter(
                 "switchyard_retries_total",
                 "Retries of an upstream call on the same target.",

@@ -238,7 +238,7 @@ impl Sample {
         for m in series(&metrics.upstream_duration) {
             s.provider(label(&m, "provider")).latency.add(&m);
         }
-        for m in series(&metrics.upstream_in_flight) {
+        for m in series(&metrics.provider_in_flight) {
             s.provider(label(&m, "provider")).in_flight = m.get_gauge().get_value() as i64;
         }
         s
@@ -375,7 +375,7 @@ mod tests {
         m.upstream_requests
             .with_label_values(&["p", "breaker_open"])
             .inc_by(2);
-        m.upstream_in_flight.with_label_values(&["p"]).set(3);
+        m.provider_in_flight.with_label_values(&["p"]).set(3);
         let s = Sample::take(&m);
         let r = &s.routes["r"];
         assert_eq!((r.requests, r.client_errors, r.server_errors), (8, 1, 2));

@@ -277,12 +277,8 @@ where
             Arc::clone(&self.metrics),
             self.outcome,
         );
-        // In flight from the call until its future ends or is dropped
-        // (a deadline, a client gone).
-        let in_flight = InFlight::enter(metrics.upstream_in_flight.with_label_values(&[&provider]));
         let call = self.inner.call(req);
         Box::pin(async move {
-            let _in_flight = in_flight;
             let start = tokio::time::Instant::now();
             let result = call.await;
             metrics
@@ -295,22 +291,6 @@ where
                 .inc();
             result
         })
-    }
-}
-
-/// One upstream call counted in `switchyard_upstream_in_flight` until dropped.
-struct InFlight(prometheus::IntGauge);
-
-impl InFlight {
-    fn enter(gauge: prometheus::IntGauge) -> Self {
-        gauge.inc();
-        InFlight(gauge)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -379,27 +359,6 @@ mod tests {
         }
         assert_eq!(svc.clone().oneshot(3).await, Err(E::Open), "open after two");
         let _ = metrics;
-    }
-
-    #[tokio::test]
-    async fn upstream_calls_are_in_flight_until_answered_or_dropped() {
-        let metrics = Arc::new(Metrics::new());
-        let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
-        let mock = mock.map_err(|_| E::Boom);
-        let layer = UpstreamMetricsLayer::new("p", Arc::clone(&metrics), |_: &Result<u32, E>| "x");
-        let svc = layer.layer(mock);
-        let gauge = metrics.upstream_in_flight.with_label_values(&["p"]);
-        let answered = tokio::spawn(svc.clone().oneshot(1));
-        let (_, send) = handle.next_request().await.unwrap();
-        let dropped = tokio::spawn(svc.oneshot(2));
-        let _second = handle.next_request().await.unwrap();
-        assert_eq!(gauge.get(), 2);
-        send.send_response(1);
-        answered.await.unwrap().unwrap();
-        assert_eq!(gauge.get(), 1);
-        dropped.abort();
-        let _ = dropped.await;
-        assert_eq!(gauge.get(), 0, "a cancelled call is no longer in flight");
     }
 
     #[tokio::test]

@@ -165,10 +165,9 @@ fn providers(rc: &RequestCtx, mut measured: Vec<ProviderStats>) -> Vec<ProviderS
         .collect()
 }
 
-/// HOOK(issue 17, per-provider concurrency limits): the provider's current
-/// concurrency limit (static `max_in_flight` or the adaptive limiter's
-/// current value) once the attempt stack has one; read it from the
-/// provider's handle here. Until then the page shows in-flight calls only.
-fn concurrency_limit(_handle: &ProviderHandle) -> Option<u64> {
-    None
+/// The provider's current concurrency limit (its bulkhead: a fixed
+/// `max_in_flight`, the adaptive limiter's current value, or its share of
+/// the gateway's request slots).
+fn concurrency_limit(handle: &ProviderHandle) -> Option<u64> {
+    Some(handle.concurrency.limit() as u64)
 }
