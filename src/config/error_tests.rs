@@ -90,7 +90,7 @@ fn shape_reports_what_serde_saphyr_reports_for_one_error() {
     }
 }
 
-const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes, tpm";
+const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes, tpm, concurrency";
 
 #[test]
 fn two_typos_in_one_file_are_both_listed_at_their_lines() {
