@@ -15,6 +15,7 @@ mod access_entries;
 mod entries;
 mod fields;
 mod kind;
+mod names;
 mod node;
 mod policy;
 mod raw;
@@ -30,6 +31,7 @@ pub use access::*;
 pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
+pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};
 pub use policy::*;
 
 /// Environment lookup, injectable so tests need not mutate the process env.
@@ -206,5 +208,7 @@ fn is_blank(text: &str) -> bool {
 mod access_tests;
 #[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod names_tests;
 #[cfg(test)]
 mod tests;

@@ -165,6 +165,11 @@ pub(super) struct RawBreaker {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
+    /// Glob patterns of requested model names this route also serves.
+    #[serde(rename = "match")]
+    pub patterns: Option<Vec<String>>,
+    /// Other exact names this route serves.
+    pub aliases: Option<Vec<String>>,
     pub strategy: Option<String>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,

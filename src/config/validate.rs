@@ -181,6 +181,7 @@ pub(super) fn validate(
             routes.insert(name.clone(), spec);
         }
     }
+    let names = super::names::index(cx.errors, &m.routes, &routes);
     if m.routes.is_empty() && cx.errors.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
@@ -206,6 +207,7 @@ pub(super) fn validate(
         keys,
         prices,
         state,
+        names,
     })
 }
 

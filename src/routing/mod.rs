@@ -16,6 +16,7 @@
 
 mod attempt;
 mod call;
+mod lookup;
 mod outcome;
 mod run;
 mod strategy;
@@ -24,6 +25,7 @@ pub mod tpm;
 
 pub use attempt::AttemptStack;
 pub use call::{Attempt, Call, Served};
+pub use lookup::Found;
 pub use run::execute;
 pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

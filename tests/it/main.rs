@@ -28,6 +28,7 @@ mod kind_gemini;
 mod lifecycle;
 mod messages;
 mod mock_parity;
+mod model_names;
 mod replicas;
 mod rerank;
 mod resilience;

@@ -94,6 +94,7 @@ impl<B: HttpBody> Tracked<B> {
             status = r.status,
             endpoint = c.endpoint,
             route = c.route_label,
+            requested = c.requested.as_deref().unwrap_or("-"),
             key = &*c.key_alias,
             provider = c.provider.as_deref().unwrap_or("-"),
             model = c.spend.model().unwrap_or("-"),
@@ -102,6 +103,8 @@ impl<B: HttpBody> Tracked<B> {
             outcome,
             ms = elapsed.as_millis() as u64,
             request_id = c.request_id,
+            error_code = c.refusal.as_ref().map_or("-", |r| r.0),
+            error = c.refusal.as_ref().map_or("-", |r| &*r.1),
         );
         let metrics = &c.state.metrics;
         let status = if interrupted {

@@ -67,6 +67,38 @@ pub(crate) struct RequestCtx {
     pub settlement: Option<Settlement>,
     /// What the answer spent upstream (tokens per served model).
     pub spend: Spend,
+    /// The model name the client asked for, sanitised and length-capped
+    /// ([`log_safe`]), for the access log: also for unknown routes.
+    pub requested: Option<Box<str>>,
+    /// The gateway's own 4xx refusal, code and message ([`log_safe`]),
+    /// for the access log.
+    pub refusal: Option<(&'static str, Box<str>)>,
+}
+
+/// Longest model name the access log carries.
+const MAX_LOGGED_NAME: usize = 128;
+/// Longest refusal message the access log carries.
+const MAX_LOGGED_MESSAGE: usize = 400;
+
+/// `text` safe for a log line: at most `max` characters, each printable
+/// ASCII other than `"` and `\` (anything else becomes `?`), `...` when
+/// cut. A client's text cannot forge a line or a field.
+pub(crate) fn log_safe(text: &str, max: usize) -> Box<str> {
+    let mut out = String::with_capacity(text.len().min(max) + 3);
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push_str("...");
+            break;
+        }
+        out.push(
+            if (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\' {
+                c
+            } else {
+                '?'
+            },
+        );
+    }
+    out.into_boxed_str()
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -113,6 +145,23 @@ impl RequestCtx {
             key_alias: Arc::from(UNKNOWN_KEY),
             settlement: None,
             spend: Spend::default(),
+            requested: None,
+            refusal: None,
+        }
+    }
+
+    /// The client asked for the model `name` (kept for the access log).
+    pub(crate) fn asked_for(&mut self, name: &str) {
+        self.requested = Some(log_safe(name, MAX_LOGGED_NAME));
+    }
+
+    /// The gateway answers with its own error `e`: a 4xx it made (not an
+    /// upstream's) is kept, code and message, for the access log.
+    pub(crate) fn refused(&mut self, e: &crate::api::GatewayError, status: u16) {
+        if (400..500).contains(&status) && !matches!(e.kind, crate::api::ErrorKind::Upstream { .. })
+        {
+            let code = e.code.unwrap_or_else(|| e.error_type());
+            self.refusal = Some((code, log_safe(&e.message, MAX_LOGGED_MESSAGE)));
         }
     }
 
