@@ -1,5 +1,5 @@
 //! Resilience primitives: retry decisions and budgets, circuit breakers,
-//! rate limits.
+//! rate limits, and the retry hints that spread a burst of refusals.
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit)
 //! and `server` (client and route limits). Each primitive is built from a
@@ -7,12 +7,14 @@
 //! `tokio::time`, so tests can run them with paused time. Must not hold
 //! global state: every gateway builds its own.
 
+pub mod backlog;
 pub mod breaker;
 pub mod budget;
 pub mod layers;
 pub mod rate_limit;
 pub mod retry;
 
+pub use backlog::Backlog;
 pub use breaker::{Breaker, BreakerPermit, BreakerState};
 pub use budget::RetryBudget;
 pub use rate_limit::{KeyedLimiter, Limiter};
