@@ -70,6 +70,15 @@ pub(super) struct RawState {
     pub on_error: Option<String>,
     pub timeout: Option<String>,
     pub prefix: Option<String>,
+    pub responses: Option<RawResponsesStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResponsesStore {
+    pub ttl: Option<String>,
+    pub max_bytes: Option<u64>,
+    pub max_entry_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -33,6 +33,7 @@ mod replicas;
 mod rerank;
 mod resilience;
 mod responses;
+mod responses_state;
 mod responses_stored;
 mod sdk_anthropic;
 mod sdk_completions;
