@@ -7,6 +7,7 @@
 
 mod common;
 
+mod agents_cli;
 mod api;
 mod architecture;
 mod cache_fanout;

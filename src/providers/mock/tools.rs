@@ -57,10 +57,7 @@ fn tools(body: &Map<String, Value>) -> Vec<Tool<'_>> {
             Some(Tool {
                 name: def.get("name")?.as_str()?,
                 kind,
-                description: def
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
+                description: def.get("description").and_then(Value::as_str).unwrap_or(""),
                 parameters: def.get("parameters").unwrap_or(&Value::Null),
             })
         })
@@ -139,7 +136,8 @@ fn backquoted(prompt: &str) -> Option<&str> {
 /// The first required (else the first) string property of a schema.
 fn first_string_arg(schema: &Value) -> Option<&str> {
     let props = schema.get("properties")?.as_object()?;
-    let is_string = |k: &str| props.get(k).and_then(|p| p.get("type")) == Some(&Value::from("string"));
+    let is_string =
+        |k: &str| props.get(k).and_then(|p| p.get("type")) == Some(&Value::from("string"));
     let required = schema.get("required").and_then(Value::as_array);
     match required {
         Some(r) => r.iter().filter_map(Value::as_str).find(|k| is_string(k)),
