@@ -174,11 +174,6 @@ pub(super) struct RawBreaker {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
-    /// Glob patterns of requested model names this route also serves.
-    #[serde(rename = "match")]
-    pub patterns: Option<Vec<String>>,
-    /// Other exact names this route serves.
-    pub aliases: Option<Vec<String>>,
     pub strategy: Option<String>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
@@ -189,6 +184,11 @@ pub(super) struct RawRoute {
     pub deadline: Option<String>,
     pub endpoints: Option<Vec<String>>,
     pub tpm: Option<u64>,
+    /// Glob patterns of requested model names this route also serves.
+    #[serde(rename = "match")]
+    pub patterns: Option<Vec<String>>,
+    /// Other exact names this route serves.
+    pub aliases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@
 //! millisecond and be refused again. The backlog remembers, per bucket,
 //! the last slot it gave out and gives the next caller the later of the
 //! bucket's own wait and that slot plus the bucket's refill time for one
-//! request (`spacing`), plus a random part of one spacing so that no two
+//! request (`spacing`), plus a random part of half a spacing so that no two
 //! answers say the same. Retries that come back at their hint each find a
 //! token, as long as nobody else took it first. Per replica, on tokio's
 //! clock; slots already past are forgotten. Must not refuse or admit
@@ -69,7 +69,7 @@ impl Backlog {
                 }
             }
         };
-        (slot - now) + spacing.mul_f64(fastrand::f64())
+        (slot - now) + spacing.mul_f64(fastrand::f64() / 2.0)
     }
 
     /// Buckets with a slot still ahead (for tests and metrics).
@@ -98,7 +98,7 @@ mod tests {
         for (i, h) in hints.iter().enumerate() {
             let slot = 20 * MS + spacing * i as u32;
             assert!(
-                *h >= slot && *h < slot + spacing,
+                *h >= slot && *h < slot + spacing / 2,
                 "#{i}: {h:?} not in its slot {slot:?}"
             );
         }
