@@ -4,7 +4,8 @@
 //! target (seen by a fake upstream on 127.0.0.1:0), `/v1/models` listing
 //! concrete names only, keys checked against the route a name selects, and
 //! the access log naming what was asked for (sanitised, capped) with the
-//! gateway's own refusals' code and message.
+//! gateway's own refusals' code and message (from an endpoint or an edge
+//! layer).
 
 use crate::common;
 
@@ -152,13 +153,28 @@ async fn the_access_log_says_what_was_asked_for_and_why_it_was_refused() {
         )
         .await;
     assert_eq!(bad.status(), 400);
+    // Refused by an edge layer, before any endpoint: logged the same way.
+    let encoded = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .header("content-encoding", "compress")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(encoded.status(), 415);
     let access = |needle: &str| {
         logs.lines_with("switchyard::access")
             .into_iter()
             .filter(|l| l.contains(needle))
             .collect::<Vec<_>>()
     };
-    eventually(async || access("status=404").len() == 1 && access("status=400").len() == 1).await;
+    eventually(async || {
+        access("status=404").len() == 1
+            && access("status=400").len() == 1
+            && access("status=415").len() == 1
+    })
+    .await;
     let ok = access("requested=\"claude-opus-4-8\"");
     assert_eq!(ok.len(), 1, "{}", logs.text());
     assert!(
@@ -196,6 +212,11 @@ async fn the_access_log_says_what_was_asked_for_and_why_it_was_refused() {
     assert!(
         invalid.contains("error=\"'messages' must be an array.\""),
         "{invalid}"
+    );
+    let edge = &access("status=415")[0];
+    assert!(
+        edge.contains("error_code=\"unsupported_content_encoding\""),
+        "{edge}"
     );
     gw.stop().await;
 }

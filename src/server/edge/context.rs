@@ -70,15 +70,12 @@ pub(crate) struct RequestCtx {
     /// The model name the client asked for, sanitised and length-capped
     /// ([`log_safe`]), for the access log: also for unknown routes.
     pub requested: Option<Box<str>>,
-    /// The gateway's own 4xx refusal, code and message ([`log_safe`]),
-    /// for the access log.
-    pub refusal: Option<(&'static str, Box<str>)>,
 }
 
 /// Longest model name the access log carries.
 const MAX_LOGGED_NAME: usize = 128;
-/// Longest refusal message the access log carries.
-const MAX_LOGGED_MESSAGE: usize = 400;
+/// Longest error message the access log carries.
+pub(crate) const MAX_LOGGED_MESSAGE: usize = 400;
 
 /// `text` safe for a log line: at most `max` characters, each printable
 /// ASCII other than `"` and `\` (anything else becomes `?`), `...` when
@@ -146,23 +143,12 @@ impl RequestCtx {
             settlement: None,
             spend: Spend::default(),
             requested: None,
-            refusal: None,
         }
     }
 
     /// The client asked for the model `name` (kept for the access log).
     pub(crate) fn asked_for(&mut self, name: &str) {
         self.requested = Some(log_safe(name, MAX_LOGGED_NAME));
-    }
-
-    /// The gateway answers with its own error `e`: a 4xx it made (not an
-    /// upstream's) is kept, code and message, for the access log.
-    pub(crate) fn refused(&mut self, e: &crate::api::GatewayError, status: u16) {
-        if (400..500).contains(&status) && !matches!(e.kind, crate::api::ErrorKind::Upstream { .. })
-        {
-            let code = e.code.unwrap_or_else(|| e.error_type());
-            self.refusal = Some((code, log_safe(&e.message, MAX_LOGGED_MESSAGE)));
-        }
     }
 
     /// The request is routed by `route` (also recorded in its span).

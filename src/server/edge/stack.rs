@@ -164,11 +164,7 @@ async fn dispatch(
     let result = router::dispatch(rc, req).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
-    Ok(result.unwrap_or_else(|e| {
-        let r = shaped_error_response(&e, shape);
-        rc.refused(&e, r.status().as_u16());
-        r
-    }))
+    Ok(result.unwrap_or_else(|e| shaped_error_response(&e, shape)))
 }
 
 /// Paths answered outside the concurrency limit.
