@@ -218,14 +218,18 @@ fn arguments(name: &str, schema: &Value, file: &str, quoted: &str) -> Value {
 }
 
 /// The tool an agent's request offers that the fakes call: `Read`, else
-/// `exec`, else the first. (name, schema, custom?)
+/// `exec` (also under a namespace prefix, as a translation may name it:
+/// `functions.exec`, `functions__exec`), else the first. (name, schema,
+/// custom?)
 fn pick(tools: &[(String, Value, bool)]) -> Option<(String, Value, bool)> {
     ["Read", "exec"]
         .iter()
         .find_map(|want| {
-            tools
-                .iter()
-                .find(|(n, _, _)| n == want || n.ends_with(&format!(".{want}")))
+            tools.iter().find(|(n, _, _)| {
+                n == want
+                    || n.strip_suffix(want)
+                        .is_some_and(|p| p.ends_with(['.', '_', '/', ':']))
+            })
         })
         .or(tools.first())
         .cloned()
