@@ -220,3 +220,31 @@ async fn the_access_log_says_what_was_asked_for_and_why_it_was_refused() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_shipped_policies_serve_the_agents_default_model_names() {
+    let gw = shipped_gateway().await;
+    // Claude Code 2.1's and Codex 0.171's defaults, and their neighbours.
+    for name in [
+        "claude-opus-4-8",
+        "claude-haiku-4-5",
+        "gpt-6.2-sol",
+        "gpt-5.2-codex",
+    ] {
+        let r = gw.get(&format!("/v1/models/{name}")).await;
+        assert_eq!(r.status(), 200, "{name}");
+        let r = gw.chat(name, "hi").await;
+        assert_eq!(r.status(), 200, "{name}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["model"], name, "the mock is asked for the name sent");
+    }
+    // Exact routes still come first.
+    assert!(gw.chat("gpt-4o-mini", "hi").await.status() == 200);
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"route="coding-agents",status="200"} 4"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"route="gpt-4o-mini",status="200"} 1"#), "{m}");
+    gw.stop().await;
+}
