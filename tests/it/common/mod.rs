@@ -1,6 +1,7 @@
 //! Test harness: fake OpenAI-compatible upstreams and an in-process gateway,
 //! both on 127.0.0.1:0 over real HTTP.
 
+pub mod agent_fakes;
 pub mod agents;
 pub mod anthropic;
 pub mod azure;
