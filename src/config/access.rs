@@ -100,6 +100,32 @@ pub struct StateSettings {
     /// Prefix of every Redis key (default `switchyard`), so several
     /// gateways' fleets can share one Redis.
     pub prefix: String,
+    /// `state.responses`: the conversations the gateway keeps for stateful
+    /// Responses on translated routes.
+    pub responses: ResponsesStoreSettings,
+}
+
+/// `state.responses`: how long and how much of stored Responses
+/// conversations (input items + output) the gateway keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponsesStoreSettings {
+    /// How long a stored response can be read or continued.
+    pub ttl: Duration,
+    /// Memory backend: every stored conversation together; the least
+    /// recently used go first. (Redis: bounded by Redis' own `maxmemory`.)
+    pub max_bytes: u64,
+    /// One stored conversation; a larger one is not stored.
+    pub max_entry_bytes: u64,
+}
+
+impl Default for ResponsesStoreSettings {
+    fn default() -> Self {
+        ResponsesStoreSettings {
+            ttl: Duration::from_secs(24 * 3600),
+            max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for StateSettings {
@@ -109,6 +135,7 @@ impl Default for StateSettings {
             on_error: OnStateError::FailOpen,
             timeout: Duration::from_millis(250),
             prefix: "switchyard".to_string(),
+            responses: ResponsesStoreSettings::default(),
         }
     }
 }

@@ -183,6 +183,9 @@ pub(super) fn route(
         cx.errors
             .at(&loc.field("targets"), "needs at least one target");
     }
+    let patterns = r.patterns.clone().unwrap_or_default();
+    let aliases = r.aliases.clone().unwrap_or_default();
+    super::names::check_route_names(cx.errors, loc, &patterns, &aliases);
     let mut targets = Vec::new();
     for (i, t) in r.targets.iter().enumerate() {
         let tloc = loc.field("targets").index(i);
@@ -218,10 +221,19 @@ pub(super) fn route(
             t.max_batch_inputs,
             provider_max,
         );
+        // A pattern route forwards the name the client asked for.
+        let model = match &t.model {
+            Some(m) => {
+                super::names::check_model_template(cx.errors, &tloc.field("model"), m);
+                m.clone()
+            }
+            None if !patterns.is_empty() => "{model}".to_string(),
+            None => name.to_string(),
+        };
         targets.push(TargetSpec {
             location: cx.errors.location(tloc.file(), tloc.path()),
             provider: pname.to_string(),
-            model: t.model.clone().unwrap_or_else(|| name.to_string()),
+            model,
             weight,
             max_batch_inputs: max_batch_inputs.min(provider_max),
         });
@@ -326,6 +338,8 @@ pub(super) fn route(
     (cx.errors.len() == errors_before).then(|| RouteSpec {
         tpm,
         name: name.to_string(),
+        patterns,
+        aliases,
         strategy,
         targets,
         retry,

@@ -16,6 +16,7 @@ mod dashboard;
 mod entries;
 mod fields;
 mod kind;
+mod names;
 mod node;
 mod policy;
 mod raw;
@@ -33,6 +34,7 @@ pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
+pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};
 pub use policy::*;
 pub use state_entries::host_port;
 
@@ -222,6 +224,8 @@ fn is_blank(text: &str) -> bool {
 mod access_tests;
 #[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod names_tests;
 #[cfg(test)]
 mod state_tests;
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Policy {
     pub keys: Vec<super::access::KeySpec>,
     pub prices: super::access::Prices,
     pub state: super::access::StateSettings,
+    /// Routes' aliases and `match` patterns, for resolving requested names.
+    pub names: super::names::ModelNames,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +181,11 @@ pub enum Strategy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
     pub name: String,
+    /// `match:` glob patterns of requested names this route serves (an
+    /// exact route name or alias of another route comes first).
+    pub patterns: Vec<String>,
+    /// `aliases:` other exact names this route serves.
+    pub aliases: Vec<String>,
     pub strategy: Strategy,
     pub targets: Vec<TargetSpec>,
     pub retry: RetrySpec,
@@ -235,10 +242,26 @@ pub struct TargetSpec {
     /// provider that cannot serve what the route needs).
     pub location: String,
     pub provider: String,
-    /// Model name sent upstream.
+    /// Model name sent upstream; may hold `{model}` (the name the client
+    /// asked for) and `{*}` (what the route's pattern's first `*` matched),
+    /// see [`TargetSpec::model_for`].
     pub model: String,
     pub weight: u32,
     pub max_batch_inputs: usize,
+}
+
+impl TargetSpec {
+    /// The model this target is asked for when a client asked for
+    /// `requested`, which selected route `route` `via` a name, alias or
+    /// pattern.
+    pub fn model_for(&self, route: &str, requested: &str, via: super::names::Via) -> String {
+        super::names::fill_model(&self.model, route, requested, via)
+    }
+
+    /// Whether the model sent upstream depends on the requested name.
+    pub fn is_templated(&self) -> bool {
+        self.model.contains('{')
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

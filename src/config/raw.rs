@@ -73,6 +73,7 @@ pub(super) struct RawState {
     pub tls: Option<RawRedisTls>,
     pub sentinel: Option<RawSentinel>,
     pub cluster: Option<RawCluster>,
+    pub responses: Option<RawResponsesStore>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +96,14 @@ pub(super) struct RawSentinel {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCluster {
     pub nodes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResponsesStore {
+    pub ttl: Option<String>,
+    pub max_bytes: Option<u64>,
+    pub max_entry_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +230,11 @@ pub(super) struct RawRoute {
     pub deadline: Option<String>,
     pub endpoints: Option<Vec<String>>,
     pub tpm: Option<u64>,
+    /// Glob patterns of requested model names this route also serves.
+    #[serde(rename = "match")]
+    pub patterns: Option<Vec<String>>,
+    /// Other exact names this route serves.
+    pub aliases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

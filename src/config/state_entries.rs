@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::access::*;
 use super::fields::FieldReader;
 use super::policy::Secret;
-use super::raw::{RawRedisTls, RawSentinel, RawState};
+use super::raw::{RawRedisTls, RawResponsesStore, RawSentinel, RawState};
 use super::report::Loc;
 
 pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSettings {
@@ -68,6 +68,38 @@ pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSetti
             Duration::from_millis(250),
         ),
         prefix,
+        responses: responses_store(cx, &loc.field("responses"), s.responses.as_ref()),
+    }
+}
+
+/// `state.responses`: TTL and byte bounds of stored conversations.
+fn responses_store(
+    cx: &mut FieldReader,
+    loc: &Loc,
+    r: Option<&RawResponsesStore>,
+) -> ResponsesStoreSettings {
+    let d = ResponsesStoreSettings::default();
+    let Some(r) = r else { return d };
+    let max_bytes = cx.positive(
+        &loc.field("max_bytes"),
+        r.max_bytes.map(|v| v as usize),
+        d.max_bytes as usize,
+    ) as u64;
+    let max_entry_bytes = cx.positive(
+        &loc.field("max_entry_bytes"),
+        r.max_entry_bytes.map(|v| v as usize),
+        d.max_entry_bytes.min(max_bytes) as usize,
+    ) as u64;
+    if max_entry_bytes > max_bytes {
+        cx.errors.at(
+            &loc.field("max_entry_bytes"),
+            "must not exceed state.responses.max_bytes",
+        );
+    }
+    ResponsesStoreSettings {
+        ttl: cx.duration(&loc.field("ttl"), &r.ttl, d.ttl),
+        max_bytes,
+        max_entry_bytes,
     }
 }
 

@@ -186,6 +186,7 @@ pub(super) fn validate(
             routes.insert(name.clone(), spec);
         }
     }
+    let names = super::names::index(cx.errors, &m.routes, &routes);
     if m.routes.is_empty() && cx.errors.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
@@ -211,6 +212,7 @@ pub(super) fn validate(
         keys,
         prices,
         state,
+        names,
     })
 }
 

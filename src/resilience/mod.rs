@@ -1,5 +1,6 @@
 //! Resilience primitives: retry decisions and budgets, circuit breakers,
-//! rate limits, concurrency limits (bulkheads, fixed or adaptive).
+//! rate limits, concurrency limits (bulkheads, fixed or adaptive), and the
+//! retry hints that spread a burst of refusals.
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit,
 //! bulkhead) and `server` (client and route limits). Each primitive is built
@@ -7,6 +8,7 @@
 //! `tokio::time`, so tests can run them with paused time. Must not hold
 //! global state: every gateway builds its own.
 
+pub mod backlog;
 pub mod breaker;
 pub mod budget;
 pub mod bulkhead;
@@ -15,6 +17,7 @@ pub mod layers;
 pub mod rate_limit;
 pub mod retry;
 
+pub use backlog::Backlog;
 pub use breaker::{Breaker, BreakerPermit, BreakerState};
 pub use budget::RetryBudget;
 pub use concurrency::{ConcurrencyLimit, Refused, Signal, Slot};

@@ -17,6 +17,7 @@
 
 mod attempt;
 mod call;
+mod lookup;
 mod outcome;
 mod run;
 mod strategy;
@@ -26,6 +27,7 @@ mod width;
 
 pub use attempt::AttemptStack;
 pub use call::{Attempt, Call, KeepsSlot, Served};
+pub use lookup::Found;
 pub use run::execute;
 pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable, provider_share};

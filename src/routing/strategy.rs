@@ -45,6 +45,8 @@ mod tests {
         RouteSpec {
             tpm: None,
             name: "r".into(),
+            patterns: vec![],
+            aliases: vec![],
             strategy: Strategy::Weighted,
             targets: weights
                 .iter()

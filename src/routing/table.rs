@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::attempt::{AttemptStack, stack};
 use crate::config::{
     ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec,
-    RouteSpec, ServerSettings,
+    RouteSpec, ServerSettings, Via,
 };
 use crate::metrics::Metrics;
 use crate::metrics::warn::WarnEvery;
@@ -60,13 +60,19 @@ pub struct RouteHandle {
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
     /// One "target failed" warning a second per target (by target index).
-    pub warnings: Vec<WarnEvery>,
+    pub warnings: Arc<[WarnEvery]>,
+    /// The targets' configured models when some depend on the requested
+    /// name (`{model}`, `{*}`); `spec`'s targets then hold them filled in
+    /// for the route's own name (see `RouteTable::lookup`).
+    pub templates: Option<Arc<[String]>>,
 }
 
 #[derive(Debug)]
 pub struct RouteTable {
     pub providers: HashMap<String, Arc<ProviderHandle>>,
     pub routes: BTreeMap<String, Arc<RouteHandle>>,
+    /// Aliases and `match` patterns of the routes (`RouteTable::lookup`).
+    pub names: crate::config::ModelNames,
     /// The state store (`state:`): providers' TPM buckets here, and
     /// admission's limits and budgets and the cache's shared tier.
     pub store: Store,
@@ -326,19 +332,29 @@ impl RouteTable {
                     provider_tpm.push((Arc::from(h.spec.name.as_str()), tpm));
                 }
             }
+            let warnings: Arc<[WarnEvery]> = spec
+                .targets
+                .iter()
+                .map(|_| WarnEvery::per_second())
+                .collect();
+            let mut spec = spec.clone();
+            let templates = spec.targets.iter().any(|t| t.is_templated()).then(|| {
+                let models: Arc<[String]> = spec.targets.iter().map(|t| t.model.clone()).collect();
+                for t in &mut spec.targets {
+                    t.model = t.model_for(name, name, Via::Exact);
+                }
+                models
+            });
             let handle = RouteHandle {
-                spec: spec.clone(),
+                spec,
+                templates,
                 limiter,
                 budget,
                 sub_batch: sub_batch.clamp(1, usize::MAX),
                 capabilities,
                 targets,
                 provider_tpm: provider_tpm.into(),
-                warnings: spec
-                    .targets
-                    .iter()
-                    .map(|_| WarnEvery::per_second())
-                    .collect(),
+                warnings,
             };
             routes.insert(name.clone(), Arc::new(handle));
         }
@@ -346,6 +362,7 @@ impl RouteTable {
             Ok(RouteTable {
                 providers,
                 routes,
+                names: policy.names.clone(),
                 store: store.clone(),
             })
         } else {

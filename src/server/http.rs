@@ -95,8 +95,23 @@ pub fn error_response(e: &GatewayError) -> Response<Body> {
     shaped_error_response(e, ErrorShape::OpenAi)
 }
 
+/// The gateway's own error in a response (not an upstream's passed back):
+/// its code (else its type) and message, for the access log. A response
+/// extension, so every layer that answers an error is logged the same way.
+#[derive(Debug, Clone)]
+pub struct OwnError {
+    pub code: &'static str,
+    pub message: std::sync::Arc<str>,
+}
+
 pub fn shaped_error_response(e: &GatewayError, shape: ErrorShape) -> Response<Body> {
     let mut r = json_response(status_of(e), shape.body(e));
+    if !matches!(e.kind, ErrorKind::Upstream { .. }) {
+        r.extensions_mut().insert(OwnError {
+            code: e.code.unwrap_or_else(|| e.error_type()),
+            message: std::sync::Arc::from(e.message.as_str()),
+        });
+    }
     if let Some(after) = e.retry_after {
         // Whole seconds, rounded up, at least 1: what clients parse.
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);

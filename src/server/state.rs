@@ -52,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Upstream calls in flight that identical requests join.
     pub(crate) flights: Flights,
+    /// Retry hints of the gateway's own 429s, spread over the backlog.
+    pub(crate) backlog: crate::resilience::Backlog,
     pub policy_dir: PathBuf,
     pub env: Env,
     pub draining: AtomicBool,
@@ -183,6 +185,7 @@ impl AppState {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             flights: Flights::default(),
+            backlog: crate::resilience::Backlog::new(),
             policy_dir,
             env,
             draining: AtomicBool::new(false),

@@ -5,7 +5,9 @@
 //! handed to `server`, which admits a request before routing it (`admit`:
 //! take from buckets, check budget caps), settles after the answer
 //! (`settle`: charge real usage, add spend) and may share cached answers
-//! across replicas (`cache_get_many` / `cache_set_many`). Two backends, an
+//! across replicas (`cache_get_many` / `cache_set_many`), and keeps the
+//! conversations of stateful Responses (`responses_*`: bounded by bytes and
+//! a TTL, see `responses.rs`). Two backends, an
 //! enum rather than a trait object: in-process memory (the default, limits
 //! per replica) and Redis (global across replicas, one round trip per call,
 //! atomic scripts on Redis' clock, a failure policy for outages). Batch
@@ -17,7 +19,8 @@
 //! `connect.rs` (TLS, Sentinel, Cluster) + `link.rs` + `remote.rs` +
 //! `admit.lua` + `settle.lua` (Redis; both
 //! scripts begin with `bucket.lua`), `shared.rs` (failure policy),
-//! `pending.rs` (replay after an outage), `period.rs` (budget periods).
+//! `pending.rs` (replay after an outage), `period.rs` (budget periods),
+//! `responses.rs` (stored conversations in process).
 
 mod bucket;
 mod connect;
@@ -26,6 +29,7 @@ mod memory;
 mod pending;
 pub mod period;
 mod remote;
+mod responses;
 mod shared;
 mod types;
 
@@ -35,9 +39,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{StateBackend, StateSettings};
+use crate::config::{ResponsesStoreSettings, StateBackend, StateSettings};
 use crate::metrics::Metrics;
 use memory::Memory;
+use responses::Conversations;
 use shared::Shared;
 
 pub use types::{Add, Adjust, Admit, Cap, StoreError, Take, Unavailable, Which};
@@ -58,6 +63,10 @@ struct Inner {
     backend: Backend,
     metrics: Arc<Metrics>,
     max_value_bytes: AtomicUsize,
+    /// Stored Responses conversations: their bounds, and the memory
+    /// backend's own map (unused with Redis).
+    responses: ResponsesStoreSettings,
+    conversations: Conversations,
 }
 
 #[derive(Debug)]
@@ -73,9 +82,13 @@ enum Backend {
 impl Store {
     /// The in-process store (limits per replica, no shared cache).
     pub fn memory(metrics: Arc<Metrics>) -> Store {
+        Store::memory_with(&ResponsesStoreSettings::default(), metrics)
+    }
+
+    fn memory_with(responses: &ResponsesStoreSettings, metrics: Arc<Metrics>) -> Store {
         // Nothing to lose contact with.
         metrics.state_up.set(1);
-        Store::with(Backend::Memory(Memory::default()), metrics)
+        Store::with(Backend::Memory(Memory::default()), responses, metrics)
     }
 
     /// The store the settings name. For Redis this neither blocks nor fails
@@ -84,7 +97,7 @@ impl Store {
     /// URL that does not parse or TLS certificates that do not load.
     pub fn new(settings: &StateSettings, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         let (url, tls, topology) = match &settings.backend {
-            StateBackend::Memory => return Ok(Store::memory(metrics)),
+            StateBackend::Memory => return Ok(Store::memory_with(&settings.responses, metrics)),
             StateBackend::Redis { url, tls, topology } => (url, tls, topology),
         };
         let timeout = match settings.timeout {
@@ -97,15 +110,79 @@ impl Store {
             p => p,
         };
         let shared = Shared::new(connector, settings.on_error, prefix, timeout)?;
-        Ok(Store::with(Backend::Redis(shared), metrics))
+        Ok(Store::with(
+            Backend::Redis(shared),
+            &settings.responses,
+            metrics,
+        ))
     }
 
-    fn with(backend: Backend, metrics: Arc<Metrics>) -> Store {
+    fn with(backend: Backend, responses: &ResponsesStoreSettings, metrics: Arc<Metrics>) -> Store {
+        let conversations = match backend {
+            Backend::Memory(_) => responses.clone(),
+            // Nothing is kept in process: a minimal map.
+            Backend::Redis(_) => ResponsesStoreSettings {
+                max_bytes: 1,
+                ..responses.clone()
+            },
+        };
         Store(Arc::new(Inner {
             backend,
             metrics,
             max_value_bytes: AtomicUsize::new(DEFAULT_MAX_VALUE_BYTES),
+            conversations: Conversations::new(&conversations),
+            responses: responses.clone(),
         }))
+    }
+
+    /// The bounds of stored Responses conversations (`state.responses`).
+    pub fn responses_settings(&self) -> &ResponsesStoreSettings {
+        &self.0.responses
+    }
+
+    /// Stored Responses conversations by key, in order. Redis: one MGET;
+    /// an error is returned (a conversation cannot be continued
+    /// without it). Memory: the in-process map.
+    pub async fn responses_get_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Bytes>>, StoreError> {
+        match &self.0.backend {
+            _ if keys.is_empty() => Ok(Vec::new()),
+            Backend::Memory(_) => Ok(self.0.conversations.get_many(keys).await),
+            Backend::Redis(s) => s.responses_get_many(&self.0.metrics, keys).await,
+        }
+    }
+
+    /// Stores conversations for `state.responses.ttl`; values over
+    /// `max_entry_bytes` are skipped. Returns how many were stored.
+    pub async fn responses_put_many(&self, items: &[(&str, Bytes)]) -> Result<usize, StoreError> {
+        let max = self.0.responses.max_entry_bytes;
+        let items: Vec<(&str, Bytes)> = items
+            .iter()
+            .filter(|(_, v)| v.len() as u64 <= max)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        if items.is_empty() {
+            return Ok(0);
+        }
+        match &self.0.backend {
+            Backend::Memory(_) => self.0.conversations.put_many(&items).await,
+            Backend::Redis(s) => {
+                s.responses_put_many(&self.0.metrics, &items, self.0.responses.ttl)
+                    .await?;
+            }
+        }
+        Ok(items.len())
+    }
+
+    /// Deletes conversations; how many existed.
+    pub async fn responses_delete_many(&self, keys: &[&str]) -> Result<u64, StoreError> {
+        match &self.0.backend {
+            _ if keys.is_empty() => Ok(0),
+            Backend::Memory(_) => Ok(self.0.conversations.delete_many(keys).await),
+            Backend::Redis(s) => s.responses_delete_many(&self.0.metrics, keys).await,
+        }
     }
 
     /// Whether state is shared across replicas (the Redis backend).

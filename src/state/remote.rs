@@ -4,8 +4,9 @@
 //! Place in the pipeline: used by `shared.rs`, which decides what a failure
 //! means. Keys are `{prefix}:b:{key}` (bucket hash, fields `l` level and `t`
 //! µs timestamp, with a PEXPIRE so idle buckets vanish), `{prefix}:n:{key}`
-//! (counter), `{prefix}:c:{hex digest}` (cache). Must not fall back, retry
-//! or log: it reports, and marks the link broken on I/O errors and timeouts.
+//! (counter), `{prefix}:c:{hex digest}` (cache), `{prefix}:r:{key}` (a
+//! stored Responses conversation, SET PX). Must not fall back, retry or log:
+//! it reports, and marks the link broken on I/O errors and timeouts.
 
 use std::fmt;
 use std::future::Future;
@@ -230,6 +231,54 @@ impl Remote {
                 .ignore();
         }
         self.round_trip(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// Stored conversations by key: one MGET.
+    pub(crate) async fn responses_get_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Bytes>>, Unavailable> {
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.key("r", k));
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .round_trip(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(Unavailable::Reply("MGET"));
+        }
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    /// Stores conversations for `ttl` (SET PX): one pipeline.
+    pub(crate) async fn responses_put_many(
+        &self,
+        items: &[(&str, Bytes)],
+        ttl: Duration,
+    ) -> Result<(), Unavailable> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        for (k, v) in items {
+            pipe.cmd("SET")
+                .arg(self.key("r", k))
+                .arg(v.as_ref())
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        self.round_trip(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// Deletes conversations: one DEL; how many existed.
+    pub(crate) async fn responses_delete_many(&self, keys: &[&str]) -> Result<u64, Unavailable> {
+        let mut cmd = redis::cmd("DEL");
+        for k in keys {
+            cmd.arg(self.key("r", k));
+        }
+        self.round_trip(|mut conn| async move { cmd.query_async(&mut conn).await })
             .await
     }
 }

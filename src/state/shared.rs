@@ -43,6 +43,9 @@ pub(crate) enum Op {
     Counters,
     CacheGet,
     CacheSet,
+    ResponsesGet,
+    ResponsesPut,
+    ResponsesDelete,
 }
 
 impl Op {
@@ -53,6 +56,9 @@ impl Op {
             Op::Counters => "counters",
             Op::CacheGet => "cache_get",
             Op::CacheSet => "cache_set",
+            Op::ResponsesGet => "responses_get",
+            Op::ResponsesPut => "responses_put",
+            Op::ResponsesDelete => "responses_delete",
         }
     }
 }
@@ -231,5 +237,41 @@ impl Shared {
         let start = Instant::now();
         let result = self.remote.cache_set_many(items).await;
         let _ = self.record(metrics, Op::CacheSet, start, result);
+    }
+
+    /// Stored conversations live in Redis only (a local copy could not be
+    /// continued on another replica): an error is the caller's to report.
+    pub(crate) async fn responses_get_many(
+        &self,
+        metrics: &Metrics,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let start = Instant::now();
+        let result = self.remote.responses_get_many(keys).await;
+        self.record(metrics, Op::ResponsesGet, start, result)
+            .map_err(StoreError::Unavailable)
+    }
+
+    pub(crate) async fn responses_put_many(
+        &self,
+        metrics: &Metrics,
+        items: &[(&str, Bytes)],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let start = Instant::now();
+        let result = self.remote.responses_put_many(items, ttl).await;
+        self.record(metrics, Op::ResponsesPut, start, result)
+            .map_err(StoreError::Unavailable)
+    }
+
+    pub(crate) async fn responses_delete_many(
+        &self,
+        metrics: &Metrics,
+        keys: &[&str],
+    ) -> Result<u64, StoreError> {
+        let start = Instant::now();
+        let result = self.remote.responses_delete_many(keys).await;
+        self.record(metrics, Op::ResponsesDelete, start, result)
+            .map_err(StoreError::Unavailable)
     }
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod adaptive;
+mod agents_cli;
 mod api;
 mod architecture;
 mod cache_fanout;
@@ -32,11 +33,13 @@ mod lifecycle;
 mod managed_redis;
 mod messages;
 mod mock_parity;
+mod model_names;
 mod peers;
 mod replicas;
 mod rerank;
 mod resilience;
 mod responses;
+mod responses_state;
 mod responses_stored;
 mod saturation;
 mod sdk_anthropic;

@@ -376,21 +376,36 @@ async fn a_stream_failing_mid_way_ends_with_an_anthropic_error_event() {
 }
 
 #[tokio::test]
-async fn count_tokens_passes_through_to_anthropic_and_is_refused_elsewhere() {
+async fn count_tokens_passes_through_to_anthropic_and_is_estimated_elsewhere() {
     let (fake, chat, gw) = setup().await;
     let body = |model: &str| json!({"model": model, "system": "one two", "messages": [{"role": "user", "content": "three four five"}]});
     let r = post(&gw, "/v1/messages/count_tokens", body("claude")).await;
     assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-switchyard-token-count").is_none());
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"input_tokens": 5}));
     let seen = &fake.requests()[0];
     assert_eq!(seen.path, "/v1/messages/count_tokens");
     assert_eq!(seen.headers["x-api-key"], FAKE_KEY);
     assert_eq!(seen.body["model"], "claude-fake-1");
-    let e = anthropic_error(
-        post(&gw, "/v1/messages/count_tokens", body("gpt")).await,
-        400,
-    )
-    .await;
-    assert!(e["message"].as_str().unwrap().contains("`gpt`"), "{e}");
-    assert_eq!(chat.calls(), 0);
+    // A route without a counting target: the estimate admission uses
+    // (bytes / 4, rounded up), said to be one.
+    let sent = body("gpt");
+    let r = post(&gw, "/v1/messages/count_tokens", sent.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-token-count"], "estimate");
+    let expected = sent.to_string().len().div_ceil(4);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"input_tokens": expected})
+    );
+    // A bigger prompt, a bigger estimate.
+    let long =
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "word ".repeat(400)}]});
+    let r = post(&gw, "/v1/messages/count_tokens", long).await;
+    let n = r.json::<Value>().await.unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(n >= 500, "{n}");
+    assert_eq!(chat.calls(), 0, "nothing went upstream");
+    assert_eq!(fake.requests().len(), 1);
 }

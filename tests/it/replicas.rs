@@ -1,6 +1,7 @@
 //! Two gateways sharing one real redis-server: limits and budgets are
-//! global, the cache is shared, and a Redis outage neither hangs nor loses
-//! anything, under both failure policies.
+//! global, the cache is shared, a stateful Responses conversation started
+//! on one continues on the other, and a Redis outage neither hangs nor
+//! loses anything, under both failure policies.
 
 use crate::common;
 
@@ -292,6 +293,116 @@ async fn redis_killed_mid_run_fail_closed_refuses_limited_calls_at_once_and_reco
     }
     redis.restart().await;
     eventually(async || chat_as(&b, RPM_KEY, "after").await.status() == 200).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_responses_conversation_started_on_one_replica_continues_on_the_other() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let fake = common::azure::FakeAzure::start(&["prod-4o"]).await;
+    let yaml = format!(
+        "state:\n  backend: redis\n  url_env: REDIS_URL\n  timeout: 200ms\n  responses: {{ttl: 10m}}\n\
+keys:\n  ada:\n    secret_env: ADA_KEY\n\
+providers:\n  az:\n    kind: azure\n    endpoint: {}\n    api_key_env: TEST_UPSTREAM_KEY\n    deployments:\n      gpt-4o: prod-4o\n\
+routes:\n  r:\n    targets: [{{provider: az, model: gpt-4o}}]\n",
+        fake.endpoint()
+    );
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str()), ("ADA_KEY", "sk-ada-1")];
+    let (a, b) = (
+        gateway_env(&yaml, &env).await,
+        gateway_env(&yaml, &env).await,
+    );
+    let call = |gw: &TestGateway, method: http::Method, path: String, body: Option<Value>| {
+        let mut r = gw
+            .http
+            .request(method, format!("{}{path}", gw.base))
+            .bearer_auth("sk-ada-1");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let first: Value = call(
+        &a,
+        http::Method::POST,
+        "/v1/responses".into(),
+        Some(json!({"model": "r", "input": "My name is Ada."})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    // Read on the other replica: the same object.
+    let r = call(&b, http::Method::GET, format!("/v1/responses/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), first);
+    // Continued on the other replica, streamed: the target gets the
+    // conversation started on the first.
+    let r = call(
+        &b,
+        http::Method::POST,
+        "/v1/responses".into(),
+        Some(
+            json!({"model": "r", "input": "What is my name?", "stream": true,
+                    "previous_response_id": id}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("response.completed"), "{text}");
+    let sent = &fake.requests()[1].body["messages"];
+    assert_eq!(
+        sent,
+        &json!([{"role": "user", "content": "My name is Ada."},
+                {"role": "assistant", "content": "Echo: My name is Ada."},
+                {"role": "user", "content": "What is my name?"}]),
+        "{sent}"
+    );
+    // Kept in Redis with the TTL; deleted on one replica, gone on the other.
+    let mut c = redis.client().await;
+    let pttl: i64 = ::redis::cmd("PTTL")
+        .arg(format!("switchyard:r:resp:k:ada:{id}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 590_000 && pttl <= 600_000, "{pttl}");
+    let r = call(
+        &a,
+        http::Method::DELETE,
+        format!("/v1/responses/{id}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = call(&b, http::Method::GET, format!("/v1/responses/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Redis down: a continuation is refused plainly (503), not answered
+    // without its conversation.
+    drop(c);
+    redis.kill().await;
+    let r = call(
+        &a,
+        http::Method::POST,
+        "/v1/responses".into(),
+        Some(json!({"model": "r", "input": "again", "previous_response_id": "resp_x"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(error_of(r).await["code"], "state_unavailable");
     a.stop().await;
     b.stop().await;
 }

@@ -166,15 +166,12 @@ async fn the_mock_answers_through_translation_json_and_sse() {
 
 #[tokio::test]
 async fn stateful_features_on_translated_routes_are_400s_naming_feature_and_route() {
+    // (`store` and `previous_response_id` are served by the gateway itself:
+    // responses_state.rs.)
     let gw = gateway(MOCK_ROUTE).await;
     for (extra, name) in [
-        (
-            json!({"previous_response_id": "resp_1"}),
-            "previous_response_id",
-        ),
         (json!({"conversation": "conv_1"}), "conversation"),
         (json!({"background": true}), "background"),
-        (json!({"store": true}), "store"),
         (json!({"tools": [{"type": "web_search"}]}), "web_search"),
         (
             json!({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}),

@@ -1,7 +1,7 @@
 //! `GET` / `DELETE /v1/responses/{id}?model=ROUTE` through the real gateway:
 //! passed to the route's openai-kind target (a fake on 127.0.0.1:0), the
-//! upstream's 404 passed back, and 400s for a route that stores nothing or
-//! an unnamed route.
+//! upstream's 404 passed back, and 404s for an id nobody keeps (the
+//! gateway's own stored responses are in `responses_state.rs`).
 
 use crate::common;
 
@@ -45,14 +45,26 @@ async fn stored_responses_are_fetched_and_deleted_on_openai_kind_targets_only() 
     let resp = gw.get("/v1/responses/resp_gone?model=r").await;
     assert_eq!(resp.status(), 404);
     assert_eq!(error_of(resp).await["message"], "No response found");
+    // A translated route stores in the gateway: not there, not found.
     let resp = gw.get("/v1/responses/resp_abc?model=only-mock").await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 404);
     let err = error_of(resp).await;
-    assert_eq!(err["code"], "unsupported_feature");
-    assert!(err["message"].as_str().unwrap().contains("`only-mock`"));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("'resp_abc' not found"),
+        "{err}"
+    );
+    // Without a route, only the gateway's own are looked at.
     let resp = gw.get("/v1/responses/resp_abc").await;
-    assert_eq!(resp.status(), 400);
-    assert_eq!(error_of(resp).await["param"], "model");
+    assert_eq!(resp.status(), 404);
+    assert!(
+        error_of(resp).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("?model=ROUTE")
+    );
     assert_eq!(
         gw.get("/v1/responses/a%2F..%2Fb?model=r").await.status(),
         404

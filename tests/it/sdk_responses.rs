@@ -1,6 +1,8 @@
 //! The official OpenAI Python SDK, unmodified, on `/v1/responses`
 //! (`responses.create`, tools with `function_call_output`, `responses.stream`
-//! with `get_final_response()`, `responses.parse` with a pydantic model)
+//! with `get_final_response()`, `responses.parse` with a pydantic model;
+//! `store`, `previous_response_id`, `retrieve` and `delete` where the route
+//! is translated: the gateway keeps the conversation)
 //! against the shipped `policies/` (mock, translated), an openai-kind fake
 //! of the Responses API (passed through) and the Anthropic fake
 //! (translated); and LangChain's `ChatOpenAI` on the shipped policies. In CI
@@ -10,21 +12,6 @@ use crate::common;
 
 use common::anthropic::{FAKE_KEY, FakeAnthropic, KEY_ENV};
 use common::*;
-
-/// The shipped policy folder as one file.
-fn shipped_policies() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap() + "\n")
-        .collect()
-}
 
 async fn run(script: &str, args: &[&str]) -> String {
     let script = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
@@ -48,12 +35,16 @@ async fn the_openai_sdk_uses_the_responses_api_through_every_kind() {
     if !python_module("openai") || !python_module("pydantic") {
         return;
     }
-    let shipped = gateway(&shipped_policies()).await;
+    let shipped = shipped_gateway().await;
     let base = format!("{}/v1", shipped.base);
     // The mock calls tools, honours json_schema and reports stream usage.
     run(
         "responses.py",
-        &[&base, "gpt-4o-mini", "text,tools,stream,stream_usage,parse"],
+        &[
+            &base,
+            "gpt-4o-mini",
+            "text,tools,stream,stream_usage,parse,state",
+        ],
     )
     .await;
     shipped.stop().await;
@@ -92,7 +83,7 @@ routes:
         &[
             &base,
             "via-anthropic",
-            "text,tools,stream,stream_usage,parse",
+            "text,tools,stream,stream_usage,parse,state",
         ],
     )
     .await;
@@ -108,7 +99,7 @@ async fn langchain_chat_openai_on_the_shipped_policies() {
     if !python_module("langchain_openai") {
         return;
     }
-    let gw = gateway(&shipped_policies()).await;
+    let gw = shipped_gateway().await;
     let base = format!("{}/v1", gw.base);
     let out = run("langchain_responses.py", &[&base, "gpt-4o-mini"]).await;
     assert!(out.contains("responses ok"), "{out}");

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::eventually;
 use common::redis::RedisServer;
-use switchyard::config::{OnStateError, Secret, StateBackend, StateSettings};
+use switchyard::config::{
+    OnStateError, ResponsesStoreSettings, Secret, StateBackend, StateSettings,
+};
 use switchyard::metrics::Metrics;
 use switchyard::state::{Add, Adjust, Admit, Cap, Store, StoreError, Take, Which};
 use tokio::time::Instant;
@@ -31,6 +33,11 @@ fn settings(url: &str, on_error: OnStateError) -> StateSettings {
         on_error,
         timeout: TIMEOUT,
         prefix: "t".into(),
+        responses: ResponsesStoreSettings {
+            ttl: Duration::from_secs(90),
+            max_bytes: 1 << 20,
+            max_entry_bytes: 1000,
+        },
     }
 }
 
@@ -297,6 +304,83 @@ async fn cache_batches_are_one_command_keep_ttls_and_refuse_oversize_values() {
     let memory = Store::memory(Arc::new(Metrics::new()));
     memory.cache_set_many(&items).await;
     assert_eq!(memory.cache_get_many(&keys[..3]).await, vec![None; 3]);
+}
+
+#[tokio::test]
+async fn stored_responses_are_batched_shared_bounded_and_expire_on_both_backends() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (a, metrics) = store(&redis, OnStateError::FailOpen);
+    let (b, _) = store(&redis, OnStateError::FailOpen);
+    let memory = Store::new(
+        &StateSettings {
+            backend: StateBackend::Memory,
+            ..settings("", OnStateError::FailOpen)
+        },
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let big = Bytes::from(vec![b'x'; 1001]);
+    for (writer, reader) in [(&a, &b), (&memory, &memory)] {
+        let items = [
+            ("r1", Bytes::from("one")),
+            ("r2", Bytes::from("two")),
+            ("r3", big.clone()),
+        ];
+        assert_eq!(
+            writer.responses_put_many(&items).await.unwrap(),
+            2,
+            "r3 is over max_entry_bytes"
+        );
+        let got = reader
+            .responses_get_many(&["r1", "r2", "r3", "r4"])
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some(Bytes::from("one")),
+                Some(Bytes::from("two")),
+                None,
+                None
+            ]
+        );
+        assert_eq!(
+            reader.responses_delete_many(&["r1", "r4"]).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            writer.responses_get_many(&["r1"]).await.unwrap(),
+            vec![None]
+        );
+    }
+    // One command per batch, under the prefix, with the TTL.
+    let mget = redis.command_calls("mget").await;
+    b.responses_get_many(&["r2", "r1"]).await.unwrap();
+    assert_eq!(redis.command_calls("mget").await, mget + 1);
+    let mut c = redis.client().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("t:r:r2")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 85_000 && pttl <= 90_000, "{pttl}");
+    // Redis down: an error the caller reports, counted, not a stale answer.
+    drop(c);
+    let mut redis = redis;
+    redis.kill().await;
+    assert!(matches!(
+        a.responses_get_many(&["r2"]).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        metrics
+            .state_errors
+            .with_label_values(&["responses_get"])
+            .get()
+            >= 1
+    );
 }
 
 /// Admits once, reporting how long it took.

@@ -5,7 +5,7 @@
 //! `edge` does.
 
 use crate::common;
-use crate::edge::capture_logs;
+use crate::common::logs::capture_logs;
 
 use std::time::Duration;
 

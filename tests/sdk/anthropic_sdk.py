@@ -1,7 +1,7 @@
 """The official Anthropic Python SDK, unmodified, against the gateway's
 /v1/messages: messages.create, messages.stream (text_stream,
 get_final_message), tools (a call and its result, plain and streamed),
-count_tokens where the route is native, and an error the SDK must raise as
+count_tokens where the route is native (an estimate, marked, elsewhere), and an error the SDK must raise as
 its own type.
 
 Usage: anthropic_sdk.py BASE_URL NATIVE_ROUTE ROUTE...  (prints ALL OK)
@@ -70,6 +70,14 @@ for route in routes:
 count = client.messages.count_tokens(model=native,
                                      messages=[{"role": "user", "content": "one two three"}])
 assert count.input_tokens == 3, count
+
+# A route whose targets cannot count: the gateway's own estimate, marked.
+for route in routes:
+    if route != native:
+        raw = client.messages.with_raw_response.count_tokens(
+            model=route, messages=[{"role": "user", "content": "one two three"}])
+        assert raw.headers["x-switchyard-token-count"] == "estimate", raw.headers
+        assert raw.parse().input_tokens > 3, raw.parse()
 
 try:
     client.messages.create(model="no-such-model", max_tokens=8,

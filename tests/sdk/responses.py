@@ -1,7 +1,9 @@
 """The official OpenAI Python SDK, unmodified, on /v1/responses through
 Switchyard. Usage: python3 responses.py BASE_URL MODEL FEATURES, FEATURES a
-comma-separated subset of text,tools,stream,stream_usage,parse
-(stream_usage: the final streamed response carries usage). Exits non-zero on any
+comma-separated subset of text,tools,stream,stream_usage,parse,state
+(stream_usage: the final streamed response carries usage; state: store,
+previous_response_id, retrieve and delete, served by the gateway on
+translated routes). Exits non-zero on any
 difference from what the OpenAI API would give."""
 import json
 import sys
@@ -79,5 +81,32 @@ if "parse" in features:
     r = client.responses.parse(model=model, input="Name a city", text_format=City)
     assert isinstance(r.output_parsed, City), r
     print("parse ok:", r.output_parsed)
+
+if "state" in features:
+    import openai
+    first = client.responses.create(model=model, input="My name is Ada.")
+    assert first.store is True, first
+    again = client.responses.retrieve(first.id)
+    assert again.id == first.id and again.output_text == first.output_text, again
+    second = client.responses.create(model=model, input="What is my name?",
+                                     previous_response_id=first.id)
+    assert second.previous_response_id == first.id, second
+    with client.responses.stream(model=model, input="And now?",
+                                 previous_response_id=second.id) as stream:
+        final = stream.get_final_response()
+    assert final.previous_response_id == second.id, final
+    assert client.responses.retrieve(final.id).output_text == final.output_text
+    client.responses.delete(first.id)
+    try:
+        client.responses.retrieve(first.id)
+        raise AssertionError("a deleted response was found")
+    except openai.NotFoundError:
+        pass
+    try:
+        client.responses.create(model=model, input="x", previous_response_id=first.id)
+        raise AssertionError("a deleted response was continued")
+    except openai.BadRequestError as e:
+        assert e.code == "previous_response_not_found", e
+    print("state ok:", final.output_text)
 
 print("ALL OK")

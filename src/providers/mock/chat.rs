@@ -4,10 +4,9 @@
 //! Place in the pipeline: called by the `mock` provider per chat attempt.
 //! Honours `n`, `max_tokens`/`max_completion_tokens` (the text cut to that
 //! many words, `finish_reason: "length"`), `stream_options.include_usage`,
-//! `tools` with `tool_choice` (`required` or a named function forces a call;
-//! `auto` calls a tool the last user message names, or asks the weather
-//! of), and `response_format` (`json_schema`, `json_object`). Deterministic
-//! apart from ids; must not do I/O.
+//! `tools` (function and custom tools; which one is called, and with what,
+//! is `tools.rs`), and `response_format` (`json_schema`, `json_object`).
+//! Deterministic apart from ids; must not do I/O.
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -15,13 +14,14 @@ use serde_json::{Map, Value, json};
 pub(super) use crate::api::chat::include_usage;
 
 use super::schema::example;
+use super::tools::{Kind, ToolCall, last_tool_result, tool_to_call};
 use super::{last_user_text, usage, word_count};
 
 /// What one chat call answers, before it is shaped as a body or chunks.
 pub(super) struct Answer {
     pub content: Option<String>,
-    /// `(name, arguments as JSON text)` of the tool the answer calls.
-    pub tool_call: Option<(String, String)>,
+    /// The tool the answer calls.
+    pub tool_call: Option<ToolCall>,
     pub finish: &'static str,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -32,10 +32,9 @@ pub(super) fn answer(name: &str, body: &Map<String, Value>) -> Answer {
     let prompt = last_user_text(body);
     let prompt_tokens = word_count(&prompt) as u64;
     let mut finish = "stop";
-    let (content, tool_call) = if let Some((tool, schema)) = tool_to_call(body, &prompt) {
+    let (content, tool_call) = if let Some(call) = tool_to_call(body, &prompt) {
         finish = "tool_calls";
-        let args = example(schema).to_string();
-        (None, Some((tool.to_string(), args)))
+        (None, Some(call))
     } else if let Some(json) = structured(body, name, &prompt) {
         (Some(json), None)
     } else {
@@ -55,7 +54,7 @@ pub(super) fn answer(name: &str, body: &Map<String, Value>) -> Answer {
     };
     let completion_tokens = content
         .as_deref()
-        .or(tool_call.as_ref().map(|(_, a)| a.as_str()))
+        .or(tool_call.as_ref().map(|c| c.input.as_str()))
         .map_or(1, word_count) as u64;
     Answer {
         content,
@@ -94,59 +93,6 @@ pub(super) fn choices(body: &Map<String, Value>) -> usize {
         .map_or(1, |n| n.clamp(1, 16) as usize)
 }
 
-/// The tool the answer calls, with its parameter schema, if any.
-fn tool_to_call<'a>(body: &'a Map<String, Value>, prompt: &str) -> Option<(&'a str, &'a Value)> {
-    let tools = body.get("tools")?.as_array()?;
-    let function = |t: &'a Value| {
-        let f = t.get("function")?;
-        let name = f.get("name")?.as_str()?;
-        Some((name, f.get("parameters").unwrap_or(&Value::Null), f))
-    };
-    let mut defined = tools.iter().filter_map(function);
-    match body.get("tool_choice") {
-        Some(Value::String(c)) if c == "none" => None,
-        Some(Value::String(c)) if c == "required" => defined.next().map(|(n, s, _)| (n, s)),
-        Some(Value::Object(c)) => {
-            let wanted = c.get("function")?.get("name")?.as_str()?;
-            defined
-                .find(|(n, _, _)| *n == wanted)
-                .map(|(n, s, _)| (n, s))
-        }
-        // `auto`: once a tool has answered, the model answers in text.
-        _ if last_tool_result(body).is_some() => None,
-        _ => {
-            let asked = prompt.to_lowercase();
-            defined
-                .find(|(n, _, f)| {
-                    let about = format!(
-                        "{} {}",
-                        n.to_lowercase(),
-                        f.get("description")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_lowercase()
-                    );
-                    asked.contains(&n.to_lowercase())
-                        || (asked.contains("weather") && about.contains("weather"))
-                })
-                .map(|(n, s, _)| (n, s))
-        }
-    }
-}
-
-/// The content of a `tool` message after the last user message.
-fn last_tool_result(body: &Map<String, Value>) -> Option<String> {
-    let last = body.get("messages")?.as_array()?.last()?;
-    if last.get("role").and_then(Value::as_str) != Some("tool") {
-        return None;
-    }
-    match last.get("content") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => Some(other.to_string()),
-        None => Some(String::new()),
-    }
-}
-
 /// JSON text for a `response_format` of `json_schema` or `json_object`.
 fn structured(body: &Map<String, Value>, name: &str, prompt: &str) -> Option<String> {
     let format = body.get("response_format")?;
@@ -163,9 +109,8 @@ fn structured(body: &Map<String, Value>, name: &str, prompt: &str) -> Option<Str
 /// A whole `chat.completion` body with `n` identical choices.
 pub(super) fn full(a: &Answer, id: &str, created: u64, model: &str, n: usize) -> Bytes {
     let message = match &a.tool_call {
-        Some((name, args)) => json!({"role": "assistant", "content": null, "refusal": null,
-            "tool_calls": [{"id": call_id(name), "type": "function",
-                            "function": {"name": name, "arguments": args}}]}),
+        Some(call) => json!({"role": "assistant", "content": null, "refusal": null,
+            "tool_calls": [tool_call_json(call, &call.input)]}),
         None => json!({"role": "assistant", "content": a.content, "refusal": null}),
     };
     let choices: Vec<Value> = (0..n)
@@ -210,20 +155,20 @@ pub(super) fn chunks(
     let mut out = Vec::new();
     for i in 0..n {
         match (&a.tool_call, &a.content) {
-            (Some((name, args)), _) => {
+            (Some(call), _) => {
+                let mut first = tool_call_json(call, "");
+                first["index"] = json!(0);
                 out.push(delta(
                     i,
-                    json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
-                        "id": call_id(name), "type": "function",
-                        "function": {"name": name, "arguments": ""}}]}),
+                    json!({"role": "assistant", "content": null, "tool_calls": [first]}),
                     Value::Null,
                 ));
-                for piece in fragments(args) {
-                    out.push(delta(
-                        i,
-                        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
-                        Value::Null,
-                    ));
+                for piece in fragments(&call.input) {
+                    let part = match call.kind {
+                        Kind::Function => json!({"index": 0, "function": {"arguments": piece}}),
+                        Kind::Custom => json!({"index": 0, "custom": {"input": piece}}),
+                    };
+                    out.push(delta(i, json!({"tool_calls": [part]}), Value::Null));
                 }
             }
             (None, content) => {
@@ -256,6 +201,16 @@ pub(super) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
             format!(" {w}")
         }
     })
+}
+
+/// A chat tool call with `input` as its arguments (or custom input).
+fn tool_call_json(call: &ToolCall, input: &str) -> Value {
+    match call.kind {
+        Kind::Function => json!({"id": call_id(&call.name), "type": "function",
+            "function": {"name": call.name, "arguments": input}}),
+        Kind::Custom => json!({"id": call_id(&call.name), "type": "custom",
+            "custom": {"name": call.name, "input": input}}),
+    }
 }
 
 /// JSON argument text in fragments of a few characters.

@@ -7,13 +7,16 @@
 //! latency, and fails a configured fraction of calls with a configured status
 //! to exercise retries, failover and breakers. Chat honours what SDKs lean
 //! on (`n`, token limits, usage in streams, tools, structured outputs:
-//! `chat.rs`, `schema.rs`), and legacy `/completions` is passed through to
+//! `chat.rs`, `tools.rs`, `schema.rs`; a coding agent's prompt that names
+//! a tool and gives its argument in `backquotes` gets a real tool turn),
+//! and legacy `/completions` is passed through to
 //! it like to an OpenAI-compatible server (`completions.rs`). Must not do
 //! network I/O.
 
 mod chat;
 mod completions;
 mod schema;
+mod tools;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -9,7 +9,9 @@
 //! route's TPM buckets (the request's token estimate is reserved), and the
 //! key's token and dollar budgets for the current period. Each refusal is
 //! a 429 naming the limit, counted in `switchyard_rate_limited_total` by
-//! scope. What was reserved goes into the request context as a
+//! scope; a spent bucket's `Retry-After` covers the callers refused before
+//! ([`hint`]: `resilience::Backlog`), so a burst's retries come back spread
+//! over the refill instead of all at once. What was reserved goes into the request context as a
 //! [`Settlement`] (see `settlement`), settled with the real usage when the
 //! response ends. Provider limits are not here: they are per attempt, in
 //! each target's attempt stack. When the store refuses to answer
@@ -59,16 +61,36 @@ pub(crate) async fn admit(
     estimate: u64,
 ) -> Result<(), GatewayError> {
     if let Some(limiter) = &rc.rt.client_limiter {
-        refuse_spent(rc, "client", limiter.check(&rc.client_key))?;
+        let spent = limiter.check(&rc.client_key).map_err(|wait| {
+            let key = format!("client:{}", rc.client_key);
+            hint(rc, &key, wait, per_request(limiter.spec().per_second))
+        });
+        refuse_spent(rc, "client", spent)?;
     }
     let Some(route) = route else {
         return Ok(());
     };
     if let Some(limiter) = &route.limiter {
-        refuse_spent(rc, "route", limiter.check())?;
+        let spent = limiter.check().map_err(|wait| {
+            let key = format!("route:{}", route.spec.name);
+            hint(rc, &key, wait, per_request(limiter.spec().per_second))
+        });
+        refuse_spent(rc, "route", spent)?;
     }
     rc.settlement = reserve(rc, route, estimate).await?;
     Ok(())
+}
+
+/// The `Retry-After` of a 429 for the spent bucket `key`: its own `wait`,
+/// spread over the callers refused before (see `resilience::backlog`);
+/// `spacing` is how long the bucket takes to refill one request.
+fn hint(rc: &RequestCtx, key: &str, wait: Duration, spacing: Duration) -> Duration {
+    rc.state.backlog.book(key, wait, spacing)
+}
+
+/// How long a bucket refilling `per_second` takes to refill one request.
+fn per_request(per_second: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / per_second).unwrap_or(Duration::from_secs(1))
 }
 
 /// Turns a spent in-process bucket into a 429 for `scope`, counting it.
@@ -166,6 +188,11 @@ async fn reserve(
                 Which::Take(i) => {
                     let b = &takes[i];
                     metrics.rate_limited.with_label_values(&[b.scope]).inc();
+                    // One request's share of the bucket's minute.
+                    let per_second = b.capacity.max(1) as f64 / 60.0 / b.amount.max(1) as f64;
+                    let spacing = per_request(per_second);
+                    let wait = wait.unwrap_or(Duration::from_secs(60));
+                    let wait = hint(ctx, &b.key, wait, spacing);
                     refused_bucket(&alias, &route.spec.name, b, wait)
                 }
                 Which::Cap(i) => {
@@ -197,13 +224,12 @@ async fn reserve(
     }))
 }
 
-fn refused_bucket(alias: &str, route: &str, b: &Bucket, wait: Option<Duration>) -> GatewayError {
+fn refused_bucket(alias: &str, route: &str, b: &Bucket, wait: Duration) -> GatewayError {
     let what = match b.scope {
         "key_rpm" => format!("key `{alias}`: {} requests per minute", b.capacity),
         "key_tpm" => format!("key `{alias}`: {} tokens per minute", b.capacity),
         _ => format!("model `{route}`: {} tokens per minute", b.capacity),
     };
-    let wait = wait.unwrap_or(Duration::from_secs(60));
     GatewayError::rate_limited(&what, wait)
 }
 

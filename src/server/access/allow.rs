@@ -27,14 +27,23 @@ pub(crate) fn authenticate(rc: &mut RequestCtx) -> Result<(), GatewayError> {
     }
 }
 
-/// The route `name`, if it exists and the caller may call it.
-pub(crate) fn allowed_route(rc: &RequestCtx, name: &str) -> Result<Arc<RouteHandle>, GatewayError> {
-    let Some(route) = rc.rt.table.routes.get(name) else {
+/// The route the model name `name` selects (its own name, an alias or a
+/// `match` pattern; see `RouteTable::lookup`), if the caller may call it.
+/// The name is kept in the context for the access log, found or not. A
+/// key's `models` list names routes: it is checked against the route's
+/// name, whatever name selected it.
+pub(crate) fn allowed_route(
+    rc: &mut RequestCtx,
+    name: &str,
+) -> Result<Arc<RouteHandle>, GatewayError> {
+    rc.asked_for(name);
+    let Some(found) = rc.rt.table.lookup(name) else {
         return Err(GatewayError::model_not_found(name));
     };
+    let route = found.route;
     match rc.caller.key() {
-        Some(k) if !k.allows(name) => Err(model_not_allowed(&k.alias, name)),
-        _ => Ok(Arc::clone(route)),
+        Some(k) if !k.allows(&route.spec.name) => Err(model_not_allowed(&k.alias, name)),
+        _ => Ok(route),
     }
 }
 

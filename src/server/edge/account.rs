@@ -6,8 +6,9 @@
 //! [`account`] makes the [`RequestCtx`] and the connection's in-flight
 //! mark, lends the context to the inner steps through a `CtxSlot`, and
 //! moves it into [`Tracked`], the response body wrapper, with the final
-//! status. When the body ends (or the client goes away) it writes the
-//! access log line, the request metrics and the token and cost metrics
+//! status and the gateway's own error, if it answered one (its code and
+//! message, `http::OwnError`). When the body ends (or the client goes
+//! away) it writes the access log line, the request metrics and the token and cost metrics
 //! (`usage::settle`), and hands the usage to the admission settlement, once,
 //! so durations and stream usage cover the whole body. Must not change the
 //! response.
@@ -22,8 +23,9 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tower::{Service, ServiceExt};
 
 use super::conn::{ConnGuard, ConnInfo};
-use super::context::{CtxSlot, RequestCtx};
+use super::context::{CtxSlot, MAX_LOGGED_MESSAGE, RequestCtx, log_safe};
 use crate::server::access::usage;
+use crate::server::http::OwnError;
 use crate::server::state::AppState;
 
 /// Makes the request's context and the connection's in-flight mark, lends
@@ -51,9 +53,14 @@ where
         async move {
             let response = inner.oneshot(req).await?;
             let status = response.status().as_u16();
+            let error = response
+                .extensions()
+                .get::<OwnError>()
+                .map(|e| (e.code, log_safe(&e.message, MAX_LOGGED_MESSAGE)));
             let record = slot.take().map(|ctx| Record {
                 ctx,
                 status,
+                error,
                 _conn: conn,
             });
             Ok(response.map(|inner| Tracked { inner, record }))
@@ -71,6 +78,8 @@ pub(super) struct Tracked<B: HttpBody> {
 struct Record {
     ctx: RequestCtx,
     status: u16,
+    /// The gateway's own error, code and message (sanitised, capped).
+    error: Option<(&'static str, Box<str>)>,
     _conn: Option<ConnGuard>,
 }
 
@@ -94,6 +103,7 @@ impl<B: HttpBody> Tracked<B> {
             status = r.status,
             endpoint = c.endpoint,
             route = c.route_label,
+            requested = c.requested.as_deref().unwrap_or("-"),
             key = &*c.key_alias,
             provider = c.provider.as_deref().unwrap_or("-"),
             model = c.spend.model().unwrap_or("-"),
@@ -102,6 +112,8 @@ impl<B: HttpBody> Tracked<B> {
             outcome,
             ms = elapsed.as_millis() as u64,
             request_id = c.request_id,
+            error_code = r.error.as_ref().map_or("-", |e| e.0),
+            error = r.error.as_ref().map_or("-", |e| &*e.1),
         );
         let metrics = &c.state.metrics;
         let status = if interrupted {

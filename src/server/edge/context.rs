@@ -67,6 +67,35 @@ pub(crate) struct RequestCtx {
     pub settlement: Option<Settlement>,
     /// What the answer spent upstream (tokens per served model).
     pub spend: Spend,
+    /// The model name the client asked for, sanitised and length-capped
+    /// ([`log_safe`]), for the access log: also for unknown routes.
+    pub requested: Option<Box<str>>,
+}
+
+/// Longest model name the access log carries.
+const MAX_LOGGED_NAME: usize = 128;
+/// Longest error message the access log carries.
+pub(crate) const MAX_LOGGED_MESSAGE: usize = 400;
+
+/// `text` safe for a log line: at most `max` characters, each printable
+/// ASCII other than `"` and `\` (anything else becomes `?`), `...` when
+/// cut. A client's text cannot forge a line or a field.
+pub(crate) fn log_safe(text: &str, max: usize) -> Box<str> {
+    let mut out = String::with_capacity(text.len().min(max) + 3);
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push_str("...");
+            break;
+        }
+        out.push(
+            if (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\' {
+                c
+            } else {
+                '?'
+            },
+        );
+    }
+    out.into_boxed_str()
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -113,7 +142,13 @@ impl RequestCtx {
             key_alias: Arc::from(UNKNOWN_KEY),
             settlement: None,
             spend: Spend::default(),
+            requested: None,
         }
+    }
+
+    /// The client asked for the model `name` (kept for the access log).
+    pub(crate) fn asked_for(&mut self, name: &str) {
+        self.requested = Some(log_safe(name, MAX_LOGGED_NAME));
     }
 
     /// The request is routed by `route` (also recorded in its span).

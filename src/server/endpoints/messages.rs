@@ -11,9 +11,12 @@
 //! fail over between the two ways. JSON answers go back as they are,
 //! streams as whole events with a mid-way failure written as an Anthropic
 //! `error` event; errors before the answer are written in Anthropic's shape
-//! by the edge (`ErrorShape::for_path`). Not cached. `count_tokens` needs a
-//! target that serves it natively (kind `anthropic`): any other route gets
-//! 400 naming it. Must not interpret a native answer.
+//! by the edge (`ErrorShape::for_path`). Not cached. `count_tokens` goes
+//! to a target that serves it natively (kind `anthropic`) when the route
+//! has one; any other route answers an estimate itself ([`estimated_count`]:
+//! the estimator admission uses, the request's bytes / 4, rounded up) and
+//! says so in `x-switchyard-token-count: estimate`. Must not interpret a
+//! native answer.
 
 use std::sync::Arc;
 
@@ -37,7 +40,7 @@ use crate::routing::Call;
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
 use crate::server::flows::translate::{StreamTranslator, translate};
-use crate::server::http::{Body, ErrorShape, ReqBody};
+use crate::server::http::{Body, ErrorShape, ReqBody, json_response};
 
 /// The client headers a native target receives.
 const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
@@ -53,14 +56,7 @@ pub(crate) async fn handle(
     let path = if count_tokens { COUNT_TOKENS } else { MESSAGES };
     let stream = msg.stream && !count_tokens;
     if count_tokens && !route.any_serves(Need::Native(path)) {
-        return Err(GatewayError::invalid_param(
-            "model",
-            format!(
-                "The model `{}` does not serve /v1/messages/count_tokens: only targets of kind `anthropic` count tokens.",
-                route.spec.name
-            ),
-        )
-        .with_code("unsupported_endpoint"));
+        return Ok(estimated_count(msg.wire_len));
     }
     if !count_tokens && !route.capabilities.serves(Need::Chat { stream }) {
         return Err(unsupported_endpoint(&route.spec.name, "messages"));
@@ -87,6 +83,25 @@ pub(crate) async fn handle(
         strip_usage: false,
     };
     serve(rc, &route, call, how).await
+}
+
+/// Header of a `count_tokens` answer the gateway estimated itself.
+pub(crate) const TOKEN_COUNT_HEADER: &str = "x-switchyard-token-count";
+
+/// `count_tokens` on a route without a target that counts: the estimate
+/// admission reserves for the same body (no output bound: nothing is
+/// generated), in Anthropic's shape, marked as an estimate.
+fn estimated_count(wire_len: usize) -> Response<Body> {
+    let tokens = estimate_tokens(wire_len, 0);
+    let mut r = json_response(
+        http::StatusCode::OK,
+        format!("{{\"input_tokens\":{tokens}}}"),
+    );
+    r.headers_mut().insert(
+        TOKEN_COUNT_HEADER,
+        http::HeaderValue::from_static("estimate"),
+    );
+    r
 }
 
 /// One Messages request as routing sees it.

@@ -9,10 +9,13 @@
 //! `model` (JSON or SSE answered as they are); any other chat target gets
 //! the chat request, and its answer (JSON or stream) is turned into the
 //! Responses format. So a route can fail over from a passthrough target to
-//! a translated one. A request a route cannot serve at all (built-in
-//! tools, `previous_response_id`, `store: true`, ... on a route whose every
-//! target is translated) is refused with a 400 naming the feature and the
-//! route. Never cached. Streams are piped as chat streams are (whole
+//! a translated one. On a route with a translated target the gateway
+//! serves the API's state itself ([`stateful`], `flows::stored`): `store`
+//! (the API's default) keeps the conversation, `previous_response_id`
+//! continues one; a route whose every target passes `/responses` through
+//! keeps the upstream's state as it is. A request a route cannot serve at
+//! all (built-in tools, ... on a route whose every target is translated) is
+//! refused with a 400 naming the feature and the route. Never cached. Streams are piped as chat streams are (whole
 //! events, in-band error at a mid-stream failure). Must not alter a
 //! passthrough body beyond `model`.
 
@@ -33,8 +36,10 @@ use crate::api::usage::Dialect;
 use crate::providers::translate::TranslateError;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
 use crate::routing::Call;
+use crate::routing::RouteHandle;
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
+use crate::server::flows::stored;
 use crate::server::flows::translate::{StreamTranslator, translate};
 use crate::server::http::{Body, ErrorShape, ReqBody};
 
@@ -45,13 +50,14 @@ pub(crate) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (_parts, request, route) = parse_routed(rc, req, ResponsesRequest::parse).await?;
+    let (_parts, mut request, route) = parse_routed(rc, req, ResponsesRequest::parse).await?;
+    let kept = stateful(rc, &route, &mut request).await?;
     let stream = request.stream;
     if !route.capabilities.serves(Need::Chat { stream }) {
         return Err(unsupported_endpoint(&route.spec.name, "the Responses API"));
     }
     let native = Need::Native(PATH);
-    let (chat, echo) = if route.all_serve(native) {
+    let (chat, mut echo) = if route.all_serve(native) {
         (None, Echo::default())
     } else {
         let chat = to_chat(&request.body);
@@ -62,6 +68,9 @@ pub(crate) async fn handle(
         }
         (Some(chat), Echo::of(&request.body))
     };
+    if let Some(k) = &kept {
+        k.echo(&mut echo);
+    }
     let call = ResponsesCall {
         request,
         chat,
@@ -74,7 +83,26 @@ pub(crate) async fn handle(
         shape: ErrorShape::OpenAi,
         strip_usage: false,
     };
-    serve(rc, &route, call, how).await
+    let answer = serve(rc, &route, call, how).await?;
+    Ok(match kept {
+        Some(k) => stored::keep(k, answer).await,
+        None => answer,
+    })
+}
+
+/// Stateful Responses: on a route with a translated target the gateway
+/// keeps the conversation itself (`flows::stored`); a route whose every
+/// target passes `/responses` through keeps the upstream's own state.
+async fn stateful(
+    rc: &RequestCtx,
+    route: &RouteHandle,
+    request: &mut ResponsesRequest,
+) -> Result<Option<stored::Keep>, GatewayError> {
+    let native = Need::Native(PATH);
+    if route.all_serve(native) {
+        return Ok(None);
+    }
+    stored::prepare(rc, &route.spec.name, route.any_serves(native), request).await
 }
 
 /// A request no target of `route` can serve, as a 400 naming what and where.

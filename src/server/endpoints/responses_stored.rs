@@ -1,21 +1,25 @@
-//! `GET` / `DELETE /v1/responses/{id}?model=ROUTE`: a response stored
-//! upstream, read or deleted.
+//! `GET` / `DELETE /v1/responses/{id}`: a stored response, read or
+//! deleted.
 //!
 //! Place in the pipeline: called by the router. Only the client limit
-//! applies (no route is named in a body); the route named by `?model=`
-//! must be allowed for the caller. The call goes to the route's first
-//! target that serves `/responses` natively (an openai-kind one), in one
-//! attempt: the response lives at that upstream only. A route with none
-//! answers 400. Must not reach any other path of the upstream's API: the
-//! id is one plain segment.
+//! applies (no route is named in a body). First the responses the gateway
+//! keeps itself (translated routes, `flows::stored`): found among the
+//! caller's own, it is answered from the state store, whichever replica
+//! stored it. Otherwise `?model=ROUTE` names the route whose upstream
+//! stored it (the route must be allowed for the caller): the call goes to
+//! its first target that serves `/responses` natively (an openai-kind
+//! one), in one attempt. Neither: 404, as the API answers. Must not reach
+//! any other path of the upstream's API: the id is one plain segment.
 
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::json;
 
 use super::responses::PATH;
 use crate::api::{ErrorKind, GatewayError};
 use crate::providers::{Need, UpstreamError};
 use crate::server::access::{admission, allow};
 use crate::server::edge::context::RequestCtx;
+use crate::server::flows::stored;
 use crate::server::http::{Body, ReqBody, json_response, served_by};
 
 pub(crate) async fn handle(
@@ -37,18 +41,16 @@ pub(crate) async fn handle(
                 .with_code("unknown_url"),
         );
     }
+    if let Some(answer) = kept_by_gateway(rc, req.method(), id).await? {
+        return Ok(answer);
+    }
     let route_name = req
         .uri()
         .query()
         .into_iter()
         .flat_map(|q| q.split('&'))
         .find_map(|kv| kv.strip_prefix("model="))
-        .ok_or_else(|| {
-            GatewayError::invalid_param(
-                "model",
-                "Name the route that created the response: add `?model=ROUTE` to the URL.",
-            )
-        })?;
+        .ok_or_else(|| not_found(id))?;
     let route = allow::allowed_route(rc, route_name)?;
     rc.routed(&route);
     let table = &rc.rt.table;
@@ -60,12 +62,8 @@ pub(crate) async fn handle(
         .find(|h| h.capabilities.serves(Need::Native(PATH)))
         .cloned()
     else {
-        return Err(GatewayError::invalid(format!(
-            "The model `{}` cannot retrieve or delete stored responses: its targets answer the \
-             Responses API through stateless chat completions and store nothing.",
-            route.spec.name
-        ))
-        .with_code("unsupported_feature"));
+        // Its targets are translated: the gateway would have kept it.
+        return Err(not_found(id));
     };
     match handle.provider.stored(req.method().clone(), path).await {
         Ok(body) => {
@@ -86,4 +84,40 @@ pub(crate) async fn handle(
             format!("{}: {e}", handle.name),
         )),
     }
+}
+
+/// The API's 404 for a response id nobody keeps.
+fn not_found(id: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        format!(
+            "Response with id '{id}' not found. (The gateway keeps the responses of translated \
+             routes; for one stored by an upstream provider add `?model=ROUTE` to the URL.)"
+        ),
+    )
+}
+
+/// The answer for a response the gateway keeps itself, if the caller has
+/// one by that id (on a route it may still call).
+async fn kept_by_gateway(
+    rc: &mut RequestCtx,
+    method: &Method,
+    id: &str,
+) -> Result<Option<Response<Body>>, GatewayError> {
+    let Some(record) = stored::load(rc, id).await? else {
+        return Ok(None);
+    };
+    if !allow::may_call(rc, &record.route) {
+        return Ok(None);
+    }
+    if rc.rt.table.routes.contains_key(&record.route) {
+        rc.route_label.clone_from(&record.route);
+    }
+    let body = if method == Method::DELETE {
+        stored::delete(rc, id).await?;
+        json!({"id": id, "object": "response", "deleted": true})
+    } else {
+        record.response
+    };
+    Ok(Some(json_response(StatusCode::OK, body.to_string())))
 }

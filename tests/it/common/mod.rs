@@ -1,6 +1,8 @@
 //! Test harness: fake OpenAI-compatible upstreams and an in-process gateway,
 //! both on 127.0.0.1:0 over real HTTP.
 
+pub mod agent_fakes;
+pub mod agents;
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -9,6 +11,7 @@ pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod logs;
 pub mod redis;
 pub mod redis_managed;
 pub mod responses;
@@ -282,9 +285,15 @@ pub async fn gateway_hooked(
     drain_delay: Option<Duration>,
     dispatch_hook: Option<switchyard::server::DispatchHook>,
 ) -> TestGateway {
-    start_gateway(yaml, watch, drain_delay, dispatch_hook, &[])
-        .await
-        .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"))
+    start_gateway(
+        &[("policy.yaml", yaml)],
+        watch,
+        drain_delay,
+        dispatch_hook,
+        &[],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("gateway failed to start:\n{e}"))
 }
 
 /// [`gateway`] with more environment variables (a kind's own keys).
@@ -299,18 +308,57 @@ pub async fn try_gateway_env(
     yaml: &str,
     extra_env: &[(&str, &str)],
 ) -> Result<TestGateway, switchyard::config::ConfigErrors> {
-    start_gateway(yaml, false, Some(Duration::ZERO), None, extra_env).await
+    start_gateway(
+        &[("policy.yaml", yaml)],
+        false,
+        Some(Duration::ZERO),
+        None,
+        extra_env,
+    )
+    .await
+}
+
+/// The policy files shipped in `policies/`, by name.
+pub fn shipped_policies() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "policies/ is missing files");
+    files
+}
+
+/// A gateway running the shipped `policies/` folder as it is (but for the
+/// listen address: 127.0.0.1:0).
+pub async fn shipped_gateway() -> TestGateway {
+    let files = shipped_policies();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    start_gateway(&files, false, Some(Duration::ZERO), None, &[])
+        .await
+        .unwrap_or_else(|e| panic!("the shipped policies do not load:\n{e}"))
 }
 
 async fn start_gateway(
-    yaml: &str,
+    files: &[(&str, &str)],
     watch: bool,
     drain_delay: Option<Duration>,
     dispatch_hook: Option<switchyard::server::DispatchHook>,
     extra_env: &[(&str, &str)],
 ) -> Result<TestGateway, switchyard::config::ConfigErrors> {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let mut env = HashMap::new();
     env.insert("TEST_UPSTREAM_KEY".to_string(), TEST_KEY.to_string());
     env.insert(
