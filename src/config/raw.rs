@@ -175,6 +175,14 @@ pub(super) struct RawRoute {
     pub deadline: Option<String>,
     pub endpoints: Option<Vec<String>>,
     pub tpm: Option<u64>,
+    pub unsupported: Option<String>,
+    pub messages: Option<RawRouteMessages>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouteMessages {
+    pub default_max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

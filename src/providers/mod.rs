@@ -138,6 +138,18 @@ impl Capabilities {
     }
 }
 
+/// Which parts of a request's [`crate::api::chat::ChatExt`] (and a chat
+/// client's `reasoning_effort`) a provider sends for one model: the rest is
+/// left out, and the endpoint names it in `x-switchyard-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtSupport {
+    /// The reasoning control is sent (as the kind's own: `reasoning_effort`,
+    /// `thinking`, `thinkingConfig`, `additionalModelRequestFields`).
+    pub reasoning: bool,
+    /// `top_k` is sent.
+    pub top_k: bool,
+}
+
 /// One built upstream of some kind. Default methods answer "unsupported",
 /// so a kind implements what its [`Capabilities`] say it can do.
 pub trait Provider: Send + Sync + 'static {
@@ -146,6 +158,13 @@ pub trait Provider: Send + Sync + 'static {
     /// The most embedding inputs one call may carry for `model`.
     fn max_batch_inputs(&self, _model: &str) -> usize {
         usize::MAX
+    }
+
+    /// What of `request`'s reasoning control and `top_k` this provider
+    /// sends for `model` (its [`Provider::chat`] must agree). None by
+    /// default.
+    fn ext_support(&self, _request: &ChatRequest, _model: &str) -> ExtSupport {
+        ExtSupport::default()
     }
 
     /// One chat attempt for `request`, sent as `model` upstream.

@@ -1,8 +1,9 @@
 //! The OpenAI wire format as upstreams that speak it answer: the pieces the
 //! `openai` and `azure` kinds share.
 //!
-//! Place in the pipeline: inside those providers, for one attempt, after
-//! [`super::upstream::Upstream`] got a successful response. Checks that a
+//! Place in the pipeline: inside those providers, for one attempt. Builds
+//! the chat body (the client's, plus a translated request's reasoning
+//! effort as `reasoning_effort` for models that take one), checks that a
 //! `200` chat answer is a chat completion, builds the embeddings and rerank
 //! bodies and decodes their answers. Must not know URLs, keys or error
 //! classification: those differ per kind.
@@ -12,10 +13,63 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::UpstreamError;
 use super::upstream::SetupError;
+use super::{ExtSupport, UpstreamError};
+use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 use crate::api::rerank::{RerankReply, scores_of};
+
+/// Whether `model` (a model or deployment name) takes `reasoning_effort`:
+/// every model but the OpenAI families known to refuse it (`gpt-3.5*`,
+/// `gpt-4*`, `chatgpt-*`, `gpt-5-chat*`); other OpenAI-compatible servers
+/// (vLLM, DeepSeek, ...) accept the field.
+pub(super) fn takes_reasoning_effort(model: &str) -> bool {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    ![
+        "gpt-3.5",
+        "gpt-4",
+        "chatgpt-",
+        "gpt-5-chat",
+        "davinci",
+        "babbage",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+/// What of a request's reasoning control and `top_k` reaches `model`:
+/// the reasoning effort where the model takes one, never `top_k` (the
+/// OpenAI API refuses it).
+pub(super) fn ext_support(request: &ChatRequest, model: &str) -> ExtSupport {
+    ExtSupport {
+        reasoning: request.reasoning().is_some() && takes_reasoning_effort(model),
+        top_k: false,
+    }
+}
+
+/// The chat body for `model`: the client's, plus a translated request's
+/// reasoning effort (levels above `high`, Anthropic's `max` and `xhigh`,
+/// as `high`).
+pub(super) fn chat_body(request: &ChatRequest, model: &str) -> Bytes {
+    let effort = request
+        .ext
+        .reasoning
+        .as_ref()
+        .and_then(|r| r.effort_level())
+        .filter(|_| takes_reasoning_effort(model))
+        .map(|e| match e.as_str() {
+            "none" | "minimal" | "low" | "medium" | "high" => Value::String(e),
+            _ => Value::String("high".into()),
+        });
+    match effort {
+        Some(e) => request.upstream_body_with(model, &[("reasoning_effort", e)]),
+        None => request.upstream_body(model),
+    }
+}
 
 /// What a chat answer must at least hold.
 #[derive(Deserialize)]
@@ -145,6 +199,39 @@ fn classify_name(e: &serde_json::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_translated_reasoning_effort_goes_to_models_that_take_one() {
+        use crate::api::chat::Reasoning;
+        let mut r =
+            ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
+        let body = |r: &ChatRequest, m: &str| -> Value {
+            serde_json::from_slice(&chat_body(r, m)).unwrap()
+        };
+        assert!(body(&r, "o3").get("reasoning_effort").is_none());
+        r.ext.reasoning = Some(Reasoning {
+            budget_tokens: Some(31999),
+            ..Reasoning::default()
+        });
+        assert_eq!(body(&r, "o3")["reasoning_effort"], "high");
+        assert_eq!(body(&r, "o3")["model"], "o3");
+        assert!(body(&r, "gpt-4o").get("reasoning_effort").is_none());
+        assert!(ext_support(&r, "gpt-5-mini").reasoning);
+        assert!(!ext_support(&r, "openai/gpt-4.1").reasoning);
+        assert!(!ext_support(&r, "o3").top_k);
+        r.ext.reasoning = Some(Reasoning {
+            effort: Some("max".into()),
+            ..Reasoning::default()
+        });
+        assert_eq!(body(&r, "gpt-5")["reasoning_effort"], "high");
+        // A chat client's own value is kept as sent.
+        let own = ChatRequest::parse(
+            br#"{"model":"m","reasoning_effort":"xhigh","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body(&own, "gpt-5")["reasoning_effort"], "xhigh");
+    }
     use serde_json::json;
 
     #[test]

@@ -9,6 +9,7 @@
 //! errors with [`error_body`]. Pure functions of bytes and JSON: must not do
 //! I/O or know providers.
 
+mod blocks;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -21,8 +22,9 @@ use super::error::GatewayError;
 /// What a Messages translation cannot do; the message is safe for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessagesError {
-    /// A field or block the OpenAI chat format cannot express.
-    #[error("`{0}` cannot be translated to OpenAI chat")]
+    /// A field or block the OpenAI chat format cannot express (named as
+    /// "the `x` field", "`document` blocks", ...).
+    #[error("{0} cannot be translated to OpenAI chat")]
     Unsupported(String),
     /// The request is malformed in a way the translation notices.
     #[error("invalid request: {0}")]

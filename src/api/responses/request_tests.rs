@@ -5,7 +5,15 @@ use serde_json::{Value, json};
 use super::*;
 
 fn chat(body: Value) -> Result<Map<String, Value>, ResponsesError> {
-    to_chat(body.as_object().unwrap()).map(|c| c.body)
+    to_chat(body.as_object().unwrap(), Unsupported::Reject).map(|c| c.chat.body)
+}
+
+fn translated(body: Value, policy: Unsupported) -> Result<Translated, ResponsesError> {
+    to_chat(body.as_object().unwrap(), policy)
+}
+
+fn names(t: &Translated) -> Vec<String> {
+    t.ignored.fields().iter().map(|f| f.name.clone()).collect()
 }
 
 #[test]
@@ -19,7 +27,7 @@ fn string_input_and_instructions_become_messages() {
         c["messages"],
         json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
     );
-    assert_eq!(c["max_tokens"], 50);
+    assert_eq!(c["max_completion_tokens"], 50);
     assert_eq!(c["temperature"], 0.2);
     assert_eq!(c["top_p"], 0.9);
     assert!(c.get("stream").is_none());
@@ -125,7 +133,7 @@ fn stateful_and_builtin_features_are_refused_by_name() {
             "mcp",
         ),
         (
-            json!({"include": ["reasoning.encrypted_content"]}),
+            json!({"include": ["message.output_text.logprobs"]}),
             "include",
         ),
         (json!({"made_up_field": 1}), "made_up_field"),
@@ -168,6 +176,127 @@ fn malformed_input_is_invalid() {
         assert!(
             matches!(chat(body.clone()), Err(ResponsesError::Invalid(_))),
             "{body}"
+        );
+    }
+}
+
+#[test]
+fn metadata_is_accepted_named_and_not_sent() {
+    let t = translated(
+        json!({"model": "m", "input": "x", "store": false, "stream": true,
+               "client_metadata": {"x-codex-installation-id": "i"}, "metadata": {"a": "b"},
+               "prompt_cache_key": "k", "service_tier": "auto", "safety_identifier": "s",
+               "include": ["reasoning.encrypted_content"], "text": {"verbosity": "low"},
+               "reasoning": {"effort": "medium", "summary": "auto"}}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&t),
+        [
+            "client_metadata",
+            "metadata",
+            "prompt_cache_key",
+            "safety_identifier",
+            "service_tier",
+            "include:reasoning.encrypted_content",
+            "text.verbosity"
+        ]
+    );
+    for k in [
+        "client_metadata",
+        "metadata",
+        "prompt_cache_key",
+        "service_tier",
+        "safety_identifier",
+        "include",
+        "store",
+        "reasoning",
+        "reasoning_effort",
+        "verbosity",
+    ] {
+        assert!(!t.chat.body.contains_key(k), "{k} sent");
+    }
+    let r = t.chat.ext.reasoning.clone().unwrap();
+    assert_eq!(r.effort.as_deref(), Some("medium"));
+    assert!(r.show);
+    assert_eq!(t.reasoning_from, ["reasoning.effort"]);
+    assert!(
+        t.ignored_on(false, false)
+            .header_value()
+            .unwrap()
+            .ends_with("reasoning.effort")
+    );
+    let none = translated(
+        json!({"model": "m", "input": "x", "reasoning": {"effort": "none"}}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert!(none.chat.ext.reasoning.is_none());
+}
+
+#[test]
+fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
+    let body = json!({"model": "m", "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "d"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+            {"role": "user", "content": "x"}],
+        "tools": [{"type": "web_search", "external_web_access": true},
+                  {"type": "namespace", "name": "ns", "tools": []},
+                  {"type": "function", "name": "shell", "parameters": {"type": "object"}, "strict": false}],
+        "tool_choice": "auto", "max_tool_calls": 3});
+    assert!(matches!(
+        translated(body.clone(), Unsupported::Reject),
+        Err(ResponsesError::Unsupported(_))
+    ));
+    let t = translated(body, Unsupported::Drop).unwrap();
+    assert_eq!(
+        names(&t),
+        [
+            "max_tool_calls",
+            "input:reasoning",
+            "tools:web_search",
+            "tools:namespace"
+        ]
+    );
+    let tools = t.chat.body["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["function"]["strict"], false);
+    assert_eq!(
+        t.chat.body["messages"],
+        json!([{"role": "system", "content": "d"}, {"role": "user", "content": "x"}])
+    );
+    // A choice among dropped tools goes with them.
+    let t = translated(
+        json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}],
+               "tool_choice": {"type": "web_search"}}),
+        Unsupported::Drop,
+    )
+    .unwrap();
+    assert!(!t.chat.body.contains_key("tools"));
+    assert!(!t.chat.body.contains_key("tool_choice"));
+    assert_eq!(names(&t), ["tools:web_search", "tool_choice:web_search"]);
+}
+
+#[test]
+fn state_is_refused_even_when_the_route_drops() {
+    for extra in [
+        json!({"previous_response_id": "resp_1"}),
+        json!({"store": true}),
+        json!({"background": true}),
+        json!({"include": ["message.output_text.logprobs"]}),
+        json!({"input": [{"type": "item_reference", "id": "x"}]}),
+    ] {
+        let mut body = json!({"model": "m", "input": "x"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        assert!(
+            matches!(
+                translated(body, Unsupported::Drop),
+                Err(ResponsesError::Unsupported(_))
+            ),
+            "{extra}"
         );
     }
 }

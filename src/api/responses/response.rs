@@ -4,15 +4,18 @@
 //! a target that was sent the translated chat request; the stream
 //! translator builds its final object with the same helpers. Writes the
 //! object the official SDKs read: `id` (`resp_...`), `object`, `created_at`,
-//! `status`, `model`, `output` (a message item with `output_text`, then
-//! `function_call` items), `usage` and the echoed request fields. Must not
-//! invent content: a chat answer it cannot read is a
-//! [`ResponsesError::BadAnswer`].
+//! `status`, `model`, `output` (a `reasoning` item with the target's
+//! reasoning text when the client asked for reasoning and the answer has
+//! some, a message item with `output_text`, then `function_call` items),
+//! `usage` (cache reads and writes in `input_tokens_details`) and the
+//! echoed request fields. Must not invent content: a chat answer it cannot
+//! read is a [`ResponsesError::BadAnswer`].
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::{Echo, ResponsesError, new_id};
+use crate::api::messages::response::reasoning_text;
 
 /// One function call of the answer.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +36,18 @@ pub fn output_text(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
 }
 
+/// A reasoning item holding the target's reasoning `text` (also as its
+/// summary when the client asked for one).
+pub fn reasoning_item(id: &str, text: &str, summary: bool, status: &str) -> Value {
+    let summary = if summary {
+        json!([{"type": "summary_text", "text": text}])
+    } else {
+        json!([])
+    };
+    json!({"type": "reasoning", "id": id, "status": status, "summary": summary,
+           "content": [{"type": "reasoning_text", "text": text}]})
+}
+
 pub fn call_item(c: &Call, status: &str) -> Value {
     json!({"type": "function_call", "id": c.id, "call_id": c.call_id, "name": c.name,
            "arguments": c.arguments, "status": status})
@@ -47,12 +62,14 @@ pub fn usage(chat_usage: Option<&Value>) -> Value {
     let input = n(u.get("prompt_tokens"));
     let output = n(u.get("completion_tokens"));
     let cached = n(u.pointer("/prompt_tokens_details/cached_tokens"));
+    let written = n(u.pointer("/prompt_tokens_details/cache_write_tokens"));
     let reasoning = n(u.pointer("/completion_tokens_details/reasoning_tokens"));
     let total = u
         .get("total_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(input + output);
-    json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": cached},
+    json!({"input_tokens": input,
+           "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
            "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning},
            "total_tokens": total})
 }
@@ -118,6 +135,12 @@ pub fn from_chat(body: &[u8], echo: &Echo) -> Result<Bytes, ResponsesError> {
         .ok_or_else(|| ResponsesError::BadAnswer("the chat answer has no choices".into()))?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut output = Vec::new();
+    if echo.wants_reasoning()
+        && let Some(thought) = reasoning_text(message)
+    {
+        let item = reasoning_item(&new_id("rs"), thought, echo.wants_summary(), "completed");
+        output.push(item);
+    }
     let text = match message.get("content") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -198,6 +221,11 @@ mod tests {
         assert_eq!(out["usage"]["output_tokens"], 2);
         assert_eq!(out["usage"]["total_tokens"], 5);
         assert_eq!(out["usage"]["input_tokens_details"]["cached_tokens"], 1);
+        assert_eq!(
+            out["usage"]["input_tokens_details"]["cache_write_tokens"],
+            0
+        );
+        assert!(out.get("user").is_none(), "user is omitted: {out}");
         assert_eq!(out["instructions"], "Be brief.");
         assert_eq!(out["temperature"], 0.5);
         assert_eq!(out["tool_choice"], "auto");
@@ -229,6 +257,47 @@ mod tests {
                 .unwrap();
         assert_eq!(out["status"], "incomplete");
         assert_eq!(out["incomplete_details"]["reason"], "max_output_tokens");
+    }
+
+    #[test]
+    fn reasoning_comes_back_as_a_reasoning_item_when_asked() {
+        let chat = json!({"created": 1, "model": "m", "choices": [{"message": {
+            "role": "assistant", "content": "42", "reasoning_content": "6 times 7"},
+            "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3,
+                      "prompt_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 5}}});
+        let asked = Echo::of(
+            json!({"reasoning": {"effort": "low", "summary": "auto"}, "user": "u",
+                   "tools": [{"type": "function", "name": "f", "parameters": {}}]})
+            .as_object()
+            .unwrap(),
+        );
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &asked).unwrap())
+                .unwrap();
+        let item = &out["output"][0];
+        assert_eq!(item["type"], "reasoning");
+        assert!(item["id"].as_str().unwrap().starts_with("rs_"));
+        assert_eq!(
+            item["summary"],
+            json!([{"type": "summary_text", "text": "6 times 7"}])
+        );
+        assert_eq!(
+            item["content"],
+            json!([{"type": "reasoning_text", "text": "6 times 7"}])
+        );
+        assert_eq!(out["output"][1]["content"][0]["text"], "42");
+        assert_eq!(
+            out["usage"]["input_tokens_details"]["cache_write_tokens"],
+            5
+        );
+        assert_eq!(out["user"], "u");
+        assert_eq!(out["tools"][0]["strict"], false);
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &echo()).unwrap())
+                .unwrap();
+        assert_eq!(out["output"].as_array().unwrap().len(), 1);
+        assert_eq!(out["output"][0]["type"], "message");
     }
 
     #[test]

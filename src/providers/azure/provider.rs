@@ -83,7 +83,11 @@ impl AzureProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         let (response, limits) = self
-            .send(model, "chat/completions", request.upstream_body(model))
+            .send(
+                model,
+                "chat/completions",
+                openai_wire::chat_body(request, model),
+            )
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
@@ -128,6 +132,10 @@ impl Provider for AzureProvider {
 
     fn max_batch_inputs(&self, _model: &str) -> usize {
         MAX_BATCH_INPUTS
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        openai_wire::ext_support(request, model)
     }
 
     fn chat<'a>(
