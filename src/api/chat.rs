@@ -39,6 +39,23 @@ pub struct ChatExt {
     pub reasoning: Option<Reasoning>,
     /// Sample from the `top_k` likeliest tokens only.
     pub top_k: Option<u64>,
+    /// At most one tool call per turn (Messages
+    /// `disable_parallel_tool_use`, Responses `parallel_tool_calls: false`).
+    pub serial_tool_calls: bool,
+}
+
+/// Which parts of a request's [`ChatExt`] (and a chat client's
+/// `reasoning_effort`) a provider sends for one model: the rest is left
+/// out, and the endpoint names it in `x-switchyard-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtSupport {
+    /// The reasoning control is sent (as the kind's own: `reasoning_effort`,
+    /// `thinking`, `thinkingConfig`, `additionalModelRequestFields`).
+    pub reasoning: bool,
+    /// `top_k` is sent.
+    pub top_k: bool,
+    /// One tool call per turn is enforced.
+    pub serial_tool_calls: bool,
 }
 
 /// A chat request translated from another API (Messages, Responses), with
@@ -53,17 +70,25 @@ pub struct Translated {
     pub reasoning_from: Vec<&'static str>,
     /// The client's `top_k` field, when it sent one.
     pub top_k_from: Option<&'static str>,
+    /// The client's field that asked for one tool call per turn.
+    pub serial_from: Option<&'static str>,
 }
 
 impl Translated {
-    /// What was ignored on a target that sends the reasoning control
-    /// (`reasoning`) and `top_k` or not.
-    pub fn ignored_on(&self, reasoning: bool, top_k: bool) -> Ignored {
+    /// What was ignored on a target that sends what `support` says.
+    pub fn ignored_on(&self, support: ExtSupport) -> Ignored {
         let mut out = self.ignored.clone();
-        if !reasoning {
+        if !support.reasoning {
             self.reasoning_from.iter().for_each(|f| out.field(f));
         }
-        if !top_k && let Some(f) = self.top_k_from {
+        if !support.top_k
+            && let Some(f) = self.top_k_from
+        {
+            out.field(f);
+        }
+        if !support.serial_tool_calls
+            && let Some(f) = self.serial_from
+        {
             out.field(f);
         }
         out

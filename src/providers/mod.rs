@@ -51,6 +51,7 @@ use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 
 use crate::api::chat::ChatRequest;
+pub use crate::api::chat::ExtSupport;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
 pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
@@ -136,18 +137,6 @@ impl Capabilities {
             },
         }
     }
-}
-
-/// Which parts of a request's [`crate::api::chat::ChatExt`] (and a chat
-/// client's `reasoning_effort`) a provider sends for one model: the rest is
-/// left out, and the endpoint names it in `x-switchyard-ignored`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExtSupport {
-    /// The reasoning control is sent (as the kind's own: `reasoning_effort`,
-    /// `thinking`, `thinkingConfig`, `additionalModelRequestFields`).
-    pub reasoning: bool,
-    /// `top_k` is sent.
-    pub top_k: bool,
 }
 
 /// One built upstream of some kind. Default methods answer "unsupported",

@@ -41,19 +41,20 @@ pub(super) fn takes_reasoning_effort(model: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
-/// What of a request's reasoning control and `top_k` reaches `model`:
-/// the reasoning effort where the model takes one, never `top_k` (the
+/// What of a request's extension reaches `model`: the reasoning effort
+/// where the model takes one, one tool call per turn, never `top_k` (the
 /// OpenAI API refuses it).
 pub(super) fn ext_support(request: &ChatRequest, model: &str) -> ExtSupport {
     ExtSupport {
         reasoning: request.reasoning().is_some() && takes_reasoning_effort(model),
         top_k: false,
+        serial_tool_calls: true,
     }
 }
 
 /// The chat body for `model`: the client's, plus a translated request's
 /// reasoning effort (levels above `high`, Anthropic's `max` and `xhigh`,
-/// as `high`).
+/// as `high`) and `parallel_tool_calls: false`.
 pub(super) fn chat_body(request: &ChatRequest, model: &str) -> Bytes {
     let effort = request
         .ext
@@ -65,9 +66,17 @@ pub(super) fn chat_body(request: &ChatRequest, model: &str) -> Bytes {
             "none" | "minimal" | "low" | "medium" | "high" => Value::String(e),
             _ => Value::String("high".into()),
         });
-    match effort {
-        Some(e) => request.upstream_body_with(model, &[("reasoning_effort", e)]),
-        None => request.upstream_body(model),
+    let mut extra = Vec::new();
+    if let Some(e) = effort {
+        extra.push(("reasoning_effort", e));
+    }
+    if request.ext.serial_tool_calls {
+        extra.push(("parallel_tool_calls", Value::Bool(false)));
+    }
+    if extra.is_empty() {
+        request.upstream_body(model)
+    } else {
+        request.upstream_body_with(model, &extra)
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod agent_fixtures;
 mod api;
 mod architecture;
 mod cache_fanout;
@@ -41,4 +42,5 @@ mod sdk_retry;
 mod spend;
 mod state_store;
 mod stream_cache;
+mod translate_policy;
 mod usage;

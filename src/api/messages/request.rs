@@ -10,8 +10,8 @@
 //! usage asked for), `output_config.format` (json_schema, as
 //! `response_format`), and the reasoning controls `thinking` (`enabled`
 //! with `budget_tokens`, `adaptive`; `disabled` sends nothing) and
-//! `output_config.effort`, plus `top_k`, into [`ChatExt`] for the kinds that
-//! have them.
+//! `output_config.effort`, plus `top_k` and `disable_parallel_tool_use`,
+//! into [`ChatExt`] for the kinds that have them.
 //!
 //! Accepted without effect, and named in [`Translated::ignored`]:
 //! `context_management` whose edits only clear thinking (chat targets keep
@@ -66,7 +66,6 @@ pub fn to_chat(
     out.insert("messages".into(), Value::Array(messages));
     let mut ext = ChatExt::default();
     let mut reasoning_from = Vec::new();
-    let mut parallel = None;
     for (key, value) in body {
         match key.as_str() {
             "model" | "system" | "messages" | "stream" => {}
@@ -78,7 +77,7 @@ pub fn to_chat(
             "tool_choice" => {
                 let (choice, no_parallel) = tool_choice(value)?;
                 out.insert("tool_choice".into(), choice);
-                parallel = no_parallel.then_some(false);
+                ext.serial_tool_calls = no_parallel;
             }
             "metadata" => {
                 if let Some(user) = value.get("user_id").filter(|u| !u.is_null()) {
@@ -116,11 +115,6 @@ pub fn to_chat(
             },
         }
     }
-    if let Some(p) = parallel
-        && out.contains_key("tools")
-    {
-        out.insert("parallel_tool_calls".into(), Value::Bool(p));
-    }
     let had_tools = body
         .get("tools")
         .and_then(Value::as_array)
@@ -137,6 +131,10 @@ pub fn to_chat(
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
     let top_k_from = ext.top_k.map(|_| "top_k");
+    ext.serial_tool_calls &= out.contains_key("tools");
+    let serial_from = ext
+        .serial_tool_calls
+        .then_some("tool_choice.disable_parallel_tool_use");
     Ok(Translated {
         chat: ChatRequest {
             model: model.into(),
@@ -148,6 +146,7 @@ pub fn to_chat(
         ignored: tx.ignored,
         reasoning_from,
         top_k_from,
+        serial_from,
     })
 }
 

@@ -1,3 +1,5 @@
+//! Unit tests of the Messages -> chat request translation.
+
 use super::*;
 
 fn tx(v: Value, stream: bool, policy: Unsupported) -> Result<Translated, MessagesError> {
@@ -15,6 +17,16 @@ fn names(t: &Translated) -> Vec<String> {
 
 #[test]
 fn system_messages_tools_and_sampling_translate() {
+    let t = tx(
+        json!({"model": "r", "messages": [{"role": "user", "content": "x"}],
+               "tools": [{"name": "get", "input_schema": {"type": "object"}}],
+               "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}),
+        false,
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert!(t.chat.ext.serial_tool_calls);
+    assert_eq!(t.serial_from, Some("tool_choice.disable_parallel_tool_use"));
     let out = chat(
         json!({
             "model": "route", "max_tokens": 100, "stop_sequences": ["END"],
@@ -43,7 +55,7 @@ fn system_messages_tools_and_sampling_translate() {
         out,
         json!({
             "model": "route", "max_completion_tokens": 100, "stop": ["END"], "temperature": 0.5,
-            "top_p": 0.9, "user": "u1", "parallel_tool_calls": false,
+            "top_p": 0.9, "user": "u1",
             "stream": true, "stream_options": {"include_usage": true},
             "tools": [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}],
             "tool_choice": {"type": "function", "function": {"name": "get"}},
@@ -148,11 +160,17 @@ fn reasoning_controls_and_top_k_go_to_the_extension() {
     b["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
     b["top_k"] = json!(3);
     let t = tx(b, false, Unsupported::Reject).unwrap();
+    let none = crate::api::chat::ExtSupport::default();
     assert_eq!(
-        t.ignored_on(false, false).header_value().unwrap(),
+        t.ignored_on(none).header_value().unwrap(),
         "thinking, top_k"
     );
-    assert_eq!(t.ignored_on(true, true).header_value(), None);
+    let all = crate::api::chat::ExtSupport {
+        reasoning: true,
+        top_k: true,
+        serial_tool_calls: true,
+    };
+    assert_eq!(t.ignored_on(all).header_value(), None);
 }
 
 #[test]

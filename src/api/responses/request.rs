@@ -4,10 +4,10 @@
 //! route has a target that does not pass `/responses` through; the chat
 //! request it makes is sent to each such target as any chat request is.
 //! Translates `input` (see [`super::input`]), `instructions`, function
-//! tools (with `strict`), `tool_choice`, `temperature`, `top_p`,
-//! `parallel_tool_calls`, `user`, `max_output_tokens` (as
-//! `max_completion_tokens`), `text.format`, and `reasoning.effort` into
-//! [`ChatExt`] for the kinds that have a reasoning control.
+//! tools (with `strict`), `tool_choice`, `temperature`, `top_p`, `user`,
+//! `max_output_tokens` (as `max_completion_tokens`), `text.format`, and
+//! into [`ChatExt`] for the kinds that have them `reasoning.effort` and
+//! `parallel_tool_calls: false` (`true` is every kind's default).
 //!
 //! Accepted without effect on a stateless answer, and named in
 //! [`Translated::ignored`]: `client_metadata`, `metadata`,
@@ -34,7 +34,7 @@ use crate::config::Unsupported;
 const STATEFUL: &[&str] = &["previous_response_id", "conversation", "prompt"];
 
 /// Copied to the chat request under the same name when present.
-const SAME_NAME: &[&str] = &["temperature", "top_p", "parallel_tool_calls", "user"];
+const SAME_NAME: &[&str] = &["temperature", "top_p", "user"];
 
 /// Metadata with no effect on a stateless answer: accepted, not sent.
 const METADATA: &[&str] = &[
@@ -63,6 +63,7 @@ const HANDLED: &[&str] = &[
     "include",
     "truncation",
     "reasoning",
+    "parallel_tool_calls",
 ];
 
 /// `include` values naming content a chat target does not produce.
@@ -171,6 +172,8 @@ pub fn to_chat(
             chat.insert("tools".into(), Value::Array(out));
         }
     }
+    ext.serial_tool_calls =
+        body.get("parallel_tool_calls") == Some(&Value::Bool(false)) && chat.contains_key("tools");
     if let Some(choice) = body.get("tool_choice").filter(|v| !v.is_null())
         && let Some(choice) = tool_choice(choice, &mut tx)?
     {
@@ -200,6 +203,7 @@ pub fn to_chat(
         chat.insert("stream".into(), Value::Bool(true));
         chat.insert("stream_options".into(), json!({"include_usage": true}));
     }
+    let ext_serial = ext.serial_tool_calls;
     Ok(Translated {
         chat: ChatRequest {
             model: model.as_str().unwrap_or_default().to_string(),
@@ -211,6 +215,7 @@ pub fn to_chat(
         ignored: tx.ignored,
         reasoning_from,
         top_k_from: None,
+        serial_from: ext_serial.then_some("parallel_tool_calls"),
     })
 }
 

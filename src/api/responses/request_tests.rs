@@ -222,7 +222,7 @@ fn metadata_is_accepted_named_and_not_sent() {
     assert!(r.show);
     assert_eq!(t.reasoning_from, ["reasoning.effort"]);
     assert!(
-        t.ignored_on(false, false)
+        t.ignored_on(Default::default())
             .header_value()
             .unwrap()
             .ends_with("reasoning.effort")
@@ -244,7 +244,7 @@ fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
         "tools": [{"type": "web_search", "external_web_access": true},
                   {"type": "namespace", "name": "ns", "tools": []},
                   {"type": "function", "name": "shell", "parameters": {"type": "object"}, "strict": false}],
-        "tool_choice": "auto", "max_tool_calls": 3});
+        "tool_choice": "auto", "max_tool_calls": 3, "parallel_tool_calls": false});
     assert!(matches!(
         translated(body.clone(), Unsupported::Reject),
         Err(ResponsesError::Unsupported(_))
@@ -262,6 +262,16 @@ fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
     let tools = t.chat.body["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0]["function"]["strict"], false);
+    assert!(t.chat.ext.serial_tool_calls, "parallel_tool_calls: false");
+    assert!(!t.chat.body.contains_key("parallel_tool_calls"));
+    assert_eq!(
+        t.ignored_on(Default::default())
+            .fields()
+            .last()
+            .unwrap()
+            .name,
+        "parallel_tool_calls"
+    );
     assert_eq!(
         t.chat.body["messages"],
         json!([{"role": "system", "content": "d"}, {"role": "user", "content": "x"}])

@@ -129,6 +129,7 @@ impl Provider for AnthropicProvider {
         ExtSupport {
             reasoning: thinking,
             top_k: !thinking,
+            serial_tool_calls: true,
         }
     }
 

@@ -125,7 +125,7 @@ pub fn chat_request_ext(
         }
     }
     let tools = tools(body, settings)?;
-    if let Some(choice) = tool_choice(body, tools.as_deref())? {
+    if let Some(choice) = tool_choice(body, ext.serial_tool_calls, tools.as_deref())? {
         out.insert("tool_choice".into(), choice);
     }
     if let Some(tools) = tools {
@@ -379,6 +379,7 @@ mod tests {
                 ..Default::default()
             }),
             top_k: None,
+            serial_tool_calls: false,
         };
         let Value::Object(body) = json!({"messages": [{"role": "user", "content": "x"}]}) else {
             panic!()
@@ -394,6 +395,7 @@ mod tests {
         assert_eq!(out["output_config"], json!({"effort": "medium"}));
         let top_k = ChatExt {
             reasoning: None,
+            serial_tool_calls: false,
             top_k: Some(7),
         };
         let out = chat_request_ext(&body, &top_k, "claude-opus-4-6", &Default::default()).unwrap();

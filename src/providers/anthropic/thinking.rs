@@ -113,6 +113,7 @@ mod tests {
         ChatExt {
             reasoning: Some(r),
             top_k: None,
+            serial_tool_calls: false,
         }
     }
 

@@ -197,6 +197,7 @@ impl Provider for BedrockProvider {
         crate::providers::ExtSupport {
             reasoning: e.reasoning,
             top_k: e.top_k,
+            serial_tool_calls: false,
         }
     }
 

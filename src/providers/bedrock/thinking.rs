@@ -125,6 +125,7 @@ mod tests {
                 ..Reasoning::default()
             }),
             top_k,
+            serial_tool_calls: false,
         }
     }
 

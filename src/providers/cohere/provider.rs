@@ -150,6 +150,7 @@ impl Provider for CohereProvider {
         crate::providers::ExtSupport {
             reasoning: false,
             top_k: request.top_k().is_some(),
+            serial_tool_calls: false,
         }
     }
 

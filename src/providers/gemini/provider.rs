@@ -142,6 +142,7 @@ impl Provider for GeminiProvider {
         crate::providers::ExtSupport {
             reasoning: thinking,
             top_k: true,
+            serial_tool_calls: false,
         }
     }
 

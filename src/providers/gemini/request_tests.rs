@@ -262,6 +262,7 @@ fn reasoning_and_top_k_go_to_the_generation_config() {
             ..Default::default()
         }),
         top_k: Some(3),
+        serial_tool_calls: false,
     };
     let body = json!({"messages": [{"role": "user", "content": "hi"}]});
     let out = chat_request_ext(

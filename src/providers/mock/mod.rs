@@ -115,6 +115,7 @@ impl Provider for MockProvider {
         super::ExtSupport {
             reasoning: true,
             top_k: true,
+            serial_tool_calls: true,
         }
     }
 

@@ -198,8 +198,7 @@ impl Call for MessagesCall {
                 ChatReply::Stream(translate(chunks, state))
             }
         };
-        m.ignored
-            .set(t.ignored_on(support.reasoning, support.top_k));
+        m.ignored.set(t.ignored_on(support));
         Ok(reply)
     }
 }

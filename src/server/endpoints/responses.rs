@@ -165,8 +165,7 @@ impl Call for ResponsesCall {
                 ChatReply::Stream(translate(events, state))
             }
         };
-        self.ignored
-            .set(t.ignored_on(support.reasoning, support.top_k));
+        self.ignored.set(t.ignored_on(support));
         Ok(reply)
     }
 }

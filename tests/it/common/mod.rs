@@ -8,10 +8,12 @@ pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod openai_strict;
 pub mod redis;
 pub mod responses;
 pub mod scripted;
 pub mod usage;
+pub mod wire_shapes;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

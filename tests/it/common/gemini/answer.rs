@@ -121,6 +121,16 @@ fn usage(body: &Value, answers: &[Answer], done: bool) -> Value {
     json!({"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out})
 }
 
+/// The thought part the fake sends first when thoughts were asked for.
+fn thought(body: &Value) -> Option<Value> {
+    if body["generationConfig"]["thinkingConfig"]["includeThoughts"] != true {
+        return None;
+    }
+    let last = body["contents"].as_array().and_then(|c| c.last())?;
+    let text: Vec<&str> = texts(last).collect();
+    Some(json!({"text": format!("Thinking about: {}", text.join(" ")), "thought": true}))
+}
+
 fn candidate(i: usize, parts: Vec<Value>, finish: Option<&str>) -> Value {
     let mut c = json!({"content": {"parts": parts, "role": "model"}});
     if i > 0 {
@@ -137,24 +147,33 @@ fn response(candidates: Vec<Value>, usage: Value, model: &str, id: &str) -> Valu
 }
 
 pub fn whole(answers: &[Answer], body: &Value, model: &str, id: &str) -> Value {
+    let thought = thought(body);
     let candidates = answers
         .iter()
         .enumerate()
-        .map(|(i, a)| match a {
-            Answer::Text(t, finish) => candidate(i, vec![json!({ "text": t })], Some(finish)),
-            Answer::Call(name, args) => candidate(
-                i,
-                vec![json!({"functionCall": {"name": name, "args": args}})],
-                Some("STOP"),
-            ),
+        .map(|(i, a)| {
+            let (part, finish) = match a {
+                Answer::Text(t, finish) => (json!({ "text": t }), *finish),
+                Answer::Call(name, args) => (
+                    json!({"functionCall": {"name": name, "args": args}}),
+                    "STOP",
+                ),
+            };
+            let parts = thought.iter().cloned().chain([part]).collect();
+            candidate(i, parts, Some(finish))
         })
         .collect();
-    response(candidates, usage(body, answers, true), model, id)
+    let mut r = response(candidates, usage(body, answers, true), model, id);
+    if let Some(t) = &thought {
+        r["usageMetadata"]["thoughtsTokenCount"] = json!(words(t["text"].as_str().unwrap()));
+    }
+    r
 }
 
 /// Stream events: text in two-word slices, calls whole, the last event with
 /// every finishReason and the full usage.
 pub fn chunks(answers: &[Answer], body: &Value, model: &str, id: &str) -> Vec<Value> {
+    let thought = thought(body);
     let slices: Vec<Vec<Value>> = answers
         .iter()
         .map(|a| match a {
@@ -167,6 +186,7 @@ pub fn chunks(answers: &[Answer], body: &Value, model: &str, id: &str) -> Vec<Va
             }
             Answer::Call(name, args) => vec![json!({"functionCall": {"name": name, "args": args}})],
         })
+        .map(|parts: Vec<Value>| thought.iter().cloned().chain(parts).collect())
         .collect();
     let steps = slices.iter().map(Vec::len).max().unwrap_or(0).max(1);
     (0..steps)
