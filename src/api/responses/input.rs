@@ -3,21 +3,25 @@
 //! Place in the pipeline: called by [`super::request::to_chat`] only.
 //! Translates a string input, and `message` items of every role
 //! (`developer` and `system` become system messages in place, wherever
-//! they stand), `function_call` items (joined to the assistant turn before
-//! them) and `function_call_output` items. `reasoning` items of earlier
-//! turns are left out (chat has no place for them) and named. Items that
+//! they stand), `function_call` and `custom_tool_call` items (joined to the
+//! assistant turn before them, under their chat names: see
+//! [`super::tools`]) and their `*_output` items. `additional_tools` items
+//! hold tools (read by [`super::tools`]), no message. `reasoning` items of
+//! earlier turns are left out (chat has no place for them) and named. Items that
 //! need state stored by a provider (`item_reference`) or built-in tools'
 //! calls are refused by name: they must never be dropped silently. Must not
 //! do I/O.
 
 use serde_json::{Map, Value, json};
 
+use super::tools::ToolMap;
 use super::{ResponsesError, invalid, unsupported};
 use crate::api::ignored::Ignored;
 
 /// The chat messages for `instructions` and `input`.
 pub(super) fn messages(
     body: &Map<String, Value>,
+    map: &ToolMap,
     ignored: &mut Ignored,
 ) -> Result<Vec<Value>, ResponsesError> {
     let mut out = Vec::new();
@@ -30,7 +34,7 @@ pub(super) fn messages(
         Some(Value::String(s)) => out.push(json!({"role": "user", "content": s})),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                add_item(&mut out, item, ignored).map_err(|e| match e {
+                add_item(&mut out, item, map, ignored).map_err(|e| match e {
                     ResponsesError::Invalid(m) => invalid(format!("input[{i}]: {m}")),
                     other => other,
                 })?;
@@ -54,6 +58,7 @@ pub(super) fn str_field<'a>(item: &'a Value, name: &str) -> Result<&'a str, Resp
 fn add_item(
     out: &mut Vec<Value>,
     item: &Value,
+    map: &ToolMap,
     ignored: &mut Ignored,
 ) -> Result<(), ResponsesError> {
     let kind = match item.get("type") {
@@ -72,12 +77,18 @@ fn add_item(
             let content = content(item.get("content"), role != "user")?;
             out.push(json!({"role": role, "content": content}));
         }
-        "function_call" => {
+        "function_call" | "custom_tool_call" => {
+            let namespace = item.get("namespace").and_then(Value::as_str);
+            let name = map.chat_name(namespace, str_field(item, "name")?);
+            let arguments = if kind == "custom_tool_call" {
+                json!({"input": str_field(item, "input")?}).to_string()
+            } else {
+                str_field(item, "arguments")?.to_string()
+            };
             let call = json!({
                 "id": str_field(item, "call_id")?,
                 "type": "function",
-                "function": {"name": str_field(item, "name")?,
-                             "arguments": str_field(item, "arguments")?},
+                "function": {"name": name, "arguments": arguments},
             });
             // Calls right after an assistant turn belong to it.
             match out.last_mut() {
@@ -92,7 +103,7 @@ fn add_item(
                 _ => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
             }
         }
-        "function_call_output" => {
+        "function_call_output" | "custom_tool_call_output" => {
             let output = match item.get("output") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Array(parts)) => join_text(parts)?,
@@ -104,6 +115,7 @@ fn add_item(
             );
         }
         "reasoning" => ignored.add("input:reasoning", "reasoning_history"),
+        "additional_tools" => {}
         "item_reference" => {
             return Err(unsupported(
                 "input items of type `item_reference` (they need state stored by the provider)",

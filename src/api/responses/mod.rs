@@ -14,6 +14,7 @@ mod input;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod tools;
 
 use serde_json::{Map, Value};
 
@@ -61,6 +62,9 @@ impl ResponsesRequest {
 #[derive(Debug, Clone, Default)]
 pub struct Echo {
     pub fields: Map<String, Value>,
+    /// The chat names of the request's tools, to turn calls back into the
+    /// client's items.
+    pub tools: tools::ToolMap,
 }
 
 /// Makes a field's default value.
@@ -111,7 +115,10 @@ impl Echo {
         }
         fields.insert("store".into(), Value::Bool(false));
         fields.insert("background".into(), Value::Bool(false));
-        Echo { fields }
+        Echo {
+            fields,
+            tools: tools::ToolMap::of(&tools::entries(body)),
+        }
     }
 
     /// The client asked for reasoning (a `reasoning` with an effort other

@@ -4,7 +4,9 @@
 //! route has a target that does not pass `/responses` through; the chat
 //! request it makes is sent to each such target as any chat request is.
 //! Translates `input` (see [`super::input`]), `instructions`, function
-//! tools (with `strict`), `tool_choice`, `temperature`, `top_p`, `user`,
+//! and custom tools, in namespaces or not, from `tools` and
+//! `additional_tools` items (see [`super::tools`]), `tool_choice`,
+//! `temperature`, `top_p`, `user`,
 //! `max_output_tokens` (as `max_completion_tokens`), `text.format`, and
 //! into [`ChatExt`] for the kinds that have them `reasoning.effort` and
 //! `parallel_tool_calls: false` (`true` is every kind's default).
@@ -15,9 +17,10 @@
 //! `service_tier`, `safety_identifier`, `text.verbosity`, `include` values
 //! naming content a chat target does not produce (encrypted reasoning,
 //! built-in tools' results, input image URLs), and reasoning items of
-//! earlier turns. Built-in tools (web search, file search, code
-//! interpreter, MCP, namespaces, custom tools, ...), tool choices among
-//! them and unknown fields follow the route's `unsupported:` choice:
+//! earlier turns, `reasoning` settings other than effort and summary.
+//! Built-in tools (web search, file search, code interpreter, MCP,
+//! computer use, ...), tool choices among them and unknown fields follow
+//! the route's `unsupported:` choice:
 //! refused by name, or dropped and named. What needs the provider's stored
 //! state (`previous_response_id`, `conversation`, `prompt`, `store: true`,
 //! `background: true`) and log probabilities are always refused.
@@ -25,6 +28,7 @@
 use serde_json::{Map, Value, json};
 
 use super::input::{messages, str_field};
+use super::tools::{ToolMap, chat_tool, entries};
 use super::{ResponsesError, invalid, unsupported};
 use crate::api::chat::{ChatExt, ChatRequest, Reasoning, Translated};
 use crate::api::ignored::Ignored;
@@ -140,12 +144,14 @@ pub fn to_chat(
         }
     }
     include(body.get("include"), &mut tx)?;
+    let offered = entries(body);
+    let map = ToolMap::of(&offered);
     let mut chat = Map::new();
     let model = body.get("model").cloned().unwrap_or(Value::Null);
     chat.insert("model".into(), model.clone());
     chat.insert(
         "messages".into(),
-        Value::Array(messages(body, &mut tx.ignored)?),
+        Value::Array(messages(body, &map, &mut tx.ignored)?),
     );
     for k in SAME_NAME {
         if let Some(v) = body.get(*k).filter(|v| !v.is_null()) {
@@ -157,32 +163,42 @@ pub fn to_chat(
     }
     let mut ext = ChatExt::default();
     let mut reasoning_from = Vec::new();
-    if let Some(r) = reasoning(body.get("reasoning"))? {
-        reasoning_from.push("reasoning.effort");
+    if let Some(r) = reasoning(body.get("reasoning"), &mut tx)? {
+        // A summary alone asks for reasoning at the model's default effort.
+        reasoning_from.push(if r.effort.is_some() {
+            "reasoning.effort"
+        } else {
+            "reasoning.summary"
+        });
         ext.reasoning = Some(r);
     }
-    if let Some(Value::Array(tools)) = body.get("tools") {
-        let mut out = Vec::with_capacity(tools.len());
-        for t in tools {
-            if let Some(t) = tool(t, &mut tx)? {
-                out.push(t);
+    let mut tools = Vec::with_capacity(offered.len());
+    for e in &offered {
+        match chat_tool(e.tool, &map, e.namespace) {
+            Some(t) => tools.push(t),
+            None => {
+                let kind = e.tool.get("type").and_then(Value::as_str).unwrap_or("");
+                if matches!(kind, "function" | "custom") {
+                    return Err(invalid("each tool needs a 'name'."));
+                }
+                let what = format!(
+                    "the built-in tool `{kind}` (only function and custom tools can be translated)"
+                );
+                tx.unsupported(what, &format!("tools:{kind}"), "tools")?;
             }
         }
-        if !out.is_empty() {
-            chat.insert("tools".into(), Value::Array(out));
-        }
+    }
+    if !tools.is_empty() {
+        chat.insert("tools".into(), Value::Array(tools));
     }
     ext.serial_tool_calls =
         body.get("parallel_tool_calls") == Some(&Value::Bool(false)) && chat.contains_key("tools");
     if let Some(choice) = body.get("tool_choice").filter(|v| !v.is_null())
-        && let Some(choice) = tool_choice(choice, &mut tx)?
+        && let Some(choice) = tool_choice(choice, &map, &mut tx)?
     {
         chat.insert("tool_choice".into(), choice);
     }
-    let had_tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty());
+    let had_tools = !offered.is_empty();
     if had_tools
         && !chat.contains_key("tools")
         && chat.get("tool_choice").is_some_and(|c| c != "none")
@@ -247,13 +263,19 @@ fn include(v: Option<&Value>, tx: &mut Tx) -> Result<(), ResponsesError> {
     Ok(())
 }
 
-/// `reasoning` as the reasoning asked for (`None`: none, or effort `none`).
-fn reasoning(v: Option<&Value>) -> Result<Option<Reasoning>, ResponsesError> {
+/// `reasoning` as the reasoning asked for (`None`: none, or effort
+/// `none`); its other settings (Codex's `context`) are named.
+fn reasoning(v: Option<&Value>, tx: &mut Tx) -> Result<Option<Reasoning>, ResponsesError> {
     let Some(r) = v.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    if !r.is_object() {
+    let Some(o) = r.as_object() else {
         return Err(invalid("'reasoning' must be an object."));
+    };
+    for (k, v) in o {
+        if !v.is_null() && !matches!(k.as_str(), "effort" | "summary" | "generate_summary") {
+            tx.ignored.add(format!("reasoning.{k}"), "reasoning");
+        }
     }
     let effort = match r.get("effort") {
         None | Some(Value::Null) => None,
@@ -268,32 +290,23 @@ fn reasoning(v: Option<&Value>) -> Result<Option<Reasoning>, ResponsesError> {
     }))
 }
 
-/// A Responses function tool as a chat tool (`None`: a built-in tool the
-/// route drops).
-fn tool(t: &Value, tx: &mut Tx) -> Result<Option<Value>, ResponsesError> {
-    let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind != "function" {
-        let what = format!("the built-in tool `{kind}` (only `function` tools can be translated)");
-        tx.unsupported(what, &format!("tools:{kind}"), "tools")?;
-        return Ok(None);
-    }
-    let mut function = Map::new();
-    function.insert("name".into(), Value::String(str_field(t, "name")?.into()));
-    for k in ["description", "parameters", "strict"] {
-        if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
-            function.insert(k.into(), v.clone());
-        }
-    }
-    Ok(Some(json!({"type": "function", "function": function})))
-}
-
-fn tool_choice(choice: &Value, tx: &mut Tx) -> Result<Option<Value>, ResponsesError> {
+fn tool_choice(
+    choice: &Value,
+    map: &ToolMap,
+    tx: &mut Tx,
+) -> Result<Option<Value>, ResponsesError> {
     match choice {
         Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
             Ok(Some(choice.clone()))
         }
-        Value::Object(o) if o.get("type") == Some(&json!("function")) => {
-            let name = str_field(choice, "name")?;
+        Value::Object(o)
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("function" | "custom")
+            ) =>
+        {
+            let namespace = o.get("namespace").and_then(Value::as_str);
+            let name = map.chat_name(namespace, str_field(choice, "name")?);
             Ok(Some(
                 json!({"type": "function", "function": {"name": name}}),
             ))

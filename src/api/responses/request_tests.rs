@@ -242,7 +242,8 @@ fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
             {"role": "user", "content": "x"}],
         "tools": [{"type": "web_search", "external_web_access": true},
-                  {"type": "namespace", "name": "ns", "tools": []},
+                  {"type": "namespace", "name": "ns", "tools": [
+                      {"type": "function", "name": "lookup", "parameters": {"type": "object"}}]},
                   {"type": "function", "name": "shell", "parameters": {"type": "object"}, "strict": false}],
         "tool_choice": "auto", "max_tool_calls": 3, "parallel_tool_calls": false});
     assert!(matches!(
@@ -252,16 +253,16 @@ fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
     let t = translated(body, Unsupported::Drop).unwrap();
     assert_eq!(
         names(&t),
-        [
-            "max_tool_calls",
-            "input:reasoning",
-            "tools:web_search",
-            "tools:namespace"
-        ]
+        ["max_tool_calls", "input:reasoning", "tools:web_search"]
     );
+    // The namespace's tools join the rest; the function keeps its strict.
     let tools = t.chat.body["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0]["function"]["strict"], false);
+    let tool_names: Vec<&str> = tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tool_names, ["lookup", "shell"]);
+    assert_eq!(tools[1]["function"]["strict"], false);
     assert!(t.chat.ext.serial_tool_calls, "parallel_tool_calls: false");
     assert!(!t.chat.body.contains_key("parallel_tool_calls"));
     assert_eq!(
@@ -309,4 +310,45 @@ fn state_is_refused_even_when_the_route_drops() {
             "{extra}"
         );
     }
+}
+
+#[test]
+fn codex_tools_in_additional_items_and_custom_calls_translate() {
+    let t = translated(
+        json!({"model": "m", "tool_choice": "auto", "parallel_tool_calls": false,
+               "reasoning": {"effort": "low", "context": "all_turns"},
+               "input": [
+            {"type": "additional_tools", "role": "developer", "tools": [
+                {"type": "namespace", "name": "functions", "description": "", "tools": [
+                    {"type": "custom", "name": "exec", "description": "Run JS.",
+                     "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+                    {"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]},
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "exec", "input": "text(1)"},
+            {"type": "custom_tool_call_output", "call_id": "c1",
+             "output": [{"type": "input_text", "text": "1"}]}]}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert_eq!(names(&t), ["reasoning.context"]);
+    let tools = t.chat.body["tools"].as_array().unwrap();
+    assert_eq!(tools[0]["function"]["name"], "exec");
+    assert_eq!(
+        tools[0]["function"]["parameters"]["required"],
+        json!(["input"])
+    );
+    assert_eq!(tools[1]["function"]["name"], "wait");
+    assert!(t.chat.ext.serial_tool_calls);
+    assert_eq!(
+        t.chat.body["messages"],
+        json!([
+            {"role": "system", "content": "rules"},
+            {"role": "user", "content": [{"type": "text", "text": "go"}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "exec", "arguments": "{\"input\":\"text(1)\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "1"}
+        ])
+    );
 }

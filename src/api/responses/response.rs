@@ -6,7 +6,9 @@
 //! object the official SDKs read: `id` (`resp_...`), `object`, `created_at`,
 //! `status`, `model`, `output` (a `reasoning` item with the target's
 //! reasoning text when the client asked for reasoning and the answer has
-//! some, a message item with `output_text`, then `function_call` items),
+//! some, a message item with `output_text`, then `function_call` items, or
+//! `custom_tool_call` items for free-form tools, under the client's tool
+//! names),
 //! `usage` (cache reads and writes in `input_tokens_details`) and the
 //! echoed request fields. Must not invent content: a chat answer it cannot
 //! read is a [`ResponsesError::BadAnswer`].
@@ -14,6 +16,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::tools::custom_input;
 use super::{Echo, ResponsesError, new_id};
 use crate::api::messages::response::reasoning_text;
 
@@ -22,8 +25,31 @@ use crate::api::messages::response::reasoning_text;
 pub struct Call {
     pub id: String,
     pub call_id: String,
+    /// The tool's name to the client.
     pub name: String,
     pub arguments: String,
+    /// The namespace the tool sits in, if any.
+    pub namespace: Option<String>,
+    /// A call of a free-form `custom` tool: a `custom_tool_call` item whose
+    /// `input` is the chat call's `input` argument.
+    pub custom: bool,
+}
+
+impl Call {
+    /// The call of chat tool `chat_name` with `arguments`, as the client
+    /// named the tool (see [`crate::api::responses::tools::ToolMap`]).
+    pub fn of(echo: &Echo, call_id: &str, chat_name: &str, arguments: String) -> Call {
+        let mapped = echo.tools.by_chat(chat_name);
+        let custom = mapped.is_some_and(|m| m.custom);
+        Call {
+            id: new_id(if custom { "ctc" } else { "fc" }),
+            call_id: call_id.to_string(),
+            name: mapped.map_or(chat_name, |m| m.name.as_str()).to_string(),
+            arguments,
+            namespace: mapped.and_then(|m| m.namespace.clone()),
+            custom,
+        }
+    }
 }
 
 /// A message item with one `output_text` part.
@@ -49,8 +75,17 @@ pub fn reasoning_item(id: &str, text: &str, summary: bool, status: &str) -> Valu
 }
 
 pub fn call_item(c: &Call, status: &str) -> Value {
-    json!({"type": "function_call", "id": c.id, "call_id": c.call_id, "name": c.name,
-           "arguments": c.arguments, "status": status})
+    let mut item = if c.custom {
+        json!({"type": "custom_tool_call", "id": c.id, "call_id": c.call_id, "name": c.name,
+               "input": custom_input(&c.arguments), "status": status})
+    } else {
+        json!({"type": "function_call", "id": c.id, "call_id": c.call_id, "name": c.name,
+               "arguments": c.arguments, "status": status})
+    };
+    if let Some(ns) = &c.namespace {
+        item["namespace"] = json!(ns);
+    }
+    item
 }
 
 /// Chat `usage` as Responses `usage` (`None` when the answer had none).
@@ -159,12 +194,8 @@ pub fn from_chat(body: &[u8], echo: &Echo) -> Result<Bytes, ResponsesError> {
     }
     for c in calls.into_iter().flatten() {
         let s = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or_default();
-        let call = Call {
-            id: new_id("fc"),
-            call_id: s("/id").to_string(),
-            name: s("/function/name").to_string(),
-            arguments: s("/function/arguments").to_string(),
-        };
+        let arguments = s("/function/arguments").to_string();
+        let call = Call::of(echo, s("/id"), s("/function/name"), arguments);
         output.push(call_item(&call, "completed"));
     }
     let head = Head {
@@ -298,6 +329,33 @@ mod tests {
                 .unwrap();
         assert_eq!(out["output"].as_array().unwrap().len(), 1);
         assert_eq!(out["output"][0]["type"], "message");
+    }
+
+    #[test]
+    fn calls_of_custom_and_namespaced_tools_come_back_as_the_client_named_them() {
+        let echo = Echo::of(
+            json!({"input": [{"type": "additional_tools", "tools": [
+                {"type": "namespace", "name": "functions", "tools": [
+                    {"type": "custom", "name": "exec"},
+                    {"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]}]})
+            .as_object()
+            .unwrap(),
+        );
+        let chat = json!({"model": "m", "choices": [{"finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "exec", "arguments": "{\"input\":\"ls\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "wait", "arguments": "{}"}}]}}]});
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &echo).unwrap())
+                .unwrap();
+        let custom = &out["output"][0];
+        assert_eq!(custom["type"], "custom_tool_call");
+        assert_eq!(custom["input"], "ls");
+        assert_eq!(custom["call_id"], "c1");
+        assert_eq!(custom["namespace"], "functions");
+        assert!(custom["id"].as_str().unwrap().starts_with("ctc_"));
+        assert_eq!(out["output"][1]["type"], "function_call");
+        assert_eq!(out["output"][1]["name"], "wait");
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! `response.content_part.done`, `response.output_item.done`; per function
 //! call `response.output_item.added`,
 //! `response.function_call_arguments.delta`..., `.done`,
-//! `response.output_item.done`; and last `response.completed` (or
+//! `response.output_item.done` (for a free-form tool a `custom_tool_call`
+//! item, its input in one `response.custom_tool_call_input.delta` and
+//! `.done` once the call's arguments are whole); and last `response.completed` (or
 //! `response.incomplete`) with the whole response and its usage. Pure: no
 //! I/O, and it must not emit a torn event.
 
@@ -26,6 +28,7 @@ use serde_json::{Value, json};
 use super::response::{
     Call, Head, call_item, message_item, output_text, reasoning_item, response_object, usage,
 };
+use super::tools::custom_input;
 use super::{Echo, ResponsesError, new_id};
 use crate::api::messages::response::reasoning_text;
 use crate::api::sse::{SseDecoder, named_event};
@@ -280,12 +283,7 @@ impl ChatToResponses {
                 // Text before a call is finished: the call comes after it.
                 self.close_reasoning(out);
                 self.close_message(out);
-                let call = Call {
-                    id: new_id("fc"),
-                    call_id: s("/id").to_string(),
-                    name: s("/function/name").to_string(),
-                    arguments: String::new(),
-                };
+                let call = Call::of(&self.echo, s("/id"), s("/function/name"), String::new());
                 let at = self.next_index;
                 self.next_index += 1;
                 self.emit(
@@ -303,6 +301,10 @@ impl ChatToResponses {
         }
         let (_, at, call) = &mut self.calls[pos];
         call.arguments.push_str(args);
+        if call.custom {
+            // A custom tool's input is known once its JSON arguments are.
+            return;
+        }
         let event = json!({"item_id": call.id, "output_index": *at, "delta": args});
         self.emit(out, "response.function_call_arguments.delta", event);
     }
@@ -341,12 +343,27 @@ impl ChatToResponses {
         self.close_reasoning(out);
         self.close_message(out);
         for (_, at, call) in std::mem::take(&mut self.calls) {
-            self.emit(
-                out,
-                "response.function_call_arguments.done",
-                json!({"item_id": call.id, "output_index": at, "name": call.name,
-                       "arguments": call.arguments}),
-            );
+            if call.custom {
+                let input = custom_input(&call.arguments);
+                let (id, at) = (&call.id, at);
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.delta",
+                    json!({"item_id": id, "output_index": at, "delta": input}),
+                );
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": id, "output_index": at, "input": input}),
+                );
+            } else {
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": call.id, "output_index": at, "name": call.name,
+                           "arguments": call.arguments}),
+                );
+            }
             let item = call_item(&call, "completed");
             self.emit(
                 out,

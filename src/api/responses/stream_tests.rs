@@ -200,3 +200,46 @@ fn reasoning_streams_as_a_reasoning_item_before_the_message() {
     let events = run(&wire, 3);
     assert!(events.iter().all(|(_, v)| v["item"]["type"] != "reasoning"));
 }
+
+#[test]
+fn a_custom_tool_call_streams_its_whole_input_once_the_arguments_are_whole() {
+    let echo = Echo::of(
+        json!({"tools": [{"type": "custom", "name": "exec"}]})
+            .as_object()
+            .unwrap(),
+    );
+    let call = |args: &str, first: bool| {
+        let mut tc = json!({"index": 0, "function": {"arguments": args}});
+        if first {
+            tc["id"] = json!("call_9");
+            tc["function"]["name"] = json!("exec");
+        }
+        chunk(json!({"tool_calls": [tc]}), Value::Null)
+    };
+    let wire = [
+        call("", true),
+        call("{\"input\":", false),
+        call("\"ls -la\"}", false),
+        chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let mut t = ChatToResponses::new(echo, 1);
+    let out = t.feed(wire.as_bytes()).unwrap();
+    let events: Vec<(String, Value)> = SseDecoder::new()
+        .decode(&out)
+        .into_iter()
+        .map(|e| (e.event, serde_json::from_str(&e.data).unwrap()))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!names.contains(&"response.function_call_arguments.delta"));
+    let delta = events
+        .iter()
+        .find(|(n, _)| n == "response.custom_tool_call_input.delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"], "ls -la");
+    let done = &events.last().unwrap().1["response"]["output"][0];
+    assert_eq!(done["type"], "custom_tool_call");
+    assert_eq!(done["input"], "ls -la");
+    assert_eq!(done["name"], "exec");
+}

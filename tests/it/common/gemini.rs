@@ -12,7 +12,8 @@
 //! mentions "weather", or the mode is ANY, it calls the first allowed
 //! function with its first parameter set to "Paris"; after function
 //! responses it reports them; otherwise `Echo: <last user text>` (plus
-//! `(+N media)` for media parts), as JSON under JSON mode, one candidate per
+//! `(+N media)` for media parts), as JSON under JSON mode (a value of the
+//! `responseSchema`'s shape when one is given), one candidate per
 //! `candidateCount`, cut at `maxOutputTokens` words (MAX_TOKENS); with
 //! `thinkingConfig.includeThoughts`, a thought part (`thought: true`) first
 //! and `thoughtsTokenCount` in the usage. Model `missing-model` is

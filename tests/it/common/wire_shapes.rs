@@ -1,4 +1,5 @@
-//! The agent request fixtures (tests/it/fixtures/agents/), and checks that
+//! The agent request fixtures (tests/it/fixtures/agents/: captured from the
+//! real CLIs, README.md, and hand-built, HANDMADE.md), and checks that
 //! an answer follows its API's documented shape: a Message (content blocks,
 //! stop reason, usage) or a Messages event stream assembled into one; a
 //! Responses object (output items, status, usage) or a Responses event
@@ -14,25 +15,41 @@ pub struct Fixture {
     pub body: Value,
 }
 
-/// Loads `tests/it/fixtures/agents/<name>`, its body's `model` set to
-/// `route`.
+/// Headers a fixture's client sent that the test's own client sets (or
+/// must not: a `zstd` `accept-encoding` would get answers it cannot read).
+const NOT_REPLAYED: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "connection",
+    "accept-encoding",
+];
+
+/// Loads `tests/it/fixtures/agents/<name>.json` (the body, its `model` set
+/// to `route`) and `<name>.headers.json` (path and headers).
 pub fn fixture(name: &str, route: &str) -> Fixture {
-    let file = format!(
-        "{}/tests/it/fixtures/agents/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let mut body = v["body"].clone();
+    let dir = format!("{}/tests/it/fixtures/agents", env!("CARGO_MANIFEST_DIR"));
+    let read = |file: String| -> Value {
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let mut body = read(format!("{dir}/{name}.json"));
     body["model"] = json!(route);
-    let headers = v["headers"]
+    let meta = read(format!("{dir}/{name}.headers.json"));
+    let headers = meta["headers"]
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .filter(|(k, _)| !NOT_REPLAYED.contains(&k.as_str()))
         .collect();
     Fixture {
-        path: v["path"].as_str().unwrap().to_string(),
+        path: meta["path"].as_str().unwrap().to_string(),
         headers,
         body,
     }
@@ -200,6 +217,9 @@ pub fn check_response(r: &Value, translated: bool) {
                     && item["arguments"]
                         .as_str()
                         .is_some_and(|a| serde_json::from_str::<Value>(a).is_ok())
+            }
+            Some("custom_tool_call") => {
+                item["call_id"].is_string() && item["name"].is_string() && item["input"].is_string()
             }
             Some("reasoning") => {
                 item["id"].as_str().is_some_and(|i| i.starts_with("rs"))

@@ -13,6 +13,26 @@ pub enum Answer {
     Call(String, Value),
 }
 
+/// A value of a Gemini `Schema`'s shape (every property, by type; strings
+/// are `text`), as structured output promises.
+fn example_of(schema: &Value, text: &str) -> Value {
+    match schema["type"].as_str() {
+        Some("OBJECT") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), example_of(v, text)))
+                .collect(),
+        ),
+        Some("ARRAY") => json!([example_of(&schema["items"], text)]),
+        Some("INTEGER") => json!(1),
+        Some("NUMBER") => json!(1.5),
+        Some("BOOLEAN") => json!(true),
+        _ => json!(text),
+    }
+}
+
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
@@ -86,7 +106,9 @@ pub fn answer(body: &Value) -> Vec<Answer> {
             if i > 0 {
                 text.push_str(&format!(" #{i}"));
             }
-            if config["responseMimeType"] == "application/json" {
+            if config["responseSchema"].is_object() {
+                text = example_of(&config["responseSchema"], &text).to_string();
+            } else if config["responseMimeType"] == "application/json" {
                 text = json!({ "echo": text }).to_string();
             }
             let max = config["maxOutputTokens"].as_u64().unwrap_or(u64::MAX);
