@@ -176,7 +176,10 @@ impl OpenAiProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         let (response, limits) = self
-            .send("/chat/completions", openai_wire::chat_body(request, model))
+            .send(
+                "/chat/completions",
+                openai_wire::chat_body(request, model, openai_wire::takes_reasoning_effort(model)),
+            )
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
@@ -286,7 +289,7 @@ impl Provider for OpenAiProvider {
     }
 
     fn ext_support(&self, request: &ChatRequest, model: &str) -> super::ExtSupport {
-        openai_wire::ext_support(request, model)
+        openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
     }
 
     fn chat<'a>(

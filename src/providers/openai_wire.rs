@@ -41,27 +41,47 @@ pub(super) fn takes_reasoning_effort(model: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
-/// What of a request's extension reaches `model`: the reasoning effort
-/// where the model takes one, one tool call per turn, never `top_k` (the
-/// OpenAI API refuses it).
-pub(super) fn ext_support(request: &ChatRequest, model: &str) -> ExtSupport {
+/// Whether an Azure deployment takes `reasoning_effort`: deployment names
+/// are the operator's, so only those that name a reasoning model (a part
+/// `o1`, `o3`, `o4`, or `gpt-5` (not `gpt-5-chat`), `gpt5`, `gpt-oss`,
+/// `codex` in it).
+pub(super) fn deployment_takes_reasoning_effort(deployment: &str) -> bool {
+    let name = deployment.to_ascii_lowercase();
+    let part = |p: &str| {
+        name.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|t| t == p || (t.starts_with(p) && t[p.len()..].starts_with("mini")))
+    };
+    let chat = name.contains("gpt-5-chat") || name.contains("gpt5-chat");
+    part("o1")
+        || part("o3")
+        || part("o4")
+        || (!chat
+            && ["gpt-5", "gpt5", "gpt-oss", "codex"]
+                .iter()
+                .any(|p| name.contains(p)))
+}
+
+/// What of a request's extension reaches `model` (for which `reasons`
+/// says whether it takes `reasoning_effort`): the reasoning effort, one
+/// tool call per turn, never `top_k` (the OpenAI API refuses it).
+pub(super) fn ext_support(request: &ChatRequest, reasons: bool) -> ExtSupport {
     ExtSupport {
-        reasoning: request.reasoning().is_some() && takes_reasoning_effort(model),
+        reasoning: request.reasoning().is_some() && reasons,
         top_k: false,
         serial_tool_calls: true,
     }
 }
 
 /// The chat body for `model`: the client's, plus a translated request's
-/// reasoning effort (levels above `high`, Anthropic's `max` and `xhigh`,
-/// as `high`) and `parallel_tool_calls: false`.
-pub(super) fn chat_body(request: &ChatRequest, model: &str) -> Bytes {
+/// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
+/// and `xhigh`, as `high`) and `parallel_tool_calls: false`.
+pub(super) fn chat_body(request: &ChatRequest, model: &str, reasons: bool) -> Bytes {
     let effort = request
         .ext
         .reasoning
         .as_ref()
         .and_then(|r| r.effort_level())
-        .filter(|_| takes_reasoning_effort(model))
+        .filter(|_| reasons)
         .map(|e| match e.as_str() {
             "none" | "minimal" | "low" | "medium" | "high" => Value::String(e),
             _ => Value::String("high".into()),
@@ -216,8 +236,9 @@ mod tests {
             ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
                 .unwrap();
         let body = |r: &ChatRequest, m: &str| -> Value {
-            serde_json::from_slice(&chat_body(r, m)).unwrap()
+            serde_json::from_slice(&chat_body(r, m, takes_reasoning_effort(m))).unwrap()
         };
+        let support = |r: &ChatRequest, m: &str| ext_support(r, takes_reasoning_effort(m));
         assert!(body(&r, "o3").get("reasoning_effort").is_none());
         r.ext.reasoning = Some(Reasoning {
             budget_tokens: Some(31999),
@@ -226,9 +247,25 @@ mod tests {
         assert_eq!(body(&r, "o3")["reasoning_effort"], "high");
         assert_eq!(body(&r, "o3")["model"], "o3");
         assert!(body(&r, "gpt-4o").get("reasoning_effort").is_none());
-        assert!(ext_support(&r, "gpt-5-mini").reasoning);
-        assert!(!ext_support(&r, "openai/gpt-4.1").reasoning);
-        assert!(!ext_support(&r, "o3").top_k);
+        assert!(support(&r, "gpt-5-mini").reasoning);
+        assert!(!support(&r, "openai/gpt-4.1").reasoning);
+        assert!(!support(&r, "o3").top_k);
+        for (deployment, reasons) in [
+            ("prod-o3-mini", true),
+            ("o4mini-eu", true),
+            ("team-gpt-5", true),
+            ("team-gpt-5-chat", false),
+            ("codex-deploy", true),
+            ("gpt-4o-prod", false),
+            ("demo1", false),
+            ("my-deployment", false),
+        ] {
+            assert_eq!(
+                deployment_takes_reasoning_effort(deployment),
+                reasons,
+                "{deployment}"
+            );
+        }
         r.ext.reasoning = Some(Reasoning {
             effort: Some("max".into()),
             ..Reasoning::default()

@@ -77,6 +77,17 @@ pub fn chat_request_ext(
     let max_tokens = max_tokens(body, settings)?;
     out.insert("max_tokens".into(), max_tokens.into());
     let thinking = plan(body, ext, model, max_tokens);
+    // A chat client's own settings are refused when they cannot go (a
+    // translated request's are named by its endpoint instead).
+    let own_effort = field(body, "reasoning_effort").is_some_and(|e| e != "none");
+    if ext.reasoning.is_none() && own_effort && thinking.is_none() {
+        return Err(unsupported(
+            "reasoning_effort with this model, a temperature other than 1 or a forced tool choice",
+        ));
+    }
+    if ext.top_k.is_none() && field(body, "top_k").is_some() && thinking.is_some() {
+        return Err(unsupported("top_k with reasoning_effort"));
+    }
     out.insert("messages".into(), Value::Array(conversation.messages));
     if let Some(system) = conversation.system {
         out.insert("system".into(), system);
@@ -366,13 +377,19 @@ mod tests {
     #[test]
     fn reasoning_becomes_thinking_and_drops_top_k() {
         let out = req(json!({"messages": [{"role": "user", "content": "x"}],
-                             "max_tokens": 4000, "reasoning_effort": "low", "top_k": 5}))
+                             "max_tokens": 4000, "reasoning_effort": "low"}))
         .unwrap();
         assert_eq!(
             out["thinking"],
             json!({"type": "enabled", "budget_tokens": 2048})
         );
-        assert!(out.get("top_k").is_none());
+        // A chat client's own settings that cannot go are refused.
+        for (k, v) in [("top_k", json!(5)), ("temperature", json!(0.2))] {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}],
+                                  "max_tokens": 4000, "reasoning_effort": "low"});
+            body[k] = v;
+            assert!(!unsupported_feature(req(body)).is_empty(), "{k}");
+        }
         let ext = ChatExt {
             reasoning: Some(crate::api::chat::Reasoning {
                 effort: Some("medium".into()),

@@ -86,7 +86,11 @@ impl AzureProvider {
             .send(
                 model,
                 "chat/completions",
-                openai_wire::chat_body(request, model),
+                openai_wire::chat_body(
+                    request,
+                    model,
+                    openai_wire::deployment_takes_reasoning_effort(model),
+                ),
             )
             .await?;
         if !stream {
@@ -135,7 +139,10 @@ impl Provider for AzureProvider {
     }
 
     fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        openai_wire::ext_support(request, model)
+        openai_wire::ext_support(
+            request,
+            openai_wire::deployment_takes_reasoning_effort(model),
+        )
     }
 
     fn chat<'a>(
