@@ -3,8 +3,12 @@
 //! Place in the pipeline: `server` parses the client body with
 //! [`ChatRequest::parse`]; `cache` keys on its canonical form.
 //! The body is kept as a JSON object so unknown fields pass through to the
-//! upstream untouched; only `model` is rewritten per target. Must not
-//! interpret sampling parameters or messages beyond basic shape checks.
+//! upstream untouched; only `model` is rewritten per target. A request
+//! translated from another API (Messages, Responses) also carries
+//! [`ChatExt`]: what the client asked that OpenAI chat has no standard
+//! field for (a reasoning budget, `top_k`), for the provider kinds that
+//! have one. Must not interpret sampling parameters or messages beyond
+//! basic shape checks.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -12,6 +16,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use super::error::GatewayError;
+use super::ignored::Ignored;
 
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
@@ -21,6 +26,131 @@ pub struct ChatRequest {
     /// Size of the client's body: the upstream body is about as large, so
     /// it is written into one allocation of about that size.
     pub wire_len: usize,
+    /// Set by the Messages and Responses translations; empty for chat
+    /// clients.
+    pub ext: ChatExt,
+}
+
+/// What a request translated from another API asked that OpenAI chat has
+/// no standard field for. Never serialized as it is: each provider kind
+/// maps it to its own control, or leaves it out (and the endpoint says so).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatExt {
+    pub reasoning: Option<Reasoning>,
+    /// Sample from the `top_k` likeliest tokens only.
+    pub top_k: Option<u64>,
+    /// At most one tool call per turn (Messages
+    /// `disable_parallel_tool_use`, Responses `parallel_tool_calls: false`).
+    pub serial_tool_calls: bool,
+}
+
+/// Which parts of a request's [`ChatExt`] (and a chat client's
+/// `reasoning_effort`) a provider sends for one model: the rest is left
+/// out, and the endpoint names it in `x-switchyard-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtSupport {
+    /// The reasoning control is sent (as the kind's own: `reasoning_effort`,
+    /// `thinking`, `thinkingConfig`, `additionalModelRequestFields`).
+    pub reasoning: bool,
+    /// `top_k` is sent.
+    pub top_k: bool,
+    /// One tool call per turn is enforced.
+    pub serial_tool_calls: bool,
+}
+
+/// A chat request translated from another API (Messages, Responses), with
+/// what the translation accepted and left out.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    pub chat: ChatRequest,
+    /// Accepted, not sent to any target.
+    pub ignored: Ignored,
+    /// The client's fields the reasoning control came from: named when the
+    /// serving target has no reasoning control.
+    pub reasoning_from: Vec<&'static str>,
+    /// The client's `top_k` field, when it sent one.
+    pub top_k_from: Option<&'static str>,
+    /// The client's field that asked for one tool call per turn.
+    pub serial_from: Option<&'static str>,
+}
+
+impl Translated {
+    /// What was ignored on a target that sends what `support` says.
+    pub fn ignored_on(&self, support: ExtSupport) -> Ignored {
+        let mut out = self.ignored.clone();
+        if !support.reasoning {
+            self.reasoning_from.iter().for_each(|f| out.field(f));
+        }
+        if !support.top_k
+            && let Some(f) = self.top_k_from
+        {
+            out.field(f);
+        }
+        if !support.serial_tool_calls
+            && let Some(f) = self.serial_from
+        {
+            out.field(f);
+        }
+        out
+    }
+}
+
+/// How much the model should reason before it answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reasoning {
+    /// OpenAI's effort level (`minimal`, `low`, `medium`, `high`, ...);
+    /// `None` with `adaptive` lets the model decide.
+    pub effort: Option<String>,
+    /// A token budget, when the client gave one (Messages
+    /// `thinking.budget_tokens`).
+    pub budget_tokens: Option<u64>,
+    /// The model decides how much to reason (Messages `thinking: adaptive`).
+    pub adaptive: bool,
+    /// The client wants the reasoning text back (thinking blocks, reasoning
+    /// items).
+    pub show: bool,
+}
+
+/// Tokens a reasoning effort level stands for, for kinds that take a budget.
+pub fn effort_budget(effort: &str) -> u64 {
+    match effort {
+        "none" => 0,
+        "minimal" => 1024,
+        "low" => 2048,
+        "medium" => 8192,
+        "high" => 16384,
+        // `max` (Anthropic), `xhigh` (OpenAI) and anything above high.
+        _ => 32768,
+    }
+}
+
+/// The effort level nearest to a token budget, for kinds that take a level.
+pub fn budget_effort(budget: u64) -> &'static str {
+    match budget {
+        0..=1024 => "minimal",
+        1025..=4096 => "low",
+        4097..=12288 => "medium",
+        _ => "high",
+    }
+}
+
+impl Reasoning {
+    /// The effort level to send a kind that takes one: the client's, else
+    /// the one nearest its budget (`None`: the model's default).
+    pub fn effort_level(&self) -> Option<String> {
+        match (&self.effort, self.budget_tokens) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(b)) => Some(budget_effort(b).to_string()),
+            (None, None) => None,
+        }
+    }
+
+    /// The budget to send a kind that takes one: the client's, else the
+    /// one its effort level stands for (`None`: adaptive, no level).
+    pub fn budget(&self) -> Option<u64> {
+        self.budget_tokens
+            .or_else(|| self.effort.as_deref().map(effort_budget))
+    }
 }
 
 impl ChatRequest {
@@ -57,7 +187,18 @@ impl ChatRequest {
             stream,
             body,
             wire_len: raw.len(),
+            ext: ChatExt::default(),
         })
+    }
+
+    /// The reasoning asked for (see [`reasoning_of`]).
+    pub fn reasoning(&self) -> Option<Reasoning> {
+        reasoning_of(&self.body, &self.ext)
+    }
+
+    /// `top_k` asked for (see [`top_k_of`]).
+    pub fn top_k(&self) -> Option<u64> {
+        top_k_of(&self.body, &self.ext)
     }
 
     /// The client asked for a usage chunk at the end of its stream.
@@ -70,6 +211,40 @@ impl ChatRequest {
     pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
         body_with_model(&self.body, upstream_model, self.wire_len)
     }
+
+    /// [`ChatRequest::upstream_body`] plus `extra` members the body does
+    /// not have (a translated request's reasoning effort).
+    pub fn upstream_body_with(&self, upstream_model: &str, extra: &[(&str, Value)]) -> Bytes {
+        let with_model = WithModel {
+            body: &self.body,
+            model: upstream_model,
+            extra,
+        };
+        let mut out = Vec::with_capacity(self.wire_len + upstream_model.len() + 64);
+        // Writing a JSON value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &with_model);
+        Bytes::from(out)
+    }
+}
+
+/// The reasoning asked for: the translation's, else the body's
+/// `reasoning_effort` (a chat client's own; `none` asks for none).
+pub fn reasoning_of(body: &Map<String, Value>, ext: &ChatExt) -> Option<Reasoning> {
+    if let Some(r) = &ext.reasoning {
+        return Some(r.clone());
+    }
+    let effort = body.get("reasoning_effort")?.as_str()?;
+    (effort != "none").then(|| Reasoning {
+        effort: Some(effort.to_string()),
+        ..Reasoning::default()
+    })
+}
+
+/// `top_k` asked for: the translation's, else the body's (a common
+/// extension of chat).
+pub fn top_k_of(body: &Map<String, Value>, ext: &ChatExt) -> Option<u64> {
+    ext.top_k
+        .or_else(|| body.get("top_k").and_then(Value::as_u64))
 }
 
 /// `stream_options.include_usage` as a chat or completions body sends it.
@@ -101,7 +276,11 @@ pub fn ask_for_usage(body: &mut Map<String, Value>) {
 /// `size_hint` bytes (the client's body size), without copying the parsed
 /// body first.
 pub fn body_with_model(body: &Map<String, Value>, model: &str, size_hint: usize) -> Bytes {
-    let with_model = WithModel { body, model };
+    let with_model = WithModel {
+        body,
+        model,
+        extra: &[],
+    };
     let mut out = Vec::with_capacity(size_hint + model.len() + 16);
     // Writing a JSON value into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &with_model);
@@ -112,15 +291,22 @@ pub fn body_with_model(body: &Map<String, Value>, model: &str, size_hint: usize)
 struct WithModel<'a> {
     body: &'a Map<String, Value>,
     model: &'a str,
+    /// Members added when the body has none of that name.
+    extra: &'a [(&'a str, Value)],
 }
 
 impl Serialize for WithModel<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.body.len()))?;
+        let mut map = s.serialize_map(None)?;
         for (k, v) in self.body {
             if k == "model" {
                 map.serialize_entry(k, self.model)?;
             } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.extra {
+            if !self.body.contains_key(*k) {
                 map.serialize_entry(k, v)?;
             }
         }

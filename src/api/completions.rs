@@ -3,8 +3,10 @@
 //! Place in the pipeline: `server` parses the client body with
 //! [`CompletionRequest::parse`]; the body is passed through to targets that
 //! serve the endpoint as it is (only `model` rewritten), and `cache` keys on
-//! its canonical form. Must not interpret the prompt or sampling parameters
-//! beyond basic shape checks.
+//! its canonical form. `prompt: null` is accepted, as the API reference
+//! allows (the upstream then completes from a new document's start). Must
+//! not interpret the prompt or sampling parameters beyond basic shape
+//! checks.
 
 use std::sync::Arc;
 
@@ -32,7 +34,8 @@ impl CompletionRequest {
         };
         let model = super::required_model(&body)?;
         match body.get("prompt") {
-            Some(Value::String(_)) => {}
+            // Nullable in the reference (default `<|endoftext|>`).
+            Some(Value::String(_) | Value::Null) => {}
             Some(Value::Array(items)) if !items.is_empty() && items.iter().all(prompt_item) => {}
             Some(_) => {
                 return Err(GatewayError::invalid_param(
@@ -78,6 +81,7 @@ mod tests {
             r#"{"model":"m","prompt":["a","b"],"stream":true}"#,
             r#"{"model":"m","prompt":[1,2,3]}"#,
             r#"{"model":"m","prompt":[[1],[2,3]]}"#,
+            r#"{"model":"m","prompt":null}"#,
         ] {
             assert!(CompletionRequest::parse(ok.as_bytes()).is_ok(), "{ok}");
         }

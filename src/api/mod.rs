@@ -9,6 +9,7 @@ pub mod completions;
 pub mod embeddings;
 pub mod error;
 pub mod estimate;
+pub mod ignored;
 pub mod messages;
 pub mod rerank;
 pub mod responses;

@@ -335,8 +335,28 @@ pub(super) fn route(
         }
     }
     let tpm = cx.per_minute(&loc.field("tpm"), r.tpm);
+    let unsupported = match r.unsupported.as_deref() {
+        None | Some("reject") => Unsupported::Reject,
+        Some("drop") => Unsupported::Drop,
+        Some(other) => {
+            cx.errors.at(
+                &loc.field("unsupported"),
+                format!("unknown value {other:?} (expected reject or drop)"),
+            );
+            Unsupported::Reject
+        }
+    };
+    let messages_max_tokens = r.messages.as_ref().and_then(|m| m.default_max_tokens);
+    if messages_max_tokens == Some(0) {
+        cx.errors.at(
+            &loc.field("messages.default_max_tokens"),
+            "must be at least 1",
+        );
+    }
     (cx.errors.len() == errors_before).then(|| RouteSpec {
         tpm,
+        unsupported,
+        messages_max_tokens,
         name: name.to_string(),
         patterns,
         aliases,

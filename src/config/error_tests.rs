@@ -314,3 +314,18 @@ fn concurrency_and_connection_keys_are_checked_each_at_its_line() {
         ],
     );
 }
+
+#[test]
+fn translation_keys_of_a_route_are_checked_at_their_lines() {
+    let errs = errors(&[(
+        "a.yaml",
+        "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n    unsupported: ignore\n    messages:\n      default_max_tokens: 0\n",
+    )]);
+    assert_exactly(
+        &errs,
+        &[
+            "a.yaml:7: routes.r.unsupported: unknown value \"ignore\" (expected reject or drop)",
+            "a.yaml:9: routes.r.messages.default_max_tokens: must be at least 1",
+        ],
+    );
+}

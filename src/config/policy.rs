@@ -203,6 +203,23 @@ pub struct RouteSpec {
     pub endpoints: Vec<Endpoint>,
     /// Tokens per minute across every caller of this route.
     pub tpm: Option<u64>,
+    /// What a translated Messages or Responses request does with a feature
+    /// chat cannot express (built-in tools, unknown fields): refused
+    /// (default) or dropped and named in `x-switchyard-ignored`.
+    pub unsupported: Unsupported,
+    /// `max_tokens` for a Messages request that sent none; `None`: such a
+    /// request is refused, as Anthropic does.
+    pub messages_max_tokens: Option<u64>,
+}
+
+/// A route's choice for what chat cannot express (`unsupported:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unsupported {
+    /// 400 naming the feature and the route.
+    #[default]
+    Reject,
+    /// Removed, and named in the `x-switchyard-ignored` response header.
+    Drop,
 }
 
 /// An API a route can be declared to serve.

@@ -235,6 +235,14 @@ pub(super) struct RawRoute {
     pub patterns: Option<Vec<String>>,
     /// Other exact names this route serves.
     pub aliases: Option<Vec<String>>,
+    pub unsupported: Option<String>,
+    pub messages: Option<RawRouteMessages>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouteMessages {
+    pub default_max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub state_up: IntGauge,
     pub state_duration: HistogramVec,
     pub tokens: IntCounterVec,
+    /// Request fields a translation accepted and did not send upstream.
+    pub ignored_fields: IntCounterVec,
     pub cost_usd: CounterVec,
     /// Set by the budget owner; registered here.
     pub budget_remaining: GaugeVec,
@@ -149,6 +151,13 @@ impl Metrics {
                  prompt (all of it), cached (the part the provider served from its prompt \
                  cache), completion.",
                 &["route", "provider", "key", "kind"],
+            ),
+            ignored_fields: counter(
+                "switchyard_ignored_fields_total",
+                "Request fields accepted and not sent upstream (named in the \
+                 x-switchyard-ignored header), by route and field; client-chosen names \
+                 count as unknown_field.",
+                &["route", "field"],
             ),
             cost_usd,
             budget_remaining,

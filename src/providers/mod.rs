@@ -51,6 +51,7 @@ use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 
 use crate::api::chat::ChatRequest;
+pub use crate::api::chat::ExtSupport;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
 pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
@@ -146,6 +147,13 @@ pub trait Provider: Send + Sync + 'static {
     /// The most embedding inputs one call may carry for `model`.
     fn max_batch_inputs(&self, _model: &str) -> usize {
         usize::MAX
+    }
+
+    /// What of `request`'s reasoning control and `top_k` this provider
+    /// sends for `model` (its [`Provider::chat`] must agree). None by
+    /// default.
+    fn ext_support(&self, _request: &ChatRequest, _model: &str) -> ExtSupport {
+        ExtSupport::default()
     }
 
     /// One chat attempt for `request`, sent as `model` upstream.

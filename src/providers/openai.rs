@@ -176,7 +176,10 @@ impl OpenAiProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         let (response, limits) = self
-            .send("/chat/completions", request.upstream_body(model))
+            .send(
+                "/chat/completions",
+                openai_wire::chat_body(request, model, openai_wire::takes_reasoning_effort(model)),
+            )
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
@@ -283,6 +286,10 @@ impl Provider for OpenAiProvider {
             images: true,
             native: PASSTHROUGH_PATHS,
         }
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> super::ExtSupport {
+        openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
     }
 
     fn chat<'a>(

@@ -1,8 +1,9 @@
 //! The OpenAI wire format as upstreams that speak it answer: the pieces the
 //! `openai` and `azure` kinds share.
 //!
-//! Place in the pipeline: inside those providers, for one attempt, after
-//! [`super::upstream::Upstream`] got a successful response. Checks that a
+//! Place in the pipeline: inside those providers, for one attempt. Builds
+//! the chat body (the client's, plus a translated request's reasoning
+//! effort as `reasoning_effort` for models that take one), checks that a
 //! `200` chat answer is a chat completion, builds the embeddings and rerank
 //! bodies and decodes their answers. Must not know URLs, keys or error
 //! classification: those differ per kind.
@@ -12,10 +13,92 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::UpstreamError;
 use super::upstream::SetupError;
+use super::{ExtSupport, UpstreamError};
+use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
 use crate::api::rerank::{RerankReply, scores_of};
+
+/// Whether `model` (a model or deployment name) takes `reasoning_effort`:
+/// every model but the OpenAI families known to refuse it (`gpt-3.5*`,
+/// `gpt-4*`, `chatgpt-*`, `gpt-5-chat*`); other OpenAI-compatible servers
+/// (vLLM, DeepSeek, ...) accept the field.
+pub(super) fn takes_reasoning_effort(model: &str) -> bool {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    ![
+        "gpt-3.5",
+        "gpt-4",
+        "chatgpt-",
+        "gpt-5-chat",
+        "davinci",
+        "babbage",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+/// Whether an Azure deployment takes `reasoning_effort`: deployment names
+/// are the operator's, so only those that name a reasoning model (a part
+/// `o1`, `o3`, `o4`, or `gpt-5` (not `gpt-5-chat`), `gpt5`, `gpt-oss`,
+/// `codex` in it).
+pub(super) fn deployment_takes_reasoning_effort(deployment: &str) -> bool {
+    let name = deployment.to_ascii_lowercase();
+    let part = |p: &str| {
+        name.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|t| t == p || (t.starts_with(p) && t[p.len()..].starts_with("mini")))
+    };
+    let chat = name.contains("gpt-5-chat") || name.contains("gpt5-chat");
+    part("o1")
+        || part("o3")
+        || part("o4")
+        || (!chat
+            && ["gpt-5", "gpt5", "gpt-oss", "codex"]
+                .iter()
+                .any(|p| name.contains(p)))
+}
+
+/// What of a request's extension reaches `model` (for which `reasons`
+/// says whether it takes `reasoning_effort`): the reasoning effort, one
+/// tool call per turn, never `top_k` (the OpenAI API refuses it).
+pub(super) fn ext_support(request: &ChatRequest, reasons: bool) -> ExtSupport {
+    ExtSupport {
+        reasoning: request.reasoning().is_some() && reasons,
+        top_k: false,
+        serial_tool_calls: true,
+    }
+}
+
+/// The chat body for `model`: the client's, plus a translated request's
+/// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
+/// and `xhigh`, as `high`) and `parallel_tool_calls: false`.
+pub(super) fn chat_body(request: &ChatRequest, model: &str, reasons: bool) -> Bytes {
+    let effort = request
+        .ext
+        .reasoning
+        .as_ref()
+        .and_then(|r| r.effort_level())
+        .filter(|_| reasons)
+        .map(|e| match e.as_str() {
+            "none" | "minimal" | "low" | "medium" | "high" => Value::String(e),
+            _ => Value::String("high".into()),
+        });
+    let mut extra = Vec::new();
+    if let Some(e) = effort {
+        extra.push(("reasoning_effort", e));
+    }
+    if request.ext.serial_tool_calls {
+        extra.push(("parallel_tool_calls", Value::Bool(false)));
+    }
+    if extra.is_empty() {
+        request.upstream_body(model)
+    } else {
+        request.upstream_body_with(model, &extra)
+    }
+}
 
 /// What a chat answer must at least hold.
 #[derive(Deserialize)]
@@ -145,6 +228,56 @@ fn classify_name(e: &serde_json::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_translated_reasoning_effort_goes_to_models_that_take_one() {
+        use crate::api::chat::Reasoning;
+        let mut r =
+            ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
+        let body = |r: &ChatRequest, m: &str| -> Value {
+            serde_json::from_slice(&chat_body(r, m, takes_reasoning_effort(m))).unwrap()
+        };
+        let support = |r: &ChatRequest, m: &str| ext_support(r, takes_reasoning_effort(m));
+        assert!(body(&r, "o3").get("reasoning_effort").is_none());
+        r.ext.reasoning = Some(Reasoning {
+            budget_tokens: Some(31999),
+            ..Reasoning::default()
+        });
+        assert_eq!(body(&r, "o3")["reasoning_effort"], "high");
+        assert_eq!(body(&r, "o3")["model"], "o3");
+        assert!(body(&r, "gpt-4o").get("reasoning_effort").is_none());
+        assert!(support(&r, "gpt-5-mini").reasoning);
+        assert!(!support(&r, "openai/gpt-4.1").reasoning);
+        assert!(!support(&r, "o3").top_k);
+        for (deployment, reasons) in [
+            ("prod-o3-mini", true),
+            ("o4mini-eu", true),
+            ("team-gpt-5", true),
+            ("team-gpt-5-chat", false),
+            ("codex-deploy", true),
+            ("gpt-4o-prod", false),
+            ("demo1", false),
+            ("my-deployment", false),
+        ] {
+            assert_eq!(
+                deployment_takes_reasoning_effort(deployment),
+                reasons,
+                "{deployment}"
+            );
+        }
+        r.ext.reasoning = Some(Reasoning {
+            effort: Some("max".into()),
+            ..Reasoning::default()
+        });
+        assert_eq!(body(&r, "gpt-5")["reasoning_effort"], "high");
+        // A chat client's own value is kept as sent.
+        let own = ChatRequest::parse(
+            br#"{"model":"m","reasoning_effort":"xhigh","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body(&own, "gpt-5")["reasoning_effort"], "xhigh");
+    }
     use serde_json::json;
 
     #[test]

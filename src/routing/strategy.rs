@@ -44,6 +44,8 @@ mod tests {
     fn spec(weights: &[u32]) -> RouteSpec {
         RouteSpec {
             tpm: None,
+            unsupported: crate::config::Unsupported::Reject,
+            messages_max_tokens: None,
             name: "r".into(),
             patterns: vec![],
             aliases: vec![],

@@ -137,7 +137,7 @@ async fn plain_chat_round_trip() {
     assert_eq!(
         out["usage"],
         json!({"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9,
-               "prompt_tokens_details": {"cached_tokens": 0}})
+               "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
     );
     let seen = &fake.requests()[0];
     assert_eq!(seen.path, "/v1/messages");
@@ -257,7 +257,7 @@ async fn streamed_text_with_usage() {
     assert_eq!(
         frames[n - 2]["usage"],
         json!({"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9,
-               "prompt_tokens_details": {"cached_tokens": 0}})
+               "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
     );
     assert_eq!(frames[n - 1], "[DONE]");
     assert!(frames[..n - 1].iter().all(|f| f["id"] == "msg_fake_1"));

@@ -187,7 +187,7 @@ async fn streaming_with_and_without_usage() {
     assert_eq!(
         last["usage"],
         json!({"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9,
-               "prompt_tokens_details": {"cached_tokens": 0}})
+               "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
     );
     // The fake split the text in two deltas: streamed, not buffered whole.
     let deltas = c

@@ -8,6 +8,7 @@
 mod common;
 
 mod adaptive;
+mod agent_fixtures;
 mod agents_cli;
 mod api;
 mod architecture;
@@ -50,5 +51,6 @@ mod sdk_retry;
 mod spend;
 mod state_store;
 mod stream_cache;
+mod translate_policy;
 mod usage;
 mod warnings;

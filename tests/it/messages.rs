@@ -296,7 +296,7 @@ async fn a_route_fails_over_from_the_native_way_to_the_translated_one() {
 
 #[tokio::test]
 async fn errors_are_written_in_anthropics_shape() {
-    let (fake, _chat, gw) = setup().await;
+    let (fake, chat, gw) = setup().await;
     let msg = json!([{"role": "user", "content": "hi"}]);
     let e = anthropic_error(
         post(
@@ -316,18 +316,33 @@ async fn errors_are_written_in_anthropics_shape() {
     .await;
     assert_eq!(e["type"], "invalid_request_error");
     assert!(e["message"].as_str().unwrap().contains("messages"));
+    let server_tool = json!([{"type": "web_search_20250305", "name": "web_search"}]);
     let e = anthropic_error(
         post(
             &gw,
             "/v1/messages",
-            json!({"model": "gpt", "max_tokens": 5, "top_k": 3, "messages": msg}),
+            json!({"model": "gpt", "max_tokens": 5, "tools": server_tool, "messages": msg}),
         )
         .await,
         400,
     )
     .await;
     assert_eq!(e["type"], "invalid_request_error");
-    assert!(e["message"].as_str().unwrap().contains("top_k"), "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("web_search_20250305") && m.contains("`gpt`"),
+        "{e}"
+    );
+    // `top_k` has no place on an OpenAI target: accepted, named, not sent.
+    let r = post(
+        &gw,
+        "/v1/messages",
+        json!({"model": "gpt", "max_tokens": 5, "top_k": 3, "messages": msg}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-ignored"], "top_k");
+    assert!(chat.requests().last().unwrap().body.get("top_k").is_none());
     // The Anthropic upstream's own verdict keeps its type.
     let e = anthropic_error(
         post(

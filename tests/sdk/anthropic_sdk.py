@@ -1,10 +1,13 @@
 """The official Anthropic Python SDK, unmodified, against the gateway's
 /v1/messages: messages.create, messages.stream (text_stream,
 get_final_message), tools (a call and its result, plain and streamed),
-count_tokens where the route is native (an estimate, marked, elsewhere), and an error the SDK must raise as
-its own type.
+count_tokens where the route is native (an estimate, marked, elsewhere), errors
+the SDK must raise as its own types (a server tool on a translated route), and
+what a translated route accepts without effect (`top_k`, named in
+`x-switchyard-ignored`).
 
-Usage: anthropic_sdk.py BASE_URL NATIVE_ROUTE ROUTE...  (prints ALL OK)
+Usage: anthropic_sdk.py BASE_URL NATIVE_ROUTE ROUTE...  (prints ALL OK; the
+first ROUTE must be translated)
 """
 
 import sys
@@ -86,12 +89,22 @@ try:
 except anthropic.NotFoundError as e:
     assert e.body["error"]["type"] == "not_found_error", e.body
 
+translated = routes[0]
+assert translated != native
 try:
-    client.messages.create(model=routes[0], max_tokens=8, extra_body={"top_k": 3},
+    client.messages.create(model=translated, max_tokens=8,
+                           tools=[{"type": "web_search_20250305", "name": "web_search"}],
                            messages=[{"role": "user", "content": "hi"}])
-    if routes[0] != native:
-        raise AssertionError("expected BadRequestError for top_k on a translated route")
+    raise AssertionError("expected BadRequestError for a server tool on a translated route")
 except anthropic.BadRequestError as e:
-    assert "top_k" in e.message, e.message
+    assert "web_search_20250305" in e.message and f"`{translated}`" in e.message, e.message
+    assert e.body["error"]["code"] == "unsupported_feature", e.body
+
+# top_k has no place on a chat target: accepted, named, not sent.
+raw = client.messages.with_raw_response.create(model=translated, max_tokens=8,
+                                               extra_body={"top_k": 3},
+                                               messages=[{"role": "user", "content": "hi"}])
+assert raw.headers.get("x-switchyard-ignored") == "top_k", dict(raw.headers)
+assert raw.parse().type == "message"
 
 print("ALL OK")

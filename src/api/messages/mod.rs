@@ -9,6 +9,7 @@
 //! errors with [`error_body`]. Pure functions of bytes and JSON: must not do
 //! I/O or know providers.
 
+mod blocks;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -21,8 +22,9 @@ use super::error::GatewayError;
 /// What a Messages translation cannot do; the message is safe for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessagesError {
-    /// A field or block the OpenAI chat format cannot express.
-    #[error("`{0}` cannot be translated to OpenAI chat")]
+    /// A field or block the OpenAI chat format cannot express (named as
+    /// "the `x` field", "`document` blocks", ...).
+    #[error("{0} cannot be translated to OpenAI chat")]
     Unsupported(String),
     /// The request is malformed in a way the translation notices.
     #[error("invalid request: {0}")]
@@ -91,7 +93,10 @@ pub fn error_type_for(status: u16) -> &'static str {
 /// The Anthropic error body `{"type":"error","error":{"type","message"}}`
 /// for `status`, from an OpenAI envelope (or an Anthropic body, kept as is).
 /// An envelope `code` that is itself an Anthropic type (an Anthropic
-/// upstream's verdict) is kept; otherwise the type follows the status.
+/// upstream's verdict) is kept as the type; otherwise the type follows the
+/// status and the gateway's `code` (`unsupported_feature`,
+/// `model_not_found`, ...) is kept beside it, as in the OpenAI envelope
+/// (Anthropic's SDKs read `type` and `message` and ignore the rest).
 pub fn error_body(status: u16, openai: &[u8]) -> Bytes {
     let parsed: Option<Value> = serde_json::from_slice(openai).ok();
     if let Some(v) = &parsed
@@ -105,12 +110,14 @@ pub fn error_body(status: u16, openai: &[u8]) -> Bytes {
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .unwrap_or("The request failed.");
-    let kind = err
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_str)
-        .filter(|c| is_anthropic_type(c))
-        .unwrap_or(error_type_for(status));
-    Bytes::from(json!({"type": "error", "error": {"type": kind, "message": message}}).to_string())
+    let code = err.and_then(|e| e.get("code")).and_then(Value::as_str);
+    let mut error = json!({"type": error_type_for(status), "message": message});
+    match code {
+        Some(c) if is_anthropic_type(c) => error["type"] = json!(c),
+        Some(c) => error["code"] = json!(c),
+        None => {}
+    }
+    Bytes::from(json!({"type": "error", "error": error}).to_string())
 }
 
 fn is_anthropic_type(t: &str) -> bool {
@@ -138,7 +145,8 @@ mod tests {
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(
             v,
-            json!({"type":"error","error":{"type":"not_found_error","message":"no such model"}})
+            json!({"type":"error","error":{"type":"not_found_error","message":"no such model",
+                                           "code":"model_not_found"}})
         );
         let b = error_body(
             503,

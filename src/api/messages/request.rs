@@ -1,41 +1,56 @@
 //! Messages request -> OpenAI chat request, for targets that do not speak
 //! Messages natively.
 //!
-//! Place in the pipeline: called by `routing` once per attempt on such a
-//! target. Translates `system` (string or text blocks), `messages` (text,
-//! image with base64 or url source, tool_use, tool_result blocks; thinking
-//! blocks of earlier assistant turns are dropped, as chat has no place for
-//! them), `tools`, `tool_choice` (auto/any/tool/none,
-//! `disable_parallel_tool_use`), `max_tokens`, `stop_sequences`,
-//! `temperature`, `top_p`, `metadata.user_id` and `stream` (with usage
-//! asked for). `top_k`, enabled `thinking`, server tools and any other
-//! field chat cannot express are refused as [`MessagesError::Unsupported`]
-//! naming the field, never dropped silently. Must not do I/O.
+//! Place in the pipeline: called once per request by the Messages endpoint
+//! when a target of the route is translated. Translates `system`,
+//! `messages` (see [`super::blocks`]: system turns anywhere become system
+//! messages in place), `tools` (custom tools), `tool_choice`,
+//! `max_tokens` (as `max_completion_tokens`), `stop_sequences`,
+//! `temperature`, `top_p`, `metadata.user_id` (as `user`), `stream` (with
+//! usage asked for), `output_config.format` (json_schema, as
+//! `response_format`), and the reasoning controls `thinking` (`enabled`
+//! with `budget_tokens`, `adaptive`; `disabled` sends nothing) and
+//! `output_config.effort`, plus `top_k` and `disable_parallel_tool_use`,
+//! into [`ChatExt`] for the kinds that have them.
+//!
+//! Accepted without effect, and named in [`Translated::ignored`]:
+//! `context_management` whose edits only clear thinking (chat targets keep
+//! no thinking), `service_tier`, `cache_control` anywhere, thinking blocks
+//! of earlier turns. What chat cannot express (server tools, other
+//! context edits, `mcp_servers`, `container`, unknown fields) follows the
+//! route's `unsupported:` choice: refused as [`MessagesError::Unsupported`]
+//! naming it, or dropped and named. Content it cannot carry (documents,
+//! file images) is always refused. Must not do I/O.
 
 use serde_json::{Map, Value, json};
 
 use super::MessagesError;
-use crate::api::chat::ChatRequest;
+use super::blocks::{Tx, message, str_field, system_text};
+use crate::api::chat::{ChatExt, ChatRequest, Reasoning, Translated};
+use crate::config::Unsupported;
 
 /// Fields copied under another name, or as they are.
 const RENAMED: &[(&str, &str)] = &[
-    ("max_tokens", "max_tokens"),
+    ("max_tokens", "max_completion_tokens"),
     ("stop_sequences", "stop"),
     ("temperature", "temperature"),
     ("top_p", "top_p"),
 ];
 
-/// The OpenAI chat request for `body`, sent as `model`.
+/// The OpenAI chat request for `body`, or why it cannot be one.
 pub fn to_chat(
     body: &Map<String, Value>,
-    model: &str,
     stream: bool,
-) -> Result<ChatRequest, MessagesError> {
+    policy: Unsupported,
+) -> Result<Translated, MessagesError> {
+    let mut tx = Tx::new(policy);
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     let mut out = Map::new();
     out.insert("model".into(), Value::String(model.into()));
     let mut messages = Vec::new();
     if let Some(system) = body.get("system") {
-        messages.push(json!({"role": "system", "content": text_of(system, "system")?}));
+        let text = system_text(system, "system", &mut tx)?;
+        messages.push(json!({"role": "system", "content": text}));
     }
     for m in body
         .get("messages")
@@ -43,178 +58,205 @@ pub fn to_chat(
         .into_iter()
         .flatten()
     {
-        message(m, &mut messages)?;
+        message(m, &mut messages, &mut tx)?;
     }
-    if messages.is_empty() {
+    if !messages.iter().any(|m| m["role"] != "system") {
         return Err(MessagesError::Invalid("`messages` is empty".into()));
     }
     out.insert("messages".into(), Value::Array(messages));
-    let mut parallel = None;
+    let mut ext = ChatExt::default();
+    let mut reasoning_from = Vec::new();
     for (key, value) in body {
         match key.as_str() {
             "model" | "system" | "messages" | "stream" => {}
             "tools" => {
-                out.insert("tools".into(), tools(value)?);
+                if let Some(tools) = tools(value, &mut tx)? {
+                    out.insert("tools".into(), tools);
+                }
             }
             "tool_choice" => {
                 let (choice, no_parallel) = tool_choice(value)?;
                 out.insert("tool_choice".into(), choice);
-                parallel = no_parallel.then_some(false);
+                ext.serial_tool_calls = no_parallel;
             }
             "metadata" => {
                 if let Some(user) = value.get("user_id").filter(|u| !u.is_null()) {
                     out.insert("user".into(), user.clone());
                 }
             }
-            "thinking" if value.get("type").and_then(Value::as_str) == Some("disabled") => {}
+            "top_k" if !value.is_null() => {
+                let k = value
+                    .as_u64()
+                    .ok_or_else(|| MessagesError::Invalid("`top_k` must be an integer".into()))?;
+                ext.top_k = Some(k);
+            }
+            "thinking" => {
+                if let Some(r) = thinking(value)? {
+                    reasoning_from.push("thinking");
+                    // `output_config.effort` may have come first.
+                    let cur = ext.reasoning.get_or_insert_with(Reasoning::default);
+                    cur.budget_tokens = r.budget_tokens;
+                    cur.adaptive = r.adaptive;
+                    cur.show = r.show;
+                }
+            }
+            "output_config" => {
+                output_config(value, &mut out, &mut ext, &mut reasoning_from, &mut tx)?
+            }
+            "context_management" => context_management(value, &mut tx)?,
+            "service_tier" => tx.ignored.field("service_tier"),
+            "cache_control" => tx.ignored.field("cache_control"),
+            _ if value.is_null() => {}
             k => match RENAMED.iter().find(|(from, _)| *from == k) {
                 Some((_, to)) => {
                     out.insert((*to).into(), value.clone());
                 }
-                None => return Err(MessagesError::Unsupported(k.into())),
+                None => tx.unsupported(format!("the `{k}` field"), k, "unknown_field")?,
             },
         }
     }
-    if let Some(p) = parallel
-        && out.contains_key("tools")
+    let had_tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    if had_tools
+        && !out.contains_key("tools")
+        && out.get("tool_choice").is_some_and(|c| c != "none")
     {
-        out.insert("parallel_tool_calls".into(), Value::Bool(p));
+        // Every tool was dropped: nothing is left to choose.
+        out.remove("tool_choice");
     }
     if stream {
         out.insert("stream".into(), Value::Bool(true));
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(ChatRequest {
-        model: model.into(),
-        stream,
-        body: out,
-        wire_len: 0,
+    let top_k_from = ext.top_k.map(|_| "top_k");
+    ext.serial_tool_calls &= out.contains_key("tools");
+    let serial_from = ext
+        .serial_tool_calls
+        .then_some("tool_choice.disable_parallel_tool_use");
+    Ok(Translated {
+        chat: ChatRequest {
+            model: model.into(),
+            stream,
+            body: out,
+            wire_len: 0,
+            ext,
+        },
+        ignored: tx.ignored,
+        reasoning_from,
+        top_k_from,
+        serial_from,
     })
 }
 
-/// A string, or text blocks joined by blank lines.
-fn text_of(v: &Value, field: &str) -> Result<String, MessagesError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(blocks) => {
-            let mut parts = Vec::with_capacity(blocks.len());
-            for b in blocks {
-                match (b.get("type").and_then(Value::as_str), b.get("text")) {
-                    (Some("text"), Some(Value::String(t))) => parts.push(t.as_str()),
-                    (Some(other), _) if other != "text" => {
-                        return Err(MessagesError::Unsupported(format!(
-                            "{field}: {other} block"
-                        )));
-                    }
-                    _ => return Err(MessagesError::Invalid(format!("{field}: bad text block"))),
-                }
-            }
-            Ok(parts.join("\n\n"))
+/// `thinking` as the reasoning asked for (`None`: disabled).
+fn thinking(v: &Value) -> Result<Option<Reasoning>, MessagesError> {
+    let show = v.get("display").and_then(Value::as_str) != Some("omitted");
+    match v.get("type").and_then(Value::as_str) {
+        Some("disabled") => Ok(None),
+        Some("enabled") => {
+            let budget = v
+                .get("budget_tokens")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    MessagesError::Invalid("`thinking.budget_tokens` must be an integer".into())
+                })?;
+            Ok(Some(Reasoning {
+                budget_tokens: Some(budget),
+                show,
+                ..Reasoning::default()
+            }))
         }
-        _ => Err(MessagesError::Invalid(format!(
-            "`{field}` must be a string or an array of blocks"
-        ))),
+        Some("adaptive") => Ok(Some(Reasoning {
+            adaptive: true,
+            show,
+            ..Reasoning::default()
+        })),
+        _ => Err(MessagesError::Invalid(
+            "`thinking.type` must be enabled, adaptive or disabled".into(),
+        )),
     }
 }
 
-/// One Messages turn as one or more chat messages (tool results become
-/// `tool` messages ahead of the rest of the user's turn).
-fn message(m: &Value, out: &mut Vec<Value>) -> Result<(), MessagesError> {
-    let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-    if role != "user" && role != "assistant" {
-        return Err(MessagesError::Invalid(format!(
-            "message role must be `user` or `assistant`, not {role:?}"
-        )));
-    }
-    let blocks = match m.get("content") {
-        Some(Value::String(s)) => {
-            out.push(json!({"role": role, "content": s}));
-            return Ok(());
-        }
-        Some(Value::Array(b)) => b,
-        _ => {
-            return Err(MessagesError::Invalid(
-                "message content must be a string or an array of blocks".into(),
-            ));
-        }
+/// `output_config`: `effort` joins the reasoning asked for, `format`
+/// becomes `response_format`.
+fn output_config(
+    v: &Value,
+    out: &mut Map<String, Value>,
+    ext: &mut ChatExt,
+    reasoning_from: &mut Vec<&'static str>,
+    tx: &mut Tx,
+) -> Result<(), MessagesError> {
+    let Some(config) = v.as_object() else {
+        return Err(MessagesError::Invalid(
+            "`output_config` must be an object".into(),
+        ));
     };
-    if role == "assistant" {
-        out.push(assistant(blocks)?);
-        return Ok(());
-    }
-    let mut parts = Vec::new();
-    for b in blocks {
-        match b.get("type").and_then(Value::as_str).unwrap_or("") {
-            "text" => parts.push(json!({"type": "text", "text": str_field(b, "text")?})),
-            "image" => parts.push(image(b)?),
-            "tool_result" => {
-                let id = str_field(b, "tool_use_id")?;
-                let content = match b.get("content") {
-                    None | Some(Value::Null) => String::new(),
-                    Some(c) => text_of(c, "tool_result.content")?,
-                };
-                let content = if b.get("is_error").and_then(Value::as_bool) == Some(true) {
-                    format!("Error: {content}")
-                } else {
-                    content
-                };
-                out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+    for (key, value) in config {
+        match key.as_str() {
+            _ if value.is_null() => {}
+            "effort" => {
+                let effort = value.as_str().ok_or_else(|| {
+                    MessagesError::Invalid("`output_config.effort` must be a string".into())
+                })?;
+                reasoning_from.push("output_config.effort");
+                let r = ext.reasoning.get_or_insert_with(Reasoning::default);
+                r.effort = Some(effort.to_string());
             }
-            other => return Err(MessagesError::Unsupported(format!("{other} block"))),
+            "format" => {
+                if value.get("type").and_then(Value::as_str) != Some("json_schema") {
+                    return Err(MessagesError::Invalid(
+                        "`output_config.format.type` must be json_schema".into(),
+                    ));
+                }
+                let schema = value
+                    .get("schema")
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        MessagesError::Invalid("`output_config.format.schema` is required".into())
+                    })?;
+                out.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema",
+                           "json_schema": {"name": "output", "schema": schema}}),
+                );
+            }
+            k => tx.unsupported(
+                format!("the `output_config.{k}` field"),
+                &format!("output_config.{k}"),
+                "unknown_field",
+            )?,
         }
-    }
-    if !parts.is_empty() {
-        out.push(json!({"role": "user", "content": parts}));
     }
     Ok(())
 }
 
-fn assistant(blocks: &[Value]) -> Result<Value, MessagesError> {
-    let mut text = String::new();
-    let mut calls = Vec::new();
-    for b in blocks {
-        match b.get("type").and_then(Value::as_str).unwrap_or("") {
-            "text" => text.push_str(str_field(b, "text")?),
-            "tool_use" => {
-                let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
-                calls.push(json!({
-                    "id": str_field(b, "id")?,
-                    "type": "function",
-                    "function": {"name": str_field(b, "name")?, "arguments": input.to_string()},
-                }));
-            }
-            "thinking" | "redacted_thinking" => {}
-            other => {
-                return Err(MessagesError::Unsupported(format!(
-                    "assistant {other} block"
-                )));
-            }
+/// `context_management`: edits that only clear thinking change nothing for
+/// a chat target (it is sent no thinking); any other edit would.
+fn context_management(v: &Value, tx: &mut Tx) -> Result<(), MessagesError> {
+    let edits = v.get("edits").and_then(Value::as_array);
+    let mut all_thinking = true;
+    for e in edits.into_iter().flatten() {
+        let kind = e.get("type").and_then(Value::as_str).unwrap_or("?");
+        if !kind.starts_with("clear_thinking") {
+            all_thinking = false;
+            tx.unsupported(
+                format!("the context edit `{kind}`"),
+                &format!("context_management.edits:{kind}"),
+                "context_management",
+            )?;
         }
     }
-    let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
-    if !calls.is_empty() {
-        msg["tool_calls"] = Value::Array(calls);
+    if all_thinking {
+        tx.ignored.field("context_management");
     }
-    Ok(msg)
+    Ok(())
 }
 
-fn image(b: &Value) -> Result<Value, MessagesError> {
-    let source = b
-        .get("source")
-        .ok_or_else(|| MessagesError::Invalid("image block without `source`".into()))?;
-    let url = match source.get("type").and_then(Value::as_str) {
-        Some("base64") => format!(
-            "data:{};base64,{}",
-            str_field(source, "media_type")?,
-            str_field(source, "data")?
-        ),
-        Some("url") => str_field(source, "url")?.to_string(),
-        _ => return Err(MessagesError::Unsupported("image source type".into())),
-    };
-    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
-}
-
-fn tools(v: &Value) -> Result<Value, MessagesError> {
+/// Custom tools as function tools (`None` when every tool was dropped);
+/// server tools follow the route's choice.
+fn tools(v: &Value, tx: &mut Tx) -> Result<Option<Value>, MessagesError> {
     let list = v
         .as_array()
         .ok_or_else(|| MessagesError::Invalid("`tools` must be an array".into()))?;
@@ -223,7 +265,15 @@ fn tools(v: &Value) -> Result<Value, MessagesError> {
         if let Some(kind) = t.get("type").and_then(Value::as_str)
             && kind != "custom"
         {
-            return Err(MessagesError::Unsupported(format!("tools: {kind}")));
+            tx.unsupported(
+                format!("the server tool `{kind}`"),
+                &format!("tools:{kind}"),
+                "tools",
+            )?;
+            continue;
+        }
+        if t.get("cache_control").is_some() {
+            tx.ignored.field("cache_control");
         }
         let mut f = Map::new();
         f.insert("name".into(), Value::String(str_field(t, "name")?.into()));
@@ -235,9 +285,12 @@ fn tools(v: &Value) -> Result<Value, MessagesError> {
             .cloned()
             .unwrap_or_else(|| json!({"type": "object"}));
         f.insert("parameters".into(), schema);
+        if let Some(strict) = t.get("strict").filter(|s| s.is_boolean()) {
+            f.insert("strict".into(), strict.clone());
+        }
         out.push(json!({"type": "function", "function": f}));
     }
-    Ok(Value::Array(out))
+    Ok((!out.is_empty()).then_some(Value::Array(out)))
 }
 
 /// The chat `tool_choice`, and whether parallel calls are disabled.
@@ -253,117 +306,6 @@ fn tool_choice(v: &Value) -> Result<(Value, bool), MessagesError> {
     Ok((choice, no_parallel))
 }
 
-fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, MessagesError> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| MessagesError::Invalid(format!("missing string field `{key}`")))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chat(v: Value, stream: bool) -> Result<Value, MessagesError> {
-        let Value::Object(m) = v else { panic!() };
-        to_chat(&m, "up", stream).map(|c| Value::Object(c.body))
-    }
-
-    #[test]
-    fn system_messages_tools_and_sampling_translate() {
-        let out = chat(
-            json!({
-                "model": "route", "max_tokens": 100, "stop_sequences": ["END"],
-                "temperature": 0.5, "top_p": 0.9, "metadata": {"user_id": "u1"},
-                "system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
-                "tools": [{"name": "get", "description": "d", "input_schema": {"type": "object"}}],
-                "tool_choice": {"type": "tool", "name": "get", "disable_parallel_tool_use": true},
-                "messages": [
-                    {"role": "user", "content": [
-                        {"type": "text", "text": "hi"},
-                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA"}},
-                        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]},
-                    {"role": "assistant", "content": [
-                        {"type": "thinking", "thinking": "hm", "signature": "s"},
-                        {"type": "text", "text": "ok"},
-                        {"type": "tool_use", "id": "t1", "name": "get", "input": {"a": 1}}]},
-                    {"role": "user", "content": [
-                        {"type": "tool_result", "tool_use_id": "t1", "content": "42"},
-                        {"type": "text", "text": "thanks"}]}
-                ]
-            }),
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            json!({
-                "model": "up", "max_tokens": 100, "stop": ["END"], "temperature": 0.5,
-                "top_p": 0.9, "user": "u1", "parallel_tool_calls": false,
-                "stream": true, "stream_options": {"include_usage": true},
-                "tools": [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}],
-                "tool_choice": {"type": "function", "function": {"name": "get"}},
-                "messages": [
-                    {"role": "system", "content": "a\n\nb"},
-                    {"role": "user", "content": [
-                        {"type": "text", "text": "hi"},
-                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}},
-                        {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
-                    {"role": "assistant", "content": "ok", "tool_calls": [
-                        {"id": "t1", "type": "function", "function": {"name": "get", "arguments": "{\"a\":1}"}}]},
-                    {"role": "tool", "tool_call_id": "t1", "content": "42"},
-                    {"role": "user", "content": [{"type": "text", "text": "thanks"}]}
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn tool_choices_map() {
-        for (given, want) in [
-            ("auto", json!("auto")),
-            ("any", json!("required")),
-            ("none", json!("none")),
-        ] {
-            let out = chat(
-                json!({"model": "r", "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": given}}),
-                false,
-            )
-            .unwrap();
-            assert_eq!(out["tool_choice"], want);
-            assert!(out.get("stream").is_none());
-        }
-    }
-
-    #[test]
-    fn what_chat_cannot_express_is_refused_by_name() {
-        let base = |k: &str, v: Value| {
-            let mut b = json!({"model": "r", "messages": [{"role": "user", "content": "x"}]});
-            b[k] = v;
-            chat(b, false)
-        };
-        assert_eq!(
-            base("top_k", json!(5)),
-            Err(MessagesError::Unsupported("top_k".into()))
-        );
-        assert!(matches!(
-            base(
-                "thinking",
-                json!({"type": "enabled", "budget_tokens": 1024})
-            ),
-            Err(MessagesError::Unsupported(_))
-        ));
-        assert!(base("thinking", json!({"type": "disabled"})).is_ok());
-        assert!(matches!(
-            base(
-                "tools",
-                json!([{"type": "web_search_20250305", "name": "web_search"}])
-            ),
-            Err(MessagesError::Unsupported(_))
-        ));
-        let bad_role = chat(
-            json!({"model": "r", "messages": [{"role": "system", "content": "x"}]}),
-            false,
-        );
-        assert!(matches!(bad_role, Err(MessagesError::Invalid(_))));
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;

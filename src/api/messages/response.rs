@@ -2,12 +2,17 @@
 //! speak Messages natively.
 //!
 //! Place in the pipeline: called by `routing` on a whole (non-streaming)
-//! chat answer. The first choice becomes the content blocks (its text as a
-//! `text` block, each tool call as a `tool_use` block with its arguments
-//! parsed into `input`), `finish_reason` becomes `stop_reason` and the usage
-//! becomes `input_tokens` / `output_tokens`, with the prompt tokens the
-//! provider served from its cache as `cache_read_input_tokens` (Anthropic's
-//! `input_tokens` leaves them out). Must not do I/O.
+//! chat answer. The first choice becomes the content blocks (the target's
+//! reasoning, `reasoning_content` or `reasoning`, as a `thinking` block
+//! first when the client asked for thinking; its text as a `text` block;
+//! each tool call as a `tool_use` block with its arguments parsed into
+//! `input`), `finish_reason` becomes `stop_reason` and the usage becomes
+//! `input_tokens` / `output_tokens`, with the prompt tokens the provider
+//! served from its cache as `cache_read_input_tokens` and those it wrote to
+//! it (`prompt_tokens_details.cache_write_tokens`) as
+//! `cache_creation_input_tokens` (Anthropic's `input_tokens` leaves both
+//! out). A thinking block carries an empty `signature`: the gateway has
+//! none to give. Must not do I/O.
 
 use serde_json::{Value, json};
 
@@ -32,9 +37,20 @@ pub fn tool_input(arguments: &str) -> Result<Value, MessagesError> {
         .map_err(|_| MessagesError::BadAnswer("tool call arguments are not JSON".into()))
 }
 
+/// The reasoning text of a chat message or delta (`reasoning_content`, as
+/// vLLM and DeepSeek send it, or `reasoning`), if any.
+pub fn reasoning_text(message: &Value) -> Option<&str> {
+    message
+        .get("reasoning_content")
+        .or_else(|| message.get("reasoning"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+}
+
 /// The Messages response for the chat completion `bytes`; `model` names
-/// the model when the answer does not.
-pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
+/// the model when the answer does not; `thinking`: the client asked for
+/// thinking blocks.
+pub fn from_chat(bytes: &[u8], model: &str, thinking: bool) -> Result<Value, MessagesError> {
     let v: Value =
         serde_json::from_slice(bytes).map_err(|_| MessagesError::BadAnswer("not JSON".into()))?;
     let choice = v
@@ -43,6 +59,9 @@ pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
         .ok_or_else(|| MessagesError::BadAnswer("no choices".into()))?;
     let msg = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
+    if thinking && let Some(t) = reasoning_text(msg) {
+        content.push(json!({"type": "thinking", "thinking": t, "signature": ""}));
+    }
     if let Some(text) = msg.get("content").and_then(Value::as_str)
         && !text.is_empty()
     {
@@ -69,10 +88,13 @@ pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
         .unwrap_or("stop");
     let usage = v.get("usage").unwrap_or(&Value::Null);
     let tokens = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = usage
-        .pointer("/prompt_tokens_details/cached_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let detail = |k: &str| {
+        usage
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     let id = v.get("id").and_then(Value::as_str).unwrap_or("switchyard");
     Ok(json!({
         "id": message_id(id),
@@ -82,16 +104,27 @@ pub fn from_chat(bytes: &[u8], model: &str) -> Result<Value, MessagesError> {
         "content": content,
         "stop_reason": stop_reason(finish),
         "stop_sequence": null,
-        "usage": usage_of(tokens("prompt_tokens"), tokens("completion_tokens"), cached),
+        "usage": usage_of(
+            tokens("prompt_tokens"),
+            tokens("completion_tokens"),
+            detail("cached_tokens"),
+            detail("cache_write_tokens"),
+        ),
     }))
 }
 
 /// Anthropic's usage object for chat's counts: `input_tokens` without the
-/// `cached` prompt tokens, which are `cache_read_input_tokens` (sent only
-/// when there are some).
-pub fn usage_of(prompt: u64, completion: u64, cached: u64) -> Value {
+/// prompt tokens read from the provider's cache (`cache_read_input_tokens`)
+/// or written to it (`cache_creation_input_tokens`), each sent only when
+/// there are some.
+pub fn usage_of(prompt: u64, completion: u64, cached: u64, written: u64) -> Value {
     let cached = cached.min(prompt);
-    let mut usage = json!({"input_tokens": prompt - cached, "output_tokens": completion});
+    let written = written.min(prompt - cached);
+    let input = prompt - cached - written;
+    let mut usage = json!({"input_tokens": input, "output_tokens": completion});
+    if written > 0 {
+        usage["cache_creation_input_tokens"] = json!(written);
+    }
     if cached > 0 {
         usage["cache_read_input_tokens"] = json!(cached);
     }
@@ -121,7 +154,7 @@ mod tests {
                                 "function": {"name": "get", "arguments": "{\"city\":\"Paris\"}"}}]}}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         });
-        let out = from_chat(chat.to_string().as_bytes(), "r").unwrap();
+        let out = from_chat(chat.to_string().as_bytes(), "r", false).unwrap();
         assert_eq!(
             out,
             json!({
@@ -140,13 +173,31 @@ mod tests {
             "id": "c", "choices": [{"index": 0, "finish_reason": "stop",
                                     "message": {"role": "assistant", "content": "hi"}}],
             "usage": {"prompt_tokens": 30, "completion_tokens": 2,
-                      "prompt_tokens_details": {"cached_tokens": 24}}
+                      "prompt_tokens_details": {"cached_tokens": 24, "cache_write_tokens": 4}}
         });
-        let out = from_chat(chat.to_string().as_bytes(), "r").unwrap();
+        let out = from_chat(chat.to_string().as_bytes(), "r", false).unwrap();
         assert_eq!(
             out["usage"],
-            json!({"input_tokens": 6, "output_tokens": 2, "cache_read_input_tokens": 24})
+            json!({"input_tokens": 2, "output_tokens": 2, "cache_read_input_tokens": 24,
+                   "cache_creation_input_tokens": 4})
         );
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_block_only_when_asked() {
+        let chat = json!({
+            "id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "42", "reasoning_content": "6 times 7"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2}
+        });
+        let out = from_chat(chat.to_string().as_bytes(), "r", true).unwrap();
+        assert_eq!(
+            out["content"],
+            json!([{"type": "thinking", "thinking": "6 times 7", "signature": ""},
+                   {"type": "text", "text": "42"}])
+        );
+        let out = from_chat(chat.to_string().as_bytes(), "r", false).unwrap();
+        assert_eq!(out["content"], json!([{"type": "text", "text": "42"}]));
     }
 
     #[test]
@@ -159,9 +210,9 @@ mod tests {
 
     #[test]
     fn malformed_answers_are_errors() {
-        assert!(from_chat(b"nope", "r").is_err());
-        assert!(from_chat(br#"{"choices":[]}"#, "r").is_err());
+        assert!(from_chat(b"nope", "r", false).is_err());
+        assert!(from_chat(br#"{"choices":[]}"#, "r", false).is_err());
         let bad_args = json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}}]});
-        assert!(from_chat(bad_args.to_string().as_bytes(), "r").is_err());
+        assert!(from_chat(bad_args.to_string().as_bytes(), "r", false).is_err());
     }
 }

@@ -5,21 +5,24 @@
 //! chat stream and sends on what it writes: `message_start`, `ping`, per
 //! content block `content_block_start`, `content_block_delta` (`text_delta`
 //! or `input_json_delta`) and `content_block_stop`, then `message_delta`
-//! (stop_reason, usage) and `message_stop`, in Anthropic's order. Text and
-//! each tool call are blocks of their own, opened when their first delta
-//! arrives and closed when another block starts or the stream ends. Must
-//! not do I/O; a chat stream that ends without `[DONE]` or a finish reason
-//! is an error, not a silently complete message.
+//! (stop_reason, usage) and `message_stop`, in Anthropic's order. The
+//! target's reasoning (`delta.reasoning_content` or `delta.reasoning`, when
+//! the client asked for thinking: `thinking_delta`), text and each tool call
+//! are blocks of their own, opened when their first delta arrives and
+//! closed when another block starts or the stream ends. Must not do I/O; a
+//! chat stream that ends without `[DONE]` or a finish reason is an error,
+//! not a silently complete message.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::MessagesError;
-use super::response::{message_id, stop_reason, usage_of};
+use super::response::{message_id, reasoning_text, stop_reason, usage_of};
 use crate::api::sse::{SseEvent, named_event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
+    Thinking,
     Text,
     /// A tool call, by its index in the chat stream.
     Tool(u64),
@@ -29,6 +32,8 @@ enum Open {
 #[derive(Debug)]
 pub struct ChatToMessages {
     model: String,
+    /// The client asked for thinking blocks.
+    thinking: bool,
     started: bool,
     open: Option<Open>,
     /// Index of the next content block.
@@ -38,6 +43,8 @@ pub struct ChatToMessages {
     output_tokens: u64,
     /// Prompt tokens the provider served from its cache.
     cached_tokens: u64,
+    /// Prompt tokens the provider wrote to its cache.
+    written_tokens: u64,
     done: bool,
 }
 
@@ -46,9 +53,11 @@ fn emit(out: &mut Vec<Bytes>, event: &str, payload: Value) {
 }
 
 impl ChatToMessages {
-    pub fn new(model: &str) -> Self {
+    /// `thinking`: the client asked for thinking blocks.
+    pub fn new(model: &str, thinking: bool) -> Self {
         ChatToMessages {
             model: model.to_string(),
+            thinking,
             started: false,
             open: None,
             next: 0,
@@ -56,6 +65,7 @@ impl ChatToMessages {
             input_tokens: 0,
             output_tokens: 0,
             cached_tokens: 0,
+            written_tokens: 0,
             done: false,
         }
     }
@@ -133,15 +143,28 @@ impl ChatToMessages {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
             self.input_tokens = n("prompt_tokens");
             self.output_tokens = n("completion_tokens");
-            self.cached_tokens = u
-                .pointer("/prompt_tokens_details/cached_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            let detail = |k: &str| {
+                u.get("prompt_tokens_details")
+                    .and_then(|d| d.get(k))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            self.cached_tokens = detail("cached_tokens");
+            self.written_tokens = detail("cache_write_tokens");
         }
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
             return Ok(());
         };
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if self.thinking
+            && let Some(t) = reasoning_text(delta)
+        {
+            if self.open != Some(Open::Thinking) {
+                let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+                self.open(Open::Thinking, block, out);
+            }
+            self.delta(json!({"type": "thinking_delta", "thinking": t}), out);
+        }
         if let Some(text) = delta.get("content").and_then(Value::as_str)
             && !text.is_empty()
         {
@@ -196,7 +219,8 @@ impl ChatToMessages {
             "message_delta",
             json!({"type": "message_delta",
                    "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null},
-                   "usage": usage_of(self.input_tokens, self.output_tokens, self.cached_tokens)}),
+                   "usage": usage_of(self.input_tokens, self.output_tokens,
+                                     self.cached_tokens, self.written_tokens)}),
         );
         emit(out, "message_stop", json!({"type": "message_stop"}));
         Ok(())
@@ -209,7 +233,7 @@ mod tests {
     use crate::api::sse::SseDecoder;
 
     fn run(chunks: &[Value]) -> Vec<(String, Value)> {
-        let mut t = ChatToMessages::new("r");
+        let mut t = ChatToMessages::new("r", true);
         let mut out = Vec::new();
         for c in chunks {
             let ev = SseEvent {
@@ -296,8 +320,43 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_streams_as_a_thinking_block_before_the_text() {
+        let c = |delta: Value| json!({"id": "c1", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+        let events = run(&[
+            c(json!({"role": "assistant", "reasoning_content": "hmm "})),
+            c(json!({"reasoning_content": "ok"})),
+            c(json!({"content": "42"})),
+            json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        ]);
+        let blocks: Vec<&Value> = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, d)| &d["content_block"])
+            .collect();
+        assert_eq!(blocks[0]["type"], "thinking");
+        assert_eq!(blocks[1]["type"], "text");
+        let thought: String = events
+            .iter()
+            .filter(|(_, d)| d["delta"]["type"] == "thinking_delta")
+            .map(|(_, d)| d["delta"]["thinking"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(thought, "hmm ok");
+        let mut quiet = ChatToMessages::new("r", false);
+        let mut out = Vec::new();
+        let ev = SseEvent {
+            data: c(json!({"reasoning_content": "secret"})).to_string(),
+            ..Default::default()
+        };
+        quiet.on_event(&ev, &mut out).unwrap();
+        assert!(
+            out.iter()
+                .all(|b| !String::from_utf8_lossy(b).contains("thinking"))
+        );
+    }
+
+    #[test]
     fn a_stream_cut_short_is_an_error() {
-        let mut t = ChatToMessages::new("r");
+        let mut t = ChatToMessages::new("r", false);
         let mut out = Vec::new();
         let ev = SseEvent {
             data: json!({"choices": [{"delta": {"content": "x"}}]}).to_string(),

@@ -10,9 +10,11 @@
 //! not do I/O, and must never drop a feature silently: what a stateless chat
 //! target cannot do is a [`ResponsesError::Unsupported`].
 
+mod input;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod tools;
 
 use serde_json::{Map, Value};
 
@@ -60,6 +62,9 @@ impl ResponsesRequest {
 #[derive(Debug, Clone, Default)]
 pub struct Echo {
     pub fields: Map<String, Value>,
+    /// The chat names of the request's tools, to turn calls back into the
+    /// client's items.
+    pub tools: tools::ToolMap,
 }
 
 /// Makes a field's default value.
@@ -80,10 +85,12 @@ const ECHOED: &[(&str, MakeDefault)] = &[
     ("tools", || Value::Array(Vec::new())),
     ("top_p", || Value::Null),
     ("truncation", || Value::String("disabled".into())),
-    ("user", || Value::Null),
 ];
 
 impl Echo {
+    /// The echo of `body`: each field of [`ECHOED`] as sent or its default;
+    /// function tools with `strict` (as sent, else `false`: what a chat
+    /// target applies); `user` only when sent (the API omits it).
     pub fn of(body: &Map<String, Value>) -> Echo {
         let mut fields = Map::new();
         for (name, default) in ECHOED {
@@ -93,9 +100,46 @@ impl Echo {
             };
             fields.insert((*name).to_string(), v);
         }
+        if let Some(Value::Array(tools)) = fields.get_mut("tools") {
+            for t in tools.iter_mut() {
+                if let Value::Object(t) = t
+                    && t.get("type").and_then(Value::as_str) == Some("function")
+                    && !t.get("strict").is_some_and(Value::is_boolean)
+                {
+                    t.insert("strict".into(), Value::Bool(false));
+                }
+            }
+        }
+        if let Some(user) = body.get("user").filter(|u| !u.is_null()) {
+            fields.insert("user".into(), user.clone());
+        }
         fields.insert("store".into(), Value::Bool(false));
         fields.insert("background".into(), Value::Bool(false));
-        Echo { fields }
+        Echo {
+            fields,
+            tools: tools::ToolMap::of(&tools::entries(body)),
+        }
+    }
+
+    /// The client asked for reasoning (a `reasoning` with an effort other
+    /// than `none`, or a summary): the target's reasoning comes back as
+    /// reasoning items.
+    pub fn wants_reasoning(&self) -> bool {
+        let Some(r) = self.fields.get("reasoning").filter(|r| r.is_object()) else {
+            return false;
+        };
+        let effort = r.get("effort").and_then(Value::as_str);
+        let summary = r.get("summary").and_then(Value::as_str);
+        effort != Some("none") && (effort.is_some() || summary.is_some_and(|s| s != "none"))
+    }
+
+    /// The client asked for a reasoning summary (`reasoning.summary`).
+    pub fn wants_summary(&self) -> bool {
+        self.fields
+            .get("reasoning")
+            .and_then(|r| r.get("summary"))
+            .and_then(Value::as_str)
+            .is_some_and(|s| s != "none")
     }
 }
 

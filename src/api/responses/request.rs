@@ -3,33 +3,55 @@
 //! Place in the pipeline: called once per client request by `server` when a
 //! route has a target that does not pass `/responses` through; the chat
 //! request it makes is sent to each such target as any chat request is.
-//! Translates `input` (a string, or message / `function_call` /
-//! `function_call_output` items), `instructions`, function tools,
-//! `tool_choice`, sampling and token limits and `text.format`. Everything
-//! that needs the provider's stored state or built-in tools
-//! (`previous_response_id`, `conversation`, `background`, `store`, web
-//! search, ...) is refused by name: it must never be dropped silently.
+//! Translates `input` (see [`super::input`]), `instructions`, function
+//! and custom tools, in namespaces or not, from `tools` and
+//! `additional_tools` items (see [`super::tools`]), `tool_choice`,
+//! `temperature`, `top_p`, `user`,
+//! `max_output_tokens` (as `max_completion_tokens`), `text.format`, and
+//! into [`ChatExt`] for the kinds that have them `reasoning.effort` and
+//! `parallel_tool_calls: false` (`true` is every kind's default).
+//!
+//! Accepted without effect on a stateless answer, and named in
+//! [`Translated::ignored`]: `client_metadata`, `metadata`,
+//! `prompt_cache_key`, `prompt_cache_retention`, `prompt_cache_options`,
+//! `service_tier`, `safety_identifier`, `text.verbosity`, `include` values
+//! naming content a chat target does not produce (encrypted reasoning,
+//! built-in tools' results, input image URLs), and reasoning items of
+//! earlier turns, `reasoning` settings other than effort and summary.
+//! Built-in tools (web search, file search, code interpreter, MCP,
+//! computer use, ...), tool choices among them and unknown fields follow
+//! the route's `unsupported:` choice:
+//! refused by name, or dropped and named. What needs the provider's stored
+//! state (`previous_response_id`, `conversation`, `prompt`, `store: true`,
+//! `background: true`) and log probabilities are always refused.
 
 use serde_json::{Map, Value, json};
 
+use super::input::{messages, str_field};
+use super::tools::{ToolMap, chat_tool, entries};
 use super::{ResponsesError, invalid, unsupported};
-use crate::api::chat::ChatRequest;
+use crate::api::chat::{ChatExt, ChatRequest, Reasoning, Translated};
+use crate::api::ignored::Ignored;
+use crate::config::Unsupported;
 
 /// Top-level fields with no meaning for a stateless chat target when set.
 const STATEFUL: &[&str] = &["previous_response_id", "conversation", "prompt"];
 
 /// Copied to the chat request under the same name when present.
-const SAME_NAME: &[&str] = &[
-    "temperature",
-    "top_p",
-    "parallel_tool_calls",
-    "user",
+const SAME_NAME: &[&str] = &["temperature", "top_p", "user"];
+
+/// Metadata with no effect on a stateless answer: accepted, not sent.
+const METADATA: &[&str] = &[
+    "client_metadata",
+    "metadata",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
     "service_tier",
     "safety_identifier",
-    "prompt_cache_key",
 ];
 
-/// Read here, echoed in the answer, or nothing to translate.
+/// Read here, or nothing to translate.
 const HANDLED: &[&str] = &[
     "model",
     "input",
@@ -40,24 +62,58 @@ const HANDLED: &[&str] = &[
     "text",
     "stream",
     "stream_options",
-    "metadata",
     "store",
     "background",
     "include",
     "truncation",
     "reasoning",
+    "parallel_tool_calls",
 ];
 
-/// The chat request for `body` (a `/v1/responses` body).
-pub fn to_chat(body: &Map<String, Value>) -> Result<ChatRequest, ResponsesError> {
-    for (k, v) in body {
-        let known = HANDLED.contains(&k.as_str())
-            || SAME_NAME.contains(&k.as_str())
-            || STATEFUL.contains(&k.as_str());
-        if !known && !v.is_null() {
-            return Err(unsupported(format!("the `{k}` field")));
+/// `include` values naming content a chat target does not produce.
+const NOT_PRODUCED: &[&str] = &[
+    "reasoning.encrypted_content",
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+    "message.input_image.image_url",
+];
+
+/// The translation's running state.
+struct Tx {
+    policy: Unsupported,
+    ignored: Ignored,
+}
+
+impl Tx {
+    /// Refused (`what` names it), or dropped and named `name`.
+    fn unsupported(
+        &mut self,
+        what: String,
+        name: &str,
+        label: &'static str,
+    ) -> Result<(), ResponsesError> {
+        match self.policy {
+            Unsupported::Reject => Err(unsupported(what)),
+            Unsupported::Drop => {
+                self.ignored.add(name, label);
+                Ok(())
+            }
         }
     }
+}
+
+/// The chat request for `body` (a `/v1/responses` body).
+pub fn to_chat(
+    body: &Map<String, Value>,
+    policy: Unsupported,
+) -> Result<Translated, ResponsesError> {
+    let mut tx = Tx {
+        policy,
+        ignored: Ignored::default(),
+    };
     for k in STATEFUL {
         if body.get(*k).is_some_and(|v| !v.is_null()) {
             return Err(unsupported(format!(
@@ -73,43 +129,89 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatRequest, ResponsesError>
             "`store: true` (answers are not stored for later retrieval)",
         ));
     }
-    if let Some(Value::Array(inc)) = body.get("include")
-        && let Some(first) = inc.first()
-    {
-        return Err(unsupported(format!("`include` of {first}")));
-    }
     if let Some(t) = body.get("truncation").and_then(Value::as_str)
         && t != "disabled"
     {
         return Err(unsupported(format!("`truncation: {t}`")));
     }
+    for (k, v) in body {
+        if v.is_null() || HANDLED.contains(&k.as_str()) || SAME_NAME.contains(&k.as_str()) {
+            continue;
+        }
+        match METADATA.iter().find(|m| **m == k) {
+            Some(m) => tx.ignored.field(m),
+            None => tx.unsupported(format!("the `{k}` field"), k, "unknown_field")?,
+        }
+    }
+    include(body.get("include"), &mut tx)?;
+    let offered = entries(body);
+    let map = ToolMap::of(&offered);
     let mut chat = Map::new();
     let model = body.get("model").cloned().unwrap_or(Value::Null);
     chat.insert("model".into(), model.clone());
-    chat.insert("messages".into(), Value::Array(messages(body)?));
+    chat.insert(
+        "messages".into(),
+        Value::Array(messages(body, &map, &mut tx.ignored)?),
+    );
     for k in SAME_NAME {
         if let Some(v) = body.get(*k).filter(|v| !v.is_null()) {
             chat.insert((*k).to_string(), v.clone());
         }
     }
     if let Some(v) = body.get("max_output_tokens").filter(|v| !v.is_null()) {
-        chat.insert("max_tokens".into(), v.clone());
+        chat.insert("max_completion_tokens".into(), v.clone());
     }
-    if let Some(effort) = body.get("reasoning").and_then(|r| r.get("effort"))
-        && !effort.is_null()
-    {
-        chat.insert("reasoning_effort".into(), effort.clone());
+    let mut ext = ChatExt::default();
+    let mut reasoning_from = Vec::new();
+    if let Some(r) = reasoning(body.get("reasoning"), &mut tx)? {
+        // A summary alone asks for reasoning at the model's default effort.
+        reasoning_from.push(if r.effort.is_some() {
+            "reasoning.effort"
+        } else {
+            "reasoning.summary"
+        });
+        ext.reasoning = Some(r);
     }
-    if let Some(Value::Array(tools)) = body.get("tools")
-        && !tools.is_empty()
-    {
-        let tools = tools.iter().map(tool).collect::<Result<Vec<_>, _>>()?;
+    let mut tools = Vec::with_capacity(offered.len());
+    for e in &offered {
+        match chat_tool(e.tool, &map, e.namespace) {
+            Some(t) => tools.push(t),
+            None => {
+                let kind = e.tool.get("type").and_then(Value::as_str).unwrap_or("");
+                if matches!(kind, "function" | "custom") {
+                    return Err(invalid("each tool needs a 'name'."));
+                }
+                let what = format!(
+                    "the built-in tool `{kind}` (only function and custom tools can be translated)"
+                );
+                tx.unsupported(what, &format!("tools:{kind}"), "tools")?;
+            }
+        }
+    }
+    if !tools.is_empty() {
         chat.insert("tools".into(), Value::Array(tools));
     }
-    if let Some(choice) = body.get("tool_choice").filter(|v| !v.is_null()) {
-        chat.insert("tool_choice".into(), tool_choice(choice)?);
+    ext.serial_tool_calls =
+        body.get("parallel_tool_calls") == Some(&Value::Bool(false)) && chat.contains_key("tools");
+    if let Some(choice) = body.get("tool_choice").filter(|v| !v.is_null())
+        && let Some(choice) = tool_choice(choice, &map, &mut tx)?
+    {
+        chat.insert("tool_choice".into(), choice);
     }
-    if let Some(format) = body.get("text").map(text_format).transpose()?.flatten() {
+    let had_tools = !offered.is_empty();
+    if had_tools
+        && !chat.contains_key("tools")
+        && chat.get("tool_choice").is_some_and(|c| c != "none")
+    {
+        // Every tool was dropped: nothing is left to choose.
+        chat.remove("tool_choice");
+    }
+    if let Some(format) = body
+        .get("text")
+        .map(|t| text(t, &mut tx))
+        .transpose()?
+        .flatten()
+    {
         chat.insert("response_format".into(), format);
     }
     let stream = body.get("stream") == Some(&Value::Bool(true));
@@ -117,196 +219,124 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatRequest, ResponsesError>
         chat.insert("stream".into(), Value::Bool(true));
         chat.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(ChatRequest {
-        model: model.as_str().unwrap_or_default().to_string(),
-        stream,
-        body: chat,
-        wire_len: 0,
+    let ext_serial = ext.serial_tool_calls;
+    Ok(Translated {
+        chat: ChatRequest {
+            model: model.as_str().unwrap_or_default().to_string(),
+            stream,
+            body: chat,
+            wire_len: 0,
+            ext,
+        },
+        ignored: tx.ignored,
+        reasoning_from,
+        top_k_from: None,
+        serial_from: ext_serial.then_some("parallel_tool_calls"),
     })
 }
 
-fn messages(body: &Map<String, Value>) -> Result<Vec<Value>, ResponsesError> {
-    let mut out = Vec::new();
-    match body.get("instructions") {
-        Some(Value::String(s)) => out.push(json!({"role": "system", "content": s})),
-        None | Some(Value::Null) => {}
-        Some(_) => return Err(invalid("'instructions' must be a string.")),
-    }
-    match body.get("input") {
-        Some(Value::String(s)) => out.push(json!({"role": "user", "content": s})),
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                add_item(&mut out, item).map_err(|e| match e {
-                    ResponsesError::Invalid(m) => invalid(format!("input[{i}]: {m}")),
-                    other => other,
-                })?;
-            }
-        }
-        _ => {}
-    }
-    if !out.iter().any(|m| m["role"] != "system") {
-        return Err(invalid("'input' must contain at least one input item."));
-    }
-    Ok(out)
-}
-
-fn str_field<'a>(item: &'a Value, name: &str) -> Result<&'a str, ResponsesError> {
-    item.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("'{name}' must be a string.")))
-}
-
-/// Appends the chat message(s) for one input item.
-fn add_item(out: &mut Vec<Value>, item: &Value) -> Result<(), ResponsesError> {
-    let kind = match item.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        None if item.get("role").is_some() => "message",
-        _ => return Err(invalid("each input item needs a 'type' or a 'role'.")),
+/// `include`: values naming content a chat target does not produce are
+/// ignored; log probabilities are refused; anything else follows the route.
+fn include(v: Option<&Value>, tx: &mut Tx) -> Result<(), ResponsesError> {
+    let Some(values) = v.filter(|v| !v.is_null()) else {
+        return Ok(());
     };
-    match kind {
-        "message" => {
-            let role = match str_field(item, "role")? {
-                "user" => "user",
-                "assistant" => "assistant",
-                "system" | "developer" => "system",
-                other => return Err(invalid(format!("unknown role '{other}'."))),
-            };
-            let content = content(item.get("content"), role == "assistant")?;
-            out.push(json!({"role": role, "content": content}));
+    let values = values
+        .as_array()
+        .ok_or_else(|| invalid("'include' must be an array of strings."))?;
+    for value in values {
+        let value = value
+            .as_str()
+            .ok_or_else(|| invalid("'include' must be an array of strings."))?;
+        if NOT_PRODUCED.contains(&value) {
+            tx.ignored.add(format!("include:{value}"), "include");
+        } else if value == "message.output_text.logprobs" {
+            return Err(unsupported(format!("`include` of {value}")));
+        } else {
+            tx.unsupported(
+                format!("`include` of {value}"),
+                &format!("include:{value}"),
+                "include",
+            )?;
         }
-        "function_call" => {
-            let call = json!({
-                "id": str_field(item, "call_id")?,
-                "type": "function",
-                "function": {"name": str_field(item, "name")?,
-                             "arguments": str_field(item, "arguments")?},
-            });
-            // Calls right after an assistant turn belong to it.
-            match out.last_mut() {
-                Some(Value::Object(last)) if last.get("role") == Some(&json!("assistant")) => {
-                    match last.get_mut("tool_calls") {
-                        Some(Value::Array(calls)) => calls.push(call),
-                        _ => {
-                            last.insert("tool_calls".into(), json!([call]));
-                        }
-                    }
-                }
-                _ => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
-            }
-        }
-        "function_call_output" => {
-            let output = match item.get("output") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => join_text(parts)?,
-                _ => return Err(invalid("'output' must be a string or content parts.")),
-            };
-            out.push(
-                json!({"role": "tool", "tool_call_id": str_field(item, "call_id")?,
-                            "content": output}),
-            );
-        }
-        "item_reference" => {
-            return Err(unsupported(
-                "input items of type `item_reference` (they need state stored by the provider)",
-            ));
-        }
-        other => return Err(unsupported(format!("input items of type `{other}`"))),
     }
     Ok(())
 }
 
-/// Text of `input_text` / `output_text` / `refusal` parts, joined.
-fn join_text(parts: &[Value]) -> Result<String, ResponsesError> {
-    let mut text = String::new();
-    for p in parts {
-        match p.get("type").and_then(Value::as_str) {
-            Some("input_text" | "output_text" | "text") => {
-                text.push_str(str_field(p, "text")?);
-            }
-            Some("refusal") => text.push_str(str_field(p, "refusal")?),
-            Some(other) => {
-                return Err(unsupported(format!("content parts of type `{other}` here")));
-            }
-            None => return Err(invalid("each content part needs a 'type'.")),
-        }
-    }
-    Ok(text)
-}
-
-/// A message's content: a string as is; parts as chat parts (assistant
-/// history as one string, the form every chat kind accepts).
-fn content(content: Option<&Value>, assistant: bool) -> Result<Value, ResponsesError> {
-    let parts = match content {
-        Some(Value::String(s)) => return Ok(Value::String(s.clone())),
-        Some(Value::Array(parts)) => parts,
-        _ => return Err(invalid("'content' must be a string or an array of parts.")),
+/// `reasoning` as the reasoning asked for (`None`: none, or effort
+/// `none`); its other settings (Codex's `context`) are named.
+fn reasoning(v: Option<&Value>, tx: &mut Tx) -> Result<Option<Reasoning>, ResponsesError> {
+    let Some(r) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
     };
-    if assistant {
-        return Ok(Value::String(join_text(parts)?));
-    }
-    let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
-        match p.get("type").and_then(Value::as_str) {
-            Some("input_text" | "output_text") => {
-                out.push(json!({"type": "text", "text": str_field(p, "text")?}));
-            }
-            Some("input_image") => {
-                let Some(url) = p.get("image_url").and_then(Value::as_str) else {
-                    return Err(unsupported(
-                        "`input_image` by `file_id` (only `image_url`, a URL or data URL)",
-                    ));
-                };
-                let mut image = json!({"url": url});
-                if let Some(d) = p.get("detail").filter(|d| !d.is_null()) {
-                    image["detail"] = d.clone();
-                }
-                out.push(json!({"type": "image_url", "image_url": image}));
-            }
-            Some(other) => return Err(unsupported(format!("content parts of type `{other}`"))),
-            None => return Err(invalid("each content part needs a 'type'.")),
+    let Some(o) = r.as_object() else {
+        return Err(invalid("'reasoning' must be an object."));
+    };
+    for (k, v) in o {
+        if !v.is_null() && !matches!(k.as_str(), "effort" | "summary" | "generate_summary") {
+            tx.ignored.add(format!("reasoning.{k}"), "reasoning");
         }
     }
-    Ok(Value::Array(out))
+    let effort = match r.get("effort") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if e == "none" => return Ok(None),
+        Some(Value::String(e)) => Some(e.clone()),
+        Some(_) => return Err(invalid("'reasoning.effort' must be a string.")),
+    };
+    Ok(Some(Reasoning {
+        effort,
+        show: true,
+        ..Reasoning::default()
+    }))
 }
 
-/// A Responses function tool as a chat tool; built-in tools are refused.
-fn tool(t: &Value) -> Result<Value, ResponsesError> {
-    let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind != "function" {
-        return Err(unsupported(format!(
-            "the built-in tool `{kind}` (only `function` tools can be translated)"
-        )));
-    }
-    let mut function = Map::new();
-    function.insert("name".into(), Value::String(str_field(t, "name")?.into()));
-    for k in ["description", "parameters", "strict"] {
-        if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
-            function.insert(k.into(), v.clone());
-        }
-    }
-    Ok(json!({"type": "function", "function": function}))
-}
-
-fn tool_choice(choice: &Value) -> Result<Value, ResponsesError> {
+fn tool_choice(
+    choice: &Value,
+    map: &ToolMap,
+    tx: &mut Tx,
+) -> Result<Option<Value>, ResponsesError> {
     match choice {
         Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
-            Ok(choice.clone())
+            Ok(Some(choice.clone()))
         }
-        Value::Object(o) if o.get("type") == Some(&json!("function")) => {
-            let name = str_field(choice, "name")?;
-            Ok(json!({"type": "function", "function": {"name": name}}))
+        Value::Object(o)
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("function" | "custom")
+            ) =>
+        {
+            let namespace = o.get("namespace").and_then(Value::as_str);
+            let name = map.chat_name(namespace, str_field(choice, "name")?);
+            Ok(Some(
+                json!({"type": "function", "function": {"name": name}}),
+            ))
         }
-        other => Err(unsupported(format!("`tool_choice` {other}"))),
+        other => {
+            let kind = other.get("type").and_then(Value::as_str).unwrap_or("?");
+            tx.unsupported(
+                format!("`tool_choice` {other}"),
+                &format!("tool_choice:{kind}"),
+                "tool_choice",
+            )?;
+            Ok(None)
+        }
     }
 }
 
-/// `text.format` as a chat `response_format` (`None` for plain text).
-fn text_format(text: &Value) -> Result<Option<Value>, ResponsesError> {
-    if let Some(Value::Object(o)) = Some(text)
-        && let Some(k) = o.keys().find(|k| *k != "format")
-        && !o[k.as_str()].is_null()
-    {
-        return Err(unsupported(format!("`text.{k}`")));
+/// `text.format` as a chat `response_format` (`None` for plain text);
+/// `text.verbosity` is named, not sent.
+fn text(text: &Value, tx: &mut Tx) -> Result<Option<Value>, ResponsesError> {
+    if let Value::Object(o) = text {
+        for (k, v) in o {
+            match k.as_str() {
+                _ if v.is_null() => {}
+                "format" => {}
+                "verbosity" => tx.ignored.add("text.verbosity", "text.verbosity"),
+                k => {
+                    tx.unsupported(format!("`text.{k}`"), &format!("text.{k}"), "unknown_field")?
+                }
+            }
+        }
     }
     let Some(format) = text.get("format").filter(|f| !f.is_null()) else {
         return Ok(None);

@@ -5,7 +5,15 @@ use serde_json::{Value, json};
 use super::*;
 
 fn chat(body: Value) -> Result<Map<String, Value>, ResponsesError> {
-    to_chat(body.as_object().unwrap()).map(|c| c.body)
+    to_chat(body.as_object().unwrap(), Unsupported::Reject).map(|c| c.chat.body)
+}
+
+fn translated(body: Value, policy: Unsupported) -> Result<Translated, ResponsesError> {
+    to_chat(body.as_object().unwrap(), policy)
+}
+
+fn names(t: &Translated) -> Vec<String> {
+    t.ignored.fields().iter().map(|f| f.name.clone()).collect()
 }
 
 #[test]
@@ -19,7 +27,7 @@ fn string_input_and_instructions_become_messages() {
         c["messages"],
         json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
     );
-    assert_eq!(c["max_tokens"], 50);
+    assert_eq!(c["max_completion_tokens"], 50);
     assert_eq!(c["temperature"], 0.2);
     assert_eq!(c["top_p"], 0.9);
     assert!(c.get("stream").is_none());
@@ -125,7 +133,7 @@ fn stateful_and_builtin_features_are_refused_by_name() {
             "mcp",
         ),
         (
-            json!({"include": ["reasoning.encrypted_content"]}),
+            json!({"include": ["message.output_text.logprobs"]}),
             "include",
         ),
         (json!({"made_up_field": 1}), "made_up_field"),
@@ -170,4 +178,177 @@ fn malformed_input_is_invalid() {
             "{body}"
         );
     }
+}
+
+#[test]
+fn metadata_is_accepted_named_and_not_sent() {
+    let t = translated(
+        json!({"model": "m", "input": "x", "store": false, "stream": true,
+               "client_metadata": {"x-codex-installation-id": "i"}, "metadata": {"a": "b"},
+               "prompt_cache_key": "k", "service_tier": "auto", "safety_identifier": "s",
+               "include": ["reasoning.encrypted_content"], "text": {"verbosity": "low"},
+               "reasoning": {"effort": "medium", "summary": "auto"}}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&t),
+        [
+            "client_metadata",
+            "metadata",
+            "prompt_cache_key",
+            "safety_identifier",
+            "service_tier",
+            "include:reasoning.encrypted_content",
+            "text.verbosity"
+        ]
+    );
+    for k in [
+        "client_metadata",
+        "metadata",
+        "prompt_cache_key",
+        "service_tier",
+        "safety_identifier",
+        "include",
+        "store",
+        "reasoning",
+        "reasoning_effort",
+        "verbosity",
+    ] {
+        assert!(!t.chat.body.contains_key(k), "{k} sent");
+    }
+    let r = t.chat.ext.reasoning.clone().unwrap();
+    assert_eq!(r.effort.as_deref(), Some("medium"));
+    assert!(r.show);
+    assert_eq!(t.reasoning_from, ["reasoning.effort"]);
+    assert!(
+        t.ignored_on(Default::default())
+            .header_value()
+            .unwrap()
+            .ends_with("reasoning.effort")
+    );
+    let none = translated(
+        json!({"model": "m", "input": "x", "reasoning": {"effort": "none"}}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert!(none.chat.ext.reasoning.is_none());
+}
+
+#[test]
+fn the_routes_choice_drops_builtin_tools_and_unknown_fields() {
+    let body = json!({"model": "m", "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "d"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+            {"role": "user", "content": "x"}],
+        "tools": [{"type": "web_search", "external_web_access": true},
+                  {"type": "namespace", "name": "ns", "tools": [
+                      {"type": "function", "name": "lookup", "parameters": {"type": "object"}}]},
+                  {"type": "function", "name": "shell", "parameters": {"type": "object"}, "strict": false}],
+        "tool_choice": "auto", "max_tool_calls": 3, "parallel_tool_calls": false});
+    assert!(matches!(
+        translated(body.clone(), Unsupported::Reject),
+        Err(ResponsesError::Unsupported(_))
+    ));
+    let t = translated(body, Unsupported::Drop).unwrap();
+    assert_eq!(
+        names(&t),
+        ["max_tool_calls", "input:reasoning", "tools:web_search"]
+    );
+    // The namespace's tools join the rest; the function keeps its strict.
+    let tools = t.chat.body["tools"].as_array().unwrap();
+    let tool_names: Vec<&str> = tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tool_names, ["lookup", "shell"]);
+    assert_eq!(tools[1]["function"]["strict"], false);
+    assert!(t.chat.ext.serial_tool_calls, "parallel_tool_calls: false");
+    assert!(!t.chat.body.contains_key("parallel_tool_calls"));
+    assert_eq!(
+        t.ignored_on(Default::default())
+            .fields()
+            .last()
+            .unwrap()
+            .name,
+        "parallel_tool_calls"
+    );
+    assert_eq!(
+        t.chat.body["messages"],
+        json!([{"role": "system", "content": "d"}, {"role": "user", "content": "x"}])
+    );
+    // A choice among dropped tools goes with them.
+    let t = translated(
+        json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}],
+               "tool_choice": {"type": "web_search"}}),
+        Unsupported::Drop,
+    )
+    .unwrap();
+    assert!(!t.chat.body.contains_key("tools"));
+    assert!(!t.chat.body.contains_key("tool_choice"));
+    assert_eq!(names(&t), ["tools:web_search", "tool_choice:web_search"]);
+}
+
+#[test]
+fn state_is_refused_even_when_the_route_drops() {
+    for extra in [
+        json!({"previous_response_id": "resp_1"}),
+        json!({"store": true}),
+        json!({"background": true}),
+        json!({"include": ["message.output_text.logprobs"]}),
+        json!({"input": [{"type": "item_reference", "id": "x"}]}),
+    ] {
+        let mut body = json!({"model": "m", "input": "x"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        assert!(
+            matches!(
+                translated(body, Unsupported::Drop),
+                Err(ResponsesError::Unsupported(_))
+            ),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn codex_tools_in_additional_items_and_custom_calls_translate() {
+    let t = translated(
+        json!({"model": "m", "tool_choice": "auto", "parallel_tool_calls": false,
+               "reasoning": {"effort": "low", "context": "all_turns"},
+               "input": [
+            {"type": "additional_tools", "role": "developer", "tools": [
+                {"type": "namespace", "name": "functions", "description": "", "tools": [
+                    {"type": "custom", "name": "exec", "description": "Run JS.",
+                     "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+                    {"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]},
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "exec", "input": "text(1)"},
+            {"type": "custom_tool_call_output", "call_id": "c1",
+             "output": [{"type": "input_text", "text": "1"}]}]}),
+        Unsupported::Reject,
+    )
+    .unwrap();
+    assert_eq!(names(&t), ["reasoning.context"]);
+    let tools = t.chat.body["tools"].as_array().unwrap();
+    assert_eq!(tools[0]["function"]["name"], "exec");
+    assert_eq!(
+        tools[0]["function"]["parameters"]["required"],
+        json!(["input"])
+    );
+    assert_eq!(tools[1]["function"]["name"], "wait");
+    assert!(t.chat.ext.serial_tool_calls);
+    assert_eq!(
+        t.chat.body["messages"],
+        json!([
+            {"role": "system", "content": "rules"},
+            {"role": "user", "content": [{"type": "text", "text": "go"}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "exec", "arguments": "{\"input\":\"text(1)\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "1"}
+        ])
+    );
 }

@@ -4,23 +4,52 @@
 //! a target that was sent the translated chat request; the stream
 //! translator builds its final object with the same helpers. Writes the
 //! object the official SDKs read: `id` (`resp_...`), `object`, `created_at`,
-//! `status`, `model`, `output` (a message item with `output_text`, then
-//! `function_call` items), `usage` and the echoed request fields. Must not
-//! invent content: a chat answer it cannot read is a
-//! [`ResponsesError::BadAnswer`].
+//! `status`, `model`, `output` (a `reasoning` item with the target's
+//! reasoning text when the client asked for reasoning and the answer has
+//! some, a message item with `output_text`, then `function_call` items, or
+//! `custom_tool_call` items for free-form tools, under the client's tool
+//! names),
+//! `usage` (cache reads and writes in `input_tokens_details`) and the
+//! echoed request fields. Must not invent content: a chat answer it cannot
+//! read is a [`ResponsesError::BadAnswer`].
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::tools::custom_input;
 use super::{Echo, ResponsesError, new_id};
+use crate::api::messages::response::reasoning_text;
 
 /// One function call of the answer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
     pub id: String,
     pub call_id: String,
+    /// The tool's name to the client.
     pub name: String,
     pub arguments: String,
+    /// The namespace the tool sits in, if any.
+    pub namespace: Option<String>,
+    /// A call of a free-form `custom` tool: a `custom_tool_call` item whose
+    /// `input` is the chat call's `input` argument.
+    pub custom: bool,
+}
+
+impl Call {
+    /// The call of chat tool `chat_name` with `arguments`, as the client
+    /// named the tool (see [`crate::api::responses::tools::ToolMap`]).
+    pub fn of(echo: &Echo, call_id: &str, chat_name: &str, arguments: String) -> Call {
+        let mapped = echo.tools.by_chat(chat_name);
+        let custom = mapped.is_some_and(|m| m.custom);
+        Call {
+            id: new_id(if custom { "ctc" } else { "fc" }),
+            call_id: call_id.to_string(),
+            name: mapped.map_or(chat_name, |m| m.name.as_str()).to_string(),
+            arguments,
+            namespace: mapped.and_then(|m| m.namespace.clone()),
+            custom,
+        }
+    }
 }
 
 /// A message item with one `output_text` part.
@@ -33,9 +62,30 @@ pub fn output_text(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
 }
 
+/// A reasoning item holding the target's reasoning `text` (also as its
+/// summary when the client asked for one).
+pub fn reasoning_item(id: &str, text: &str, summary: bool, status: &str) -> Value {
+    let summary = if summary {
+        json!([{"type": "summary_text", "text": text}])
+    } else {
+        json!([])
+    };
+    json!({"type": "reasoning", "id": id, "status": status, "summary": summary,
+           "content": [{"type": "reasoning_text", "text": text}]})
+}
+
 pub fn call_item(c: &Call, status: &str) -> Value {
-    json!({"type": "function_call", "id": c.id, "call_id": c.call_id, "name": c.name,
-           "arguments": c.arguments, "status": status})
+    let mut item = if c.custom {
+        json!({"type": "custom_tool_call", "id": c.id, "call_id": c.call_id, "name": c.name,
+               "input": custom_input(&c.arguments), "status": status})
+    } else {
+        json!({"type": "function_call", "id": c.id, "call_id": c.call_id, "name": c.name,
+               "arguments": c.arguments, "status": status})
+    };
+    if let Some(ns) = &c.namespace {
+        item["namespace"] = json!(ns);
+    }
+    item
 }
 
 /// Chat `usage` as Responses `usage` (`None` when the answer had none).
@@ -47,12 +97,14 @@ pub fn usage(chat_usage: Option<&Value>) -> Value {
     let input = n(u.get("prompt_tokens"));
     let output = n(u.get("completion_tokens"));
     let cached = n(u.pointer("/prompt_tokens_details/cached_tokens"));
+    let written = n(u.pointer("/prompt_tokens_details/cache_write_tokens"));
     let reasoning = n(u.pointer("/completion_tokens_details/reasoning_tokens"));
     let total = u
         .get("total_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(input + output);
-    json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": cached},
+    json!({"input_tokens": input,
+           "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
            "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning},
            "total_tokens": total})
 }
@@ -118,6 +170,12 @@ pub fn from_chat(body: &[u8], echo: &Echo) -> Result<Bytes, ResponsesError> {
         .ok_or_else(|| ResponsesError::BadAnswer("the chat answer has no choices".into()))?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut output = Vec::new();
+    if echo.wants_reasoning()
+        && let Some(thought) = reasoning_text(message)
+    {
+        let item = reasoning_item(&new_id("rs"), thought, echo.wants_summary(), "completed");
+        output.push(item);
+    }
     let text = match message.get("content") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -136,12 +194,8 @@ pub fn from_chat(body: &[u8], echo: &Echo) -> Result<Bytes, ResponsesError> {
     }
     for c in calls.into_iter().flatten() {
         let s = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or_default();
-        let call = Call {
-            id: new_id("fc"),
-            call_id: s("/id").to_string(),
-            name: s("/function/name").to_string(),
-            arguments: s("/function/arguments").to_string(),
-        };
+        let arguments = s("/function/arguments").to_string();
+        let call = Call::of(echo, s("/id"), s("/function/name"), arguments);
         output.push(call_item(&call, "completed"));
     }
     let head = Head {
@@ -198,6 +252,11 @@ mod tests {
         assert_eq!(out["usage"]["output_tokens"], 2);
         assert_eq!(out["usage"]["total_tokens"], 5);
         assert_eq!(out["usage"]["input_tokens_details"]["cached_tokens"], 1);
+        assert_eq!(
+            out["usage"]["input_tokens_details"]["cache_write_tokens"],
+            0
+        );
+        assert!(out.get("user").is_none(), "user is omitted: {out}");
         assert_eq!(out["instructions"], "Be brief.");
         assert_eq!(out["temperature"], 0.5);
         assert_eq!(out["tool_choice"], "auto");
@@ -229,6 +288,74 @@ mod tests {
                 .unwrap();
         assert_eq!(out["status"], "incomplete");
         assert_eq!(out["incomplete_details"]["reason"], "max_output_tokens");
+    }
+
+    #[test]
+    fn reasoning_comes_back_as_a_reasoning_item_when_asked() {
+        let chat = json!({"created": 1, "model": "m", "choices": [{"message": {
+            "role": "assistant", "content": "42", "reasoning_content": "6 times 7"},
+            "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3,
+                      "prompt_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 5}}});
+        let asked = Echo::of(
+            json!({"reasoning": {"effort": "low", "summary": "auto"}, "user": "u",
+                   "tools": [{"type": "function", "name": "f", "parameters": {}}]})
+            .as_object()
+            .unwrap(),
+        );
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &asked).unwrap())
+                .unwrap();
+        let item = &out["output"][0];
+        assert_eq!(item["type"], "reasoning");
+        assert!(item["id"].as_str().unwrap().starts_with("rs_"));
+        assert_eq!(
+            item["summary"],
+            json!([{"type": "summary_text", "text": "6 times 7"}])
+        );
+        assert_eq!(
+            item["content"],
+            json!([{"type": "reasoning_text", "text": "6 times 7"}])
+        );
+        assert_eq!(out["output"][1]["content"][0]["text"], "42");
+        assert_eq!(
+            out["usage"]["input_tokens_details"]["cache_write_tokens"],
+            5
+        );
+        assert_eq!(out["user"], "u");
+        assert_eq!(out["tools"][0]["strict"], false);
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &echo()).unwrap())
+                .unwrap();
+        assert_eq!(out["output"].as_array().unwrap().len(), 1);
+        assert_eq!(out["output"][0]["type"], "message");
+    }
+
+    #[test]
+    fn calls_of_custom_and_namespaced_tools_come_back_as_the_client_named_them() {
+        let echo = Echo::of(
+            json!({"input": [{"type": "additional_tools", "tools": [
+                {"type": "namespace", "name": "functions", "tools": [
+                    {"type": "custom", "name": "exec"},
+                    {"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]}]})
+            .as_object()
+            .unwrap(),
+        );
+        let chat = json!({"model": "m", "choices": [{"finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "exec", "arguments": "{\"input\":\"ls\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "wait", "arguments": "{}"}}]}}]});
+        let out: Value =
+            serde_json::from_slice(&from_chat(chat.to_string().as_bytes(), &echo).unwrap())
+                .unwrap();
+        let custom = &out["output"][0];
+        assert_eq!(custom["type"], "custom_tool_call");
+        assert_eq!(custom["input"], "ls");
+        assert_eq!(custom["call_id"], "c1");
+        assert_eq!(custom["namespace"], "functions");
+        assert!(custom["id"].as_str().unwrap().starts_with("ctc_"));
+        assert_eq!(out["output"][1]["type"], "function_call");
+        assert_eq!(out["output"][1]["name"], "wait");
     }
 
     #[test]

@@ -4,21 +4,33 @@
 //! bytes (whole events) through [`ChatToResponses::feed`] and calls
 //! [`ChatToResponses::finish`] when the chat stream ends. Emits the
 //! documented sequence, each event with its `sequence_number`:
-//! `response.created`, `response.in_progress`, then per message
+//! `response.created`, `response.in_progress`, then, when the client asked
+//! for reasoning and the target streams some (`delta.reasoning_content` or
+//! `delta.reasoning`), a reasoning item: `response.output_item.added`,
+//! (`response.reasoning_summary_part.added`,
+//! `response.reasoning_summary_text.delta`... when a summary was asked)
+//! `response.reasoning_text.delta`..., their `.done` events and
+//! `response.output_item.done`; per message
 //! `response.output_item.added`, `response.content_part.added`,
 //! `response.output_text.delta`..., `response.output_text.done`,
 //! `response.content_part.done`, `response.output_item.done`; per function
 //! call `response.output_item.added`,
 //! `response.function_call_arguments.delta`..., `.done`,
-//! `response.output_item.done`; and last `response.completed` (or
+//! `response.output_item.done` (for a free-form tool a `custom_tool_call`
+//! item, its input in one `response.custom_tool_call_input.delta` and
+//! `.done` once the call's arguments are whole); and last `response.completed` (or
 //! `response.incomplete`) with the whole response and its usage. Pure: no
 //! I/O, and it must not emit a torn event.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
-use super::response::{Call, Head, call_item, message_item, output_text, response_object, usage};
+use super::response::{
+    Call, Head, call_item, message_item, output_text, reasoning_item, response_object, usage,
+};
+use super::tools::custom_input;
 use super::{Echo, ResponsesError, new_id};
+use crate::api::messages::response::reasoning_text;
 use crate::api::sse::{SseDecoder, named_event};
 
 /// An open message item.
@@ -40,6 +52,11 @@ pub struct ChatToResponses {
     /// Finished output items, by output index.
     done_items: Vec<(usize, Value)>,
     message: Option<Message>,
+    /// An open reasoning item.
+    reasoning: Option<Message>,
+    /// The client asked for reasoning, and for a summary of it.
+    show_reasoning: bool,
+    summary: bool,
     /// Open calls: chat tool-call index, output index, the call.
     calls: Vec<(u64, usize, Call)>,
     next_index: usize,
@@ -52,6 +69,9 @@ impl ChatToResponses {
     /// `created_at`: seconds since the epoch, used when chunks carry none.
     pub fn new(echo: Echo, created_at: u64) -> Self {
         ChatToResponses {
+            show_reasoning: echo.wants_reasoning(),
+            summary: echo.wants_summary(),
+            reasoning: None,
             echo,
             head: None,
             created_at,
@@ -125,6 +145,11 @@ impl ChatToResponses {
             self.finish = Some(f.to_string());
         }
         let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if self.show_reasoning
+            && let Some(thought) = reasoning_text(delta)
+        {
+            self.thought(out, thought);
+        }
         let text = delta
             .get("content")
             .and_then(Value::as_str)
@@ -143,7 +168,81 @@ impl ChatToResponses {
         }
     }
 
+    fn thought(&mut self, out: &mut BytesMut, text: &str) {
+        if self.reasoning.is_none() {
+            let r = Message {
+                index: self.next_index,
+                id: new_id("rs"),
+                text: String::new(),
+            };
+            self.next_index += 1;
+            let item = json!({"type": "reasoning", "id": r.id, "status": "in_progress",
+                              "summary": []});
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": r.index, "item": item}),
+            );
+            if self.summary {
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.added",
+                    json!({"item_id": r.id, "output_index": r.index, "summary_index": 0,
+                           "part": {"type": "summary_text", "text": ""}}),
+                );
+            }
+            self.reasoning = Some(r);
+        }
+        let Some(r) = self.reasoning.as_mut() else {
+            return;
+        };
+        r.text.push_str(text);
+        let (id, index) = (r.id.clone(), r.index);
+        if self.summary {
+            let event = json!({"item_id": id, "output_index": index, "summary_index": 0,
+                               "delta": text});
+            self.emit(out, "response.reasoning_summary_text.delta", event);
+        }
+        let event = json!({"item_id": id, "output_index": index, "content_index": 0,
+                           "delta": text});
+        self.emit(out, "response.reasoning_text.delta", event);
+    }
+
+    fn close_reasoning(&mut self, out: &mut BytesMut) {
+        let Some(r) = self.reasoning.take() else {
+            return;
+        };
+        let (id, index) = (&r.id, r.index);
+        self.emit(
+            out,
+            "response.reasoning_text.done",
+            json!({"item_id": id, "output_index": index, "content_index": 0, "text": r.text}),
+        );
+        if self.summary {
+            self.emit(
+                out,
+                "response.reasoning_summary_text.done",
+                json!({"item_id": id, "output_index": index, "summary_index": 0,
+                       "text": r.text}),
+            );
+            self.emit(
+                out,
+                "response.reasoning_summary_part.done",
+                json!({"item_id": id, "output_index": index, "summary_index": 0,
+                       "part": {"type": "summary_text", "text": r.text}}),
+            );
+        }
+        let item = reasoning_item(id, &r.text, self.summary, "completed");
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.done_items.push((index, item));
+    }
+
     fn text(&mut self, out: &mut BytesMut, text: &str) {
+        self.close_reasoning(out);
         if self.message.is_none() {
             let m = Message {
                 index: self.next_index,
@@ -182,13 +281,9 @@ impl ChatToResponses {
             Some(pos) => pos,
             None => {
                 // Text before a call is finished: the call comes after it.
+                self.close_reasoning(out);
                 self.close_message(out);
-                let call = Call {
-                    id: new_id("fc"),
-                    call_id: s("/id").to_string(),
-                    name: s("/function/name").to_string(),
-                    arguments: String::new(),
-                };
+                let call = Call::of(&self.echo, s("/id"), s("/function/name"), String::new());
                 let at = self.next_index;
                 self.next_index += 1;
                 self.emit(
@@ -206,6 +301,10 @@ impl ChatToResponses {
         }
         let (_, at, call) = &mut self.calls[pos];
         call.arguments.push_str(args);
+        if call.custom {
+            // A custom tool's input is known once its JSON arguments are.
+            return;
+        }
         let event = json!({"item_id": call.id, "output_index": *at, "delta": args});
         self.emit(out, "response.function_call_arguments.delta", event);
     }
@@ -241,14 +340,30 @@ impl ChatToResponses {
             return;
         }
         self.start(out, "", None);
+        self.close_reasoning(out);
         self.close_message(out);
         for (_, at, call) in std::mem::take(&mut self.calls) {
-            self.emit(
-                out,
-                "response.function_call_arguments.done",
-                json!({"item_id": call.id, "output_index": at, "name": call.name,
-                       "arguments": call.arguments}),
-            );
+            if call.custom {
+                let input = custom_input(&call.arguments);
+                let (id, at) = (&call.id, at);
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.delta",
+                    json!({"item_id": id, "output_index": at, "delta": input}),
+                );
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": id, "output_index": at, "input": input}),
+                );
+            } else {
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": call.id, "output_index": at, "name": call.name,
+                           "arguments": call.arguments}),
+                );
+            }
             let item = call_item(&call, "completed");
             self.emit(
                 out,

@@ -144,3 +144,102 @@ fn a_cut_answer_is_incomplete_and_garbage_is_refused() {
         Err(ResponsesError::BadAnswer(_))
     ));
 }
+
+#[test]
+fn reasoning_streams_as_a_reasoning_item_before_the_message() {
+    let wire = [
+        chunk(
+            json!({"role": "assistant", "reasoning_content": "think "}),
+            Value::Null,
+        ),
+        chunk(json!({"reasoning_content": "hard"}), Value::Null),
+        chunk(json!({"content": "42"}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let echo = Echo::of(
+        json!({"reasoning": {"effort": "high", "summary": "auto"}})
+            .as_object()
+            .unwrap(),
+    );
+    let mut t = ChatToResponses::new(echo, 1);
+    let mut out = t.feed(wire.as_bytes()).unwrap().to_vec();
+    out.extend_from_slice(&t.finish());
+    let events: Vec<(String, Value)> = SseDecoder::new()
+        .decode(&out)
+        .into_iter()
+        .map(|e| (e.event, serde_json::from_str(&e.data).unwrap()))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        &names[2..12],
+        [
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_text.delta",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.done",
+            "response.reasoning_summary_text.done",
+            "response.reasoning_summary_part.done",
+            "response.output_item.done",
+        ]
+    );
+    let done = &events.last().unwrap().1["response"];
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["output"][0]["content"][0]["text"], "think hard");
+    assert_eq!(done["output"][1]["content"][0]["text"], "42");
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|(_, v)| v["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    // Not asked: no reasoning item.
+    let events = run(&wire, 3);
+    assert!(events.iter().all(|(_, v)| v["item"]["type"] != "reasoning"));
+}
+
+#[test]
+fn a_custom_tool_call_streams_its_whole_input_once_the_arguments_are_whole() {
+    let echo = Echo::of(
+        json!({"tools": [{"type": "custom", "name": "exec"}]})
+            .as_object()
+            .unwrap(),
+    );
+    let call = |args: &str, first: bool| {
+        let mut tc = json!({"index": 0, "function": {"arguments": args}});
+        if first {
+            tc["id"] = json!("call_9");
+            tc["function"]["name"] = json!("exec");
+        }
+        chunk(json!({"tool_calls": [tc]}), Value::Null)
+    };
+    let wire = [
+        call("", true),
+        call("{\"input\":", false),
+        call("\"ls -la\"}", false),
+        chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let mut t = ChatToResponses::new(echo, 1);
+    let out = t.feed(wire.as_bytes()).unwrap();
+    let events: Vec<(String, Value)> = SseDecoder::new()
+        .decode(&out)
+        .into_iter()
+        .map(|e| (e.event, serde_json::from_str(&e.data).unwrap()))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!names.contains(&"response.function_call_arguments.delta"));
+    let delta = events
+        .iter()
+        .find(|(n, _)| n == "response.custom_tool_call_input.delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"], "ls -la");
+    let done = &events.last().unwrap().1["response"]["output"][0];
+    assert_eq!(done["type"], "custom_tool_call");
+    assert_eq!(done["input"], "ls -la");
+    assert_eq!(done["name"], "exec");
+}

@@ -63,6 +63,10 @@ pub enum StartBlock {
         #[serde(default)]
         input: Value,
     },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -74,7 +78,9 @@ pub enum Delta {
     Text { text: String },
     #[serde(rename = "input_json_delta")]
     InputJson { partial_json: String },
-    /// thinking_delta, signature_delta, citations_delta, future types.
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    /// signature_delta, citations_delta, future types.
     #[serde(other)]
     Other,
 }

@@ -18,6 +18,7 @@
 //! - [`content`]: content parts -> text and image blocks.
 //! - [`request`]: the whole request body (sampling, tools, tool_choice, ...).
 //! - [`tools`]: `tools` and `tool_choice`.
+//! - [`thinking`]: the reasoning control as `thinking`.
 //! - [`response`]: non-streaming `Message` -> `chat.completion`.
 //! - [`events`]: the streaming event types.
 //! - [`stream`]: SSE events -> `chat.completion.chunk` frames.
@@ -34,11 +35,12 @@ mod provider;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod thinking;
 pub mod tools;
 
 pub use config::Config;
 pub use error::{classify_error, classify_error_type};
-pub use request::chat_request;
+pub use request::{chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use stream::AnthropicStream;
 

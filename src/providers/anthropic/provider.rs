@@ -24,8 +24,9 @@ use http::HeaderValue;
 use serde_json::Value;
 
 use super::config::{CAPABILITIES, Config};
+use super::thinking::plan;
 use super::{
-    AnthropicChatSettings, AnthropicStream, MESSAGES_PATH, chat_request, chat_response,
+    AnthropicChatSettings, AnthropicStream, MESSAGES_PATH, chat_request_ext, chat_response,
     classify_error, headers,
 };
 use crate::api::chat::ChatRequest;
@@ -35,7 +36,7 @@ use crate::providers::parse_retry_after;
 use crate::providers::scrub::Scrubber;
 use crate::providers::translate::TranslateError;
 use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
-use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError};
+use crate::providers::{Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
 
 #[derive(Debug)]
 pub struct AnthropicProvider {
@@ -81,8 +82,8 @@ impl AnthropicProvider {
         model: &str,
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
-        let mut body =
-            chat_request(&request.body, model, &self.chat).map_err(UpstreamError::Translate)?;
+        let mut body = chat_request_ext(&request.body, &request.ext, model, &self.chat)
+            .map_err(UpstreamError::Translate)?;
         if let Some(b) = body.as_object_mut() {
             // The attempt decides, whatever the client's body said.
             if stream {
@@ -115,6 +116,21 @@ impl AnthropicProvider {
 impl Provider for AnthropicProvider {
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> ExtSupport {
+        let max_tokens = request
+            .body
+            .get("max_completion_tokens")
+            .or_else(|| request.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::from(self.chat.default_max_tokens));
+        let thinking = plan(&request.body, &request.ext, model, max_tokens).is_some();
+        ExtSupport {
+            reasoning: thinking,
+            top_k: !thinking,
+            serial_tool_calls: true,
+        }
     }
 
     fn chat<'a>(

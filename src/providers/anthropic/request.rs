@@ -4,10 +4,13 @@
 //! with `model` already resolved to the upstream model name. Translated:
 //! `messages` (see [`super::messages`]), `max_completion_tokens` /
 //! `max_tokens` (else the configured default; Anthropic requires it),
-//! `temperature` (0..=1 only), `top_p`, `top_k` (a common extension),
-//! `stop` -> `stop_sequences`, `stream`, `user` (or `safety_identifier`) ->
-//! `metadata.user_id`, `tools` (function), `tool_choice`,
-//! `parallel_tool_calls: false` -> `disable_parallel_tool_use`, and
+//! `temperature` (0..=1 only), `top_p`, `top_k` (a common extension, or a
+//! translated request's; left out when thinking is sent, as Anthropic
+//! refuses both), `stop` -> `stop_sequences`, `stream`, `user` (or
+//! `safety_identifier`) -> `metadata.user_id`, `tools` (function),
+//! `tool_choice`, `parallel_tool_calls: false` ->
+//! `disable_parallel_tool_use`, `reasoning_effort` (or a translated
+//! request's reasoning) -> `thinking` (see [`super::thinking`]), and
 //! `response_format` `text` (nothing to send) or `json_schema` (structured
 //! outputs, only when [`AnthropicChatSettings::structured_outputs`]).
 //!
@@ -15,8 +18,8 @@
 //! answer: `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, non-zero
 //! `presence_penalty` / `frequency_penalty`, `response_format` `json_object`
 //! (and `json_schema` unless enabled), `audio` / audio `modalities`,
-//! `prediction`, `web_search_options`, `reasoning_effort`, `verbosity`,
-//! legacy `functions` / `function_call`, `temperature` above 1.
+//! `prediction`, `web_search_options`, `verbosity`, legacy `functions` /
+//! `function_call`, `temperature` above 1.
 //!
 //! Dropped as harmless: `seed`, `store`, `metadata`, `service_tier`,
 //! `prompt_cache_key`, `stream_options` (the gateway reads `include_usage`
@@ -26,8 +29,10 @@
 
 use serde_json::{Map, Value, json};
 
+use super::thinking::plan;
 use super::tools::{tool_choice, tools};
 use super::{AnthropicChatSettings, KIND, messages};
+use crate::api::chat::{ChatExt, top_k_of};
 use crate::providers::translate::TranslateError;
 
 fn unsupported(feature: &str) -> TranslateError {
@@ -52,6 +57,16 @@ pub fn chat_request(
     model: &str,
     settings: &AnthropicChatSettings,
 ) -> Result<Value, TranslateError> {
+    chat_request_ext(body, &ChatExt::default(), model, settings)
+}
+
+/// [`chat_request`] for a request with a translation's extension.
+pub fn chat_request_ext(
+    body: &Map<String, Value>,
+    ext: &ChatExt,
+    model: &str,
+    settings: &AnthropicChatSettings,
+) -> Result<Value, TranslateError> {
     refuse_unsupported(body)?;
     let Some(Value::Array(msgs)) = body.get("messages") else {
         return Err(invalid("'messages' must be an array"));
@@ -59,7 +74,20 @@ pub fn chat_request(
     let conversation = messages::convert(msgs)?;
     let mut out = Map::new();
     out.insert("model".into(), Value::String(model.to_string()));
-    out.insert("max_tokens".into(), max_tokens(body, settings)?.into());
+    let max_tokens = max_tokens(body, settings)?;
+    out.insert("max_tokens".into(), max_tokens.into());
+    let thinking = plan(body, ext, model, max_tokens);
+    // A chat client's own settings are refused when they cannot go (a
+    // translated request's are named by its endpoint instead).
+    let own_effort = field(body, "reasoning_effort").is_some_and(|e| e != "none");
+    if ext.reasoning.is_none() && own_effort && thinking.is_none() {
+        return Err(unsupported(
+            "reasoning_effort with this model, a temperature other than 1 or a forced tool choice",
+        ));
+    }
+    if ext.top_k.is_none() && field(body, "top_k").is_some() && thinking.is_some() {
+        return Err(unsupported("top_k with reasoning_effort"));
+    }
     out.insert("messages".into(), Value::Array(conversation.messages));
     if let Some(system) = conversation.system {
         out.insert("system".into(), system);
@@ -85,10 +113,10 @@ pub fn chat_request(
             .ok_or_else(|| invalid("'top_p' must be a number"))?;
         out.insert("top_p".into(), p.into());
     }
-    if let Some(k) = field(body, "top_k") {
-        let k = k
-            .as_u64()
-            .ok_or_else(|| invalid("'top_k' must be a non-negative integer"))?;
+    if field(body, "top_k").is_some_and(|k| k.as_u64().is_none()) {
+        return Err(invalid("'top_k' must be a non-negative integer"));
+    }
+    if let Some(k) = top_k_of(body, ext).filter(|_| thinking.is_none()) {
         out.insert("top_k".into(), k.into());
     }
     match field(body, "stream") {
@@ -108,14 +136,24 @@ pub fn chat_request(
         }
     }
     let tools = tools(body, settings)?;
-    if let Some(choice) = tool_choice(body, tools.as_deref())? {
+    if let Some(choice) = tool_choice(body, ext.serial_tool_calls, tools.as_deref())? {
         out.insert("tool_choice".into(), choice);
     }
     if let Some(tools) = tools {
         out.insert("tools".into(), Value::Array(tools));
     }
+    let mut output_config = Map::new();
     if let Some(format) = response_format(body, settings)? {
-        out.insert("output_config".into(), json!({"format": format}));
+        output_config.insert("format".into(), format);
+    }
+    if let Some(t) = thinking {
+        out.insert("thinking".into(), t.thinking);
+        if let Some(effort) = t.effort {
+            output_config.insert("effort".into(), effort.into());
+        }
+    }
+    if !output_config.is_empty() {
+        out.insert("output_config".into(), Value::Object(output_config));
     }
     Ok(Value::Object(out))
 }
@@ -152,7 +190,6 @@ fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), TranslateError> {
         "audio",
         "prediction",
         "web_search_options",
-        "reasoning_effort",
         "verbosity",
         "functions",
         "function_call",
@@ -328,7 +365,6 @@ mod tests {
                 "modalities other than text",
             ),
             ("audio", json!({"voice": "alloy"}), "audio"),
-            ("reasoning_effort", json!("high"), "reasoning_effort"),
             ("functions", json!([{"name": "f"}]), "functions"),
             ("temperature", json!(1.5), "temperature above 1"),
         ] {
@@ -336,6 +372,52 @@ mod tests {
             body[key] = value;
             assert_eq!(unsupported_feature(req(body)), feature, "{key}");
         }
+    }
+
+    #[test]
+    fn reasoning_becomes_thinking_and_drops_top_k() {
+        let out = req(json!({"messages": [{"role": "user", "content": "x"}],
+                             "max_tokens": 4000, "reasoning_effort": "low"}))
+        .unwrap();
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 2048})
+        );
+        // A chat client's own settings that cannot go are refused.
+        for (k, v) in [("top_k", json!(5)), ("temperature", json!(0.2))] {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}],
+                                  "max_tokens": 4000, "reasoning_effort": "low"});
+            body[k] = v;
+            assert!(!unsupported_feature(req(body)).is_empty(), "{k}");
+        }
+        let ext = ChatExt {
+            reasoning: Some(crate::api::chat::Reasoning {
+                effort: Some("medium".into()),
+                ..Default::default()
+            }),
+            top_k: None,
+            serial_tool_calls: false,
+        };
+        let Value::Object(body) = json!({"messages": [{"role": "user", "content": "x"}]}) else {
+            panic!()
+        };
+        let out = chat_request_ext(
+            &body,
+            &ext,
+            "claude-opus-4-6",
+            &AnthropicChatSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(out["thinking"], json!({"type": "adaptive"}));
+        assert_eq!(out["output_config"], json!({"effort": "medium"}));
+        let top_k = ChatExt {
+            reasoning: None,
+            serial_tool_calls: false,
+            top_k: Some(7),
+        };
+        let out = chat_request_ext(&body, &top_k, "claude-opus-4-6", &Default::default()).unwrap();
+        assert_eq!(out["top_k"], 7);
+        assert!(out.get("thinking").is_none());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! Place in the pipeline: called on a 2xx, non-streaming upstream answer.
 //! `text` blocks are joined into `message.content`; `tool_use` blocks become
-//! `message.tool_calls` (arguments re-serialised as a JSON string). Thinking,
-//! redacted thinking and server-tool blocks are left out (OpenAI chat has no
-//! place for them). The message `id` is kept as the completion id; `created`
+//! `message.tool_calls` (arguments re-serialised as a JSON string);
+//! `thinking` blocks are joined into `message.reasoning_content` (the field
+//! OpenAI-compatible servers use; Anthropic sends them only when the request
+//! asked for thinking). Redacted thinking and server-tool blocks are left
+//! out (OpenAI chat has no place for them). The message `id` is kept as the completion id; `created`
 //! is the local time (Anthropic sends none). Also holds the stop-reason and
 //! usage mappings shared with [`super::stream`]. Must not put upstream bodies
 //! into error messages.
@@ -52,7 +54,8 @@ pub struct Usage {
 impl Usage {
     /// OpenAI `usage`: prompt tokens include cache reads and cache writes
     /// (Anthropic's `input_tokens` counts neither); cache reads are also
-    /// reported as `prompt_tokens_details.cached_tokens`.
+    /// reported as `prompt_tokens_details.cached_tokens`, cache writes as
+    /// `prompt_tokens_details.cache_write_tokens`.
     pub fn to_openai(&self) -> Value {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let prompt = self
@@ -63,7 +66,10 @@ impl Usage {
             "prompt_tokens": prompt,
             "completion_tokens": self.output_tokens,
             "total_tokens": prompt.saturating_add(self.output_tokens),
-            "prompt_tokens_details": {"cached_tokens": cached},
+            "prompt_tokens_details": {
+                "cached_tokens": cached,
+                "cache_write_tokens": self.cache_creation_input_tokens.unwrap_or(0),
+            },
         })
     }
 }
@@ -79,7 +85,10 @@ enum Block {
         name: String,
         input: Value,
     },
-    /// thinking, redacted_thinking, server tool blocks, future types.
+    Thinking {
+        thinking: String,
+    },
+    /// redacted_thinking, server tool blocks, future types.
     #[serde(other)]
     Other,
 }
@@ -116,6 +125,7 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
         .as_deref()
         .ok_or_else(|| bad("message without a stop_reason"))?;
     let mut text: Option<String> = None;
+    let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
     for block in msg.content {
         match block {
@@ -132,6 +142,7 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
                     "function": {"name": name, "arguments": arguments},
                 }));
             }
+            Block::Thinking { thinking } => reasoning.push_str(&thinking),
             Block::Other => {}
         }
     }
@@ -145,10 +156,13 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
         },
         "refusal": null,
     });
-    if !tool_calls.is_empty()
-        && let Some(m) = message.as_object_mut()
-    {
-        m.insert("tool_calls".into(), Value::Array(tool_calls));
+    if let Some(m) = message.as_object_mut() {
+        if !tool_calls.is_empty() {
+            m.insert("tool_calls".into(), Value::Array(tool_calls));
+        }
+        if !reasoning.is_empty() {
+            m.insert("reasoning_content".into(), Value::String(reasoning));
+        }
     }
     Ok(json!({
         "id": msg.id,
@@ -188,7 +202,7 @@ mod tests {
         assert_eq!(
             out["usage"],
             json!({"prompt_tokens": 2095, "completion_tokens": 503, "total_tokens": 2598,
-                   "prompt_tokens_details": {"cached_tokens": 0}})
+                   "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
         );
     }
 
@@ -209,6 +223,10 @@ mod tests {
             choice["message"]["content"],
             "I'll check the current weather in San Francisco for you."
         );
+        assert_eq!(
+            choice["message"]["reasoning_content"],
+            "The user wants weather."
+        );
         let calls = &choice["message"]["tool_calls"];
         assert_eq!(calls[0]["id"], "toolu_01A09q90qw90lq917835lq9");
         assert_eq!(calls[0]["type"], "function");
@@ -222,7 +240,7 @@ mod tests {
         assert_eq!(
             out["usage"],
             json!({"prompt_tokens": 170, "completion_tokens": 30, "total_tokens": 200,
-                   "prompt_tokens_details": {"cached_tokens": 100}})
+                   "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20}})
         );
     }
 

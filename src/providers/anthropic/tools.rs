@@ -85,10 +85,11 @@ pub(super) fn tools(
 
 pub(super) fn tool_choice(
     body: &Map<String, Value>,
+    serial: bool,
     tools: Option<&[Value]>,
 ) -> Result<Option<Value>, TranslateError> {
     let parallel = match field(body, "parallel_tool_calls") {
-        None => true,
+        None => !serial,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("'parallel_tool_calls' must be a boolean")),
     };

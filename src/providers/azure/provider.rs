@@ -83,7 +83,15 @@ impl AzureProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         let (response, limits) = self
-            .send(model, "chat/completions", request.upstream_body(model))
+            .send(
+                model,
+                "chat/completions",
+                openai_wire::chat_body(
+                    request,
+                    model,
+                    openai_wire::deployment_takes_reasoning_effort(model),
+                ),
+            )
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
@@ -128,6 +136,13 @@ impl Provider for AzureProvider {
 
     fn max_batch_inputs(&self, _model: &str) -> usize {
         MAX_BATCH_INPUTS
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        openai_wire::ext_support(
+            request,
+            openai_wire::deployment_takes_reasoning_effort(model),
+        )
     }
 
     fn chat<'a>(

@@ -33,6 +33,7 @@ pub mod response;
 pub mod sign;
 pub mod stream;
 mod stream_body;
+pub mod thinking;
 
 pub use config::Config;
 pub use embed::{
@@ -42,7 +43,7 @@ pub use embed::{
 pub use errors::{classify_error, exception_class};
 pub use eventstream::{EventMessage, EventStreamDecoder};
 pub use provider::BedrockProvider;
-pub use request::{BedrockChatSettings, chat_request};
+pub use request::{BedrockChatSettings, chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use sign::{AwsCredentials, SignError, sign};
 pub use stream::BedrockStream;

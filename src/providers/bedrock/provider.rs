@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use super::config::{CAPABILITIES, Config};
 use super::stream_body::event_stream;
 use super::{
-    AwsCredentials, BedrockChatSettings, BedrockEmbedSettings, BedrockStream, chat_request,
+    AwsCredentials, BedrockChatSettings, BedrockEmbedSettings, BedrockStream, chat_request_ext,
     chat_response, classify_error, converse_path, embed_request, embed_response, input_token_count,
     invoke_path, max_batch_inputs, sign,
 };
@@ -131,8 +131,8 @@ impl BedrockProvider {
         model: &str,
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
-        let body =
-            chat_request(&request.body, model, &self.chat).map_err(UpstreamError::Translate)?;
+        let body = chat_request_ext(&request.body, &request.ext, model, &self.chat)
+            .map_err(UpstreamError::Translate)?;
         let path = converse_path(model, stream);
         let accept = if stream { EVENT_STREAM } else { JSON };
         let (response, limits) = self.send(&path, &body, accept).await?;
@@ -184,6 +184,21 @@ impl Provider for BedrockProvider {
 
     fn max_batch_inputs(&self, model: &str) -> usize {
         max_batch_inputs(model)
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        let max = request
+            .body
+            .get("max_completion_tokens")
+            .or_else(|| request.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .or(self.chat.default_max_tokens);
+        let e = super::thinking::extra(&request.body, &request.ext, model, max);
+        crate::providers::ExtSupport {
+            reasoning: e.reasoning,
+            top_k: e.top_k,
+            serial_tool_calls: false,
+        }
     }
 
     fn chat<'a>(

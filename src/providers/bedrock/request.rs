@@ -14,10 +14,15 @@
 //! tool calls but no `tools` is sent as it is (Converse answers a
 //! ValidationException: it wants a `toolConfig` then).
 //!
+//! `reasoning_effort` (or a translated request's reasoning) and `top_k` ->
+//! `additionalModelRequestFields` for the model families that take them
+//! (see [`super::thinking`]).
+//!
 //! Unsupported (would change the answer): `n` > 1, `response_format` other
 //! than `text`, non-zero `presence_penalty` / `frequency_penalty`,
 //! `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`,
-//! `modalities` other than text, `audio`, `prediction`, `reasoning_effort`,
+//! `modalities` other than text, `audio`, `prediction`, `reasoning_effort`
+//! and `top_k` for a model that takes none,
 //! `web_search_options`, `functions` / `function_call`, non-function tools,
 //! and any field not listed here. Dropped as harmless: `user`, `metadata`,
 //! `store`, `seed`, `service_tier`, `safety_identifier`, `prompt_cache_key`,
@@ -27,7 +32,9 @@
 use serde_json::{Map, Value, json};
 
 use super::messages::convert_messages;
+use super::thinking::extra;
 use super::{invalid, unsupported};
+use crate::api::chat::ChatExt;
 use crate::providers::translate::TranslateError;
 
 /// Per-provider knobs for chat.
@@ -57,11 +64,28 @@ pub fn chat_request(
     model: &str,
     settings: &BedrockChatSettings,
 ) -> Result<Value, TranslateError> {
+    chat_request_ext(body, &ChatExt::default(), model, settings)
+}
+
+/// [`chat_request`] for a request with a translation's extension.
+pub fn chat_request_ext(
+    body: &Map<String, Value>,
+    ext: &ChatExt,
+    model: &str,
+    settings: &BedrockChatSettings,
+) -> Result<Value, TranslateError> {
     if model.is_empty() {
         return Err(invalid("the upstream model id is empty"));
     }
+    let mut inference = inference_config(body, settings)?;
+    let max = inference.get("maxTokens").and_then(Value::as_u64);
+    let extra = extra(body, ext, model, max);
     for (key, value) in body {
-        check_field(key, value)?;
+        match key.as_str() {
+            "reasoning_effort" if extra.reasoning || value == "none" => {}
+            "top_k" if extra.top_k => {}
+            _ => check_field(key, value)?,
+        }
     }
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
@@ -74,12 +98,20 @@ pub fn chat_request(
     if !converted.system.is_empty() {
         out.insert("system".into(), Value::Array(converted.system));
     }
-    let inference = inference_config(body, settings)?;
+    if let Some(max) = extra.max_tokens {
+        inference.insert("maxTokens".into(), max.into());
+    }
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
     if let Some(tools) = tool_config(body, converted.has_tool_blocks)? {
         out.insert("toolConfig".into(), tools);
+    }
+    if !extra.fields.is_empty() {
+        out.insert(
+            "additionalModelRequestFields".into(),
+            Value::Object(extra.fields),
+        );
     }
     Ok(Value::Object(out))
 }
@@ -338,6 +370,19 @@ mod tests {
     }
 
     #[test]
+    fn top_k_goes_where_the_model_takes_it() {
+        let body = json!({"messages": [{"role": "user", "content": "x"}], "top_k": 5});
+        let out = translate(body.clone()).unwrap();
+        assert_eq!(out["additionalModelRequestFields"], json!({"top_k": 5}));
+        let llama = chat_request(
+            body.as_object().unwrap(),
+            "meta.llama3-70b-instruct-v1:0",
+            &BedrockChatSettings::default(),
+        );
+        assert!(matches!(llama, Err(TranslateError::Unsupported { .. })));
+    }
+
+    #[test]
     fn tool_choice_none_with_tool_history_is_unsupported() {
         let body = json!({
             "messages": [
@@ -368,7 +413,6 @@ mod tests {
                 "parallel_tool_calls: false",
             ),
             ("reasoning_effort", json!("high"), "reasoning_effort"),
-            ("top_k", json!(5), "top_k"),
         ] {
             let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
             body[field] = value;

@@ -4,8 +4,9 @@
 //! Place in the pipeline: the adapter calls [`chat_response`] on a 2xx
 //! Converse body. `output.message.content` text blocks join into
 //! `message.content`; `toolUse` blocks become `tool_calls` (arguments
-//! serialised to a JSON string); `reasoningContent` and other block kinds
-//! are left out. Converse bodies carry no id, so one is made up.
+//! serialised to a JSON string); `reasoningContent` text becomes
+//! `message.reasoning_content` (the field OpenAI-compatible servers use);
+//! other block kinds are left out. Converse bodies carry no id, so one is made up.
 //!
 //! Stop reasons: `end_turn` / `stop_sequence` -> `stop`, `max_tokens` /
 //! `model_context_window_exceeded` -> `length`, `tool_use` -> `tool_calls`,
@@ -58,21 +59,22 @@ pub fn finish_reason(stop_reason: &str) -> Result<&'static str, TranslateError> 
 
 /// Converse `usage` -> OpenAI `usage`. Cache reads and writes are input
 /// tokens Bedrock counts apart from `inputTokens`; OpenAI counts them in
-/// `prompt_tokens` and reports reads as `prompt_tokens_details.cached_tokens`.
+/// `prompt_tokens` and reports reads as `prompt_tokens_details.cached_tokens`
+/// (writes as `cache_write_tokens` there).
 pub fn usage(usage: Option<&Value>) -> Value {
     let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64);
     let cache_read = n("cacheReadInputTokens");
-    let prompt = n("inputTokens").unwrap_or(0)
-        + cache_read.unwrap_or(0)
-        + n("cacheWriteInputTokens").unwrap_or(0);
+    let cache_write = n("cacheWriteInputTokens");
+    let prompt = n("inputTokens").unwrap_or(0) + cache_read.unwrap_or(0) + cache_write.unwrap_or(0);
     let completion = n("outputTokens").unwrap_or(0);
     let mut out = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     });
-    if let Some(cached) = cache_read {
-        out["prompt_tokens_details"] = json!({ "cached_tokens": cached });
+    if cache_read.is_some() || cache_write.is_some() {
+        out["prompt_tokens_details"] = json!({ "cached_tokens": cache_read.unwrap_or(0),
+                                               "cache_write_tokens": cache_write.unwrap_or(0) });
     }
     out
 }
@@ -102,12 +104,18 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
         .and_then(Value::as_array)
         .ok_or_else(|| bad("Converse body has no output.message.content"))?;
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
     for block in blocks {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
         } else if let Some(tool_use) = block.get("toolUse") {
             tool_calls.push(tool_call(tool_use)?);
+        } else if let Some(t) = block
+            .pointer("/reasoningContent/reasoningText/text")
+            .and_then(Value::as_str)
+        {
+            reasoning.push_str(t);
         }
     }
     let stop = body
@@ -127,6 +135,9 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
     );
     if !tool_calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    if !reasoning.is_empty() {
+        message.insert("reasoning_content".into(), Value::String(reasoning));
     }
     Ok(json!({
         "id": new_id(),
@@ -183,7 +194,7 @@ mod tests {
         assert_eq!(
             out["usage"],
             json!({"prompt_tokens": 495, "completion_tokens": 68, "total_tokens": 563,
-                   "prompt_tokens_details": {"cached_tokens": 100}})
+                   "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20}})
         );
     }
 

@@ -12,7 +12,9 @@
 //! arguments, later argument fragments with `index` and
 //! `function.arguments` only, a final chunk with an empty delta and
 //! `finish_reason`, then (with `include_usage`) a `choices: []` chunk with
-//! `usage`, and `data: [DONE]`. Reasoning deltas are left out.
+//! `usage`, and `data: [DONE]`. Reasoning text deltas as
+//! `delta.reasoning_content` (signatures and redacted reasoning are left
+//! out).
 //!
 //! Must not: buffer the answer, or let an `exception` / `error` frame pass
 //! as content: they end the stream with BadResponse (classify them with
@@ -145,6 +147,12 @@ impl BedrockStream {
                         .ok_or_else(|| bad("toolUse delta for a block that never started"))?;
                     let delta = json!({ "tool_calls": [{ "index": index, "function": { "arguments": fragment } }] });
                     self.push_delta(delta, None, out);
+                } else if let Some(t) = delta
+                    .pointer("/reasoningContent/text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    self.push_delta(json!({ "reasoning_content": t }), None, out);
                 }
             }
             "messageStop" => {
@@ -401,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_events_and_reasoning_are_skipped() {
+    fn unknown_events_are_skipped_and_reasoning_kept() {
         let mut events = text_events();
         events.insert(1, event("somethingNew", json!({"x": 1})));
         events.insert(
@@ -412,6 +420,11 @@ mod tests {
             "delta": {"reasoningContent": {"text": "thinking"}}}),
             ),
         );
-        assert_eq!(run(&events, true).unwrap().len(), 6);
+        let chunks = run(&events, true).unwrap();
+        assert_eq!(chunks.len(), 7);
+        assert!(chunks.iter().any(|c| {
+            c.as_ref()
+                .is_some_and(|c| c["choices"][0]["delta"]["reasoning_content"] == "thinking")
+        }));
     }
 }

@@ -31,7 +31,7 @@ pub use config::Config;
 pub use embed::{CohereEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
 pub use errors::classify_error;
 pub use provider::CohereProvider;
-pub use request::{CohereChatSettings, chat_request};
+pub use request::{CohereChatSettings, chat_request, chat_request_ext};
 pub use rerank::{rerank_request, rerank_response};
 pub use response::chat_response;
 pub use stream::CohereStream;

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::config::{CAPABILITIES, Config};
 use super::embed::{MAX_BATCH_INPUTS, embed_request, embed_response};
 use super::errors::classify_error;
-use super::request::chat_request;
+use super::request::chat_request_ext;
 use super::rerank::{rerank_request, rerank_response};
 use super::response::chat_response;
 use super::stream::CohereStream;
@@ -88,7 +88,7 @@ impl CohereProvider {
         model: &str,
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
-        let mut body = chat_request(&request.body, model, &self.config.chat)
+        let mut body = chat_request_ext(&request.body, &request.ext, model, &self.config.chat)
             .map_err(UpstreamError::Translate)?;
         body["stream"] = Value::Bool(stream);
         let (response, limits) = self.send("/v2/chat", &body).await?;
@@ -144,6 +144,14 @@ fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
 impl Provider for CohereProvider {
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, _model: &str) -> crate::providers::ExtSupport {
+        crate::providers::ExtSupport {
+            reasoning: false,
+            top_k: request.top_k().is_some(),
+            serial_tool_calls: false,
+        }
     }
 
     fn max_batch_inputs(&self, _model: &str) -> usize {

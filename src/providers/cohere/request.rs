@@ -13,7 +13,8 @@
 //! `max_tokens` (else [`CohereChatSettings::max_tokens`]); `temperature`,
 //! `seed`, `frequency_penalty`, `presence_penalty` as they are; `top_p` ->
 //! `p`, clamped to Cohere's 0.01..=0.99 (`top_p: 1`, "no nucleus cut", is
-//! sent as 0.99); `response_format` `json_object` / `json_schema` (its
+//! sent as 0.99); `top_k` (or a translated request's) -> `k` (at most 500);
+//! `response_format` `json_object` / `json_schema` (its
 //! `schema` -> `json_schema`) / `text` (omitted); `stream`.
 //!
 //! Dropped as harmless: `user`, `metadata`, `store`, `service_tier`,
@@ -28,7 +29,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{invalid, unsupported};
+use crate::api::chat::ChatExt;
 use crate::providers::translate::TranslateError;
+
+/// Cohere's largest `k`.
+const MAX_K: u64 = 500;
 
 /// Per-provider knobs for chat.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -42,7 +47,21 @@ pub fn chat_request(
     model: &str,
     settings: &CohereChatSettings,
 ) -> Result<Value, TranslateError> {
+    chat_request_ext(body, &ChatExt::default(), model, settings)
+}
+
+/// [`chat_request`] for a request with a translation's extension (its
+/// `top_k`; Cohere has no reasoning control to map).
+pub fn chat_request_ext(
+    body: &Map<String, Value>,
+    ext: &ChatExt,
+    model: &str,
+    settings: &CohereChatSettings,
+) -> Result<Value, TranslateError> {
     let mut out = Map::new();
+    if let Some(k) = ext.top_k {
+        out.insert("k".into(), k.min(MAX_K).into());
+    }
     out.insert("model".into(), Value::from(model));
     let messages = body
         .get("messages")
@@ -79,6 +98,12 @@ pub fn chat_request(
                     return Err(invalid(format!("`{key}` must be a number")));
                 }
                 out.insert(key.clone(), value.clone());
+            }
+            "top_k" => {
+                let k = value
+                    .as_u64()
+                    .ok_or_else(|| invalid("`top_k` must be a non-negative integer"))?;
+                out.insert("k".into(), k.min(MAX_K).into());
             }
             "top_p" => {
                 let p = value

@@ -14,6 +14,7 @@
 //!   (`x-goog-api-key`, marked sensitive);
 //! - [`request`] with [`messages`] and [`schema`]: OpenAI chat body ->
 //!   `GenerateContentRequest`;
+//! - [`thinking`]: the reasoning control as `thinkingConfig`;
 //! - [`response`]: `GenerateContentResponse` -> `chat.completion`;
 //! - [`stream`]: `streamGenerateContent?alt=sse` events -> OpenAI chunks;
 //! - [`errors`]: Gemini's `{"error": {code, message, status}}` -> retry,
@@ -34,12 +35,13 @@ pub mod request;
 pub mod response;
 pub mod schema;
 pub mod stream;
+pub mod thinking;
 pub mod wire;
 
 pub use config::Config;
 pub use embed::{GeminiEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
 pub use errors::{classify_error, retry_delay};
-pub use request::{GeminiChatSettings, chat_request};
+pub use request::{GeminiChatSettings, chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use stream::GeminiStream;
 pub use wire::{chat_path, embed_path, headers};

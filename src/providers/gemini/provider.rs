@@ -2,7 +2,7 @@
 //! terms on both sides.
 //!
 //! Place in the pipeline: called by `routing` once per attempt, like every
-//! kind. Chat: the client's OpenAI body goes through [`chat_request`] to
+//! kind. Chat: the client's OpenAI body goes through [`chat_request_ext`] to
 //! `POST {base_url}/models/{model}:generateContent` (or
 //! `:streamGenerateContent?alt=sse`); a whole answer comes back through
 //! [`chat_response`] as a `chat.completion`, a stream through
@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 use super::config::{CAPABILITIES, Config};
 use super::{
     GeminiChatSettings, GeminiEmbedSettings, GeminiStream, MAX_BATCH_INPUTS, chat_path,
-    chat_request, chat_response, classify_error, embed_path, embed_request, embed_response,
+    chat_request_ext, chat_response, classify_error, embed_path, embed_request, embed_response,
     headers, retry_delay,
 };
 use crate::api::chat::ChatRequest;
@@ -100,8 +100,8 @@ impl GeminiProvider {
         model: &str,
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
-        let native =
-            chat_request(&request.body, model, &self.chat).map_err(UpstreamError::Translate)?;
+        let native = chat_request_ext(&request.body, &request.ext, model, &self.chat)
+            .map_err(UpstreamError::Translate)?;
         let (response, limits) = self.send(&chat_path(model, stream), &native).await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
@@ -134,6 +134,16 @@ impl GeminiProvider {
 impl Provider for GeminiProvider {
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        let thinking =
+            super::thinking::thinking_config(&request.body, &request.ext, model).is_some();
+        crate::providers::ExtSupport {
+            reasoning: thinking,
+            top_k: true,
+            serial_tool_calls: false,
+        }
     }
 
     fn max_batch_inputs(&self, _model: &str) -> usize {

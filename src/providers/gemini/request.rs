@@ -8,7 +8,9 @@
 //! Translated: `messages` (see [`super::messages`]); `max_completion_tokens`
 //! or `max_tokens` -> `maxOutputTokens`; `temperature`, `top_p` -> `topP`,
 //! `stop` -> `stopSequences`, `n` -> `candidateCount`, `presence_penalty`,
-//! `frequency_penalty`, `seed`; `response_format` json_object ->
+//! `frequency_penalty`, `seed`, `top_k` (or a translated request's) ->
+//! `topK`, `reasoning_effort` (or a translated request's reasoning) ->
+//! `thinkingConfig` (see [`super::thinking`]); `response_format` json_object ->
 //! `responseMimeType: application/json`, json_schema -> that plus
 //! `responseSchema` (see [`super::schema`]) or `responseJsonSchema`;
 //! `tools` (functions) -> `tools[0].functionDeclarations`; `tool_choice`
@@ -20,14 +22,16 @@
 //! `prediction`, `parallel_tool_calls: true`, `logprobs: false`,
 //! `modalities: ["text"]`, tool `strict`, and any field set to null.
 //! Unsupported: `parallel_tool_calls: false`, `logprobs: true`,
-//! `top_logprobs`, `logit_bias`, `reasoning_effort`, `verbosity`, `audio`,
+//! `top_logprobs`, `logit_bias`, `verbosity`, `audio`,
 //! other modalities, `web_search_options`, `functions` / `function_call`,
 //! non-function tools, `allowed_tools` in auto mode, and any unknown field.
 //! Must not do I/O or look at the model beyond the signature rule below.
 
 use serde_json::{Map, Value, json};
 
+use super::thinking::thinking_config;
 use super::{invalid, messages, schema, unsupported};
+use crate::api::chat::{ChatExt, top_k_of};
 use crate::providers::translate::TranslateError;
 
 /// Per-provider knobs for chat.
@@ -78,6 +82,16 @@ pub fn chat_request(
     model: &str,
     settings: &GeminiChatSettings,
 ) -> Result<Value, TranslateError> {
+    chat_request_ext(body, &ChatExt::default(), model, settings)
+}
+
+/// [`chat_request`] for a request with a translation's extension.
+pub fn chat_request_ext(
+    body: &Map<String, Value>,
+    ext: &ChatExt,
+    model: &str,
+    settings: &GeminiChatSettings,
+) -> Result<Value, TranslateError> {
     let mut config = Map::new();
     let mut tools = None;
     let mut tool_choice = None;
@@ -95,6 +109,14 @@ pub fn chat_request(
             }
             "temperature" => set_number(&mut config, "temperature", value, key)?,
             "top_p" => set_number(&mut config, "topP", value, key)?,
+            "top_k" => {
+                uint(value, key)?;
+            }
+            "reasoning_effort" if value == "none" => {}
+            "reasoning_effort" if thinking_config(body, ext, model).is_some() => {}
+            "reasoning_effort" => {
+                return Err(unsupported(format!("`reasoning_effort` for `{model}`")));
+            }
             "presence_penalty" => set_number(&mut config, "presencePenalty", value, key)?,
             "frequency_penalty" => set_number(&mut config, "frequencyPenalty", value, key)?,
             "seed" => {
@@ -134,6 +156,12 @@ pub fn chat_request(
         && let Some(max) = settings.default_max_tokens
     {
         config.insert("maxOutputTokens".into(), max.into());
+    }
+    if let Some(k) = top_k_of(body, ext) {
+        config.insert("topK".into(), k.into());
+    }
+    if let Some(thinking) = thinking_config(body, ext, model) {
+        config.insert("thinkingConfig".into(), thinking);
     }
 
     let messages = match body.get("messages") {

@@ -212,8 +212,14 @@ fn refuses_what_would_change_the_answer() {
     );
     assert!(unsupported_feature(base("logprobs", json!(true))).contains("logprobs"));
     assert!(unsupported_feature(base("logit_bias", json!({"50256": -100}))).contains("logit_bias"));
+    let old = chat_request(
+        base("reasoning_effort", json!("low")).as_object().unwrap(),
+        "gemini-2.0-flash",
+        &GeminiChatSettings::default(),
+    );
     assert!(
-        unsupported_feature(base("reasoning_effort", json!("low"))).contains("reasoning_effort")
+        matches!(old, Err(TranslateError::Unsupported { .. })),
+        "{old:?}"
     );
     assert!(
         unsupported_feature(base("modalities", json!(["text", "audio"]))).contains("modalities")
@@ -238,4 +244,36 @@ fn refuses_what_would_change_the_answer() {
         translate(json!({"messages": [{"role": "system", "content": "only a system prompt"}]})),
         Err(TranslateError::InvalidRequest(_))
     ));
+}
+
+#[test]
+fn reasoning_and_top_k_go_to_the_generation_config() {
+    let out = translate(json!({"messages": [{"role": "user", "content": "hi"}],
+                               "reasoning_effort": "medium", "top_k": 20}))
+    .unwrap();
+    assert_eq!(
+        out["generationConfig"],
+        json!({"topK": 20, "thinkingConfig": {"thinkingBudget": 8192}})
+    );
+    let ext = crate::api::chat::ChatExt {
+        reasoning: Some(crate::api::chat::Reasoning {
+            adaptive: true,
+            show: true,
+            ..Default::default()
+        }),
+        top_k: Some(3),
+        serial_tool_calls: false,
+    };
+    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let out = chat_request_ext(
+        body.as_object().unwrap(),
+        &ext,
+        "gemini-2.5-pro",
+        &GeminiChatSettings::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        out["generationConfig"],
+        json!({"topK": 3, "thinkingConfig": {"thinkingBudget": -1, "includeThoughts": true}})
+    );
 }

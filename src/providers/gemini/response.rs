@@ -3,7 +3,9 @@
 //!
 //! Place in the pipeline: the last step of a non-streaming `gemini` attempt.
 //! Each candidate becomes a choice (`index` defaults to its position: proto3
-//! JSON omits zero). Text parts are joined; `thought` parts are skipped;
+//! JSON omits zero). Text parts are joined; `thought` parts (thought
+//! summaries, sent when the request asked with `includeThoughts`) are joined
+//! into `message.reasoning_content`;
 //! `functionCall` parts become `tool_calls` with fresh `call_...` ids and the
 //! args as a JSON string; other part kinds (images, code execution) are not
 //! representable and are skipped. A prompt blocked by `promptFeedback`
@@ -107,6 +109,7 @@ pub fn upstream_error(v: &Value) -> Option<TranslateError> {
 #[derive(Debug)]
 pub enum Piece<'a> {
     Text(&'a str),
+    Thought(&'a str),
     Call { name: &'a str, args: String },
 }
 
@@ -121,6 +124,13 @@ pub fn pieces(candidate: &Value) -> Result<Vec<Piece<'_>>, TranslateError> {
     let mut out = Vec::with_capacity(parts.len());
     for part in parts {
         if part.get("thought").and_then(Value::as_bool) == Some(true) {
+            if let Some(t) = part
+                .get("text")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                out.push(Piece::Thought(t));
+            }
             continue;
         }
         if let Some(text) = part.get("text").and_then(Value::as_str) {
@@ -183,10 +193,12 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
     for (position, candidate) in candidates.iter().enumerate() {
         let (index, reason) = candidate_meta(candidate, position);
         let mut text = String::new();
+        let mut thoughts = String::new();
         let mut calls = Vec::new();
         for piece in pieces(candidate)? {
             match piece {
                 Piece::Text(t) => text.push_str(t),
+                Piece::Thought(t) => thoughts.push_str(t),
                 Piece::Call { name, args } => calls.push(json!({
                     "id": call_id(), "type": "function",
                     "function": {"name": name, "arguments": args},
@@ -200,7 +212,11 @@ pub fn chat_response(upstream: &[u8], model: &str) -> Result<Value, TranslateErr
             Value::String(text)
         };
         let calls = (!calls.is_empty()).then_some(Value::Array(calls));
-        choices.push(choice(index, content, calls, finish));
+        let mut c = choice(index, content, calls, finish);
+        if !thoughts.is_empty() {
+            c["message"]["reasoning_content"] = Value::String(thoughts);
+        }
+        choices.push(c);
     }
     Ok(json!({
         "id": completion_id(&v),

@@ -10,18 +10,26 @@
 //!   nullable enum required properties items anyOf minItems maxItems
 //!   minProperties maxProperties minLength maxLength pattern example default
 //!   minimum maximum propertyOrdering`; `type` is upper-cased (`STRING`...);
+//! - leaves a free-form object (no `properties`: a map, or any object)
+//!   untyped, as `Schema` has no maps and Gemini refuses an OBJECT without
+//!   properties;
 //! - rewrites what has a Gemini equivalent: `type: [T, "null"]`, `type:
 //!   "null"` and `anyOf: [.., {type: null}]` -> `nullable`; other type lists
 //!   -> `anyOf`; `oneOf` -> `anyOf`; string `const` -> one-value `enum`;
 //!   `$ref` to `#/$defs/..` or `#/definitions/..` -> the definition inlined;
 //! - drops keys Gemini rejects that only annotate or constrain what the model
 //!   is asked to produce: `$schema $id $comment additionalProperties
-//!   unevaluatedProperties examples deprecated readOnly writeOnly
-//!   exclusiveMinimum exclusiveMaximum multipleOf uniqueItems
+//!   propertyNames unevaluatedProperties examples deprecated readOnly
+//!   writeOnly exclusiveMinimum exclusiveMaximum multipleOf uniqueItems
 //!   contentEncoding contentMediaType` (the Gemini Developer API refuses
-//!   `additionalProperties`, see python-genai `process_schema`);
-//! - refuses (Unsupported) anything else: `allOf`, `not`, `if`, recursive
-//!   `$ref`, non-string enums, unknown keywords.
+//!   `additionalProperties`, see python-genai `process_schema`), and
+//!   keywords outside the JSON Schema vocabulary (annotations, by the
+//!   specification: clients' own marks such as Codex's `encrypted`);
+//! - refuses (Unsupported) what would change the shape asked for: `allOf`,
+//!   `not`, `if`/`then`/`else`, `patternProperties`, `prefixItems`,
+//!   `contains`, `dependentSchemas`, `dependentRequired`,
+//!   `unevaluatedItems`, dynamic references, recursive `$ref`, non-string
+//!   enums.
 //!
 //! Must not change property names or the meaning of what it keeps.
 
@@ -50,23 +58,25 @@ const KEPT: &[&str] = &[
     "propertyOrdering",
 ];
 
-const DROPPED: &[&str] = &[
-    "$schema",
-    "$id",
-    "$comment",
-    "additionalProperties",
-    "unevaluatedProperties",
-    "examples",
-    "deprecated",
-    "readOnly",
-    "writeOnly",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "multipleOf",
-    "uniqueItems",
-    "contentEncoding",
-    "contentMediaType",
-    "strict",
+/// JSON Schema keywords with a say in the shape that `Schema` cannot hold.
+const REFUSED: &[&str] = &[
+    "allOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "patternProperties",
+    "prefixItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "dependentSchemas",
+    "dependentRequired",
+    "dependencies",
+    "unevaluatedItems",
+    "additionalItems",
+    "$dynamicRef",
+    "$recursiveRef",
 ];
 
 /// Converts one JSON Schema document (definitions at its root).
@@ -181,12 +191,25 @@ impl<'a> Cx<'a> {
                 k if KEPT.contains(&k) => {
                     out.insert(key.clone(), value.clone());
                 }
-                k if DROPPED.contains(&k) => {}
-                _ => return Err(unsupported(format!("JSON Schema keyword `{key}` ({path})"))),
+                k if REFUSED.contains(&k) => {
+                    return Err(unsupported(format!("JSON Schema keyword `{key}` ({path})")));
+                }
+                // DROPPED, and keywords outside the vocabulary: annotations.
+                _ => {}
             }
         }
         if nullable {
             out.insert("nullable".into(), Value::Bool(true));
+        }
+        // `Schema` has no maps, and Gemini refuses an OBJECT without
+        // properties: a free-form object is left untyped (any value).
+        let no_properties = out
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty);
+        if out.get("type").and_then(Value::as_str) == Some("OBJECT") && no_properties {
+            out.remove("type");
+            out.remove("properties");
         }
         Ok(out)
     }
@@ -326,12 +349,42 @@ mod tests {
     }
 
     #[test]
+    fn annotations_and_key_constraints_are_dropped() {
+        // Codex marks a property `encrypted`; Claude Code constrains keys.
+        let out = to_gemini(&json!({"type": "object", "properties": {
+            "message": {"type": "string", "encrypted": true},
+            "metadata": {"type": "object", "propertyNames": {"pattern": "^[a-z]+$"},
+                         "additionalProperties": {"type": "string"},
+                         "properties": {"a": {"type": "string"}}}}}))
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"type": "OBJECT", "properties": {
+                "message": {"type": "STRING"},
+                "metadata": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}}}})
+        );
+        // A map: no properties, only additionalProperties.
+        let out = to_gemini(&json!({"type": "object", "properties": {
+            "labels": {"type": "object", "description": "Any labels.",
+                       "additionalProperties": {"type": "string"}}}}))
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"type": "OBJECT", "properties": {"labels": {"description": "Any labels."}}})
+        );
+    }
+
+    #[test]
     fn refuses_what_gemini_cannot_express() {
         let unsupported = |s: Value| match to_gemini(&s) {
             Err(TranslateError::Unsupported { feature, .. }) => feature,
             other => panic!("expected Unsupported, got {other:?}"),
         };
         assert!(unsupported(json!({"allOf": [{"type": "string"}]})).contains("allOf"));
+        assert!(
+            unsupported(json!({"type": "object", "patternProperties": {"^a": {}}}))
+                .contains("patternProperties")
+        );
         assert!(unsupported(json!({"type": "integer", "enum": [1, 2]})).contains("non-string"));
         let recursive = json!({"$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}},
                                "$ref": "#/$defs/Node"});

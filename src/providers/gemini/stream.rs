@@ -8,7 +8,8 @@
 //! Every `data:` event is a whole `GenerateContentResponse` holding the next
 //! slice of each candidate. Per candidate (choice `index`): the first time it
 //! appears a `{role: "assistant", content: ""}` chunk; its text as
-//! `delta.content`; each `functionCall` part (Gemini sends it whole) as one
+//! `delta.content`; its thought parts as `delta.reasoning_content`; each
+//! `functionCall` part (Gemini sends it whole) as one
 //! `delta.tool_calls` entry with `index`, a fresh id, name and the full
 //! arguments; when it has a `finishReason`, an empty delta with the mapped
 //! `finish_reason`. `usageMetadata` is kept from the last event that has it.
@@ -133,6 +134,9 @@ impl GeminiStream {
         for piece in pieces {
             match piece {
                 Piece::Text(t) => text.push_str(t),
+                Piece::Thought(t) => {
+                    self.emit(out, index, json!({ "reasoning_content": t }), None);
+                }
                 Piece::Call { name, args } => {
                     if !text.is_empty() {
                         self.emit(

@@ -4,8 +4,10 @@
 //! Place in the pipeline: called by the `mock` provider per chat attempt.
 //! Honours `n`, `max_tokens`/`max_completion_tokens` (the text cut to that
 //! many words, `finish_reason: "length"`), `stream_options.include_usage`,
-//! `tools` (function and custom tools; which one is called, and with what,
-//! is `tools.rs`), and `response_format` (`json_schema`, `json_object`).
+//! `tools` with `tool_choice` (function and custom tools; which one is
+//! called, and with what, is `tools.rs`), `response_format` (`json_schema`,
+//! `json_object`), and reasoning (a chat client's `reasoning_effort` or a
+//! translated request's): a `reasoning_content` before the answer.
 //! Deterministic apart from ids; must not do I/O.
 
 use bytes::Bytes;
@@ -19,6 +21,8 @@ use super::{last_user_text, usage, word_count};
 
 /// What one chat call answers, before it is shaped as a body or chunks.
 pub(super) struct Answer {
+    /// What the mock "reasons" first, when reasoning was asked for.
+    pub reasoning: Option<String>,
     pub content: Option<String>,
     /// The tool the answer calls.
     pub tool_call: Option<ToolCall>,
@@ -27,9 +31,11 @@ pub(super) struct Answer {
     pub completion_tokens: u64,
 }
 
-/// Decides the answer of provider `name` to the chat `body`.
-pub(super) fn answer(name: &str, body: &Map<String, Value>) -> Answer {
+/// Decides the answer of provider `name` to the chat `body`; `reasoning`:
+/// reasoning was asked for.
+pub(super) fn answer(name: &str, body: &Map<String, Value>, reasoning: bool) -> Answer {
     let prompt = last_user_text(body);
+    let reasoning = reasoning.then(|| format!("[{name}] reasons about: {prompt}"));
     let prompt_tokens = word_count(&prompt) as u64;
     let mut finish = "stop";
     let (content, tool_call) = if let Some(call) = tool_to_call(body, &prompt) {
@@ -55,8 +61,10 @@ pub(super) fn answer(name: &str, body: &Map<String, Value>) -> Answer {
     let completion_tokens = content
         .as_deref()
         .or(tool_call.as_ref().map(|c| c.input.as_str()))
-        .map_or(1, word_count) as u64;
+        .map_or(1, word_count) as u64
+        + reasoning.as_deref().map_or(0, word_count) as u64;
     Answer {
+        reasoning,
         content,
         tool_call,
         finish,
@@ -113,6 +121,10 @@ pub(super) fn full(a: &Answer, id: &str, created: u64, model: &str, n: usize) ->
             "tool_calls": [tool_call_json(call, &call.input)]}),
         None => json!({"role": "assistant", "content": a.content, "refusal": null}),
     };
+    let mut message = message;
+    if let Some(r) = &a.reasoning {
+        message["reasoning_content"] = Value::String(r.clone());
+    }
     let choices: Vec<Value> = (0..n)
         .map(|i| {
             json!({"index": i, "message": message, "logprobs": null,
@@ -154,6 +166,11 @@ pub(super) fn chunks(
     };
     let mut out = Vec::new();
     for i in 0..n {
+        if let Some(r) = &a.reasoning {
+            for piece in words(r) {
+                out.push(delta(i, json!({"reasoning_content": piece}), Value::Null));
+            }
+        }
         match (&a.tool_call, &a.content) {
             (Some(call), _) => {
                 let mut first = tool_call_json(call, "");

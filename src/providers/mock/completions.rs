@@ -37,7 +37,8 @@ fn prompts(body: &Map<String, Value>) -> Vec<String> {
                 other => other.to_string(),
             })
             .collect(),
-        _ => vec![String::new()],
+        // `null` (the reference's default): a new document's start.
+        _ => vec!["<|endoftext|>".to_string()],
     }
 }
 

@@ -112,6 +112,16 @@ impl Provider for MockProvider {
         MOCK_CAPABILITIES
     }
 
+    /// The mock "reasons" when asked, and takes `top_k` (as it takes any
+    /// sampling setting: its answers do not depend on them).
+    fn ext_support(&self, _request: &ChatRequest, _model: &str) -> super::ExtSupport {
+        super::ExtSupport {
+            reasoning: true,
+            top_k: true,
+            serial_tool_calls: true,
+        }
+    }
+
     fn chat<'a>(
         &'a self,
         request: &'a ChatRequest,
@@ -230,7 +240,7 @@ impl MockProvider {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         self.respond().await?;
-        let answer = chat::answer(&self.name, &request.body);
+        let answer = chat::answer(&self.name, &request.body, request.reasoning().is_some());
         let n = chat::choices(&request.body);
         let id = format!("chatcmpl-mock-{:016x}", fastrand::u64(..));
         if !stream {

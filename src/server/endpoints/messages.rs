@@ -6,9 +6,15 @@
 //! `anthropic-version` / `anthropic-beta` headers (never its key), and runs
 //! one [`MessagesCall`]: each target serves it natively (the client's body,
 //! only `model` replaced, and those headers) or has it translated to
-//! OpenAI chat ([`crate::api::messages::request`]) with its answer or chunk
-//! stream translated back to a Message or Messages events, so one route can
-//! fail over between the two ways. JSON answers go back as they are,
+//! OpenAI chat ([`crate::api::messages::request`], once per request, with
+//! the route's `unsupported:` choice) with its answer or chunk stream
+//! translated back to a Message or Messages events, so one route can fail
+//! over between the two ways. A request without `max_tokens` gets the
+//! route's `messages.default_max_tokens`, or Anthropic's 400. A request no
+//! target can serve (every target translated, and a feature chat cannot
+//! express) gets a 400 naming the feature and the route, worded as the
+//! Responses endpoint words it. What the serving translated attempt left
+//! out is named in `x-switchyard-ignored`. JSON answers go back as they are,
 //! streams as whole events with a mid-way failure written as an Anthropic
 //! `error` event; errors before the answer are written in Anthropic's shape
 //! by the edge (`ErrorShape::for_path`). Not cached. `count_tokens` goes
@@ -24,9 +30,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response};
 use serde_json::{Map, Value};
 
-use super::{parse_routed, unsupported_endpoint};
+use super::{IgnoredSlot, parse_routed, refused_feature, unsupported_endpoint};
 use crate::api::GatewayError;
-use crate::api::chat::body_with_model;
+use crate::api::chat::{Translated, body_with_model};
 use crate::api::estimate::{estimate_tokens, max_output_tokens};
 use crate::api::messages::request::to_chat;
 use crate::api::messages::response::from_chat;
@@ -52,7 +58,7 @@ pub(crate) async fn handle(
     req: Request<ReqBody>,
     count_tokens: bool,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, msg, route) = parse_routed(rc, req, MessagesRequest::parse).await?;
+    let (parts, mut msg, route) = parse_routed(rc, req, MessagesRequest::parse).await?;
     let path = if count_tokens { COUNT_TOKENS } else { MESSAGES };
     let stream = msg.stream && !count_tokens;
     if count_tokens && !route.any_serves(Need::Native(path)) {
@@ -61,18 +67,45 @@ pub(crate) async fn handle(
     if !count_tokens && !route.capabilities.serves(Need::Chat { stream }) {
         return Err(unsupported_endpoint(&route.spec.name, "messages"));
     }
+    if !count_tokens && msg.body.get("max_tokens").is_none_or(Value::is_null) {
+        let Some(default) = route.spec.messages_max_tokens else {
+            return Err(GatewayError::invalid_param(
+                "max_tokens",
+                "max_tokens: Field required",
+            ));
+        };
+        msg.body.insert("max_tokens".into(), default.into());
+    }
+    let native = Need::Native(path);
+    let translated = if count_tokens || route.all_serve(native) {
+        None
+    } else {
+        let t = to_chat(&msg.body, stream, route.spec.unsupported).map(|mut t| {
+            t.chat.wire_len = msg.wire_len;
+            t
+        });
+        if let Err(e) = &t
+            && !route.any_serves(native)
+        {
+            return Err(refused(&route.spec.name, e));
+        }
+        Some(t)
+    };
     let mut headers = HeaderMap::new();
     for name in FORWARDED {
         for v in parts.headers.get_all(*name) {
             headers.append(*name, v.clone());
         }
     }
+    let ignored = IgnoredSlot::default();
     let call = MessagesCall {
         path,
         body: msg.body,
         headers,
         stream,
         wire_len: msg.wire_len,
+        translated,
+        ignored: ignored.clone(),
     };
     // Native or translated, the answer is in Anthropic's format
     // (count_tokens answers carry no usage object).
@@ -82,7 +115,19 @@ pub(crate) async fn handle(
         shape: ErrorShape::Anthropic,
         strip_usage: false,
     };
-    serve(rc, &route, call, how).await
+    let mut response = serve(rc, &route, call, how).await?;
+    ignored.write(rc, &route, response.headers_mut());
+    Ok(response)
+}
+
+/// A request no target of `route` can serve, as a 400 naming what and where.
+fn refused(route: &str, e: &MessagesError) -> GatewayError {
+    match e {
+        MessagesError::Unsupported(what) => refused_feature(route, "Messages API", what),
+        MessagesError::Invalid(m) | MessagesError::BadAnswer(m) => {
+            GatewayError::invalid(m.clone()).with_code("invalid_request")
+        }
+    }
 }
 
 /// Header of a `count_tokens` answer the gateway estimated itself.
@@ -112,6 +157,10 @@ struct MessagesCall {
     headers: HeaderMap,
     stream: bool,
     wire_len: usize,
+    /// The chat translation, when some target of the route needs it.
+    translated: Option<Result<Translated, MessagesError>>,
+    /// What the serving translated attempt ignored.
+    ignored: IgnoredSlot,
 }
 
 impl Call for MessagesCall {
@@ -143,29 +192,36 @@ impl Call for MessagesCall {
                 .passthrough(m.path, body, &m.headers, m.stream)
                 .await;
         }
-        let mut chat = to_chat(&m.body, &model, m.stream).map_err(translate_error)?;
-        chat.wire_len = m.wire_len;
-        match provider.chat(&chat, &model, m.stream).await? {
+        let t = match &m.translated {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return Err(translate_error(e.clone())),
+            None => return Err(UpstreamError::Unsupported("the Messages API")),
+        };
+        let thinking = t.chat.ext.reasoning.as_ref().is_some_and(|r| r.show);
+        let support = provider.ext_support(&t.chat, &model);
+        let reply = match provider.chat(&t.chat, &model, m.stream).await? {
             ChatReply::Full(bytes) => {
-                let message = from_chat(&bytes, &model).map_err(translate_error)?;
-                Ok(ChatReply::Full(Bytes::from(message.to_string())))
+                let message = from_chat(&bytes, &model, thinking).map_err(translate_error)?;
+                ChatReply::Full(Bytes::from(message.to_string()))
             }
             ChatReply::Stream(chunks) => {
                 let state = ToMessages {
                     decoder: SseDecoder::new(),
                     events: Vec::new(),
-                    translator: ChatToMessages::new(&model),
+                    translator: ChatToMessages::new(&model, thinking),
                 };
-                Ok(ChatReply::Stream(translate(chunks, state)))
+                ChatReply::Stream(translate(chunks, state))
             }
-        }
+        };
+        m.ignored.set(t.ignored_on(support));
+        Ok(reply)
     }
 }
 
 fn translate_error(e: MessagesError) -> UpstreamError {
     UpstreamError::Translate(match e {
         MessagesError::Unsupported(feature) => TranslateError::Unsupported {
-            kind: "openai chat (translated from Messages)",
+            kind: "chat-only",
             feature,
         },
         MessagesError::Invalid(m) => TranslateError::InvalidRequest(m),

@@ -22,12 +22,13 @@ pub(crate) mod rerank;
 pub(crate) mod responses;
 pub(crate) mod responses_stored;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use http::Request;
+use http::{HeaderMap, HeaderValue, Request};
 
 use crate::api::GatewayError;
 use crate::api::estimate::{Routed, estimate_tokens};
+use crate::api::ignored::Ignored;
 use crate::routing::RouteHandle;
 use crate::server::access::{admission, allow};
 use crate::server::edge::context::RequestCtx;
@@ -60,4 +61,49 @@ pub(crate) fn unsupported_endpoint(route: &str, what: &str) -> GatewayError {
         format!("The model `{route}` does not serve {what}: its targets cannot."),
     )
     .with_code("unsupported_endpoint")
+}
+
+/// A request no target of `route` can serve because it holds a feature
+/// chat cannot express (`what`): a 400 naming the feature and the route,
+/// worded alike for the Messages and Responses APIs (`api`).
+pub(crate) fn refused_feature(route: &str, api: &str, what: &str) -> GatewayError {
+    GatewayError::invalid(format!(
+        "The model `{route}` cannot serve {what}: its targets answer the {api} through \
+         stateless chat completions."
+    ))
+    .with_code("unsupported_feature")
+}
+
+/// What the translated attempt that served a request ignored; written by
+/// the attempt, read by its endpoint once the answer is ready.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IgnoredSlot(Arc<Mutex<Option<Ignored>>>);
+
+impl IgnoredSlot {
+    /// The serving attempt's list (the last write wins: only a successful
+    /// attempt writes).
+    pub(crate) fn set(&self, ignored: Ignored) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(ignored);
+    }
+
+    /// Names what was ignored in `x-switchyard-ignored` and counts each
+    /// field in `switchyard_ignored_fields_total`.
+    pub(crate) fn write(&self, rc: &RequestCtx, route: &RouteHandle, headers: &mut HeaderMap) {
+        let Some(ignored) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let Some(value) = ignored.header_value() else {
+            return;
+        };
+        for f in ignored.fields() {
+            rc.state
+                .metrics
+                .ignored_fields
+                .with_label_values(&[route.spec.name.as_str(), f.label])
+                .inc();
+        }
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert("x-switchyard-ignored", v);
+        }
+    }
 }

@@ -9,13 +9,16 @@
 //! `model` (JSON or SSE answered as they are); any other chat target gets
 //! the chat request, and its answer (JSON or stream) is turned into the
 //! Responses format. So a route can fail over from a passthrough target to
-//! a translated one. On a route with a translated target the gateway
+//! a translated one. The translation follows the route's `unsupported:`
+//! choice, and what the serving translated attempt left out is named in
+//! `x-switchyard-ignored`. On a route with a translated target the gateway
 //! serves the API's state itself ([`stateful`], `flows::stored`): `store`
 //! (the API's default) keeps the conversation, `previous_response_id`
 //! continues one; a route whose every target passes `/responses` through
 //! keeps the upstream's state as it is. A request a route cannot serve at
-//! all (built-in tools, ... on a route whose every target is translated) is
-//! refused with a 400 naming the feature and the route. Never cached. Streams are piped as chat streams are (whole
+//! all (built-in tools on a rejecting route, ... on a route whose every
+//! target is translated) is refused with a 400 naming the feature and the
+//! route. Never cached. Streams are piped as chat streams are (whole
 //! events, in-band error at a mid-stream failure). Must not alter a
 //! passthrough body beyond `model`.
 
@@ -25,9 +28,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use http::{HeaderMap, Request, Response};
 
-use super::{parse_routed, unsupported_endpoint};
+use super::{IgnoredSlot, parse_routed, refused_feature, unsupported_endpoint};
 use crate::api::GatewayError;
-use crate::api::chat::{ChatRequest, body_with_model};
+use crate::api::chat::{Translated, body_with_model};
 use crate::api::estimate::{Routed, estimate_tokens};
 use crate::api::responses::request::to_chat;
 use crate::api::responses::stream::ChatToResponses;
@@ -60,7 +63,10 @@ pub(crate) async fn handle(
     let (chat, mut echo) = if route.all_serve(native) {
         (None, Echo::default())
     } else {
-        let chat = to_chat(&request.body);
+        let chat = to_chat(&request.body, route.spec.unsupported).map(|mut t| {
+            t.chat.wire_len = request.wire_len;
+            t
+        });
         if let Err(e) = &chat
             && !route.any_serves(native)
         {
@@ -71,10 +77,12 @@ pub(crate) async fn handle(
     if let Some(k) = &kept {
         k.echo(&mut echo);
     }
+    let ignored = IgnoredSlot::default();
     let call = ResponsesCall {
         request,
         chat,
         echo,
+        ignored: ignored.clone(),
     };
     // Passed through or translated, the answer is in the Responses format.
     let how = Answer {
@@ -83,7 +91,8 @@ pub(crate) async fn handle(
         shape: ErrorShape::OpenAi,
         strip_usage: false,
     };
-    let answer = serve(rc, &route, call, how).await?;
+    let mut answer = serve(rc, &route, call, how).await?;
+    ignored.write(rc, &route, answer.headers_mut());
     Ok(match kept {
         Some(k) => stored::keep(k, answer).await,
         None => answer,
@@ -108,11 +117,7 @@ async fn stateful(
 /// A request no target of `route` can serve, as a 400 naming what and where.
 fn refused(route: &str, e: &ResponsesError) -> GatewayError {
     match e {
-        ResponsesError::Unsupported(what) => GatewayError::invalid(format!(
-            "The model `{route}` cannot serve {what}: its targets answer the Responses API \
-             through stateless chat completions."
-        ))
-        .with_code("unsupported_feature"),
+        ResponsesError::Unsupported(what) => refused_feature(route, "Responses API", what),
         ResponsesError::Invalid(m) | ResponsesError::BadAnswer(m) => {
             GatewayError::invalid(m.clone()).with_code("invalid_request")
         }
@@ -124,9 +129,11 @@ fn refused(route: &str, e: &ResponsesError) -> GatewayError {
 struct ResponsesCall {
     request: ResponsesRequest,
     /// The chat translation, when some target of the route needs it.
-    chat: Option<Result<ChatRequest, ResponsesError>>,
+    chat: Option<Result<Translated, ResponsesError>>,
     /// What the translated answer echoes of the request.
     echo: Echo,
+    /// What the serving translated attempt ignored.
+    ignored: IgnoredSlot,
 }
 
 /// A translation failure as the attempt error routing understands.
@@ -168,23 +175,26 @@ impl Call for ResponsesCall {
             let none = HeaderMap::new();
             return provider.passthrough(PATH, body, &none, r.stream).await;
         }
-        let chat = match &self.chat {
-            Some(Ok(chat)) => chat,
+        let t = match &self.chat {
+            Some(Ok(t)) => t,
             Some(Err(e)) => return Err(upstream_error(e)),
             None => return Err(UpstreamError::Unsupported("the Responses API")),
         };
-        match provider.chat(chat, &model, r.stream).await? {
+        let support = provider.ext_support(&t.chat, &model);
+        let reply = match provider.chat(&t.chat, &model, r.stream).await? {
             ChatReply::Full(body) => response::from_chat(&body, &self.echo)
                 .map(ChatReply::Full)
-                .map_err(|e| upstream_error(&e)),
+                .map_err(|e| upstream_error(&e))?,
             ChatReply::Stream(events) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 let state = ToResponses(ChatToResponses::new(self.echo.clone(), now));
-                Ok(ChatReply::Stream(translate(events, state)))
+                ChatReply::Stream(translate(events, state))
             }
-        }
+        };
+        self.ignored.set(t.ignored_on(support));
+        Ok(reply)
     }
 }
 

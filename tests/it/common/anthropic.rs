@@ -6,18 +6,22 @@
 //! `x-api-key` (must be [`FAKE_KEY`]), `anthropic-version`, JSON content
 //! type, no unknown top-level fields, `model`, positive `max_tokens`,
 //! strictly alternating roles (stricter than the real API, to prove the
-//! translator merges turns), well-formed content blocks, tool_result blocks
-//! first and answering the previous turn's tool_use ids, `tools` required
-//! when tool blocks appear, temperature and top_p within 0..=1, valid tools
-//! and tool_choice.
+//! translator merges turns; mid-conversation `system` turns where the API
+//! allows them), well-formed content blocks (thinking blocks in assistant
+//! turns), tool_result blocks first and answering the previous turn's
+//! tool_use ids, `tools` required when tool blocks appear, temperature and
+//! top_p within 0..=1, valid tools and tool_choice, and the reasoning
+//! controls and context management (`thinking.rs`).
 //!
 //! Answers: a tool call of the named / first tool with `{"location":
 //! "Paris"}` when tool_choice forces one, or when tools are given, the choice
 //! is not `none` and the last user text mentions "weather" (after a short
 //! text block, as Claude does); `Tool said: <result>` after a tool_result;
 //! otherwise `Fake Claude heard: <last user text>`, cut at a stop sequence or
-//! at `max_tokens` words. Usage: input_tokens = words in the request texts,
-//! output_tokens = words answered. JSON or SSE (events split mid-way across
+//! at `max_tokens` words; with thinking on, a thinking block first
+//! (`Fake Claude thinks about: <last user text>`, signed). Usage:
+//! input_tokens = words in the request texts, output_tokens = words
+//! answered. JSON or SSE (events split mid-way across
 //! writes). [`FakeAnthropic::fail_next`] queues failures. `POST /v1/messages/count_tokens` answers
 //! `{"input_tokens": <words>}`. [`gateway`] starts
 //! the gateway with [`FAKE_KEY`] in `ANTHROPIC_TEST_KEY`.
@@ -31,6 +35,7 @@ use serde_json::{Value, json};
 use super::{FakeUpstream, Reply, Seen, TestGateway};
 
 mod check;
+mod thinking;
 
 /// The only key the fake accepts.
 pub const FAKE_KEY: &str = "sk-ant-fake-TEST-key-0001";
@@ -156,7 +161,19 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
     if let Err((status, kind, msg)) = check::check(s) {
         return err(status, kind, &msg);
     }
-    let (blocks, stop_reason, stop_sequence) = answer(&s.body);
+    let (mut blocks, stop_reason, stop_sequence) = answer(&s.body);
+    if thinking::thinking_on(&s.body) {
+        let last = s.body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .map(|m| texts(&m["content"]).join(" "))
+            .unwrap_or_default();
+        let thought = format!("Fake Claude thinks about: {last}");
+        blocks.insert(
+            0,
+            json!({"type": "thinking", "thinking": thought, "signature": "fake-signature"}),
+        );
+    }
     let input_tokens = words_in_request(&s.body);
     let output_tokens: u64 = blocks.iter().map(block_words).sum();
     if !streaming {
@@ -173,10 +190,10 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
     }
     let mut events = vec![message_start(n, &s.body, input_tokens)];
     for (i, b) in blocks.iter().enumerate() {
-        let start = if b["type"] == "text" {
-            json!({"type": "text", "text": ""})
-        } else {
-            json!({"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}})
+        let start = match b["type"].as_str() {
+            Some("text") => json!({"type": "text", "text": ""}),
+            Some("thinking") => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            _ => json!({"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}),
         };
         events.push(sse(
             "content_block_start",
@@ -185,9 +202,10 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
         if i == 0 {
             events.push(sse("ping", json!({"type": "ping"})));
         }
-        let (kind, key, whole) = match b["text"].as_str() {
-            Some(t) => ("text_delta", "text", t.to_string()),
-            None => ("input_json_delta", "partial_json", b["input"].to_string()),
+        let (kind, key, whole) = match (b["text"].as_str(), b["thinking"].as_str()) {
+            (Some(t), _) => ("text_delta", "text", t.to_string()),
+            (_, Some(t)) => ("thinking_delta", "thinking", t.to_string()),
+            _ => ("input_json_delta", "partial_json", b["input"].to_string()),
         };
         let cut = whole
             .char_indices()
@@ -195,6 +213,13 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
             .map_or(0, |(c, _)| c);
         for piece in [&whole[..cut], &whole[cut..]] {
             events.push(sse("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": kind, key: piece}})));
+        }
+        if b["type"] == "thinking" {
+            events.push(sse(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": i,
+                "delta": {"type": "signature_delta", "signature": b["signature"]}}),
+            ));
         }
         events.push(sse(
             "content_block_stop",
@@ -241,7 +266,10 @@ fn words(s: &str) -> u64 {
 }
 
 fn block_words(b: &Value) -> u64 {
-    b["text"].as_str().map_or(5, words)
+    b["text"]
+        .as_str()
+        .or(b["thinking"].as_str())
+        .map_or(5, words)
 }
 
 /// All text of a `content` / `system` value: a string or blocks.
@@ -299,9 +327,10 @@ fn answer(body: &Value) -> (Vec<Value>, &'static str, Value) {
             Value::Null,
         );
     }
+    // The last turn that is not a mid-conversation system message.
     let last = body["messages"]
         .as_array()
-        .and_then(|m| m.last())
+        .and_then(|m| m.iter().rev().find(|m| m["role"] != "system"))
         .cloned()
         .unwrap_or_default();
     let last_text = texts(&last["content"]).join(" ");

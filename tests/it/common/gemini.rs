@@ -12,9 +12,12 @@
 //! mentions "weather", or the mode is ANY, it calls the first allowed
 //! function with its first parameter set to "Paris"; after function
 //! responses it reports them; otherwise `Echo: <last user text>` (plus
-//! `(+N media)` for media parts), as JSON under JSON mode, one candidate per
-//! `candidateCount`, cut at `maxOutputTokens` words (MAX_TOKENS). Model
-//! `missing-model` is NOT_FOUND. [`FakeGemini::fail_next`] queues failures.
+//! `(+N media)` for media parts), as JSON under JSON mode (a value of the
+//! `responseSchema`'s shape when one is given), one candidate per
+//! `candidateCount`, cut at `maxOutputTokens` words (MAX_TOKENS); with
+//! `thinkingConfig.includeThoughts`, a thought part (`thought: true`) first
+//! and `thoughtsTokenCount` in the usage. Model `missing-model` is
+//! NOT_FOUND. [`FakeGemini::fail_next`] queues failures.
 #![allow(dead_code)]
 
 mod answer;
@@ -241,7 +244,7 @@ async fn handle(
             Err(m) => error(400, "INVALID_ARGUMENT", &m),
         },
         "generateContent" | "streamGenerateContent" => {
-            if let Err(m) = check::generate(&body) {
+            if let Err(m) = check::generate(&body, model) {
                 return error(400, "INVALID_ARGUMENT", &m);
             }
             let answers = answer(&body);

@@ -12,11 +12,13 @@ pub mod cohere;
 pub mod faults;
 pub mod gemini;
 pub mod logs;
+pub mod openai_strict;
 pub mod redis;
 pub mod redis_managed;
 pub mod responses;
 pub mod scripted;
 pub mod usage;
+pub mod wire_shapes;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

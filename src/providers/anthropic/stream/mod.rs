@@ -12,7 +12,9 @@
 //! `input_json_delta` fragments -> `function.arguments` fragments (a tool
 //! block that streamed no input gets `"{}"`); `message_delta` -> the final
 //! chunk with `finish_reason`; `finish` -> the usage chunk (when asked) and
-//! `[DONE]`. Thinking blocks and `thinking_delta` / `signature_delta` /
+//! `[DONE]`. A thinking block's `thinking_delta`s -> `delta.reasoning_content`
+//! (the field OpenAI-compatible servers use; sent only when the request
+//! asked for thinking); redacted thinking, `signature_delta` and
 //! `citations_delta` are dropped (OpenAI chat has no field for them), as are
 //! unknown event types (Anthropic may add new ones). An `error` event ends the
 //! translation with `BadResponse`; [`AnthropicStream::upstream_error`] then
@@ -34,6 +36,7 @@ use crate::providers::translate::TranslateError;
 #[derive(Debug)]
 enum Block {
     Text,
+    Thinking,
     Tool { index: usize, has_args: bool },
     Ignored,
 }
@@ -157,6 +160,12 @@ impl AnthropicStream {
                         })));
                         Block::Tool { index, has_args }
                     }
+                    StartBlock::Thinking { thinking } => {
+                        if !thinking.is_empty() {
+                            out.push(self.frame(json!({"reasoning_content": thinking}), None));
+                        }
+                        Block::Thinking
+                    }
                     StartBlock::Other => Block::Ignored,
                 };
                 if self.blocks.insert(index, block).is_some() {
@@ -173,6 +182,11 @@ impl AnthropicStream {
                     (Block::Text, Delta::Text { text }) => {
                         if !text.is_empty() {
                             out.push(self.frame(json!({"content": text}), None));
+                        }
+                    }
+                    (Block::Thinking, Delta::Thinking { thinking }) => {
+                        if !thinking.is_empty() {
+                            out.push(self.frame(json!({"reasoning_content": thinking}), None));
                         }
                     }
                     (Block::Tool { index, has_args }, Delta::InputJson { partial_json }) => {

@@ -117,7 +117,7 @@ fn streamed_text_with_usage() {
     assert_eq!(
         frames[4]["usage"],
         json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40,
-               "prompt_tokens_details": {"cached_tokens": 0}})
+               "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
     );
     assert_eq!(frames[5], "[DONE]");
     // finish is idempotent: no second [DONE].
@@ -191,7 +191,7 @@ fn streamed_tool_call_counts_tool_blocks_only() {
 }
 
 #[test]
-fn thinking_is_dropped_and_cumulative_usage_is_kept() {
+fn thinking_becomes_reasoning_content_and_cumulative_usage_is_kept() {
     let wire = [
         start(10),
         block(0, json!({"type": "thinking", "thinking": ""})),
@@ -218,13 +218,17 @@ fn thinking_is_dropped_and_cumulative_usage_is_kept() {
     let mut s = AnthropicStream::new("m", true);
     let (frames, err) = run(&mut s, &wire);
     assert_eq!(err, None);
-    assert_eq!(frames.len(), 5, "{frames:?}");
-    assert_eq!(frames[1]["choices"][0]["delta"], json!({"content": "42"}));
-    assert_eq!(frames[2]["choices"][0]["finish_reason"], "length");
+    assert_eq!(frames.len(), 6, "{frames:?}");
     assert_eq!(
-        frames[3]["usage"],
+        frames[1]["choices"][0]["delta"],
+        json!({"reasoning_content": "Let me think"})
+    );
+    assert_eq!(frames[2]["choices"][0]["delta"], json!({"content": "42"}));
+    assert_eq!(frames[3]["choices"][0]["finish_reason"], "length");
+    assert_eq!(
+        frames[4]["usage"],
         json!({"prompt_tokens": 60, "completion_tokens": 7, "total_tokens": 67,
-               "prompt_tokens_details": {"cached_tokens": 40}})
+               "prompt_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 8}})
     );
 }
 

@@ -1,12 +1,13 @@
 //! Request checks of the fake Anthropic upstream: what the real Messages
 //! API rejects with 400 `invalid_request_error` (or 401 / 404), so tests
-//! prove the translator never sends it. See the parent module for the list.
+//! prove the translator never sends it. See the parent module for the list;
+//! the reasoning controls are checked in `thinking.rs`.
 
 use serde_json::{Map, Value};
 
 use super::{FAKE_KEY, Seen};
 
-type Rejection = (u16, &'static str, String);
+pub(super) type Rejection = (u16, &'static str, String);
 
 fn bad(msg: impl Into<String>) -> Rejection {
     (400, "invalid_request_error", msg.into())
@@ -28,6 +29,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "output_config",
     "thinking",
     "service_tier",
+    "context_management",
 ];
 
 pub(super) fn check(s: &Seen) -> Result<(), Rejection> {
@@ -90,6 +92,7 @@ pub(super) fn check(s: &Seen) -> Result<(), Rejection> {
     if let Some(system) = body.get("system") {
         check_blocks(system, &["text"]).map_err(|e| bad(format!("system: {e}")))?;
     }
+    super::thinking::check(body, header("anthropic-beta").unwrap_or(""))?;
     let tool_names = check_tools(body)?;
     check_messages(body, tool_names.is_some())
 }
@@ -154,6 +157,8 @@ fn check_blocks(content: &Value, allowed: &[&str]) -> Result<(), String> {
                 _ => false,
             },
             "tool_use" => b["id"].is_string() && b["name"].is_string() && b["input"].is_object(),
+            "thinking" => b["thinking"].is_string() && b["signature"].is_string(),
+            "redacted_thinking" => b["data"].is_string(),
             "tool_result" => b["tool_use_id"].is_string() && !seen_other,
             _ => false,
         };
@@ -185,10 +190,22 @@ fn check_messages(body: &Map<String, Value>, has_tools: bool) -> Result<(), Reje
         let role = m["role"].as_str().unwrap_or_default();
         let allowed: &[&str] = match role {
             "user" => &["text", "image", "tool_result"],
-            "assistant" => &["text", "tool_use"],
+            "assistant" => &["text", "tool_use", "thinking", "redacted_thinking"],
+            // Mid-conversation system messages: after a user turn, last or
+            // followed by the assistant.
+            "system" => {
+                let after_user = i > 0 && msgs[i - 1]["role"] == "user";
+                let next = msgs.get(i + 1).map(|n| &n["role"]);
+                if !after_user || next.is_some_and(|r| r != "assistant") {
+                    return Err(bad(format!(
+                        "messages.{i}: a system message must follow a user turn and be last or followed by an assistant turn"
+                    )));
+                }
+                &["text"]
+            }
             _ => {
                 return Err(bad(format!(
-                    "messages.{i}.role: Input should be 'user' or 'assistant'"
+                    "messages.{i}.role: Input should be 'user', 'assistant' or 'system'"
                 )));
             }
         };
@@ -212,6 +229,9 @@ fn check_messages(body: &Map<String, Value>, has_tools: bool) -> Result<(), Reje
         } else {
             vec![]
         };
+        if role == "system" {
+            continue;
+        }
         if results.iter().any(|r| !asked.contains(r)) {
             return Err(bad(format!(
                 "messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks"

@@ -13,6 +13,26 @@ pub enum Answer {
     Call(String, Value),
 }
 
+/// A value of a Gemini `Schema`'s shape (every property, by type; strings
+/// are `text`), as structured output promises.
+fn example_of(schema: &Value, text: &str) -> Value {
+    match schema["type"].as_str() {
+        Some("OBJECT") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), example_of(v, text)))
+                .collect(),
+        ),
+        Some("ARRAY") => json!([example_of(&schema["items"], text)]),
+        Some("INTEGER") => json!(1),
+        Some("NUMBER") => json!(1.5),
+        Some("BOOLEAN") => json!(true),
+        _ => json!(text),
+    }
+}
+
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
@@ -86,7 +106,9 @@ pub fn answer(body: &Value) -> Vec<Answer> {
             if i > 0 {
                 text.push_str(&format!(" #{i}"));
             }
-            if config["responseMimeType"] == "application/json" {
+            if config["responseSchema"].is_object() {
+                text = example_of(&config["responseSchema"], &text).to_string();
+            } else if config["responseMimeType"] == "application/json" {
                 text = json!({ "echo": text }).to_string();
             }
             let max = config["maxOutputTokens"].as_u64().unwrap_or(u64::MAX);
@@ -121,6 +143,16 @@ fn usage(body: &Value, answers: &[Answer], done: bool) -> Value {
     json!({"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out})
 }
 
+/// The thought part the fake sends first when thoughts were asked for.
+fn thought(body: &Value) -> Option<Value> {
+    if body["generationConfig"]["thinkingConfig"]["includeThoughts"] != true {
+        return None;
+    }
+    let last = body["contents"].as_array().and_then(|c| c.last())?;
+    let text: Vec<&str> = texts(last).collect();
+    Some(json!({"text": format!("Thinking about: {}", text.join(" ")), "thought": true}))
+}
+
 fn candidate(i: usize, parts: Vec<Value>, finish: Option<&str>) -> Value {
     let mut c = json!({"content": {"parts": parts, "role": "model"}});
     if i > 0 {
@@ -137,24 +169,33 @@ fn response(candidates: Vec<Value>, usage: Value, model: &str, id: &str) -> Valu
 }
 
 pub fn whole(answers: &[Answer], body: &Value, model: &str, id: &str) -> Value {
+    let thought = thought(body);
     let candidates = answers
         .iter()
         .enumerate()
-        .map(|(i, a)| match a {
-            Answer::Text(t, finish) => candidate(i, vec![json!({ "text": t })], Some(finish)),
-            Answer::Call(name, args) => candidate(
-                i,
-                vec![json!({"functionCall": {"name": name, "args": args}})],
-                Some("STOP"),
-            ),
+        .map(|(i, a)| {
+            let (part, finish) = match a {
+                Answer::Text(t, finish) => (json!({ "text": t }), *finish),
+                Answer::Call(name, args) => (
+                    json!({"functionCall": {"name": name, "args": args}}),
+                    "STOP",
+                ),
+            };
+            let parts = thought.iter().cloned().chain([part]).collect();
+            candidate(i, parts, Some(finish))
         })
         .collect();
-    response(candidates, usage(body, answers, true), model, id)
+    let mut r = response(candidates, usage(body, answers, true), model, id);
+    if let Some(t) = &thought {
+        r["usageMetadata"]["thoughtsTokenCount"] = json!(words(t["text"].as_str().unwrap()));
+    }
+    r
 }
 
 /// Stream events: text in two-word slices, calls whole, the last event with
 /// every finishReason and the full usage.
 pub fn chunks(answers: &[Answer], body: &Value, model: &str, id: &str) -> Vec<Value> {
+    let thought = thought(body);
     let slices: Vec<Vec<Value>> = answers
         .iter()
         .map(|a| match a {
@@ -167,6 +208,7 @@ pub fn chunks(answers: &[Answer], body: &Value, model: &str, id: &str) -> Vec<Va
             }
             Answer::Call(name, args) => vec![json!({"functionCall": {"name": name, "args": args}})],
         })
+        .map(|parts: Vec<Value>| thought.iter().cloned().chain(parts).collect())
         .collect();
     let steps = slices.iter().map(Vec::len).max().unwrap_or(0).max(1);
     (0..steps)

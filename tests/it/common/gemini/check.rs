@@ -1,7 +1,8 @@
 //! Request-shape checks of the fake Gemini upstream: what the real API
 //! refuses with `400 INVALID_ARGUMENT` (unknown fields, empty parts, JSON
 //! Schema keys outside its OpenAPI subset, function responses that do not
-//! answer the previous turn's calls, bad batch embeddings). Each check
+//! answer the previous turn's calls, a `thinkingConfig` the model does not
+//! take, bad batch embeddings). Each check
 //! returns the message the fake puts in its error body.
 
 use serde_json::{Map, Value};
@@ -22,7 +23,7 @@ fn object<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> 
         .ok_or_else(|| format!("Invalid value at '{at}': expected an object"))
 }
 
-pub fn generate(body: &Value) -> Check {
+pub fn generate(body: &Value, model: &str) -> Check {
     let body = object(body, "request")?;
     unknown_name(
         body,
@@ -123,6 +124,53 @@ pub fn generate(body: &Value) -> Check {
         }
         if let Some(schema) = config.get("responseSchema") {
             check_schema(schema, "generation_config.response_schema")?;
+        }
+        if let Some(thinking) = config.get("thinkingConfig") {
+            check_thinking(thinking, model)?;
+        }
+    }
+    Ok(())
+}
+
+/// `thinkingConfig` as the reference states it per model: a budget (2.5
+/// Pro: 128 to 32768, others 0 to 24576, or -1 for dynamic) or, on Gemini
+/// 3, a level; never both; no thinking at all before 2.5.
+fn check_thinking(thinking: &Value, model: &str) -> Check {
+    let t = object(thinking, "generation_config.thinking_config")?;
+    unknown_name(
+        t,
+        &["thinkingBudget", "thinkingLevel", "includeThoughts"],
+        "generation_config.thinking_config",
+    )?;
+    if !model.starts_with("gemini-2.5") && !model.starts_with("gemini-3") {
+        return Err(format!("Thinking is not supported for model {model}."));
+    }
+    if t.contains_key("thinkingBudget") && t.contains_key("thinkingLevel") {
+        return Err("thinking_budget and thinking_level are not supported together.".into());
+    }
+    if let Some(budget) = t.get("thinkingBudget") {
+        let b = budget
+            .as_i64()
+            .ok_or("thinking_budget must be an integer")?;
+        let (min, max) = if model.contains("pro") {
+            (128, 32768)
+        } else {
+            (0, 24576)
+        };
+        if b != -1 && !(min..=max).contains(&b) {
+            return Err(format!(
+                "The thinking budget {b} is invalid. Please choose a value between {min} and {max}."
+            ));
+        }
+    }
+    if let Some(level) = t.get("thinkingLevel") {
+        if !model.starts_with("gemini-3") {
+            return Err("thinking_level is not supported for this model.".into());
+        }
+        if !matches!(level.as_str(), Some("minimal" | "low" | "medium" | "high")) {
+            return Err(
+                "Invalid value at 'generation_config.thinking_config.thinking_level'".into(),
+            );
         }
     }
     Ok(())
