@@ -20,6 +20,7 @@ mod policy;
 mod raw;
 mod report;
 mod shape;
+mod telemetry;
 mod validate;
 
 use std::fmt;
@@ -31,6 +32,7 @@ pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;
+pub use telemetry::{OtlpProtocol, TracingSettings};
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

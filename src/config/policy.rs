@@ -21,6 +21,9 @@ pub struct Policy {
     pub keys: Vec<super::access::KeySpec>,
     pub prices: super::access::Prices,
     pub state: super::access::StateSettings,
+    /// `tracing:` and the `OTEL_*` variables: where spans are exported;
+    /// `None` when tracing is off (the default).
+    pub tracing: Option<super::telemetry::TracingSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
