@@ -12,8 +12,8 @@ use std::future::Future;
 use futures_util::{StreamExt, TryStreamExt};
 
 /// Splits `items` into chunks of at most `batch_size`, calls `call` on each
-/// with at most `concurrency` in flight, and returns the results in chunk
-/// order.
+/// (with its 0-based index) with at most `concurrency` in flight, and
+/// returns the results in chunk order.
 pub async fn fan_out<I, R, E, F, Fut>(
     items: Vec<I>,
     batch_size: usize,
@@ -21,7 +21,7 @@ pub async fn fan_out<I, R, E, F, Fut>(
     call: F,
 ) -> Result<Vec<R>, E>
 where
-    F: Fn(Vec<I>) -> Fut,
+    F: Fn(usize, Vec<I>) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
     let batch_size = batch_size.max(1);
@@ -33,7 +33,7 @@ where
     let count = chunks.len();
     let call = &call;
     let mut done: Vec<(usize, R)> = futures_util::stream::iter(chunks.into_iter().enumerate())
-        .map(|(i, chunk)| async move { call(chunk).await.map(|r| (i, r)) })
+        .map(|(i, chunk)| async move { call(i, chunk).await.map(|r| (i, r)) })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
@@ -53,7 +53,7 @@ mod tests {
         let live = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
         let items: Vec<u32> = (0..10).collect();
-        let out: Result<Vec<Vec<u32>>, ()> = fan_out(items, 3, 2, |chunk| {
+        let out: Result<Vec<Vec<u32>>, ()> = fan_out(items, 3, 2, |i, chunk| {
             let (live, peak) = (&live, &peak);
             async move {
                 let now = live.fetch_add(1, Ordering::SeqCst) + 1;
@@ -61,6 +61,7 @@ mod tests {
                 // Later chunks finish first.
                 tokio::time::sleep(Duration::from_millis(100 - chunk[0] as u64)).await;
                 live.fetch_sub(1, Ordering::SeqCst);
+                assert_eq!(chunk[0] as usize, i * 3, "the index is the chunk's");
                 Ok(chunk)
             }
         })
@@ -75,7 +76,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_error_fails_the_whole_batch() {
-        let out: Result<Vec<usize>, String> = fan_out(vec![1, 2, 3, 4], 1, 4, |c| async move {
+        let out: Result<Vec<usize>, String> = fan_out(vec![1, 2, 3, 4], 1, 4, |_, c| async move {
             if c[0] == 3 {
                 Err("boom".to_string())
             } else {

@@ -4,7 +4,8 @@
 //! handle is (re)built; `run::execute` calls it once per attempt with an
 //! [`Attempt`] (any endpoint's call, its type erased). The stack, outermost
 //! first, one comment each in [`stack`]:
-//!   provider rate limit  (a spent bucket refuses at once: spill to the next target)
+//!   trace span           (when tracing is on: the attempt's client span, `span`)
+//!   -> provider rate limit  (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
 //!   -> upstream metrics  (duration and outcome of calls that reached the provider)
@@ -20,6 +21,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use super::call::{AnyReply, Attempt};
+use super::span::AttemptSpanLayer;
 use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
@@ -27,6 +29,7 @@ use crate::providers::{Provider, UpstreamError};
 use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamMetricsLayer};
 use crate::resilience::{Breaker, Limiter};
 use crate::state::Store;
+use crate::telemetry;
 
 pub type AttemptStack = BoxCloneSyncService<Attempt, AnyReply, UpstreamError>;
 
@@ -76,6 +79,11 @@ pub(super) fn stack(
     let count_rate_limits = spec.breaker.count_rate_limits;
     let refusals = Arc::clone(metrics);
     let service = ServiceBuilder::new()
+        // Trace span (when tracing is on): one client span per attempt, refused ones too.
+        .option_layer(
+            telemetry::tracing_on()
+                .then(|| AttemptSpanLayer::new(&spec.name, &spec.kind, Arc::clone(&breaker))),
+        )
         // Provider rate limit: refused at once (and counted), so the next target is tried.
         .layer(RateLimitLayer::new(limiter).on_refuse(move || {
             refusals.rate_limited.with_label_values(&["provider"]).inc();

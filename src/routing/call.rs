@@ -35,6 +35,12 @@ pub trait Call: Send + Sync + 'static {
     /// provider TPM limits; see `api::estimate`).
     fn estimated_tokens(&self) -> u64;
 
+    /// The fan-out sub-batch this call is, if it is one (for its attempts'
+    /// trace spans).
+    fn sub_batch(&self) -> Option<SubBatch> {
+        None
+    }
+
     /// One attempt on `provider`, sent as its `model`. Must not retry or
     /// fail over: routing does.
     fn attempt(
@@ -42,6 +48,15 @@ pub trait Call: Send + Sync + 'static {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
+}
+
+/// Which part of a fanned-out request a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubBatch {
+    /// 0-based, in input order.
+    pub index: usize,
+    /// Items in it.
+    pub size: usize,
 }
 
 /// A call's reply with its type erased, between the adapter and `execute`.
@@ -75,6 +90,12 @@ pub struct Attempt {
     pub model: Arc<str>,
     /// The call's token estimate (what a TPM hold takes).
     pub estimate: u64,
+    /// What the call needs of a target (names its operation in traces).
+    pub need: Need,
+    /// Tries of this target before this one (0: the first).
+    pub retry: u32,
+    /// The fan-out sub-batch the call is, if any.
+    pub sub_batch: Option<SubBatch>,
     call: Arc<dyn ErasedCall>,
 }
 
@@ -92,6 +113,9 @@ impl Attempt {
         Attempt {
             model: Arc::from(model),
             estimate,
+            need: call.need(),
+            retry: 0,
+            sub_batch: call.sub_batch(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
     }

@@ -18,12 +18,13 @@ mod attempt;
 mod call;
 mod outcome;
 mod run;
+mod span;
 mod strategy;
 mod table;
 pub mod tpm;
 
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, Served};
+pub use call::{Attempt, Call, Served, SubBatch};
 pub use run::execute;
 pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

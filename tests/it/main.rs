@@ -41,4 +41,5 @@ mod sdk_retry;
 mod spend;
 mod state_store;
 mod stream_cache;
+mod telemetry;
 mod usage;

@@ -7,7 +7,8 @@
 //! mark, lends the context to the inner steps through a `CtxSlot`, and
 //! moves it into [`Tracked`], the response body wrapper, with the final
 //! status. When the body ends (or the client goes away) it writes the
-//! access log line, the request metrics and the token and cost metrics
+//! access log line (with the error code and, when tracing is on, the trace
+//! id and the request span's attributes), the request metrics and the token and cost metrics
 //! (`usage::settle`), and hands the usage to the admission settlement, once,
 //! so durations and stream usage cover the whole body. Must not change the
 //! response.
@@ -25,6 +26,7 @@ use super::conn::{ConnGuard, ConnInfo};
 use super::context::{CtxSlot, RequestCtx};
 use crate::server::access::usage;
 use crate::server::state::AppState;
+use crate::telemetry;
 
 /// Makes the request's context and the connection's in-flight mark, lends
 /// the context to `inner`, and wraps the final response's body in
@@ -87,6 +89,10 @@ impl<B: HttpBody> Tracked<B> {
             (false, true) => "complete",
             (false, false) => "client_gone",
         };
+        // The trace id only when tracing is on (the request span has one then).
+        let trace_id = telemetry::tracing_on()
+            .then(|| telemetry::w3c::trace_id(&c.span))
+            .flatten();
         tracing::info!(
             target: "switchyard::access",
             method = %c.method,
@@ -102,7 +108,12 @@ impl<B: HttpBody> Tracked<B> {
             outcome,
             ms = elapsed.as_millis() as u64,
             request_id = c.request_id,
+            error = c.error,
+            trace_id,
         );
+        if telemetry::tracing_on() {
+            c.record_trace(r.status, interrupted);
+        }
         let metrics = &c.state.metrics;
         let status = if interrupted {
             "stream_error".to_string()

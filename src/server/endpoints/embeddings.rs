@@ -26,7 +26,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
 use crate::fanout::fan_out;
 use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, execute};
+use crate::routing::{Call, SubBatch, execute};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
 use crate::server::flows::items::{self, Items, Upstream};
@@ -147,17 +147,23 @@ async fn fetch(
         .observe(inputs.len() as f64);
     let expected = inputs.len();
     let sub_batch = route.sub_batch;
-    let replies = fan_out(inputs, sub_batch, route.spec.max_concurrency, |chunk| {
-        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
-        async move {
-            metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-            let call = EmbedCall {
-                inputs: chunk,
-                extra: Arc::clone(extra),
-            };
-            execute(&rt.table, route, metrics, Arc::new(call)).await
-        }
-    })
+    let replies = fan_out(
+        inputs,
+        sub_batch,
+        route.spec.max_concurrency,
+        |index, chunk| {
+            let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+            async move {
+                metrics.fanout_sub_batches.with_label_values(&[name]).inc();
+                let call = EmbedCall {
+                    inputs: chunk,
+                    extra: Arc::clone(extra),
+                    index,
+                };
+                execute(&rt.table, route, metrics, Arc::new(call)).await
+            }
+        },
+    )
     .await?;
     let mut vectors = Vec::with_capacity(expected);
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
@@ -200,6 +206,8 @@ async fn fetch(
 struct EmbedCall {
     inputs: Vec<Value>,
     extra: Arc<Map<String, Value>>,
+    /// Which sub-batch of the request this is (0-based).
+    index: usize,
 }
 
 impl Call for EmbedCall {
@@ -207,6 +215,13 @@ impl Call for EmbedCall {
 
     fn need(&self) -> Need {
         Need::Embeddings
+    }
+
+    fn sub_batch(&self) -> Option<SubBatch> {
+        Some(SubBatch {
+            index: self.index,
+            size: self.inputs.len(),
+        })
     }
 
     fn estimated_tokens(&self) -> u64 {
