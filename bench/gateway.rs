@@ -1,5 +1,7 @@
 //! Benchmark: latency direct-to-upstream vs through the gateway, and
-//! embedding fan-out vs sequential sub-batches.
+//! embedding fan-out vs sequential sub-batches; then the same chat latency
+//! with OpenTelemetry tracing on (OTLP/HTTP to a local sink) against the
+//! gateway with tracing off, in the same run.
 //!
 //! Run: `cargo bench --bench gateway` (env BENCH_REQUESTS, default 2000).
 //! Everything runs on 127.0.0.1: a fake OpenAI-compatible upstream (chat
@@ -120,6 +122,98 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
         let d = measure(&client, &format!("{gateway}/embeddings"), &body, rounds).await;
         report(route, &d);
     }
+
+    // Tracing off (above: no subscriber, nothing traced) vs on: the process's
+    // subscriber with the OTLP exporter (batches to a local sink), a second
+    // gateway built after it (so its attempt stacks have their span layer).
+    println!("\n== chat latency, tracing off vs on (OTLP/HTTP to a local sink), same run ==");
+    let off_url = format!("{gateway}/chat/completions");
+    let sink = otlp_sink().await;
+    let telemetry = switchyard::telemetry::init(
+        &switchyard::telemetry::LogOptions {
+            format: switchyard::telemetry::LogFormat::Text,
+            level: Some("warn".into()),
+        },
+        Some(&switchyard::config::TracingSettings {
+            protocol: switchyard::config::OtlpProtocol::HttpProtobuf,
+            endpoint: format!("{sink}/v1/traces"),
+            headers: Vec::new(),
+            sample_ratio: 1.0,
+            service_name: "bench".into(),
+            timeout: Duration::from_secs(10),
+        }),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let traced_shutdown = CancellationToken::new();
+    let traced = Gateway::start(
+        GatewayOptions {
+            policy_dir: dir.path().to_path_buf(),
+            env: switchyard::config::process_env(),
+            listen: Some("127.0.0.1:0".into()),
+            watch: false,
+            sighup: false,
+            drain_delay: Some(std::time::Duration::ZERO),
+            dispatch_hook: None,
+        },
+        traced_shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let on_url = format!("http://{}/v1/chat/completions", traced.local_addr());
+    measure(&client, &on_url, &chat, 100).await; // warm-up
+    // Interleaved rounds, so that load from elsewhere hits both alike.
+    let (mut off, mut on) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..10 {
+        off.extend(measure(&client, &off_url, &chat, n / 10).await);
+        on.extend(measure(&client, &on_url, &chat, n / 10).await);
+    }
+    off.sort();
+    on.sort();
+    report("tracing off", &off);
+    report("tracing on (OTLP)", &on);
+    let direct_p50 = common::percentile(&direct, 0.5);
+    let added = |d: &[Duration]| common::percentile(d, 0.5).saturating_sub(direct_p50);
+    println!(
+        "p50 on/off: {:.2}; overhead over direct at p50: off {:?}, on {:?}",
+        common::percentile(&on, 0.5).as_secs_f64() / common::percentile(&off, 0.5).as_secs_f64(),
+        added(&off),
+        added(&on)
+    );
+    traced_shutdown.cancel();
+    traced.wait().await;
     shutdown.cancel();
     gw.wait().await;
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap();
+}
+
+/// An OTLP/HTTP collector that takes every export and keeps nothing.
+async fn otlp_sink() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        use http_body_util::BodyExt;
+                        let _ = req.into_body().collect().await;
+                        let mut r =
+                            hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                        r.headers_mut()
+                            .insert("content-type", "application/x-protobuf".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(r)
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    format!("http://{addr}")
 }

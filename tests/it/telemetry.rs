@@ -412,6 +412,77 @@ async fn spans_reach_an_otlp_collector_under_the_clients_trace_and_json_logs_car
     );
 }
 
+/// gRPC export configured in the policy (endpoint, protocol, a header from
+/// a variable), to an in-process gRPC collector.
+#[tokio::test]
+async fn the_policy_can_send_spans_over_grpc_with_headers_from_the_environment() {
+    let collector = OtlpReceiver::start().await;
+    let up = FakeUpstream::openai().await;
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(
+        policies.path(),
+        &format!(
+            "{}routes:\n  m:\n    targets: [{{provider: p0, model: up-model}}]\n\
+             tracing:\n  endpoint: {}\n  protocol: grpc\n  service_name: gw-grpc\n\
+             \x20 headers_env: {{x-team-key: TEAM_KEY}}\n",
+            providers_yaml(&[&up], ""),
+            collector.endpoint()
+        ),
+    );
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-delay",
+            "0s",
+            "--policies",
+            policies.path().to_str().unwrap(),
+        ],
+        &[
+            ("TEAM_KEY", "team-secret-1"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    )
+    .await;
+    let r = send(
+        &reqwest::Client::new(),
+        &served.base,
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        TRACE_RETRY,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    served.stop().await;
+    let spans = collector.spans();
+    let request = one_request_span(&spans, TRACE_RETRY);
+    assert_eq!(request.service, "gw-grpc");
+    assert_eq!(
+        attr(&request.span, "gen_ai.request.model").as_deref(),
+        Some("m")
+    );
+    assert_eq!(
+        attr(&request.span, "gen_ai.response.model").as_deref(),
+        Some("up-model")
+    );
+    let attempts = in_trace(&spans, TRACE_RETRY, SpanKind::Client);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].span.name, "chat up-model");
+    let sent = up.requests()[0].headers["traceparent"].clone();
+    assert_eq!(
+        sent,
+        format!("00-{TRACE_RETRY}-{}-01", hex_id(&attempts[0].span.span_id)).as_str()
+    );
+    let exports = collector.export_headers();
+    assert!(exports.iter().all(|h| {
+        h["x-team-key"] == "team-secret-1"
+            && h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/grpc")
+    }));
+}
+
 /// Text logs with stdout redirected to a file: no escape codes. Every flag
 /// from the environment: the policy folder, the address and the level.
 #[tokio::test]
