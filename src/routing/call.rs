@@ -20,7 +20,8 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use crate::providers::{Need, Provider, UpstreamError};
+use crate::api::usage::{Dialect, Usage, model_and_usage};
+use crate::providers::{ChatReply, Need, Provider, UpstreamError};
 
 /// One request as routing sees it.
 pub trait Call: Send + Sync + 'static {
@@ -41,6 +42,16 @@ pub trait Call: Send + Sync + 'static {
         None
     }
 
+    /// What a successful reply says of itself (the model that answered,
+    /// the tokens it reports), for its attempt's trace span; asked only
+    /// when tracing is on. Nothing by default (and for streams).
+    fn describe(_reply: &Self::Reply) -> ReplyFacts
+    where
+        Self: Sized,
+    {
+        ReplyFacts::default()
+    }
+
     /// One attempt on `provider`, sent as its `model`. Must not retry or
     /// fail over: routing does.
     fn attempt(
@@ -48,6 +59,27 @@ pub trait Call: Send + Sync + 'static {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
+}
+
+/// What an answer says of itself, for a trace span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyFacts {
+    pub model: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+impl ReplyFacts {
+    /// From a whole answer in `dialect`; nothing from a stream (its usage
+    /// comes at its end, on the request's span).
+    pub fn of_chat(dialect: Dialect, reply: &ChatReply) -> ReplyFacts {
+        match reply {
+            ChatReply::Full(body) => {
+                let (model, usage) = model_and_usage(dialect, body);
+                ReplyFacts { model, usage }
+            }
+            ChatReply::Stream(_) => ReplyFacts::default(),
+        }
+    }
 }
 
 /// Which part of a fanned-out request a call is.
@@ -64,6 +96,8 @@ pub(super) type AnyReply = Box<dyn Any + Send>;
 
 /// [`Call`] with its reply type erased, so attempt stacks take any call.
 trait ErasedCall: Send + Sync {
+    fn describe(&self, reply: &AnyReply) -> ReplyFacts;
+
     fn run(
         self: Arc<Self>,
         provider: Arc<dyn Provider>,
@@ -72,6 +106,13 @@ trait ErasedCall: Send + Sync {
 }
 
 impl<C: Call> ErasedCall for C {
+    fn describe(&self, reply: &AnyReply) -> ReplyFacts {
+        reply
+            .downcast_ref::<C::Reply>()
+            .map(C::describe)
+            .unwrap_or_default()
+    }
+
     fn run(
         self: Arc<Self>,
         provider: Arc<dyn Provider>,
@@ -118,6 +159,11 @@ impl Attempt {
             sub_batch: call.sub_batch(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
+    }
+
+    /// What `reply` (this attempt's) says of itself, for its trace span.
+    pub(super) fn describe(&self, reply: &AnyReply) -> ReplyFacts {
+        self.call.describe(reply)
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

@@ -24,7 +24,7 @@ mod table;
 pub mod tpm;
 
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, Served, SubBatch};
+pub use call::{Attempt, Call, ReplyFacts, Served, SubBatch};
 pub use run::execute;
 pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

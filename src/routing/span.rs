@@ -9,7 +9,8 @@
 //! `traceparent` (`providers::upstream`). It records the operation, the
 //! provider (its well-known name and its policy name), the target's model,
 //! the retry number, the breaker's state when the attempt was made, the
-//! fan-out sub-batch, and the outcome of a failed attempt. Must not change
+//! fan-out sub-batch, and the model and tokens a whole answer reports
+//! (`Call::describe`) or the outcome of a failed attempt. Must not change
 //! the attempt or its result.
 
 use std::sync::Arc;
@@ -109,12 +110,25 @@ where
             span.set_attribute(sc::SUB_BATCH, part.index as i64);
             span.set_attribute(sc::SUB_BATCH_SIZE, part.size as i64);
         }
+        let this = attempt.clone();
         let call = span.in_scope(|| self.inner.call(attempt));
         Box::pin(async move {
             let result = call.instrument(span.clone()).await;
-            if let Err(e) = &result {
-                span.set_attribute(sc::ERROR_TYPE, e.outcome());
-                span.set_status(Status::error(e.outcome()));
+            match &result {
+                Ok(reply) => {
+                    let facts = this.describe(reply);
+                    if let Some(model) = facts.model {
+                        span.set_attribute(sc::RESPONSE_MODEL, model);
+                    }
+                    if let Some(usage) = facts.usage {
+                        span.set_attribute(sc::INPUT_TOKENS, usage.prompt as i64);
+                        span.set_attribute(sc::OUTPUT_TOKENS, usage.completion as i64);
+                    }
+                }
+                Err(e) => {
+                    span.set_attribute(sc::ERROR_TYPE, e.outcome());
+                    span.set_status(Status::error(e.outcome()));
+                }
             }
             result
         })

@@ -261,6 +261,20 @@ async fn spans_reach_an_otlp_collector_under_the_clients_trace_and_json_logs_car
     }
     let mut attempts = in_trace(&spans, TRACE_RETRY, SpanKind::Client);
     attempts.sort_by_key(|r| r.span.start_time_unix_nano);
+    let answered = attempts.last().unwrap();
+    assert_eq!(
+        attr(&answered.span, "gen_ai.response.model").as_deref(),
+        Some("flaky")
+    );
+    assert_eq!(
+        attr(&answered.span, "gen_ai.usage.input_tokens").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        attr(&answered.span, "gen_ai.usage.output_tokens").as_deref(),
+        Some("2")
+    );
+    assert_eq!(attr(&attempts[0].span, "gen_ai.response.model"), None);
     let seen: Vec<(String, String, Option<String>)> = attempts
         .iter()
         .map(|a| {
@@ -344,6 +358,16 @@ async fn spans_reach_an_otlp_collector_under_the_clients_trace_and_json_logs_car
             assert_eq!(
                 attr(&a.span, "gen_ai.operation.name").as_deref(),
                 Some("embeddings")
+            );
+            let size: u64 = attr(&a.span, "switchyard.fanout.sub_batch_size")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let tokens = attr(&a.span, "gen_ai.usage.input_tokens").unwrap();
+            assert_eq!(
+                tokens,
+                (2 * size).to_string(),
+                "the fake counts 2 per input"
             );
             (
                 attr(&a.span, "switchyard.fanout.sub_batch").unwrap(),

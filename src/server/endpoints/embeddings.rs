@@ -26,7 +26,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
 use crate::fanout::fan_out;
 use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, SubBatch, execute};
+use crate::routing::{Call, ReplyFacts, SubBatch, execute};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
 use crate::server::flows::items::{self, Items, Upstream};
@@ -212,6 +212,16 @@ struct EmbedCall {
 
 impl Call for EmbedCall {
     type Reply = EmbedReply;
+
+    fn describe(reply: &EmbedReply) -> ReplyFacts {
+        ReplyFacts {
+            model: None,
+            usage: Some(Usage {
+                prompt: reply.prompt_tokens,
+                ..Usage::default()
+            }),
+        }
+    }
 
     fn need(&self) -> Need {
         Need::Embeddings
