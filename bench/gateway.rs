@@ -123,11 +123,12 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
         report(route, &d);
     }
 
-    // Tracing off (above: no subscriber, nothing traced) vs on: the process's
-    // subscriber with the OTLP exporter (batches to a local sink), a second
-    // gateway built after it (so its attempt stacks have their span layer).
-    println!("\n== chat latency, tracing off vs on (OTLP/HTTP to a local sink), same run ==");
-    let off_url = format!("{gateway}/chat/completions");
+    // Tracing off (the series above: no subscriber, nothing traced) vs on:
+    // the process's subscriber with the OTLP exporter (batches to a local
+    // sink) and a gateway built after it (its attempt stacks have their span
+    // layer). Each against direct calls measured alongside it, so that load
+    // from elsewhere on the machine cancels out of the overhead.
+    println!("\n== chat latency with tracing on (OTLP/HTTP to a local sink) ==");
     let sink = otlp_sink().await;
     let telemetry = switchyard::telemetry::init(
         &switchyard::telemetry::LogOptions {
@@ -161,24 +162,24 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
     .await
     .unwrap();
     let on_url = format!("http://{}/v1/chat/completions", traced.local_addr());
+    let direct_url = format!("{upstream}/chat/completions");
     measure(&client, &on_url, &chat, 100).await; // warm-up
-    // Interleaved rounds, so that load from elsewhere hits both alike.
-    let (mut off, mut on) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut direct_on, mut on) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..10 {
-        off.extend(measure(&client, &off_url, &chat, n / 10).await);
+        direct_on.extend(measure(&client, &direct_url, &chat, n / 10).await);
         on.extend(measure(&client, &on_url, &chat, n / 10).await);
     }
-    off.sort();
+    direct_on.sort();
     on.sort();
-    report("tracing off", &off);
-    report("tracing on (OTLP)", &on);
-    let direct_p50 = common::percentile(&direct, 0.5);
-    let added = |d: &[Duration]| common::percentile(d, 0.5).saturating_sub(direct_p50);
+    report("direct to upstream", &direct_on);
+    report("through, tracing on", &on);
+    let added = |d: &[Duration], base: &[Duration]| {
+        common::percentile(d, 0.5).saturating_sub(common::percentile(base, 0.5))
+    };
+    let (off_added, on_added) = (added(&via, &direct), added(&on, &direct_on));
     println!(
-        "p50 on/off: {:.2}; overhead over direct at p50: off {:?}, on {:?}",
-        common::percentile(&on, 0.5).as_secs_f64() / common::percentile(&off, 0.5).as_secs_f64(),
-        added(&off),
-        added(&on)
+        "gateway overhead at p50: tracing off {off_added:?}, on {on_added:?} (on/off {:.2})",
+        on_added.as_secs_f64() / off_added.as_secs_f64().max(1e-9)
     );
     traced_shutdown.cancel();
     traced.wait().await;
