@@ -1,7 +1,9 @@
 //! Benchmark: latency direct-to-upstream vs through the gateway,
-//! embedding fan-out vs sequential sub-batches, and a 2,048-input fan-out
+//! embedding fan-out vs sequential sub-batches, a 2,048-input fan-out
 //! against a capped upstream with an adaptive concurrency limit vs a fixed
-//! width set too low or too high.
+//! width set too low or too high; then the same chat latency with
+//! OpenTelemetry tracing on (OTLP/HTTP to a local sink) against the gateway
+//! with tracing off, in the same run.
 //!
 //! Run: `cargo bench --bench gateway` (env BENCH_REQUESTS, default 2000).
 //! Everything runs on 127.0.0.1: a fake OpenAI-compatible upstream (chat
@@ -229,6 +231,98 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
         p50[2].as_secs_f64() / p50[1].as_secs_f64(),
         p50[2].as_secs_f64() / ideal.as_secs_f64(),
     );
+    // Tracing off (the series above: no subscriber, nothing traced) vs on:
+    // the process's subscriber with the OTLP exporter (batches to a local
+    // sink) and a gateway built after it (its attempt stacks have their span
+    // layer). Each against direct calls measured alongside it, so that load
+    // from elsewhere on the machine cancels out of the overhead.
+    println!("\n== chat latency with tracing on (OTLP/HTTP to a local sink) ==");
+    let sink = otlp_sink().await;
+    let telemetry = switchyard::telemetry::init(
+        &switchyard::telemetry::LogOptions {
+            format: switchyard::telemetry::LogFormat::Text,
+            level: Some("warn".into()),
+        },
+        Some(&switchyard::config::TracingSettings {
+            protocol: switchyard::config::OtlpProtocol::HttpProtobuf,
+            endpoint: format!("{sink}/v1/traces"),
+            headers: Vec::new(),
+            sample_ratio: 1.0,
+            service_name: "bench".into(),
+            timeout: Duration::from_secs(10),
+        }),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let traced_shutdown = CancellationToken::new();
+    let traced = Gateway::start(
+        GatewayOptions {
+            policy_dir: dir.path().to_path_buf(),
+            env: switchyard::config::process_env(),
+            listen: Some("127.0.0.1:0".into()),
+            watch: false,
+            sighup: false,
+            drain_delay: Some(std::time::Duration::ZERO),
+            dispatch_hook: None,
+        },
+        traced_shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let on_url = format!("http://{}/v1/chat/completions", traced.local_addr());
+    let direct_url = format!("{upstream}/chat/completions");
+    measure(&client, &on_url, &chat, 100).await; // warm-up
+    let (mut direct_on, mut on) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..10 {
+        direct_on.extend(measure(&client, &direct_url, &chat, n / 10).await);
+        on.extend(measure(&client, &on_url, &chat, n / 10).await);
+    }
+    direct_on.sort();
+    on.sort();
+    report("direct to upstream", &direct_on);
+    report("through, tracing on", &on);
+    let added = |d: &[Duration], base: &[Duration]| {
+        common::percentile(d, 0.5).saturating_sub(common::percentile(base, 0.5))
+    };
+    let (off_added, on_added) = (added(&via, &direct), added(&on, &direct_on));
+    println!(
+        "gateway overhead at p50: tracing off {off_added:?}, on {on_added:?} (on/off {:.2})",
+        on_added.as_secs_f64() / off_added.as_secs_f64().max(1e-9)
+    );
+    traced_shutdown.cancel();
+    traced.wait().await;
     shutdown.cancel();
     gw.wait().await;
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap();
+}
+
+/// An OTLP/HTTP collector that takes every export and keeps nothing.
+async fn otlp_sink() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        use http_body_util::BodyExt;
+                        let _ = req.into_body().collect().await;
+                        let mut r =
+                            hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                        r.headers_mut()
+                            .insert("content-type", "application/x-protobuf".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(r)
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    format!("http://{addr}")
 }

@@ -7,7 +7,9 @@
 //! budget, breaker, limits, tower layers), `state` (buckets, budget counters
 //! and the shared cache: in memory or in Redis), `providers` (one kind per file,
 //! behind the `Provider` trait) -> `api` (wire formats, error envelope) ->
-//! `config`, `metrics` (leaves).
+//! `config`, `metrics` (leaves). Beside them, `telemetry` (log lines, OTLP
+//! trace export, W3C trace context) is set up once by the binary; the rest
+//! only asks it whether tracing is on and how conventions name things.
 //!
 //! Error policy:
 //! - Module boundaries return `thiserror` enums (`ConfigErrors`,
@@ -39,3 +41,4 @@ pub mod resilience;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod telemetry;

@@ -1,123 +1,156 @@
-//! `switchyard` command line: `serve` (default), `check` and `keys`.
+//! `switchyard` command line (clap): `serve` (the default), `check`, `keys`,
+//! `version`, `completions`; every option also from a `SWITCHYARD_*`
+//! environment variable.
 //!
 //! Place in the pipeline: outside it. Parses arguments, sets up logging and
-//! signal handling, and hands an explicit shutdown token to the server.
-//! `check` runs exactly the loading code that startup and reload run.
+//! tracing (`telemetry`) and signal handling, and hands an explicit
+//! shutdown token to the server. `check` runs exactly the loading code that
+//! startup and reload run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use switchyard::config;
 use switchyard::routing::RouteTable;
 use switchyard::server::{Gateway, GatewayOptions};
+use switchyard::telemetry::{self, LogFormat, LogOptions};
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "\
-switchyard: an OpenAI-compatible gateway
+/// switchyard: a resilient, multi-provider, OpenAI-compatible LLM gateway.
+///
+/// Every option can also be set by the environment variable shown with it;
+/// an option on the command line wins over its variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command, `switchyard [OPTIONS]` is `switchyard serve [OPTIONS]`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
 
-USAGE:
-    switchyard [serve] [--policies DIR] [--listen ADDR]
-    switchyard check [--policies DIR | DIR]
-    switchyard keys hash     reads a key on stdin, prints the secret_hash for a policy
-    switchyard keys new      makes a random key; prints it and its secret_hash
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gateway on a policy folder (the default command).
+    Serve(ServeArgs),
+    /// Validate a policy folder without serving it: every error at its file:line.
+    ///
+    /// Runs exactly the loading code a start or a reload runs (environment
+    /// variables the policy names must be set). Exits 1 on any error.
+    Check(CheckArgs),
+    /// Make and hash virtual keys for `keys:` in a policy.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the version.
+    Version,
+    /// Print a shell completion script (e.g. `switchyard completions bash > /etc/bash_completion.d/switchyard`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
 
-    --policies DIR   folder of *.yaml policy files (default: policies)
-    --listen ADDR    address to bind, overriding server.listen (e.g. 127.0.0.1:8080)
-    --drain-delay D  on shutdown, stay up but not ready this long (overrides server.drain_delay)
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Read a key on stdin (one line) and print its secret_hash for a policy.
+    ///
+    /// The key is read from stdin so it stays out of shell history and
+    /// process listings: `echo "$KEY" | switchyard keys hash`.
+    Hash,
+    /// Make a random key (sk-sy-...) and print it with its secret_hash.
+    New,
+}
 
-Logging: RUST_LOG (default info).";
-
-struct Args {
-    command: String,
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Folder of *.yaml policy files.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        env = "SWITCHYARD_POLICIES",
+        default_value = "policies"
+    )]
     policies: PathBuf,
+    /// Address to bind, overriding server.listen (e.g. 127.0.0.1:8080; port 0 picks one).
+    #[arg(short, long, value_name = "ADDR", env = "SWITCHYARD_LISTEN")]
     listen: Option<String>,
-    drain_delay: Option<std::time::Duration>,
+    /// On shutdown, stay up but not ready this long (overrides server.drain_delay; e.g. 5s).
+    #[arg(long, value_name = "DURATION", env = "SWITCHYARD_DRAIN_DELAY", value_parser = duration)]
+    drain_delay: Option<Duration>,
+    /// Log line format on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "SWITCHYARD_LOG_FORMAT", default_value_t = Format::Text)]
+    log_format: Format,
+    /// Log filter (`info`, `warn,switchyard::access=info`, ...); without it, RUST_LOG, else info.
+    #[arg(long, value_name = "FILTER", env = "SWITCHYARD_LOG_LEVEL")]
+    log_level: Option<String>,
 }
 
-/// Why the command line was not run.
-#[derive(Debug, thiserror::Error)]
-enum ArgsError {
-    #[error("help requested")]
-    Help,
-    #[error("{0} needs a value")]
-    Missing(&'static str),
-    #[error("--drain-delay: {0}")]
-    Duration(#[from] config::DurationError),
-    #[error("unknown argument {0:?}")]
-    Unknown(String),
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The policy folder (same as --policies).
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Folder of *.yaml policy files.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        env = "SWITCHYARD_POLICIES",
+        default_value = "policies"
+    )]
+    policies: PathBuf,
 }
 
-fn parse_args() -> Result<Args, ArgsError> {
-    let mut args = std::env::args().skip(1).peekable();
-    let command = match args.peek().map(String::as_str) {
-        Some("serve") | Some("check") => args.next().unwrap_or_default(),
-        Some("keys") => {
-            args.next();
-            match args.next().as_deref() {
-                Some("hash") => "keys-hash".to_string(),
-                Some("new") => "keys-new".to_string(),
-                Some(other) => return Err(ArgsError::Unknown(other.to_string())),
-                None => return Err(ArgsError::Missing("keys")),
-            }
-        }
-        _ => "serve".to_string(),
-    };
-    let mut out = Args {
-        command,
-        policies: PathBuf::from("policies"),
-        listen: None,
-        drain_delay: None,
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--policies" | "-p" => {
-                out.policies = args.next().ok_or(ArgsError::Missing("--policies"))?.into()
-            }
-            "--listen" | "-l" => {
-                out.listen = Some(args.next().ok_or(ArgsError::Missing("--listen"))?)
-            }
-            "--drain-delay" => {
-                let text = args.next().ok_or(ArgsError::Missing("--drain-delay"))?;
-                out.drain_delay = Some(config::parse_duration(&text)?);
-            }
-            "-h" | "--help" => return Err(ArgsError::Help),
-            "-V" | "--version" => {
-                println!("switchyard {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            other if !other.starts_with('-') && out.command == "check" => {
-                out.policies = other.into()
-            }
-            other => return Err(ArgsError::Unknown(other.to_string())),
-        }
-    }
-    Ok(out)
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// Human-readable lines (coloured only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn duration(text: &str) -> Result<Duration, config::DurationError> {
+    config::parse_duration(text)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(ArgsError::Help) => {
-            eprintln!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => serve_main(args),
+        Command::Check(args) => check(args.dir.as_deref().unwrap_or(&args.policies)),
+        Command::Keys(KeysCommand::Hash) => keys_hash(),
+        Command::Keys(KeysCommand::New) => keys_new(),
+        Command::Version => {
+            println!("switchyard {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchyard",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
         }
-    };
-    match args.command.as_str() {
-        "check" => return check(&args.policies),
-        "keys-hash" => return keys_hash(),
-        "keys-new" => return keys_new(),
-        _ => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+}
+
+/// `serve`: the policy is read first (its `tracing:` section and the
+/// `OTEL_*` variables decide the exporter), then logging and tracing are
+/// set up, then the gateway starts (and loads the folder as every reload
+/// does). Spans and log lines still queued are flushed on the way out.
+fn serve_main(args: ServeArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -125,10 +158,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(args))
+    let env = config::process_env();
+    let policy = match config::load_dir(&args.policies, &env, switchyard::providers::check_kind) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let logs = LogOptions {
+        format: match args.log_format {
+            Format::Text => LogFormat::Text,
+            Format::Json => LogFormat::Json,
+        },
+        level: args.log_level.clone(),
+    };
+    let telemetry = match telemetry::init(&logs, policy.tracing.as_ref(), runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(serve(args, env));
+    telemetry.shutdown();
+    code
 }
 
-fn check(dir: &std::path::Path) -> ExitCode {
+fn check(dir: &Path) -> ExitCode {
     // The same code a start or a reload runs: load, validate, build.
     let env = config::process_env();
     let loaded =
@@ -197,11 +256,12 @@ fn keys_new() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn serve(args: Args) -> ExitCode {
+async fn serve(args: ServeArgs, env: config::Env) -> ExitCode {
     let shutdown = CancellationToken::new();
+    let json = matches!(args.log_format, Format::Json);
     let opts = GatewayOptions {
         policy_dir: args.policies,
-        env: config::process_env(),
+        env,
         listen: args.listen,
         watch: true,
         sighup: true,
@@ -219,7 +279,11 @@ async fn serve(args: Args) -> ExitCode {
     };
     // Signals are registered before the line that says the gateway is up.
     let signalled = shutdown_signal();
-    println!("switchyard listening on http://{}", gateway.local_addr());
+    // In JSON, every stdout line is a log object: the address is in the
+    // `switchyard listening` event instead.
+    if !json {
+        println!("switchyard listening on http://{}", gateway.local_addr());
+    }
     tokio::spawn(async move {
         signalled.await;
         tracing::info!("shutdown signal received");

@@ -43,6 +43,22 @@ impl Usage {
     }
 }
 
+/// The model a whole JSON answer names and its usage in `dialect` (for an
+/// attempt's trace span); either is `None` when the answer has none.
+pub fn model_and_usage(dialect: Dialect, body: &[u8]) -> (Option<String>, Option<Usage>) {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        usage: Option<Raw>,
+    }
+    match serde_json::from_slice::<Named>(body) {
+        Ok(n) => (n.model, n.usage.map(|raw| raw.usage(dialect))),
+        Err(_) => (None, None),
+    }
+}
+
 impl AddAssign for Usage {
     fn add_assign(&mut self, other: Usage) {
         self.prompt += other.prompt;

@@ -23,6 +23,7 @@ mod raw;
 mod report;
 mod shape;
 mod state_entries;
+mod telemetry;
 mod validate;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use kind::{KindSettings, SettingsReport};
 pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};
 pub use policy::*;
 pub use state_entries::host_port;
+pub use telemetry::{OtlpProtocol, TracingSettings};
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

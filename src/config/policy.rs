@@ -23,6 +23,9 @@ pub struct Policy {
     pub state: super::access::StateSettings,
     /// Routes' aliases and `match` patterns, for resolving requested names.
     pub names: super::names::ModelNames,
+    /// `tracing:` and the `OTEL_*` variables: where spans are exported;
+    /// `None` when tracing is off (the default).
+    pub tracing: Option<super::telemetry::TracingSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

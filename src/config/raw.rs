@@ -31,6 +31,21 @@ pub(super) struct RawFile {
     pub prices: BTreeMap<String, RawPrice>,
     #[serde(default)]
     pub state: Option<RawState>,
+    #[serde(default)]
+    pub tracing: Option<RawTracing>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTracing {
+    pub enabled: Option<bool>,
+    pub endpoint: Option<String>,
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+    pub sample_ratio: Option<f64>,
+    pub service_name: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

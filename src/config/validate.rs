@@ -39,6 +39,7 @@ pub(super) struct Merged {
     pub keys: BTreeMap<String, (String, RawKey)>,
     pub prices: BTreeMap<String, (String, RawPrice)>,
     pub state: Option<(String, RawState)>,
+    pub tracing: Option<(String, RawTracing)>,
 }
 
 fn merge_section<T>(
@@ -90,6 +91,7 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
         keys: BTreeMap::new(),
         prices: BTreeMap::new(),
         state: None,
+        tracing: None,
     };
     for (file, raw) in files {
         merge_section(&mut m.server, &file, raw.server, "server", errors);
@@ -100,6 +102,7 @@ pub(super) fn merge(files: Vec<(String, RawFile)>, errors: &mut Errors) -> Merge
         merge_map(&mut m.keys, &file, raw.keys, "keys", errors);
         merge_map(&mut m.prices, &file, raw.prices, "prices", errors);
         merge_section(&mut m.state, &file, raw.state, "state", errors);
+        merge_section(&mut m.tracing, &file, raw.tracing, "tracing", errors);
     }
     m
 }
@@ -203,6 +206,7 @@ pub(super) fn validate(
         Some((file, s)) => state_entries::state(&mut cx, &Loc::new(file, "state"), s),
         None => StateSettings::default(),
     };
+    let tracing = super::telemetry::settings(&mut cx, m.tracing.as_ref());
     (errors.len() == before).then_some(Policy {
         server,
         cache,
@@ -213,6 +217,7 @@ pub(super) fn validate(
         prices,
         state,
         names,
+        tracing,
     })
 }
 

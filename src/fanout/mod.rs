@@ -15,7 +15,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 /// Splits `items` into chunks of at most `batch_size`, calls `call` on each
-/// with at most `width()` in flight (asked before each one starts), and
+/// (with its 0-based index) with at most `width()` in flight (asked before
+/// each one starts), and
 /// returns the results in chunk order.
 pub async fn fan_out<I, R, E, F, Fut>(
     items: Vec<I>,
@@ -24,7 +25,7 @@ pub async fn fan_out<I, R, E, F, Fut>(
     call: F,
 ) -> Result<Vec<R>, E>
 where
-    F: Fn(Vec<I>) -> Fut,
+    F: Fn(usize, Vec<I>) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
     let batch_size = batch_size.max(1);
@@ -43,7 +44,7 @@ where
             let Some((i, chunk)) = waiting.next() else {
                 break;
             };
-            running.push(async move { call(chunk).await.map(|r| (i, r)) });
+            running.push(async move { call(i, chunk).await.map(|r| (i, r)) });
         }
         match running.next().await {
             Some(result) => done.push(result?),
@@ -70,7 +71,7 @@ mod tests {
             items,
             3,
             || 2,
-            |chunk| {
+            |i, chunk| {
                 let (live, peak) = (&live, &peak);
                 async move {
                     let now = live.fetch_add(1, Ordering::SeqCst) + 1;
@@ -78,6 +79,7 @@ mod tests {
                     // Later chunks finish first.
                     tokio::time::sleep(Duration::from_millis(100 - chunk[0] as u64)).await;
                     live.fetch_sub(1, Ordering::SeqCst);
+                    assert_eq!(chunk[0] as usize, i * 3, "the index is the chunk's");
                     Ok(chunk)
                 }
             },
@@ -97,7 +99,7 @@ mod tests {
             vec![1, 2, 3, 4],
             1,
             || 4,
-            |c| async move {
+            |_, c| async move {
                 if c[0] == 3 {
                     Err("boom".to_string())
                 } else {
@@ -118,7 +120,7 @@ mod tests {
             (0..12).collect(),
             1,
             || width.load(Ordering::SeqCst),
-            |chunk| {
+            |_, chunk| {
                 let (live, started, width) = (&live, &started, &width);
                 async move {
                     let now = live.fetch_add(1, Ordering::SeqCst) + 1;

@@ -7,7 +7,9 @@
 //! hands a failure to the kind's classifier instead); [`Upstream::read_json`]
 //! reads a whole JSON answer; [`translated_sse`] turns an upstream SSE body
 //! into OpenAI chunks through a kind's [`StreamTranslate`], whole events only.
-//! Must not know any provider's wire format.
+//! Every request goes out through [`Upstream::send`], which adds the W3C
+//! trace context of the current (attempt) span when tracing is on. Must not
+//! know any provider's wire format.
 
 use std::time::Duration;
 
@@ -102,6 +104,14 @@ impl Upstream {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Result<(reqwest::Response, Limits), Failed>, UpstreamError> {
+        // Tracing on: the attempt's span travels upstream as `traceparent`.
+        let request = match crate::telemetry::tracing_on()
+            .then(crate::telemetry::w3c::current)
+            .flatten()
+        {
+            Some(context) => request.headers(context),
+            None => request,
+        };
         let start = Instant::now();
         let limits = Limits::new(&self.timeouts, start, self.max_response_bytes);
         let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);

@@ -4,7 +4,8 @@
 //! handle is (re)built; `run::execute` calls it once per attempt with an
 //! [`Attempt`] (any endpoint's call, its type erased). The stack, outermost
 //! first, one comment each in [`stack`]:
-//!   bulkhead             (the provider's concurrency limit, fixed or adaptive,
+//!   trace span           (when tracing is on: the attempt's client span, `span`)
+//!   -> bulkhead          (the provider's concurrency limit, fixed or adaptive,
 //!                         under its share of the gateway: refused at once when
 //!                         full, or the last target waits)
 //!   -> provider rate limit (a spent bucket refuses at once: spill to the next target)
@@ -23,6 +24,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use super::call::{AnyReply, Attempt};
+use super::span::AttemptSpanLayer;
 use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
@@ -31,6 +33,7 @@ use crate::resilience::bulkhead::BulkheadLayer;
 use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamMetricsLayer};
 use crate::resilience::{Breaker, ConcurrencyLimit, Limiter, Refused, Signal};
 use crate::state::Store;
+use crate::telemetry;
 
 pub type AttemptStack = BoxCloneSyncService<Attempt, AnyReply, UpstreamError>;
 
@@ -107,6 +110,11 @@ pub(super) fn stack(
             .with_label_values(&[&spec.name, r.label()])
     });
     let service = ServiceBuilder::new()
+        // Trace span (when tracing is on): one client span per attempt, refused ones too.
+        .option_layer(
+            telemetry::tracing_on()
+                .then(|| AttemptSpanLayer::new(&spec.name, &spec.kind, Arc::clone(&breaker))),
+        )
         // Bulkhead: a slot of the provider's concurrency limit (or refused, counted).
         .layer(BulkheadLayer::new(concurrency, signal, move |r| {
             saturated[r as usize].inc();

@@ -24,6 +24,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
+use crate::api::usage::{Dialect, Usage, model_and_usage};
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
 use crate::resilience::Slot;
 use crate::resilience::bulkhead::{Kept, SlotRequest};
@@ -40,6 +41,22 @@ pub trait Call: Send + Sync + 'static {
     /// The tokens this call may use, estimated before it is sent (for
     /// provider TPM limits; see `api::estimate`).
     fn estimated_tokens(&self) -> u64;
+
+    /// The fan-out sub-batch this call is, if it is one (for its attempts'
+    /// trace spans).
+    fn sub_batch(&self) -> Option<SubBatch> {
+        None
+    }
+
+    /// What a successful reply says of itself (the model that answered,
+    /// the tokens it reports), for its attempt's trace span; asked only
+    /// when tracing is on. Nothing by default (and for streams).
+    fn describe(_reply: &Self::Reply) -> ReplyFacts
+    where
+        Self: Sized,
+    {
+        ReplyFacts::default()
+    }
 
     /// One attempt on `provider`, sent as its `model`. Must not retry or
     /// fail over: routing does.
@@ -80,11 +97,43 @@ impl KeepsSlot for EmbedReply {}
 impl KeepsSlot for RerankReply {}
 impl KeepsSlot for () {}
 
+/// What an answer says of itself, for a trace span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyFacts {
+    pub model: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+impl ReplyFacts {
+    /// From a whole answer in `dialect`; nothing from a stream (its usage
+    /// comes at its end, on the request's span).
+    pub fn of_chat(dialect: Dialect, reply: &ChatReply) -> ReplyFacts {
+        match reply {
+            ChatReply::Full(body) => {
+                let (model, usage) = model_and_usage(dialect, body);
+                ReplyFacts { model, usage }
+            }
+            ChatReply::Stream(_) => ReplyFacts::default(),
+        }
+    }
+}
+
+/// Which part of a fanned-out request a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubBatch {
+    /// 0-based, in input order.
+    pub index: usize,
+    /// Items in it.
+    pub size: usize,
+}
+
 /// A call's reply with its type erased, between the adapter and `execute`.
 pub(super) type AnyReply = Box<dyn Any + Send>;
 
 /// [`Call`] with its reply type erased, so attempt stacks take any call.
 trait ErasedCall: Send + Sync {
+    fn describe(&self, reply: &AnyReply) -> ReplyFacts;
+
     fn run(
         self: Arc<Self>,
         provider: Arc<dyn Provider>,
@@ -93,6 +142,13 @@ trait ErasedCall: Send + Sync {
 }
 
 impl<C: Call> ErasedCall for C {
+    fn describe(&self, reply: &AnyReply) -> ReplyFacts {
+        reply
+            .downcast_ref::<C::Reply>()
+            .map(C::describe)
+            .unwrap_or_default()
+    }
+
     fn run(
         self: Arc<Self>,
         provider: Arc<dyn Provider>,
@@ -115,6 +171,12 @@ pub struct Attempt {
     pub may_wait: bool,
     /// Where the bulkhead leaves the slot of a successful attempt.
     kept: Arc<Kept>,
+    /// What the call needs of a target (names its operation in traces).
+    pub need: Need,
+    /// Tries of this target before this one (0: the first).
+    pub retry: u32,
+    /// The fan-out sub-batch the call is, if any.
+    pub sub_batch: Option<SubBatch>,
     call: Arc<dyn ErasedCall>,
 }
 
@@ -144,6 +206,9 @@ impl Attempt {
             estimate,
             may_wait: false,
             kept: Arc::default(),
+            need: call.need(),
+            retry: 0,
+            sub_batch: call.sub_batch(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
     }
@@ -151,6 +216,11 @@ impl Attempt {
     /// The concurrency slot of the attempt that just succeeded.
     pub(super) fn take_slot(&self) -> Option<Slot> {
         self.kept.take()
+    }
+
+    /// What `reply` (this attempt's) says of itself, for its trace span.
+    pub(super) fn describe(&self, reply: &AnyReply) -> ReplyFacts {
+        self.call.describe(reply)
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

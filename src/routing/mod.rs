@@ -20,13 +20,14 @@ mod call;
 mod lookup;
 mod outcome;
 mod run;
+mod span;
 mod strategy;
 mod table;
 pub mod tpm;
 mod width;
 
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, KeepsSlot, Served};
+pub use call::{Attempt, Call, KeepsSlot, ReplyFacts, Served, SubBatch};
 pub use lookup::Found;
 pub use run::execute;
 pub use strategy::target_order;

@@ -101,7 +101,9 @@ async fn run_targets<C: Call>(
         attempt.may_wait = !others_left;
         let mut failed = 0u32;
         let error = loop {
-            let e = match handle.attempt.clone().oneshot(attempt.clone()).await {
+            let mut this = attempt.clone();
+            this.retry = failed;
+            let e = match handle.attempt.clone().oneshot(this).await {
                 Ok(reply) => {
                     let mut value = reply.downcast::<C::Reply>().map_err(|_| {
                         GatewayError::new(ErrorKind::Internal, "An attempt answered another call.")

@@ -224,6 +224,13 @@ impl AppState {
                     ),
                 }]));
             }
+            if policy.tracing != current.policy.tracing {
+                // The exporter is part of the process's subscriber, set up once.
+                tracing::warn!(
+                    "the tracing settings (tracing:, OTEL_*) changed; they are read at start: \
+                     restart the gateway to apply them (the rest of the policy is reloaded)"
+                );
+            }
             build(
                 policy,
                 fp,

@@ -51,6 +51,7 @@ mod sdk_retry;
 mod spend;
 mod state_store;
 mod stream_cache;
+mod telemetry;
 mod translate_policy;
 mod usage;
 mod warnings;

@@ -116,6 +116,18 @@ impl Spend {
         out
     }
 
+    /// Every charge's usage added up (for the request's trace span);
+    /// `None` when nothing reported any.
+    pub(crate) fn total(&self) -> Option<Usage> {
+        let mut known = self.charges.iter().filter_map(Charge::usage).peekable();
+        known.peek()?;
+        let mut sum = Usage::default();
+        for u in known {
+            sum += u;
+        }
+        Some(sum)
+    }
+
     /// The (first) upstream model that served the answer, for the access
     /// log; `None` when nothing went upstream.
     pub(crate) fn model(&self) -> Option<&str> {

@@ -8,7 +8,8 @@
 //! moves it into [`Tracked`], the response body wrapper, with the final
 //! status and the gateway's own error, if it answered one (its code and
 //! message, `http::OwnError`). When the body ends (or the client goes
-//! away) it writes the access log line, the request metrics and the token and cost metrics
+//! away) it writes the access log line (with, when tracing is on, the trace
+//! id and the request span's attributes), the request metrics and the token and cost metrics
 //! (`usage::settle`), and hands the usage to the admission settlement, once,
 //! so durations and stream usage cover the whole body. Must not change the
 //! response.
@@ -27,6 +28,7 @@ use super::context::{CtxSlot, MAX_LOGGED_MESSAGE, RequestCtx, log_safe};
 use crate::server::access::usage;
 use crate::server::http::OwnError;
 use crate::server::state::AppState;
+use crate::telemetry;
 
 /// Makes the request's context and the connection's in-flight mark, lends
 /// the context to `inner`, and wraps the final response's body in
@@ -96,6 +98,10 @@ impl<B: HttpBody> Tracked<B> {
             (false, true) => "complete",
             (false, false) => "client_gone",
         };
+        // The trace id only when tracing is on (the request span has one then).
+        let trace_id = telemetry::tracing_on()
+            .then(|| telemetry::w3c::trace_id(&c.span))
+            .flatten();
         tracing::info!(
             target: "switchyard::access",
             method = %c.method,
@@ -112,9 +118,13 @@ impl<B: HttpBody> Tracked<B> {
             outcome,
             ms = elapsed.as_millis() as u64,
             request_id = c.request_id,
-            error_code = r.error.as_ref().map_or("-", |e| e.0),
+            error_code = r.error.as_ref().map_or(c.error.unwrap_or("-"), |e| e.0),
             error = r.error.as_ref().map_or("-", |e| &*e.1),
+            trace_id,
         );
+        if telemetry::tracing_on() {
+            c.record_trace(r.status, interrupted);
+        }
         let metrics = &c.state.metrics;
         let status = if interrupted {
             "stream_error".to_string()

@@ -8,9 +8,10 @@
 //! [`CtxSlot`] in the request's extensions to `stack::dispatch`, which
 //! passes it `&mut` to the router, the endpoint and its flow; they fill it
 //! in (endpoint, route, provider, attempts, cache state, what the answer
-//! spent). The lease returns it when dispatch ends, even by a panic, and
+//! spent, the error it was answered with). The lease returns it when dispatch ends, even by a panic, and
 //! `account` keeps it with the response body until the body ends: then it
-//! is read once (access log, request metrics, usage, settlement). It is the
+//! is read once (access log, request metrics, usage, settlement, the
+//! trace span's attributes). It is the
 //! only per-request context (pingora's CTX is the model). Must not decide
 //! anything about the request: it only carries and records.
 
@@ -58,6 +59,12 @@ pub(crate) struct RequestCtx {
     pub provider: Option<Arc<str>>,
     pub attempts: u32,
     pub cache: Option<&'static str>,
+    /// The code of the error the request was answered with (`error.code`
+    /// of the envelope, else its type), for the access log and the trace.
+    pub error: Option<&'static str>,
+    /// The request's trace span, kept to record its attributes at the end;
+    /// a disabled span when tracing is off.
+    pub span: tracing::Span,
     /// Set by a stream that failed after its response started.
     pub interrupted: Arc<AtomicBool>,
     /// The caller's virtual-key alias for logs and metrics (`_unknown` when
@@ -138,6 +145,12 @@ impl RequestCtx {
             provider: None,
             attempts: 0,
             cache: None,
+            error: None,
+            span: if crate::telemetry::tracing_on() {
+                tracing::Span::current()
+            } else {
+                tracing::Span::none()
+            },
             interrupted: Arc::default(),
             key_alias: Arc::from(UNKNOWN_KEY),
             settlement: None,
@@ -164,6 +177,11 @@ impl RequestCtx {
         self.provider = Some(Arc::clone(provider));
         self.attempts = attempts;
         tracing::Span::current().record("provider", tracing::field::display(provider));
+    }
+
+    /// The request is answered with `e` (its code is logged and traced).
+    pub(crate) fn failed(&mut self, e: &crate::api::GatewayError) {
+        self.error = Some(e.code.unwrap_or_else(|| e.error_type()));
     }
 
     /// `base` (a route name or an item's parameters, part of every cache

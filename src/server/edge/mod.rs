@@ -5,7 +5,8 @@
 //! drain); `stack` assembles the edge tower layers once (request id, trace span, accounting, catch-panic, CORS,
 //! compression, decompression, then the health bypass, load shed and
 //! concurrency limit in front of the router); `context` is the one request
-//! context, made by `account` and read by it once at the end. Must not
+//! context, made by `account` and read by it once at the end (`trace` writes
+//! its span's attributes then, when tracing is on). Must not
 //! contain endpoint logic.
 
 pub(super) mod accept;
@@ -19,3 +20,4 @@ pub(crate) mod permit;
 mod stack;
 #[cfg(test)]
 mod stack_tests;
+mod trace;

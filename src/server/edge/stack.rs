@@ -47,6 +47,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
 use crate::server::router;
 use crate::server::state::AppState;
+use crate::telemetry;
 
 /// Responses smaller than this are sent as they are: compressing them
 /// saves next to nothing.
@@ -155,7 +156,11 @@ async fn dispatch(
     if !bypasses_limit(&rc.path) && rc.rt.policy.server.dashboard.part(&rc.path).is_none() {
         match state.request_limit.try_acquire() {
             Some(permit) => rc.permit = Some(RequestPermit::new(permit, &state.metrics)),
-            None => return Ok(error_response(&overloaded())),
+            None => {
+                let e = overloaded();
+                rc.failed(&e);
+                return Ok(error_response(&e));
+            }
         }
     }
     if let Some(hook) = &state.dispatch_hook {
@@ -165,7 +170,10 @@ async fn dispatch(
     let result = router::dispatch(rc, req).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
-    Ok(result.unwrap_or_else(|e| shaped_error_response(&e, shape)))
+    Ok(result.unwrap_or_else(|e| {
+        rc.failed(&e);
+        shaped_error_response(&e, shape)
+    }))
 }
 
 /// Paths answered outside the concurrency limit.
@@ -219,20 +227,40 @@ impl MakeRequestId for FreshRequestId {
     }
 }
 
+/// The request's span. When tracing is on it is also the exported server
+/// span: a child of the client's `traceparent` when it sent one, named
+/// `METHOD /path` (the edge renames it `operation route` once routed), with
+/// its trace id as a field so that every log line in it carries it.
 fn request_span<B>(req: &Request<B>) -> Span {
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!(
+    if !telemetry::tracing_on() {
+        return tracing::info_span!(
+            "request",
+            id = %id,
+            method = %req.method(),
+            path = %req.uri().path(),
+            route = Empty,
+            provider = Empty,
+        );
+    }
+    let span = tracing::info_span!(
         "request",
         id = %id,
         method = %req.method(),
         path = %req.uri().path(),
         route = Empty,
         provider = Empty,
-    )
+        trace_id = Empty,
+        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+    );
+    telemetry::w3c::continue_trace(&span, req.headers());
+    span
 }
 
 /// What is worth compressing: not under the floor (when the size is known),

@@ -19,9 +19,10 @@ use super::{parse_routed, unsupported_endpoint};
 use crate::api::GatewayError;
 use crate::api::chat::{ChatRequest, ask_for_usage};
 use crate::api::estimate::{Routed, estimate_tokens};
+use crate::api::usage::Dialect;
 use crate::cache::CacheKey;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::Call;
+use crate::routing::{Call, ReplyFacts};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve, serve_cached};
 use crate::server::flows::chat_stream;
@@ -64,6 +65,10 @@ struct ChatCall(ChatRequest);
 
 impl Call for ChatCall {
     type Reply = ChatReply;
+
+    fn describe(reply: &ChatReply) -> ReplyFacts {
+        ReplyFacts::of_chat(Dialect::OpenAi, reply)
+    }
 
     fn need(&self) -> Need {
         Need::Chat {

@@ -20,9 +20,10 @@ use crate::api::GatewayError;
 use crate::api::chat::{ask_for_usage, body_with_model, include_usage};
 use crate::api::completions::{CompletionRequest, PATH};
 use crate::api::estimate::{Routed, estimate_tokens};
+use crate::api::usage::Dialect;
 use crate::cache::CacheKey;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::Call;
+use crate::routing::{Call, ReplyFacts};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve, serve_cached};
 use crate::server::http::{Body, ReqBody, wants_no_cache};
@@ -58,6 +59,10 @@ struct CompletionCall(CompletionRequest);
 
 impl Call for CompletionCall {
     type Reply = ChatReply;
+
+    fn describe(reply: &ChatReply) -> ReplyFacts {
+        ReplyFacts::of_chat(Dialect::OpenAi, reply)
+    }
 
     fn need(&self) -> Need {
         Need::Native(PATH)

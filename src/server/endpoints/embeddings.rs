@@ -27,7 +27,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
 use crate::fanout::fan_out;
 use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, execute, fanout_width};
+use crate::routing::{Call, ReplyFacts, SubBatch, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
 use crate::server::flows::items::{self, Items, Upstream};
@@ -150,13 +150,14 @@ async fn fetch(
     let sub_batch = route.sub_batch;
     // As wide as the providers' concurrency limits allow now (see `fanout_width`).
     let width = || fanout_width(&rt.table, &route);
-    let replies = fan_out(inputs, sub_batch, width, |chunk| {
+    let replies = fan_out(inputs, sub_batch, width, |index, chunk| {
         let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
         async move {
             metrics.fanout_sub_batches.with_label_values(&[name]).inc();
             let call = EmbedCall {
                 inputs: chunk,
                 extra: Arc::clone(extra),
+                index,
             };
             execute(&rt.table, route, metrics, Arc::new(call)).await
         }
@@ -203,13 +204,32 @@ async fn fetch(
 struct EmbedCall {
     inputs: Vec<Value>,
     extra: Arc<Map<String, Value>>,
+    /// Which sub-batch of the request this is (0-based).
+    index: usize,
 }
 
 impl Call for EmbedCall {
     type Reply = EmbedReply;
 
+    fn describe(reply: &EmbedReply) -> ReplyFacts {
+        ReplyFacts {
+            model: None,
+            usage: Some(Usage {
+                prompt: reply.prompt_tokens,
+                ..Usage::default()
+            }),
+        }
+    }
+
     fn need(&self) -> Need {
         Need::Embeddings
+    }
+
+    fn sub_batch(&self) -> Option<SubBatch> {
+        Some(SubBatch {
+            index: self.index,
+            size: self.inputs.len(),
+        })
     }
 
     fn estimated_tokens(&self) -> u64 {

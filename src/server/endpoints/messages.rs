@@ -42,7 +42,7 @@ use crate::api::sse::{SseDecoder, SseEvent};
 use crate::api::usage::Dialect;
 use crate::providers::translate::TranslateError;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::Call;
+use crate::routing::{Call, ReplyFacts};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
 use crate::server::flows::translate::{StreamTranslator, translate};
@@ -165,6 +165,10 @@ struct MessagesCall {
 
 impl Call for MessagesCall {
     type Reply = ChatReply;
+
+    fn describe(reply: &ChatReply) -> ReplyFacts {
+        ReplyFacts::of_chat(Dialect::Anthropic, reply)
+    }
 
     fn need(&self) -> Need {
         match self.path {

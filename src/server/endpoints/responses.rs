@@ -38,8 +38,7 @@ use crate::api::responses::{Echo, ResponsesError, ResponsesRequest, response};
 use crate::api::usage::Dialect;
 use crate::providers::translate::TranslateError;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::Call;
-use crate::routing::RouteHandle;
+use crate::routing::{Call, ReplyFacts, RouteHandle};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
 use crate::server::flows::stored;
@@ -150,6 +149,10 @@ fn upstream_error(e: &ResponsesError) -> UpstreamError {
 
 impl Call for ResponsesCall {
     type Reply = ChatReply;
+
+    fn describe(reply: &ChatReply) -> ReplyFacts {
+        ReplyFacts::of_chat(Dialect::Responses, reply)
+    }
 
     fn need(&self) -> Need {
         Need::NativeOrChat {

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod gemini;
 pub mod logs;
 pub mod openai_strict;
+pub mod otlp;
 pub mod redis;
 pub mod redis_managed;
 pub mod responses;
