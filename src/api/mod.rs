@@ -13,6 +13,7 @@ pub mod messages;
 pub mod rerank;
 pub mod responses;
 pub mod sse;
+pub mod stream_content;
 pub mod usage;
 
 pub use error::{ErrorKind, GatewayError};

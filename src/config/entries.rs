@@ -242,7 +242,13 @@ pub(super) fn route(
             &rc.and_then(|c| c.ttl.clone()),
             cache.default_ttl,
         ),
+        stale_if_error: super::degrade::stale_if_error(
+            cx,
+            &loc.field("cache.stale_if_error"),
+            rc.and_then(|c| c.stale_if_error.as_ref()),
+        ),
     };
+    let stream = super::degrade::stream_spec(cx, loc, r);
     let rate_limit = cx.rate(&loc.field("rate_limit"), &r.rate_limit);
     let max_concurrency = cx.positive(
         &loc.field("fanout.max_concurrency"),
@@ -280,6 +286,7 @@ pub(super) fn route(
         max_concurrency,
         deadline,
         endpoints,
+        stream,
     })
 }
 

@@ -12,6 +12,7 @@
 
 mod access;
 mod access_entries;
+mod degrade;
 mod entries;
 mod fields;
 mod kind;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use access::*;
 pub use access_entries::{glob_match, key_hash, parse_key_hash};
+pub use degrade::{DEFAULT_ITEMS_STALENESS, DEFAULT_RATE_WINDOW};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use policy::*;

@@ -175,6 +175,23 @@ pub(super) struct RawRoute {
     pub deadline: Option<String>,
     pub endpoints: Option<Vec<String>>,
     pub tpm: Option<u64>,
+    pub stream_continuation: Option<bool>,
+    pub stream_min_rate: Option<RawStreamRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStreamRate {
+    pub tokens_per_second: Option<f64>,
+    pub window: Option<String>,
+}
+
+/// `true`, `false`, or a text (a duration, `off`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Switch {
+    On(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +229,7 @@ pub(super) struct RawRouteCache {
     pub enabled: Option<bool>,
     pub ttl: Option<String>,
     pub scope: Option<String>,
+    pub stale_if_error: Option<Switch>,
 }
 
 #[derive(Debug, Default, Deserialize)]

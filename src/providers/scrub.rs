@@ -1,29 +1,49 @@
-//! Scrubs configured secrets out of what an upstream sends back.
+//! Scrubs configured secrets out of everything an upstream sends back.
 //!
 //! Place in the pipeline: each provider builds one [`Scrubber`] from its own
-//! secrets (API key, custom header values) and runs every upstream error body
-//! through it before the body can reach a client, a log line or a metric.
-//! Some providers and proxies quote the request's `Authorization` header in
-//! their error messages; others echo a truncated key. So a secret is removed
-//! whole, and so is any fragment of it of [`MIN_FRAGMENT`] bytes or more.
-//! Must not allocate when there is nothing to scrub (the common case).
+//! secrets (API key, custom header values, cloud credentials: what it sends,
+//! so all an upstream could echo) and `upstream` runs every byte it reads
+//! through it before the bytes can reach a translator, a client, a log line
+//! or a metric: error bodies of any status and their headers (whole),
+//! successful bodies and streams (chunk by chunk, [`ScrubStream`], across
+//! chunk boundaries, never buffered whole). Upstreams and proxies quote the
+//! request's `Authorization` header in error messages, echo truncated keys,
+//! JSON-escape them (`\u0073k-...`), URL-encode them or put them in base64
+//! (a `Basic` header, an AWS event-stream payload). So a secret is found in
+//! its raw form and in every fragment of [`MIN_FRAGMENT`] bytes or more; in a
+//! decoded view of the bytes where `\uXXXX`, `\/`, `\\` and `%XX` escapes,
+//! mixed freely with plain characters, stand for the character they encode;
+//! and whole in base64 (standard and URL-safe alphabets, at every alignment
+//! inside a longer base64 text). What is found is replaced by `***`.
+//! Must not allocate when there is nothing to scrub (the common case), and
+//! must not hold bytes back: a stream's chunk leaves as soon as it came in.
 
-use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use bytes::{Bytes, BytesMut};
 
 /// Fragments of a secret at least this long are scrubbed.
 pub const MIN_FRAGMENT: usize = 12;
 /// Secrets shorter than this are too generic to look for (say `v1`).
 const MIN_SECRET: usize = 6;
+/// Base64 forms shorter than this are not looked for: they could occur by
+/// chance in base64 data (embeddings travel as base64) and corrupt it.
+const MIN_ENCODED: usize = 16;
+/// The most raw bytes one character of the decoded view can take (`\u0041`).
+const WIDEST_ESCAPE: usize = 6;
 const MASK: &[u8] = b"***";
 
+/// The secrets of one provider, ready to be found in any form.
 #[derive(Default)]
 pub struct Scrubber {
-    /// Whole secrets shorter than `MIN_FRAGMENT`.
-    short: Vec<Vec<u8>>,
-    /// Every `MIN_FRAGMENT`-byte window of the longer secrets.
-    windows: HashSet<Vec<u8>>,
+    /// Every form of every secret; `None` when there is none.
+    matcher: Option<AhoCorasick>,
+    /// The longest stretch of raw bytes one match can cover.
+    reach: usize,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -32,62 +52,214 @@ impl std::fmt::Debug for Scrubber {
     }
 }
 
+/// The base64 texts that appear wherever `secret` is base64-encoded inside
+/// a longer text: for each of the three alignments, the characters whose six
+/// bits all come from the secret.
+fn base64_forms(secret: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for offset in 0..3usize {
+        let mut padded = vec![0u8; offset];
+        padded.extend_from_slice(secret);
+        padded.extend_from_slice(&[0, 0]);
+        let (first_bit, end_bit) = (8 * offset, 8 * (offset + secret.len()));
+        let from = first_bit.div_ceil(6);
+        let to = end_bit / 6;
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            let text = engine.encode(&padded);
+            if to > from && to - from >= MIN_ENCODED && to <= text.len() {
+                out.push(text.as_bytes()[from..to].to_vec());
+            }
+        }
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The escape at the start of `rest` (`\uXXXX`, `\/`, `\\`, `%XX`): the
+/// byte it stands for (0 for a character no secret holds) and its length.
+fn escape_at(rest: &[u8]) -> Option<(u8, usize)> {
+    match rest {
+        [b'\\', b'u', a, b, c, d, ..] => {
+            let code = [a, b, c, d]
+                .iter()
+                .try_fold(0u32, |acc, &&h| Some(acc << 4 | u32::from(hex(h)?)))?;
+            Some((u8::try_from(code).ok().filter(u8::is_ascii).unwrap_or(0), 6))
+        }
+        [b'\\', c @ (b'/' | b'\\'), ..] => Some((*c, 2)),
+        [b'%', a, b, ..] => Some((hex(*a)? << 4 | hex(*b)?, 3)),
+        _ => None,
+    }
+}
+
+/// Whether `buf` holds any escape the decoded view would decode.
+fn has_escapes(buf: &[u8]) -> bool {
+    memchr::memchr2_iter(b'\\', b'%', buf).any(|i| escape_at(&buf[i..]).is_some())
+}
+
+/// The decoded view of `buf`: `text[j]` stands for `buf[at[j]..at[j + 1]]`.
+fn decoded(buf: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let (mut text, mut at) = (Vec::with_capacity(buf.len()), Vec::with_capacity(buf.len() + 1));
+    let mut i = 0;
+    while i < buf.len() {
+        at.push(i);
+        match escape_at(&buf[i..]) {
+            Some((b, len)) => {
+                text.push(b);
+                i += len;
+            }
+            None => {
+                text.push(buf[i]);
+                i += 1;
+            }
+        }
+    }
+    at.push(buf.len());
+    (text, at)
+}
+
 impl Scrubber {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut s = Scrubber::default();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
         for secret in secrets.into_iter().map(str::as_bytes) {
             if secret.len() < MIN_SECRET {
                 continue;
             }
             if secret.len() < MIN_FRAGMENT {
-                s.short.push(secret.to_vec());
+                patterns.push(secret.to_vec());
             } else {
-                s.windows
-                    .extend(secret.windows(MIN_FRAGMENT).map(<[u8]>::to_vec));
+                patterns.extend(secret.windows(MIN_FRAGMENT).map(<[u8]>::to_vec));
             }
+            patterns.extend(base64_forms(secret));
         }
-        s
+        patterns.sort_unstable();
+        patterns.dedup();
+        let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        // Overlapping matches: every window of a secret is marked, so the
+        // whole of it is masked, not every other twelve bytes.
+        let matcher = (!patterns.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .ok()
+            })
+            .flatten();
+        Scrubber {
+            matcher,
+            reach: longest * WIDEST_ESCAPE,
+        }
     }
 
-    /// `body` with every secret and secret fragment replaced by `***`;
-    /// the same `Bytes` (no copy) when it holds none.
+    /// No secret to look for: every call returns its input as it is.
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_none()
+    }
+
+    /// The raw ranges of `buf` that hold a secret in some form and end
+    /// after `from`, cut to start no earlier than `from`, sorted, merged.
+    fn find(&self, buf: &[u8], from: usize) -> Vec<Range<usize>> {
+        let Some(m) = &self.matcher else {
+            return Vec::new();
+        };
+        let mut found: Vec<Range<usize>> = m
+            .find_overlapping_iter(buf)
+            .filter(|hit| hit.end() > from)
+            .map(|hit| hit.start().max(from)..hit.end())
+            .collect();
+        if has_escapes(buf) {
+            let (text, at) = decoded(buf);
+            found.extend(
+                m.find_overlapping_iter(&text)
+                    .map(|hit| at[hit.start()]..at[hit.end()])
+                    .filter(|r| r.end > from)
+                    .map(|r| r.start.max(from)..r.end),
+            );
+        }
+        found.sort_unstable_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());
+        for r in found {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
+
+    /// `body` with every secret in any form replaced by `***`; the same
+    /// `Bytes` (no copy) when it holds none.
     pub fn scrub(&self, body: Bytes) -> Bytes {
-        let mut mask: Option<Vec<bool>> = None;
-        let mut mark = |from: usize, len: usize| {
-            let m = mask.get_or_insert_with(|| vec![false; body.len()]);
-            m[from..from + len].iter_mut().for_each(|b| *b = true);
+        let found = self.find(&body, 0);
+        mask(body, 0, &found)
+    }
+}
+
+/// `bytes` (which starts at `offset` in the searched buffer) with the
+/// `found` ranges of that buffer replaced by `***`.
+fn mask(bytes: Bytes, offset: usize, found: &[Range<usize>]) -> Bytes {
+    if found.is_empty() {
+        return bytes;
+    }
+    let mut out = BytesMut::with_capacity(bytes.len());
+    let mut at = 0;
+    for r in found {
+        let (start, end) = (r.start - offset, r.end - offset);
+        out.extend_from_slice(&bytes[at..start]);
+        out.extend_from_slice(MASK);
+        at = end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out.freeze()
+}
+
+/// A stream's scrubber: each chunk is searched together with the end of
+/// the chunks before it, so a secret split over two chunks is found; the
+/// part in the new chunk is masked (what went before has left already, and
+/// without the rest it is not the secret). Holds no bytes back.
+#[derive(Debug)]
+pub struct ScrubStream {
+    scrubber: Arc<Scrubber>,
+    /// The last raw bytes seen, up to the reach of one match.
+    tail: Vec<u8>,
+}
+
+impl ScrubStream {
+    pub fn new(scrubber: Arc<Scrubber>) -> Self {
+        ScrubStream {
+            scrubber,
+            tail: Vec::new(),
+        }
+    }
+
+    /// The next chunk, scrubbed (the same `Bytes` when it holds nothing).
+    pub fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        let reach = self.scrubber.reach;
+        if reach == 0 {
+            return chunk;
+        }
+        let out = if self.tail.is_empty() {
+            let found = self.scrubber.find(&chunk, 0);
+            mask(chunk.clone(), 0, &found)
+        } else {
+            let from = self.tail.len();
+            self.tail.extend_from_slice(&chunk);
+            let found = self.scrubber.find(&self.tail, from);
+            mask(chunk.clone(), from, &found)
         };
-        if !self.windows.is_empty() {
-            for (i, w) in body.windows(MIN_FRAGMENT).enumerate() {
-                if self.windows.contains(w) {
-                    mark(i, MIN_FRAGMENT);
-                }
-            }
+        if self.tail.is_empty() {
+            self.tail.extend_from_slice(&chunk);
         }
-        for secret in &self.short {
-            for (i, w) in body.windows(secret.len()).enumerate() {
-                if w == secret.as_slice() {
-                    mark(i, secret.len());
-                }
-            }
-        }
-        let Some(mask) = mask else {
-            return body;
-        };
-        let mut out = Vec::with_capacity(body.len());
-        let mut i = 0;
-        while i < body.len() {
-            if mask[i] {
-                out.extend_from_slice(MASK);
-                while i < body.len() && mask[i] {
-                    i += 1;
-                }
-            } else {
-                out.push(body[i]);
-                i += 1;
-            }
-        }
-        Bytes::from(out)
+        let excess = self.tail.len().saturating_sub(reach);
+        self.tail.drain(..excess);
+        out
     }
 }
 
@@ -97,6 +269,10 @@ mod tests {
 
     const KEY: &str = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
+    fn text(b: &Bytes) -> &str {
+        std::str::from_utf8(b).unwrap()
+    }
+
     #[test]
     fn removes_whole_secrets_and_long_fragments() {
         let s = Scrubber::new([KEY, "org-12345", "x"]);
@@ -105,7 +281,7 @@ mod tests {
             &KEY[..20]
         );
         let out = s.scrub(Bytes::from(body));
-        let text = std::str::from_utf8(&out).unwrap();
+        let text = text(&out);
         assert!(!text.contains(&KEY[..MIN_FRAGMENT]), "{text}");
         assert!(!text.contains("org-12345"), "{text}");
         assert!(text.contains("Bearer ***"), "{text}");
@@ -116,9 +292,102 @@ mod tests {
     #[test]
     fn leaves_clean_bodies_untouched_and_short_fragments_alone() {
         let s = Scrubber::new([KEY]);
-        let body = Bytes::from(format!("key ends with {}", &KEY[KEY.len() - 4..]));
+        let body = Bytes::from(format!(
+            "key ends with {} \\n \\u00e9 %zz 50%",
+            &KEY[KEY.len() - 4..]
+        ));
         let out = s.scrub(body.clone());
         assert_eq!(out, body);
         assert_eq!(out.as_ptr(), body.as_ptr(), "no copy when clean");
+        assert!(Scrubber::new(["short"]).is_empty());
+    }
+
+    /// Every encoding of the key, alone and inside a JSON string.
+    fn encodings(key: &str) -> Vec<String> {
+        let escaped: String = key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let upper: String = key.chars().map(|c| format!("\\u{:04X}", c as u32)).collect();
+        let mixed: String = key
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 3 == 0 {
+                    format!("\\u{:04x}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let url: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+        let url_mixed: String = key
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphabetic() && b % 2 == 0 {
+                    format!("%{b:02x}")
+                } else {
+                    char::from(b).to_string()
+                }
+            })
+            .collect();
+        let mut all = vec![key.to_string(), escaped, upper, mixed, url, url_mixed];
+        for prefix in ["", "x", "xy", "Bearer "] {
+            for engine in [&base64::engine::general_purpose::STANDARD, &URL_SAFE_NO_PAD] {
+                all.push(engine.encode(format!("{prefix}{key}")));
+                all.push(engine.encode(format!("{prefix}{key}:tail")));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn finds_the_key_in_every_encoding() {
+        let s = Scrubber::new([KEY]);
+        for form in encodings(KEY) {
+            let body = format!(r#"{{"error":{{"message":"echo: {form} end"}}}}"#);
+            let out = s.scrub(Bytes::from(body.clone()));
+            let t = text(&out);
+            assert!(t.contains("echo: ") && t.contains("***"), "{form}: {t}");
+            assert!(!t.contains(&form), "{form} left whole: {t}");
+            // What is left decodes to nothing secret either.
+            let v: serde_json::Value = serde_json::from_str(t).unwrap();
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(!msg.contains(&KEY[..MIN_FRAGMENT]), "{form}: {msg}");
+        }
+    }
+
+    #[test]
+    fn base64_data_without_the_key_is_left_alone() {
+        let s = Scrubber::new([KEY]);
+        let data: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let body = Bytes::from(base64::engine::general_purpose::STANDARD.encode(&data));
+        assert_eq!(s.scrub(body.clone()), body);
+    }
+
+    #[test]
+    fn a_stream_split_anywhere_never_passes_the_key_whole() {
+        let s = Arc::new(Scrubber::new([KEY]));
+        for form in encodings(KEY) {
+            let body = format!("data: {{\"delta\":\"{form}\"}}\n\n");
+            for cut in 1..body.len() {
+                let mut stream = ScrubStream::new(Arc::clone(&s));
+                let a = stream.chunk(Bytes::from(body[..cut].to_string()));
+                let b = stream.chunk(Bytes::from(body[cut..].to_string()));
+                let joined = format!("{}{}", text(&a), text(&b));
+                assert!(!joined.contains(&form), "{form} cut at {cut}: {joined}");
+                assert!(!joined.contains(KEY), "cut at {cut}: {joined}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_without_secrets_passes_chunks_as_they_are() {
+        let s = Arc::new(Scrubber::new([KEY]));
+        let mut stream = ScrubStream::new(s);
+        for part in ["data: {\"a\":", "\"sk-proj-\"}\n\n", "data: [DONE]\n\n"] {
+            let chunk = Bytes::from(part);
+            let out = stream.chunk(chunk.clone());
+            assert_eq!(out.as_ptr(), chunk.as_ptr(), "{part}");
+        }
     }
 }

@@ -95,6 +95,7 @@ const MOCK_CAPABILITIES: Capabilities = Capabilities {
     images: false,
     rerank: true,
     native: &[COMPLETIONS],
+    prefill: false,
 };
 
 #[derive(Debug)]
