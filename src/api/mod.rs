@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod continuation;
 pub mod embeddings;
 pub mod error;
 pub mod estimate;

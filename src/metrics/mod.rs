@@ -52,6 +52,9 @@ pub struct Metrics {
     pub cost_usd: CounterVec,
     /// Set by the budget owner; registered here.
     pub budget_remaining: GaugeVec,
+    pub stream_stalls: IntCounterVec,
+    pub stream_continuations: IntCounterVec,
+    pub cache_stale: IntCounterVec,
 }
 
 /// Round trips to the shared state store: 100µs to 100ms.
@@ -261,6 +264,21 @@ impl Metrics {
                 "Round trips to the shared state store (Redis), by operation.",
                 &["op"],
                 STATE_BUCKETS.to_vec(),
+            ),
+            stream_stalls: counter(
+                "switchyard_stream_stalls_total",
+                "Streams whose token rate after the first token fell below the route's stream_min_rate.",
+                &["route", "provider"],
+            ),
+            stream_continuations: counter(
+                "switchyard_stream_continuations_total",
+                "Streams that broke after content and were continued on another target (provider: the one that broke).",
+                &["route", "provider"],
+            ),
+            cache_stale: counter(
+                "switchyard_cache_stale_served_total",
+                "Expired cache entries served because every target failed (stale_if_error); embeddings and rerank: per item.",
+                &["route", "kind"],
             ),
             registry,
         }

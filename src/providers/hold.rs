@@ -89,8 +89,9 @@ fn status_of(e: &StreamError) -> u16 {
     }
 }
 
-/// An error event before any content, as the attempt's failure.
-fn failure(e: &StreamError) -> UpstreamError {
+/// An error event in a stream, as the failure of the attempt (before any
+/// content) or of the stream (after).
+pub fn failure(e: &StreamError) -> UpstreamError {
     let status = status_of(e);
     let kind = if e.kind.is_empty() {
         "server_error"

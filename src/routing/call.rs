@@ -42,6 +42,16 @@ pub trait Call: Send + Sync + 'static {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
+
+    /// For stream continuation (`streams`): this call asking a target to
+    /// continue `partial`, the text a broken chat stream had carried;
+    /// `None` when the call cannot be continued (the default).
+    fn resume(&self, _partial: &str) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A call's reply with its type erased, between the adapter and `execute`.

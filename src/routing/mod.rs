@@ -19,11 +19,13 @@ mod call;
 mod outcome;
 mod run;
 mod strategy;
+mod streams;
 mod table;
 pub mod tpm;
 
 pub use attempt::AttemptStack;
 pub use call::{Attempt, Call, Served};
 pub use run::execute;
+pub use streams::{Continuations, execute_stream};
 pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

@@ -24,7 +24,7 @@ use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::providers::ChatReply;
-use crate::routing::{Call, RouteHandle, execute};
+use crate::routing::{Call, RouteHandle, execute, execute_stream};
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::{Body, ErrorShape, json_response, served_by};
 
@@ -53,16 +53,18 @@ impl Answer {
     }
 }
 
-/// Runs `call` on `route` uncached and answers as `how` says.
+/// Runs `call` on `route` uncached and answers as `how` says (a stream
+/// watched as the route says: `routing::execute_stream`).
 pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
     rc: &mut RequestCtx,
-    route: &RouteHandle,
+    route: &Arc<RouteHandle>,
     call: C,
     how: Answer,
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&rc.state.metrics);
-    let served = execute(&rc.rt.table, route, &metrics, Arc::new(call)).await?;
     if how.stream {
+        let (rt, route) = (Arc::clone(&rc.rt), Arc::clone(route));
+        let (served, _) = execute_stream(rt, route, metrics, Arc::new(call)).await?;
         return Ok(sse_reply(
             rc,
             served,
@@ -71,6 +73,7 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
             how.strip_usage,
         ));
     }
+    let served = execute(&rc.rt.table, route, &metrics, Arc::new(call)).await?;
     match served.value {
         ChatReply::Full(body) => {
             let done = ChatDone {

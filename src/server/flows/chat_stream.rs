@@ -34,7 +34,7 @@ use crate::cache::stream::{StreamScan, assemble, drop_null_usage, split, strip_u
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
-use crate::routing::{Call, RouteHandle, execute};
+use crate::routing::{Call, RouteHandle, execute_stream};
 use crate::server::access::usage::{StreamTap, UsageCell};
 use crate::server::edge::context::RequestCtx;
 use crate::server::edge::permit::RequestPermit;
@@ -177,7 +177,8 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
     // Holds the leader's permit until the upstream stream is over.
     let _permit = job.permit;
     let (rt, metrics, route) = (job.rt, job.metrics, job.route);
-    let served = match execute(&rt.table, &route, &metrics, job.call).await {
+    let run = execute_stream(Arc::clone(&rt), Arc::clone(&route), Arc::clone(&metrics), job.call);
+    let (served, continued) = match run.await {
         Ok(s) => s,
         Err(e) => return publisher.start(Err(e)),
     };
@@ -232,7 +233,9 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
             }
         }
     }
+    // A continued answer is whole but stitched from two targets: not kept.
     if scan.complete()
+        && continued.count() == 0
         && let Some(events) = publisher.whole()
     {
         let payload = Payload::ChatStream {
