@@ -5,9 +5,12 @@
 //! deduplicated and fetched once (shared with identical requests), split
 //! into sub-batches no larger than any target accepts and sent in parallel
 //! (bounded, `fanout`) with retries and failover per sub-batch, then
-//! reassembled in input order. `x-switchyard-cache` says hit, miss or
-//! partial, and `x-switchyard-cached-inputs` how many inputs came from the
-//! cache (or a shared identical call). Usage counts the tokens of the
+//! reassembled in input order. A sub-batch every target failed is
+//! answered from expired cache entries when the route allows it
+//! (`stale_if_error`, on by default) and every one of its inputs is kept;
+//! otherwise the request fails as a whole. `x-switchyard-cache` says hit,
+//! miss, partial or stale, and `x-switchyard-cached-inputs` how many inputs
+//! came from the cache (or a shared identical call). Usage counts the tokens of the
 //! inputs sent upstream for this response, summed over the sub-batches
 //! (zero for a full hit), and is charged per provider and model that served
 //! them. Must not reorder inputs or change the vectors.
@@ -29,7 +32,7 @@ use crate::providers::{Need, Provider, UpstreamError};
 use crate::routing::{Call, execute};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
-use crate::server::flows::items::{self, Items, Upstream};
+use crate::server::flows::items::{self, Items, Stale, Upstream};
 use crate::server::http::{Body, ReqBody, json_response, wants_no_cache};
 
 pub(crate) async fn handle(
@@ -116,6 +119,10 @@ impl Items for Inputs {
         &done.vectors
     }
 
+    fn stale(done: &EmbedDone) -> usize {
+        done.stale
+    }
+
     fn missing() -> Arc<[f32]> {
         Arc::from(Vec::new())
     }
@@ -139,7 +146,12 @@ async fn fetch(
     inputs: Vec<Value>,
     extra: Arc<Map<String, Value>>,
 ) -> Result<EmbedDone, GatewayError> {
-    let Upstream { rt, metrics, route } = up;
+    let Upstream {
+        rt,
+        metrics,
+        route,
+        stale,
+    } = up;
     let name = route.spec.name.as_str();
     metrics
         .fanout_inputs
@@ -148,14 +160,17 @@ async fn fetch(
     let expected = inputs.len();
     let sub_batch = route.sub_batch;
     let replies = fan_out(inputs, sub_batch, route.spec.max_concurrency, |chunk| {
-        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+        let (rt, route, metrics, extra, stale) = (&rt, &route, &metrics, &extra, &stale);
         async move {
             metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-            let call = EmbedCall {
+            let call = Arc::new(EmbedCall {
                 inputs: chunk,
                 extra: Arc::clone(extra),
-            };
-            execute(&rt.table, route, metrics, Arc::new(call)).await
+            });
+            match execute(&rt.table, route, metrics, Arc::clone(&call)).await {
+                Ok(served) => Ok(Ok(served)),
+                Err(e) => from_stale(stale.as_ref(), &call.inputs, e).await.map(Err),
+            }
         }
     })
     .await?;
@@ -163,7 +178,16 @@ async fn fetch(
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
     // Usually one (provider, model) serves every sub-batch.
     let mut spent: Vec<Spent> = Vec::with_capacity(1);
-    for served in replies {
+    let mut stale = 0;
+    for part in replies {
+        let served = match part {
+            Ok(served) => served,
+            Err(kept) => {
+                stale += kept.len();
+                vectors.extend(kept);
+                continue;
+            }
+        };
         let reply = served.value;
         prompt_tokens += reply.prompt_tokens;
         total_tokens += reply.total_tokens;
@@ -192,7 +216,25 @@ async fn fetch(
         prompt_tokens,
         total_tokens,
         spent: spent.into(),
+        stale,
     })
+}
+
+/// A sub-batch every target failed (`e`), from expired entries if each of
+/// its inputs is kept; else `e`.
+async fn from_stale(
+    stale: Option<&Stale>,
+    inputs: &[Value],
+    e: GatewayError,
+) -> Result<Vec<Arc<[f32]>>, GatewayError> {
+    let Some(stale) = stale.filter(|_| e.no_target_answered()) else {
+        return Err(e);
+    };
+    let keys: Vec<CacheKey> = inputs
+        .iter()
+        .map(|v| CacheKey::embedding(stale.route(), &stale.params, &v.to_string()))
+        .collect();
+    stale.values::<Inputs>(&keys).await.ok_or(e)
 }
 
 /// One sub-batch as routing sees it.

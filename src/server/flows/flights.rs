@@ -39,6 +39,8 @@ pub(crate) struct EmbedDone {
     pub prompt_tokens: u64,
     pub total_tokens: u64,
     pub spent: Arc<[Spent]>,
+    /// Vectors answered from expired cache entries (`stale_if_error`).
+    pub stale: usize,
 }
 
 /// Prompt tokens one upstream model spent on embedding sub-batches.
@@ -59,4 +61,7 @@ pub(crate) struct RerankDone {
     pub attempts: u32,
     pub total_tokens: u64,
     pub search_units: u64,
+    /// The scores came from expired cache entries (`stale_if_error`):
+    /// nobody served them now.
+    pub stale: bool,
 }
