@@ -118,12 +118,19 @@ impl Partial {
         let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&ev.data) else {
             return Some(event(&ev.data));
         };
-        for (k, v) in [("id", &self.id), ("created", &self.created), ("model", &self.model)] {
+        for (k, v) in [
+            ("id", &self.id),
+            ("created", &self.created),
+            ("model", &self.model),
+        ] {
             if let Some(v) = v {
                 chunk.insert(k.into(), v.clone());
             }
         }
-        let mut keep = chunk.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let mut keep = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
         let mut finishing = false;
         if let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) {
             for c in choices.iter_mut() {
@@ -174,7 +181,11 @@ pub fn marker(continued: u32, providers: &[&str]) -> Value {
 /// messages with the partial answer after them, as `how` says; a token
 /// bound lowered by what the partial answer used (about four bytes a
 /// token).
-pub fn continue_body(body: &Map<String, Value>, partial: &str, how: Continue) -> Map<String, Value> {
+pub fn continue_body(
+    body: &Map<String, Value>,
+    partial: &str,
+    how: Continue,
+) -> Map<String, Value> {
     let mut body = body.clone();
     let assistant = match how {
         // A prefill may not end with whitespace (Anthropic refuses it).
@@ -208,21 +219,31 @@ mod tests {
     }
 
     fn chunk(id: &str, delta: Value, finish: Value) -> SseEvent {
-        ev(json!({"id": id, "created": 7, "model": "m-1", "object": "chat.completion.chunk",
-                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+        ev(
+            json!({"id": id, "created": 7, "model": "m-1", "object": "chat.completion.chunk",
+                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
     }
 
     #[test]
     fn reads_the_answer_so_far_and_what_makes_it_continuable() {
         let mut p = Partial::default();
-        p.feed(&chunk("a", json!({"role": "assistant", "content": ""}), Value::Null));
+        p.feed(&chunk(
+            "a",
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
         assert!(!p.continuable(), "no text yet");
         p.feed(&chunk("a", json!({"content": "Hello, "}), Value::Null));
         p.feed(&chunk("a", json!({"content": "wor"}), Value::Null));
         assert_eq!(p.text(), "Hello, wor");
         assert!(p.continuable());
         let mut tools = p.clone();
-        tools.feed(&chunk("a", json!({"tool_calls": [{"index": 0}]}), Value::Null));
+        tools.feed(&chunk(
+            "a",
+            json!({"tool_calls": [{"index": 0}]}),
+            Value::Null,
+        ));
         assert!(!tools.continuable());
         p.feed(&chunk("a", json!({}), json!("stop")));
         assert!(p.finished() && !p.continuable());
@@ -234,7 +255,11 @@ mod tests {
         p.feed(&chunk("first", json!({"content": "Hello "}), Value::Null));
         let mark = marker(1, &["p0", "p1"]);
         let mut trim = true;
-        let role = chunk("second", json!({"role": "assistant", "content": ""}), Value::Null);
+        let role = chunk(
+            "second",
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        );
         assert_eq!(p.rewrite(&role, Some(&mark), &mut trim), None);
         let text = chunk("second", json!({"content": " world"}), Value::Null);
         let out = p.rewrite(&text, Some(&mark), &mut trim).unwrap();
@@ -259,7 +284,10 @@ mod tests {
                           "messages": [{"role": "user", "content": "count"}]});
         let body = body.as_object().unwrap();
         let pre = continue_body(body, "one two three ", Continue::Prefill);
-        assert_eq!(pre["messages"][1], json!({"role": "assistant", "content": "one two three"}));
+        assert_eq!(
+            pre["messages"][1],
+            json!({"role": "assistant", "content": "one two three"})
+        );
         assert_eq!(pre["messages"].as_array().unwrap().len(), 2);
         assert_eq!(pre["max_tokens"], 96);
         let ctx = continue_body(body, "one two three ", Continue::Context);

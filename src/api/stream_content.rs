@@ -214,22 +214,25 @@ fn delta_bytes(delta: Option<&RawValue>) -> usize {
     if raw.starts_with('"') {
         return raw.len().saturating_sub(2);
     }
-    serde_json::from_str::<DeltaText<'_>>(raw)
-        .map_or(0, |d| len(&d.text) + len(&d.partial_json) + len(&d.thinking))
+    serde_json::from_str::<DeltaText<'_>>(raw).map_or(0, |d| {
+        len(&d.text) + len(&d.partial_json) + len(&d.thinking)
+    })
 }
 
 fn responses_event(ev: Typed<'_>) -> Seen {
     let kind = ev.kind.as_ref();
     match kind {
-        "error" => Seen::Error(
-            ev.error
-                .map(ErrorObject::into_error)
-                .unwrap_or_else(|| StreamError {
-                    kind: "server_error".into(),
-                    message: ev.message.map(Cow::into_owned).unwrap_or_default(),
-                    code: ev.code.map(|c| c.get().trim_matches('"').to_string()),
-                }),
-        ),
+        "error" => {
+            Seen::Error(
+                ev.error
+                    .map(ErrorObject::into_error)
+                    .unwrap_or_else(|| StreamError {
+                        kind: "server_error".into(),
+                        message: ev.message.map(Cow::into_owned).unwrap_or_default(),
+                        code: ev.code.map(|c| c.get().trim_matches('"').to_string()),
+                    }),
+            )
+        }
         "response.failed" => Seen::Error(
             ev.response
                 .and_then(|r| r.error)
@@ -250,11 +253,7 @@ fn responses_event(ev: Typed<'_>) -> Seen {
 
 fn messages_event(ev: Typed<'_>) -> Seen {
     match ev.kind.as_ref() {
-        "error" => Seen::Error(
-            ev.error
-                .map(ErrorObject::into_error)
-                .unwrap_or_default(),
-        ),
+        "error" => Seen::Error(ev.error.map(ErrorObject::into_error).unwrap_or_default()),
         "content_block_delta" => Seen::Content {
             bytes: delta_bytes(ev.delta),
         },
@@ -278,7 +277,9 @@ mod tests {
     fn chat_chunks() {
         let chat = |d| StreamKind::Chat.classify(&ev(d));
         assert_eq!(
-            chat(r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#),
+            chat(
+                r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#
+            ),
             Seen::Preamble
         );
         assert_eq!(
@@ -314,7 +315,10 @@ mod tests {
     #[test]
     fn responses_and_messages_events() {
         let r = |d| StreamKind::Responses.classify(&ev(d));
-        assert_eq!(r(r#"{"type":"response.created","response":{}}"#), Seen::Preamble);
+        assert_eq!(
+            r(r#"{"type":"response.created","response":{}}"#),
+            Seen::Preamble
+        );
         assert_eq!(
             r(r#"{"type":"response.output_text.delta","delta":"abc"}"#),
             Seen::Content { bytes: 3 }
@@ -328,10 +332,15 @@ mod tests {
             Seen::Error(e) if e.message == "x"
         ));
         let m = |d| StreamKind::Messages.classify(&ev(d));
-        assert_eq!(m(r#"{"type":"message_start","message":{}}"#), Seen::Preamble);
+        assert_eq!(
+            m(r#"{"type":"message_start","message":{}}"#),
+            Seen::Preamble
+        );
         assert_eq!(m(r#"{"type":"ping"}"#), Seen::Preamble);
         assert_eq!(
-            m(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#),
+            m(
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#
+            ),
             Seen::Content { bytes: 2 }
         );
         assert!(matches!(

@@ -391,7 +391,10 @@ mod tests {
         let c = ResponseCache::new(1 << 20, 1 << 20);
         let k = CacheKey::embedding("r", "{}", "\"a\"");
         let v = Payload::Embedding(Arc::from(vec![1.0, 2.0]));
-        assert!(c.insert(k, v, Duration::from_secs(10), Duration::ZERO).await);
+        assert!(
+            c.insert(k, v, Duration::from_secs(10), Duration::ZERO)
+                .await
+        );
         assert!(c.get(&k).await.is_some());
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(c.get(&k).await.is_none());
@@ -403,7 +406,8 @@ mod tests {
         for i in 0..200 {
             let v = Payload::Embedding(Arc::from(vec![0.5; 256])); // ~1 KiB each
             let k = CacheKey::embedding("r", "{}", &i.to_string());
-            c.insert(k, v, Duration::from_secs(60), Duration::ZERO).await;
+            c.insert(k, v, Duration::from_secs(60), Duration::ZERO)
+                .await;
         }
         let (bytes, entries) = c.usage().await;
         assert!(bytes <= 64 * 1024, "{bytes}");
@@ -415,7 +419,10 @@ mod tests {
         let c = ResponseCache::new(1 << 20, 100);
         let k = CacheKey::embedding("r", "{}", "big");
         let v = Payload::Embedding(Arc::from(vec![0.5; 100]));
-        assert!(!c.insert(k, v, Duration::from_secs(60), Duration::ZERO).await);
+        assert!(
+            !c.insert(k, v, Duration::from_secs(60), Duration::ZERO)
+                .await
+        );
         assert!(c.get(&k).await.is_none());
         let a: serde_json::Value =
             serde_json::from_str(r#"{"a":1,"b":{"x":[1,{"q":2,"p":3}]}}"#).unwrap();

@@ -79,6 +79,9 @@ mod tests {
         assert!(c.get_stale(&kept, Duration::from_secs(30)).await.is_none());
         assert!(c.get_stale(&kept, hour).await.is_some());
         tokio::time::advance(hour).await;
-        assert!(c.get_stale(&kept, 2 * hour).await.is_none(), "past its window");
+        assert!(
+            c.get_stale(&kept, 2 * hour).await.is_none(),
+            "past its window"
+        );
     }
 }

@@ -50,7 +50,11 @@ pub(super) fn stream_spec(cx: &mut FieldReader, loc: &Loc, r: &RawRoute) -> Stre
 /// `cache.stale_if_error`: unset keeps the per-flow defaults (items on for
 /// a day, chat off); `false` or `off` turns it off; `true` or a duration
 /// turns it on for every flow (a duration is the longest staleness).
-pub(super) fn stale_if_error(cx: &mut FieldReader, loc: &Loc, raw: Option<&Switch>) -> StaleIfError {
+pub(super) fn stale_if_error(
+    cx: &mut FieldReader,
+    loc: &Loc,
+    raw: Option<&Switch>,
+) -> StaleIfError {
     let both = |d: Option<Duration>| StaleIfError { chat: d, items: d };
     match raw {
         None => StaleIfError {

@@ -47,15 +47,40 @@ impl Limits {
         }
     }
 
-    /// The body of `response`, each chunk scrubbed of the provider's
-    /// secrets as it arrives (a secret split over two chunks included).
+    /// The body of `response`, scrubbed of the provider's secrets as it
+    /// arrives, a secret split over two chunks included: in a text body the
+    /// bytes after a chunk's last line break wait for the next chunk
+    /// (nobody could use them before; see `ScrubStream`).
     pub fn body(&self, response: reqwest::Response) -> ByteStream {
+        let text = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| t.starts_with("text/") || t.contains("json"));
         let raw = response.bytes_stream();
         if self.scrubber.is_empty() {
             return raw.boxed();
         }
-        let mut scrub = ScrubStream::new(Arc::clone(&self.scrubber));
-        raw.map(move |chunk| chunk.map(|b| scrub.chunk(b))).boxed()
+        let scrub = ScrubStream::new(Arc::clone(&self.scrubber), text);
+        futures_util::stream::unfold(Some((raw, scrub)), |state| async move {
+            let (mut raw, mut scrub) = state?;
+            loop {
+                match raw.next().await {
+                    Some(Ok(chunk)) => {
+                        let out = scrub.chunk(chunk);
+                        if !out.is_empty() {
+                            return Some((Ok(out), Some((raw, scrub))));
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e), None)),
+                    None => {
+                        let rest = scrub.finish();
+                        return (!rest.is_empty()).then_some((Ok(rest), None));
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 
     /// The next chunk, or which deadline passed. `None` at the end.

@@ -103,12 +103,7 @@ pub fn failure(e: &StreamError) -> UpstreamError {
     } else {
         e.message.as_str()
     };
-    let body = envelope(
-        &super::truncate(message),
-        kind,
-        None,
-        e.code.as_deref(),
-    );
+    let body = envelope(&super::truncate(message), kind, None, e.code.as_deref());
     UpstreamError::Status {
         status,
         body,
@@ -236,10 +231,16 @@ mod tests {
     use super::*;
 
     fn stream(items: Vec<Result<&'static str, UpstreamError>>) -> Events {
-        futures_util::stream::iter(items.into_iter().map(|r| r.map(|s| Bytes::from_static(s.as_bytes())))).boxed()
+        futures_util::stream::iter(
+            items
+                .into_iter()
+                .map(|r| r.map(|s| Bytes::from_static(s.as_bytes()))),
+        )
+        .boxed()
     }
 
-    const ROLE: &str = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    const ROLE: &str =
+        "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
     const HELLO: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hello\"}}]}\n\n";
 
     fn later() -> Instant {
@@ -248,7 +249,11 @@ mod tests {
 
     #[tokio::test]
     async fn hands_on_the_stream_with_the_held_events_once_content_came() {
-        let s = stream(vec![Ok(ROLE), Ok(HELLO), Err(UpstreamError::Timeout("idle"))]);
+        let s = stream(vec![
+            Ok(ROLE),
+            Ok(HELLO),
+            Err(UpstreamError::Timeout("idle")),
+        ]);
         let out = first_content(s, StreamKind::Chat, later()).await.unwrap();
         let items: Vec<_> = out.collect().await;
         assert_eq!(items.len(), 3);
@@ -260,12 +265,27 @@ mod tests {
     #[tokio::test]
     async fn a_break_or_an_error_event_before_content_fails_the_attempt() {
         let cut = stream(vec![Ok(ROLE), Err(UpstreamError::Protocol("reset".into()))]);
-        let e = first_content(cut, StreamKind::Chat, later()).await.err().unwrap();
+        let e = first_content(cut, StreamKind::Chat, later())
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, UpstreamError::Protocol(_)));
         for (event, status, moves_on) in [
-            (r#"{"error":{"message":"busy","type":"server_error"}}"#, 502, true),
-            (r#"{"error":{"message":"slow","type":"rate_limit_error"}}"#, 429, true),
-            (r#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#, 400, false),
+            (
+                r#"{"error":{"message":"busy","type":"server_error"}}"#,
+                502,
+                true,
+            ),
+            (
+                r#"{"error":{"message":"slow","type":"rate_limit_error"}}"#,
+                429,
+                true,
+            ),
+            (
+                r#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
+                400,
+                false,
+            ),
         ] {
             let ev: &'static str = Box::leak(format!("data: {event}\n\n").into_boxed_str());
             let e = first_content(stream(vec![Ok(ROLE), Ok(ev)]), StreamKind::Chat, later())
@@ -273,7 +293,9 @@ mod tests {
                 .err()
                 .unwrap();
             match &e {
-                UpstreamError::Status { status: s, body, .. } => {
+                UpstreamError::Status {
+                    status: s, body, ..
+                } => {
                     assert_eq!(*s, status, "{event}");
                     let v: Value = serde_json::from_slice(body).unwrap();
                     assert!(v["error"]["message"].is_string(), "{v}");
@@ -290,7 +312,10 @@ mod tests {
             .chain(futures_util::stream::pending())
             .boxed();
         let deadline = Instant::now() + Duration::from_secs(2);
-        let e = first_content(s, StreamKind::Chat, deadline).await.err().unwrap();
+        let e = first_content(s, StreamKind::Chat, deadline)
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, UpstreamError::Timeout("first_byte")), "{e:?}");
     }
 }

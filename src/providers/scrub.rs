@@ -106,7 +106,10 @@ fn has_escapes(buf: &[u8]) -> bool {
 
 /// The decoded view of `buf`: `text[j]` stands for `buf[at[j]..at[j + 1]]`.
 fn decoded(buf: &[u8]) -> (Vec<u8>, Vec<usize>) {
-    let (mut text, mut at) = (Vec::with_capacity(buf.len()), Vec::with_capacity(buf.len() + 1));
+    let (mut text, mut at) = (
+        Vec::with_capacity(buf.len()),
+        Vec::with_capacity(buf.len() + 1),
+    );
     let mut i = 0;
     while i < buf.len() {
         at.push(i);
@@ -221,45 +224,84 @@ fn mask(bytes: Bytes, offset: usize, found: &[Range<usize>]) -> Bytes {
 }
 
 /// A stream's scrubber: each chunk is searched together with the end of
-/// the chunks before it, so a secret split over two chunks is found; the
-/// part in the new chunk is masked (what went before has left already, and
-/// without the rest it is not the secret). Holds no bytes back.
+/// the chunks before it, so a secret split over two chunks is found. In a
+/// text stream (`hold_lines`) the bytes after the chunk's last line break
+/// wait for the next chunk (at most one match's reach of them): a line is
+/// not complete before then, so whoever reads the stream (an SSE decoder, a
+/// JSON reader) could not use them yet, and a secret cut in two is masked
+/// whole. In a binary stream (AWS event-stream) nothing waits: the part of
+/// a split secret in the second chunk is masked (without the rest, what
+/// went before is not the secret).
 #[derive(Debug)]
 pub struct ScrubStream {
     scrubber: Arc<Scrubber>,
-    /// The last raw bytes seen, up to the reach of one match.
-    tail: Vec<u8>,
+    /// Bytes already sent (the last reach of them, for context), then
+    /// bytes held back.
+    seen: Vec<u8>,
+    /// How many bytes of `seen` were sent.
+    sent: usize,
+    hold_lines: bool,
 }
 
 impl ScrubStream {
-    pub fn new(scrubber: Arc<Scrubber>) -> Self {
+    pub fn new(scrubber: Arc<Scrubber>, hold_lines: bool) -> Self {
         ScrubStream {
             scrubber,
-            tail: Vec::new(),
+            seen: Vec::new(),
+            sent: 0,
+            hold_lines,
         }
     }
 
-    /// The next chunk, scrubbed (the same `Bytes` when it holds nothing).
+    /// What may be passed on after `chunk`, scrubbed (the same `Bytes`
+    /// when it is exactly the chunk, unchanged); may be empty.
     pub fn chunk(&mut self, chunk: Bytes) -> Bytes {
         let reach = self.scrubber.reach;
         if reach == 0 {
             return chunk;
         }
-        let out = if self.tail.is_empty() {
-            let found = self.scrubber.find(&chunk, 0);
-            mask(chunk.clone(), 0, &found)
+        let held_before = self.seen.len() - self.sent;
+        self.seen.extend_from_slice(&chunk);
+        let end = if self.hold_lines {
+            let unsent = &self.seen[self.sent..];
+            let line_end = memchr::memrchr(b'\n', unsent).map_or(self.sent, |i| self.sent + i + 1);
+            line_end.max(self.seen.len().saturating_sub(reach))
         } else {
-            let from = self.tail.len();
-            self.tail.extend_from_slice(&chunk);
-            let found = self.scrubber.find(&self.tail, from);
-            mask(chunk.clone(), from, &found)
+            self.seen.len()
         };
-        if self.tail.is_empty() {
-            self.tail.extend_from_slice(&chunk);
-        }
-        let excess = self.tail.len().saturating_sub(reach);
-        self.tail.drain(..excess);
+        let whole_chunk = held_before == 0 && end == self.seen.len();
+        let out = self.emit(end, whole_chunk.then_some(chunk));
+        // Keep one reach of what was sent, for context, and what waits.
+        let drop = self.sent.saturating_sub(reach);
+        self.seen.drain(..drop);
+        self.sent -= drop;
         out
+    }
+
+    /// At the end of the stream: what was held back, scrubbed.
+    pub fn finish(&mut self) -> Bytes {
+        let end = self.seen.len();
+        self.emit(end, None)
+    }
+
+    /// Sends `seen[sent..end]` scrubbed (`chunk` when that is exactly it).
+    fn emit(&mut self, end: usize, chunk: Option<Bytes>) -> Bytes {
+        let from = self.sent;
+        if end <= from {
+            return Bytes::new();
+        }
+        let found: Vec<Range<usize>> = self
+            .scrubber
+            .find(&self.seen, from)
+            .into_iter()
+            .filter(|r| r.start < end)
+            .map(|r| r.start..r.end.min(end))
+            .collect();
+        self.sent = end;
+        match chunk {
+            Some(chunk) if found.is_empty() => chunk,
+            _ => mask(Bytes::copy_from_slice(&self.seen[from..end]), from, &found),
+        }
     }
 }
 
@@ -304,8 +346,14 @@ mod tests {
 
     /// Every encoding of the key, alone and inside a JSON string.
     fn encodings(key: &str) -> Vec<String> {
-        let escaped: String = key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
-        let upper: String = key.chars().map(|c| format!("\\u{:04X}", c as u32)).collect();
+        let escaped: String = key
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let upper: String = key
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
         let mixed: String = key
             .chars()
             .enumerate()
@@ -364,16 +412,34 @@ mod tests {
         assert_eq!(s.scrub(body.clone()), body);
     }
 
+    /// `body` cut at `cut` through a stream scrubber, as passed on.
+    fn through(s: &Arc<Scrubber>, hold_lines: bool, body: &str, cut: usize) -> String {
+        let mut stream = ScrubStream::new(Arc::clone(s), hold_lines);
+        let a = stream.chunk(Bytes::from(body[..cut].to_string()));
+        let b = stream.chunk(Bytes::from(body[cut..].to_string()));
+        let c = stream.finish();
+        format!("{}{}{}", text(&a), text(&b), text(&c))
+    }
+
     #[test]
-    fn a_stream_split_anywhere_never_passes_the_key_whole() {
+    fn a_text_stream_split_anywhere_never_passes_any_of_the_key() {
         let s = Arc::new(Scrubber::new([KEY]));
         for form in encodings(KEY) {
-            let body = format!("data: {{\"delta\":\"{form}\"}}\n\n");
+            let body = format!("data: {{\"delta\":\"{form}\"}}\n\ndata: [DONE]\n\n");
+            let whole = text(&s.scrub(Bytes::from(body.clone()))).to_string();
             for cut in 1..body.len() {
-                let mut stream = ScrubStream::new(Arc::clone(&s));
-                let a = stream.chunk(Bytes::from(body[..cut].to_string()));
-                let b = stream.chunk(Bytes::from(body[cut..].to_string()));
-                let joined = format!("{}{}", text(&a), text(&b));
+                assert_eq!(through(&s, true, &body, cut), whole, "{form} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_binary_stream_split_anywhere_never_passes_the_key_whole() {
+        let s = Arc::new(Scrubber::new([KEY]));
+        for form in encodings(KEY) {
+            let body = format!("\u{1}frame{form}\u{2}frame");
+            for cut in 1..body.len() {
+                let joined = through(&s, false, &body, cut);
                 assert!(!joined.contains(&form), "{form} cut at {cut}: {joined}");
                 assert!(!joined.contains(KEY), "cut at {cut}: {joined}");
             }
@@ -381,13 +447,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_without_secrets_passes_chunks_as_they_are() {
+    fn a_stream_without_secrets_passes_whole_lines_as_they_are_and_holds_only_partial_ones() {
         let s = Arc::new(Scrubber::new([KEY]));
-        let mut stream = ScrubStream::new(s);
-        for part in ["data: {\"a\":", "\"sk-proj-\"}\n\n", "data: [DONE]\n\n"] {
-            let chunk = Bytes::from(part);
-            let out = stream.chunk(chunk.clone());
-            assert_eq!(out.as_ptr(), chunk.as_ptr(), "{part}");
-        }
+        let mut stream = ScrubStream::new(s, true);
+        let line = Bytes::from_static(b"data: {\"a\":1}\n\n");
+        let out = stream.chunk(line.clone());
+        assert_eq!(out.as_ptr(), line.as_ptr(), "no copy");
+        assert_eq!(stream.chunk(Bytes::from_static(b"data: {\"sk-pr")), "");
+        let out = stream.chunk(Bytes::from_static(b"oj-\"}\n\n"));
+        assert_eq!(out, "data: {\"sk-proj-\"}\n\n");
+        assert_eq!(stream.chunk(Bytes::from_static(b"partial")), "");
+        assert_eq!(stream.finish(), "partial", "the rest at the end");
     }
 }

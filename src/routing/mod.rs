@@ -26,6 +26,6 @@ pub mod tpm;
 pub use attempt::AttemptStack;
 pub use call::{Attempt, Call, Served};
 pub use run::execute;
-pub use streams::{Continuations, execute_stream};
 pub use strategy::target_order;
+pub use streams::{Continuations, execute_stream};
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

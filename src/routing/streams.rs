@@ -198,7 +198,10 @@ where
             }
             if std::mem::take(&mut self.stalled) {
                 self.stall();
-                match self.recover(UpstreamError::Timeout("stream_min_rate")).await {
+                match self
+                    .recover(UpstreamError::Timeout("stream_min_rate"))
+                    .await
+                {
                     Some(item) => return Some(item),
                     None => continue,
                 }
@@ -303,7 +306,11 @@ where
             .stream_stalls
             .with_label_values(&[route, provider])
             .inc();
-        tracing::warn!(route, provider, "stream too slow after its first token: a stall");
+        tracing::warn!(
+            route,
+            provider,
+            "stream too slow after its first token: a stall"
+        );
     }
 
     /// After a break or a stall: continue elsewhere (`None`: go on with
@@ -331,7 +338,8 @@ where
         }
         tracing::warn!(route, provider = &*broken, error = %e, "stream broke after content; continuing on another target");
         let call = Arc::new(call);
-        let resumed = execute_avoiding(table, &self.route, &self.metrics, call, Some(&broken)).await;
+        let resumed =
+            execute_avoiding(table, &self.route, &self.metrics, call, Some(&broken)).await;
         let served = match resumed {
             Ok(s) => s,
             Err(g) => {
@@ -374,7 +382,11 @@ mod tests {
         assert_eq!(r.wait(Duration::from_secs(3)), None);
         assert_eq!(r.left(), Duration::from_secs(2));
         r.add(20);
-        assert_eq!(r.wait(Duration::from_secs(2)), Some(true), "10 tokens in 5s");
+        assert_eq!(
+            r.wait(Duration::from_secs(2)),
+            Some(true),
+            "10 tokens in 5s"
+        );
         r.add(4);
         assert_eq!(r.wait(Duration::from_secs(5)), Some(false), "1 token in 5s");
         assert_eq!(stream_kind(Need::Native("/messages")), StreamKind::Messages);

@@ -291,7 +291,9 @@ mod tests {
             ttl,
         };
         // In flight together: 0, 25, 50 are under 60; at 75 it refuses.
-        let granted = (0..50).filter(|_| m.admit(&[], &[cap]) == Admit::Granted).count();
+        let granted = (0..50)
+            .filter(|_| m.admit(&[], &[cap]) == Admit::Granted)
+            .count();
         assert_eq!(granted, 3);
         assert_eq!(m.counters(&["n"]), vec![75], "at most one estimate over");
         // Each spent 10 of its 25: the reservations turn into real spend.

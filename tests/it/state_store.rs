@@ -121,7 +121,10 @@ async fn scenario(s: &Store) -> Vec<String> {
     admit(&[], &[reserve]).await;
     admit(&[], &[reserve]).await;
     admit(&[], &[reserve]).await;
-    let settled = s.settle(&[], &[add("r", -6), add("gone", -3)]).await.unwrap();
+    let settled = s
+        .settle(&[], &[add("r", -6), add("gone", -3)])
+        .await
+        .unwrap();
     let counters = s.counters(&["n", "absent", "r", "gone"]).await.unwrap();
     out.push(format!(
         "totals {totals:?} {more:?} {settled:?} counters {counters:?}"

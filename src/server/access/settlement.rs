@@ -101,7 +101,12 @@ impl Settlement {
 }
 
 impl Reserved {
-    fn settle(self, usage: Option<Usage>, cost_usd: Option<f64>, by_provider: Vec<(Arc<str>, u64)>) {
+    fn settle(
+        self,
+        usage: Option<Usage>,
+        cost_usd: Option<f64>,
+        by_provider: Vec<(Arc<str>, u64)>,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -140,7 +140,9 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
             provider: Arc::clone(&served.provider),
         };
         let keep = stale.unwrap_or_default();
-        rt.cache.insert(key, payload, route.spec.cache.ttl, keep).await;
+        rt.cache
+            .insert(key, payload, route.spec.cache.ttl, keep)
+            .await;
         Ok(ChatDone {
             body,
             provider: served.provider,

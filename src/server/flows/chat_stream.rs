@@ -197,7 +197,12 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
     // Holds the leader's permit until the upstream stream is over.
     let _permit = job.permit;
     let (rt, metrics, route) = (job.rt, job.metrics, job.route);
-    let run = execute_stream(Arc::clone(&rt), Arc::clone(&route), Arc::clone(&metrics), job.call);
+    let run = execute_stream(
+        Arc::clone(&rt),
+        Arc::clone(&route),
+        Arc::clone(&metrics),
+        job.call,
+    );
     let (served, continued) = match run.await {
         Ok(s) => s,
         Err(e) => return publisher.start(Err(e)),

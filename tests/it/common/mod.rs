@@ -8,6 +8,7 @@ pub mod chat_tools;
 pub mod cohere;
 pub mod faults;
 pub mod gemini;
+pub mod logs;
 pub mod redis;
 pub mod responses;
 pub mod scripted;
