@@ -9,6 +9,7 @@ mod common;
 
 mod api;
 mod architecture;
+mod budgets;
 mod cache_fanout;
 mod completions;
 mod edge;
