@@ -12,6 +12,7 @@ mod architecture;
 mod budgets;
 mod cache_fanout;
 mod completions;
+mod degrade;
 mod edge;
 mod edge_encoding;
 mod examples;

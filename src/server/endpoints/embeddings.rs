@@ -119,8 +119,8 @@ impl Items for Inputs {
         &done.vectors
     }
 
-    fn stale(done: &EmbedDone) -> usize {
-        done.stale
+    fn stale(done: &EmbedDone, u: usize) -> bool {
+        done.stale.get(u).copied().unwrap_or(false)
     }
 
     fn missing() -> Arc<[f32]> {
@@ -178,12 +178,13 @@ async fn fetch(
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
     // Usually one (provider, model) serves every sub-batch.
     let mut spent: Vec<Spent> = Vec::with_capacity(1);
-    let mut stale = 0;
+    let mut stale: Vec<bool> = Vec::new();
     for part in replies {
         let served = match part {
             Ok(served) => served,
             Err(kept) => {
-                stale += kept.len();
+                stale.resize(vectors.len(), false);
+                stale.resize(vectors.len() + kept.len(), true);
                 vectors.extend(kept);
                 continue;
             }
@@ -216,7 +217,7 @@ async fn fetch(
         prompt_tokens,
         total_tokens,
         spent: spent.into(),
-        stale,
+        stale: stale.into(),
     })
 }
 

@@ -121,8 +121,8 @@ impl Items for Documents {
         &done.scores
     }
 
-    fn stale(done: &RerankDone) -> usize {
-        if done.stale { done.scores.len() } else { 0 }
+    fn stale(done: &RerankDone, _u: usize) -> bool {
+        done.stale
     }
 
     fn missing() -> f64 {

@@ -39,8 +39,9 @@ pub(crate) struct EmbedDone {
     pub prompt_tokens: u64,
     pub total_tokens: u64,
     pub spent: Arc<[Spent]>,
-    /// Vectors answered from expired cache entries (`stale_if_error`).
-    pub stale: usize,
+    /// Which vectors were answered from expired cache entries
+    /// (`stale_if_error`); empty when none.
+    pub stale: Arc<[bool]>,
 }
 
 /// Prompt tokens one upstream model spent on embedding sub-batches.

@@ -106,9 +106,9 @@ pub(crate) trait Items {
     fn flights(f: &Flights) -> &SingleFlight<CacheKey, Self::Done>;
     /// The fetched values, in the order of the items fetched.
     fn values(done: &Self::Done) -> &[Self::Value];
-    /// How many of the fetched values came from expired entries (a fetch
-    /// that failed, answered by [`Stale`]).
-    fn stale(done: &Self::Done) -> usize;
+    /// Whether fetched value `u` came from an expired entry (its fetch
+    /// failed everywhere and [`Stale`] answered it).
+    fn stale(done: &Self::Done, u: usize) -> bool;
     /// The value of an item a fetch did not answer (fetches check their
     /// answer's length, so this is not reached in practice).
     fn missing() -> Self::Value;
@@ -203,6 +203,7 @@ pub(crate) async fn serve<T: Items>(
             .inc_by(missed as u64);
     }
     let (mut fetched, mut shared, mut stale_items) = (None, false, 0);
+    let unique_count = unique.len();
     if !unique.is_empty() {
         let max_stale = route.spec.cache.stale_if_error.items.filter(|_| use_cache);
         let stale = max_stale.map(|max| Stale {
@@ -232,12 +233,14 @@ pub(crate) async fn serve<T: Items>(
             // Holds the leader's permit until the upstream calls are over.
             let _permit = permit;
             let done = fetch.await?;
-            // Values from expired entries are not stored again as fresh.
-            if !unique_keys.is_empty() && T::stale(&done) == 0 {
+            if !unique_keys.is_empty() {
+                // Values from expired entries are not stored again as fresh.
                 let entries = unique_keys
                     .into_iter()
                     .zip(T::values(&done))
-                    .map(|(key, v)| (key, T::to_payload(v)))
+                    .enumerate()
+                    .filter(|(u, _)| !T::stale(&done, *u))
+                    .map(|(_, (key, v))| (key, T::to_payload(v)))
                     .collect();
                 cache.insert_many(entries, ttl, keep).await;
             }
@@ -259,7 +262,11 @@ pub(crate) async fn serve<T: Items>(
                 *slot = T::values(&done).get(*u).cloned();
             }
         }
-        stale_items = T::stale(&done);
+        stale_items = slot_of
+            .iter()
+            .flatten()
+            .filter(|&&u| u < unique_count && T::stale(&done, u))
+            .count();
         fetched = Some(done);
     }
     let cache = use_cache.then_some(match missed {
