@@ -51,7 +51,9 @@ fn chat_1k(escaped: bool) -> Bytes {
     }
     let mut body = answer(&text).to_string();
     if escaped {
-        body = body.replace('\u{e9}', "\\u00e9").replace('\u{e8}', "\\u00e8");
+        body = body
+            .replace('\u{e9}', "\\u00e9")
+            .replace('\u{e8}', "\\u00e8");
     }
     Bytes::from(body)
 }
@@ -134,25 +136,37 @@ async fn upstream() -> String {
             let _ = sock.set_nodelay(true);
             let (json_body, events) = (json_body.clone(), Arc::clone(&events));
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (json_body, events) = (json_body.clone(), Arc::clone(&events));
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let stream = serde_json::from_slice::<Value>(&body)
-                            .is_ok_and(|v| v["stream"] == true);
-                        let mut r = if stream {
-                            let frames = futures_util::stream::iter(
-                                events.iter().cloned().map(|b| Ok::<_, Infallible>(Frame::data(b))).collect::<Vec<_>>(),
-                            );
-                            hyper::Response::new(StreamBody::new(frames).boxed())
-                        } else {
-                            hyper::Response::new(Full::new(json_body).map_err(|e| match e {}).boxed())
-                        };
-                        let ct = if stream { "text/event-stream" } else { "application/json" };
-                        r.headers_mut().insert("content-type", ct.parse().unwrap());
-                        Ok::<_, Infallible>(r)
-                    }
-                });
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (json_body, events) = (json_body.clone(), Arc::clone(&events));
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let stream = serde_json::from_slice::<Value>(&body)
+                                .is_ok_and(|v| v["stream"] == true);
+                            let mut r = if stream {
+                                let frames = futures_util::stream::iter(
+                                    events
+                                        .iter()
+                                        .cloned()
+                                        .map(|b| Ok::<_, Infallible>(Frame::data(b)))
+                                        .collect::<Vec<_>>(),
+                                );
+                                hyper::Response::new(StreamBody::new(frames).boxed())
+                            } else {
+                                hyper::Response::new(
+                                    Full::new(json_body).map_err(|e| match e {}).boxed(),
+                                )
+                            };
+                            let ct = if stream {
+                                "text/event-stream"
+                            } else {
+                                "application/json"
+                            };
+                            r.headers_mut().insert("content-type", ct.parse().unwrap());
+                            Ok::<_, Infallible>(r)
+                        }
+                    },
+                );
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(sock), svc)
                     .await;
@@ -202,12 +216,13 @@ routes:\n  keyed:\n    targets: [{{provider: keyed}}]\n  bare:\n    targets: [{{
     .await
     .unwrap();
     let url = format!("http://{}/v1/chat/completions", gw.local_addr());
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     println!("\n== end to end, sequential keep-alive requests, n={n} per series ==");
     for stream in [false, true] {
-        let body = |route: &str| {
-            json!({"model": route, "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
-        };
+        let body = |route: &str| json!({"model": route, "stream": stream, "messages": [{"role": "user", "content": "hello"}]});
         let (keyed, bare) = (body("keyed"), body("bare"));
         for _ in 0..100 {
             once(&client, &url, &keyed).await;
@@ -220,8 +235,15 @@ routes:\n  keyed:\n    targets: [{{provider: keyed}}]\n  bare:\n    targets: [{{
         }
         with.sort();
         without.sort();
-        let (w, o) = (common::percentile(&with, 0.5), common::percentile(&without, 0.5));
-        let what = if stream { "200-event stream" } else { "1 KB chat JSON" };
+        let (w, o) = (
+            common::percentile(&with, 0.5),
+            common::percentile(&without, 0.5),
+        );
+        let what = if stream {
+            "200-event stream"
+        } else {
+            "1 KB chat JSON"
+        };
         println!(
             "{what:<20} p50 secrets={w:>8.1?} none={o:>8.1?} ratio={:.3}  p99 secrets={:>8.1?} none={:>8.1?}",
             w.as_secs_f64() / o.as_secs_f64(),

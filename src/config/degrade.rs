@@ -79,3 +79,31 @@ pub(super) fn stale_if_error(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::error_tests::{assert_exactly, errors};
+
+    #[test]
+    fn bad_degradation_keys_are_reported_each_at_its_line() {
+        let e = errors(&[(
+            "a.yaml",
+            "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n\
+             \x20   cache: {enabled: true, stale_if_error: soon}\n\
+             \x20   stream_min_rate: {window: 0s}\n\
+             \x20 s:\n    targets: [{provider: m}]\n    cache: {stale_if_error: 900h}\n\
+             \x20   stream_min_rate: {tokens_per_second: -1, window: 11m}\n",
+        )]);
+        assert_exactly(
+            &e,
+            &[
+                "a.yaml:7: routes.r.cache.stale_if_error: duration \"soon\" does not start with a number (expected a duration, true or false)",
+                "a.yaml:8: routes.r.stream_min_rate.tokens_per_second: is required",
+                "a.yaml:8: routes.r.stream_min_rate.window: must be greater than zero",
+                "a.yaml:11: routes.s.cache.stale_if_error: must be at most 30 days (720h)",
+                "a.yaml:12: routes.s.stream_min_rate.tokens_per_second: must be a number greater than zero",
+                "a.yaml:12: routes.s.stream_min_rate.window: must be at most 10m",
+            ],
+        );
+    }
+}
