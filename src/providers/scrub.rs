@@ -131,20 +131,26 @@ fn decoded(buf: &[u8]) -> (Vec<u8>, Vec<usize>) {
 impl Scrubber {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
+        // The longest raw stretch a match covers: a plain pattern may be
+        // written all in `\uXXXX` escapes; base64 only escapes its `/`.
+        let mut reach = 0;
         for secret in secrets.into_iter().map(str::as_bytes) {
             if secret.len() < MIN_SECRET {
                 continue;
             }
+            let plain = secret.len().min(MIN_FRAGMENT);
             if secret.len() < MIN_FRAGMENT {
                 patterns.push(secret.to_vec());
             } else {
                 patterns.extend(secret.windows(MIN_FRAGMENT).map(<[u8]>::to_vec));
             }
-            patterns.extend(base64_forms(secret));
+            let encoded = base64_forms(secret);
+            let longest = encoded.iter().map(Vec::len).max().unwrap_or(0);
+            reach = reach.max(plain * WIDEST_ESCAPE).max(longest * 2);
+            patterns.extend(encoded);
         }
         patterns.sort_unstable();
         patterns.dedup();
-        let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
         // Overlapping matches: every window of a secret is marked, so the
         // whole of it is masked, not every other twelve bytes.
         let matcher = (!patterns.is_empty())
@@ -155,10 +161,7 @@ impl Scrubber {
                     .ok()
             })
             .flatten();
-        Scrubber {
-            matcher,
-            reach: longest * WIDEST_ESCAPE,
-        }
+        Scrubber { matcher, reach }
     }
 
     /// No secret to look for: every call returns its input as it is.

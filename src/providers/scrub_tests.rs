@@ -114,6 +114,16 @@ fn through(s: &Arc<Scrubber>, hold_lines: bool, body: &str, cut: usize) -> Strin
     format!("{}{}{}", text(&a), text(&b), text(&c))
 }
 
+/// `text` with runs of masks as one (a line longer than a match's reach
+/// may leave in two parts, each masked).
+fn one_mask(text: &str) -> String {
+    let mut t = text.to_string();
+    while t.contains("******") {
+        t = t.replace("******", "***");
+    }
+    t
+}
+
 #[test]
 fn a_text_stream_split_anywhere_never_passes_any_of_the_key() {
     let s = Arc::new(Scrubber::new([KEY]));
@@ -121,7 +131,8 @@ fn a_text_stream_split_anywhere_never_passes_any_of_the_key() {
         let body = format!("data: {{\"delta\":\"{form}\"}}\n\ndata: [DONE]\n\n");
         let whole = text(&s.scrub(Bytes::from(body.clone()))).to_string();
         for cut in 1..body.len() {
-            assert_eq!(through(&s, true, &body, cut), whole, "{form} cut at {cut}");
+            let got = through(&s, true, &body, cut);
+            assert_eq!(one_mask(&got), whole, "{form} cut at {cut}");
         }
     }
 }
