@@ -35,6 +35,10 @@ const MIN_SECRET: usize = 6;
 const MIN_ENCODED: usize = 16;
 /// The most raw bytes one character of the decoded view can take (`\u0041`).
 const WIDEST_ESCAPE: usize = 6;
+/// Every twelve bytes of a secret hold one of its anchors: the six bytes at
+/// each multiple of seven.
+const ANCHOR: usize = 6;
+const ANCHOR_STRIDE: usize = MIN_FRAGMENT - ANCHOR + 1;
 const MASK: &[u8] = b"***";
 
 /// The secrets of one provider, ready to be found in any form.
@@ -42,6 +46,10 @@ const MASK: &[u8] = b"***";
 pub struct Scrubber {
     /// Every form of every secret; `None` when there is none.
     matcher: Option<AhoCorasick>,
+    /// A few short pieces, one of which every match holds: the fast check
+    /// that most bodies, holding no secret, get (`matcher` runs only when
+    /// it finds one).
+    anchors: Option<AhoCorasick>,
     /// The longest stretch of raw bytes one match can cover.
     reach: usize,
 }
@@ -99,9 +107,25 @@ fn escape_at(rest: &[u8]) -> Option<(u8, usize)> {
     }
 }
 
-/// Whether `buf` holds any escape the decoded view would decode.
-fn has_escapes(buf: &[u8]) -> bool {
-    memchr::memchr2_iter(b'\\', b'%', buf).any(|i| escape_at(&buf[i..]).is_some())
+/// The decoded view's text alone (what the anchors are looked for in), or
+/// `None` when `buf` holds no escape (the view is `buf` itself).
+fn decoded_text(buf: &[u8]) -> Option<Vec<u8>> {
+    let mut text: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    for j in memchr::memchr2_iter(b'\\', b'%', buf) {
+        if j < copied {
+            continue;
+        }
+        if let Some((b, len)) = escape_at(&buf[j..]) {
+            let t = text.get_or_insert_with(|| Vec::with_capacity(buf.len()));
+            t.extend_from_slice(&buf[copied..j]);
+            t.push(b);
+            copied = j + len;
+        }
+    }
+    let mut text = text?;
+    text.extend_from_slice(&buf[copied..]);
+    Some(text)
 }
 
 /// The decoded view of `buf`: `text[j]` stands for `buf[at[j]..at[j + 1]]`.
@@ -131,6 +155,7 @@ fn decoded(buf: &[u8]) -> (Vec<u8>, Vec<usize>) {
 impl Scrubber {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut anchors: Vec<Vec<u8>> = Vec::new();
         // The longest raw stretch a match covers: a plain pattern may be
         // written all in `\uXXXX` escapes; base64 only escapes its `/`.
         let mut reach = 0;
@@ -141,16 +166,28 @@ impl Scrubber {
             let plain = secret.len().min(MIN_FRAGMENT);
             if secret.len() < MIN_FRAGMENT {
                 patterns.push(secret.to_vec());
+                anchors.push(secret.to_vec());
             } else {
                 patterns.extend(secret.windows(MIN_FRAGMENT).map(<[u8]>::to_vec));
+                // Any twelve bytes from `i` hold the anchor at the multiple
+                // of seven in `i..=i + 6`.
+                let last = secret.len() - ANCHOR;
+                anchors.extend(
+                    (0..=last)
+                        .step_by(ANCHOR_STRIDE)
+                        .map(|j| secret[j..j + ANCHOR].to_vec()),
+                );
             }
             let encoded = base64_forms(secret);
             let longest = encoded.iter().map(Vec::len).max().unwrap_or(0);
             reach = reach.max(plain * WIDEST_ESCAPE).max(longest * 2);
+            anchors.extend(encoded.iter().map(|e| e[..ANCHOR].to_vec()));
             patterns.extend(encoded);
         }
         patterns.sort_unstable();
         patterns.dedup();
+        anchors.sort_unstable();
+        anchors.dedup();
         // Overlapping matches: every window of a secret is marked, so the
         // whole of it is masked, not every other twelve bytes.
         let matcher = (!patterns.is_empty())
@@ -161,7 +198,19 @@ impl Scrubber {
                     .ok()
             })
             .flatten();
-        Scrubber { matcher, reach }
+        let anchors = (!anchors.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(&anchors)
+                    .ok()
+            })
+            .flatten();
+        Scrubber {
+            matcher,
+            anchors,
+            reach,
+        }
     }
 
     /// No secret to look for: every call returns its input as it is.
@@ -172,15 +221,18 @@ impl Scrubber {
     /// The raw ranges of `buf` that hold a secret in some form and end
     /// after `from`, cut to start no earlier than `from`, sorted, merged.
     fn find(&self, buf: &[u8], from: usize) -> Vec<Range<usize>> {
-        let Some(m) = &self.matcher else {
+        let (Some(m), Some(anchors)) = (&self.matcher, &self.anchors) else {
             return Vec::new();
         };
-        let mut found: Vec<Range<usize>> = m
-            .find_overlapping_iter(buf)
-            .filter(|hit| hit.end() > from)
-            .map(|hit| hit.start().max(from)..hit.end())
-            .collect();
-        if has_escapes(buf) {
+        let mut found: Vec<Range<usize>> = Vec::new();
+        if anchors.is_match(buf) {
+            found.extend(
+                m.find_overlapping_iter(buf)
+                    .filter(|hit| hit.end() > from)
+                    .map(|hit| hit.start().max(from)..hit.end()),
+            );
+        }
+        if decoded_text(buf).is_some_and(|text| anchors.is_match(&text)) {
             let (text, at) = decoded(buf);
             found.extend(
                 m.find_overlapping_iter(&text)
