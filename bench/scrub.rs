@@ -79,7 +79,7 @@ fn sse_events(n: usize) -> Vec<Bytes> {
 fn per_call(iters: u32, mut f: impl FnMut()) -> f64 {
     (0..5)
         .map(|_| {
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             for _ in 0..iters {
                 f();
             }

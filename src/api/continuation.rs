@@ -271,9 +271,8 @@ mod tests {
         let out = p.rewrite(&fin, Some(&mark), &mut trim).unwrap();
         let v: Value = serde_json::from_slice(&out[6..out.len() - 2]).unwrap();
         assert_eq!(v["switchyard"]["continued"], 1);
-        assert_eq!(
+        assert!(
             p.rewrite(&ev(json!("x")), None, &mut trim).is_some(),
-            true,
             "other events pass"
         );
     }

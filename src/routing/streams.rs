@@ -18,6 +18,7 @@
 //!   marked with a `switchyard` member. Tool calls, several choices and
 //!   finished answers are not continued (a finished one gets its `[DONE]`).
 //!   At most [`MAX_CONTINUATIONS`] per stream.
+//!
 //! A break that is not continued is handed on as the stream's error. Must
 //! not know endpoints: the call's `need` says the stream's format.
 
