@@ -62,21 +62,16 @@ impl Limits {
             return raw.boxed();
         }
         let scrub = ScrubStream::new(Arc::clone(&self.scrubber), text);
+        // One item per chunk received, empty when all of it waits: the
+        // reader's idle timeout sees the upstream moving.
         futures_util::stream::unfold(Some((raw, scrub)), |state| async move {
             let (mut raw, mut scrub) = state?;
-            loop {
-                match raw.next().await {
-                    Some(Ok(chunk)) => {
-                        let out = scrub.chunk(chunk);
-                        if !out.is_empty() {
-                            return Some((Ok(out), Some((raw, scrub))));
-                        }
-                    }
-                    Some(Err(e)) => return Some((Err(e), None)),
-                    None => {
-                        let rest = scrub.finish();
-                        return (!rest.is_empty()).then_some((Ok(rest), None));
-                    }
+            match raw.next().await {
+                Some(Ok(chunk)) => Some((Ok(scrub.chunk(chunk)), Some((raw, scrub)))),
+                Some(Err(e)) => Some((Err(e), None)),
+                None => {
+                    let rest = scrub.finish();
+                    (!rest.is_empty()).then_some((Ok(rest), None))
                 }
             }
         })
