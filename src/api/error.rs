@@ -89,6 +89,19 @@ impl GatewayError {
         self
     }
 
+    /// No target could answer (each failed, timed out, was rate limited or
+    /// had its breaker open): not the request's fault, so an answer kept
+    /// from before may stand in (`stale_if_error`).
+    pub fn no_target_answered(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::BadGateway
+                | ErrorKind::Unavailable
+                | ErrorKind::GatewayTimeout
+                | ErrorKind::RateLimited
+        )
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, message)
     }

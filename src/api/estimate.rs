@@ -36,7 +36,28 @@ pub fn max_output_tokens(body: &serde_json::Map<String, serde_json::Value>) -> u
 /// token (an over-estimate for JSON, which is the safe side), plus the
 /// output bound.
 pub fn estimate_tokens(wire_len: usize, max_output: u64) -> u64 {
-    (wire_len as u64).div_ceil(4).saturating_add(max_output)
+    Estimate::of(wire_len, max_output).total()
+}
+
+/// [`estimate_tokens`] in its two parts (prompt and output are priced
+/// apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Estimate {
+    pub prompt: u64,
+    pub output: u64,
+}
+
+impl Estimate {
+    pub fn of(wire_len: usize, max_output: u64) -> Self {
+        Estimate {
+            prompt: (wire_len as u64).div_ceil(4),
+            output: max_output,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.output)
+    }
 }
 
 macro_rules! routed_by_body {

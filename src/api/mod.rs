@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod continuation;
 pub mod embeddings;
 pub mod error;
 pub mod estimate;
@@ -14,6 +15,7 @@ pub mod messages;
 pub mod rerank;
 pub mod responses;
 pub mod sse;
+pub mod stream_content;
 pub mod usage;
 
 pub use error::{ErrorKind, GatewayError};

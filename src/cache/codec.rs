@@ -86,10 +86,23 @@ fn provider(b: &mut &[u8]) -> Option<Arc<str>> {
 
 /// The payload and its time left, or `None` for malformed or expired bytes.
 pub(super) fn decode(bytes: &[u8]) -> Option<(Payload, Duration)> {
+    let (payload, expires) = decode_any(bytes)?;
+    let left = Duration::from_millis(expires.checked_sub(unix_ms(SystemTime::now()))?);
+    (!left.is_zero()).then_some((payload, left))
+}
+
+/// The payload if it is fresh or expired at most `max_stale` ago.
+pub(super) fn decode_stale(bytes: &[u8], max_stale: Duration) -> Option<Payload> {
+    let (payload, expires) = decode_any(bytes)?;
+    let until = expires.saturating_add(max_stale.as_millis() as u64);
+    (unix_ms(SystemTime::now()) < until).then_some(payload)
+}
+
+/// The payload and its expiry (Unix milliseconds), expired or not.
+fn decode_any(bytes: &[u8]) -> Option<(Payload, u64)> {
     let mut b = bytes;
     let tag = take(&mut b, 1)?[0];
     let expires = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
-    let left = Duration::from_millis(expires.checked_sub(unix_ms(SystemTime::now()))?);
     let payload = match tag {
         CHAT => {
             let provider = provider(&mut b)?;
@@ -115,7 +128,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Payload, Duration)> {
         SCORE if b.len() == 8 => Payload::Score(f64::from_le_bytes(b.try_into().ok()?)),
         _ => return None,
     };
-    (!left.is_zero()).then_some((payload, left))
+    Some((payload, expires))
 }
 
 #[cfg(test)]
@@ -148,6 +161,12 @@ mod tests {
         let mut stale = encode(&Payload::Score(1.0), ttl).to_vec();
         stale[1..9].copy_from_slice(&1u64.to_le_bytes());
         assert!(decode(&stale).is_none());
+        assert!(decode_stale(&stale, Duration::from_secs(3600)).is_none());
+        let an_hour_ago = unix_ms(SystemTime::now()) - 3_600_000;
+        stale[1..9].copy_from_slice(&an_hour_ago.to_le_bytes());
+        assert!(decode(&stale).is_none(), "expired");
+        assert!(decode_stale(&stale, Duration::from_secs(7200)).is_some());
+        assert!(decode_stale(&stale, Duration::from_secs(1800)).is_none());
         let mut bad = encode(&Payload::Score(1.0), ttl).to_vec();
         bad[0] = 99;
         assert!(decode(&bad).is_none());

@@ -14,12 +14,17 @@
 //! shared state store (Redis), a second tier sits behind this replica's:
 //! local misses are looked up there in one round trip per batch
 //! ([`ResponseCache::get_many`]), inserts go to both, values in the format
-//! of `codec`. Must not decide what is cacheable: callers only insert
-//! successful responses.
+//! of `codec`. An entry may be kept past its TTL for a stale window (the
+//! route's `stale_if_error`): a normal lookup misses it, but when every
+//! target failed a flow may still answer from it (`stale`), within the
+//! route's maximum staleness; kept entries are weighed like the others, so
+//! `cache.max_bytes` bounds them too. Must not decide what is cacheable:
+//! callers only insert successful responses.
 
 mod broadcast;
 mod codec;
 mod singleflight;
+mod stale;
 pub mod stream;
 
 pub use broadcast::{End, Piece, Publisher, Started, StreamFlights, Subscriber};
@@ -187,8 +192,11 @@ impl Payload {
 #[derive(Debug)]
 struct Entry {
     payload: Payload,
-    ttl: Duration,
+    /// How long moka keeps it: the TTL and the stale window.
+    keep: Duration,
     expires_at: Instant,
+    /// Until then it may still answer when every target failed.
+    stale_until: Instant,
 }
 
 struct PerEntryTtl;
@@ -203,7 +211,7 @@ impl Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
         value: &Arc<Entry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.keep)
     }
 }
 
@@ -265,8 +273,12 @@ impl ResponseCache {
 
     async fn get_local(&self, key: &CacheKey) -> Option<Payload> {
         let entry = self.store.get(key).await?;
-        if Instant::now() >= entry.expires_at {
-            self.store.invalidate(key).await;
+        let now = Instant::now();
+        if now >= entry.expires_at {
+            // Kept for its stale window: only `get_stale` may answer with it.
+            if now >= entry.stale_until {
+                self.store.invalidate(key).await;
+            }
             return None;
         }
         Some(entry.payload.clone())
@@ -298,42 +310,64 @@ impl ResponseCache {
         let found = shared.cache_get_many(&digests).await;
         for (&i, bytes) in missing.iter().zip(found) {
             if let Some((payload, left)) = bytes.and_then(|b| codec::decode(&b)) {
-                self.insert_local(keys[i], payload.clone(), left).await;
+                self.insert_local(keys[i], payload.clone(), left, Duration::ZERO)
+                    .await;
                 out[i] = Some(payload);
             }
         }
         out
     }
 
-    async fn insert_local(&self, key: CacheKey, payload: Payload, ttl: Duration) -> bool {
+    async fn insert_local(
+        &self,
+        key: CacheKey,
+        payload: Payload,
+        ttl: Duration,
+        stale: Duration,
+    ) -> bool {
         if payload.size() as u64 > self.max_entry_bytes {
             return false;
         }
+        let now = Instant::now();
         let entry = Entry {
             payload: payload.owned(),
-            ttl,
-            expires_at: Instant::now() + ttl,
+            keep: ttl + stale,
+            expires_at: now + ttl,
+            stale_until: now + ttl + stale,
         };
         self.store.insert(key, Arc::new(entry)).await;
         true
     }
 
-    /// Stores `payload` unless it is larger than `cache.max_entry_bytes`
-    /// (then it is served but not kept). Returns whether it was stored.
-    pub async fn insert(&self, key: CacheKey, payload: Payload, ttl: Duration) -> bool {
-        self.insert_many(vec![(key, payload)], ttl).await > 0
+    /// Stores `payload` for `ttl`, then kept `stale` longer for
+    /// `get_stale`, unless it is larger than `cache.max_entry_bytes` (then
+    /// it is served but not kept). Returns whether it was stored.
+    pub async fn insert(
+        &self,
+        key: CacheKey,
+        payload: Payload,
+        ttl: Duration,
+        stale: Duration,
+    ) -> bool {
+        self.insert_many(vec![(key, payload)], ttl, stale).await > 0
     }
 
     /// Stores every entry that fits (see [`ResponseCache::insert`]), the
     /// shared tier's in one round trip. Returns how many were stored.
-    pub async fn insert_many(&self, entries: Vec<(CacheKey, Payload)>, ttl: Duration) -> usize {
+    pub async fn insert_many(
+        &self,
+        entries: Vec<(CacheKey, Payload)>,
+        ttl: Duration,
+        stale: Duration,
+    ) -> usize {
         let mut shared = Vec::new();
         let mut stored = 0;
         for (key, payload) in entries {
             if self.shared.is_some() && payload.size() as u64 <= self.max_entry_bytes {
-                shared.push((key.0, codec::encode(&payload, ttl), ttl));
+                // The shared tier keeps it as long; its bytes say when it expires.
+                shared.push((key.0, codec::encode(&payload, ttl), ttl + stale));
             }
-            stored += usize::from(self.insert_local(key, payload, ttl).await);
+            stored += usize::from(self.insert_local(key, payload, ttl, stale).await);
         }
         if let (Some(store), false) = (&self.shared, shared.is_empty()) {
             store.cache_set_many(&shared).await;
@@ -349,46 +383,4 @@ impl ResponseCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn entries_expire_on_tokio_time() {
-        let c = ResponseCache::new(1 << 20, 1 << 20);
-        let k = CacheKey::embedding("r", "{}", "\"a\"");
-        let v = Payload::Embedding(Arc::from(vec![1.0, 2.0]));
-        assert!(c.insert(k, v, Duration::from_secs(10)).await);
-        assert!(c.get(&k).await.is_some());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(c.get(&k).await.is_none());
-    }
-
-    #[tokio::test]
-    async fn stays_within_its_byte_budget() {
-        let c = ResponseCache::new(64 * 1024, 4096);
-        for i in 0..200 {
-            let v = Payload::Embedding(Arc::from(vec![0.5; 256])); // ~1 KiB each
-            let k = CacheKey::embedding("r", "{}", &i.to_string());
-            c.insert(k, v, Duration::from_secs(60)).await;
-        }
-        let (bytes, entries) = c.usage().await;
-        assert!(bytes <= 64 * 1024, "{bytes}");
-        assert!(entries < 200 && entries > 0, "{entries}");
-    }
-
-    #[tokio::test]
-    async fn oversized_entries_are_not_kept_and_keys_ignore_key_order() {
-        let c = ResponseCache::new(1 << 20, 100);
-        let k = CacheKey::embedding("r", "{}", "big");
-        let v = Payload::Embedding(Arc::from(vec![0.5; 100]));
-        assert!(!c.insert(k, v, Duration::from_secs(60)).await);
-        assert!(c.get(&k).await.is_none());
-        let a: serde_json::Value =
-            serde_json::from_str(r#"{"a":1,"b":{"x":[1,{"q":2,"p":3}]}}"#).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_str(r#"{"b":{"x":[1,{"p":3,"q":2}]},"a":1}"#).unwrap();
-        let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
-        assert_eq!(CacheKey::chat("r", a), CacheKey::chat("r", b));
-        assert_ne!(CacheKey::chat("r", a), CacheKey::chat("other", a));
-    }
-}
+mod tests;

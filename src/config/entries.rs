@@ -305,7 +305,13 @@ pub(super) fn route(
             &rc.and_then(|c| c.ttl.clone()),
             cache.default_ttl,
         ),
+        stale_if_error: super::degrade::stale_if_error(
+            cx,
+            &loc.field("cache.stale_if_error"),
+            rc.and_then(|c| c.stale_if_error.as_ref()),
+        ),
     };
+    let stream = super::degrade::stream_spec(cx, loc, r);
     let rate_limit = cx.rate(&loc.field("rate_limit"), &r.rate_limit);
     let max_concurrency = match r.fanout.as_ref().and_then(|f| f.max_concurrency) {
         Some(0) => {
@@ -368,6 +374,7 @@ pub(super) fn route(
         max_concurrency,
         deadline,
         endpoints,
+        stream,
     })
 }
 

@@ -13,6 +13,7 @@
 mod access;
 mod access_entries;
 mod dashboard;
+mod degrade;
 mod entries;
 mod fields;
 mod kind;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 pub use access::*;
 pub use access_entries::{glob_match, key_hash, parse_key_hash};
 pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
+pub use degrade::{DEFAULT_ITEMS_STALENESS, DEFAULT_RATE_WINDOW};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};

@@ -213,6 +213,8 @@ pub struct RouteSpec {
     /// `max_tokens` for a Messages request that sent none; `None`: such a
     /// request is refused, as Anthropic does.
     pub messages_max_tokens: Option<u64>,
+    /// What routing does with a stream once it carried content.
+    pub stream: StreamSpec,
 }
 
 /// A route's choice for what chat cannot express (`unsupported:`).
@@ -223,6 +225,19 @@ pub enum Unsupported {
     Reject,
     /// Removed, and named in the `x-switchyard-ignored` response header.
     Drop,
+}
+
+/// A route's streams after their first content (`stream_continuation`,
+/// `stream_min_rate`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamSpec {
+    /// A chat stream that breaks after content continues on the next
+    /// target, which is asked to continue the partial answer.
+    pub continuation: bool,
+    /// Fewer tokens per second than this, measured over `window` after
+    /// the first token, counts as a stall; `None`: no such guard.
+    pub min_tokens_per_second: Option<f64>,
+    pub window: Duration,
 }
 
 /// An API a route can be declared to serve.
@@ -321,6 +336,27 @@ pub struct RouteCache {
     pub enabled: bool,
     pub ttl: Duration,
     pub scope: super::access::CacheScope,
+    /// How long past its TTL an entry may still answer when every target
+    /// failed (`stale_if_error`), per flow; `None`: never.
+    pub stale_if_error: StaleIfError,
+}
+
+/// `cache.stale_if_error`, resolved per flow: on by default for the
+/// per-item flows (embeddings, rerank: deterministic answers), opt-in for
+/// chat and completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StaleIfError {
+    /// Chat and completions answers.
+    pub chat: Option<Duration>,
+    /// Embedding vectors and rerank scores.
+    pub items: Option<Duration>,
+}
+
+impl StaleIfError {
+    /// The longer of the two: how long expired entries are kept.
+    pub fn longest(&self) -> Duration {
+        self.chat.max(self.items).unwrap_or_default()
+    }
 }
 
 /// A secret read from the environment. Never printed: `Debug` and `Display`

@@ -252,12 +252,29 @@ pub(super) struct RawRoute {
     pub aliases: Option<Vec<String>>,
     pub unsupported: Option<String>,
     pub messages: Option<RawRouteMessages>,
+    pub stream_continuation: Option<bool>,
+    pub stream_min_rate: Option<RawStreamRate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouteMessages {
     pub default_max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStreamRate {
+    pub tokens_per_second: Option<f64>,
+    pub window: Option<String>,
+}
+
+/// `true`, `false`, or a text (a duration, `off`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Switch {
+    On(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +312,7 @@ pub(super) struct RawRouteCache {
     pub enabled: Option<bool>,
     pub ttl: Option<String>,
     pub scope: Option<String>,
+    pub stale_if_error: Option<Switch>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub provider_in_flight: IntGaugeVec,
     pub provider_refusals: IntCounterVec,
     pub connections_closed: IntCounterVec,
+    pub stream_stalls: IntCounterVec,
+    pub stream_continuations: IntCounterVec,
+    pub cache_stale: IntCounterVec,
 }
 
 /// Round trips to the shared state store: 100µs to 100ms.
@@ -315,6 +318,21 @@ impl Metrics {
                 "Client connections the gateway closed, by reason: per_peer_limit (over \
                  connections.max_per_peer when accepted), first_request_timeout, idle_timeout.",
                 &["reason"],
+            ),
+            stream_stalls: counter(
+                "switchyard_stream_stalls_total",
+                "Streams whose token rate after the first token fell below the route's stream_min_rate.",
+                &["route", "provider"],
+            ),
+            stream_continuations: counter(
+                "switchyard_stream_continuations_total",
+                "Streams that broke after content and were continued on another target (provider: the one that broke).",
+                &["route", "provider"],
+            ),
+            cache_stale: counter(
+                "switchyard_cache_stale_served_total",
+                "Expired cache entries served because every target failed (stale_if_error); embeddings and rerank: per item.",
+                &["route", "kind"],
             ),
             registry,
         }

@@ -5,7 +5,11 @@
 //! between chunks), a non-streaming body must be complete within
 //! `timeouts.body` of its headers (a one-byte trickle never trips `idle`),
 //! everything within `timeouts.total`, and no answer may exceed
-//! `max_response_bytes`. Must not interpret what it reads.
+//! `max_response_bytes`. Every body is read through [`Limits::body`], which
+//! scrubs the provider's secrets out of each chunk as it arrives (see
+//! `scrub`). Must not interpret what it reads.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -13,6 +17,7 @@ use futures_util::stream::BoxStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::UpstreamError;
+use super::scrub::{ScrubStream, Scrubber};
 use crate::config::Timeouts;
 
 /// The byte stream of one upstream response, with its limits.
@@ -21,17 +26,56 @@ pub struct Limits {
     pub idle: std::time::Duration,
     pub total_deadline: Instant,
     pub max_bytes: u64,
+    /// The provider's secrets, scrubbed out of every body read.
+    pub scrubber: Arc<Scrubber>,
 }
 
 pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
 
 impl Limits {
-    pub fn new(timeouts: &Timeouts, started: Instant, max_bytes: u64) -> Self {
+    pub fn new(
+        timeouts: &Timeouts,
+        started: Instant,
+        max_bytes: u64,
+        scrubber: Arc<Scrubber>,
+    ) -> Self {
         Limits {
             idle: timeouts.idle,
             total_deadline: started + timeouts.total,
             max_bytes,
+            scrubber,
         }
+    }
+
+    /// The body of `response`, scrubbed of the provider's secrets as it
+    /// arrives, a secret split over two chunks included: in a text body the
+    /// bytes after a chunk's last line break wait for the next chunk
+    /// (nobody could use them before; see `ScrubStream`).
+    pub fn body(&self, response: reqwest::Response) -> ByteStream {
+        let text = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| t.starts_with("text/") || t.contains("json"));
+        let raw = response.bytes_stream();
+        if self.scrubber.is_empty() {
+            return raw.boxed();
+        }
+        let scrub = ScrubStream::new(Arc::clone(&self.scrubber), text);
+        // One item per chunk received, empty when all of it waits: the
+        // reader's idle timeout sees the upstream moving.
+        futures_util::stream::unfold(Some((raw, scrub)), |state| async move {
+            let (mut raw, mut scrub) = state?;
+            match raw.next().await {
+                Some(Ok(chunk)) => Some((Ok(scrub.chunk(chunk)), Some((raw, scrub)))),
+                Some(Err(e)) => Some((Err(e), None)),
+                None => {
+                    let rest = scrub.finish();
+                    (!rest.is_empty()).then_some((Ok(rest), None))
+                }
+            }
+        })
+        .boxed()
     }
 
     /// The next chunk, or which deadline passed. `None` at the end.

@@ -34,6 +34,7 @@ pub mod body;
 pub mod cohere;
 mod error;
 pub mod gemini;
+pub mod hold;
 mod mock;
 mod openai;
 mod openai_wire;
@@ -88,6 +89,11 @@ pub struct Capabilities {
     /// are, through [`Provider::passthrough`] (`/responses`, `/completions`,
     /// `/messages`, ...).
     pub native: &'static [&'static str],
+    /// A chat request ending with an assistant message is answered by
+    /// continuing that message (Anthropic's prefill), not with a new one:
+    /// how a broken stream is continued on this provider (see
+    /// `routing::streams`).
+    pub prefill: bool,
 }
 
 /// What one request needs of a target.
@@ -135,6 +141,7 @@ impl Capabilities {
             } else {
                 &[]
             },
+            prefill: self.prefill && other.prefill,
         }
     }
 }

@@ -10,8 +10,8 @@
 //! `text/event-stream` ending in `[DONE]` (streams); anything else is a
 //! retryable protocol failure, so it is never cached. Streams are forwarded in
 //! whole events only, so a stream that breaks never leaves a torn event
-//! behind. Error bodies are scrubbed of the provider's secrets. Must not log
-//! or echo the API key.
+//! behind. Every body is scrubbed of the provider's secrets as it is read
+//! (`upstream`). Must not log or echo the API key.
 
 use std::collections::BTreeMap;
 
@@ -187,7 +187,7 @@ impl OpenAiProvider {
             return Ok(ChatReply::Full(body));
         }
         openai_wire::check_event_stream(&response)?;
-        let events = WholeEvents::new(response.bytes_stream().boxed(), limits, true);
+        let events = WholeEvents::new(limits.body(response), limits, true);
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
@@ -213,7 +213,7 @@ impl OpenAiProvider {
         }
         openai_wire::check_event_stream(&response)?;
         let require_done = path != "/responses";
-        let events = WholeEvents::new(response.bytes_stream().boxed(), limits, require_done);
+        let events = WholeEvents::new(limits.body(response), limits, require_done);
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
@@ -285,6 +285,7 @@ impl Provider for OpenAiProvider {
             tools: true,
             images: true,
             native: PASSTHROUGH_PATHS,
+            prefill: false,
         }
     }
 

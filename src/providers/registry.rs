@@ -64,10 +64,13 @@ macro_rules! kinds {
                 }
             }
 
+            /// Builds the provider, its streams held until their first
+            /// real content (`hold`).
             pub fn build(&self, spec: &ProviderSpec) -> Result<Arc<dyn Provider>, BuildError> {
-                match self {
-                    $(Self::$variant(c) => Ok(Arc::new(c.build(spec)?)),)*
-                }
+                let built: Arc<dyn Provider> = match self {
+                    $(Self::$variant(c) => Arc::new(c.build(spec)?),)*
+                };
+                Ok(super::hold::Held::wrap(built, spec.timeouts.first_byte))
             }
         }
     };

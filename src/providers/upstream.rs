@@ -2,15 +2,19 @@
 //!
 //! Place in the pipeline: inside a provider, for one attempt. [`Upstream`]
 //! sends a request under the connect and first-byte timeouts, reads error
-//! bodies (bounded, scrubbed of the provider's secrets) and hands back a
-//! successful response with its body [`Limits`] ([`Upstream::send_classified`]
-//! hands a failure to the kind's classifier instead); [`Upstream::read_json`]
-//! reads a whole JSON answer; [`translated_sse`] turns an upstream SSE body
-//! into OpenAI chunks through a kind's [`StreamTranslate`], whole events only.
-//! Every request goes out through [`Upstream::send`], which adds the W3C
-//! trace context of the current (attempt) span when tracing is on. Must not
-//! know any provider's wire format.
+//! bodies (bounded) and hands back a successful response with its body
+//! [`Limits`] ([`Upstream::send_classified`] hands a failure to the kind's
+//! classifier instead); [`Upstream::read_json`] reads a whole JSON answer;
+//! [`translated_sse`] turns an upstream SSE body into OpenAI chunks through
+//! a kind's [`StreamTranslate`], whole events only. Every byte read here is
+//! scrubbed of the provider's secrets before anything else sees it: error
+//! bodies and their headers whole, successful bodies and streams chunk by
+//! chunk through [`Limits::body`] (see `scrub`). Every request goes out
+//! through [`Upstream::send`], which adds the W3C trace context of the
+//! current (attempt) span when tracing is on. Must not know any provider's
+//! wire format.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +32,7 @@ use crate::config::Timeouts;
 /// Error bodies are read up to this size; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// A non-success answer: status, headers and the (scrubbed) body.
+/// A non-success answer: status, headers and body, all scrubbed.
 #[derive(Debug)]
 pub struct Failed {
     pub status: u16,
@@ -67,7 +71,7 @@ pub struct Upstream {
     client: reqwest::Client,
     timeouts: Timeouts,
     max_response_bytes: u64,
-    scrubber: Scrubber,
+    scrubber: Arc<Scrubber>,
 }
 
 impl Upstream {
@@ -85,7 +89,7 @@ impl Upstream {
             client,
             timeouts: timeouts.clone(),
             max_response_bytes,
-            scrubber: Scrubber::new(secrets),
+            scrubber: Arc::new(Scrubber::new(secrets)),
         })
     }
 
@@ -113,7 +117,12 @@ impl Upstream {
             None => request,
         };
         let start = Instant::now();
-        let limits = Limits::new(&self.timeouts, start, self.max_response_bytes);
+        let limits = Limits::new(
+            &self.timeouts,
+            start,
+            self.max_response_bytes,
+            Arc::clone(&self.scrubber),
+        );
         let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);
         let response = match timeout_at(first_byte, request.send()).await {
             Err(_) => {
@@ -131,7 +140,7 @@ impl Upstream {
             return Ok(Ok((response, limits)));
         }
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let headers = scrub_headers(&self.scrubber, response.headers());
         let mut stream: ByteStream = response.bytes_stream().boxed();
         let mut body = BytesMut::new();
         let error_deadline = Instant::now() + self.timeouts.body;
@@ -178,9 +187,28 @@ impl Upstream {
             ));
         }
         let declared = response.content_length();
-        let stream = response.bytes_stream().boxed();
+        let stream = limits.body(response);
         limits.read_all(stream, declared, self.timeouts.body).await
     }
+}
+
+/// `headers` with every value that holds a secret scrubbed (an upstream
+/// may echo the request's `Authorization` in a header of its own).
+fn scrub_headers(scrubber: &Scrubber, headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = headers.clone();
+    if scrubber.is_empty() {
+        return out;
+    }
+    for value in out.values_mut() {
+        let raw = Bytes::copy_from_slice(value.as_bytes());
+        let clean = scrubber.scrub(raw.clone());
+        if clean != raw
+            && let Ok(v) = http::HeaderValue::from_maybe_shared(clean)
+        {
+            *value = v;
+        }
+    }
+    out
 }
 
 pub fn is_json_type(t: &str) -> bool {
@@ -311,7 +339,7 @@ pub fn translated_stream<T: ChunkTranslate>(
         failed: Option<UpstreamError>,
     }
     let state = State {
-        body: response.bytes_stream().boxed(),
+        body: limits.body(response),
         limits,
         out: Vec::new(),
         translator,

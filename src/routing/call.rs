@@ -65,6 +65,16 @@ pub trait Call: Send + Sync + 'static {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
+
+    /// For stream continuation (`streams`): this call asking a target to
+    /// continue `partial`, the text a broken chat stream had carried;
+    /// `None` when the call cannot be continued (the default).
+    fn resume(&self, _partial: &str) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A reply that holds its provider's concurrency slot for as long as it is

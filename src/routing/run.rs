@@ -53,10 +53,23 @@ pub async fn execute<C: Call>(
     metrics: &Metrics,
     call: Arc<C>,
 ) -> Result<Served<C::Reply>, GatewayError> {
+    execute_avoiding(table, route, metrics, call, None).await
+}
+
+/// [`execute`] with the targets of provider `avoid` tried last (a stream
+/// that broke there is continued elsewhere first).
+pub(super) async fn execute_avoiding<C: Call>(
+    table: &RouteTable,
+    route: &RouteHandle,
+    metrics: &Metrics,
+    call: Arc<C>,
+    avoid: Option<&str>,
+) -> Result<Served<C::Reply>, GatewayError> {
+    let run = run_targets(table, route, metrics, call, avoid);
     let Some(deadline) = route.spec.deadline else {
-        return run_targets(table, route, metrics, call).await;
+        return run.await;
     };
-    match tokio::time::timeout(deadline, run_targets(table, route, metrics, call)).await {
+    match tokio::time::timeout(deadline, run).await {
         Ok(result) => result,
         Err(_) => Err(GatewayError::new(
             ErrorKind::GatewayTimeout,
@@ -77,13 +90,14 @@ async fn run_targets<C: Call>(
     route: &RouteHandle,
     metrics: &Metrics,
     call: Arc<C>,
+    avoid: Option<&str>,
 ) -> Result<Served<C::Reply>, GatewayError> {
     let spec = &route.spec;
     route.budget.deposit();
     let mut attempts = 0u32;
     let mut failures: Vec<(Arc<str>, UpstreamError)> = Vec::new();
     let (need, estimate) = (call.need(), call.estimated_tokens());
-    let order: Vec<(usize, &TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
+    let mut order: Vec<(usize, &TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
         .into_iter()
         .filter_map(|i| {
             let t = &spec.targets[i];
@@ -91,6 +105,9 @@ async fn run_targets<C: Call>(
         })
         .filter(|(_, _, h)| h.capabilities.serves(need))
         .collect();
+    if let Some(avoid) = avoid {
+        order.sort_by_key(|(_, _, h)| *h.name == *avoid);
+    }
     for (pos, &(index, target, handle)) in order.iter().enumerate() {
         if !failures.is_empty() {
             metrics.failovers.with_label_values(&[&spec.name]).inc();

@@ -78,11 +78,13 @@ mod tests {
                 scope: Default::default(),
                 enabled: false,
                 ttl: Duration::from_secs(1),
+                stale_if_error: Default::default(),
             },
             rate_limit: None,
             max_concurrency: Some(1),
             deadline: None,
             endpoints: Vec::new(),
+            stream: Default::default(),
         }
     }
 

@@ -41,6 +41,14 @@ pub struct Runtime {
     pub(crate) keys: KeyTable,
 }
 
+/// Streams outlive their handler: routing reaches the route table through
+/// the runtime they hold.
+impl AsRef<RouteTable> for Runtime {
+    fn as_ref(&self) -> &RouteTable {
+        &self.table
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
     Reloaded { generation: u64 },

@@ -62,6 +62,24 @@ impl Maps {
         }
     }
 
+    /// Adds `amount` to a counter (see `Add`); returns its total.
+    fn add(&mut self, key: &str, amount: i64, ttl: Duration, now: Instant) -> u64 {
+        let c = match self.counters.get(key) {
+            Some(c) if c.expires > now => Counter {
+                value: c.value.saturating_add_signed(amount),
+                expires: c.expires,
+            },
+            // A reservation given back after its counter expired.
+            _ if amount < 0 => return 0,
+            _ => Counter {
+                value: amount.unsigned_abs(),
+                expires: now + ttl,
+            },
+        };
+        self.counters.insert(key.to_string(), c);
+        c.value
+    }
+
     fn tick(&mut self, now: Instant) {
         self.ops = self.ops.wrapping_add(1);
         if self.ops.is_multiple_of(SWEEP_EVERY) {
@@ -119,7 +137,27 @@ impl Memory {
                 maps.write(key, level, now, t.capacity, t.per_minute);
             }
         }
+        for cap in caps.iter().filter(|c| c.amount > 0) {
+            let amount = i64::try_from(cap.amount).unwrap_or(i64::MAX);
+            maps.add(cap.key, amount, cap.ttl, now);
+        }
         Admit::Granted
+    }
+
+    /// Sets counters to values read from the shared store (the last known
+    /// spend, kept for when it cannot be reached); a new one expires after
+    /// its ttl.
+    pub(crate) fn observe(&self, counters: &[(&str, u64, Duration)]) {
+        let now = Instant::now();
+        let mut maps = self.lock();
+        for &(key, value, ttl) in counters {
+            let expires = match maps.counters.get(key) {
+                Some(c) if c.expires > now => c.expires,
+                _ => now + ttl,
+            };
+            maps.counters
+                .insert(key.to_string(), Counter { value, expires });
+        }
     }
 
     /// Adjusts buckets and adds to counters; returns the counters' totals.
@@ -133,20 +171,7 @@ impl Memory {
             maps.write(a.key, level, now, a.capacity, a.per_minute);
         }
         adds.iter()
-            .map(|a| {
-                let c = match maps.counters.get(a.key) {
-                    Some(c) if c.expires > now => Counter {
-                        value: c.value.saturating_add(a.amount),
-                        expires: c.expires,
-                    },
-                    _ => Counter {
-                        value: a.amount,
-                        expires: now + a.ttl,
-                    },
-                };
-                maps.counters.insert(a.key.to_string(), c);
-                c.value
-            })
+            .map(|a| maps.add(a.key, a.amount, a.ttl, now))
             .collect()
     }
 
@@ -230,7 +255,12 @@ mod tests {
     async fn caps_refuse_at_the_limit_and_come_first() {
         let m = Memory::default();
         let ttl = Duration::from_secs(60);
-        let cap = Cap { key: "n", limit: 5 };
+        let cap = Cap {
+            key: "n",
+            limit: 5,
+            amount: 0,
+            ttl,
+        };
         assert_eq!(m.admit(&[], &[cap]), Admit::Granted);
         let add = |amount| Add {
             key: "n",
@@ -248,6 +278,49 @@ mod tests {
         tokio::time::advance(ttl).await;
         assert_eq!(m.counters(&["n"]), vec![0], "expired with its first ttl");
         assert_eq!(m.settle(&[], &[add(2)]), vec![2], "recreated");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caps_reserve_until_settled_so_concurrent_admissions_overshoot_by_one_estimate() {
+        let m = Memory::default();
+        let ttl = Duration::from_secs(60);
+        let cap = Cap {
+            key: "n",
+            limit: 60,
+            amount: 25,
+            ttl,
+        };
+        // In flight together: 0, 25, 50 are under 60; at 75 it refuses.
+        let granted = (0..50)
+            .filter(|_| m.admit(&[], &[cap]) == Admit::Granted)
+            .count();
+        assert_eq!(granted, 3);
+        assert_eq!(m.counters(&["n"]), vec![75], "at most one estimate over");
+        // Each spent 10 of its 25: the reservations turn into real spend.
+        let add = |amount| Add {
+            key: "n",
+            amount,
+            ttl,
+        };
+        for _ in 0..3 {
+            m.settle(&[], &[add(10 - 25)]);
+        }
+        assert_eq!(m.counters(&["n"]), vec![30]);
+        assert_eq!(m.admit(&[], &[cap]), Admit::Granted, "room again");
+        // A reservation given back after its counter expired creates nothing.
+        tokio::time::advance(ttl).await;
+        assert_eq!(m.settle(&[], &[add(-25)]), vec![0]);
+        assert_eq!(m.counters(&["n"]), vec![0]);
+        // The last known spend from the shared store, kept as it was read.
+        m.observe(&[("k", 99, ttl)]);
+        assert_eq!(m.counters(&["k"]), vec![99]);
+        let spent = Cap {
+            key: "k",
+            limit: 90,
+            amount: 1,
+            ttl,
+        };
+        assert_eq!(m.admit(&[], &[spent]), refused(Which::Cap(0), None));
     }
 
     #[tokio::test(start_paused = true)]

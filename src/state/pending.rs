@@ -6,7 +6,10 @@
 //! reaches Redis sends them first. Bounded by key count: a key beyond the
 //! bound is dropped (and reported by the caller). Must not talk to Redis.
 //! A settle whose outcome is unknown (a timeout after it was sent) is kept
-//! too: spend may then count twice, never zero times.
+//! too: spend may then count twice, never zero times. A reservation that
+//! admission made locally (Redis down, `fail_open`) is parked here as an
+//! add, so that the settlement's later correction (real minus reserved)
+//! lands on a counter that holds the reservation.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,7 +25,7 @@ pub(crate) struct Pending {
     /// are the latest given.
     adjusts: HashMap<String, (u64, u64, i64)>,
     /// Counter key -> (summed amount, latest ttl).
-    adds: HashMap<String, (u64, Duration)>,
+    adds: HashMap<String, (i64, Duration)>,
 }
 
 impl Pending {
@@ -91,7 +94,7 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn add(key: &str, amount: u64, ttl: u64) -> Add<'_> {
+    fn add(key: &str, amount: i64, ttl: u64) -> Add<'_> {
         Add {
             key,
             amount,
@@ -154,8 +157,8 @@ mod tests {
         let (_, adds) = sorted(&p);
         assert_eq!(adds.len(), MAX_PENDING_KEYS);
         assert_eq!(
-            adds.iter().map(|a| a.amount).sum::<u64>(),
-            MAX_PENDING_KEYS as u64 + 1
+            adds.iter().map(|a| a.amount).sum::<i64>(),
+            MAX_PENDING_KEYS as i64 + 1
         );
     }
 }

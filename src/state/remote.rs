@@ -115,11 +115,13 @@ impl Remote {
         }
     }
 
+    /// The answer, and every cap's counter after the call (the last known
+    /// spend, reservations included).
     pub(crate) async fn admit(
         &self,
         takes: &[Take<'_>],
         caps: &[Cap<'_>],
-    ) -> Result<Admit, Unavailable> {
+    ) -> Result<(Admit, Vec<u64>), Unavailable> {
         let mut call = self.admit.prepare_invoke();
         call.arg(takes.len());
         for t in takes {
@@ -129,7 +131,11 @@ impl Remote {
                 .arg(t.amount);
         }
         for c in caps {
-            call.key(self.key("n", c.key)).arg(c.limit);
+            let ttl_ms = u64::try_from(c.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            call.key(self.key("n", c.key))
+                .arg(c.limit)
+                .arg(c.amount.min(i64::MAX as u64))
+                .arg(ttl_ms);
         }
         let reply: Vec<i64> = self
             .round_trip(|mut conn| async move { call.invoke_async(&mut conn).await })
@@ -140,16 +146,28 @@ impl Remote {
                 .filter(|&i| i < len)
                 .ok_or(Unavailable::Reply("admit"))
         };
+        let values = |v: &[i64]| -> Result<Vec<u64>, Unavailable> {
+            if v.len() != caps.len() {
+                return Err(Unavailable::Reply("admit"));
+            }
+            Ok(v.iter().map(|&n| n.max(0) as u64).collect())
+        };
         match reply.as_slice() {
-            [0] => Ok(Admit::Granted),
-            [1, i, wait] => Ok(Admit::Refused {
-                which: Which::Take(index(*i, takes.len())?),
-                wait: u64::try_from(*wait).ok().map(Duration::from_micros),
-            }),
-            [2, i] => Ok(Admit::Refused {
-                which: Which::Cap(index(*i, caps.len())?),
-                wait: None,
-            }),
+            [0, v @ ..] => Ok((Admit::Granted, values(v)?)),
+            [1, i, wait, v @ ..] => Ok((
+                Admit::Refused {
+                    which: Which::Take(index(*i, takes.len())?),
+                    wait: u64::try_from(*wait).ok().map(Duration::from_micros),
+                },
+                values(v)?,
+            )),
+            [2, i, v @ ..] => Ok((
+                Admit::Refused {
+                    which: Which::Cap(index(*i, caps.len())?),
+                    wait: None,
+                },
+                values(v)?,
+            )),
             _ => Err(Unavailable::Reply("admit")),
         }
     }
@@ -168,8 +186,8 @@ impl Remote {
                 .arg(a.delta);
         }
         for a in adds {
-            // INCRBY takes a signed 64-bit amount; PEXPIRE 0 would delete.
-            let amount = a.amount.min(i64::MAX as u64);
+            // PEXPIRE 0 would delete.
+            let amount = a.amount;
             let ttl_ms = u64::try_from(a.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             call.key(self.key("n", a.key)).arg(amount).arg(ttl_ms);
         }

@@ -2,7 +2,9 @@
 -- with the bucket math of bucket.rs. One clock for every replica: Redis TIME.
 -- KEYS: the adjusted buckets, then the counters added to.
 -- ARGV: number of adjusts; per adjust capacity, per_minute, delta; per add
--- amount, ttl_ms (applied only when the counter has no expiry yet).
+-- amount (negative gives back a reservation: never below zero, and a
+-- counter that is gone is not recreated), ttl_ms (applied only when the
+-- counter has no expiry yet).
 -- Reply: the counters' new totals, in order.
 -- Bucket helpers, MINUTE_US and now: bucket.lua, prepended.
 local na = tonumber(ARGV[1])
@@ -20,9 +22,19 @@ local totals = {}
 local base = 2 + 3 * na
 for i = na + 1, #KEYS do
   local j = base + 2 * (i - na - 1)
-  totals[#totals + 1] = redis.call('INCRBY', KEYS[i], ARGV[j])
-  if redis.call('PTTL', KEYS[i]) == -1 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[j + 1])
+  local amount = tonumber(ARGV[j])
+  if amount < 0 and redis.call('EXISTS', KEYS[i]) == 0 then
+    totals[#totals + 1] = 0
+  else
+    local total = redis.call('INCRBY', KEYS[i], ARGV[j])
+    if total < 0 then
+      redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+      total = 0
+    end
+    totals[#totals + 1] = total
+    if redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[j + 1])
+    end
   end
 end
 return totals

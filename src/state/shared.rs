@@ -5,11 +5,16 @@
 //! is one bounded round trip (`remote.rs`); on an error or timeout:
 //! `fail_open` answers from an embedded memory store (limits then hold per
 //! replica), `fail_closed` refuses admission (`StoreError::Unavailable`).
-//! Under both, a settlement is applied locally and parked (`pending.rs`) to
-//! be replayed on the next round trip that reaches Redis. Errors are
-//! counted, `switchyard_state_up` follows the last call, and warnings are
-//! logged at most once a second, each with the count of those held back.
-//! Must not block: the only waits are the bounded round trips.
+//! Every budget counter Redis reports (admissions, settlements, reads) is
+//! copied into that memory store: the last known spend per key, so that
+//! under `fail_open` a key whose budget was spent stays refused while
+//! Redis is away, and the others spend on from where they were. A
+//! reservation made locally meanwhile is parked for Redis, and under both
+//! policies a settlement is applied locally and parked (`pending.rs`), all
+//! replayed on the next round trip that reaches Redis. Errors are counted,
+//! `switchyard_state_up` follows the last call, and warnings are logged at
+//! most once a second. Must not block: the only waits are the bounded
+//! round trips.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -158,9 +163,35 @@ impl Shared {
         let start = Instant::now();
         let result = self.remote.admit(takes, caps).await;
         match self.record(metrics, Op::Admit, start, result) {
-            Ok(admit) => (Ok(admit), true),
+            Ok((admit, values)) => {
+                let seen: Vec<(&str, u64, Duration)> = caps
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| (c.key, v, c.ttl))
+                    .collect();
+                self.local.observe(&seen);
+                (Ok(admit), true)
+            }
             Err(e) => match self.on_error {
-                OnStateError::FailOpen => (Ok(self.local.admit(takes, caps)), false),
+                OnStateError::FailOpen => {
+                    let admit = self.local.admit(takes, caps);
+                    if admit == Admit::Granted {
+                        // Reserved here: Redis gets the reservation later,
+                        // so that the settlement's correction adds up.
+                        let reserved: Vec<Add<'_>> = caps
+                            .iter()
+                            .filter(|c| c.amount > 0)
+                            .map(|c| Add {
+                                key: c.key,
+                                amount: i64::try_from(c.amount).unwrap_or(i64::MAX),
+                                ttl: c.ttl,
+                            })
+                            .collect();
+                        let dropped = lock(&self.pending).park(&[], &reserved);
+                        self.warn_dropped(dropped);
+                    }
+                    (Ok(admit), false)
+                }
                 OnStateError::FailClosed => (Err(StoreError::Unavailable(e)), false),
             },
         }
@@ -186,7 +217,15 @@ impl Shared {
         let start = Instant::now();
         let result = self.remote.settle(&all_adjusts, &all_adds).await;
         match self.record(metrics, Op::Settle, start, result) {
-            Ok(mut totals) => totals.split_off(replayed),
+            Ok(mut totals) => {
+                let seen: Vec<(&str, u64, Duration)> = all_adds
+                    .iter()
+                    .zip(&totals)
+                    .map(|(a, &v)| (a.key, v, a.ttl))
+                    .collect();
+                self.local.observe(&seen);
+                totals.split_off(replayed)
+            }
             Err(_) => {
                 drop((all_adjusts, all_adds));
                 let dropped = {
@@ -208,7 +247,16 @@ impl Shared {
         let start = Instant::now();
         let result = self.remote.counters(keys).await;
         match self.record(metrics, Op::Counters, start, result) {
-            Ok(values) => (Ok(values), true),
+            Ok(values) => {
+                // Counters read here exist already: their expiry is kept.
+                let seen: Vec<(&str, u64, Duration)> = keys
+                    .iter()
+                    .zip(&values)
+                    .map(|(k, &v)| (*k, v, Duration::from_secs(3600)))
+                    .collect();
+                self.local.observe(&seen);
+                (Ok(values), true)
+            }
             Err(e) => match self.on_error {
                 OnStateError::FailOpen => (Ok(self.local.counters(keys)), false),
                 OnStateError::FailClosed => (Err(StoreError::Unavailable(e)), false),

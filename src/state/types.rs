@@ -18,11 +18,16 @@ pub struct Take<'a> {
     pub amount: u64,
 }
 
-/// Refuse while the counter `key` is at or above `limit`.
+/// Refuse while the counter `key` is at or above `limit`; once admitted,
+/// reserve `amount` on it (the request's estimated spend, added to the
+/// counter until the settlement turns it into the real spend). A counter
+/// this creates expires after `ttl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cap<'a> {
     pub key: &'a str,
     pub limit: u64,
+    pub amount: u64,
+    pub ttl: Duration,
 }
 
 /// After the answer: take `delta` more tokens from the bucket `key`
@@ -36,16 +41,19 @@ pub struct Adjust<'a> {
     pub delta: i64,
 }
 
-/// Add `amount` to the counter `key`; a counter that does not exist yet is
-/// created expiring after `ttl` (later adds keep that expiry).
+/// Add `amount` to the counter `key` (negative: give back part of what
+/// admission reserved; never below zero, and a counter that is gone stays
+/// gone); a counter that does not exist yet is created expiring after
+/// `ttl` (later adds keep that expiry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Add<'a> {
     pub key: &'a str,
-    pub amount: u64,
+    pub amount: i64,
     pub ttl: Duration,
 }
 
-/// The answer of [`super::Store::admit`].
+/// The answer of [`super::Store::admit`]. Granted, every cap's amount was
+/// reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     /// Every cap allowed and every bucket's amount was taken.

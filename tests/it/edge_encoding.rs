@@ -151,7 +151,9 @@ async fn event_streams_are_not_compressed_and_not_buffered() {
         "providers:\n  p0:\n    kind: openai\n    base_url: http://{addr}/v1\n    api_key_env: TEST_UPSTREAM_KEY\nroutes:\n  m:\n    targets: [{{provider: p0}}]\n"
     );
     let gw = gateway(&yaml).await;
+    // The role chunk and the first content: the answer starts with them.
     tx.send(events[0].clone()).unwrap();
+    tx.send(events[1].clone()).unwrap();
     let mut r = gw
         .http
         .post(format!("{}/v1/chat/completions", gw.base))
@@ -162,17 +164,21 @@ async fn event_streams_are_not_compressed_and_not_buffered() {
         .unwrap();
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     assert_eq!(r.headers().get("content-encoding"), None);
-    let first = tokio::time::timeout(Duration::from_secs(5), r.chunk())
-        .await
-        .expect("the first event arrives while the upstream holds the second")
-        .unwrap()
-        .unwrap();
-    assert_eq!(std::str::from_utf8(&first).unwrap(), events[0]);
-    for e in &events[1..] {
+    let started = events[..2].concat();
+    let mut rest = String::new();
+    while rest.len() < started.len() {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+            .await
+            .expect("the first events arrive while the upstream holds the rest")
+            .unwrap()
+            .unwrap();
+        rest.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(rest, started);
+    for e in &events[2..] {
         tx.send(e.clone()).unwrap();
     }
     drop(tx);
-    let mut rest = String::from_utf8(first.to_vec()).unwrap();
     while let Some(chunk) = r.chunk().await.unwrap() {
         rest.push_str(std::str::from_utf8(&chunk).unwrap());
     }

@@ -5,6 +5,10 @@
 
 use crate::common;
 
+mod chaos;
+mod secrets;
+mod survive;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

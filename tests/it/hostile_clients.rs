@@ -148,11 +148,13 @@ async fn an_abandoned_single_flight_leader_is_cancelled_and_a_shared_one_holds_i
 
 #[tokio::test]
 async fn open_streams_hold_permits_and_health_stays_outside_the_limit() {
-    // Headers at once, then two slow events: the streams stay open a while.
+    // Two slow events: the answer starts with the first (content), then the
+    // stream stays open a while.
     let up = FakeUpstream::start(|s, _| async move {
         if s.body["stream"] == true {
+            let content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
             Reply::Sse(
-                vec!["data: {}\n\n".into(), "data: [DONE]\n\n".into()],
+                vec![content.into(), "data: [DONE]\n\n".into()],
                 Duration::from_millis(700),
             )
         } else {

@@ -353,11 +353,17 @@ async fn a_stream_cut_before_done_ends_with_an_error_event() {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
-    assert_eq!(events.len(), 2, "{text}");
-    // The role chunk got through (the annotation did not), then the error.
+    assert_eq!(events.len(), 3, "{text}");
+    // The role chunk and the first content got through (the annotation did
+    // not), then the error.
     let first: Value = serde_json::from_str(events[0].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
-    let error: Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
+    let content: Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
+    assert!(
+        content["choices"][0]["delta"]["content"].is_string(),
+        "{text}"
+    );
+    let error: Value = serde_json::from_str(events[2].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(error["error"]["code"], "stream_interrupted");
     assert!(
         error["error"]["message"]

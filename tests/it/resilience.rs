@@ -476,11 +476,11 @@ async fn open_breaker_half_opens_after_open_for_and_closes_on_success() {
 
 #[tokio::test]
 async fn a_stream_that_stalls_mid_way_ends_with_an_sse_error_event() {
+    // Content first (so the answer has started), then the stream stalls.
     let up = FakeUpstream::start(|_, _| async {
-        Reply::Sse(
-            vec!["data: {\"choices\":[]}\n\n".into(); 3],
-            Duration::from_millis(400),
-        )
+        let mut events = vec!["data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n".into()];
+        events.extend(vec!["data: {\"choices\":[]}\n\n".to_string(); 2]);
+        Reply::Sse(events, Duration::from_millis(250))
     })
     .await;
     let gw = gateway(&format!(
@@ -497,7 +497,10 @@ async fn a_stream_that_stalls_mid_way_ends_with_an_sse_error_event() {
         .await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    assert!(text.starts_with("data: {\"choices\":[]}\n\n"), "{text}");
+    assert!(
+        text.starts_with("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n"),
+        "{text}"
+    );
     let last = text.trim_end().lines().last().unwrap();
     let event: serde_json::Value =
         serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();

@@ -66,7 +66,7 @@ fn adjust(key: &str, delta: i64) -> Adjust<'_> {
     }
 }
 
-fn add(key: &str, amount: u64) -> Add<'_> {
+fn add(key: &str, amount: i64) -> Add<'_> {
     Add {
         key,
         amount,
@@ -88,7 +88,19 @@ fn show(a: Admit) -> String {
 
 async fn scenario(s: &Store) -> Vec<String> {
     let mut out = Vec::new();
-    let cap = Cap { key: "n", limit: 3 };
+    let cap = Cap {
+        key: "n",
+        limit: 3,
+        amount: 0,
+        ttl: MINUTE,
+    };
+    // A budget of 10 reserving 6 per admission until settled.
+    let reserve = Cap {
+        key: "r",
+        limit: 10,
+        amount: 6,
+        ttl: MINUTE,
+    };
     let mut admit = async |takes: &[Take<'_>], caps: &[Cap<'_>]| {
         out.push(show(s.admit(takes, caps).await.unwrap()));
     };
@@ -115,8 +127,17 @@ async fn scenario(s: &Store) -> Vec<String> {
     };
     admit(&[never], &[]).await;
     admit(&[Take { amount: 1, ..never }], &[]).await;
-    let counters = s.counters(&["n", "absent"]).await.unwrap();
-    out.push(format!("totals {totals:?} {more:?} counters {counters:?}"));
+    admit(&[], &[reserve]).await;
+    admit(&[], &[reserve]).await;
+    admit(&[], &[reserve]).await;
+    let settled = s
+        .settle(&[], &[add("r", -6), add("gone", -3)])
+        .await
+        .unwrap();
+    let counters = s.counters(&["n", "absent", "r", "gone"]).await.unwrap();
+    out.push(format!(
+        "totals {totals:?} {more:?} {settled:?} counters {counters:?}"
+    ));
     out
 }
 
@@ -141,7 +162,10 @@ async fn the_same_bucket_scenario_gives_the_same_answers_on_memory_and_redis() {
         "refused Take(1) wait Some(110)",
         "granted",
         "refused Take(0) wait None",
-        "totals [2] [3] counters [3, 0]",
+        "granted",
+        "granted",
+        "refused Cap(0) wait None",
+        "totals [2] [3] [6, 0] counters [3, 0, 6, 0]",
     ];
     assert_eq!(memory, expected);
     let (shared, _) = store(&redis, OnStateError::FailClosed);
@@ -209,6 +233,8 @@ async fn caps_and_counters_are_shared_and_each_call_is_one_round_trip() {
     let cap = |limit| Cap {
         key: "spend",
         limit,
+        amount: 0,
+        ttl: MINUTE,
     };
     assert_eq!(
         b.admit(&[take("x", 1)], &[cap(5)]).await.unwrap(),

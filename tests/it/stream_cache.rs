@@ -329,17 +329,19 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
     let mut up = Scripted::start().await;
     let gw = scripted_gateway(&up).await;
     let wire = stream_events(&json!({}), &["a", "b", "c"]);
-    let leader = gw.post("/v1/chat/completions", request(true, false)).await;
+    // The answer starts once content arrived (the role chunk is held).
+    let leader = gw.spawn_post("/v1/chat/completions", request(true, false));
     let tx = up.requests.recv().await.unwrap();
     tx.send(wire[0].clone()).unwrap();
-    let mut leader_body = leader.bytes_stream();
+    tx.send(wire[1].clone()).unwrap();
+    let mut leader_body = leader.await.unwrap().bytes_stream();
     assert!(leader_body.next().await.unwrap().is_ok());
     let follower = gw.spawn_post("/v1/chat/completions", request(true, false));
     eventually(async || gw.metric(COALESCED).await == 1.0).await;
     drop(leader_body);
     let done = r#"switchyard_requests_total{endpoint="chat",route="r",status="200"}"#;
     eventually(async || gw.metric(done).await == 1.0).await;
-    for e in &wire[1..] {
+    for e in &wire[2..] {
         tx.send(e.clone()).unwrap();
     }
     drop(tx);
@@ -347,13 +349,14 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
     assert_eq!(content(&got), "abc");
     assert_eq!(up.calls(), 1);
 
-    // A stream that breaks: leader and follower both get the error event,
-    // and nothing is stored.
+    // A stream that breaks after content: leader and follower both get the
+    // error event, and nothing is stored.
     let mut other = request(true, false);
     other["messages"][0]["content"] = json!("other");
     let leader = gw.spawn_post("/v1/chat/completions", other.clone());
     let tx = up.requests.recv().await.unwrap();
     tx.send(wire[0].clone()).unwrap();
+    tx.send(wire[1].clone()).unwrap();
     let follower = gw.spawn_post("/v1/chat/completions", other.clone());
     eventually(async || gw.metric(COALESCED).await == 2.0).await;
     drop(tx);
@@ -381,11 +384,11 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
 async fn an_abandoned_stream_is_cancelled_upstream() {
     let mut up = Scripted::start().await;
     let gw = scripted_gateway(&up).await;
-    let leader = gw.post("/v1/chat/completions", request(true, false)).await;
+    let leader = gw.spawn_post("/v1/chat/completions", request(true, false));
     let tx = up.requests.recv().await.unwrap();
     tx.send(chunk(json!({"content": "x"}), Value::Null))
         .unwrap();
-    let mut body = leader.bytes_stream();
+    let mut body = leader.await.unwrap().bytes_stream();
     assert!(body.next().await.unwrap().is_ok());
     drop(body);
     // The gateway drops the upstream body once no reader is left.

@@ -31,6 +31,7 @@ pub(super) const CAPABILITIES: Capabilities = Capabilities {
     images: true,
     rerank: false,
     native: NATIVE_PATHS,
+    prefill: true,
 };
 
 /// The paths (below `/v1`) this kind serves natively.

@@ -40,6 +40,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     images: true,
     rerank: false,
     native: &[],
+    prefill: false,
 };
 
 /// `kind: azure` settings.

@@ -37,6 +37,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     images: true,
     rerank: false,
     native: &[],
+    prefill: false,
 };
 
 /// `kind: bedrock` settings, validated.

@@ -136,6 +136,7 @@ mod tests {
             idle: Duration::from_secs(5),
             total_deadline: tokio::time::Instant::now() + Duration::from_secs(5),
             max_bytes,
+            scrubber: Default::default(),
         };
         event_stream(response, limits, BedrockStream::new("m", true))
             .map(|r| r.map(|b| String::from_utf8(b.to_vec()).unwrap()))

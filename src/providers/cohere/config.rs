@@ -27,6 +27,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     images: true,
     rerank: true,
     native: &[],
+    prefill: false,
 };
 
 /// `kind: cohere` settings.

@@ -57,6 +57,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     images: true,
     rerank: false,
     native: &[],
+    prefill: false,
 };
 
 /// `kind: gemini` settings, validated.

@@ -98,6 +98,7 @@ const MOCK_CAPABILITIES: Capabilities = Capabilities {
     images: false,
     rerank: true,
     native: &[COMPLETIONS],
+    prefill: false,
 };
 
 #[derive(Debug)]

@@ -7,58 +7,84 @@
 //! limit (in-process token buckets: per replica by design), then one state
 //! store call, all or nothing: the key's RPM bucket, the key's and the
 //! route's TPM buckets (the request's token estimate is reserved), and the
-//! key's token and dollar budgets for the current period. Each refusal is
-//! a 429 naming the limit, counted in `switchyard_rate_limited_total` by
-//! scope; a spent bucket's `Retry-After` covers the callers refused before
+//! key's token and dollar budgets for the current period: a budget whose
+//! counter is at its limit refuses, otherwise the request's estimate is
+//! reserved on it as on a TPM bucket (its tokens; its dollars at the
+//! dearest price among the route's targets), so that requests in flight
+//! count against the budget before they are settled and concurrent ones
+//! overshoot it by at most one request's estimate. Each refusal is a 429
+//! naming the limit, counted in `switchyard_rate_limited_total` by scope;
+//! a spent bucket's `Retry-After` covers the callers refused before
 //! ([`hint`]: `resilience::Backlog`), so a burst's retries come back spread
-//! over the refill instead of all at once. What was reserved goes into the request context as a
-//! [`Settlement`] (see `settlement`), settled with the real usage when the
-//! response ends. Provider limits are not here: they are per attempt, in
-//! each target's attempt stack. When the store refuses to answer
-//! (`fail_closed` during an outage) the refusal is logged at most once a
-//! second, with the count of the others. Must not decide routes or parse
-//! answers; the store decides nothing about keys.
+//! over the refill instead of all at once. What was reserved goes into the
+//! request context as a [`Settlement`] (see `settlement`), settled with the
+//! real usage when the response ends (given back if the request is dropped
+//! first). Provider limits are not here: they are per attempt, in each
+//! target's attempt stack. When the store refuses to answer (`fail_closed`
+//! during an outage) the refusal is logged at most once a second, with the
+//! count of the others. Must not decide routes or parse answers; the store
+//! decides nothing about keys.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::api::estimate::Estimate;
 use crate::api::{ErrorKind, GatewayError};
-use crate::config::{BudgetPeriod, KeyBudget};
+use crate::config::{BudgetPeriod, KeyBudget, Prices};
 use crate::routing::RouteHandle;
 use crate::server::edge::context::RequestCtx;
 use crate::state::{Admit, Cap, Take, Which, period};
 
 use super::keys::KeyEntry;
-use super::settlement::{Bucket, Counter, MICROS, Settlement};
+use super::settlement::{Bucket, Counter, MICROS, Reserved, Settlement};
 
+/// The key's budget counters, each reserving its part of `estimate` (the
+/// dollars in micro-dollars).
 fn budget_counters(
     alias: &str,
     b: &KeyBudget,
     now: SystemTime,
+    estimate: Estimate,
+    micros: u64,
 ) -> (Option<Counter>, Option<Counter>) {
     let p = period::current(b.period, now);
     // The counter outlives its period a little, so a late settle finds it.
     let ttl = p.remaining + Duration::from_secs(3600);
-    let counter = |unit: &'static str, limit: u64| Counter {
+    let counter = |unit: &'static str, limit: u64, reserved: u64| Counter {
         key: format!("spent:{alias}:{unit}:{}", p.id),
         limit,
         unit,
         ttl,
+        reserved,
     };
     (
-        b.tokens.map(|t| counter("tokens", t)),
+        b.tokens.map(|t| counter("tokens", t, estimate.total())),
         b.usd
-            .map(|usd| counter("usd", (usd * MICROS).round() as u64)),
+            .map(|usd| counter("usd", (usd * MICROS).round() as u64, micros)),
     )
 }
 
-/// Checks the request's limits and budgets, reserving `estimate` tokens,
-/// and records what was reserved in the context (settled at the end).
-/// Without a route (a call that names none), only the client limit applies.
+/// `estimate` in micro-dollars at the dearest prices among the route's
+/// targets (0 when none is priced).
+fn estimated_micros(prices: &Prices, route: &RouteHandle, estimate: Estimate) -> u64 {
+    let (mut input, mut output) = (0.0f64, 0.0f64);
+    for t in &route.spec.targets {
+        if let Some(p) = prices.lookup(&t.provider, &t.model) {
+            input = input.max(p.input);
+            output = output.max(p.output);
+        }
+    }
+    // Prices are per million tokens: a token costs `price` micro-dollars.
+    (estimate.prompt as f64 * input + estimate.output as f64 * output).ceil() as u64
+}
+
+/// Checks the request's limits and budgets, reserving `estimate`, and
+/// records what was reserved in the context (settled at the end). Without
+/// a route (a call that names none), only the client limit applies.
 pub(crate) async fn admit(
     rc: &mut RequestCtx,
     route: Option<&RouteHandle>,
-    estimate: u64,
+    estimate: Estimate,
 ) -> Result<(), GatewayError> {
     if let Some(limiter) = &rc.rt.client_limiter {
         let spent = limiter.check(&rc.client_key).map_err(|wait| {
@@ -113,8 +139,9 @@ fn refuse_spent(
 async fn reserve(
     ctx: &RequestCtx,
     route: &RouteHandle,
-    estimate: u64,
+    estimated: Estimate,
 ) -> Result<Option<Settlement>, GatewayError> {
+    let estimate = estimated.total();
     let key: Option<&Arc<KeyEntry>> = ctx.caller.key();
     let mut takes: Vec<Bucket> = Vec::new();
     let (mut tokens, mut usd) = (None, None);
@@ -137,7 +164,11 @@ async fn reserve(
             });
         }
         if let Some(b) = &spec.budget {
-            (tokens, usd) = budget_counters(&k.alias, b, SystemTime::now());
+            let micros = match b.usd {
+                Some(_) => estimated_micros(&ctx.rt.policy.prices, route, estimated),
+                None => 0,
+            };
+            (tokens, usd) = budget_counters(&k.alias, b, SystemTime::now(), estimated, micros);
         }
     }
     if let Some(tpm) = route.spec.tpm {
@@ -168,6 +199,8 @@ async fn reserve(
         .map(|c| Cap {
             key: &c.key,
             limit: c.limit,
+            amount: c.reserved,
+            ttl: c.ttl,
         })
         .collect();
     let alias = key.map_or_else(
@@ -213,7 +246,7 @@ async fn reserve(
             return Err(unavailable());
         }
     }
-    Ok(Some(Settlement {
+    Ok(Some(Settlement::new(Reserved {
         store: store.clone(),
         metrics: Arc::clone(&ctx.state.metrics),
         alias,
@@ -221,7 +254,7 @@ async fn reserve(
         tokens,
         usd,
         provider_tpm,
-    }))
+    })))
 }
 
 fn refused_bucket(alias: &str, route: &str, b: &Bucket, wait: Duration) -> GatewayError {

@@ -3,12 +3,15 @@
 //!
 //! Place in the pipeline: `admission` makes a [`Settlement`] when a request
 //! is admitted (the TPM buckets holding its estimate, its key's budget
-//! counters, its route's providers with TPM limits) and puts it in the
-//! request context; `account` hands it the answer's usage and cost when the
-//! response body ends, and it charges them in one store call on its own
-//! task (the response never waits for the store): the estimate becomes the
-//! real usage, providers' TPM buckets are charged with what each served,
-//! and the spend is added to the budgets. Must not refuse anything: that
+//! counters holding its estimated tokens and dollars, its route's providers
+//! with TPM limits) and puts it in the request context; `account` hands it
+//! the answer's usage and cost when the response body ends, and it charges
+//! them in one store call on its own task (the response never waits for
+//! the store): each reservation becomes the real usage (the difference is
+//! added: more when the answer spent more than its estimate, a refund when
+//! less), and providers' TPM buckets are charged with what each served. A
+//! settlement that is dropped unsettled (the request was cancelled before
+//! its answer) gives every reservation back. Must not refuse anything: that
 //! was admission's call.
 
 use std::sync::Arc;
@@ -34,11 +37,32 @@ pub(super) struct Counter {
     pub(super) limit: u64,
     pub(super) unit: &'static str,
     pub(super) ttl: Duration,
+    /// What admission reserved on it (tokens, or micro-dollars).
+    pub(super) reserved: u64,
 }
 
-/// What a request reserved, to be settled with its real usage.
+/// What a request reserved, to be settled with its real usage; given back
+/// when dropped unsettled.
 #[derive(Debug)]
-pub(crate) struct Settlement {
+pub(crate) struct Settlement(Option<Reserved>);
+
+impl Settlement {
+    pub(super) fn new(reserved: Reserved) -> Self {
+        Settlement(Some(reserved))
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.settle(None, None, Vec::new());
+        }
+    }
+}
+
+/// The reservations of one request.
+#[derive(Debug)]
+pub(super) struct Reserved {
     pub(super) store: Store,
     pub(super) metrics: Arc<Metrics>,
     pub(super) alias: Arc<str>,
@@ -55,11 +79,29 @@ pub(crate) struct Settlement {
 /// Micro-dollars per dollar: budgets in dollars count integers.
 pub(super) const MICROS: f64 = 1_000_000.0;
 
+/// The signed difference `real - reserved`.
+fn delta(real: u64, reserved: u64) -> i64 {
+    (i128::from(real) - i128::from(reserved)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
 impl Settlement {
     /// Charges `usage` (none: the request spent nothing upstream, say a
     /// cache hit or a failure) and `cost_usd` on the request's own task, so
     /// the end of the response never waits for the store.
     pub(crate) fn settle(
+        mut self,
+        usage: Option<Usage>,
+        cost_usd: Option<f64>,
+        by_provider: Vec<(Arc<str>, u64)>,
+    ) {
+        if let Some(r) = self.0.take() {
+            r.settle(usage, cost_usd, by_provider);
+        }
+    }
+}
+
+impl Reserved {
+    fn settle(
         self,
         usage: Option<Usage>,
         cost_usd: Option<f64>,
@@ -101,7 +143,7 @@ impl Settlement {
             if let Some(c) = &self.tokens {
                 adds.push(Add {
                     key: &c.key,
-                    amount: used,
+                    amount: delta(used, c.reserved),
                     ttl: c.ttl,
                 });
                 counted.push(c);
@@ -110,7 +152,7 @@ impl Settlement {
                 let micros = cost_usd.map_or(0, |d| (d * MICROS).round() as u64);
                 adds.push(Add {
                     key: &c.key,
-                    amount: micros,
+                    amount: delta(micros, c.reserved),
                     ttl: c.ttl,
                 });
                 counted.push(c);

@@ -8,8 +8,11 @@
 //! coalescing), everything else by one routed call, answered as JSON or
 //! piped as whole events. Every stream asks the upstream for usage
 //! (`stream_options.include_usage`) and the usage is stripped again when
-//! the client did not ask for it. Must not alter the upstream body beyond
-//! `model` and the usage request.
+//! the client did not ask for it. On routes with `stream_continuation`, a
+//! stream that broke after content is continued by another target
+//! ([`ChatCall`]'s `resume`: prefill where the provider continues a final
+//! assistant message, else the partial text as context). Must not alter
+//! the upstream body beyond `model`, the usage request and a continuation.
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use http::{Request, Response};
 use super::{parse_routed, unsupported_endpoint};
 use crate::api::GatewayError;
 use crate::api::chat::{ChatRequest, ask_for_usage};
+use crate::api::continuation::{Continue, continue_body};
 use crate::api::estimate::{Routed, estimate_tokens};
 use crate::api::usage::Dialect;
 use crate::cache::CacheKey;
@@ -45,13 +49,13 @@ pub(crate) async fn handle(
     if stream {
         let with_usage = chat.include_usage();
         ask_for_usage(&mut chat.body);
-        let call = ChatCall(chat);
+        let call = ChatCall::new(chat);
         return match key {
             Some(key) => chat_stream::serve(rc, route, call, key, with_usage).await,
             None => serve(rc, &route, call, Answer::openai(true, !with_usage)).await,
         };
     }
-    let call = ChatCall(chat);
+    let call = ChatCall::new(chat);
     match key {
         Some(key) => serve_cached(rc, route, call, key, "chat").await,
         None => serve(rc, &route, call, Answer::openai(false, false)).await,
@@ -59,9 +63,22 @@ pub(crate) async fn handle(
 }
 
 /// A chat request as routing sees it: each attempt sends it as its
-/// target's model.
+/// target's model; a resumed stream asks for the rest of `partial`.
 #[derive(Debug)]
-struct ChatCall(ChatRequest);
+struct ChatCall {
+    request: Arc<ChatRequest>,
+    /// The text a broken stream carried, for a continuation.
+    partial: Option<Arc<str>>,
+}
+
+impl ChatCall {
+    fn new(request: ChatRequest) -> Self {
+        ChatCall {
+            request: Arc::new(request),
+            partial: None,
+        }
+    }
+}
 
 impl Call for ChatCall {
     type Reply = ChatReply;
@@ -72,12 +89,16 @@ impl Call for ChatCall {
 
     fn need(&self) -> Need {
         Need::Chat {
-            stream: self.0.stream,
+            stream: self.request.stream,
         }
     }
 
     fn estimated_tokens(&self) -> u64 {
-        estimate_tokens(self.0.wire_len, self.0.max_output_tokens())
+        let partial = self.partial.as_ref().map_or(0, |p| p.len());
+        estimate_tokens(
+            self.request.wire_len + partial,
+            self.request.max_output_tokens(),
+        )
     }
 
     async fn attempt(
@@ -85,6 +106,29 @@ impl Call for ChatCall {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> Result<ChatReply, UpstreamError> {
-        provider.chat(&self.0, &model, self.0.stream).await
+        let r = &self.request;
+        let Some(partial) = &self.partial else {
+            return provider.chat(r, &model, r.stream).await;
+        };
+        let how = if provider.capabilities().prefill {
+            Continue::Prefill
+        } else {
+            Continue::Context
+        };
+        let resumed = ChatRequest {
+            model: r.model.clone(),
+            stream: r.stream,
+            body: continue_body(&r.body, partial, how),
+            wire_len: r.wire_len + partial.len(),
+            ext: r.ext.clone(),
+        };
+        provider.chat(&resumed, &model, r.stream).await
+    }
+
+    fn resume(&self, partial: &str) -> Option<Self> {
+        self.request.stream.then(|| ChatCall {
+            request: Arc::clone(&self.request),
+            partial: Some(Arc::from(partial)),
+        })
     }
 }

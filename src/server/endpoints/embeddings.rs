@@ -6,9 +6,12 @@
 //! into sub-batches no larger than any target accepts and sent in parallel
 //! (as wide as the providers' concurrency limits allow, or
 //! `fanout.max_concurrency`) with retries and failover per sub-batch, then
-//! reassembled in input order. `x-switchyard-cache` says hit, miss or
-//! partial, and `x-switchyard-cached-inputs` how many inputs came from the
-//! cache (or a shared identical call). Usage counts the tokens of the
+//! reassembled in input order. A sub-batch every target failed is
+//! answered from expired cache entries when the route allows it
+//! (`stale_if_error`, on by default) and every one of its inputs is kept;
+//! otherwise the request fails as a whole. `x-switchyard-cache` says hit,
+//! miss, partial or stale, and `x-switchyard-cached-inputs` how many inputs
+//! came from the cache (or a shared identical call). Usage counts the tokens of the
 //! inputs sent upstream for this response, summed over the sub-batches
 //! (zero for a full hit), and is charged per provider and model that served
 //! them. Must not reorder inputs or change the vectors.
@@ -30,7 +33,7 @@ use crate::providers::{Need, Provider, UpstreamError};
 use crate::routing::{Call, ReplyFacts, SubBatch, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
-use crate::server::flows::items::{self, Items, Upstream};
+use crate::server::flows::items::{self, Items, Stale, Upstream};
 use crate::server::http::{Body, ReqBody, json_response, wants_no_cache};
 
 pub(crate) async fn handle(
@@ -117,6 +120,10 @@ impl Items for Inputs {
         &done.vectors
     }
 
+    fn stale(done: &EmbedDone, u: usize) -> bool {
+        done.stale.get(u).copied().unwrap_or(false)
+    }
+
     fn missing() -> Arc<[f32]> {
         Arc::from(Vec::new())
     }
@@ -140,7 +147,12 @@ async fn fetch(
     inputs: Vec<Value>,
     extra: Arc<Map<String, Value>>,
 ) -> Result<EmbedDone, GatewayError> {
-    let Upstream { rt, metrics, route } = up;
+    let Upstream {
+        rt,
+        metrics,
+        route,
+        stale,
+    } = up;
     let name = route.spec.name.as_str();
     metrics
         .fanout_inputs
@@ -151,15 +163,18 @@ async fn fetch(
     // As wide as the providers' concurrency limits allow now (see `fanout_width`).
     let width = || fanout_width(&rt.table, &route);
     let replies = fan_out(inputs, sub_batch, width, |index, chunk| {
-        let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
+        let (rt, route, metrics, extra, stale) = (&rt, &route, &metrics, &extra, &stale);
         async move {
             metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-            let call = EmbedCall {
+            let call = Arc::new(EmbedCall {
                 inputs: chunk,
                 extra: Arc::clone(extra),
                 index,
-            };
-            execute(&rt.table, route, metrics, Arc::new(call)).await
+            });
+            match execute(&rt.table, route, metrics, Arc::clone(&call)).await {
+                Ok(served) => Ok(Ok(served)),
+                Err(e) => from_stale(stale.as_ref(), &call.inputs, e).await.map(Err),
+            }
         }
     })
     .await?;
@@ -167,7 +182,17 @@ async fn fetch(
     let (mut prompt_tokens, mut total_tokens) = (0, 0);
     // Usually one (provider, model) serves every sub-batch.
     let mut spent: Vec<Spent> = Vec::with_capacity(1);
-    for served in replies {
+    let mut stale: Vec<bool> = Vec::new();
+    for part in replies {
+        let served = match part {
+            Ok(served) => served,
+            Err(kept) => {
+                stale.resize(vectors.len(), false);
+                stale.resize(vectors.len() + kept.len(), true);
+                vectors.extend(kept);
+                continue;
+            }
+        };
         let reply = served.value;
         prompt_tokens += reply.prompt_tokens;
         total_tokens += reply.total_tokens;
@@ -196,7 +221,25 @@ async fn fetch(
         prompt_tokens,
         total_tokens,
         spent: spent.into(),
+        stale: stale.into(),
     })
+}
+
+/// A sub-batch every target failed (`e`), from expired entries if each of
+/// its inputs is kept; else `e`.
+async fn from_stale(
+    stale: Option<&Stale>,
+    inputs: &[Value],
+    e: GatewayError,
+) -> Result<Vec<Arc<[f32]>>, GatewayError> {
+    let Some(stale) = stale.filter(|_| e.no_target_answered()) else {
+        return Err(e);
+    };
+    let keys: Vec<CacheKey> = inputs
+        .iter()
+        .map(|v| CacheKey::embedding(stale.route(), &stale.params, &v.to_string()))
+        .collect();
+    stale.values::<Inputs>(&keys).await.ok_or(e)
 }
 
 /// One sub-batch as routing sees it.

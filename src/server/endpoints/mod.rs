@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderValue, Request};
 
 use crate::api::GatewayError;
-use crate::api::estimate::{Routed, estimate_tokens};
+use crate::api::estimate::{Estimate, Routed};
 use crate::api::ignored::Ignored;
 use crate::routing::RouteHandle;
 use crate::server::access::{admission, allow};
@@ -46,7 +46,7 @@ pub(crate) async fn parse_routed<T: Routed>(
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts, body, rc.rt.policy.server.max_body_bytes).await?;
     let parsed = parse(&bytes)?;
-    let estimate = estimate_tokens(bytes.len(), parsed.max_output_tokens());
+    let estimate = Estimate::of(bytes.len(), parsed.max_output_tokens());
     drop(bytes);
     let route = allow::allowed_route(rc, parsed.model())?;
     rc.routed(&route);

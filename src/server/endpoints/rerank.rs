@@ -29,7 +29,7 @@ use crate::providers::{Need, Provider, UpstreamError};
 use crate::routing::{Call, execute};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{Flights, RerankDone};
-use crate::server::flows::items::{self, Items, Upstream};
+use crate::server::flows::items::{self, Items, Stale, Upstream};
 use crate::server::http::{Body, ReqBody, json_response, wants_no_cache};
 
 pub(crate) async fn handle(
@@ -44,7 +44,7 @@ pub(crate) async fn handle(
     let documents = Documents(request);
     let served = items::serve(rc, &route, &documents, use_cache).await?;
     let mut usage = (0, 0);
-    if let Some(done) = &served.fetched {
+    if let Some(done) = served.fetched.as_ref().filter(|d| !d.stale) {
         rc.served_by(&done.provider, done.attempts);
         usage = (done.total_tokens, done.search_units);
         if !served.shared && done.total_tokens > 0 {
@@ -121,6 +121,10 @@ impl Items for Documents {
         &done.scores
     }
 
+    fn stale(done: &RerankDone, _u: usize) -> bool {
+        done.stale
+    }
+
     fn missing() -> f64 {
         0.0
     }
@@ -142,10 +146,15 @@ impl Items for Documents {
     }
 }
 
-/// Scores the documents upstream in one routed call.
+/// Scores the documents upstream in one routed call; when every target
+/// failed, from expired entries if every document's score is kept.
 async fn fetch(up: Upstream, call: RerankCall) -> Result<RerankDone, GatewayError> {
     let sent = call.documents.len();
-    let served = execute(&up.rt.table, &up.route, &up.metrics, Arc::new(call)).await?;
+    let call = Arc::new(call);
+    let served = match execute(&up.rt.table, &up.route, &up.metrics, Arc::clone(&call)).await {
+        Ok(served) => served,
+        Err(e) => return from_stale(up.stale.as_ref(), &call, e).await,
+    };
     let reply = served.value;
     if reply.scores.len() != sent {
         return Err(GatewayError::new(
@@ -160,6 +169,32 @@ async fn fetch(up: Upstream, call: RerankCall) -> Result<RerankDone, GatewayErro
         attempts: served.attempts,
         total_tokens: reply.total_tokens,
         search_units: reply.search_units,
+        stale: false,
+    })
+}
+
+async fn from_stale(
+    stale: Option<&Stale>,
+    call: &RerankCall,
+    e: GatewayError,
+) -> Result<RerankDone, GatewayError> {
+    let Some(stale) = stale.filter(|_| e.no_target_answered()) else {
+        return Err(e);
+    };
+    let keys: Vec<CacheKey> = call
+        .documents
+        .iter()
+        .map(|d| CacheKey::rerank(stale.route(), &stale.params, &call.query, d))
+        .collect();
+    let scores = stale.values::<Documents>(&keys).await.ok_or(e)?;
+    Ok(RerankDone {
+        scores: Arc::new(scores),
+        provider: Arc::from(""),
+        model: Arc::from(""),
+        attempts: 0,
+        total_tokens: 0,
+        search_units: 0,
+        stale: true,
     })
 }
 

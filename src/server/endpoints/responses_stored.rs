@@ -27,7 +27,7 @@ pub(crate) async fn handle(
     req: Request<ReqBody>,
     full_path: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    admission::admit(rc, None, 0).await?;
+    admission::admit(rc, None, Default::default()).await?;
     let path = full_path.trim_start_matches("/v1");
     let id = &path["/responses/".len()..];
     // One plain segment: nothing else of the upstream's API is reachable.

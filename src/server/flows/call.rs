@@ -10,8 +10,12 @@
 //! identical concurrent misses share one upstream call (the leader's call
 //! holds its request permit, so it counts against the concurrency limit,
 //! and is cancelled when no client waits for it any more), and stores the
-//! answer. Usage of answers that went upstream is charged in the request
-//! context; hits and shared calls spent nothing. Must not alter an answer.
+//! answer (kept past its TTL for the route's `stale_if_error` window). When
+//! every target failed and the route allows it, an expired answer within
+//! the maximum staleness answers instead (`x-switchyard-cache: stale`,
+//! counted). Usage of answers that went upstream is charged in the request
+//! context; hits, shared calls and stale answers spent nothing. Must not
+//! alter an answer.
 
 use std::sync::Arc;
 
@@ -24,7 +28,7 @@ use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::providers::ChatReply;
-use crate::routing::{Call, RouteHandle, execute};
+use crate::routing::{Call, RouteHandle, execute, execute_stream};
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::{Body, ErrorShape, json_response, served_by};
 
@@ -53,16 +57,18 @@ impl Answer {
     }
 }
 
-/// Runs `call` on `route` uncached and answers as `how` says.
+/// Runs `call` on `route` uncached and answers as `how` says (a stream
+/// watched as the route says: `routing::execute_stream`).
 pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
     rc: &mut RequestCtx,
-    route: &RouteHandle,
+    route: &Arc<RouteHandle>,
     call: C,
     how: Answer,
 ) -> Result<Response<Body>, GatewayError> {
     let metrics = Arc::clone(&rc.state.metrics);
-    let served = execute(&rc.rt.table, route, &metrics, Arc::new(call)).await?;
     if how.stream {
+        let (rt, route) = (Arc::clone(&rc.rt), Arc::clone(route));
+        let (served, _) = execute_stream(rt, route, metrics, Arc::new(call)).await?;
         return Ok(sse_reply(
             rc,
             served,
@@ -71,6 +77,7 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
             how.strip_usage,
         ));
     }
+    let served = execute(&rc.rt.table, route, &metrics, Arc::new(call)).await?;
     match served.value {
         ChatReply::Full(body) => {
             let done = ChatDone {
@@ -115,6 +122,7 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
         };
         return Ok(reply(rc, done, Some("hit"), Dialect::OpenAi));
     }
+    let stale = route.spec.cache.stale_if_error.chat;
     let (rt, permit) = (Arc::clone(&rc.rt), rc.permit.clone());
     let flight_metrics = Arc::clone(&metrics);
     let work = async move {
@@ -131,7 +139,10 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
             body: body.clone(),
             provider: Arc::clone(&served.provider),
         };
-        rt.cache.insert(key, payload, route.spec.cache.ttl).await;
+        let keep = stale.unwrap_or_default();
+        rt.cache
+            .insert(key, payload, route.spec.cache.ttl, keep)
+            .await;
         Ok(ChatDone {
             body,
             provider: served.provider,
@@ -147,11 +158,35 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
         metrics.cache_hits.with_label_values(&[&name, kind]).inc();
     }
     let state = if leader { "miss" } else { "hit" };
-    Ok(reply(rc, result?, Some(state), Dialect::OpenAi))
+    let done = match (result, stale) {
+        (Ok(done), _) => done,
+        (Err(e), Some(max)) if e.no_target_answered() => {
+            let found = match rc.rt.cache.get_stale(&key, max).await {
+                Some(Payload::Chat { body, provider }) => Some((body, provider)),
+                Some(stored) => whole_from_stream(&stored),
+                None => None,
+            };
+            let Some((body, provider)) = found else {
+                return Err(e);
+            };
+            metrics.cache_stale.with_label_values(&[&name, kind]).inc();
+            tracing::warn!(route = name, error = %e, "every target failed; answered from an expired cache entry");
+            let done = ChatDone {
+                body,
+                provider,
+                model: None,
+                attempts: 0,
+            };
+            return Ok(reply(rc, done, Some("stale"), Dialect::OpenAi));
+        }
+        (Err(e), _) => return Err(e),
+    };
+    Ok(reply(rc, done, Some(state), Dialect::OpenAi))
 }
 
 /// A whole answer; its usage (read in `dialect`) is charged unless it came
-/// from the gateway's cache or a shared call (`cache` says hit).
+/// from the gateway's cache or a shared call (`cache` says hit or stale:
+/// then it has no model).
 fn reply(
     rc: &mut RequestCtx,
     done: ChatDone,

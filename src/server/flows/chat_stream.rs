@@ -4,7 +4,10 @@
 //! when its route caches and the client did not send `Cache-Control:
 //! no-cache`.
 //! A stored answer (a stream, or a whole answer split into chunks) is
-//! replayed as SSE (`x-switchyard-cache: hit`) with its stored ids. On a
+//! replayed as SSE (`x-switchyard-cache: hit`) with its stored ids; when
+//! every target failed and the route allows it (`stale_if_error`), an
+//! expired one within the maximum staleness is replayed instead
+//! (`x-switchyard-cache: stale`, counted). On a
 //! miss, identical concurrent requests join one upstream stream
 //! (`StreamFlights`): the upstream call runs on its own task holding the
 //! leader's request permit, asks for usage (`stream_options.include_usage`, so
@@ -34,7 +37,7 @@ use crate::cache::stream::{StreamScan, assemble, drop_null_usage, split, strip_u
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
 use crate::metrics::Metrics;
 use crate::providers::ChatReply;
-use crate::routing::{Call, RouteHandle, execute};
+use crate::routing::{Call, RouteHandle, execute_stream};
 use crate::server::access::usage::{StreamTap, UsageCell};
 use crate::server::edge::context::RequestCtx;
 use crate::server::edge::permit::RequestPermit;
@@ -100,6 +103,8 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
         let body = http_body_util::Full::new(events).boxed_unsync();
         return Ok(cached_sse(body, &provider, 0, "hit"));
     }
+    let route_stale = route.spec.cache.stale_if_error.chat;
+    let stale_key = key;
     let bound = usize::try_from(rc.rt.cache.max_entry_bytes()).unwrap_or(usize::MAX);
     let (mut sub, publisher) = rc.state.flights.stream.join(key, bound);
     // The leader's usage, read by the upstream task as events arrive.
@@ -127,7 +132,22 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
         provider,
         model,
         attempts,
-    } = sub.started().await?;
+    } = match (sub.started().await, route_stale) {
+        (Ok(started), _) => started,
+        (Err(e), Some(max)) if e.no_target_answered() => {
+            let found = rc.rt.cache.get_stale(&stale_key, max).await;
+            let Some((events, provider)) = found.and_then(|p| replay(p, with_usage)) else {
+                return Err(e);
+            };
+            metrics.cache_stale.with_label_values(&[&name, KIND]).inc();
+            tracing::warn!(route = name, error = %e, "every target failed; replayed an expired cache entry");
+            rc.served_by(&provider, 0);
+            rc.cache = Some("stale");
+            let body = http_body_util::Full::new(events).boxed_unsync();
+            return Ok(cached_sse(body, &provider, 0, "stale"));
+        }
+        (Err(e), _) => return Err(e),
+    };
     rc.served_by(&provider, attempts);
     rc.cache = Some(cache);
     if cache == "miss" {
@@ -177,7 +197,13 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
     // Holds the leader's permit until the upstream stream is over.
     let _permit = job.permit;
     let (rt, metrics, route) = (job.rt, job.metrics, job.route);
-    let served = match execute(&rt.table, &route, &metrics, job.call).await {
+    let run = execute_stream(
+        Arc::clone(&rt),
+        Arc::clone(&route),
+        Arc::clone(&metrics),
+        job.call,
+    );
+    let (served, continued) = match run.await {
         Ok(s) => s,
         Err(e) => return publisher.start(Err(e)),
     };
@@ -232,7 +258,9 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
             }
         }
     }
+    // A continued answer is whole but stitched from two targets: not kept.
     if scan.complete()
+        && continued.count() == 0
         && let Some(events) = publisher.whole()
     {
         let payload = Payload::ChatStream {
@@ -240,8 +268,9 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
             provider,
             usage: scan.usage,
         };
+        let keep = route.spec.cache.stale_if_error.chat.unwrap_or_default();
         rt.cache
-            .insert(job.key, payload, route.spec.cache.ttl)
+            .insert(job.key, payload, route.spec.cache.ttl, keep)
             .await;
     }
     publisher.finish(End::Done);

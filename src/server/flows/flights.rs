@@ -39,6 +39,9 @@ pub(crate) struct EmbedDone {
     pub prompt_tokens: u64,
     pub total_tokens: u64,
     pub spent: Arc<[Spent]>,
+    /// Which vectors were answered from expired cache entries
+    /// (`stale_if_error`); empty when none.
+    pub stale: Arc<[bool]>,
 }
 
 /// Prompt tokens one upstream model spent on embedding sub-batches.
@@ -59,4 +62,7 @@ pub(crate) struct RerankDone {
     pub attempts: u32,
     pub total_tokens: u64,
     pub search_units: u64,
+    /// The scores came from expired cache entries (`stale_if_error`):
+    /// nobody served them now.
+    pub stale: bool,
 }

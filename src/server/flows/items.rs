@@ -7,19 +7,25 @@
 //! batch (one round trip to a shared tier), deduplicates the misses (first
 //! seen order), lets identical concurrent requests share one fetch of them
 //! (the leader's fetch holds its request permit), caches each fetched value
-//! under its own key, and hands back every item's value in the client's
-//! order with what the cache did. The endpoint writes its answer. Must not
-//! reorder items or change a value.
+//! under its own key (kept past its TTL for the route's `stale_if_error`
+//! window), and hands back every item's value in the client's order with
+//! what the cache did. A fetch whose items (or some sub-batch of them)
+//! every target failed may answer them from expired entries within the
+//! maximum staleness ([`Stale`]), all of them or none: never an answer
+//! with a hole; the cache state is then `stale`. The endpoint writes its
+//! answer. Must not reorder items or change a value.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderValue};
 
 use super::flights::Flights;
 use crate::api::GatewayError;
-use crate::cache::{CacheKey, Payload, SingleFlight};
+use crate::cache::{CacheKey, Payload, ResponseCache, SingleFlight};
 use crate::metrics::Metrics;
 use crate::routing::RouteHandle;
 use crate::server::edge::context::RequestCtx;
@@ -31,6 +37,49 @@ pub(crate) struct Upstream {
     pub rt: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
     pub route: Arc<RouteHandle>,
+    /// Where items every target failed may still be found, when the route
+    /// allows it.
+    pub stale: Option<Stale>,
+}
+
+/// Expired entries a failed fetch may answer from (`stale_if_error`).
+#[derive(Debug, Clone)]
+pub(crate) struct Stale {
+    cache: Arc<ResponseCache>,
+    metrics: Arc<Metrics>,
+    route: Arc<RouteHandle>,
+    kind: &'static str,
+    /// The scoped parameters items are keyed under.
+    pub params: Arc<str>,
+    max: Duration,
+}
+
+impl Stale {
+    /// The values of the items under `keys`, if every one of them is
+    /// kept (fresh or within the maximum staleness); counted when found.
+    pub(crate) async fn values<T: Items>(&self, keys: &[CacheKey]) -> Option<Vec<T::Value>> {
+        let found = self.cache.get_stale_many(keys, self.max).await;
+        let values: Vec<T::Value> = found
+            .into_iter()
+            .map(|p| p.and_then(T::from_payload))
+            .collect::<Option<_>>()?;
+        let route = self.route.spec.name.as_str();
+        self.metrics
+            .cache_stale
+            .with_label_values(&[route, self.kind])
+            .inc_by(values.len() as u64);
+        tracing::warn!(
+            route,
+            items = values.len(),
+            "every target failed; answered from expired cache entries"
+        );
+        Some(values)
+    }
+
+    /// The route's name, for keys.
+    pub(crate) fn route(&self) -> &str {
+        &self.route.spec.name
+    }
 }
 
 /// One endpoint's request as a list of separately cached items.
@@ -57,10 +106,14 @@ pub(crate) trait Items {
     fn flights(f: &Flights) -> &SingleFlight<CacheKey, Self::Done>;
     /// The fetched values, in the order of the items fetched.
     fn values(done: &Self::Done) -> &[Self::Value];
+    /// Whether fetched value `u` came from an expired entry (its fetch
+    /// failed everywhere and [`Stale`] answered it).
+    fn stale(done: &Self::Done, u: usize) -> bool;
     /// The value of an item a fetch did not answer (fetches check their
     /// answer's length, so this is not reached in practice).
     fn missing() -> Self::Value;
-    /// Fetches `items` upstream (one value per item, in order).
+    /// Fetches `items` upstream (one value per item, in order); where every
+    /// target failed, from `up.stale` when given.
     fn fetch(
         &self,
         up: Upstream,
@@ -149,16 +202,28 @@ pub(crate) async fn serve<T: Items>(
             .with_label_values(&label)
             .inc_by(missed as u64);
     }
-    let (mut fetched, mut shared) = (None, false);
+    let (mut fetched, mut shared, mut stale_items) = (None, false, 0);
+    let unique_count = unique.len();
     if !unique.is_empty() {
+        let max_stale = route.spec.cache.stale_if_error.items.filter(|_| use_cache);
+        let stale = max_stale.map(|max| Stale {
+            cache: Arc::clone(&rc.rt.cache),
+            metrics: Arc::clone(metrics),
+            route: Arc::clone(route),
+            kind: T::KIND,
+            params: Arc::from(params.as_str()),
+            max,
+        });
         let up = Upstream {
             rt: Arc::clone(&rc.rt),
             metrics: Arc::clone(metrics),
             route: Arc::clone(route),
+            stale,
         };
         let fetch = items.fetch(up, &unique);
         let permit = rc.permit.clone();
         let (cache, ttl) = (Arc::clone(&rc.rt.cache), route.spec.cache.ttl);
+        let keep = max_stale.unwrap_or_default();
         let unique_keys: Vec<CacheKey> = if use_cache {
             unique.iter().map(|&i| keys[i]).collect()
         } else {
@@ -169,12 +234,15 @@ pub(crate) async fn serve<T: Items>(
             let _permit = permit;
             let done = fetch.await?;
             if !unique_keys.is_empty() {
+                // Values from expired entries are not stored again as fresh.
                 let entries = unique_keys
                     .into_iter()
                     .zip(T::values(&done))
-                    .map(|(key, v)| (key, T::to_payload(v)))
+                    .enumerate()
+                    .filter(|(u, _)| !T::stale(&done, *u))
+                    .map(|(_, (key, v))| (key, T::to_payload(v)))
                     .collect();
-                cache.insert_many(entries, ttl).await;
+                cache.insert_many(entries, ttl, keep).await;
             }
             Ok(done)
         };
@@ -194,9 +262,15 @@ pub(crate) async fn serve<T: Items>(
                 *slot = T::values(&done).get(*u).cloned();
             }
         }
+        stale_items = slot_of
+            .iter()
+            .flatten()
+            .filter(|&&u| u < unique_count && T::stale(&done, u))
+            .count();
         fetched = Some(done);
     }
     let cache = use_cache.then_some(match missed {
+        _ if stale_items > 0 => "stale",
         0 => "hit",
         _ if shared => "hit",
         m if m == n => "miss",
@@ -210,7 +284,11 @@ pub(crate) async fn serve<T: Items>(
         values,
         fetched,
         shared,
-        cached_items: if shared { n } else { n - missed },
+        cached_items: if shared {
+            n
+        } else {
+            (n - missed + stale_items).min(n)
+        },
         cache,
     })
 }

@@ -319,9 +319,6 @@ fn chat(body: &Value, deployment: &str, cut: bool) -> hyper::Response<Body> {
         ),
         chunk(json!({"role": "assistant", "content": ""}), Value::Null),
     ];
-    if cut {
-        return sse_response(frames);
-    }
     if let Some(content) = &content {
         for (i, word) in content.split(' ').enumerate() {
             let piece = if i == 0 {
@@ -330,6 +327,10 @@ fn chat(body: &Value, deployment: &str, cut: bool) -> hyper::Response<Body> {
                 format!(" {word}")
             };
             frames.push(chunk(json!({"content": piece}), Value::Null));
+            if cut {
+                // Cut after the first content, before the end.
+                return sse_response(frames);
+            }
         }
     }
     if let Some(calls) = &calls {

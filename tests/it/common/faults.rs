@@ -61,6 +61,64 @@ pub enum Fault {
     /// An OpenAI error JSON with this status whose message quotes the
     /// `Authorization` header received (as `EchoKey(400)`: the brief's EchoKey400).
     EchoKey(u16),
+    /// Streams: the role chunk, then the connection is reset: a break
+    /// before any content. Non-streaming: a reset.
+    StreamCutBeforeContent,
+    /// Streams: an error event quoting the `Authorization` header received,
+    /// as the very first event (then `[DONE]`). Non-streaming: a 500
+    /// quoting it.
+    FirstEventError,
+    /// The `Authorization` header received, in `Encoding`, at `Place`.
+    Echo(Encoding, Place),
+}
+
+/// How an echoed secret is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Encoding {
+    Raw,
+    /// Every character as a JSON `\uXXXX` escape.
+    Escaped,
+    /// Every byte as `%XX`.
+    UrlEncoded,
+    Base64,
+}
+
+impl Encoding {
+    pub const ALL: [Encoding; 4] = [
+        Encoding::Raw,
+        Encoding::Escaped,
+        Encoding::UrlEncoded,
+        Encoding::Base64,
+    ];
+
+    /// `text` in this encoding, as it appears in a JSON string's source.
+    pub fn apply(self, text: &str) -> String {
+        use base64::Engine;
+        match self {
+            Encoding::Raw => text.to_string(),
+            Encoding::Escaped => text
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect(),
+            Encoding::UrlEncoded => text.bytes().map(|b| format!("%{b:02X}")).collect(),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(text),
+        }
+    }
+}
+
+/// Where an echoed secret is put.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Place {
+    /// The message of an OpenAI error JSON with this status.
+    ErrorBody(u16),
+    /// A field of a healthy answer (`system_fingerprint`; for a stream, of
+    /// its first content chunk; for embeddings, an extra field).
+    Body200,
+    /// Streams: an error event after the first content, quoting it (the
+    /// stream then ends). Non-streaming: as `Body200`.
+    SseEvent,
+    /// A response header of a healthy answer.
+    Header,
 }
 
 /// One request the upstream received.
@@ -372,6 +430,33 @@ impl Answer<'_> {
                 }
                 None
             }
+            Fault::StreamCutBeforeContent if self.stream => {
+                head(sock, 200, "text/event-stream", &[], None).await?;
+                chunk(
+                    sock,
+                    sse_events(&self.req.body["model"], self.who)[0].as_bytes(),
+                )
+                .await?;
+                let _ = sock.set_zero_linger();
+                None
+            }
+            Fault::StreamCutBeforeContent => {
+                let _ = sock.set_zero_linger();
+                None
+            }
+            Fault::FirstEventError => {
+                let e = json!({"error": {"message": format!("Upstream failure for {}", self.req.authorization),
+                                          "type": "server_error", "param": null, "code": null}});
+                if !self.stream {
+                    return full(sock, 500, "application/json", &[], e.to_string().as_bytes())
+                        .await;
+                }
+                head(sock, 200, "text/event-stream", &[], None).await?;
+                chunk(sock, format!("data: {e}\n\n").as_bytes()).await?;
+                chunk(sock, b"data: [DONE]\n\n").await?;
+                write(sock, b"0\r\n\r\n").await
+            }
+            Fault::Echo(encoding, place) => self.echo(sock, encoding, place).await,
             Fault::EchoKey(status) => {
                 let e = json!({"error": {
                     "message": format!("Incorrect API key provided: {}. You can find your API key at https://platform.example/account/api-keys.", self.req.authorization),
@@ -414,9 +499,83 @@ impl Answer<'_> {
         }
     }
 
+    /// The stream's events: healthy ones, or the rest of an answer another
+    /// target began when the request asks for its continuation.
+    fn events(&self) -> Vec<String> {
+        match continued(&self.req.body) {
+            Some(rest) => continuation_events(&self.req.body["model"], &rest),
+            None => sse_events(&self.req.body["model"], self.who),
+        }
+    }
+
+    /// The `Authorization` header received, in `encoding`, at `place`.
+    async fn echo(&self, sock: &mut TcpStream, encoding: Encoding, place: Place) -> Option<()> {
+        let echoed = encoding.apply(&self.req.authorization);
+        const MARK: &str = "@@ECHO@@";
+        let embeddings = self.req.path.ends_with("/embeddings");
+        match place {
+            Place::ErrorBody(status) => {
+                let e = format!(
+                    r#"{{"error":{{"message":"Incorrect API key provided: {echoed}.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#
+                );
+                full(sock, status, "application/json", &[], e.as_bytes()).await
+            }
+            Place::Header => {
+                let extra = [("x-upstream-echo", echoed)];
+                if self.stream {
+                    head(sock, 200, "text/event-stream", &extra, None).await?;
+                    for e in self.events() {
+                        chunk(sock, e.as_bytes()).await?;
+                    }
+                    write(sock, b"0\r\n\r\n").await
+                } else {
+                    full(sock, 200, "application/json", &extra, &self.healthy_body()).await
+                }
+            }
+            Place::SseEvent if self.stream => {
+                head(sock, 200, "text/event-stream", &[], None).await?;
+                for e in &self.events()[..2] {
+                    chunk(sock, e.as_bytes()).await?;
+                }
+                let e = format!(
+                    r#"data: {{"error":{{"message":"Upstream rejected {echoed}","type":"server_error","code":null}}}}"#
+                );
+                chunk(sock, format!("{e}\n\n").as_bytes()).await?;
+                write(sock, b"0\r\n\r\n").await
+            }
+            Place::Body200 | Place::SseEvent if self.stream => {
+                head(sock, 200, "text/event-stream", &[], None).await?;
+                for (i, e) in self.events().iter().enumerate() {
+                    let e = if i == 1 {
+                        e.replacen(
+                            "\"object\"",
+                            &format!("\"system_fingerprint\":\"{MARK}\",\"object\""),
+                            1,
+                        )
+                    } else {
+                        e.clone()
+                    };
+                    chunk(sock, e.replace(MARK, &echoed).as_bytes()).await?;
+                }
+                write(sock, b"0\r\n\r\n").await
+            }
+            Place::Body200 | Place::SseEvent => {
+                let mut v = self.healthy_value();
+                let field = if embeddings {
+                    "echo"
+                } else {
+                    "system_fingerprint"
+                };
+                v[field] = json!(MARK);
+                let body = v.to_string().replace(MARK, &echoed);
+                full(sock, 200, "application/json", &[], body.as_bytes()).await
+            }
+        }
+    }
+
     async fn sse(&self, sock: &mut TcpStream, done: bool) -> Option<()> {
         head(sock, 200, "text/event-stream", &[], None).await?;
-        let events = sse_events(&self.req.body["model"], self.who);
+        let events = self.events();
         let n = events.len() - usize::from(!done);
         for e in &events[..n] {
             chunk(sock, e.as_bytes()).await?;
@@ -445,6 +604,46 @@ impl Answer<'_> {
         }
         Some(())
     }
+}
+
+/// The rest of the answer a continuation request asks for: the request
+/// ends with the partial answer as an assistant message (prefill), or with
+/// it and the gateway's instruction to continue (context). The fake
+/// completes "`<first word>` answered".
+pub fn continued(body: &Value) -> Option<String> {
+    use switchyard::api::continuation::CONTINUE_INSTRUCTION;
+    let messages = body["messages"].as_array()?;
+    let last = messages.last()?;
+    let partial = if last["role"] == "assistant" {
+        last["content"].as_str()?
+    } else if last["content"] == CONTINUE_INSTRUCTION {
+        let before = &messages[messages.len().checked_sub(2)?];
+        (before["role"] == "assistant").then(|| before["content"].as_str())??
+    } else {
+        return None;
+    };
+    let word = partial.split_whitespace().next().unwrap_or("");
+    let whole = format!("{word} answered");
+    Some(match whole.strip_prefix(partial) {
+        Some(rest) => rest.to_string(),
+        None => " (continued)".to_string(),
+    })
+}
+
+/// A stream that continues an answer with `rest`: role, `rest`, finish,
+/// `[DONE]` (its own id, as another target's stream would have).
+pub fn continuation_events(model: &Value, rest: &str) -> Vec<String> {
+    let ev = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-continued", "object": "chat.completion.chunk", "created": 2,
+                       "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    vec![
+        ev(json!({"role": "assistant", "content": ""}), Value::Null),
+        ev(json!({"content": rest}), Value::Null),
+        ev(json!({}), json!("stop")),
+        "data: [DONE]\n\n".to_string(),
+    ]
 }
 
 /// The half event [`Fault::StreamCutMidEvent`] ends with.
@@ -617,6 +816,36 @@ pub fn key_fragment_in(text: &str) -> Option<&'static str> {
     (0..=TEST_KEY.len() - 12)
         .map(|i| &TEST_KEY[i..i + 12])
         .find(|f| text.contains(f))
+}
+
+/// The provider key in any form a leak could take in `text`: a raw
+/// fragment of 12+ characters, or the whole of it (or of the
+/// `Authorization` header) JSON-escaped, URL-encoded or in base64.
+pub fn key_leak_in(text: &str) -> Option<String> {
+    if let Some(f) = key_fragment_in(text) {
+        return Some(f.to_string());
+    }
+    let auth = format!("Bearer {TEST_KEY}");
+    for secret in [TEST_KEY, auth.as_str()] {
+        for e in Encoding::ALL {
+            let form = e.apply(secret);
+            for f in [form.clone(), form.to_lowercase()] {
+                if text.contains(&f) {
+                    return Some(f);
+                }
+            }
+        }
+    }
+    // Base64 of the key inside a longer text, at each alignment.
+    use base64::Engine;
+    for prefix in ["", "x", "xy"] {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{TEST_KEY}"));
+        let core = &b64[4..b64.len() - 4];
+        if text.contains(core) {
+            return Some(core.to_string());
+        }
+    }
+    None
 }
 
 /// Status, headers (as text) and body of a response, for leak checks.
