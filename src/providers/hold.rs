@@ -27,7 +27,7 @@ use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
-use super::{Capabilities, ChatReply, Provider, UpstreamError};
+use super::{Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::api::error::envelope;
@@ -175,6 +175,10 @@ impl Provider for Held {
 
     fn max_batch_inputs(&self, model: &str) -> usize {
         self.inner.max_batch_inputs(model)
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> ExtSupport {
+        self.inner.ext_support(request, model)
     }
 
     fn chat<'a>(

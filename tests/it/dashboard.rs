@@ -421,7 +421,8 @@ async fn the_page_answers_outside_the_concurrency_limit_and_counts_calls_in_flig
     let stats: Value = gw.get("/stats.json").await.json().await.unwrap();
     assert_eq!(stats["in_flight"], json!(1));
     assert_eq!(stats["max_concurrent_requests"], json!(1));
-    assert_eq!(stats["providers"][0]["concurrency_limit"], Value::Null);
+    // Its bulkhead: half (rounded up) of the gateway's one request slot.
+    assert_eq!(stats["providers"][0]["concurrency_limit"], json!(1));
     release.notify_one();
     assert_eq!(held.await.unwrap().status(), 200);
     eventually(async || in_flight().await == json!(0)).await;

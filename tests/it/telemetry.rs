@@ -417,7 +417,11 @@ async fn spans_reach_an_otlp_collector_under_the_clients_trace_and_json_logs_car
     assert_eq!(line["attempts"], 3);
     assert_eq!(line["key"], "_unknown");
     assert!(line["ms"].is_u64(), "{line}");
-    assert!(line.get("error").is_none(), "{line}");
+    assert_eq!(
+        (&line["error_code"], &line["error"]),
+        (&json!("-"), &json!("-")),
+        "{line}"
+    );
     assert_eq!(access(&hit_id)["cache"], "hit");
     let line = access(&missing_id);
     assert_eq!(line["status"], 404);
