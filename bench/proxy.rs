@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench --bench proxy` (about 4 minutes on 2 cores; `BENCH_SECS`
 //! sets the seconds of each wrk series, default 5; `SWITCHYARD_BIN` measures
-//! another build of the gateway binary). nginx and wrk are installed with
+//! another build of the gateway binary; `BENCH_ONLY=ageing` runs the ageing
+//! rows alone, as the allocator comparison did). nginx and wrk are installed with
 //! apt-get when missing. See docs/benchmarks.md for what each row means.
 //!
 //! Layout: the gateway (the real binary, its own process, default logging
@@ -12,7 +13,11 @@
 //! (the fixed-answer upstream, the stream clients) and wrk to core 1. CPU
 //! per request is the pinned process's user + system time over the run
 //! (from /proc) divided by the requests wrk completed; every ratio compares
-//! figures measured in the same run.
+//! figures measured in the same run. With `BENCH_ATTACH` set (a command
+//! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
+//! -p {pid}`), that command watches the gateway through its series of 1 KB
+//! chat requests at c=64, and the bench stops there: how the profiles in
+//! docs/benchmarks.md were taken.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -168,6 +173,12 @@ fn main() {
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at start: {}", loadavg.trim());
 
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "ageing") {
+        ageing(&rt, d, &up, &conns_up, &chat, &mut rows, secs);
+        print_rows(&rows, started);
+        return;
+    }
+
     // --- CPU per 1 KB chat request at c=64: nginx vs the gateway.
     let ngx_dir = d.join("nginx");
     std::fs::create_dir_all(&ngx_dir).unwrap();
@@ -179,7 +190,16 @@ fn main() {
     wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
     wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
     let (nw, ncpu) = load(ngx.pid(), &ngx_url, 64, secs, &chat, false);
+    let perf = kit::attach(gw.pid());
     let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
+    if perf.is_some() {
+        println!(
+            "{:.0} req/s, {:.1} us CPU/req (under BENCH_ATTACH); only this series runs",
+            gw64.rps,
+            gcpu * 1e6
+        );
+        return;
+    }
     println!(
         "chat c=64  nginx: {:>8.0} req/s {:>6.1} us CPU/req ({} bad) | switchyard: {:>8.0} req/s {:>6.1} us CPU/req ({} bad)",
         nw.rps,
@@ -348,8 +368,12 @@ fn main() {
     // once and expired; RSS per cached 1 KB answer.
     ageing(&rt, d, &up, &conns_up, &chat, &mut rows, secs);
 
+    print_rows(&rows, started);
+}
+
+fn print_rows(rows: &[Row], started: Instant) {
     println!("\n{:<52} {:>22}  {:<26} figures", "row", "result", "target");
-    for r in &rows {
+    for r in rows {
         println!(
             "{:<52} {:>22}  {:<26} {}",
             r.name, r.result, r.target, r.figures
@@ -378,7 +402,11 @@ fn ageing(
         "\x20 cached: {{ targets: [{{provider: chat}}], cache: {{ enabled: true, ttl: {ttl}s }} }}\n\
          cache: {{ max_bytes: {max_bytes} }}\n"
     );
-    let gw = kit::gateway(&d.join("gw-ageing"), &policy(up, conns_up, &extra), GATEWAY_CORE);
+    let gw = kit::gateway(
+        &d.join("gw-ageing"),
+        &policy(up, conns_up, &extra),
+        GATEWAY_CORE,
+    );
     let url = format!("{}/v1/chat/completions", gw.base);
     let cached = write(d, "cached.json", &chat_body("cached", false));
     wrk(&url, 64, 1, chat, false, LOAD_CORE);
@@ -445,7 +473,10 @@ fn ageing(
     });
     rows.push(Row {
         name: "RSS per cached 1 KB chat answer",
-        figures: format!("RSS/cache bytes {:.2}", (full - idle) as f64 / bytes.max(1.0)),
+        figures: format!(
+            "RSS/cache bytes {:.2}",
+            (full - idle) as f64 / bytes.max(1.0)
+        ),
         result: format!("{:.2} KB", (full - idle) as f64 / entries.max(1.0) / 1024.0),
         target: "keep (0.7-1.1 KB)",
     });

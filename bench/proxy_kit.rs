@@ -40,7 +40,7 @@ impl Conns {
 /// The fixed answers, built once.
 struct Answers {
     chat: Bytes,
-    embeddings: std::sync::Mutex<std::collections::HashMap<usize, Bytes>>,
+    embeddings: std::sync::Mutex<std::collections::HashMap<(usize, bool), Bytes>>,
 }
 
 /// A chat answer of about 1 KB.
@@ -51,22 +51,36 @@ fn chat_answer() -> Bytes {
     ))
 }
 
-fn embedding_answer(n: usize) -> Bytes {
+/// `n` vectors, as JSON floats or (as OpenAI answers `encoding_format:
+/// "base64"`) base64 of little-endian `f32`s.
+fn embedding_answer(n: usize, base64: bool) -> Bytes {
     let mut s = String::with_capacity(n * 1500 + 200);
     s.push_str(r#"{"object":"list","data":["#);
     for i in 0..n {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&format!(r#"{{"object":"embedding","index":{i},"embedding":["#));
-        for d in 0..DIMS {
-            if d > 0 {
-                s.push(',');
+        s.push_str(&format!(
+            r#"{{"object":"embedding","index":{i},"embedding":"#
+        ));
+        let values = (0..DIMS).map(|d| ((i * 31 + d * 17) % 1000) as f64 / 1000.0 - 0.5 + 1e-11);
+        if base64 {
+            use base64::Engine;
+            let raw: Vec<u8> = values.flat_map(|v| (v as f32).to_le_bytes()).collect();
+            s.push('"');
+            s.push_str(&base64::engine::general_purpose::STANDARD.encode(raw));
+            s.push('"');
+        } else {
+            s.push('[');
+            for (d, v) in values.enumerate() {
+                if d > 0 {
+                    s.push(',');
+                }
+                s.push_str(&format!("{v:.10}"));
             }
-            let v = ((i * 31 + d * 17) % 1000) as f64 / 1000.0 - 0.5;
-            s.push_str(&format!("{:.10}", v + 1e-11));
+            s.push(']');
         }
-        s.push_str("]}");
+        s.push('}');
     }
     s.push_str(&format!(
         r#"],"model":"up-model","usage":{{"prompt_tokens":{n},"total_tokens":{n}}}}}"#
@@ -97,8 +111,8 @@ fn count_inputs(body: &[u8]) -> usize {
 
 /// Serves the fixed answers on 127.0.0.1; the path's first segment picks
 /// the behaviour: `/chat/v1/chat/completions` (1 KB JSON),
-/// `/emb/v1/embeddings` (one vector per input), `/fan/...` (the same after
-/// 50 ms), `/sse-slow/...` (500 chunks 5 ms apart), `/sse-fast/...`
+/// `/emb/v1/embeddings` (one vector per input, floats or base64 as the
+/// request's `encoding_format` asks), `/fan/...` (the same after 50 ms), `/sse-slow/...` (500 chunks 5 ms apart), `/sse-fast/...`
 /// (500 chunks back to back).
 pub async fn upstream() -> (String, Arc<Conns>) {
     let answers = Arc::new(Answers {
@@ -150,12 +164,13 @@ async fn serve(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let n = count_inputs(&body);
+            let b64 = memchr::memmem::find(&body, br#""encoding_format":"base64""#).is_some();
             let answer = answers
                 .embeddings
                 .lock()
                 .unwrap()
-                .entry(n)
-                .or_insert_with(|| embedding_answer(n))
+                .entry((n, b64))
+                .or_insert_with(|| embedding_answer(n, b64))
                 .clone();
             json(answer)
         }
@@ -274,6 +289,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `$BENCH_ATTACH` (a command line with `{pid}` in it, like `perf record
+/// -e cpu-clock -g -o FILE -p {pid}` or `strace -c -f -o FILE -p {pid}`)
+/// run on `pid` while the returned process lives (stopped with SIGINT on
+/// drop, so it writes its file); `None` when `BENCH_ATTACH` is unset.
+pub fn attach(pid: u32) -> Option<PerfRecord> {
+    let cmd = std::env::var("BENCH_ATTACH").ok()?;
+    let cmd = cmd.replace("{pid}", &pid.to_string());
+    let mut words = cmd.split_whitespace();
+    let child = Command::new(words.next()?)
+        .args(words)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("BENCH_ATTACH command");
+    std::thread::sleep(Duration::from_millis(500));
+    Some(PerfRecord(child))
+}
+
+pub struct PerfRecord(Child);
+
+impl Drop for PerfRecord {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// A child process killed (and reaped) on drop.
 pub struct Proc {
     pub child: Child,
@@ -362,7 +406,12 @@ pub fn gateway(dir: &Path, policy: &str, core: usize) -> Proc {
         .arg(bin)
         .args(["serve", "--policies"])
         .arg(&policies)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--drain-delay", "0s"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+        ])
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()
