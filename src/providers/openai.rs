@@ -111,6 +111,10 @@ impl KindConfig for Config {
 pub struct OpenAiProvider {
     upstream: Upstream,
     base_url: String,
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`, parsed
+    /// once (not on every call).
+    chat_url: Option<reqwest::Url>,
+    embeddings_url: Option<reqwest::Url>,
     rerank_api: RerankApi,
     headers: http::HeaderMap,
 }
@@ -143,8 +147,11 @@ impl OpenAiProvider {
             .chain(config.headers.values().map(String::as_str));
         let upstream = Upstream::new(&spec.timeouts, spec.max_response_bytes, secrets)
             .map_err(|e| BuildError::new(spec, e.to_string()))?;
+        let parsed = |path: &str| reqwest::Url::parse(&format!("{}{path}", config.base_url)).ok();
         Ok(OpenAiProvider {
             upstream,
+            chat_url: parsed("/chat/completions"),
+            embeddings_url: parsed("/embeddings"),
             base_url: config.base_url.clone(),
             rerank_api: config.rerank_api,
             headers,
@@ -157,12 +164,14 @@ impl OpenAiProvider {
         path: &str,
         body: Bytes,
     ) -> Result<(reqwest::Response, Limits), UpstreamError> {
-        let request = self
-            .upstream
-            .client()
-            .post(format!("{}{path}", self.base_url))
-            .headers(self.headers.clone())
-            .body(body);
+        let client = self.upstream.client();
+        let request = match (path, &self.chat_url, &self.embeddings_url) {
+            ("/chat/completions", Some(url), _) | ("/embeddings", _, Some(url)) => {
+                client.post(url.clone())
+            }
+            _ => client.post(format!("{}{path}", self.base_url)),
+        };
+        let request = request.headers(self.headers.clone()).body(body);
         self.upstream
             .send(request)
             .await?
