@@ -11,6 +11,7 @@ pub mod embeddings;
 pub mod error;
 pub mod estimate;
 pub mod ignored;
+pub mod json_write;
 pub mod messages;
 pub mod rerank;
 pub mod responses;
