@@ -16,8 +16,9 @@
 //! figures measured in the same run. With `BENCH_ATTACH` set (a command
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
-//! chat requests at c=64, and the bench stops there: how the profiles in
-//! docs/benchmarks.md were taken.
+//! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
+//! of 500 chunks back to back), and the bench stops there: how the
+//! profiles in docs/benchmarks.md were taken.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -190,6 +191,15 @@ fn main() {
     wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
     wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
     let (nw, ncpu) = load(ngx.pid(), &ngx_url, 64, secs, &chat, false);
+    let stream_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "sse-fast");
+    if stream_series && let Some(_attached) = kit::attach(gw.pid()) {
+        let cpu = rt.block_on(streams(&gw, "sse-fast", 64));
+        println!(
+            "{:.2} ms CPU/stream (under BENCH_ATTACH); only this series runs",
+            cpu * 1e3
+        );
+        return;
+    }
     let perf = kit::attach(gw.pid());
     let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
     if perf.is_some() {
@@ -319,14 +329,14 @@ fn main() {
     });
 
     // --- Streams: 500 chunks 5 ms apart, and back to back.
-    let slow = rt.block_on(streams(&gw, "sse-slow", 16));
+    let slow = rt.block_on(streams(&gw, "sse-slow", 48));
     let fast = rt.block_on(async {
         streams(&gw, "sse-fast", 8).await; // warm-up
         let mut total = 0.0;
-        for _ in 0..4 {
+        for _ in 0..10 {
             total += streams(&gw, "sse-fast", 16).await;
         }
-        total / 4.0
+        total / 10.0
     });
     println!(
         "SSE 500 chunks: 5 ms apart {:.1} ms CPU/stream; back to back {:.2} ms CPU/stream",
@@ -409,7 +419,9 @@ fn ageing(
     );
     let url = format!("{}/v1/chat/completions", gw.base);
     let cached = write(d, "cached.json", &chat_body("cached", false));
-    wrk(&url, 64, 1, chat, false, LOAD_CORE);
+    // A full series first: the process's first seconds (its pools and
+    // arenas growing) are not what "fresh" means.
+    wrk(&url, 64, secs, chat, false, LOAD_CORE);
     let idle = rss_bytes(gw.pid());
     let (fresh, fresh_cpu) = load(gw.pid(), &url, 64, secs, chat, false);
     // Fill: distinct requests until the cache holds max_bytes (evicting).
