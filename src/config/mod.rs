@@ -19,6 +19,7 @@ mod node;
 mod policy;
 mod raw;
 mod report;
+mod route_entries;
 mod shape;
 mod validate;
 
@@ -206,5 +207,7 @@ fn is_blank(text: &str) -> bool {
 mod access_tests;
 #[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod body;
+pub mod classes;
 pub mod cohere;
 mod error;
 pub mod gemini;
@@ -53,13 +54,36 @@ use serde_json::{Map, Value};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
-pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
+pub use error::{
+    Classification, ErrorClass, FallbackClass, MAX_MESSAGE, UpstreamError, Verdict, truncate,
+};
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
 /// A chat answer: a whole JSON body, or SSE bytes as they arrive.
 pub enum ChatReply {
     Full(Bytes),
     Stream(BoxStream<'static, Result<Bytes, UpstreamError>>),
+}
+
+impl ChatReply {
+    /// The reply once it has answered: a whole body as it is; a stream once
+    /// its first event arrived (put back in front), so a stream that fails
+    /// or ends before it fails the attempt (and can be retried, failed over
+    /// or hedged) rather than the response.
+    pub async fn primed(self) -> Result<ChatReply, UpstreamError> {
+        use futures_util::StreamExt;
+        let ChatReply::Stream(mut events) = self else {
+            return Ok(self);
+        };
+        match events.next().await {
+            Some(Ok(first)) => {
+                let first = futures_util::stream::once(std::future::ready(Ok(first)));
+                Ok(ChatReply::Stream(first.chain(events).boxed()))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(ChatReply::Stream(events)),
+        }
+    }
 }
 
 impl std::fmt::Debug for ChatReply {
@@ -118,6 +142,26 @@ impl Capabilities {
             Need::Native(path) => self.native.contains(&path),
             Need::NativeOrChat { path, stream } => self.native.contains(&path) || chat(stream),
         }
+    }
+
+    /// These, limited to the `endpoints` a route declares (all of them
+    /// when it declares none).
+    pub fn narrowed(mut self, endpoints: &[crate::config::Endpoint]) -> Capabilities {
+        use crate::config::Endpoint;
+        if endpoints.is_empty() {
+            return self;
+        }
+        if !endpoints.contains(&Endpoint::Chat) {
+            self.chat = false;
+            self.chat_stream = false;
+        }
+        if !endpoints.contains(&Endpoint::Embeddings) {
+            self.embeddings = false;
+        }
+        if !endpoints.contains(&Endpoint::Rerank) {
+            self.rerank = false;
+        }
+        self
     }
 
     /// What both can do.

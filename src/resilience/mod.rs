@@ -1,7 +1,8 @@
 //! Resilience primitives: retry decisions and budgets, circuit breakers,
-//! rate limits.
+//! rate limits, latency estimates, power-of-two-choices and hedging.
 //!
-//! Place in the pipeline: used by `routing` (retry, breaker, provider limit)
+//! Place in the pipeline: used by `routing` (retry, breaker, provider limit,
+//! latency-aware choice, hedged attempts)
 //! and `server` (client and route limits). Each primitive is built from a
 //! policy spec and knows nothing of HTTP or providers. All timing uses
 //! `tokio::time`, so tests can run them with paused time. Must not hold
@@ -9,7 +10,10 @@
 
 pub mod breaker;
 pub mod budget;
+pub mod hedge;
+pub mod latency;
 pub mod layers;
+pub mod p2c;
 pub mod rate_limit;
 pub mod retry;
 

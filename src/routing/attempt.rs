@@ -7,6 +7,7 @@
 //!   provider rate limit  (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
+//!   -> measure           (latency and calls in flight, for the strategies: `live`)
 //!   -> upstream metrics  (duration and outcome of calls that reached the provider)
 //!   -> adapter           (the call's own attempt on the provider kind)
 //! Must not retry or fail over: `run` decides that.
@@ -20,6 +21,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use super::call::{AnyReply, Attempt};
+use super::live::{Live, MeasureLayer};
 use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
@@ -70,6 +72,7 @@ pub(super) fn stack(
     provider: Arc<dyn Provider>,
     breaker: Arc<Breaker>,
     limiter: Option<Arc<Limiter>>,
+    live: Arc<Live>,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> AttemptStack {
@@ -89,6 +92,8 @@ pub(super) fn stack(
         .layer(BreakerLayer::new(breaker, move |e: &UpstreamError| {
             e.trips_breaker(count_rate_limits)
         }))
+        // Measure: latency by the call's pace and calls in flight, what strategies read.
+        .layer(MeasureLayer::new(live))
         // Upstream metrics: calls that reached the provider, timed and counted by outcome.
         .layer(UpstreamMetricsLayer::new(
             &spec.name,

@@ -10,22 +10,29 @@
 //! [`Attempt`]: the call with its type erased, so one stack per provider
 //! serves every endpoint and a new endpoint adds nothing here. The reply
 //! comes back erased too and is turned back into the call's own type in
-//! `execute`, the one place that knows both. Must not know endpoints,
-//! status codes or wire formats.
+//! `execute`, the one place that knows both. What strategies need of a
+//! call (its token estimates, whether it may be sent twice, a conversation
+//! key, how its latency is measured) are methods with defaults, and what
+//! they need of a reply (when it has answered, how big it is) is [`Reply`].
+//! Must not know endpoints, status codes or wire formats.
 
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use std::time::Duration;
 
-use crate::providers::{Need, Provider, UpstreamError};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, TryFutureExt};
+
+use crate::api::embeddings::EmbedReply;
+use crate::api::rerank::RerankReply;
+use crate::providers::{ChatReply, Need, Provider, UpstreamError};
 
 /// One request as routing sees it.
 pub trait Call: Send + Sync + 'static {
     /// What one successful attempt answers.
-    type Reply: Send + 'static;
+    type Reply: Reply;
 
     /// What a target must be able to do to serve this call (targets that
     /// cannot are skipped, not failed).
@@ -35,6 +42,35 @@ pub trait Call: Send + Sync + 'static {
     /// provider TPM limits; see `api::estimate`).
     fn estimated_tokens(&self) -> u64;
 
+    /// The prompt's tokens, estimated (a target whose `context_window`
+    /// cannot hold this plus [`Call::output_tokens`] is skipped; `cost`
+    /// prices it at the input price).
+    fn input_tokens(&self) -> u64 {
+        self.estimated_tokens()
+    }
+
+    /// The output tokens the call asks for at most (0: no bound given).
+    fn output_tokens(&self) -> u64 {
+        0
+    }
+
+    /// Whether the call may be sent twice (a hedge): no side effect
+    /// upstream beyond its answer.
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    /// The conversation this call belongs to, for prompt-cache affinity
+    /// (computed by the endpoint per the route's `affinity.by`).
+    fn affinity(&self) -> Option<u64> {
+        None
+    }
+
+    /// How this call's latency is measured.
+    fn pace(&self) -> Pace {
+        Pace::of(self.need())
+    }
+
     /// One attempt on `provider`, sent as its `model`. Must not retry or
     /// fail over: routing does.
     fn attempt(
@@ -43,6 +79,79 @@ pub trait Call: Send + Sync + 'static {
         model: Arc<str>,
     ) -> impl Future<Output = Result<Self::Reply, UpstreamError>> + Send + 'static;
 }
+
+/// How an attempt's latency is measured, each kept apart per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Streams: time to the first event.
+    FirstByte,
+    /// Whole answers: total time per output token.
+    PerToken,
+    /// Embeddings and rerank: total time per input item.
+    PerItem,
+}
+
+impl Pace {
+    pub const ALL: [Pace; 3] = [Pace::FirstByte, Pace::PerToken, Pace::PerItem];
+
+    /// The measure of a call needing `need`.
+    pub fn of(need: Need) -> Pace {
+        match need {
+            Need::Chat { stream: true } | Need::NativeOrChat { stream: true, .. } => {
+                Pace::FirstByte
+            }
+            Need::Embeddings | Need::Rerank => Pace::PerItem,
+            _ => Pace::PerToken,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What routing needs of a call's reply.
+pub trait Reply: Sized + Send + 'static {
+    /// The reply once it has answered: at once by default; a stream at
+    /// its first event (`ChatReply::primed`), so a stream that fails before
+    /// it is retried, failed over or hedged like any failed attempt.
+    fn answered(self) -> impl Future<Output = Result<Self, UpstreamError>> + Send {
+        std::future::ready(Ok(self))
+    }
+
+    /// How big the answer is in the units its latency is divided by
+    /// (output tokens, items); 1 when unknown.
+    fn units(&self) -> u64 {
+        1
+    }
+}
+
+impl Reply for ChatReply {
+    fn answered(self) -> impl Future<Output = Result<Self, UpstreamError>> + Send {
+        self.primed()
+    }
+
+    fn units(&self) -> u64 {
+        match self {
+            ChatReply::Full(body) => crate::api::usage::output_tokens_hint(body).unwrap_or(1),
+            ChatReply::Stream(_) => 1,
+        }
+    }
+}
+
+impl Reply for EmbedReply {
+    fn units(&self) -> u64 {
+        self.vectors.len() as u64
+    }
+}
+
+impl Reply for RerankReply {
+    fn units(&self) -> u64 {
+        self.scores.len() as u64
+    }
+}
+
+impl Reply for () {}
 
 /// A call's reply with its type erased, between the adapter and `execute`.
 pub(super) type AnyReply = Box<dyn Any + Send>;
@@ -54,6 +163,9 @@ trait ErasedCall: Send + Sync {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> BoxFuture<'static, Result<AnyReply, UpstreamError>>;
+
+    /// [`Reply::units`] of an erased reply of this call.
+    fn units(&self, reply: &AnyReply) -> u64;
 }
 
 impl<C: Call> ErasedCall for C {
@@ -63,8 +175,13 @@ impl<C: Call> ErasedCall for C {
         model: Arc<str>,
     ) -> BoxFuture<'static, Result<AnyReply, UpstreamError>> {
         self.attempt(provider, model)
+            .and_then(Reply::answered)
             .map(|r| r.map(|reply| Box::new(reply) as AnyReply))
             .boxed()
+    }
+
+    fn units(&self, reply: &AnyReply) -> u64 {
+        reply.downcast_ref::<C::Reply>().map_or(1, Reply::units)
     }
 }
 
@@ -75,6 +192,9 @@ pub struct Attempt {
     pub model: Arc<str>,
     /// The call's token estimate (what a TPM hold takes).
     pub estimate: u64,
+    /// How its latency is measured, and how fast the route forgets peaks.
+    pub pace: Pace,
+    pub decay: Duration,
     call: Arc<dyn ErasedCall>,
 }
 
@@ -92,8 +212,15 @@ impl Attempt {
         Attempt {
             model: Arc::from(model),
             estimate,
+            pace: call.pace(),
+            decay: Duration::from_secs(10),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
+    }
+
+    /// [`Reply::units`] of this attempt's (erased) reply.
+    pub(super) fn units(&self, reply: &AnyReply) -> u64 {
+        self.call.units(reply).max(1)
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

@@ -3,27 +3,38 @@
 //! Place in the pipeline: below the endpoints' flows (cache, single-flight,
 //! fan-out), above providers. An endpoint describes its request as a
 //! [`Call`] (what a target must be able to do, a token estimate, one
-//! attempt on a provider); [`execute`] orders the route's targets
-//! (`strategy`), runs each target's attempt stack (`attempt`: provider
-//! rate limit, TPM hold, breaker, metrics, adapter; built once per policy
-//! generation by `table`), retries with backoff within the route's retry
-//! budget, fails over, and ends with the answer or one [`GatewayError`]
-//! (`outcome`). Routing knows targets, not endpoints: a new endpoint adds
+//! attempt on a provider); [`execute`] plans the call (`plan`: usable
+//! targets ordered by the route's `strategy`, prompt-cache `affinity`,
+//! fallbacks by error class), runs each target's attempt stack (`attempt`:
+//! provider rate limit, TPM hold, breaker, measure (`live`), metrics,
+//! adapter; built once per policy generation by `table`), hedges the first
+//! attempt when the route says so (`hedged`), retries with backoff within
+//! the route's retry budget, fails over, and ends with the answer or one
+//! [`GatewayError`] (`outcome`). A key allowed to may override a route's
+//! strategy or targets per request (`overrides`). Routing knows targets, not endpoints: a new endpoint adds
 //! nothing here. Must not cache, parse client HTTP or map errors to status
 //! codes.
 //!
 //! [`GatewayError`]: crate::api::GatewayError
 
+pub mod affinity;
 mod attempt;
 mod call;
+mod hedged;
+pub mod live;
 mod outcome;
+mod overrides;
+mod plan;
 mod run;
-mod strategy;
+pub mod strategy;
 mod table;
 pub mod tpm;
 
+#[cfg(test)]
+mod strategy_tests;
+
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, Served};
+pub use call::{Attempt, Call, Pace, Reply, Served};
+pub use overrides::OverrideError;
 pub use run::execute;
-pub use strategy::target_order;
 pub use table::{ProviderHandle, RouteHandle, RouteTable};

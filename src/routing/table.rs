@@ -6,16 +6,19 @@
 //! (`ProviderConfig::parse`, errors at `file:line`), the provider is built,
 //! and every route is checked against its targets' capabilities. A rebuild
 //! reuses the live pieces whose configuration did not change (connection
-//! pools, breaker state, rate-limit buckets, retry budgets), so a reload does
-//! not reset a tripped breaker or refill a spent bucket. Must not be mutated
-//! once built.
+//! pools, breaker state, rate-limit buckets, retry budgets, latency
+//! measures, hedge caps, conversation affinities), so a reload does not
+//! reset a tripped breaker, refill a spent bucket or forget what it saw.
+//! Must not be mutated once built.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::affinity::Affinity;
 use super::attempt::{AttemptStack, stack};
+use super::live::Live;
 use crate::config::{
-    ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec, RouteSpec,
+    ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec, RateSpec, RouteSpec,
 };
 use crate::metrics::Metrics;
 use crate::providers::{Capabilities, Need, Provider, ProviderConfig};
@@ -33,7 +36,9 @@ pub struct ProviderHandle {
     pub capabilities: Capabilities,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
-    /// Limit -> TPM hold -> breaker -> metrics -> adapter, built once.
+    /// Latency and calls in flight, as the attempt stack measures them.
+    pub live: Arc<Live>,
+    /// Limit -> TPM hold -> breaker -> measure -> metrics -> adapter, built once.
     pub attempt: AttemptStack,
 }
 
@@ -53,6 +58,10 @@ pub struct RouteHandle {
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
+    /// Hedges per second (`hedge.max_per_second`), when the route hedges.
+    pub hedge_cap: Option<Arc<Limiter>>,
+    /// Conversation -> target, when the route has `affinity`.
+    pub affinity: Option<Arc<Affinity>>,
 }
 
 #[derive(Debug)]
@@ -62,6 +71,8 @@ pub struct RouteTable {
     /// The state store (`state:`): providers' TPM buckets here, and
     /// admission's limits and budgets and the cache's shared tier.
     pub store: Store,
+    /// `prices:`, for the `cost` strategy.
+    pub prices: Prices,
 }
 
 impl std::fmt::Debug for ProviderHandle {
@@ -157,11 +168,19 @@ impl RouteTable {
                 _ => Breaker::new(spec.breaker.clone(), breaker_metrics(name, metrics)),
             };
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
+            // The same upstream: what was measured of it still holds.
+            let live = match old {
+                Some(h) if h.spec.kind == spec.kind && h.spec.settings == spec.settings => {
+                    Arc::clone(&h.live)
+                }
+                _ => Arc::default(),
+            };
             let attempt = stack(
                 spec,
                 Arc::clone(&provider),
                 Arc::clone(&breaker),
                 limiter.clone(),
+                Arc::clone(&live),
                 store,
                 metrics,
             );
@@ -173,6 +192,7 @@ impl RouteTable {
                 provider,
                 breaker,
                 limiter,
+                live,
                 attempt,
             };
             providers.insert(name.clone(), Arc::new(handle));
@@ -194,20 +214,8 @@ impl RouteTable {
                     .min(t.max_batch_inputs)
                     .min(h.provider.max_batch_inputs(&t.model));
             }
-            let mut capabilities = capabilities.unwrap_or_default();
-            if !spec.endpoints.is_empty() {
-                // Declared endpoints are all the route serves.
-                if !spec.endpoints.contains(&Endpoint::Chat) {
-                    capabilities.chat = false;
-                    capabilities.chat_stream = false;
-                }
-                if !spec.endpoints.contains(&Endpoint::Embeddings) {
-                    capabilities.embeddings = false;
-                }
-                if !spec.endpoints.contains(&Endpoint::Rerank) {
-                    capabilities.rerank = false;
-                }
-            }
+            // Declared endpoints are all the route serves.
+            let capabilities = capabilities.unwrap_or_default().narrowed(&spec.endpoints);
             // A route declared to serve an endpoint: every target must.
             for endpoint in &spec.endpoints {
                 for t in &spec.targets {
@@ -271,7 +279,21 @@ impl RouteTable {
                     provider_tpm.push((Arc::from(h.spec.name.as_str()), tpm));
                 }
             }
+            let hedge_rate = spec.hedge.as_ref().map(|h| RateSpec {
+                per_second: h.max_per_second,
+                burst: h.max_per_second.ceil().max(1.0) as u32,
+            });
+            let hedge_cap = reuse_limiter(&hedge_rate, old.and_then(|r| r.hedge_cap.as_ref()));
+            let affinity =
+                spec.affinity
+                    .as_ref()
+                    .map(|a| match old.and_then(|r| r.affinity.as_ref()) {
+                        Some(kept) if kept.spec() == a => Arc::clone(kept),
+                        _ => Arc::new(Affinity::new(a.clone())),
+                    });
             let handle = RouteHandle {
+                hedge_cap,
+                affinity,
                 spec: spec.clone(),
                 limiter,
                 budget,
@@ -287,6 +309,7 @@ impl RouteTable {
                 providers,
                 routes,
                 store: store.clone(),
+                prices: policy.prices.clone(),
             })
         } else {
             Err(ConfigErrors(errors))

@@ -13,7 +13,8 @@
 
 use serde_json::Value;
 
-use crate::providers::{Classification, Verdict};
+use crate::providers::classes::says_context_window;
+use crate::providers::{Classification, FallbackClass, Verdict};
 
 pub fn classify_error(status: u16, body: &[u8]) -> Classification {
     let message = serde_json::from_slice::<Value>(body)
@@ -22,7 +23,13 @@ pub fn classify_error(status: u16, body: &[u8]) -> Classification {
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| format!("Cohere returned HTTP {status}"));
     let code = (status == 429).then(|| "rate_limit_exceeded".to_string());
-    Classification::new(verdict(status), &message).with_code(code)
+    // Cohere names a prompt over the window only in words ("too many tokens").
+    let fallback = (matches!(status, 400 | 422) && says_context_window(&message))
+        .then_some(FallbackClass::ContextWindow)
+        .or((status == 402).then_some(FallbackClass::Quota));
+    Classification::new(verdict(status), &message)
+        .with_code(code)
+        .with_fallback(fallback)
 }
 
 /// Cohere's table: HTTP status -> [`Verdict`].

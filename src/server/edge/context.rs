@@ -56,6 +56,8 @@ pub(crate) struct RequestCtx {
     /// The route label for logs and metrics: a configured route, or `_unknown`.
     pub route_label: String,
     pub provider: Option<Arc<str>>,
+    /// The request's conversation key, on a route with `affinity`.
+    pub conversation: Option<u64>,
     pub attempts: u32,
     pub cache: Option<&'static str>,
     /// Set by a stream that failed after its response started.
@@ -107,6 +109,7 @@ impl RequestCtx {
             route: None,
             route_label: UNKNOWN_ROUTE.to_string(),
             provider: None,
+            conversation: None,
             attempts: 0,
             cache: None,
             interrupted: Arc::default(),

@@ -44,13 +44,13 @@ pub(crate) async fn handle(
     if stream {
         let with_usage = chat.include_usage();
         ask_for_usage(&mut chat.body);
-        let call = ChatCall(chat);
+        let call = ChatCall(chat, rc.conversation);
         return match key {
             Some(key) => chat_stream::serve(rc, route, call, key, with_usage).await,
             None => serve(rc, &route, call, Answer::openai(true, !with_usage)).await,
         };
     }
-    let call = ChatCall(chat);
+    let call = ChatCall(chat, rc.conversation);
     match key {
         Some(key) => serve_cached(rc, route, call, key, "chat").await,
         None => serve(rc, &route, call, Answer::openai(false, false)).await,
@@ -58,9 +58,15 @@ pub(crate) async fn handle(
 }
 
 /// A chat request as routing sees it: each attempt sends it as its
-/// target's model.
+/// target's model; with its conversation key, for affinity.
 #[derive(Debug)]
-struct ChatCall(ChatRequest);
+struct ChatCall(ChatRequest, Option<u64>);
+
+/// `store: true`: the upstream keeps the answer (a side effect a hedge
+/// would repeat).
+fn stores(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    body.get("store").and_then(serde_json::Value::as_bool) == Some(true)
+}
 
 impl Call for ChatCall {
     type Reply = ChatReply;
@@ -73,6 +79,23 @@ impl Call for ChatCall {
 
     fn estimated_tokens(&self) -> u64 {
         estimate_tokens(self.0.wire_len, self.0.max_output_tokens())
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.0.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.0.max_output_tokens()
+    }
+
+    /// Sent twice only an answer comes back twice, unless it is stored.
+    fn idempotent(&self) -> bool {
+        !stores(&self.0.body)
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.1
     }
 
     async fn attempt(

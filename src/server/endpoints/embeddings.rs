@@ -209,6 +209,10 @@ impl Call for EmbedCall {
         Need::Embeddings
     }
 
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn estimated_tokens(&self) -> u64 {
         self.inputs
             .iter()

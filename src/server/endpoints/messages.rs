@@ -77,6 +77,7 @@ pub(crate) async fn handle(
         headers,
         stream,
         wire_len: msg.wire_len,
+        conversation: rc.conversation,
     };
     // Native or translated, the answer is in Anthropic's format
     // (count_tokens answers carry no usage object).
@@ -97,6 +98,7 @@ struct MessagesCall {
     headers: HeaderMap,
     stream: bool,
     wire_len: usize,
+    conversation: Option<u64>,
 }
 
 impl Call for MessagesCall {
@@ -114,6 +116,22 @@ impl Call for MessagesCall {
 
     fn estimated_tokens(&self) -> u64 {
         estimate_tokens(self.wire_len, max_output_tokens(&self.body))
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        max_output_tokens(&self.body)
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.conversation
     }
 
     async fn attempt(
