@@ -7,6 +7,7 @@
 
 mod common;
 
+mod affinity;
 mod api;
 mod architecture;
 mod cache_fanout;
@@ -17,7 +18,9 @@ mod examples;
 mod fake_anthropic;
 mod fake_bedrock;
 mod fake_gemini;
+mod fallbacks;
 mod faults;
+mod hedging;
 mod hostile_clients;
 mod keys;
 mod kind_anthropic;
@@ -40,5 +43,6 @@ mod sdk_responses;
 mod sdk_retry;
 mod spend;
 mod state_store;
+mod strategies;
 mod stream_cache;
 mod usage;

@@ -329,10 +329,11 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
     let mut up = Scripted::start().await;
     let gw = scripted_gateway(&up).await;
     let wire = stream_events(&json!({}), &["a", "b", "c"]);
-    let leader = gw.post("/v1/chat/completions", request(true, false)).await;
+    // The answer starts with the upstream's first event.
+    let leader = gw.spawn_post("/v1/chat/completions", request(true, false));
     let tx = up.requests.recv().await.unwrap();
     tx.send(wire[0].clone()).unwrap();
-    let mut leader_body = leader.bytes_stream();
+    let mut leader_body = leader.await.unwrap().bytes_stream();
     assert!(leader_body.next().await.unwrap().is_ok());
     let follower = gw.spawn_post("/v1/chat/completions", request(true, false));
     eventually(async || gw.metric(COALESCED).await == 1.0).await;
@@ -381,11 +382,11 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
 async fn an_abandoned_stream_is_cancelled_upstream() {
     let mut up = Scripted::start().await;
     let gw = scripted_gateway(&up).await;
-    let leader = gw.post("/v1/chat/completions", request(true, false)).await;
+    let leader = gw.spawn_post("/v1/chat/completions", request(true, false));
     let tx = up.requests.recv().await.unwrap();
     tx.send(chunk(json!({"content": "x"}), Value::Null))
         .unwrap();
-    let mut body = leader.bytes_stream();
+    let mut body = leader.await.unwrap().bytes_stream();
     assert!(body.next().await.unwrap().is_ok());
     drop(body);
     // The gateway drops the upstream body once no reader is left.

@@ -280,4 +280,40 @@ mod tests {
         assert!(c.retryable && c.trips_breaker);
         assert_eq!(c.message, "upstream stream error mystery");
     }
+
+    #[test]
+    fn fallback_classes_follow_the_error_type_and_the_window_wording() {
+        use crate::providers::FallbackClass::*;
+        let class = |ty: &str, m: &str| classify_error(400, &body(ty, m)).fallback;
+        assert_eq!(
+            class(
+                "invalid_request_error",
+                "prompt is too long: 204842 tokens > 200000 maximum"
+            ),
+            Some(ContextWindow)
+        );
+        assert_eq!(
+            class(
+                "invalid_request_error",
+                "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000"
+            ),
+            Some(ContextWindow)
+        );
+        assert_eq!(
+            class(
+                "billing_error",
+                "Your credit balance is too low to access the Anthropic API."
+            ),
+            Some(Quota)
+        );
+        assert_eq!(
+            class("invalid_request_error", "max_tokens: must be positive"),
+            None
+        );
+        assert_eq!(class("overloaded_error", "Overloaded"), None);
+        assert_eq!(
+            classify_error_type("invalid_request_error", "prompt is too long").fallback,
+            Some(ContextWindow)
+        );
+    }
 }

@@ -290,4 +290,23 @@ mod tests {
         let event = EventMessage::with_strings(&[(":message-type", "event")], bytes::Bytes::new());
         assert_eq!(exception_class(&event), None);
     }
+
+    #[test]
+    fn fallback_classes_of_bedrock_errors() {
+        use crate::providers::FallbackClass::*;
+        let c = class(
+            400,
+            "ValidationException",
+            "Input is too long for requested model.",
+        );
+        assert_eq!(c.fallback, Some(ContextWindow));
+        let c = class(400, "ValidationException", "temperature must be at most 1");
+        assert_eq!(c.fallback, None);
+        let c = class(
+            400,
+            "ServiceQuotaExceededException",
+            "Your request exceeds the service quota for your account.",
+        );
+        assert_eq!(c.fallback, Some(Quota));
+    }
 }

@@ -138,4 +138,22 @@ mod tests {
         let c = classify_error(400, &body(&long));
         assert!(c.message.len() <= MAX_MESSAGE);
     }
+
+    #[test]
+    fn a_prompt_over_the_window_is_a_context_window_error() {
+        let c = classify_error(
+            400,
+            &body(
+                "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 5000",
+            ),
+        );
+        assert_eq!(
+            c.fallback,
+            Some(crate::providers::FallbackClass::ContextWindow)
+        );
+        assert_eq!(
+            classify_error(400, &body("invalid request: message must not be empty")).fallback,
+            None
+        );
+    }
 }

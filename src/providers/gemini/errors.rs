@@ -308,4 +308,42 @@ mod tests {
         }
         assert!(classify_error(401, b"").moves_on);
     }
+
+    #[test]
+    fn fallback_classes_of_gemini_errors() {
+        use crate::providers::FallbackClass::*;
+        let too_long = body(
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            json!([]),
+        );
+        assert_eq!(classify_error(400, &too_long).fallback, Some(ContextWindow));
+        let credit = body(402, "RESOURCE_EXHAUSTED", "prepaid credit spent", json!([]));
+        assert_eq!(classify_error(402, &credit).fallback, Some(Quota));
+        let billing = body(
+            400,
+            "FAILED_PRECONDITION",
+            "Please enable billing for this project.",
+            json!([]),
+        );
+        assert_eq!(classify_error(400, &billing).fallback, Some(Quota));
+        let rate = body(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted",
+            json!([]),
+        );
+        assert_eq!(
+            classify_error(429, &rate).fallback,
+            None,
+            "a rate limit, not a spent quota"
+        );
+        let blocked = prompt_refusal("SAFETY");
+        assert_eq!(blocked.fallback, Some(ContentPolicy));
+        assert_eq!(
+            (blocked.openai_status, blocked.code.as_deref()),
+            (400, Some("content_filter"))
+        );
+    }
 }

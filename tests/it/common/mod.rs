@@ -6,6 +6,7 @@ pub mod azure;
 pub mod bedrock;
 pub mod chat_tools;
 pub mod cohere;
+pub mod dial;
 pub mod faults;
 pub mod gemini;
 pub mod redis;
