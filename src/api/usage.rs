@@ -16,12 +16,17 @@ use serde::Deserialize;
 
 use super::sse::{SseDecoder, SseEvent};
 
+/// How far from the end of a body [`output_tokens_hint`] looks.
+pub const HINT_TAIL: usize = 4096;
+
 /// The output tokens a whole JSON answer reports (`completion_tokens`, or
 /// `output_tokens` in the Responses and Messages dialects), found by a scan
-/// from the end of the body rather than a parse: cheap enough for every
-/// answer, for routing's latency per output token. `None` when absent.
+/// of the last [`HINT_TAIL`] bytes (where every dialect puts its usage)
+/// rather than a parse: cheap enough for every answer, for routing's
+/// latency per output token. `None` when absent.
 pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
     const KEYS: [&[u8]; 2] = [b"\"completion_tokens\"", b"\"output_tokens\""];
+    let body = &body[body.len().saturating_sub(HINT_TAIL)..];
     let at = KEYS
         .iter()
         .filter_map(|k| {
