@@ -22,6 +22,20 @@ where
     Fut: Future<Output = Value> + Send + 'static,
 {
     let answer = Arc::new(answer);
+    fake_upstream_status(move |path, body| {
+        let answer = Arc::clone(&answer);
+        async move { (200, answer(path, body).await) }
+    })
+    .await
+}
+
+/// [`fake_upstream`] whose answers carry their own status.
+pub async fn fake_upstream_status<F, Fut>(answer: F) -> String
+where
+    F: Fn(String, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (u16, Value)> + Send + 'static,
+{
+    let answer = Arc::new(answer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -35,9 +49,10 @@ where
                         async move {
                             let path = req.uri().path().to_string();
                             let bytes = req.into_body().collect().await.unwrap().to_bytes();
-                            let reply = answer(path, bytes).await;
+                            let (status, reply) = answer(path, bytes).await;
                             let mut r =
                                 hyper::Response::new(Full::new(Bytes::from(reply.to_string())));
+                            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             r.headers_mut()
                                 .insert("content-type", "application/json".parse().unwrap());
                             Ok::<_, Infallible>(r)

@@ -1,11 +1,16 @@
-//! Benchmark: latency direct-to-upstream vs through the gateway, and
-//! embedding fan-out vs sequential sub-batches.
+//! Benchmark: latency direct-to-upstream vs through the gateway,
+//! embedding fan-out vs sequential sub-batches, and a 2,048-input fan-out
+//! against a capped upstream with an adaptive concurrency limit vs a fixed
+//! width set too low or too high.
 //!
 //! Run: `cargo bench --bench gateway` (env BENCH_REQUESTS, default 2000).
 //! Everything runs on 127.0.0.1: a fake OpenAI-compatible upstream (chat
-//! answers at once; embeddings take EMBED_LATENCY per call) and the gateway
-//! in-process, cache off so every request goes upstream.
+//! answers at once; embeddings take EMBED_LATENCY per call), a capped one
+//! (CAP calls at once, 429 to the rest) and the gateway in-process, cache
+//! off so every request goes upstream.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,18 +22,52 @@ use tokio_util::sync::CancellationToken;
 mod common;
 
 const EMBED_LATENCY: Duration = Duration::from_millis(20);
+/// The capped upstream: calls it takes at once; more get a 429 at once.
+const CAP: usize = 8;
+
+/// Embeddings for the inputs of `body`.
+fn embeddings(body: &Value) -> Value {
+    let n = body["input"].as_array().map_or(1, Vec::len);
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, i as f32]}))
+        .collect();
+    json!({"object": "list", "data": data, "model": body["model"],
+           "usage": {"prompt_tokens": n, "total_tokens": n}})
+}
+
+/// An upstream that serves CAP embedding calls at once (EMBED_LATENCY
+/// each) and answers 429 to any beyond; returns its URL and its 429 count.
+async fn capped_upstream() -> (String, Arc<AtomicUsize>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&refused);
+    let url = common::fake_upstream_status(move |_, bytes| {
+        let (live, refused) = (Arc::clone(&live), Arc::clone(&counted));
+        async move {
+            if live.fetch_add(1, Ordering::SeqCst) >= CAP {
+                live.fetch_sub(1, Ordering::SeqCst);
+                refused.fetch_add(1, Ordering::SeqCst);
+                return (
+                    429,
+                    json!({"error": {"message": "busy", "type": "rate_limit_error"}}),
+                );
+            }
+            tokio::time::sleep(EMBED_LATENCY).await;
+            live.fetch_sub(1, Ordering::SeqCst);
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (200, embeddings(&body))
+        }
+    })
+    .await;
+    (url, refused)
+}
 
 async fn fake_upstream() -> String {
     common::fake_upstream(|path, bytes| async move {
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if path.ends_with("/embeddings") {
             tokio::time::sleep(EMBED_LATENCY).await;
-            let n = body["input"].as_array().map_or(1, Vec::len);
-            let data: Vec<Value> = (0..n)
-                .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, i as f32]}))
-                .collect();
-            json!({"object": "list", "data": data, "model": body["model"],
-                   "usage": {"prompt_tokens": n, "total_tokens": n}})
+            embeddings(&body)
         } else {
             json!({"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
@@ -36,6 +75,26 @@ async fn fake_upstream() -> String {
         }
     })
     .await
+}
+
+/// Like [`measure`], but a failed request is counted (its time kept) rather
+/// than fatal: a fan-out set too wide may end in a 429.
+async fn measure_or_count(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    n: usize,
+) -> (Vec<Duration>, usize) {
+    let (mut out, mut failed) = (Vec::with_capacity(n), 0);
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = client.post(url).json(body).send().await.unwrap();
+        failed += usize::from(!r.status().is_success());
+        r.bytes().await.unwrap();
+        out.push(start.elapsed());
+    }
+    out.sort();
+    (out, failed)
 }
 
 async fn measure(client: &reqwest::Client, url: &str, body: &Value, n: usize) -> Vec<Duration> {
@@ -66,15 +125,36 @@ fn report(name: &str, d: &[Duration]) {
 async fn main() {
     let n = common::requests();
     let upstream = fake_upstream().await;
+    let (capped, refused) = capped_upstream().await;
+    // One provider per capped route, each with its own limit; retries are
+    // generous so that a width set too high ends (late) rather than fails.
+    let capped_provider = |name: &str, extra: &str| {
+        format!(
+            "  {name}:\n    kind: openai\n    base_url: {capped}\n    max_batch_inputs: 16\n\
+             \x20   breaker: {{ failure_threshold: 100000 }}\n{extra}"
+        )
+    };
+    let retry = "    retry: { max_attempts: 10, initial_backoff: 50ms, max_backoff: 1s,\n\
+                 \x20            budget: { ratio: 10, min_per_second: 100000 } }\n";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bench.yaml"),
         format!(
             "limits:\n  per_client: {{ requests_per_second: 1000000, burst: 1000000 }}\n\
 providers:\n  up:\n    kind: openai\n    base_url: {upstream}\n    max_batch_inputs: 16\n\
+{}{}{}\
 routes:\n  chat:\n    targets: [{{provider: up}}]\n\
 \x20 emb-parallel:\n    targets: [{{provider: up}}]\n    fanout: {{ max_concurrency: 16 }}\n\
-\x20 emb-sequential:\n    targets: [{{provider: up}}]\n    fanout: {{ max_concurrency: 1 }}\n"
+\x20 emb-sequential:\n    targets: [{{provider: up}}]\n    fanout: {{ max_concurrency: 1 }}\n\
+\x20 capped-too-low:\n    targets: [{{provider: low}}]\n    fanout: {{ max_concurrency: 2 }}\n{retry}\
+\x20 capped-too-high:\n    targets: [{{provider: high}}]\n    fanout: {{ max_concurrency: 64 }}\n{retry}\
+\x20 capped-adaptive:\n    targets: [{{provider: adaptive}}]\n{retry}",
+            capped_provider("low", ""),
+            capped_provider("high", ""),
+            capped_provider(
+                "adaptive",
+                "    concurrency: { adaptive: { min: 1, max: 256 } }\n"
+            ),
         ),
     )
     .unwrap();
@@ -120,6 +200,35 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
         let d = measure(&client, &format!("{gateway}/embeddings"), &body, rounds).await;
         report(route, &d);
     }
+
+    println!(
+        "\n== embeddings: 2048 inputs, sub-batches of 16, an upstream that takes {CAP} calls \
+         at once ({EMBED_LATENCY:?} each) and answers 429 beyond =="
+    );
+    let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
+    let mut p50 = Vec::new();
+    for route in ["capped-too-low", "capped-too-high", "capped-adaptive"] {
+        let body = json!({"model": route, "input": inputs});
+        let before = refused.load(Ordering::SeqCst);
+        let url = format!("{gateway}/embeddings");
+        let (d, failed) = measure_or_count(&client, &url, &body, rounds).await;
+        report(route, &d);
+        let refusals = refused.load(Ordering::SeqCst) - before;
+        println!(
+            "{:<28} upstream 429s: {:.1} a request; requests failed: {failed} of {rounds}",
+            "",
+            refusals as f64 / rounds as f64
+        );
+        p50.push(common::percentile(&d, 0.5));
+    }
+    let ideal = EMBED_LATENCY * (2048 / 16 / CAP) as u32;
+    println!(
+        "p50 time, adaptive / too low (2): {:.2}; adaptive / too high (64): {:.2}; \
+         adaptive / ideal ({ideal:?} at exactly {CAP} in flight): {:.2}",
+        p50[2].as_secs_f64() / p50[0].as_secs_f64(),
+        p50[2].as_secs_f64() / p50[1].as_secs_f64(),
+        p50[2].as_secs_f64() / ideal.as_secs_f64(),
+    );
     shutdown.cancel();
     gw.wait().await;
 }

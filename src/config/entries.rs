@@ -12,10 +12,59 @@ use std::time::Duration;
 use super::access::CacheScope;
 use super::fields::FieldReader;
 use super::policy::*;
-use super::raw::{RawBudget, RawProvider, RawRoute};
+use super::raw::{RawBudget, RawConcurrency, RawProvider, RawRoute};
 use super::report::Loc;
 use super::route_entries;
 use super::validate::Merged;
+
+/// Shipped default timeouts (the reasons are in docs/failure-behaviour.md):
+/// a connect survives one lost SYN (Linux resends it after 1 s); `first_byte`
+/// stays long because a non-streaming answer's headers come only once the
+/// whole answer is generated; `idle` and `body` are short because a healthy
+/// body, once its headers are sent, keeps moving: a trickling or stalled
+/// upstream is abandoned within seconds.
+const DEFAULT_CONNECT: Duration = Duration::from_secs(3);
+const DEFAULT_IDLE: Duration = Duration::from_secs(15);
+const DEFAULT_BODY: Duration = Duration::from_secs(5);
+/// `concurrency.adaptive.max` when not given: the share of the gateway
+/// caps it anyway.
+const DEFAULT_ADAPTIVE_MAX: usize = 1024;
+
+/// `providers.<name>.concurrency`: `max_in_flight` or `adaptive`, not both.
+fn concurrency(cx: &mut FieldReader, loc: &Loc, raw: Option<&RawConcurrency>) -> ConcurrencySpec {
+    let d = ConcurrencySpec::default();
+    let Some(raw) = raw else { return d };
+    let max_wait = cx.duration_or_zero(&loc.field("max_wait"), &raw.max_wait, d.max_wait);
+    let limit = match (raw.max_in_flight, &raw.adaptive) {
+        (Some(_), Some(_)) => {
+            cx.errors.at(
+                &loc.field("adaptive"),
+                "set either max_in_flight (a fixed limit) or adaptive, not both",
+            );
+            d.limit
+        }
+        (Some(0), None) => {
+            cx.errors
+                .at(&loc.field("max_in_flight"), "must be at least 1");
+            d.limit
+        }
+        (Some(n), None) => LimitSpec::Fixed(Some(n)),
+        (None, Some(a)) => {
+            let min = cx.positive(&loc.field("adaptive.min"), a.min, 1);
+            let max = cx.positive(&loc.field("adaptive.max"), a.max, DEFAULT_ADAPTIVE_MAX);
+            if min > max {
+                cx.errors
+                    .at(&loc.field("adaptive.min"), "must not exceed adaptive.max");
+            }
+            LimitSpec::Adaptive {
+                min,
+                max: max.max(min),
+            }
+        }
+        (None, None) => d.limit,
+    };
+    ConcurrencySpec { limit, max_wait }
+}
 
 pub(super) fn provider(
     cx: &mut FieldReader,
@@ -38,7 +87,7 @@ pub(super) fn provider(
         connect: cx.duration(
             &loc.field("timeouts.connect"),
             &t.and_then(|t| t.connect.clone()),
-            Duration::from_secs(5),
+            DEFAULT_CONNECT,
         ),
         first_byte: cx.duration(
             &loc.field("timeouts.first_byte"),
@@ -48,12 +97,12 @@ pub(super) fn provider(
         idle: cx.duration(
             &loc.field("timeouts.idle"),
             &t.and_then(|t| t.idle.clone()),
-            Duration::from_secs(30),
+            DEFAULT_IDLE,
         ),
         body: cx.duration(
             &loc.field("timeouts.body"),
             &t.and_then(|t| t.body.clone()),
-            Duration::from_secs(30),
+            DEFAULT_BODY,
         ),
         total: cx.duration(
             &loc.field("timeouts.total"),
@@ -92,7 +141,9 @@ pub(super) fn provider(
         None => 64 * 1024 * 1024,
     };
     let tpm = cx.per_minute(&loc.field("tpm"), p.tpm);
+    let concurrency = concurrency(cx, &loc.field("concurrency"), p.concurrency.as_ref());
     let spec = ProviderSpec {
+        concurrency,
         tpm,
         name: name.to_string(),
         kind,
@@ -202,11 +253,14 @@ pub(super) fn route(
         ),
     };
     let rate_limit = cx.rate(&loc.field("rate_limit"), &r.rate_limit);
-    let max_concurrency = cx.positive(
-        &loc.field("fanout.max_concurrency"),
-        r.fanout.as_ref().and_then(|f| f.max_concurrency),
-        4,
-    );
+    let max_concurrency = match r.fanout.as_ref().and_then(|f| f.max_concurrency) {
+        Some(0) => {
+            cx.errors
+                .at(&loc.field("fanout.max_concurrency"), "must be at least 1");
+            None
+        }
+        n => n,
+    };
     let deadline = r.deadline.as_ref().map(|_| {
         cx.duration(
             &loc.field("deadline"),

@@ -90,7 +90,7 @@ fn shape_reports_what_serde_saphyr_reports_for_one_error() {
     }
 }
 
-const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes, tpm";
+const UNKNOWN_PROVIDER_FIELD: &str = "expected one of latency, failure_rate, failure_status, embedding_dims, or one every kind has: kind, timeouts, breaker, rate_limit, max_batch_inputs, max_response_bytes, tpm, concurrency";
 
 #[test]
 fn two_typos_in_one_file_are_both_listed_at_their_lines() {
@@ -251,5 +251,31 @@ fn cors_settings_are_checked_each_at_its_line() {
     assert_exactly(
         &e,
         &["a.yaml:2: server.cors.allowed_origins: must list at least one origin"],
+    );
+}
+
+#[test]
+fn concurrency_and_connection_keys_are_checked_each_at_its_line() {
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  provider_share: 1.5\n  connections:\n    max_per_peer: 0\n    first_request_timeout: 0s\n\
+         providers:\n  a:\n    kind: mock\n    concurrency:\n      max_in_flight: 4\n      adaptive: {min: 1, max: 2}\n\
+         \x20 b:\n    kind: mock\n    concurrency:\n      adaptive:\n        min: 8\n        max: 2\n      max_wait: soon\n\
+         \x20 c:\n    kind: mock\n    concurrency: {max_in_flight: 0, burst: 3}\n\
+         routes:\n  r:\n    targets: [{provider: a}]\n    fanout: {max_concurrency: 0}\n",
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:2: server.provider_share: must be a fraction above 0 and at most 1",
+            "a.yaml:4: server.connections.max_per_peer: must be at least 1",
+            "a.yaml:5: server.connections.first_request_timeout: must be greater than zero",
+            "a.yaml:11: providers.a.concurrency.adaptive: set either max_in_flight",
+            "a.yaml:16: providers.b.concurrency.adaptive.min: must not exceed adaptive.max",
+            "a.yaml:18: providers.b.concurrency.max_wait: duration \"soon\"",
+            "a.yaml:21: providers.c.concurrency.burst: unknown field `burst`",
+            "a.yaml:21: providers.c.concurrency.max_in_flight: must be at least 1",
+            "a.yaml:25: routes.r.fanout.max_concurrency: must be at least 1",
+        ],
     );
 }

@@ -2,7 +2,8 @@
 //!
 //! Place in the pipeline: while a file is loaded, every provider entry is
 //! split in two. The keys every kind shares (`kind`, `timeouts`, `breaker`,
-//! `rate_limit`, `max_batch_inputs`, `max_response_bytes`) are validated
+//! `rate_limit`, `max_batch_inputs`, `max_response_bytes`, `tpm`,
+//! `concurrency`) are validated
 //! here in `config`; the rest travels, still as a YAML tree with its lines,
 //! in [`KindSettings`] to the provider kind named by `kind`, which reads it
 //! into its own raw struct ([`KindSettings::read`]) and validates it with
@@ -27,6 +28,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "max_batch_inputs",
     "max_response_bytes",
     "tpm",
+    "concurrency",
 ];
 
 /// The kind-specific keys of one provider entry, with where they are.

@@ -28,6 +28,9 @@ pub struct ServerSettings {
     pub listen: String,
     pub max_body_bytes: u64,
     pub max_concurrent_requests: usize,
+    /// The fraction of `max_concurrent_requests` one provider may hold
+    /// (calls in flight and requests waiting for it): its bulkhead.
+    pub provider_share: f64,
     pub shutdown_grace: Duration,
     pub reload_interval: Duration,
     /// Bearer token required on /admin/*; `None` leaves admin open (bind to loopback then).
@@ -70,6 +73,15 @@ pub struct ConnectionSettings {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection that has not sent a whole request head within this
+    /// long of being accepted is closed.
+    pub first_request_timeout: Duration,
+    /// Open connections from one peer address at most; more are closed
+    /// as soon as they are accepted.
+    pub max_per_peer: usize,
+    /// Loopback peers (a sidecar, a local proxy) are not held to
+    /// `max_per_peer`.
+    pub loopback_exempt: bool,
     pub http2_keep_alive_interval: Duration,
     pub http2_keep_alive_timeout: Duration,
     pub http2_max_concurrent_streams: u32,
@@ -105,6 +117,35 @@ pub struct ProviderSpec {
     pub max_response_bytes: u64,
     /// Tokens per minute across every route using this provider.
     pub tpm: Option<u64>,
+    /// Calls in flight at once: a fixed cap or an adaptive limit.
+    pub concurrency: ConcurrencySpec,
+}
+
+/// A provider's concurrency limit (its bulkhead), under the gateway-wide
+/// share (`server.provider_share`) in every case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencySpec {
+    pub limit: LimitSpec,
+    /// How long a call whose last target is at its limit waits for a slot
+    /// (zero: never waits).
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSpec {
+    /// `max_in_flight`; `None`: only the gateway-wide share.
+    Fixed(Option<usize>),
+    /// `adaptive: {min, max}`: learned from latency and overload signals.
+    Adaptive { min: usize, max: usize },
+}
+
+impl Default for ConcurrencySpec {
+    fn default() -> Self {
+        ConcurrencySpec {
+            limit: LimitSpec::Fixed(None),
+            max_wait: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -263,7 +304,10 @@ pub struct RouteSpec {
     pub retry: RetrySpec,
     pub cache: RouteCache,
     pub rate_limit: Option<RateSpec>,
-    pub max_concurrency: usize,
+    /// `fanout.max_concurrency` when set: the most sub-batches in flight
+    /// (see `RouteTable::fanout_width` for how it combines with the
+    /// providers' limits).
+    pub max_concurrency: Option<usize>,
     /// Bound on one routed call, all retries and failovers included (for a
     /// stream: until its first byte; for embeddings: per sub-batch).
     pub deadline: Option<Duration>,

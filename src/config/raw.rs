@@ -80,6 +80,7 @@ pub(super) struct RawServer {
     pub listen: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
+    pub provider_share: Option<f64>,
     pub shutdown_grace: Option<String>,
     pub reload_interval: Option<String>,
     pub admin_token_env: Option<String>,
@@ -103,6 +104,9 @@ pub(super) struct RawConnections {
     pub max: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub first_request_timeout: Option<String>,
+    pub max_per_peer: Option<usize>,
+    pub loopback_exempt: Option<bool>,
     pub http2_keep_alive_interval: Option<String>,
     pub http2_keep_alive_timeout: Option<String>,
     pub http2_max_concurrent_streams: Option<u32>,
@@ -140,9 +144,25 @@ pub(super) struct RawProvider {
     pub max_batch_inputs: Option<usize>,
     pub max_response_bytes: Option<u64>,
     pub tpm: Option<u64>,
+    pub concurrency: Option<RawConcurrency>,
     /// Kind-specific keys, split off before this struct is read.
     #[serde(skip)]
     pub settings: super::kind::KindSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConcurrency {
+    pub max_in_flight: Option<usize>,
+    pub adaptive: Option<RawAdaptive>,
+    pub max_wait: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdaptive {
+    pub min: Option<usize>,
+    pub max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -55,6 +55,45 @@ fn defaults_are_applied() {
 }
 
 #[test]
+fn shipped_saturation_defaults_and_concurrency_settings() {
+    let p = load(&[("a.yaml", MINIMAL)]).unwrap();
+    let m = &p.providers["m"];
+    let t = &m.timeouts;
+    let secs = Duration::from_secs;
+    assert_eq!(
+        (t.connect, t.first_byte, t.idle, t.body, t.total),
+        (secs(3), secs(60), secs(15), secs(5), secs(300))
+    );
+    assert_eq!(m.concurrency, ConcurrencySpec::default());
+    assert_eq!(m.concurrency.limit, LimitSpec::Fixed(None));
+    assert_eq!(m.concurrency.max_wait, secs(5));
+    assert_eq!(p.server.provider_share, 0.5);
+    let c = &p.server.connections;
+    assert_eq!(
+        (c.max, c.max_per_peer, c.loopback_exempt),
+        (10_000, 1_000, true)
+    );
+    assert_eq!(c.first_request_timeout, secs(5));
+    assert_eq!(p.routes["r"].max_concurrency, None);
+
+    let set = "server:\n  provider_share: 0.25\n  connections: {max: 50, first_request_timeout: 1s}\n\
+               providers:\n  a:\n    kind: mock\n    concurrency: {adaptive: {min: 2, max: 40}, max_wait: 0s}\n\
+               \x20 f:\n    kind: mock\n    concurrency: {max_in_flight: 7}\n\
+               routes:\n  r:\n    targets: [{provider: a}, {provider: f}]\n    fanout: {max_concurrency: 9}\n";
+    let p = load(&[("a.yaml", set)]).unwrap();
+    assert_eq!(p.server.provider_share, 0.25);
+    assert_eq!(p.server.connections.max_per_peer, 5, "a tenth of max");
+    let a = &p.providers["a"].concurrency;
+    assert_eq!(a.limit, LimitSpec::Adaptive { min: 2, max: 40 });
+    assert_eq!(a.max_wait, Duration::ZERO);
+    assert_eq!(
+        p.providers["f"].concurrency.limit,
+        LimitSpec::Fixed(Some(7))
+    );
+    assert_eq!(p.routes["r"].max_concurrency, Some(9));
+}
+
+#[test]
 fn cors_settings_are_read() {
     let cors = "server:\n  cors:\n    allowed_origins: [HTTPS://App.Example, 'http://[::1]:3000']\n    allowed_headers: [Content-Type]\n";
     let p = load(&[("a.yaml", cors), ("b.yaml", MINIMAL)]).unwrap();

@@ -24,6 +24,10 @@ use super::route_entries;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
+/// One provider may hold half the gateway's request slots: whatever one
+/// provider does, the other half stays for every other provider, cache
+/// hits and health checks (see docs/failure-behaviour.md).
+const DEFAULT_PROVIDER_SHARE: f64 = 0.5;
 
 /// Merged view of all files, remembering which file each entry came from.
 pub(super) struct Merged {
@@ -241,6 +245,17 @@ fn server_settings(cx: &mut FieldReader, loc: &Loc, s: &RawServer) -> ServerSett
             s.max_concurrent_requests,
             1024,
         ),
+        provider_share: match s.provider_share {
+            None => DEFAULT_PROVIDER_SHARE,
+            Some(f) if f > 0.0 && f <= 1.0 => f,
+            Some(_) => {
+                cx.errors.at(
+                    &loc.field("provider_share"),
+                    "must be a fraction above 0 and at most 1 (like 0.5)",
+                );
+                DEFAULT_PROVIDER_SHARE
+            }
+        },
         shutdown_grace: cx.duration(
             &loc.field("shutdown_grace"),
             &s.shutdown_grace,
@@ -399,8 +414,21 @@ fn connection_settings(
             "must be at least 1",
         );
     }
+    let max = cx.positive(&loc.field("max"), c.max, 10_000);
     ConnectionSettings {
-        max: cx.positive(&loc.field("max"), c.max, 10_000),
+        max,
+        // One peer gets a tenth of the connections unless told otherwise.
+        max_per_peer: cx.positive(
+            &loc.field("max_per_peer"),
+            c.max_per_peer,
+            (max / 10).max(1),
+        ),
+        loopback_exempt: c.loopback_exempt.unwrap_or(true),
+        first_request_timeout: cx.duration(
+            &loc.field("first_request_timeout"),
+            &c.first_request_timeout,
+            Duration::from_secs(5),
+        ),
         header_read_timeout: cx.duration(
             &loc.field("header_read_timeout"),
             &c.header_read_timeout,

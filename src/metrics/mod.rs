@@ -6,6 +6,10 @@
 //! values are bounded: routes and providers come from the policy, never from
 //! raw client input, and a client's `key` label is the alias of a
 //! configured virtual key (all others fold into `_unknown`), never the key.
+//! `warn` is the gate for repeated warnings (at most one line a second, with
+//! a count of what was held back), owned like the metrics by whoever warns.
+
+pub mod warn;
 
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
@@ -55,6 +59,10 @@ pub struct Metrics {
     pub cost_usd: CounterVec,
     /// Set by the budget owner; registered here.
     pub budget_remaining: GaugeVec,
+    pub provider_limit: IntGaugeVec,
+    pub provider_in_flight: IntGaugeVec,
+    pub provider_refusals: IntCounterVec,
+    pub connections_closed: IntCounterVec,
 }
 
 /// Round trips to the shared state store: 100µs to 100ms.
@@ -90,6 +98,13 @@ impl Metrics {
                 .register(Box::new(h.clone()))
                 .expect("unique metric");
             h
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
         };
         let breaker_state = IntGaugeVec::new(
             Opts::new(
@@ -279,6 +294,31 @@ impl Metrics {
                 "Round trips to the shared state store (Redis), by operation.",
                 &["op"],
                 STATE_BUCKETS.to_vec(),
+            ),
+            provider_limit: gauges(
+                "switchyard_provider_concurrency_limit",
+                "A provider's concurrency limit now (fixed, adaptive or ramping up after its \
+                 breaker closed), under its share of the gateway's request slots.",
+                &["provider"],
+            ),
+            provider_in_flight: gauges(
+                "switchyard_provider_in_flight",
+                "Calls in flight to a provider (a stream until its end).",
+                &["provider"],
+            ),
+            provider_refusals: counter(
+                "switchyard_provider_refusals_total",
+                "Attempts not made because the provider was at its concurrency limit, by reason: \
+                 at_limit (moved to the next target at once), wait_timeout (the last target \
+                 stayed full for max_wait), share_full (its share of the gateway is taken, \
+                 waiting requests included).",
+                &["provider", "reason"],
+            ),
+            connections_closed: counter(
+                "switchyard_connections_closed_total",
+                "Client connections the gateway closed, by reason: per_peer_limit (over \
+                 connections.max_per_peer when accepted), first_request_timeout, idle_timeout.",
+                &["reason"],
             ),
             registry,
         }

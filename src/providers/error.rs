@@ -45,6 +45,9 @@ pub enum UpstreamError {
     /// Not tried: the provider's own rate limit is spent.
     #[error("provider rate limit reached")]
     RateLimited(Duration),
+    /// Not tried: the provider is at its concurrency limit (its bulkhead).
+    #[error("provider at its concurrency limit")]
+    Saturated,
     /// The answer was larger than the provider's `max_response_bytes`.
     #[error("answer larger than {0} bytes")]
     TooLarge(u64),
@@ -196,6 +199,7 @@ impl UpstreamError {
             UpstreamError::Translate(TranslateError::BadResponse(_)) => true,
             UpstreamError::BreakerOpen
             | UpstreamError::RateLimited(_)
+            | UpstreamError::Saturated
             | UpstreamError::TooLarge(_)
             | UpstreamError::Translate(_)
             | UpstreamError::Unsupported(_) => false,
@@ -230,6 +234,7 @@ impl UpstreamError {
             UpstreamError::Translate(TranslateError::BadResponse(_)) => true,
             UpstreamError::BreakerOpen
             | UpstreamError::RateLimited(_)
+            | UpstreamError::Saturated
             | UpstreamError::TooLarge(_)
             | UpstreamError::Translate(_)
             | UpstreamError::Unsupported(_) => false,
@@ -243,6 +248,12 @@ impl UpstreamError {
             UpstreamError::Classified { class, .. } => class.fallback,
             _ => None,
         }
+    }
+
+    /// The attempt ran into one of the provider's timeouts: it failed
+    /// slowly, so another target is tried before this one again.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout(_))
     }
 
     /// An upstream 429 (its own rate limit, not this gateway's).
@@ -279,6 +290,7 @@ impl UpstreamError {
             UpstreamError::Status { .. } | UpstreamError::Classified { .. } => "status_4xx",
             UpstreamError::BreakerOpen => "breaker_open",
             UpstreamError::RateLimited(_) => "rate_limited",
+            UpstreamError::Saturated => "saturated",
             UpstreamError::TooLarge(_) => "too_large",
             UpstreamError::Translate(_) => "invalid_request",
             UpstreamError::Unsupported(_) => "unsupported",
@@ -312,6 +324,10 @@ mod tests {
             (
                 UpstreamError::RateLimited(Duration::ZERO),
                 "provider rate limit reached",
+            ),
+            (
+                UpstreamError::Saturated,
+                "provider at its concurrency limit",
             ),
             (UpstreamError::TooLarge(10), "answer larger than 10 bytes"),
             (

@@ -3,7 +3,8 @@
 //!
 //! Place in the pipeline: `routing` stacks them once per target when the
 //! route table is built, around the provider adapter:
-//! `RateLimit -> (TPM hold) -> Breaker -> UpstreamMetrics -> adapter`. Each is a layer
+//! `(Bulkhead) -> RateLimit -> (TPM hold) -> Breaker -> UpstreamMetrics -> adapter`
+//! (the bulkhead is in `bulkhead`). Each is a layer
 //! (constructor) plus a `Service`. They are mechanisms only: what an error
 //! means (which errors trip the breaker, what an outcome is called) is given
 //! to them as functions by `routing`. Must not know providers or HTTP.
@@ -26,6 +27,8 @@ pub trait Refusal {
     fn rate_limited(wait: Duration) -> Self;
     /// Not tried: the breaker is open.
     fn breaker_open() -> Self;
+    /// Not tried: the provider is at its concurrency limit (`bulkhead`).
+    fn saturated() -> Self;
 }
 
 /// Refuses at once, without calling the provider, when its bucket is empty
@@ -310,6 +313,9 @@ mod tests {
         }
         fn breaker_open() -> Self {
             E::Open
+        }
+        fn saturated() -> Self {
+            E::Limited
         }
     }
 

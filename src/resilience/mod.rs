@@ -1,15 +1,18 @@
 //! Resilience primitives: retry decisions and budgets, circuit breakers,
-//! rate limits, latency estimates, power-of-two-choices and hedging.
+//! rate limits, concurrency limits (bulkheads, fixed or adaptive), latency
+//! estimates, power of two choices and hedging.
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit,
-//! latency-aware choice, hedged attempts)
-//! and `server` (client and route limits). Each primitive is built from a
+//! bulkhead, latency-aware choice, hedged attempts) and `server` (client and
+//! route limits). Each primitive is built from a
 //! policy spec and knows nothing of HTTP or providers. All timing uses
 //! `tokio::time`, so tests can run them with paused time. Must not hold
 //! global state: every gateway builds its own.
 
 pub mod breaker;
 pub mod budget;
+pub mod bulkhead;
+pub mod concurrency;
 pub mod hedge;
 pub mod latency;
 pub mod layers;
@@ -19,5 +22,6 @@ pub mod retry;
 
 pub use breaker::{Breaker, BreakerPermit, BreakerState};
 pub use budget::RetryBudget;
+pub use concurrency::{ConcurrencyLimit, Refused, Signal, Slot};
 pub use rate_limit::{KeyedLimiter, Limiter};
 pub use retry::{Decision, RetryHint, Why, decide};

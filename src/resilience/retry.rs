@@ -18,6 +18,8 @@ pub trait RetryHint {
     fn retry_after(&self) -> Option<Duration>;
     /// The upstream said it is rate limiting (429).
     fn is_rate_limit(&self) -> bool;
+    /// The attempt failed slowly: it ran into a timeout.
+    fn is_slow(&self) -> bool;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub enum Why {
     AttemptsSpent,
     RetryAfterTooLong,
     RateLimitedFailover,
+    /// A timeout, with another target left: that one is tried first.
+    SlowFailover,
     BudgetSpent,
 }
 
@@ -66,6 +70,9 @@ pub fn decide<E: RetryHint>(
     if e.is_rate_limit() && spec.on_rate_limit == OnRateLimit::Failover && others_left {
         return Decision::Leave(Why::RateLimitedFailover);
     }
+    if e.is_slow() && others_left {
+        return Decision::Leave(Why::SlowFailover);
+    }
     let delay = match e.retry_after() {
         Some(after) if after > spec.max_retry_after => {
             return Decision::Leave(Why::RetryAfterTooLong);
@@ -94,6 +101,7 @@ mod tests {
         retryable: bool,
         after: Option<Duration>,
         rate_limit: bool,
+        slow: bool,
     }
     impl RetryHint for E {
         fn is_retryable(&self) -> bool {
@@ -105,11 +113,15 @@ mod tests {
         fn is_rate_limit(&self) -> bool {
             self.rate_limit
         }
+        fn is_slow(&self) -> bool {
+            self.slow
+        }
     }
     const FAIL: E = E {
         retryable: true,
         after: None,
         rate_limit: false,
+        slow: false,
     };
 
     fn spec(attempts: u32, on_rate_limit: OnRateLimit) -> RetrySpec {
@@ -164,6 +176,7 @@ mod tests {
             retryable: true,
             after: Some(Duration::from_secs(secs)),
             rate_limit: false,
+            slow: false,
         };
         assert_eq!(
             decide(&s, 1, &after(3), true, || true),
@@ -181,6 +194,7 @@ mod tests {
             retryable: true,
             after: Some(Duration::from_secs(1)),
             rate_limit: true,
+            slow: false,
         };
         let failover = spec(3, OnRateLimit::Failover);
         assert_eq!(
@@ -199,12 +213,38 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_fails_over_before_it_is_retried_and_is_retried_on_the_last_target() {
+        let s = spec(3, OnRateLimit::Wait);
+        let timeout = E {
+            retryable: true,
+            after: None,
+            rate_limit: false,
+            slow: true,
+        };
+        assert_eq!(
+            decide(&s, 1, &timeout, true, || true),
+            Decision::Leave(Why::SlowFailover)
+        );
+        assert_eq!(
+            decide(&s, 1, &timeout, false, || true),
+            Decision::Retry(Duration::from_millis(100)),
+            "alone, a timeout is still worth another try"
+        );
+        assert_eq!(
+            decide(&s, 1, &FAIL, true, || true),
+            Decision::Retry(Duration::from_millis(100)),
+            "fast errors are retried on the same target first"
+        );
+    }
+
+    #[test]
     fn non_retryable_errors_and_a_spent_budget_leave() {
         let s = spec(5, OnRateLimit::Wait);
         let fatal = E {
             retryable: false,
             after: None,
             rate_limit: false,
+            slow: false,
         };
         let mut asked = false;
         assert_eq!(

@@ -4,10 +4,12 @@
 //! handle is (re)built; `run::execute` calls it once per attempt with an
 //! [`Attempt`] (any endpoint's call, its type erased). The stack, outermost
 //! first, one comment each in [`stack`]:
-//!   provider rate limit  (a spent bucket refuses at once: spill to the next target)
+//!   bulkhead             (the provider's concurrency limit, fixed or adaptive, under its
+//!                         share of the gateway: at it, refused at once, or the last target waits)
+//!   -> provider rate limit (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
-//!   -> measure           (latency and calls in flight, for the strategies: `live`)
+//!   -> measure           (latency by kind of call, for the strategies: `live`)
 //!   -> upstream metrics  (duration and outcome of calls that reached the provider)
 //!   -> adapter           (the call's own attempt on the provider kind)
 //! Must not retry or fail over: `run` decides that.
@@ -26,8 +28,9 @@ use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
 use crate::metrics::Metrics;
 use crate::providers::{Provider, UpstreamError};
+use crate::resilience::bulkhead::BulkheadLayer;
 use crate::resilience::layers::{BreakerLayer, RateLimitLayer, Refusal, UpstreamMetricsLayer};
-use crate::resilience::{Breaker, Limiter};
+use crate::resilience::{Breaker, ConcurrencyLimit, Limiter, Refused, Signal};
 use crate::state::Store;
 
 pub type AttemptStack = BoxCloneSyncService<Attempt, AnyReply, UpstreamError>;
@@ -38,6 +41,27 @@ impl Refusal for UpstreamError {
     }
     fn breaker_open() -> Self {
         UpstreamError::BreakerOpen
+    }
+    fn saturated() -> Self {
+        UpstreamError::Saturated
+    }
+}
+
+/// What an attempt's outcome says about the provider's capacity: timeouts,
+/// refused connections, 429s and 5xx mean it is over it; an open breaker
+/// that it is down; a client error or a local limit says nothing.
+fn signal(result: &Result<AnyReply, UpstreamError>) -> Signal {
+    match result {
+        Ok(_) => Signal::Success,
+        Err(UpstreamError::BreakerOpen) => Signal::Unavailable,
+        Err(UpstreamError::Timeout(_) | UpstreamError::Connect(_)) => Signal::Overload,
+        Err(e) if e.is_upstream_rate_limit() => Signal::Overload,
+        Err(UpstreamError::Status { status, .. } | UpstreamError::Classified { status, .. })
+            if *status >= 500 =>
+        {
+            Signal::Overload
+        }
+        Err(_) => Signal::Ignore,
     }
 }
 
@@ -66,19 +90,41 @@ impl Service<Attempt> for Adapter {
     }
 }
 
+/// The live pieces of a provider its stack is built around (`table` keeps
+/// them over reloads while their settings are unchanged).
+pub(super) struct Parts {
+    pub breaker: Arc<Breaker>,
+    pub limiter: Option<Arc<Limiter>>,
+    pub concurrency: Arc<ConcurrencyLimit>,
+    pub live: Arc<Live>,
+}
+
 /// The attempt stack of one provider (see the module doc for the order).
 pub(super) fn stack(
     spec: &ProviderSpec,
     provider: Arc<dyn Provider>,
-    breaker: Arc<Breaker>,
-    limiter: Option<Arc<Limiter>>,
-    live: Arc<Live>,
+    parts: Parts,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> AttemptStack {
+    let Parts {
+        breaker,
+        limiter,
+        concurrency,
+        live,
+    } = parts;
     let count_rate_limits = spec.breaker.count_rate_limits;
     let refusals = Arc::clone(metrics);
+    let saturated = Refused::ALL.map(|r| {
+        metrics
+            .provider_refusals
+            .with_label_values(&[&spec.name, r.label()])
+    });
     let service = ServiceBuilder::new()
+        // Bulkhead: a slot of the provider's concurrency limit (or refused, counted).
+        .layer(BulkheadLayer::new(concurrency, signal, move |r| {
+            saturated[r as usize].inc();
+        }))
         // Provider rate limit: refused at once (and counted), so the next target is tried.
         .layer(RateLimitLayer::new(limiter).on_refuse(move || {
             refusals.rate_limited.with_label_values(&["provider"]).inc();
@@ -92,7 +138,7 @@ pub(super) fn stack(
         .layer(BreakerLayer::new(breaker, move |e: &UpstreamError| {
             e.trips_breaker(count_rate_limits)
         }))
-        // Measure: latency by the call's pace and calls in flight, what strategies read.
+        // Measure: latency by the call's pace, what the strategies read.
         .layer(MeasureLayer::new(live))
         // Upstream metrics: calls that reached the provider, timed and counted by outcome.
         .layer(UpstreamMetricsLayer::new(

@@ -14,7 +14,9 @@
 //! call (its token estimates, whether it may be sent twice, a conversation
 //! key, how its latency is measured) are methods with defaults, and what
 //! they need of a reply (when it has answered, how big it is) is [`Reply`].
-//! Must not know endpoints, status codes or wire formats.
+//! A reply that is read after its attempt returned (a stream) keeps its
+//! provider's concurrency slot until it ends ([`KeepsSlot`]). Must not know
+//! endpoints, status codes or wire formats.
 
 use std::any::Any;
 use std::future::Future;
@@ -23,11 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, TryFutureExt};
+use futures_util::{FutureExt, StreamExt, TryFutureExt};
 
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
+use crate::resilience::Slot;
+use crate::resilience::bulkhead::{Kept, SlotRequest};
 
 /// One request as routing sees it.
 pub trait Call: Send + Sync + 'static {
@@ -111,7 +115,7 @@ impl Pace {
 }
 
 /// What routing needs of a call's reply.
-pub trait Reply: Sized + Send + 'static {
+pub trait Reply: KeepsSlot + Sized + Send + 'static {
     /// The reply once it has answered: at once by default; a stream at
     /// its first event (`ChatReply::primed`), so a stream that fails before
     /// it is retried, failed over or hedged like any failed attempt.
@@ -152,6 +156,36 @@ impl Reply for RerankReply {
 }
 
 impl Reply for () {}
+
+/// A reply that holds its provider's concurrency slot for as long as it is
+/// read: a stream to its end; a whole answer gives it back at once.
+pub trait KeepsSlot {
+    fn keep(&mut self, slot: Slot) {
+        drop(slot);
+    }
+}
+
+impl KeepsSlot for ChatReply {
+    fn keep(&mut self, slot: Slot) {
+        let ChatReply::Stream(events) = self else {
+            return;
+        };
+        let events = std::mem::replace(events, futures_util::stream::empty().boxed());
+        // The slot goes when the stream is dropped (ended, failed or abandoned).
+        *self = ChatReply::Stream(
+            events
+                .map(move |event| {
+                    let _held = &slot;
+                    event
+                })
+                .boxed(),
+        );
+    }
+}
+
+impl KeepsSlot for EmbedReply {}
+impl KeepsSlot for RerankReply {}
+impl KeepsSlot for () {}
 
 /// A call's reply with its type erased, between the adapter and `execute`.
 pub(super) type AnyReply = Box<dyn Any + Send>;
@@ -195,7 +229,21 @@ pub struct Attempt {
     /// How its latency is measured, and how fast the route forgets peaks.
     pub pace: Pace,
     pub decay: Duration,
+    /// No other target is left: it may wait for a concurrency slot.
+    pub may_wait: bool,
+    /// Where the bulkhead leaves the slot of a successful attempt (shared
+    /// by a hedge made from this attempt: only one of them can succeed).
+    kept: Arc<Kept>,
     call: Arc<dyn ErasedCall>,
+}
+
+impl SlotRequest for Attempt {
+    fn may_wait(&self) -> bool {
+        self.may_wait
+    }
+    fn keeper(&self) -> Option<Arc<Kept>> {
+        Some(Arc::clone(&self.kept))
+    }
 }
 
 impl std::fmt::Debug for Attempt {
@@ -203,6 +251,7 @@ impl std::fmt::Debug for Attempt {
         f.debug_struct("Attempt")
             .field("model", &self.model)
             .field("estimate", &self.estimate)
+            .field("may_wait", &self.may_wait)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +263,8 @@ impl Attempt {
             estimate,
             pace: call.pace(),
             decay: Duration::from_secs(10),
+            may_wait: false,
+            kept: Arc::default(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
     }
@@ -221,6 +272,11 @@ impl Attempt {
     /// [`Reply::units`] of this attempt's (erased) reply.
     pub(super) fn units(&self, reply: &AnyReply) -> u64 {
         self.call.units(reply).max(1)
+    }
+
+    /// The concurrency slot of the attempt that just succeeded.
+    pub(super) fn take_slot(&self) -> Option<Slot> {
+        self.kept.take()
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

@@ -68,6 +68,8 @@ pub(super) async fn first_attempt<'a>(
         metrics.hedges.with_label_values(&[name]).inc();
         let mut second = attempt.clone();
         second.model = std::sync::Arc::from(next.target.model.as_str());
+        // A hedge never queues for a concurrency slot.
+        second.may_wait = false;
         Some(next.handle.attempt.clone().oneshot(second))
     })
     .await;

@@ -1,10 +1,11 @@
-//! What the gateway sees of each provider: latency per kind of measure and
-//! calls in flight, kept by a measuring layer of the attempt stack.
+//! What the gateway sees of each provider's latency, per kind of measure,
+//! kept by a measuring layer of the attempt stack.
 //!
 //! Place in the pipeline: [`MeasureLayer`] sits in every provider's attempt
 //! stack (`attempt`) inside the breaker, so it times the calls that reached
 //! the provider; the strategies (`strategy`) and hedging (`run`) read the
-//! provider's [`Live`]. An attempt is measured by its call's [`Pace`]: a
+//! provider's [`Live`] (calls in flight are the bulkhead's count, read
+//! through `strategy::busy`). An attempt is measured by its call's [`Pace`]: a
 //! stream to its first event, a whole answer per output token, embeddings
 //! and rerank per input item, each in its own peak-EWMA (so answers of
 //! different sizes and endpoints compare fairly) and its own window of raw
@@ -16,7 +17,6 @@
 //! anything: it only measures.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,17 +31,11 @@ use crate::resilience::latency::{PeakEwma, Recent};
 /// One provider's live measures.
 #[derive(Debug, Default)]
 pub struct Live {
-    in_flight: AtomicUsize,
     ewma: [PeakEwma; 3],
     recent: [Recent; 3],
 }
 
 impl Live {
-    /// Attempts on the provider waiting for their answer now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
     /// The peak-EWMA latency (nanoseconds per unit) of calls measured by
     /// `pace`, decayed by `decay`.
     pub fn latency(&self, pace: Pace, decay: Duration) -> f64 {
@@ -68,15 +62,10 @@ impl Live {
         self.ewma[pace.index()].observe(d.as_nanos() as f64, decay);
         self.recent[pace.index()].record(d);
     }
-
-    /// `n` more calls in flight.
-    pub(super) fn hold(&self, n: usize) {
-        self.in_flight.fetch_add(n, Ordering::Relaxed);
-    }
 }
 
-/// Counts an attempt in flight; if it ends without an answer (a timeout,
-/// or cancelled), raises the estimate to what it took.
+/// Times an attempt; if it ends without an answer (a timeout, or
+/// cancelled), raises the estimate to what it took.
 struct Measuring {
     live: Arc<Live>,
     pace: Pace,
@@ -87,7 +76,6 @@ struct Measuring {
 
 impl Measuring {
     fn start(live: &Arc<Live>, attempt: &Attempt) -> Self {
-        live.in_flight.fetch_add(1, Ordering::Relaxed);
         Measuring {
             live: Arc::clone(live),
             pace: attempt.pace,
@@ -114,7 +102,6 @@ impl Measuring {
 
 impl Drop for Measuring {
     fn drop(&mut self) {
-        self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.measured {
             let took = self.start.elapsed().as_nanos() as f64;
             self.live.ewma[self.pace.index()].observe_at_least(took, self.decay);
@@ -218,11 +205,7 @@ mod tests {
             Ok::<AnyReply, UpstreamError>(Box::new(()))
         });
         let svc = MeasureLayer::new(Arc::clone(&live)).layer(slow);
-        let running = tokio::spawn(svc.clone().oneshot(attempt()));
-        tokio::task::yield_now().await;
-        assert_eq!(live.in_flight(), 1);
-        running.await.unwrap().unwrap();
-        assert_eq!(live.in_flight(), 0);
+        svc.clone().oneshot(attempt()).await.unwrap();
         let decay = Duration::from_secs(1);
         let ms = |n: f64| n * 1e6;
         assert_eq!(live.latency(Pace::PerToken, decay), ms(40.0));
@@ -235,7 +218,6 @@ mod tests {
         let svc = MeasureLayer::new(Arc::clone(&live)).layer(hang);
         let cut = tokio::time::timeout(Duration::from_millis(200), svc.oneshot(attempt())).await;
         assert!(cut.is_err());
-        assert_eq!(live.in_flight(), 0, "released when dropped");
         assert_eq!(live.latency(Pace::PerToken, decay), ms(200.0));
 
         // A fast failure says nothing of latency.

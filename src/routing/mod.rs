@@ -6,12 +6,14 @@
 //! attempt on a provider); [`execute`] plans the call (`plan`: usable
 //! targets ordered by the route's `strategy`, prompt-cache `affinity`,
 //! fallbacks by error class), runs each target's attempt stack (`attempt`:
-//! provider rate limit, TPM hold, breaker, measure (`live`), metrics,
-//! adapter; built once per policy generation by `table`), hedges the first
-//! attempt when the route says so (`hedged`), retries with backoff within
-//! the route's retry budget, fails over, and ends with the answer or one
-//! [`GatewayError`] (`outcome`). A key allowed to may override a route's
-//! strategy or targets per request (`overrides`). Routing knows targets, not endpoints: a new endpoint adds
+//! bulkhead, provider rate limit, TPM hold, breaker, measure (`live`),
+//! metrics, adapter; built once per policy generation by `table`), hedges
+//! the first attempt when the route says so (`hedged`), retries with
+//! backoff within the route's retry budget, fails over, and ends with the
+//! answer or one [`GatewayError`] (`outcome`). A key allowed to may
+//! override a route's strategy or targets per request (`overrides`).
+//! `width` tells an embeddings fan-out how wide to go, from its providers'
+//! concurrency limits. Routing knows targets, not endpoints: a new endpoint adds
 //! nothing here. Must not cache, parse client HTTP or map errors to status
 //! codes.
 //!
@@ -29,12 +31,14 @@ mod run;
 pub mod strategy;
 mod table;
 pub mod tpm;
+mod width;
 
 #[cfg(test)]
 mod strategy_tests;
 
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, Pace, Reply, Served};
+pub use call::{Attempt, Call, KeepsSlot, Pace, Reply, Served};
 pub use overrides::OverrideError;
 pub use run::execute;
-pub use table::{ProviderHandle, RouteHandle, RouteTable};
+pub use table::{ProviderHandle, RouteHandle, RouteTable, provider_share};
+pub use width::{DEFAULT_FANOUT, fanout_width};

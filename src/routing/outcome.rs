@@ -5,7 +5,8 @@
 //! upstream rejected the request itself (not retried, not failed over) and
 //! [`exhausted`] when no target is left. Both return a [`GatewayError`]
 //! whose kind says what happened; `server::http` alone turns it into a
-//! status and a body. Must not retry, and must not carry upstream secrets
+//! status and a body (every target at its concurrency limit: 503
+//! `providers_saturated` with a `Retry-After`). Must not retry, and must not carry upstream secrets
 //! (error bodies are scrubbed by the providers before they get here).
 
 use std::sync::Arc;
@@ -67,10 +68,22 @@ pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -
             .with_code("circuit_open")
             .final_after_retries();
     }
+    if all(|e| matches!(e, UpstreamError::Saturated | UpstreamError::BreakerOpen)) {
+        // Every provider is at its concurrency limit (or down): the
+        // gateway sheds the call, like a full gateway, and says so.
+        return GatewayError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "Every provider of model `{route}` is at its concurrency limit; retry shortly."
+            ),
+        )
+        .with_code("providers_saturated")
+        .with_retry_after(Duration::from_secs(1));
+    }
     if all(|e| {
         matches!(
             e,
-            UpstreamError::RateLimited(_) | UpstreamError::BreakerOpen
+            UpstreamError::RateLimited(_) | UpstreamError::BreakerOpen | UpstreamError::Saturated
         )
     }) {
         let wait = failures
@@ -85,6 +98,10 @@ pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -
     }
     let last = &failures[failures.len() - 1].1;
     match last {
+        // The others failed, the last one is full: worth a retry shortly.
+        UpstreamError::Saturated => GatewayError::new(ErrorKind::Unavailable, message)
+            .with_code("providers_saturated")
+            .with_retry_after(Duration::from_secs(1)),
         UpstreamError::Timeout(_) => GatewayError::new(ErrorKind::GatewayTimeout, message)
             .with_code("upstream_timeout")
             .final_after_retries(),
@@ -112,6 +129,44 @@ pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturated_targets_are_shed_with_a_retry_after_and_a_rate_limit_wins() {
+        let g = exhausted(
+            "r",
+            vec![
+                ("a".into(), UpstreamError::Saturated),
+                ("b".into(), UpstreamError::BreakerOpen),
+            ],
+        );
+        assert_eq!(g.kind, ErrorKind::Unavailable);
+        assert_eq!(g.code, Some("providers_saturated"));
+        assert_eq!(g.retry_after, Some(Duration::from_secs(1)));
+        let g = exhausted(
+            "r",
+            vec![
+                ("a".into(), UpstreamError::Saturated),
+                (
+                    "b".into(),
+                    UpstreamError::RateLimited(Duration::from_secs(2)),
+                ),
+            ],
+        );
+        assert_eq!(g.kind, ErrorKind::RateLimited);
+        let g = exhausted(
+            "r",
+            vec![
+                ("a".into(), UpstreamError::Timeout("body")),
+                ("b".into(), UpstreamError::Saturated),
+            ],
+        );
+        assert_eq!(g.kind, ErrorKind::Unavailable);
+        assert_eq!(g.code, Some("providers_saturated"));
+        assert!(
+            g.message
+                .contains("a: body timeout; b: provider at its concurrency limit")
+        );
+    }
 
     #[test]
     fn a_classified_429_last_is_a_429_with_its_retry_after() {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::table::{RouteHandle, RouteTable};
+use super::table::{RouteHandle, RouteTable, warnings};
 use crate::config::{Strategy, TargetSpec};
 use crate::providers::Capabilities;
 
@@ -68,6 +68,7 @@ impl RouteHandle {
             .filter_map(|t| table.providers.get(&t.provider).map(|h| h.capabilities))
             .collect();
         let all = each.iter().copied().reduce(Capabilities::intersect);
+        let warnings = warnings(spec.targets.len());
         Ok(RouteHandle {
             capabilities: all.unwrap_or_default().narrowed(&spec.endpoints),
             targets: each,
@@ -76,6 +77,7 @@ impl RouteHandle {
             budget: Arc::clone(&self.budget),
             sub_batch: self.sub_batch,
             provider_tpm: Arc::clone(&self.provider_tpm),
+            warnings,
             hedge_cap: self.hedge_cap.clone(),
             affinity: self.affinity.clone(),
         })

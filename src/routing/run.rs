@@ -4,28 +4,34 @@
 //! above the per-target attempt stacks. [`execute`] takes the call's plan
 //! (`plan`: the usable targets in the strategy's order, affinity first,
 //! fallbacks by error class) and for each target runs its attempt stack
-//! (limits, TPM hold, breaker, measure, metrics, adapter), the call's first
-//! attempt hedged when the route says so (`hedged`), retrying with backoff
-//! and failing over when one is exhausted ([`crate::resilience::decide`]
-//! says when: attempts, Retry-After, the 429 policy and the route's retry
-//! budget), all within the route's deadline if it has one. Requests an
-//! upstream rejected as malformed are neither retried nor failed over,
-//! unless the error's class has a fallback on the route. The target that
-//! answered is remembered for the call's conversation (affinity). Must not
-//! cache, parse client HTTP or know which endpoint the call is for.
+//! (bulkhead, limits, TPM hold, breaker, measure, metrics, adapter), the
+//! call's first attempt hedged when the route says so (`hedged`), retrying
+//! with backoff and failing over when one is exhausted
+//! ([`crate::resilience::decide`] says when: attempts, Retry-After, the 429
+//! policy, timeouts and the route's retry budget), all within the route's
+//! deadline if it has one. A target at its concurrency limit is left at
+//! once (its bulkhead counted it); the last target may wait for a slot
+//! instead. A timed-out attempt moves to the next target before the same
+//! one is retried. Requests an upstream rejected as malformed are neither
+//! retried nor failed over, unless the error's class has a fallback on the
+//! route. The target that answered is remembered for the call's
+//! conversation (affinity). Must not cache, parse client HTTP or know which
+//! endpoint the call is for.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tower::ServiceExt;
 
-use super::call::{Attempt, Call, Served};
+use super::call::{Attempt, Call, KeepsSlot, Served};
 use super::hedged::{First, first_attempt};
 use super::outcome::{client_error, exhausted, too_long};
 use super::plan::Plan;
 use super::table::{RouteHandle, RouteTable};
 use crate::api::{ErrorKind, GatewayError};
+use crate::config::TargetSpec;
 use crate::metrics::Metrics;
+use crate::metrics::warn::WarnEvery;
 use crate::providers::UpstreamError;
 use crate::resilience::{Decision, RetryHint, Why, decide};
 
@@ -38,6 +44,9 @@ impl RetryHint for UpstreamError {
     }
     fn is_rate_limit(&self) -> bool {
         self.is_upstream_rate_limit()
+    }
+    fn is_slow(&self) -> bool {
+        self.is_timeout()
     }
 }
 
@@ -90,6 +99,7 @@ async fn run_targets<C: Call>(
         let name = &step.handle.name;
         let mut attempt = Attempt::new(&call, &step.target.model, estimate);
         attempt.decay = spec.latency_decay;
+        attempt.may_wait = !plan.others_left();
         let mut failed = 0u32;
         let error = loop {
             let result = match first.take() {
@@ -111,9 +121,12 @@ async fn run_targets<C: Call>(
             };
             let e = match result {
                 Ok((reply, served, sent)) => {
-                    let value = reply.downcast::<C::Reply>().map_err(|_| {
+                    let mut value = reply.downcast::<C::Reply>().map_err(|_| {
                         GatewayError::new(ErrorKind::Internal, "An attempt answered another call.")
                     })?;
+                    if let Some(slot) = attempt.take_slot() {
+                        value.keep(slot);
+                    }
                     if let (Some(affinity), Some(key)) = (&route.affinity, call.affinity()) {
                         affinity.set(key, served.pin());
                     }
@@ -131,8 +144,8 @@ async fn run_targets<C: Call>(
                         .inc();
                     break UpstreamError::BreakerOpen;
                 }
-                // A provider limit (rate or TPM) refused: its layer counted it.
-                Err(e @ UpstreamError::RateLimited(_)) => break e,
+                // A provider limit (rate, TPM or concurrency) refused: its layer counted it.
+                Err(e @ (UpstreamError::RateLimited(_) | UpstreamError::Saturated)) => break e,
                 // An error class the route has a fallback for: go there.
                 Err(e) if e.fallback_class().is_some_and(|c| plan.fall_back(c)) => {
                     attempts += 1;
@@ -165,7 +178,10 @@ async fn run_targets<C: Call>(
                 }
             }
         };
-        tracing::warn!(route = %spec.name, provider = &**name, error = %error, "target failed");
+        // At most one line a second per route target, with a count of the rest.
+        if let Some(suppressed) = warning(route, step.target).and_then(|w| w.check()) {
+            tracing::warn!(route = %spec.name, provider = &**name, error = %error, suppressed, "target failed");
+        }
         failures.push((Arc::clone(name), error));
     }
     if failures.is_empty() && plan.too_long() {
@@ -175,4 +191,14 @@ async fn run_targets<C: Call>(
         ));
     }
     Err(exhausted(&spec.name, failures))
+}
+
+/// The warning limiter of `target` (fallback targets share the route's last).
+fn warning<'r>(route: &'r RouteHandle, target: &TargetSpec) -> Option<&'r WarnEvery> {
+    let targets = &route.spec.targets;
+    let i = targets
+        .iter()
+        .position(|t| t.provider == target.provider && t.model == target.model)
+        .unwrap_or(targets.len());
+    route.warnings.get(i)
 }

@@ -46,31 +46,31 @@ pub struct Ask {
     pub output_tokens: u64,
 }
 
-/// A provider's calls in flight and its concurrency limit (`None`: no limit
-/// known, so it is never saturated).
+/// A provider's calls in flight and its current concurrency limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy {
     pub in_flight: usize,
-    pub limit: Option<usize>,
+    pub limit: usize,
 }
 
 impl Busy {
     /// In flight relative to the limit.
     pub fn load(self) -> f64 {
-        self.in_flight as f64 / self.limit.unwrap_or(1).max(1) as f64
+        self.in_flight as f64 / self.limit.max(1) as f64
     }
 
     pub fn saturated(self) -> bool {
-        self.limit.is_some_and(|l| self.in_flight >= l)
+        self.in_flight >= self.limit
     }
 }
 
-/// The one source of `least_busy`'s counts: what the provider's attempt
-/// stack has in flight (its measuring layer's count).
+/// The one source of the strategies' counts: the provider's bulkhead (its
+/// calls in flight, streams until they end, and its concurrency limit,
+/// fixed or adaptive, under its share of the gateway).
 pub fn busy(h: &ProviderHandle) -> Busy {
     Busy {
-        in_flight: h.live.in_flight(),
-        limit: None,
+        in_flight: h.concurrency.in_flight(),
+        limit: h.concurrency.limit(),
     }
 }
 

@@ -18,8 +18,15 @@ const DECAY: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
 fn table(routes: &str) -> RouteTable {
+    table_with(
+        "  p0: {kind: mock}\n  p1: {kind: mock}\n  p2: {kind: mock}\n",
+        routes,
+    )
+}
+
+fn table_with(providers: &str, routes: &str) -> RouteTable {
     let yaml = format!(
-        "providers:\n  p0: {{kind: mock}}\n  p1: {{kind: mock}}\n  p2: {{kind: mock}}\n\
+        "providers:\n{providers}\
          prices:\n  cheap: {{input: 0.1, output: 0.4}}\n  mid: {{input: 1, output: 2}}\n  \
          dear: {{input: 5, output: 15}}\nroutes:\n{routes}"
     );
@@ -63,6 +70,18 @@ fn names(c: &[Candidate], order: &[usize]) -> Vec<String> {
         .collect()
 }
 
+/// `n` slots of the provider's bulkhead, held while the result lives.
+fn hold(t: &RouteTable, provider: &str, n: usize) -> Vec<crate::resilience::Slot> {
+    (0..n)
+        .map(|_| {
+            t.providers[provider]
+                .concurrency
+                .try_acquire()
+                .expect("a free slot")
+        })
+        .collect()
+}
+
 fn open_breaker(t: &RouteTable, provider: &str) {
     for _ in 0..5 {
         t.providers[provider].breaker.record_failure();
@@ -70,6 +89,23 @@ fn open_breaker(t: &RouteTable, provider: &str) {
 }
 
 const THREE: &str = "  r:\n    targets: [{provider: p0}, {provider: p1}, {provider: p2}]\n";
+
+#[test]
+fn least_busy_weighs_in_flight_against_each_provider_s_limit() {
+    // p0 may have 10 in flight, p1 only 2: 2 of 10 is less busy than 1 of 2.
+    let t = table_with(
+        "  p0: {kind: mock, concurrency: {max_in_flight: 10}}\n  p1: {kind: mock, concurrency: {max_in_flight: 2}}\n",
+        "  r:\n    targets: [{provider: p0}, {provider: p1}]\n",
+    );
+    let c = cands(&t, "r");
+    let _held = [hold(&t, "p0", 2), hold(&t, "p1", 1)];
+    for _ in 0..20 {
+        assert_eq!(
+            order(Strategy::LeastBusy, &c, &ask(Pace::PerToken), &t.prices),
+            vec![0, 1]
+        );
+    }
+}
 
 #[test]
 fn weighted_order_is_a_permutation_biased_by_weight() {
@@ -124,7 +160,7 @@ async fn least_latency_prefers_the_fast_target_weighs_what_is_in_flight_and_skip
     let streams = order(Strategy::LeastLatency, &c, &ask(Pace::FirstByte), &t.prices);
     assert_eq!(streams.len(), 3);
     // Calls in flight multiply the cost: 10ms x 20 is dearer than 100ms.
-    t.providers["p1"].live.hold(19);
+    let _held = hold(&t, "p1", 19);
     let o = order(Strategy::LeastLatency, &c, &a, &t.prices);
     assert_eq!(names(&c, &o)[2], "p1", "{o:?}");
     open_breaker(&t, "p2");
@@ -169,11 +205,9 @@ fn least_busy_takes_the_least_loaded_and_shares_ties() {
     let t = table(THREE);
     let c = cands(&t, "r");
     let a = ask(Pace::PerToken);
-    t.providers["p0"].live.hold(3);
-    t.providers["p1"].live.hold(1);
-    t.providers["p2"].live.hold(2);
+    let _held = [hold(&t, "p0", 3), hold(&t, "p1", 1), hold(&t, "p2", 2)];
     assert_eq!(order(Strategy::LeastBusy, &c, &a, &t.prices), vec![1, 2, 0]);
-    t.providers["p1"].live.hold(1);
+    let _more = hold(&t, "p1", 1);
     let mut first = [0u32; 3];
     for _ in 0..400 {
         first[order(Strategy::LeastBusy, &c, &a, &t.prices)[0]] += 1;

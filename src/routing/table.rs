@@ -6,24 +6,28 @@
 //! (`ProviderConfig::parse`, errors at `file:line`), the provider is built,
 //! and every route is checked against its targets' capabilities. A rebuild
 //! reuses the live pieces whose configuration did not change (connection
-//! pools, breaker state, rate-limit buckets, retry budgets, latency
+//! pools, breaker state, rate-limit buckets, retry budgets, concurrency
+//! limits with what they learned and what they have in flight, latency
 //! measures, hedge caps, conversation affinities), so a reload does not
-//! reset a tripped breaker, refill a spent bucket or forget what it saw.
-//! Must not be mutated once built.
+//! reset a tripped breaker, refill a spent bucket or forget an adaptive
+//! limit or what it saw; only a provider's share of the gateway's slots is
+//! set anew. Must not be mutated once built.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::affinity::Affinity;
-use super::attempt::{AttemptStack, stack};
+use super::attempt::{AttemptStack, Parts, stack};
 use super::live::Live;
 use crate::config::{
-    ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec, RateSpec, RouteSpec,
+    ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec,
+    RateSpec, RouteSpec, ServerSettings,
 };
 use crate::metrics::Metrics;
+use crate::metrics::warn::WarnEvery;
 use crate::providers::{Capabilities, Need, Provider, ProviderConfig};
 use crate::resilience::breaker::OnTransition;
-use crate::resilience::{Breaker, BreakerState, Limiter, RetryBudget};
+use crate::resilience::{Breaker, BreakerState, ConcurrencyLimit, Limiter, RetryBudget};
 use crate::state::Store;
 
 pub struct ProviderHandle {
@@ -36,9 +40,12 @@ pub struct ProviderHandle {
     pub capabilities: Capabilities,
     pub breaker: Arc<Breaker>,
     pub limiter: Option<Arc<Limiter>>,
-    /// Latency and calls in flight, as the attempt stack measures them.
+    /// Its bulkhead: calls in flight, fixed or adaptive, under its share.
+    pub concurrency: Arc<ConcurrencyLimit>,
+    /// Latency by kind of call, as the attempt stack measures it.
     pub live: Arc<Live>,
-    /// Limit -> TPM hold -> breaker -> measure -> metrics -> adapter, built once.
+    /// Bulkhead -> limit -> TPM hold -> breaker -> measure -> metrics ->
+    /// adapter, built once.
     pub attempt: AttemptStack,
 }
 
@@ -58,6 +65,9 @@ pub struct RouteHandle {
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
+    /// One "target failed" warning a second per target (by target index;
+    /// the last one for fallback targets).
+    pub warnings: Vec<WarnEvery>,
     /// Hedges per second (`hedge.max_per_second`), when the route hedges.
     pub hedge_cap: Option<Arc<Limiter>>,
     /// Conversation -> target, when the route has `affinity`.
@@ -93,9 +103,45 @@ fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<
     }
 }
 
-/// Breaker state changes, as gauges, counters and a log line.
+/// The warning limiters of a route of `targets` targets, and its fallbacks.
+pub(super) fn warnings(targets: usize) -> Vec<WarnEvery> {
+    (0..=targets).map(|_| WarnEvery::per_second()).collect()
+}
+
+/// How many of the gateway's request slots one provider may hold.
+pub fn provider_share(server: &ServerSettings) -> usize {
+    ((server.max_concurrent_requests as f64) * server.provider_share).ceil() as usize
+}
+
+/// The provider's concurrency limit: the live one while its settings are
+/// unchanged (what it learned and what it has in flight stay), with the
+/// share set anew; else a new one reporting to the gauges.
+fn concurrency_limit(
+    name: &str,
+    spec: &ConcurrencySpec,
+    old: Option<&Arc<ConcurrencyLimit>>,
+    share: usize,
+    metrics: &Arc<Metrics>,
+) -> Arc<ConcurrencyLimit> {
+    if let Some(l) = old.filter(|l| l.spec() == spec) {
+        l.set_share(share);
+        return Arc::clone(l);
+    }
+    let limit = metrics.provider_limit.with_label_values(&[name]);
+    let in_flight = metrics.provider_in_flight.with_label_values(&[name]);
+    let observe = move |l: usize, n: usize| {
+        limit.set(l as i64);
+        in_flight.set(n as i64);
+    };
+    ConcurrencyLimit::new(spec.clone(), share, Box::new(observe))
+}
+
+/// Breaker state changes, as gauges, counters and a log line (at most one
+/// a second per provider, so a flapping breaker does not flood the log;
+/// the gauge is exact).
 fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
     let (provider, metrics) = (provider.to_string(), Arc::clone(metrics));
+    let warn = WarnEvery::per_second();
     // The first call is the breaker's birth (closed), not a transition.
     let born = std::sync::atomic::AtomicBool::new(false);
     Box::new(move |state: BreakerState| {
@@ -108,11 +154,21 @@ fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
                 .breaker_transitions
                 .with_label_values(&[&provider, state.label()])
                 .inc();
-            tracing::info!(
-                provider,
-                to = state.label(),
-                "circuit breaker changed state"
-            );
+            match (warn.check(), state) {
+                (None, _) => {}
+                (Some(suppressed), BreakerState::Open) => tracing::warn!(
+                    provider,
+                    to = state.label(),
+                    suppressed,
+                    "circuit breaker changed state"
+                ),
+                (Some(suppressed), _) => tracing::info!(
+                    provider,
+                    to = state.label(),
+                    suppressed,
+                    "circuit breaker changed state"
+                ),
+            }
         }
     })
 }
@@ -140,6 +196,7 @@ impl RouteTable {
     ) -> Result<RouteTable, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut providers = HashMap::new();
+        let share = provider_share(&policy.server);
         for (name, spec) in &policy.providers {
             let config = match ProviderConfig::parse(spec, env) {
                 Ok(c) => c,
@@ -153,6 +210,7 @@ impl RouteTable {
                 && h.spec == *spec
                 && h.config == config
             {
+                h.concurrency.set_share(share);
                 providers.insert(name.clone(), Arc::clone(h));
                 continue;
             }
@@ -168,6 +226,8 @@ impl RouteTable {
                 _ => Breaker::new(spec.breaker.clone(), breaker_metrics(name, metrics)),
             };
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
+            let old_limit = old.map(|h| &h.concurrency);
+            let concurrency = concurrency_limit(name, &spec.concurrency, old_limit, share, metrics);
             // The same upstream: what was measured of it still holds.
             let live = match old {
                 Some(h) if h.spec.kind == spec.kind && h.spec.settings == spec.settings => {
@@ -175,15 +235,13 @@ impl RouteTable {
                 }
                 _ => Arc::default(),
             };
-            let attempt = stack(
-                spec,
-                Arc::clone(&provider),
-                Arc::clone(&breaker),
-                limiter.clone(),
-                Arc::clone(&live),
-                store,
-                metrics,
-            );
+            let parts = Parts {
+                breaker: Arc::clone(&breaker),
+                limiter: limiter.clone(),
+                concurrency: Arc::clone(&concurrency),
+                live: Arc::clone(&live),
+            };
+            let attempt = stack(spec, Arc::clone(&provider), parts, store, metrics);
             let handle = ProviderHandle {
                 name: Arc::from(name.as_str()),
                 spec: spec.clone(),
@@ -192,6 +250,7 @@ impl RouteTable {
                 provider,
                 breaker,
                 limiter,
+                concurrency,
                 live,
                 attempt,
             };
@@ -301,6 +360,7 @@ impl RouteTable {
                 capabilities,
                 targets,
                 provider_tpm: provider_tpm.into(),
+                warnings: warnings(spec.targets.len()),
             };
             routes.insert(name.clone(), Arc::new(handle));
         }

@@ -20,7 +20,8 @@ use super::flows::flights::Flights;
 use crate::cache::ResponseCache;
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
 use crate::metrics::Metrics;
-use crate::resilience::KeyedLimiter;
+use crate::metrics::warn::WarnEvery;
+use crate::resilience::{KeyedLimiter, Refused};
 use crate::routing::RouteTable;
 use crate::state::Store;
 
@@ -63,6 +64,9 @@ pub struct AppState {
     pub drain_delay_override: Option<std::time::Duration>,
     /// See [`super::DispatchHook`]; `None` in the binary.
     pub dispatch_hook: Option<super::DispatchHook>,
+    /// Admission's warning when the state store cannot check limits
+    /// (`fail_closed`): at most one line a second, with a count.
+    pub(crate) store_refusals: WarnEvery,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -167,6 +171,7 @@ impl AppState {
             listen_override,
             drain_delay_override: None,
             dispatch_hook: None,
+            store_refusals: WarnEvery::per_second(),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             flights: Flights::default(),
@@ -232,7 +237,14 @@ impl AppState {
                 let generation = runtime.generation;
                 for gone in current.table.providers.keys() {
                     if !runtime.table.providers.contains_key(gone) {
-                        let _ = self.metrics.breaker_state.remove_label_values(&[gone]);
+                        let m = &self.metrics;
+                        for gauge in [&m.breaker_state, &m.provider_limit, &m.provider_in_flight] {
+                            let _ = gauge.remove_label_values(&[gone]);
+                        }
+                        for why in Refused::ALL {
+                            let labels = [gone.as_str(), why.label()];
+                            let _ = m.provider_refusals.remove_label_values(&labels);
+                        }
                     }
                 }
                 let server = &runtime.policy.server;

@@ -8,8 +8,8 @@
 //! Under both, a settlement is applied locally and parked (`pending.rs`) to
 //! be replayed on the next round trip that reaches Redis. Errors are
 //! counted, `switchyard_state_up` follows the last call, and warnings are
-//! logged at most once a second. Must not block: the only waits are the
-//! bounded round trips.
+//! logged at most once a second, each with the count of those held back.
+//! Must not block: the only waits are the bounded round trips.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -24,9 +24,7 @@ use super::remote::Remote;
 use super::types::{Add, Adjust, Admit, Cap, StoreError, Take, Unavailable};
 use crate::config::OnStateError;
 use crate::metrics::Metrics;
-
-/// At most one warning line per this long.
-const WARN_EVERY: Duration = Duration::from_secs(1);
+use crate::metrics::warn::WarnEvery;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -34,7 +32,7 @@ pub(crate) struct Shared {
     on_error: OnStateError,
     local: Memory,
     pending: Mutex<Pending>,
-    last_warning: Mutex<Option<Instant>>,
+    warnings: WarnEvery,
 }
 
 /// The operation, as the `op` label of the state metrics.
@@ -75,7 +73,7 @@ impl Shared {
             on_error,
             local: Memory::default(),
             pending: Mutex::default(),
-            last_warning: Mutex::new(None),
+            warnings: WarnEvery::per_second(),
         })
     }
 
@@ -119,32 +117,25 @@ impl Shared {
         result
     }
 
-    /// Whether a warning may be logged now (at most one per second).
-    fn may_warn(&self) -> bool {
-        let now = Instant::now();
-        let mut last = lock(&self.last_warning);
-        if last.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
-            return false;
-        }
-        *last = Some(now);
-        true
-    }
-
     fn warn(&self, op: Op, e: &Unavailable) {
-        if !self.may_warn() {
+        let Some(suppressed) = self.warnings.check() else {
             return;
-        }
+        };
         let meanwhile = match self.on_error {
             OnStateError::FailOpen => "serving with per-replica limits",
             OnStateError::FailClosed => "refusing requests that need limits or budgets",
         };
-        tracing::warn!(op = op.label(), error = %e, "state store: Redis call failed; {meanwhile}");
+        tracing::warn!(op = op.label(), error = %e, suppressed, "state store: Redis call failed; {meanwhile}");
     }
 
     fn warn_dropped(&self, dropped: usize) {
-        if dropped > 0 && self.may_warn() {
+        if dropped == 0 {
+            return;
+        }
+        if let Some(suppressed) = self.warnings.check() {
             tracing::warn!(
                 dropped,
+                suppressed,
                 "state store: too many settlements waiting for Redis; some were dropped"
             );
         }

@@ -399,6 +399,14 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
     m.state_duration
         .with_label_values(&["admit"])
         .observe(0.001);
+    m.provider_limit.with_label_values(&["p"]).set(1);
+    m.provider_in_flight.with_label_values(&["p"]).set(1);
+    m.provider_refusals
+        .with_label_values(&["p", "at_limit"])
+        .inc();
+    m.connections_closed
+        .with_label_values(&["idle_timeout"])
+        .inc();
     let text = m.render();
     let exprs: Vec<String> = dash["panels"]
         .as_array()
@@ -422,6 +430,11 @@ fn grafana_dashboard_queries_only_metrics_that_exist() {
         ("switchyard_budget_remaining", "by (key)"),
         ("switchyard_state_errors_total", "by (op)"),
         ("switchyard_state_up", "min("),
+        ("switchyard_provider_concurrency_limit", "by (provider)"),
+        (
+            "switchyard_provider_refusals_total",
+            "by (provider, reason)",
+        ),
     ] {
         assert!(
             exprs.iter().any(|e| e.contains(metric) && e.contains(by)),

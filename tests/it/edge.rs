@@ -253,12 +253,12 @@ async fn cors_follows_policy_reloads() {
 /// are captured. `#[tokio::test]` runs a current-thread runtime on the test's
 /// thread, and the in-process gateway's tasks (hyper connections, request
 /// handling, the access log) are spawned on it, so they log here too.
-struct Logs {
+pub(crate) struct Logs {
     buf: Arc<Mutex<Vec<u8>>>,
     _scope: tracing::subscriber::DefaultGuard,
 }
 
-fn capture_logs() -> Logs {
+pub(crate) fn capture_logs() -> Logs {
     // tracing-core caches each callsite's interest for the whole process.
     // While exactly one dispatcher is registered, it works that interest out
     // from the default of whichever thread reaches the callsite first
@@ -294,11 +294,11 @@ fn capture_logs() -> Logs {
 
 impl Logs {
     /// Everything logged so far, as text.
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).to_string()
     }
 
-    fn lines_with(&self, text: &str) -> Vec<String> {
+    pub(crate) fn lines_with(&self, text: &str) -> Vec<String> {
         self.text()
             .lines()
             .filter(|l| l.contains(text))

@@ -160,7 +160,9 @@ async fn open_streams_hold_permits_and_health_stays_outside_the_limit() {
         }
     })
     .await;
-    let gw = gateway(&one_route(&up, "  max_concurrent_requests: 2\n", "")).await;
+    // The provider may take all of the two slots: the edge limit is tested here.
+    let server = "  max_concurrent_requests: 2\n  provider_share: 1.0\n";
+    let gw = gateway(&one_route(&up, server, "")).await;
     let stream_body =
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "s"}]});
     let s1 = gw.spawn_post("/v1/chat/completions", stream_body.clone());

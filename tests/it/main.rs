@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adaptive;
 mod affinity;
 mod api;
 mod architecture;
@@ -31,11 +32,13 @@ mod kind_gemini;
 mod lifecycle;
 mod messages;
 mod mock_parity;
+mod peers;
 mod replicas;
 mod rerank;
 mod resilience;
 mod responses;
 mod responses_stored;
+mod saturation;
 mod sdk_anthropic;
 mod sdk_completions;
 mod sdk_providers;
@@ -46,3 +49,4 @@ mod state_store;
 mod strategies;
 mod stream_cache;
 mod usage;
+mod warnings;

@@ -12,8 +12,10 @@
 //! scope. What was reserved goes into the request context as a
 //! [`Settlement`] (see `settlement`), settled with the real usage when the
 //! response ends. Provider limits are not here: they are per attempt, in
-//! each target's attempt stack. Must not decide routes or parse answers;
-//! the store decides nothing about keys.
+//! each target's attempt stack. When the store refuses to answer
+//! (`fail_closed` during an outage) the refusal is logged at most once a
+//! second, with the count of the others. Must not decide routes or parse
+//! answers; the store decides nothing about keys.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,7 +24,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::config::{BudgetPeriod, KeyBudget};
 use crate::routing::RouteHandle;
 use crate::server::edge::context::RequestCtx;
-use crate::state::{Admit, Cap, StoreError, Take, Which, period};
+use crate::state::{Admit, Cap, Take, Which, period};
 
 use super::keys::KeyEntry;
 use super::settlement::{Bucket, Counter, MICROS, Settlement};
@@ -176,7 +178,13 @@ async fn reserve(
                 }
             });
         }
-        Err(e) => return Err(unavailable(&e)),
+        Err(e) => {
+            // Under `fail_closed` every request would say this: one line a second.
+            if let Some(suppressed) = ctx.state.store_refusals.check() {
+                tracing::warn!(error = %e, suppressed, "limits and budgets could not be checked; refusing");
+            }
+            return Err(unavailable());
+        }
     }
     Ok(Some(Settlement {
         store: store.clone(),
@@ -223,8 +231,7 @@ fn budget_spent(alias: &str, c: &Counter, period: BudgetPeriod) -> GatewayError 
     .final_after_retries()
 }
 
-fn unavailable(e: &StoreError) -> GatewayError {
-    tracing::warn!(error = %e, "limits and budgets could not be checked");
+fn unavailable() -> GatewayError {
     GatewayError::new(
         ErrorKind::Unavailable,
         "Limits and budgets cannot be checked right now (the shared state store is unavailable); the gateway is set to refuse rather than serve unchecked. Retry shortly.",

@@ -4,12 +4,16 @@
 //! Place in the pipeline: the outermost layer. It waits for a connection
 //! slot (`server.connections.max`: beyond it connections wait in the
 //! kernel's backlog instead of exhausting file descriptors), accepts with
-//! backoff on errors (a full fd table must not spin), and serves HTTP/1.1
-//! and HTTP/2 with a header-read timeout (which, for HTTP/1, also bounds the
-//! wait for the next request on a kept-alive connection), HTTP/2 keep-alive
-//! pings and a stream cap, and an idle timeout that closes a connection with
-//! no request in flight. Settings are read from the live policy for each new
-//! connection. Every connection is served by a clone of the edge stack
+//! backoff on errors (a full fd table must not spin; the warning is written
+//! at most once a second, with a count), closes at once a connection from
+//! a peer that holds `max_per_peer` already (`peers`), and serves HTTP/1.1
+//! and HTTP/2 with a first-request timeout (a connection that has not sent a
+//! whole request head within `first_request_timeout` of being accepted is
+//! closed, so idle sockets cannot sit on slots), a header-read timeout
+//! (which, for HTTP/1, also bounds the wait for the next request on a
+//! kept-alive connection), HTTP/2 keep-alive pings and a stream cap, and an
+//! idle timeout that closes a connection with no request in flight.
+//! Settings are read from the live policy for each new connection. Every connection is served by a clone of the edge stack
 //! that `stack` builds once, with the connection's peer address and
 //! activity counter added to each request. Shutdown goes: not ready (`/readyz` 503) for
 //! `server.drain_delay` while still serving, then stop accepting, then drain
@@ -29,8 +33,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conn::{ConnActivity, ConnInfo};
+use super::peers::Peers;
 use super::stack;
 use crate::config::ConnectionSettings;
+use crate::metrics::warn::WarnEvery;
 use crate::server::state::AppState;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -50,6 +56,19 @@ pub(crate) async fn serve(
     let graceful = GracefulShutdown::new();
     let edge = stack::build(&state);
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let peers = Arc::new(Peers::default());
+    let (accept_warnings, peer_warnings) = (WarnEvery::per_second(), WarnEvery::per_second());
+    let closed = |reason: &str| {
+        state
+            .metrics
+            .connections_closed
+            .with_label_values(&[reason])
+    };
+    let (over_cap, unrequested, idled) = (
+        closed("per_peer_limit"),
+        closed("first_request_timeout"),
+        closed("idle_timeout"),
+    );
     loop {
         let slot = tokio::select! {
             _ = stop_accepting.cancelled() => break,
@@ -64,8 +83,8 @@ pub(crate) async fn serve(
                 }
                 Err(e) => {
                     state.metrics.accept_errors.inc();
-                    if backoff == ACCEPT_BACKOFF_MIN {
-                        tracing::warn!("accept failed: {e}; backing off");
+                    if let Some(suppressed) = accept_warnings.check() {
+                        tracing::warn!(suppressed, "accept failed: {e}; backing off");
                     }
                     tokio::select! {
                         _ = stop_accepting.cancelled() => break,
@@ -76,8 +95,16 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let settings = state.runtime.load().policy.server.connections.clone();
+        let Ok(peer_place) = peers.enter(peer.ip(), &settings) else {
+            over_cap.inc();
+            if let Some(suppressed) = peer_warnings.check() {
+                let (ip, max) = (peer.ip(), settings.max_per_peer);
+                tracing::warn!(%ip, max, suppressed, "peer holds its connections.max_per_peer; closing a new one");
+            }
+            continue; // closes it, and gives the slot back
+        };
+        let _ = stream.set_nodelay(true);
         let activity = Arc::new(ConnActivity::default());
         let info = ConnInfo {
             peer,
@@ -94,15 +121,21 @@ pub(crate) async fn serve(
             .into_owned();
         let conn = graceful.watch(conn);
         let metrics = Arc::clone(&state.metrics);
+        let (unrequested, idled) = (unrequested.clone(), idled.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let _places = (slot, peer_place);
             metrics.client_connections.inc();
             tokio::select! {
                 ended = conn => if let Err(e) = ended {
                     tracing::debug!("connection ended: {e}");
                 },
                 _ = idle(&activity, settings.idle_timeout) => {
+                    idled.inc();
                     tracing::debug!("closing idle connection");
+                }
+                _ = unrequested_for(&activity, settings.first_request_timeout) => {
+                    unrequested.inc();
+                    tracing::debug!("closing a connection that sent no request");
                 }
             }
             metrics.client_connections.dec();
@@ -128,6 +161,15 @@ fn builder(s: &ConnectionSettings) -> hyper_util::server::conn::auto::Builder<To
         .keep_alive_timeout(s.http2_keep_alive_timeout)
         .max_concurrent_streams(s.http2_max_concurrent_streams);
     b
+}
+
+/// Completes when no request has come `within` of the connection's start;
+/// never once one has.
+async fn unrequested_for(activity: &ConnActivity, within: Duration) {
+    tokio::time::sleep(within).await;
+    if activity.requested.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Completes once the connection has had no request in flight for `limit`.

@@ -4,18 +4,21 @@
 //! Place in the pipeline: `accept` makes one [`ConnActivity`] per
 //! connection and adds a [`ConnInfo`] to each of its requests; `account`
 //! marks a request in flight ([`ConnGuard`]) until its response body ends,
-//! and `accept`'s idle timer waits for the count to reach zero. Must not
+//! and `accept`'s idle timer waits for the count to reach zero; its
+//! first-request timer reads whether any request came at all. Must not
 //! decide anything about requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Counts requests in flight on one client connection (for its idle timeout).
+/// Counts requests in flight on one client connection (for its idle
+/// timeout), and whether one has come at all (its first-request timeout).
 #[derive(Debug, Default)]
 pub(crate) struct ConnActivity {
     pub in_flight: AtomicUsize,
     pub changed: tokio::sync::Notify,
+    pub requested: AtomicBool,
 }
 
 /// What `accept` knows about a request's connection; a request extension.
@@ -31,6 +34,7 @@ pub(super) struct ConnGuard(Arc<ConnActivity>);
 
 impl ConnGuard {
     pub(super) fn enter(a: &Arc<ConnActivity>) -> Self {
+        a.requested.store(true, Ordering::SeqCst);
         a.in_flight.fetch_add(1, Ordering::SeqCst);
         a.changed.notify_waiters();
         ConnGuard(Arc::clone(a))

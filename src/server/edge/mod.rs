@@ -1,7 +1,7 @@
 //! The edge: everything between a client's socket and the router.
 //!
 //! Place in the pipeline: the outermost part of `server`. `accept` owns
-//! client connections (limits, timeouts, drain); `stack` assembles the edge
+//! client connections (limits, per-peer caps with `peers`, timeouts, drain); `stack` assembles the edge
 //! tower layers once (request id, trace span, accounting, catch-panic, CORS,
 //! compression, decompression, then the health bypass, load shed and
 //! concurrency limit in front of the router); `context` is the one request
@@ -14,6 +14,7 @@ mod conn;
 pub(crate) mod context;
 pub(crate) mod cors;
 pub(crate) mod limit;
+mod peers;
 pub(crate) mod permit;
 mod stack;
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! the per-item flow (`flows::items`): looked up in the cache, the misses
 //! deduplicated and fetched once (shared with identical requests), split
 //! into sub-batches no larger than any target accepts and sent in parallel
-//! (bounded, `fanout`) with retries and failover per sub-batch, then
+//! (as wide as the providers' concurrency limits allow, or
+//! `fanout.max_concurrency`) with retries and failover per sub-batch, then
 //! reassembled in input order. `x-switchyard-cache` says hit, miss or
 //! partial, and `x-switchyard-cached-inputs` how many inputs came from the
 //! cache (or a shared identical call). Usage counts the tokens of the
@@ -26,7 +27,7 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
 use crate::fanout::fan_out;
 use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, execute};
+use crate::routing::{Call, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
 use crate::server::flows::items::{self, Items, Upstream};
@@ -147,7 +148,9 @@ async fn fetch(
         .observe(inputs.len() as f64);
     let expected = inputs.len();
     let sub_batch = route.sub_batch;
-    let replies = fan_out(inputs, sub_batch, route.spec.max_concurrency, |chunk| {
+    // As wide as the providers' concurrency limits allow now (see `fanout_width`).
+    let width = || fanout_width(&rt.table, &route);
+    let replies = fan_out(inputs, sub_batch, width, |chunk| {
         let (rt, route, metrics, extra) = (&rt, &route, &metrics, &extra);
         async move {
             metrics.fanout_sub_batches.with_label_values(&[name]).inc();
