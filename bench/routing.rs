@@ -8,10 +8,11 @@
 //! - least_latency vs weighted against a slow (50ms) and a fast (10ms)
 //!   target: the share the fast one got, p50 and p99;
 //! - the strategies' CPU cost: ordering a route's targets (ns per call, in
-//!   a loop), and the whole chat hot path per request (process CPU time,
-//!   Linux `/proc/self/stat`) for each strategy against an instant
-//!   upstream, as a ratio to `failover` measured in the same run, rounds
-//!   interleaved so drift hits every strategy alike.
+//!   a loop), and the whole chat hot path per request (the CPU time of
+//!   every thread of the process, Linux `/proc/self/task/*/schedstat`:
+//!   client, gateway and fake upstream together) for each strategy against
+//!   an instant upstream, as a ratio to `failover` measured in the same
+//!   run, rounds interleaved so drift hits every strategy alike.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -210,15 +211,18 @@ async fn split(client: &reqwest::Client, n: usize) {
     g.gw.wait().await;
 }
 
-/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+/// This process's CPU time so far: the sum over its threads of the time
+/// each ran (`/proc/self/task/*/schedstat`, nanoseconds; Linux only).
 fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue; // a thread that just ended
+        };
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
 }
 
 const STRATEGIES: [&str; 5] = [
@@ -294,17 +298,20 @@ async fn hot_path(client: &reqwest::Client, n: usize) {
         ));
     }
     let g = start(format!("{}{routes}", providers(&[&instant, &instant]))).await;
-    let rounds = 10;
+    let rounds = 20;
     let per_round = (n / rounds).max(50);
     println!(
-        "\n== chat hot path per strategy: {} sequential requests each, {rounds} interleaved rounds ==",
+        "\n== chat hot path per strategy: {} sequential requests each, {rounds} interleaved rounds, each starting with another strategy ==",
         per_round * rounds
     );
     let mut cpu = [Duration::ZERO; STRATEGIES.len()];
     let mut wall: Vec<Vec<Duration>> = vec![Vec::new(); STRATEGIES.len()];
     run(client, &g.url, "failover", 200, 1).await; // warm-up
-    for _ in 0..rounds {
-        for (i, s) in STRATEGIES.iter().enumerate() {
+    for round in 0..rounds {
+        // Each round starts with another strategy, so no one always goes first.
+        for k in 0..STRATEGIES.len() {
+            let i = (round + k) % STRATEGIES.len();
+            let s = STRATEGIES[i];
             let before = cpu_time();
             let r = run(client, &g.url, s, per_round, 1).await;
             if let (Some(b), Some(a)) = (before, cpu_time()) {
