@@ -260,6 +260,9 @@ impl Call for Sized {
     fn estimated_tokens(&self) -> u64 {
         self.0
     }
+    fn affinity(&self) -> Option<u64> {
+        Some(7)
+    }
     async fn attempt(
         self: Arc<Self>,
         _: Arc<dyn Provider>,
@@ -323,4 +326,35 @@ fn a_call_over_a_window_never_reaches_that_target_and_fallbacks_take_over() {
     );
     let mut bare = Plan::new(&t, &t.routes["bare"], &Sized(5000));
     assert!(bare.too_long() && bare.next().is_none());
+}
+
+#[test]
+fn affinity_puts_the_conversation_s_target_first_unless_it_is_open_or_full() {
+    let t = table_with(
+        "  p0: {kind: mock}\n  p1: {kind: mock, concurrency: {max_in_flight: 1}}\n  p2: {kind: mock}\n",
+        "  r:\n    affinity: {by: user}\n    targets: [{provider: p0}, {provider: p1}]\n",
+    );
+    let r = &t.routes["r"];
+    let first = |t: &RouteTable| {
+        let mut plan = Plan::new(t, r, &Sized(10));
+        steps(&mut plan)[0].clone()
+    };
+    assert_eq!(first(&t), "p0/r", "no conversation yet: as listed");
+    let affinity = r.affinity.as_ref().unwrap();
+    affinity.set(
+        7,
+        super::affinity::Pin {
+            provider: Arc::from("p1"),
+            model: Arc::from("r"),
+        },
+    );
+    assert_eq!(first(&t), "p1/r", "its target first");
+    // Full (its bulkhead at its limit): the strategy decides.
+    let held = hold(&t, "p1", 1);
+    assert_eq!(first(&t), "p0/r");
+    drop(held);
+    assert_eq!(first(&t), "p1/r");
+    // Its breaker open: the strategy decides.
+    open_breaker(&t, "p1");
+    assert_eq!(first(&t), "p0/r");
 }
