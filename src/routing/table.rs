@@ -47,6 +47,8 @@ pub struct ProviderHandle {
     /// Bulkhead -> limit -> TPM hold -> breaker -> measure -> metrics ->
     /// adapter, built once.
     pub attempt: AttemptStack,
+    /// "Stream failed mid-way" at most once a second, with the count.
+    pub stream_breaks: WarnEvery,
 }
 
 #[derive(Debug)]
@@ -259,6 +261,7 @@ impl RouteTable {
                 concurrency,
                 live,
                 attempt,
+                stream_breaks: WarnEvery::per_second(),
             };
             providers.insert(name.clone(), Arc::new(handle));
         }
