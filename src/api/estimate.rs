@@ -16,6 +16,11 @@ pub trait Routed {
     fn max_output_tokens(&self) -> u64 {
         0
     }
+    /// The body as a JSON object, for requests that keep one (what a
+    /// conversation key is read from).
+    fn body(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        None
+    }
 }
 
 /// `max_completion_tokens`, `max_tokens` or `max_output_tokens`, times `n`.
@@ -68,6 +73,9 @@ macro_rules! routed_by_body {
             }
             fn max_output_tokens(&self) -> u64 {
                 max_output_tokens(&self.body)
+            }
+            fn body(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+                Some(&self.body)
             }
         }
     )*};

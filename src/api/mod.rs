@@ -4,6 +4,7 @@
 //! (upstream side). Pure data and encoding: must not do I/O, routing or
 //! status-code mapping (that is `server`'s job).
 
+pub mod affinity;
 pub mod chat;
 pub mod completions;
 pub mod continuation;

@@ -16,6 +16,33 @@ use serde::Deserialize;
 
 use super::sse::{SseDecoder, SseEvent};
 
+/// How far from the end of a body [`output_tokens_hint`] looks.
+pub const HINT_TAIL: usize = 4096;
+
+/// The output tokens a whole JSON answer reports (`completion_tokens`, or
+/// `output_tokens` in the Responses and Messages dialects), found by a scan
+/// of the last [`HINT_TAIL`] bytes (where every dialect puts its usage)
+/// rather than a parse: cheap enough for every answer, for routing's
+/// latency per output token. `None` when absent.
+pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
+    const KEYS: [&[u8]; 2] = [b"\"completion_tokens\"", b"\"output_tokens\""];
+    let body = &body[body.len().saturating_sub(HINT_TAIL)..];
+    let at = KEYS
+        .iter()
+        .filter_map(|k| {
+            body.windows(k.len())
+                .rposition(|w| w == *k)
+                .map(|i| i + k.len())
+        })
+        .max()?;
+    let rest = body[at..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
 /// Tokens of one answer. `cached` is the part of `prompt` the provider
 /// served from its own prompt cache (priced apart), not gateway cache hits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -333,6 +360,19 @@ mod tests {
               \"output_tokens\":4,\"total_tokens\":12}}}\n\n",
         );
         assert_eq!(tap.usage(), Some(u(8, 4, 0)));
+    }
+
+    #[test]
+    fn the_output_token_hint_reads_each_dialect_without_a_parse() {
+        let chat = br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens": 42,"total_tokens":51}}"#;
+        assert_eq!(output_tokens_hint(chat), Some(42));
+        let messages = br#"{"content":[],"usage":{"input_tokens":3,"output_tokens":7}}"#;
+        assert_eq!(output_tokens_hint(messages), Some(7));
+        assert_eq!(output_tokens_hint(br#"{"choices":[]}"#), None);
+        assert_eq!(
+            output_tokens_hint(br#"{"usage":{"completion_tokens":null}}"#),
+            None
+        );
     }
 
     #[test]

@@ -41,6 +41,17 @@ pub struct KeySpec {
     pub budget: Option<KeyBudget>,
     /// Free-form metadata (`team: search`), for operators; not metric labels.
     pub labels: BTreeMap<String, String>,
+    /// What the key's requests may override per request, by header.
+    pub overrides: Overrides,
+}
+
+/// `keys.<alias>.overrides`: per-request routing headers a key may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overrides {
+    /// `x-switchyard-route-strategy`.
+    pub strategy: bool,
+    /// `x-switchyard-targets`.
+    pub targets: bool,
 }
 
 /// A spending cap per calendar period (UTC).

@@ -216,6 +216,17 @@ pub(super) fn keys(
                 usd,
             })
         });
+        let mut overrides = Overrides::default();
+        for (i, what) in k.overrides.iter().flatten().enumerate() {
+            match what.as_str() {
+                "strategy" => overrides.strategy = true,
+                "targets" => overrides.targets = true,
+                other => cx.errors.at(
+                    &loc.field("overrides").index(i),
+                    format!("unknown override {other:?} (expected strategy or targets)"),
+                ),
+            }
+        }
         if let (true, Some(secret_sha256)) = (cx.errors.len() == before, secret) {
             out.push(KeySpec {
                 alias: alias.clone(),
@@ -225,6 +236,7 @@ pub(super) fn keys(
                 tpm,
                 budget,
                 labels: k.labels.clone(),
+                overrides,
             });
         }
     }

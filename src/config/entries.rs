@@ -14,6 +14,7 @@ use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::{RawBudget, RawConcurrency, RawProvider, RawRoute};
 use super::report::Loc;
+use super::route_entries;
 use super::validate::Merged;
 
 /// Shipped default timeouts (the reasons are in docs/failure-behaviour.md):
@@ -169,15 +170,14 @@ pub(super) fn route(
 ) -> Option<RouteSpec> {
     let errors_before = cx.errors.len();
     let strategy = match r.strategy.as_deref() {
-        None | Some("failover") => Strategy::Failover,
-        Some("weighted") => Strategy::Weighted,
-        Some(other) => {
+        None => Strategy::Failover,
+        Some(name) => Strategy::parse(name).unwrap_or_else(|| {
             cx.errors.at(
                 &loc.field("strategy"),
-                format!("unknown strategy {other:?} (expected failover or weighted)"),
+                format!("unknown strategy {name:?} (expected {})", Strategy::NAMES),
             );
             Strategy::Failover
-        }
+        }),
     };
     if r.targets.is_empty() {
         cx.errors
@@ -186,58 +186,15 @@ pub(super) fn route(
     let patterns = r.patterns.clone().unwrap_or_default();
     let aliases = r.aliases.clone().unwrap_or_default();
     super::names::check_route_names(cx.errors, loc, &patterns, &aliases);
-    let mut targets = Vec::new();
-    for (i, t) in r.targets.iter().enumerate() {
-        let tloc = loc.field("targets").index(i);
-        let Some(pname) = t.provider.as_deref() else {
-            cx.errors.at(&tloc.field("provider"), "is required");
-            continue;
-        };
-        let provider_max = match providers.get(pname) {
-            Some(p) => p.max_batch_inputs,
-            None if m.providers.contains_key(pname) => 1, // invalid provider, reported already
-            None => {
-                let known: Vec<&str> = m.providers.keys().map(String::as_str).collect();
-                cx.errors.at(
-                    &tloc.field("provider"),
-                    format!(
-                        "unknown provider {pname:?} (defined: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-                1
-            }
-        };
-        let weight = t.weight.unwrap_or(1);
-        if weight == 0 {
-            cx.errors.at(&tloc.field("weight"), "must be at least 1");
-        }
-        let max_batch_inputs = cx.positive(
-            &tloc.field("max_batch_inputs"),
-            t.max_batch_inputs,
-            provider_max,
-        );
-        // A pattern route forwards the name the client asked for.
-        let model = match &t.model {
-            Some(m) => {
-                super::names::check_model_template(cx.errors, &tloc.field("model"), m);
-                m.clone()
-            }
-            None if !patterns.is_empty() => "{model}".to_string(),
-            None => name.to_string(),
-        };
-        targets.push(TargetSpec {
-            location: cx.errors.location(tloc.file(), tloc.path()),
-            provider: pname.to_string(),
-            model,
-            weight,
-            max_batch_inputs: max_batch_inputs.min(provider_max),
-        });
-    }
+    let targets = route_entries::targets(
+        cx,
+        &loc.field("targets"),
+        name,
+        !patterns.is_empty(),
+        &r.targets,
+        m,
+        providers,
+    );
     let rr = r.retry.as_ref();
     let max_attempts = rr.and_then(|r| r.max_attempts).unwrap_or(3);
     if !(1..=10).contains(&max_attempts) {
@@ -359,7 +316,25 @@ pub(super) fn route(
             "must be at least 1",
         );
     }
+    let latency_decay = cx.duration(
+        &loc.field("latency.decay"),
+        &r.latency.as_ref().and_then(|l| l.decay.clone()),
+        Duration::from_secs(10),
+    );
+    let hedge = r
+        .hedge
+        .as_ref()
+        .map(|h| route_entries::hedge(cx, &loc.field("hedge"), h));
+    let affinity = r
+        .affinity
+        .as_ref()
+        .map(|a| route_entries::affinity(cx, &loc.field("affinity"), a));
+    let fallbacks = route_entries::fallbacks(cx, &loc.field("fallbacks"), name, r, m, providers);
     (cx.errors.len() == errors_before).then(|| RouteSpec {
+        latency_decay,
+        hedge,
+        affinity,
+        fallbacks,
         tpm,
         unsupported,
         messages_max_tokens,

@@ -22,6 +22,7 @@ mod node;
 mod policy;
 mod raw;
 mod report;
+mod route_entries;
 mod shape;
 mod state_entries;
 mod telemetry;
@@ -230,6 +231,8 @@ mod access_tests;
 mod error_tests;
 #[cfg(test)]
 mod names_tests;
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod state_tests;
 #[cfg(test)]

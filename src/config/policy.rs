@@ -175,10 +175,132 @@ pub struct BreakerSpec {
     pub count_rate_limits: bool,
 }
 
+/// How a route orders its targets for each call (`strategy:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
+    /// As listed.
     Failover,
+    /// Random, biased by `weight`.
     Weighted,
+    /// Power of two choices by peak-EWMA latency times calls in flight.
+    LeastLatency,
+    /// Fewest calls in flight relative to the provider's concurrency limit.
+    LeastBusy,
+    /// Cheapest by `prices:` at the call's token estimate, ties by latency.
+    Cost,
+}
+
+impl Strategy {
+    pub const NAMES: &'static str = "failover, weighted, least_latency, least_busy or cost";
+
+    pub fn parse(name: &str) -> Option<Strategy> {
+        Some(match name {
+            "failover" => Strategy::Failover,
+            "weighted" => Strategy::Weighted,
+            "least_latency" => Strategy::LeastLatency,
+            "least_busy" => Strategy::LeastBusy,
+            "cost" => Strategy::Cost,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Failover => "failover",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastLatency => "least_latency",
+            Strategy::LeastBusy => "least_busy",
+            Strategy::Cost => "cost",
+        }
+    }
+}
+
+/// `routes.<name>.hedge`: a second attempt on another target when the first
+/// is slow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HedgeSpec {
+    pub delay: HedgeDelay,
+    /// Hedges sent per second at most (a bucket of this size).
+    pub max_per_second: f64,
+}
+
+/// When a hedge is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeDelay {
+    /// After this long without an answer.
+    Fixed(Duration),
+    /// After this percentile (0 < p < 100) of the first target's recent
+    /// latency; no hedge until it has enough samples.
+    Percentile(f64),
+}
+
+/// `routes.<name>.affinity`: requests of one conversation to one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffinitySpec {
+    pub by: AffinityBy,
+    /// A conversation not seen for this long is forgotten.
+    pub ttl: Duration,
+    /// Conversations remembered at most (per route and replica).
+    pub max_entries: usize,
+}
+
+/// What identifies a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AffinityBy {
+    /// The body's `prompt_cache_key`, `safety_identifier` or `user`
+    /// (Messages: `metadata.user_id`), the first one present.
+    User,
+    /// A request header (lower-case name).
+    Header(String),
+    /// A hash of the leading `n` messages (with the system prompt).
+    Prefix(usize),
+}
+
+/// An error class a route can fall back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackClass {
+    ContextWindow,
+    ContentPolicy,
+    Quota,
+}
+
+/// `routes.<name>.fallbacks`: other targets for errors of a class.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fallbacks {
+    pub context_window: Option<Fallback>,
+    pub content_policy: Option<Fallback>,
+    pub quota: Option<Fallback>,
+}
+
+impl Fallbacks {
+    pub fn get(&self, class: FallbackClass) -> Option<&Fallback> {
+        match class {
+            FallbackClass::ContextWindow => self.context_window.as_ref(),
+            FallbackClass::ContentPolicy => self.content_policy.as_ref(),
+            FallbackClass::Quota => self.quota.as_ref(),
+        }
+    }
+
+    /// Every fallback with its class.
+    pub fn iter(&self) -> impl Iterator<Item = (FallbackClass, &Fallback)> {
+        [
+            (FallbackClass::ContextWindow, &self.context_window),
+            (FallbackClass::ContentPolicy, &self.content_policy),
+            (FallbackClass::Quota, &self.quota),
+        ]
+        .into_iter()
+        .filter_map(|(c, f)| f.as_ref().map(|f| (c, f)))
+    }
+}
+
+/// One fallback: its own target list, or another route's (copied in when
+/// the policy is validated; that route's own fallbacks are not followed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fallback {
+    /// `file:line: routes.<name>.fallbacks.<class>`, for later errors.
+    pub location: String,
+    pub route: Option<String>,
+    pub targets: Vec<TargetSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +328,11 @@ pub struct RouteSpec {
     pub endpoints: Vec<Endpoint>,
     /// Tokens per minute across every caller of this route.
     pub tpm: Option<u64>,
+    /// How fast `least_latency` forgets a latency peak (`latency.decay`).
+    pub latency_decay: Duration,
+    pub hedge: Option<HedgeSpec>,
+    pub affinity: Option<AffinitySpec>,
+    pub fallbacks: Fallbacks,
     /// What a translated Messages or Responses request does with a feature
     /// chat cannot express (built-in tools, unknown fields): refused
     /// (default) or dropped and named in `x-switchyard-ignored`.
@@ -283,6 +410,9 @@ pub struct TargetSpec {
     pub model: String,
     pub weight: u32,
     pub max_batch_inputs: usize,
+    /// Tokens (prompt + output bound) the model takes; a call estimated
+    /// over it skips the target.
+    pub context_window: Option<u64>,
 }
 
 impl TargetSpec {

@@ -59,6 +59,8 @@ pub(super) struct RawKey {
     pub budget: Option<RawKeyBudget>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// What this key's requests may override per request (`strategy`, `targets`).
+    pub overrides: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,12 +256,56 @@ pub(super) struct RawRoute {
     pub messages: Option<RawRouteMessages>,
     pub stream_continuation: Option<bool>,
     pub stream_min_rate: Option<RawStreamRate>,
+    pub latency: Option<RawLatency>,
+    pub hedge: Option<RawHedge>,
+    pub affinity: Option<RawAffinity>,
+    pub fallbacks: Option<RawFallbacks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouteMessages {
     pub default_max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLatency {
+    pub decay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHedge {
+    /// A duration (`150ms`) or a percentile of the target's latency (`p95`).
+    pub delay: Option<String>,
+    pub max_per_second: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAffinity {
+    pub by: Option<String>,
+    pub header: Option<String>,
+    pub messages: Option<usize>,
+    pub ttl: Option<String>,
+    pub max_entries: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFallbacks {
+    pub context_window: Option<RawFallback>,
+    pub content_policy: Option<RawFallback>,
+    pub quota: Option<RawFallback>,
+}
+
+/// Another route's targets (`route`) or a list of its own (`targets`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFallback {
+    pub route: Option<String>,
+    pub targets: Option<Vec<RawTarget>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +330,7 @@ pub(super) struct RawTarget {
     pub model: Option<String>,
     pub weight: Option<u32>,
     pub max_batch_inputs: Option<usize>,
+    pub context_window: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,7 @@ use super::fields::FieldReader;
 use super::policy::*;
 use super::raw::*;
 use super::report::{Errors, Loc};
-use super::{access_entries, state_entries};
+use super::{access_entries, route_entries, state_entries};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
@@ -193,7 +193,9 @@ pub(super) fn validate(
     if m.routes.is_empty() && cx.errors.is_empty() {
         cx.errors.push("routes", "no routes are defined");
     }
+    route_entries::resolve(&mut routes, &m, cx.errors);
     let prices = access_entries::prices(&mut cx, &m.prices);
+    route_entries::cost_prices(&routes, &prices, cx.errors);
     let keys = access_entries::keys(&mut cx, &m.keys, &routes, &prices);
     if server.auth == AuthMode::Required && m.keys.is_empty() {
         let file = m.server.as_ref().map_or("", |(f, _)| f.as_str());

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
     pub failovers: IntCounterVec,
+    pub hedges: IntCounterVec,
+    pub hedges_won: IntCounterVec,
+    pub hedges_refused: IntCounterVec,
     pub stream_interruptions: IntCounterVec,
     pub client_connections: IntGauge,
     pub accept_errors: IntCounter,
@@ -186,7 +189,7 @@ impl Metrics {
             ),
             upstream_duration: histogram(
                 "switchyard_upstream_duration_seconds",
-                "Upstream attempt latency until response headers.",
+                "Upstream attempt latency until the answer (a stream: its first event).",
                 &["provider"],
                 LATENCY_BUCKETS.to_vec(),
             ),
@@ -221,6 +224,21 @@ impl Metrics {
                 "switchyard_failovers_total",
                 "Moves from one target to the next after it failed.",
                 &["route"],
+            ),
+            hedges: counter(
+                "switchyard_hedges_total",
+                "Hedged attempts sent: a second attempt because the first had not answered in time.",
+                &["route"],
+            ),
+            hedges_won: counter(
+                "switchyard_hedges_won_total",
+                "Hedged attempts that answered first (the slow first attempt was cancelled).",
+                &["route"],
+            ),
+            hedges_refused: counter(
+                "switchyard_hedges_refused_total",
+                "Hedges not sent: the route's hedge rate cap (rate) or retry budget (budget) was spent.",
+                &["route", "reason"],
             ),
             breaker_state,
             breaker_transitions: counter(

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use super::scrub::Scrubber;
 use super::translate::TranslateError;
 use crate::api::error::envelope_with;
+pub use crate::config::FallbackClass;
 
 /// One attempt's failure. Its `Display` is the short description used in
 /// client messages and logs (never contains secrets).
@@ -76,6 +77,9 @@ pub struct ErrorClass {
     pub retryable: bool,
     pub moves_on: bool,
     pub trips_breaker: bool,
+    /// The class a route can name a fallback for (context window, content
+    /// policy, quota), when the kind recognised one.
+    pub fallback: Option<FallbackClass>,
 }
 
 /// One row of a kind's mapping table: `(retryable, moves_on,
@@ -122,6 +126,8 @@ pub struct Classification {
     pub param: Option<String>,
     /// More members of the envelope's `error` object (Azure's `innererror`).
     pub extra: Map<String, Value>,
+    /// The class a route can name a fallback for, when recognised.
+    pub fallback: Option<FallbackClass>,
 }
 
 impl Classification {
@@ -138,7 +144,14 @@ impl Classification {
             message: truncate(message),
             param: None,
             extra: Map::new(),
+            fallback: None,
         }
+    }
+
+    /// Says which fallback class the error is (see [`FallbackClass`]).
+    pub fn with_fallback(mut self, class: Option<FallbackClass>) -> Self {
+        self.fallback = class;
+        self
     }
 
     pub fn with_code(mut self, code: Option<String>) -> Self {
@@ -152,6 +165,7 @@ impl Classification {
             retryable: self.retryable,
             moves_on: self.moves_on,
             trips_breaker: self.trips_breaker,
+            fallback: self.fallback,
         }
     }
 
@@ -224,6 +238,15 @@ impl UpstreamError {
             | UpstreamError::TooLarge(_)
             | UpstreamError::Translate(_)
             | UpstreamError::Unsupported(_) => false,
+        }
+    }
+
+    /// The class of error a route can name a fallback for, when the
+    /// provider kind recognised one.
+    pub fn fallback_class(&self) -> Option<FallbackClass> {
+        match self {
+            UpstreamError::Classified { class, .. } => class.fallback,
+            _ => None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod body;
+pub mod classes;
 pub mod cohere;
 mod error;
 pub mod gemini;
@@ -55,7 +56,9 @@ use crate::api::chat::ChatRequest;
 pub use crate::api::chat::ExtSupport;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
-pub use error::{Classification, ErrorClass, MAX_MESSAGE, UpstreamError, Verdict, truncate};
+pub use error::{
+    Classification, ErrorClass, FallbackClass, MAX_MESSAGE, UpstreamError, Verdict, truncate,
+};
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
 /// A chat answer: a whole JSON body, or SSE bytes as they arrive.
@@ -125,6 +128,26 @@ impl Capabilities {
             Need::Native(path) => self.native.contains(&path),
             Need::NativeOrChat { path, stream } => self.native.contains(&path) || chat(stream),
         }
+    }
+
+    /// These, limited to the `endpoints` a route declares (all of them
+    /// when it declares none).
+    pub fn narrowed(mut self, endpoints: &[crate::config::Endpoint]) -> Capabilities {
+        use crate::config::Endpoint;
+        if endpoints.is_empty() {
+            return self;
+        }
+        if !endpoints.contains(&Endpoint::Chat) {
+            self.chat = false;
+            self.chat_stream = false;
+        }
+        if !endpoints.contains(&Endpoint::Embeddings) {
+            self.embeddings = false;
+        }
+        if !endpoints.contains(&Endpoint::Rerank) {
+            self.rerank = false;
+        }
+        self
     }
 
     /// What both can do.

@@ -192,7 +192,10 @@ impl OpenAiProvider {
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
-            openai_wire::check_chat_completion(&body)?;
+            if let Err(e) = openai_wire::check_chat_completion(&body) {
+                // Some servers answer a spent quota or a refusal with a 200.
+                return Err(super::classes::error_in_200(&body).unwrap_or(e));
+            }
             return Ok(ChatReply::Full(body));
         }
         openai_wire::check_event_stream(&response)?;

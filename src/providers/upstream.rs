@@ -42,12 +42,11 @@ pub struct Failed {
 
 impl Failed {
     /// The generic classification by status (for OpenAI-compatible servers).
+    /// A context-window, content-policy or quota error its body names
+    /// (`super::classes`) is classified as one.
     pub fn into_status_error(self) -> UpstreamError {
-        UpstreamError::Status {
-            status: self.status,
-            retry_after: parse_retry_after(&self.headers),
-            body: self.body,
-        }
+        let retry_after = parse_retry_after(&self.headers);
+        super::classes::openai_error(self.status, self.body, retry_after)
     }
 }
 

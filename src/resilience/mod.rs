@@ -1,10 +1,12 @@
 //! Resilience primitives: retry decisions and budgets, circuit breakers,
-//! rate limits, concurrency limits (bulkheads, fixed or adaptive), and the
-//! retry hints that spread a burst of refusals.
+//! rate limits, concurrency limits (bulkheads, fixed or adaptive), latency
+//! estimates, power of two choices, hedging, and the retry hints that
+//! spread a burst of refusals.
 //!
 //! Place in the pipeline: used by `routing` (retry, breaker, provider limit,
-//! bulkhead) and `server` (client and route limits). Each primitive is built
-//! from a policy spec and knows nothing of HTTP or providers. All timing uses
+//! bulkhead, latency-aware choice, hedged attempts) and `server` (client and
+//! route limits). Each primitive is built from a
+//! policy spec and knows nothing of HTTP or providers. All timing uses
 //! `tokio::time`, so tests can run them with paused time. Must not hold
 //! global state: every gateway builds its own.
 
@@ -13,7 +15,10 @@ pub mod breaker;
 pub mod budget;
 pub mod bulkhead;
 pub mod concurrency;
+pub mod hedge;
+pub mod latency;
 pub mod layers;
+pub mod p2c;
 pub mod rate_limit;
 pub mod retry;
 

@@ -11,6 +11,7 @@
 //!   -> provider rate limit (a spent bucket refuses at once: spill to the next target)
 //!   -> provider TPM hold (the estimate held while the attempt runs; a guard gives it back)
 //!   -> circuit breaker   (an open breaker refuses; outcomes feed it)
+//!   -> measure           (latency by kind of call, for the strategies: `live`)
 //!   -> upstream metrics  (duration and outcome of calls that reached the provider)
 //!   -> adapter           (the call's own attempt on the provider kind)
 //! Must not retry or fail over: `run` decides that.
@@ -24,6 +25,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use super::call::{AnyReply, Attempt};
+use super::live::{Live, MeasureLayer};
 use super::span::AttemptSpanLayer;
 use super::tpm::TpmHoldLayer;
 use crate::config::ProviderSpec;
@@ -92,16 +94,29 @@ impl Service<Attempt> for Adapter {
     }
 }
 
+/// The live pieces of a provider its stack is built around (`table` keeps
+/// them over reloads while their settings are unchanged).
+pub(super) struct Parts {
+    pub breaker: Arc<Breaker>,
+    pub limiter: Option<Arc<Limiter>>,
+    pub concurrency: Arc<ConcurrencyLimit>,
+    pub live: Arc<Live>,
+}
+
 /// The attempt stack of one provider (see the module doc for the order).
 pub(super) fn stack(
     spec: &ProviderSpec,
     provider: Arc<dyn Provider>,
-    breaker: Arc<Breaker>,
-    limiter: Option<Arc<Limiter>>,
-    concurrency: Arc<ConcurrencyLimit>,
+    parts: Parts,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> AttemptStack {
+    let Parts {
+        breaker,
+        limiter,
+        concurrency,
+        live,
+    } = parts;
     let count_rate_limits = spec.breaker.count_rate_limits;
     let refusals = Arc::clone(metrics);
     let saturated = Refused::ALL.map(|r| {
@@ -132,6 +147,8 @@ pub(super) fn stack(
         .layer(BreakerLayer::new(breaker, move |e: &UpstreamError| {
             e.trips_breaker(count_rate_limits)
         }))
+        // Measure: latency by the call's pace, what the strategies read.
+        .layer(MeasureLayer::new(live))
         // Upstream metrics: calls that reached the provider, timed and counted by outcome.
         .layer(UpstreamMetricsLayer::new(
             &spec.name,

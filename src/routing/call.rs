@@ -10,14 +10,19 @@
 //! [`Attempt`]: the call with its type erased, so one stack per provider
 //! serves every endpoint and a new endpoint adds nothing here. The reply
 //! comes back erased too and is turned back into the call's own type in
-//! `execute`, the one place that knows both. A reply that is read after its
-//! attempt returned (a stream) keeps its provider's concurrency slot until
-//! it ends ([`KeepsSlot`]). Must not know endpoints, status codes or wire
-//! formats.
+//! `execute`, the one place that knows both. What strategies need of a
+//! call (its token estimates, whether it may be sent twice, a conversation
+//! key, how its latency is measured) are methods with defaults, and what
+//! they need of a reply (how big it is) is [`Reply`].
+//! A reply that is read after its attempt returned (a stream) keeps its
+//! provider's concurrency slot until it ends ([`KeepsSlot`]). Must not know
+//! endpoints, status codes or wire formats.
 
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
+
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
@@ -32,7 +37,7 @@ use crate::resilience::bulkhead::{Kept, SlotRequest};
 /// One request as routing sees it.
 pub trait Call: Send + Sync + 'static {
     /// What one successful attempt answers.
-    type Reply: KeepsSlot + Send + 'static;
+    type Reply: Reply;
 
     /// What a target must be able to do to serve this call (targets that
     /// cannot are skipped, not failed).
@@ -58,6 +63,35 @@ pub trait Call: Send + Sync + 'static {
         ReplyFacts::default()
     }
 
+    /// The prompt's tokens, estimated (a target whose `context_window`
+    /// cannot hold this plus [`Call::output_tokens`] is skipped; `cost`
+    /// prices it at the input price).
+    fn input_tokens(&self) -> u64 {
+        self.estimated_tokens()
+    }
+
+    /// The output tokens the call asks for at most (0: no bound given).
+    fn output_tokens(&self) -> u64 {
+        0
+    }
+
+    /// Whether the call may be sent twice (a hedge): no side effect
+    /// upstream beyond its answer.
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    /// The conversation this call belongs to, for prompt-cache affinity
+    /// (computed by the endpoint per the route's `affinity.by`).
+    fn affinity(&self) -> Option<u64> {
+        None
+    }
+
+    /// How this call's latency is measured.
+    fn pace(&self) -> Pace {
+        Pace::of(self.need())
+    }
+
     /// One attempt on `provider`, sent as its `model`. Must not retry or
     /// fail over: routing does.
     fn attempt(
@@ -76,6 +110,72 @@ pub trait Call: Send + Sync + 'static {
         None
     }
 }
+
+/// How an attempt's latency is measured, each kept apart per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Streams: time to the first event.
+    FirstByte,
+    /// Whole answers: total time per output token.
+    PerToken,
+    /// Embeddings and rerank: total time per input item.
+    PerItem,
+}
+
+impl Pace {
+    pub const ALL: [Pace; 3] = [Pace::FirstByte, Pace::PerToken, Pace::PerItem];
+
+    /// The measure of a call needing `need`.
+    pub fn of(need: Need) -> Pace {
+        match need {
+            Need::Chat { stream: true } | Need::NativeOrChat { stream: true, .. } => {
+                Pace::FirstByte
+            }
+            Need::Embeddings | Need::Rerank => Pace::PerItem,
+            _ => Pace::PerToken,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What routing needs of a call's reply.
+pub trait Reply: KeepsSlot + Sized + Send + 'static {
+    /// How big the answer is in the units its latency is divided by
+    /// (output tokens, items); 1 when unknown.
+    fn units(&self) -> u64 {
+        1
+    }
+}
+
+/// A stream has answered when the attempt returns it: every provider is
+/// wrapped so that its streams are held until their first real content
+/// (`providers::hold`), so one that fails before it fails the attempt and
+/// is retried, failed over or hedged like any other.
+impl Reply for ChatReply {
+    fn units(&self) -> u64 {
+        match self {
+            ChatReply::Full(body) => crate::api::usage::output_tokens_hint(body).unwrap_or(1),
+            ChatReply::Stream(_) => 1,
+        }
+    }
+}
+
+impl Reply for EmbedReply {
+    fn units(&self) -> u64 {
+        self.vectors.len() as u64
+    }
+}
+
+impl Reply for RerankReply {
+    fn units(&self) -> u64 {
+        self.scores.len() as u64
+    }
+}
+
+impl Reply for () {}
 
 /// A reply that holds its provider's concurrency slot for as long as it is
 /// read: a stream to its end; a whole answer gives it back at once.
@@ -149,6 +249,9 @@ trait ErasedCall: Send + Sync {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> BoxFuture<'static, Result<AnyReply, UpstreamError>>;
+
+    /// [`Reply::units`] of an erased reply of this call.
+    fn units(&self, reply: &AnyReply) -> u64;
 }
 
 impl<C: Call> ErasedCall for C {
@@ -168,6 +271,10 @@ impl<C: Call> ErasedCall for C {
             .map(|r| r.map(|reply| Box::new(reply) as AnyReply))
             .boxed()
     }
+
+    fn units(&self, reply: &AnyReply) -> u64 {
+        reply.downcast_ref::<C::Reply>().map_or(1, Reply::units)
+    }
 }
 
 /// One attempt of a call on one target, as the attempt stack gets it.
@@ -177,9 +284,13 @@ pub struct Attempt {
     pub model: Arc<str>,
     /// The call's token estimate (what a TPM hold takes).
     pub estimate: u64,
+    /// How its latency is measured, and how fast the route forgets peaks.
+    pub pace: Pace,
+    pub decay: Duration,
     /// No other target is left: it may wait for a concurrency slot.
     pub may_wait: bool,
-    /// Where the bulkhead leaves the slot of a successful attempt.
+    /// Where the bulkhead leaves the slot of a successful attempt (shared
+    /// by a hedge made from this attempt: only one of them can succeed).
     kept: Arc<Kept>,
     /// What the call needs of a target (names its operation in traces).
     pub need: Need,
@@ -214,6 +325,8 @@ impl Attempt {
         Attempt {
             model: Arc::from(model),
             estimate,
+            pace: call.pace(),
+            decay: Duration::from_secs(10),
             may_wait: false,
             kept: Arc::default(),
             need: call.need(),
@@ -221,6 +334,11 @@ impl Attempt {
             sub_batch: call.sub_batch(),
             call: Arc::clone(call) as Arc<dyn ErasedCall>,
         }
+    }
+
+    /// [`Reply::units`] of this attempt's (erased) reply.
+    pub(super) fn units(&self, reply: &AnyReply) -> u64 {
+        self.call.units(reply).max(1)
     }
 
     /// The concurrency slot of the attempt that just succeeded.

@@ -58,6 +58,8 @@ impl RouteHandle {
             provider_tpm: Arc::clone(&self.provider_tpm),
             warnings: Arc::clone(&self.warnings),
             templates: None,
+            hedge_cap: self.hedge_cap.clone(),
+            affinity: self.affinity.clone(),
         }
     }
 }

@@ -34,6 +34,19 @@ pub(super) fn client_error(e: UpstreamError) -> GatewayError {
     }
 }
 
+/// The error for a call estimated over the context window of every target
+/// it could have gone to (and no fallback took it).
+pub(super) fn too_long(route: &str, estimate: u64) -> GatewayError {
+    GatewayError::invalid_param(
+        "messages",
+        format!(
+            "The request (about {estimate} tokens with its output bound) exceeds the \
+             context window of every target of model `{route}`."
+        ),
+    )
+    .with_code("context_length_exceeded")
+}
+
 /// The error for a route whose every target failed.
 pub(super) fn exhausted(route: &str, failures: Vec<(Arc<str>, UpstreamError)>) -> GatewayError {
     let summary = failures
@@ -166,6 +179,7 @@ mod tests {
                 retryable: true,
                 moves_on: true,
                 trips_breaker: false,
+                fallback: None,
             },
         };
         let g = exhausted("r", vec![("p".into(), e)]);
@@ -183,6 +197,7 @@ mod tests {
                 retryable: true,
                 moves_on: true,
                 trips_breaker: false,
+                fallback: None,
             },
         };
         let out = exhausted("r", vec![("p".into(), e)]);

@@ -1,18 +1,22 @@
 //! Running one call across a route's targets: order, retry, fail over.
 //!
 //! Place in the pipeline: below the endpoints' flows (cache, fan-out),
-//! above the per-target attempt stacks. [`execute`] orders the route's
-//! targets (`strategy`), skips those whose declared capabilities cannot
-//! serve the call, and for each target runs its attempt stack (limits, TPM
-//! hold, breaker, metrics, adapter), retrying with backoff and failing over
-//! when one is exhausted ([`crate::resilience::decide`] says when: attempts,
-//! Retry-After, the 429 policy, timeouts and the route's retry budget), all
-//! within the route's deadline if it has one. A target at its concurrency
-//! limit is left at once (its bulkhead counted it); the last target may
-//! wait for a slot instead. A timed-out attempt moves to the next target
-//! before the same one is retried. Requests an upstream rejected as
-//! malformed are neither retried nor failed over. Must not cache, parse
-//! client HTTP or know which endpoint the call is for.
+//! above the per-target attempt stacks. [`execute`] takes the call's plan
+//! (`plan`: the usable targets in the strategy's order, affinity first,
+//! fallbacks by error class) and for each target runs its attempt stack
+//! (bulkhead, limits, TPM hold, breaker, measure, metrics, adapter), the
+//! call's first attempt hedged when the route says so (`hedged`), retrying
+//! with backoff and failing over when one is exhausted
+//! ([`crate::resilience::decide`] says when: attempts, Retry-After, the 429
+//! policy, timeouts and the route's retry budget), all within the route's
+//! deadline if it has one. A target at its concurrency limit is left at
+//! once (its bulkhead counted it); the last target may wait for a slot
+//! instead. A timed-out attempt moves to the next target before the same
+//! one is retried. Requests an upstream rejected as malformed are neither
+//! retried nor failed over, unless the error's class has a fallback on the
+//! route. The target that answered is remembered for the call's
+//! conversation (affinity). Must not cache, parse client HTTP or know which
+//! endpoint the call is for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +24,14 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 use super::call::{Attempt, Call, KeepsSlot, Served};
-use super::outcome::{client_error, exhausted};
-use super::strategy::target_order;
-use super::table::{ProviderHandle, RouteHandle, RouteTable};
+use super::hedged::{First, first_attempt};
+use super::outcome::{client_error, exhausted, too_long};
+use super::plan::Plan;
+use super::table::{RouteHandle, RouteTable};
 use crate::api::{ErrorKind, GatewayError};
 use crate::config::TargetSpec;
 use crate::metrics::Metrics;
+use crate::metrics::warn::WarnEvery;
 use crate::providers::UpstreamError;
 use crate::resilience::{Decision, RetryHint, Why, decide};
 
@@ -83,8 +89,8 @@ pub(super) async fn execute_avoiding<C: Call>(
     }
 }
 
-/// Ordering, retry (with its budget) and failover; each attempt is the
-/// target's attempt stack.
+/// Ordering, retry (with its budget), hedging and failover; each attempt
+/// is the target's attempt stack.
 async fn run_targets<C: Call>(
     table: &RouteTable,
     route: &RouteHandle,
@@ -96,43 +102,58 @@ async fn run_targets<C: Call>(
     route.budget.deposit();
     let mut attempts = 0u32;
     let mut failures: Vec<(Arc<str>, UpstreamError)> = Vec::new();
-    let (need, estimate) = (call.need(), call.estimated_tokens());
-    let mut order: Vec<(usize, &TargetSpec, &Arc<ProviderHandle>)> = target_order(spec)
-        .into_iter()
-        .filter_map(|i| {
-            let t = &spec.targets[i];
-            table.providers.get(&t.provider).map(|h| (i, t, h))
-        })
-        .filter(|(_, _, h)| h.capabilities.serves(need))
-        .collect();
+    let estimate = call.estimated_tokens();
+    let mut plan = Plan::new(table, route, &*call);
     if let Some(avoid) = avoid {
-        order.sort_by_key(|(_, _, h)| *h.name == *avoid);
+        plan.avoid(avoid);
     }
-    for (pos, &(index, target, handle)) in order.iter().enumerate() {
+    // Only a call's first attempt is hedged.
+    let mut first = Some(call.idempotent());
+    while let Some(step) = plan.next() {
         if !failures.is_empty() {
             metrics.failovers.with_label_values(&[&spec.name]).inc();
         }
-        let name = &handle.name;
-        let others_left = pos + 1 < order.len();
-        let mut attempt = Attempt::new(&call, &target.model, estimate);
-        attempt.may_wait = !others_left;
+        let name = &step.handle.name;
+        let mut attempt = Attempt::new(&call, &step.target.model, estimate);
+        attempt.decay = spec.latency_decay;
+        attempt.may_wait = !plan.others_left();
         let mut failed = 0u32;
         let error = loop {
-            let mut this = attempt.clone();
-            this.retry = failed;
-            let e = match handle.attempt.clone().oneshot(this).await {
-                Ok(reply) => {
+            // Tries of this target before this one (for its trace span).
+            attempt.retry = failed;
+            let result = match first.take() {
+                Some(may_hedge) => {
+                    match first_attempt(route, metrics, &mut plan, step, &attempt, may_hedge).await
+                    {
+                        First::Answered { reply, step, sent } => Ok((reply, step, sent)),
+                        First::Failed { error, hedge } => {
+                            if let Some((other, e)) = hedge {
+                                attempts += 1;
+                                failures.push((Arc::clone(&other.handle.name), e));
+                            }
+                            Err(error)
+                        }
+                    }
+                }
+                None => (step.handle.attempt.clone().oneshot(attempt.clone()).await)
+                    .map(|reply| (reply, step, 1)),
+            };
+            let e = match result {
+                Ok((reply, served, sent)) => {
                     let mut value = reply.downcast::<C::Reply>().map_err(|_| {
                         GatewayError::new(ErrorKind::Internal, "An attempt answered another call.")
                     })?;
                     if let Some(slot) = attempt.take_slot() {
                         value.keep(slot);
                     }
+                    if let (Some(affinity), Some(key)) = (&route.affinity, call.affinity()) {
+                        affinity.set(key, served.pin());
+                    }
                     return Ok(Served {
                         value: *value,
-                        provider: Arc::clone(name),
-                        model: Arc::clone(&attempt.model),
-                        attempts: attempts + 1,
+                        provider: Arc::clone(&served.handle.name),
+                        model: Arc::from(served.target.model.as_str()),
+                        attempts: attempts + sent,
                     });
                 }
                 Err(UpstreamError::BreakerOpen) => {
@@ -144,12 +165,17 @@ async fn run_targets<C: Call>(
                 }
                 // A provider limit (rate, TPM or concurrency) refused: its layer counted it.
                 Err(e @ (UpstreamError::RateLimited(_) | UpstreamError::Saturated)) => break e,
+                // An error class the route has a fallback for: go there.
+                Err(e) if e.fallback_class().is_some_and(|c| plan.fall_back(c)) => {
+                    attempts += 1;
+                    break e;
+                }
                 Err(e) if !e.moves_on() => return Err(client_error(e)),
                 Err(e) => e,
             };
             attempts += 1;
             failed += 1;
-            match decide(&spec.retry, failed, &e, others_left, || {
+            match decide(&spec.retry, failed, &e, plan.others_left(), || {
                 route.budget.withdraw()
             }) {
                 Decision::Retry(delay) => {
@@ -172,10 +198,26 @@ async fn run_targets<C: Call>(
             }
         };
         // At most one line a second per route target, with a count of the rest.
-        if let Some(suppressed) = route.warnings.get(index).and_then(|w| w.check()) {
+        if let Some(suppressed) = warning(route, step.target).and_then(|w| w.check()) {
             tracing::warn!(route = %spec.name, provider = &**name, error = %error, suppressed, "target failed");
         }
         failures.push((Arc::clone(name), error));
     }
+    if failures.is_empty() && plan.too_long() {
+        return Err(too_long(
+            &spec.name,
+            plan.ask.input_tokens + plan.ask.output_tokens,
+        ));
+    }
     Err(exhausted(&spec.name, failures))
+}
+
+/// The warning limiter of `target` (fallback targets share the route's last).
+fn warning<'r>(route: &'r RouteHandle, target: &TargetSpec) -> Option<&'r WarnEvery> {
+    let targets = &route.spec.targets;
+    let i = targets
+        .iter()
+        .position(|t| t.provider == target.provider && t.model == target.model)
+        .unwrap_or(targets.len());
+    route.warnings.get(i)
 }

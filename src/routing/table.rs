@@ -7,18 +7,21 @@
 //! and every route is checked against its targets' capabilities. A rebuild
 //! reuses the live pieces whose configuration did not change (connection
 //! pools, breaker state, rate-limit buckets, retry budgets, concurrency
-//! limits with what they learned and what they have in flight), so a reload
-//! does not reset a tripped breaker, refill a spent bucket or forget an
-//! adaptive limit; only a provider's share of the gateway's slots is set
-//! anew. Must not be mutated once built.
+//! limits with what they learned and what they have in flight, latency
+//! measures, hedge caps, conversation affinities), so a reload does not
+//! reset a tripped breaker, refill a spent bucket or forget an adaptive
+//! limit or what it saw; only a provider's share of the gateway's slots is
+//! set anew. Must not be mutated once built.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::attempt::{AttemptStack, stack};
+use super::affinity::Affinity;
+use super::attempt::{AttemptStack, Parts, stack};
+use super::live::Live;
 use crate::config::{
-    ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, ProviderSpec, RateSpec,
-    RouteSpec, ServerSettings, Via,
+    ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec,
+    RateSpec, RouteSpec, ServerSettings, Via,
 };
 use crate::metrics::Metrics;
 use crate::metrics::warn::WarnEvery;
@@ -39,8 +42,13 @@ pub struct ProviderHandle {
     pub limiter: Option<Arc<Limiter>>,
     /// Its bulkhead: calls in flight, fixed or adaptive, under its share.
     pub concurrency: Arc<ConcurrencyLimit>,
-    /// Bulkhead -> limit -> TPM hold -> breaker -> metrics -> adapter, built once.
+    /// Latency by kind of call, as the attempt stack measures it.
+    pub live: Arc<Live>,
+    /// Bulkhead -> limit -> TPM hold -> breaker -> measure -> metrics ->
+    /// adapter, built once.
     pub attempt: AttemptStack,
+    /// "Stream failed mid-way" at most once a second, with the count.
+    pub stream_breaks: WarnEvery,
 }
 
 #[derive(Debug)]
@@ -59,12 +67,17 @@ pub struct RouteHandle {
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
-    /// One "target failed" warning a second per target (by target index).
+    /// One "target failed" warning a second per target (by target index;
+    /// the last one for fallback targets).
     pub warnings: Arc<[WarnEvery]>,
     /// The targets' configured models when some depend on the requested
     /// name (`{model}`, `{*}`); `spec`'s targets then hold them filled in
     /// for the route's own name (see `RouteTable::lookup`).
     pub templates: Option<Arc<[String]>>,
+    /// Hedges per second (`hedge.max_per_second`), when the route hedges.
+    pub hedge_cap: Option<Arc<Limiter>>,
+    /// Conversation -> target, when the route has `affinity`.
+    pub affinity: Option<Arc<Affinity>>,
 }
 
 #[derive(Debug)]
@@ -76,6 +89,8 @@ pub struct RouteTable {
     /// The state store (`state:`): providers' TPM buckets here, and
     /// admission's limits and budgets and the cache's shared tier.
     pub store: Store,
+    /// `prices:`, for the `cost` strategy.
+    pub prices: Prices,
 }
 
 impl std::fmt::Debug for ProviderHandle {
@@ -94,6 +109,11 @@ fn reuse_limiter(spec: &Option<RateSpec>, old: Option<&Arc<Limiter>>) -> Option<
         Some(l) if l.spec() == spec => Some(Arc::clone(l)),
         _ => Some(Arc::new(Limiter::new(spec))),
     }
+}
+
+/// The warning limiters of a route of `targets` targets, and its fallbacks.
+pub(super) fn warnings(targets: usize) -> Arc<[WarnEvery]> {
+    (0..=targets).map(|_| WarnEvery::per_second()).collect()
 }
 
 /// How many of the gateway's request slots one provider may hold.
@@ -216,15 +236,20 @@ impl RouteTable {
             let limiter = reuse_limiter(&spec.rate_limit, old.and_then(|h| h.limiter.as_ref()));
             let old_limit = old.map(|h| &h.concurrency);
             let concurrency = concurrency_limit(name, &spec.concurrency, old_limit, share, metrics);
-            let attempt = stack(
-                spec,
-                Arc::clone(&provider),
-                Arc::clone(&breaker),
-                limiter.clone(),
-                Arc::clone(&concurrency),
-                store,
-                metrics,
-            );
+            // The same upstream: what was measured of it still holds.
+            let live = match old {
+                Some(h) if h.spec.kind == spec.kind && h.spec.settings == spec.settings => {
+                    Arc::clone(&h.live)
+                }
+                _ => Arc::default(),
+            };
+            let parts = Parts {
+                breaker: Arc::clone(&breaker),
+                limiter: limiter.clone(),
+                concurrency: Arc::clone(&concurrency),
+                live: Arc::clone(&live),
+            };
+            let attempt = stack(spec, Arc::clone(&provider), parts, store, metrics);
             let handle = ProviderHandle {
                 name: Arc::from(name.as_str()),
                 spec: spec.clone(),
@@ -234,7 +259,9 @@ impl RouteTable {
                 breaker,
                 limiter,
                 concurrency,
+                live,
                 attempt,
+                stream_breaks: WarnEvery::per_second(),
             };
             providers.insert(name.clone(), Arc::new(handle));
         }
@@ -255,20 +282,8 @@ impl RouteTable {
                     .min(t.max_batch_inputs)
                     .min(h.provider.max_batch_inputs(&t.model));
             }
-            let mut capabilities = capabilities.unwrap_or_default();
-            if !spec.endpoints.is_empty() {
-                // Declared endpoints are all the route serves.
-                if !spec.endpoints.contains(&Endpoint::Chat) {
-                    capabilities.chat = false;
-                    capabilities.chat_stream = false;
-                }
-                if !spec.endpoints.contains(&Endpoint::Embeddings) {
-                    capabilities.embeddings = false;
-                }
-                if !spec.endpoints.contains(&Endpoint::Rerank) {
-                    capabilities.rerank = false;
-                }
-            }
+            // Declared endpoints are all the route serves.
+            let capabilities = capabilities.unwrap_or_default().narrowed(&spec.endpoints);
             // A route declared to serve an endpoint: every target must.
             for endpoint in &spec.endpoints {
                 for t in &spec.targets {
@@ -332,11 +347,19 @@ impl RouteTable {
                     provider_tpm.push((Arc::from(h.spec.name.as_str()), tpm));
                 }
             }
-            let warnings: Arc<[WarnEvery]> = spec
-                .targets
-                .iter()
-                .map(|_| WarnEvery::per_second())
-                .collect();
+            let hedge_rate = spec.hedge.as_ref().map(|h| RateSpec {
+                per_second: h.max_per_second,
+                burst: h.max_per_second.ceil().max(1.0) as u32,
+            });
+            let hedge_cap = reuse_limiter(&hedge_rate, old.and_then(|r| r.hedge_cap.as_ref()));
+            let affinity =
+                spec.affinity
+                    .as_ref()
+                    .map(|a| match old.and_then(|r| r.affinity.as_ref()) {
+                        Some(kept) if kept.spec() == a => Arc::clone(kept),
+                        _ => Arc::new(Affinity::new(a.clone())),
+                    });
+            let warnings = warnings(spec.targets.len());
             let mut spec = spec.clone();
             let templates = spec.targets.iter().any(|t| t.is_templated()).then(|| {
                 let models: Arc<[String]> = spec.targets.iter().map(|t| t.model.clone()).collect();
@@ -346,6 +369,8 @@ impl RouteTable {
                 models
             });
             let handle = RouteHandle {
+                hedge_cap,
+                affinity,
                 spec,
                 templates,
                 limiter,
@@ -364,6 +389,7 @@ impl RouteTable {
                 routes,
                 names: policy.names.clone(),
                 store: store.clone(),
+                prices: policy.prices.clone(),
             })
         } else {
             Err(ConfigErrors(errors))

@@ -7,8 +7,9 @@
 //! it moves. The width is the room of the providers that would take the
 //! sub-batches: for `failover`, the limit now of the first target whose
 //! breaker is not open (overflow would spill onto the fallbacks, which are
-//! for failures); for `weighted`, the sum of the limits of those targets
-//! (the traffic is spread over them anyway). `fanout.max_concurrency`, when
+//! for failures; `cost` likewise, its overflow would go to dearer targets);
+//! for `weighted`, `least_latency` and `least_busy`, the sum of the limits
+//! of those targets (the traffic is spread over them anyway). `fanout.max_concurrency`, when
 //! set, caps it; when it is not set and no target has an adaptive limit,
 //! the width is 4, as before adaptive limits. Must not start calls.
 
@@ -42,8 +43,10 @@ pub fn fanout_width(table: &RouteTable, route: &RouteHandle) -> usize {
         }
     }
     let width = match spec.strategy {
-        Strategy::Failover => room.values().min().map_or(1, |&(_, limit)| limit),
-        Strategy::Weighted => room.values().map(|&(_, limit)| limit).sum(),
+        Strategy::Failover | Strategy::Cost => room.values().min().map_or(1, |&(_, limit)| limit),
+        Strategy::Weighted | Strategy::LeastLatency | Strategy::LeastBusy => {
+            room.values().map(|&(_, limit)| limit).sum()
+        }
     };
     let cap = spec
         .max_concurrency

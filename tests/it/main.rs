@@ -8,6 +8,7 @@
 mod common;
 
 mod adaptive;
+mod affinity;
 mod agent_fixtures;
 mod agents_cli;
 mod api;
@@ -24,7 +25,9 @@ mod examples;
 mod fake_anthropic;
 mod fake_bedrock;
 mod fake_gemini;
+mod fallbacks;
 mod faults;
+mod hedging;
 mod hostile_clients;
 mod keys;
 mod kind_anthropic;
@@ -52,6 +55,7 @@ mod sdk_responses;
 mod sdk_retry;
 mod spend;
 mod state_store;
+mod strategies;
 mod stream_cache;
 mod telemetry;
 mod translate_policy;

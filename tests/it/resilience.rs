@@ -534,3 +534,37 @@ async fn route_deadline_bounds_retries_and_failover() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_that_breaks_before_its_first_event_is_retried_not_answered() {
+    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": null}]});
+    let up = FakeUpstream::start(move |_, n| {
+        let events = if n == 1 {
+            // Headers, then the body ends: not one event.
+            vec![]
+        } else {
+            vec![format!("data: {chunk}\n\n"), "data: [DONE]\n\n".to_string()]
+        };
+        async move { Reply::Sse(events, Duration::from_millis(1)) }
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{}{}{FAST_RETRY}",
+        providers_yaml(&[&up], ""),
+        route(&["p0"], "")
+    ))
+    .await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"ok\"") && !body.contains("error"), "{body}");
+    assert_eq!(up.calls(), 2);
+    gw.stop().await;
+}

@@ -9,6 +9,7 @@ use crate::common::logs::capture_logs;
 
 use std::time::Duration;
 
+use common::faults::{Fault, FaultyUpstream, faulty_providers_yaml, route_yaml};
 use common::*;
 use serde_json::json;
 use tokio::time::Instant;
@@ -69,5 +70,56 @@ async fn fail_closed_refusals_are_logged_at_most_once_a_second_with_a_count() {
     let store = logs.lines_with("state store: Redis call failed");
     assert!((1..=3).contains(&store.len()), "{store:#?}");
     assert!(!logs.text().contains(SECRET));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn streams_breaking_mid_way_are_logged_at_most_once_a_second_per_provider() {
+    let logs = capture_logs();
+    let torn = FaultyUpstream::start("torn").await;
+    torn.set(Fault::StreamCutMidEvent);
+    let yaml = format!(
+        "{}routes:\n{}",
+        faulty_providers_yaml(&[&torn], &[]),
+        route_yaml("torn", &["p0"], ""),
+    );
+    let gw = gateway(&yaml).await;
+    let start = Instant::now();
+    let mut broken = 0u64;
+    while start.elapsed() < Duration::from_millis(2500) {
+        let r = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .json(&json!({"model": "torn", "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the stream started with content");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("stream_interrupted"), "{text}");
+        broken += 1;
+    }
+    let lines = logs.lines_with("upstream stream failed mid-way");
+    println!("{broken} broken streams in 2.5s: {} lines", lines.len());
+    assert!(broken > 20, "only {broken} streams made");
+    assert!(
+        (2..=3).contains(&lines.len()),
+        "one line a second over 2.5s, not one per stream: {lines:#?}"
+    );
+    // Breaks after the last line are counted in the next one.
+    let held: u64 = lines.iter().map(|l| suppressed(l)).sum();
+    assert_eq!(suppressed(&lines[0]), 0);
+    assert!(
+        held + lines.len() as u64 <= broken && held + lines.len() as u64 > broken / 3,
+        "{held} held back + {} lines for {broken} breaks",
+        lines.len()
+    );
+    let interrupted = "switchyard_stream_interruptions_total{provider=\"p0\",route=\"torn\"}";
+    assert_eq!(
+        gw.metric(interrupted).await,
+        broken as f64,
+        "each is counted"
+    );
     gw.stop().await;
 }

@@ -13,7 +13,8 @@
 
 use serde::Deserialize;
 
-use crate::providers::{Classification, Verdict};
+use crate::providers::classes::says_context_window;
+use crate::providers::{Classification, FallbackClass, Verdict};
 
 /// Longest Anthropic error type kept as the envelope's `code`.
 const MAX_CODE: usize = 64;
@@ -109,7 +110,29 @@ pub fn classify_error(status: u16, body: &[u8]) -> Classification {
         Some(m) if !m.is_empty() => m,
         _ => format!("upstream answered status {status}"),
     };
-    Classification::new(verdict(kind), &message).with_code(code.filter(|k| k.len() <= MAX_CODE))
+    let fallback = fallback_of(kind, &message);
+    Classification::new(verdict(kind), &message)
+        .with_code(code.filter(|k| k.len() <= MAX_CODE))
+        .with_fallback(fallback)
+}
+
+/// The fallback class of an Anthropic error: `billing_error` is a quota;
+/// an `invalid_request_error` saying "prompt is too long" (or that input and
+/// `max_tokens` exceed the context limit) is the context window, one saying
+/// "content filtering policy" a refusal.
+fn fallback_of(kind: Kind, message: &str) -> Option<FallbackClass> {
+    match kind {
+        Kind::Billing => Some(FallbackClass::Quota),
+        Kind::InvalidRequest if says_context_window(message) => Some(FallbackClass::ContextWindow),
+        Kind::InvalidRequest
+            if message
+                .to_ascii_lowercase()
+                .contains("content filtering policy") =>
+        {
+            Some(FallbackClass::ContentPolicy)
+        }
+        _ => None,
+    }
 }
 
 /// Classifies an error known only by its Anthropic type (an in-stream `error`
@@ -120,7 +143,7 @@ pub fn classify_error_type(error_type: &str, message: &str) -> Classification {
         let message = format!("upstream stream error {error_type}");
         return Classification::new(verdict(kind), &message);
     }
-    Classification::new(verdict(kind), message)
+    Classification::new(verdict(kind), message).with_fallback(fallback_of(kind, message))
 }
 
 #[cfg(test)]
@@ -256,5 +279,41 @@ mod tests {
         let c = classify_error_type("mystery", "");
         assert!(c.retryable && c.trips_breaker);
         assert_eq!(c.message, "upstream stream error mystery");
+    }
+
+    #[test]
+    fn fallback_classes_follow_the_error_type_and_the_window_wording() {
+        use crate::providers::FallbackClass::*;
+        let class = |ty: &str, m: &str| classify_error(400, &body(ty, m)).fallback;
+        assert_eq!(
+            class(
+                "invalid_request_error",
+                "prompt is too long: 204842 tokens > 200000 maximum"
+            ),
+            Some(ContextWindow)
+        );
+        assert_eq!(
+            class(
+                "invalid_request_error",
+                "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000"
+            ),
+            Some(ContextWindow)
+        );
+        assert_eq!(
+            class(
+                "billing_error",
+                "Your credit balance is too low to access the Anthropic API."
+            ),
+            Some(Quota)
+        );
+        assert_eq!(
+            class("invalid_request_error", "max_tokens: must be positive"),
+            None
+        );
+        assert_eq!(class("overloaded_error", "Overloaded"), None);
+        assert_eq!(
+            classify_error_type("invalid_request_error", "prompt is too long").fallback,
+            Some(ContextWindow)
+        );
     }
 }

@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::providers::Classification;
+use crate::providers::{Classification, FallbackClass};
 
 /// A content-filter refusal, or `None` when `body` is some other error.
 pub fn content_filter(status: u16, body: &[u8]) -> Option<Classification> {
@@ -39,7 +39,8 @@ pub fn content_filter(status: u16, body: &[u8]) -> Option<Classification> {
         .unwrap_or("The request was blocked by Azure OpenAI's content filter.");
     let mut class =
         Classification::new((false, false, false, 400, "invalid_request_error"), message)
-            .with_code(Some("content_filter".into()));
+            .with_code(Some("content_filter".into()))
+            .with_fallback(Some(FallbackClass::ContentPolicy));
     class.param = error
         .get("param")
         .and_then(Value::as_str)

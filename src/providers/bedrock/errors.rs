@@ -11,13 +11,19 @@
 //! Bedrock's own error type, bare (`ThrottlingException`), when it named
 //! one, is the OpenAI envelope's `code`.
 //!
+//! Fallback classes: `ServiceQuotaExceededException` is `quota`; a
+//! `ValidationException` whose message says the input is too long is
+//! `context_window` (Bedrock says that only in words).
+//!
 //! Must not: copy the whole body into `message` (only the provider's own
-//! message text, cut by the shared rule), or guess from message wording.
+//! message text, cut by the shared rule), or guess from message wording
+//! beyond the context window.
 
 use serde_json::Value;
 
 use super::eventstream::EventMessage;
-use crate::providers::{Classification, Verdict, truncate};
+use crate::providers::classes::says_context_window;
+use crate::providers::{Classification, FallbackClass, Verdict, truncate};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -123,7 +129,14 @@ pub fn classify_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Cla
         || format!("Bedrock answered status {status}"),
         str::to_string,
     );
-    Classification::new(kind.verdict(), &message).with_code(type_name.map(str::to_string))
+    let fallback = match kind {
+        Kind::QuotaExceeded => Some(FallbackClass::Quota),
+        Kind::Invalid if says_context_window(&message) => Some(FallbackClass::ContextWindow),
+        _ => None,
+    };
+    Classification::new(kind.verdict(), &message)
+        .with_code(type_name.map(str::to_string))
+        .with_fallback(fallback)
 }
 
 /// Classifies an in-stream `exception` (by `:exception-type`) or `error`
@@ -276,5 +289,24 @@ mod tests {
 
         let event = EventMessage::with_strings(&[(":message-type", "event")], bytes::Bytes::new());
         assert_eq!(exception_class(&event), None);
+    }
+
+    #[test]
+    fn fallback_classes_of_bedrock_errors() {
+        use crate::providers::FallbackClass::*;
+        let c = class(
+            400,
+            "ValidationException",
+            "Input is too long for requested model.",
+        );
+        assert_eq!(c.fallback, Some(ContextWindow));
+        let c = class(400, "ValidationException", "temperature must be at most 1");
+        assert_eq!(c.fallback, None);
+        let c = class(
+            400,
+            "ServiceQuotaExceededException",
+            "Your request exceeds the service quota for your account.",
+        );
+        assert_eq!(c.fallback, Some(Quota));
     }
 }

@@ -13,7 +13,8 @@
 
 use serde_json::Value;
 
-use crate::providers::{Classification, Verdict};
+use crate::providers::classes::says_context_window;
+use crate::providers::{Classification, FallbackClass, Verdict};
 
 pub fn classify_error(status: u16, body: &[u8]) -> Classification {
     let message = serde_json::from_slice::<Value>(body)
@@ -22,7 +23,13 @@ pub fn classify_error(status: u16, body: &[u8]) -> Classification {
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| format!("Cohere returned HTTP {status}"));
     let code = (status == 429).then(|| "rate_limit_exceeded".to_string());
-    Classification::new(verdict(status), &message).with_code(code)
+    // Cohere names a prompt over the window only in words ("too many tokens").
+    let fallback = (matches!(status, 400 | 422) && says_context_window(&message))
+        .then_some(FallbackClass::ContextWindow)
+        .or((status == 402).then_some(FallbackClass::Quota));
+    Classification::new(verdict(status), &message)
+        .with_code(code)
+        .with_fallback(fallback)
 }
 
 /// Cohere's table: HTTP status -> [`Verdict`].
@@ -130,5 +137,23 @@ mod tests {
         let long = "é".repeat(2000);
         let c = classify_error(400, &body(&long));
         assert!(c.message.len() <= MAX_MESSAGE);
+    }
+
+    #[test]
+    fn a_prompt_over_the_window_is_a_context_window_error() {
+        let c = classify_error(
+            400,
+            &body(
+                "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 5000",
+            ),
+        );
+        assert_eq!(
+            c.fallback,
+            Some(crate::providers::FallbackClass::ContextWindow)
+        );
+        assert_eq!(
+            classify_error(400, &body("invalid request: message must not be empty")).fallback,
+            None
+        );
     }
 }

@@ -20,6 +20,11 @@
 //! | PERMISSION_DENIED | 403 | no | yes | no | 403 permission_error |
 //! | NOT_FOUND | 404 | no | yes | no | 404 not_found_error |
 //!
+//! A route's fallback classes: RESOURCE_EXHAUSTED other than 429 and
+//! FAILED_PRECONDITION about billing are `quota`; INVALID_ARGUMENT saying the
+//! input exceeds the maximum number of tokens is `context_window`; a `200`
+//! whose prompt was blocked ([`prompt_refusal`]) is `content_policy`.
+//!
 //! `message` is Gemini's own message (cut by the shared rule), never the
 //! body; `code` is Gemini's `status`, lowercased. Must not look at headers:
 //! Gemini sends its retry delay in the body, read by [`retry_delay`].
@@ -28,7 +33,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::providers::{Classification, Verdict};
+use crate::providers::classes::says_context_window;
+use crate::providers::{Classification, FallbackClass, Verdict};
 
 /// The `error` object of a Gemini error body.
 fn error_object(body: &[u8]) -> Option<Value> {
@@ -83,7 +89,40 @@ pub fn classify_error(status: u16, body: &[u8]) -> Classification {
         500..=599 => "INTERNAL",
         _ => "UNKNOWN_CLIENT_ERROR",
     });
-    Classification::new(verdict(canonical, status, reason), &message).with_code(code)
+    let fallback = fallback_of(canonical, status, &message);
+    Classification::new(verdict(canonical, status, reason), &message)
+        .with_code(code)
+        .with_fallback(fallback)
+}
+
+/// The fallback class of a Gemini error: RESOURCE_EXHAUSTED other than a
+/// 429 (prepaid credit spent) and FAILED_PRECONDITION naming billing are a
+/// quota; INVALID_ARGUMENT saying the input exceeds the maximum number of
+/// tokens is the context window.
+fn fallback_of(canonical: &str, status: u16, message: &str) -> Option<FallbackClass> {
+    match canonical {
+        "RESOURCE_EXHAUSTED" if status != 429 => Some(FallbackClass::Quota),
+        "FAILED_PRECONDITION" if message.to_ascii_lowercase().contains("billing") => {
+            Some(FallbackClass::Quota)
+        }
+        "INVALID_ARGUMENT" | "OUT_OF_RANGE" if says_context_window(message) => {
+            Some(FallbackClass::ContextWindow)
+        }
+        _ => None,
+    }
+}
+
+/// A `200` whose prompt Gemini blocked (`promptFeedback.blockReason`, no
+/// candidates): a content-policy refusal, answered like Azure's (400
+/// `content_filter`), so a route can fall back on it.
+pub fn prompt_refusal(block_reason: &str) -> Classification {
+    let message = format!("The prompt was blocked by Gemini's safety settings ({block_reason}).");
+    Classification::new(
+        (false, false, false, 400, "invalid_request_error"),
+        &message,
+    )
+    .with_code(Some("content_filter".into()))
+    .with_fallback(Some(FallbackClass::ContentPolicy))
 }
 
 /// Gemini's table: canonical status (with the HTTP status and the
@@ -268,5 +307,43 @@ mod tests {
             );
         }
         assert!(classify_error(401, b"").moves_on);
+    }
+
+    #[test]
+    fn fallback_classes_of_gemini_errors() {
+        use crate::providers::FallbackClass::*;
+        let too_long = body(
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            json!([]),
+        );
+        assert_eq!(classify_error(400, &too_long).fallback, Some(ContextWindow));
+        let credit = body(402, "RESOURCE_EXHAUSTED", "prepaid credit spent", json!([]));
+        assert_eq!(classify_error(402, &credit).fallback, Some(Quota));
+        let billing = body(
+            400,
+            "FAILED_PRECONDITION",
+            "Please enable billing for this project.",
+            json!([]),
+        );
+        assert_eq!(classify_error(400, &billing).fallback, Some(Quota));
+        let rate = body(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted",
+            json!([]),
+        );
+        assert_eq!(
+            classify_error(429, &rate).fallback,
+            None,
+            "a rate limit, not a spent quota"
+        );
+        let blocked = prompt_refusal("SAFETY");
+        assert_eq!(blocked.fallback, Some(ContentPolicy));
+        assert_eq!(
+            (blocked.openai_status, blocked.code.as_deref()),
+            (400, Some("content_filter"))
+        );
     }
 }

@@ -40,7 +40,7 @@ pub mod wire;
 
 pub use config::Config;
 pub use embed::{GeminiEmbedSettings, MAX_BATCH_INPUTS, embed_request, embed_response};
-pub use errors::{classify_error, retry_delay};
+pub use errors::{classify_error, prompt_refusal, retry_delay};
 pub use request::{GeminiChatSettings, chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use stream::GeminiStream;

@@ -15,7 +15,10 @@
 //! Errors: a non-2xx answer is classified by [`classify_error`] from Gemini's
 //! own `error.status` into [`UpstreamError::Classified`] with an OpenAI error
 //! envelope and the delay of Gemini's `RetryInfo` ([`retry_delay`]) as
-//! `retry_after`. A request Gemini cannot express is
+//! `retry_after`. A whole answer whose prompt Gemini blocked
+//! (`promptFeedback.blockReason`, no candidates) is a content-policy
+//! refusal ([`prompt_refusal`]: 400 `content_filter`, a class a route can
+//! fall back on). A request Gemini cannot express is
 //! [`UpstreamError::Translate`] (400 to the client, not retried); an answer
 //! that does not follow Gemini's API is a retryable protocol failure.
 //!
@@ -33,7 +36,7 @@ use super::config::{CAPABILITIES, Config};
 use super::{
     GeminiChatSettings, GeminiEmbedSettings, GeminiStream, MAX_BATCH_INPUTS, chat_path,
     chat_request_ext, chat_response, classify_error, embed_path, embed_request, embed_response,
-    headers, retry_delay,
+    headers, prompt_refusal, retry_delay,
 };
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
@@ -105,6 +108,9 @@ impl GeminiProvider {
         let (response, limits) = self.send(&chat_path(model, stream), &native).await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
+            if let Some(reason) = blocked_prompt(&body) {
+                return Err(prompt_refusal(&reason).into_error(None, self.upstream.scrubber()));
+            }
             let reply = chat_response(&body, model).map_err(bad_answer)?;
             let bytes = serde_json::to_vec(&reply)
                 .map_err(|e| UpstreamError::Protocol(format!("cannot encode the answer: {e}")))?;
@@ -167,6 +173,18 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(GeminiProvider::embed(self, model, inputs, extra))
     }
+}
+
+/// The `promptFeedback.blockReason` of a `200` without candidates: Gemini
+/// refused the prompt.
+fn blocked_prompt(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let none = v
+        .get("candidates")
+        .and_then(Value::as_array)
+        .is_none_or(|c| c.is_empty());
+    let reason = v.get("promptFeedback")?.get("blockReason")?.as_str()?;
+    none.then(|| reason.to_string())
 }
 
 /// An answer the translator could not read: the upstream broke its own

@@ -9,7 +9,9 @@
 //! `functionCall` parts become `tool_calls` with fresh `call_...` ids and the
 //! args as a JSON string; other part kinds (images, code execution) are not
 //! representable and are skipped. A prompt blocked by `promptFeedback`
-//! (no candidates) becomes one empty choice with `content_filter`.
+//! (no candidates) becomes one empty choice with `content_filter` here; the
+//! provider answers such a body as a content-policy refusal before it gets
+//! here.
 //!
 //! Usage: `prompt_tokens` = promptTokenCount + toolUsePromptTokenCount,
 //! `completion_tokens` = candidatesTokenCount + thoughtsTokenCount (OpenAI

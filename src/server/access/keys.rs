@@ -164,6 +164,7 @@ mod tests {
             tpm: None,
             budget: None,
             labels: Default::default(),
+            overrides: Default::default(),
         }
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct RequestCtx {
     /// The route label for logs and metrics: a configured route, or `_unknown`.
     pub route_label: String,
     pub provider: Option<Arc<str>>,
+    /// The request's conversation key, on a route with `affinity`.
+    pub conversation: Option<u64>,
     pub attempts: u32,
     pub cache: Option<&'static str>,
     /// The code of the error the request was answered with (`error.code`
@@ -143,6 +145,7 @@ impl RequestCtx {
             route: None,
             route_label: UNKNOWN_ROUTE.to_string(),
             provider: None,
+            conversation: None,
             attempts: 0,
             cache: None,
             error: None,

@@ -49,13 +49,13 @@ pub(crate) async fn handle(
     if stream {
         let with_usage = chat.include_usage();
         ask_for_usage(&mut chat.body);
-        let call = ChatCall::new(chat);
+        let call = ChatCall::new(chat, rc.conversation);
         return match key {
             Some(key) => chat_stream::serve(rc, route, call, key, with_usage).await,
             None => serve(rc, &route, call, Answer::openai(true, !with_usage)).await,
         };
     }
-    let call = ChatCall::new(chat);
+    let call = ChatCall::new(chat, rc.conversation);
     match key {
         Some(key) => serve_cached(rc, route, call, key, "chat").await,
         None => serve(rc, &route, call, Answer::openai(false, false)).await,
@@ -63,21 +63,31 @@ pub(crate) async fn handle(
 }
 
 /// A chat request as routing sees it: each attempt sends it as its
-/// target's model; a resumed stream asks for the rest of `partial`.
+/// target's model; a resumed stream asks for the rest of `partial`; with
+/// its conversation key, for affinity.
 #[derive(Debug)]
 struct ChatCall {
     request: Arc<ChatRequest>,
     /// The text a broken stream carried, for a continuation.
     partial: Option<Arc<str>>,
+    /// The conversation key, for affinity.
+    conversation: Option<u64>,
 }
 
 impl ChatCall {
-    fn new(request: ChatRequest) -> Self {
+    fn new(request: ChatRequest, conversation: Option<u64>) -> Self {
         ChatCall {
             request: Arc::new(request),
             partial: None,
+            conversation,
         }
     }
+}
+
+/// `store: true`: the upstream keeps the answer (a side effect a hedge
+/// would repeat).
+fn stores(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    body.get("store").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 impl Call for ChatCall {
@@ -99,6 +109,23 @@ impl Call for ChatCall {
             self.request.wire_len + partial,
             self.request.max_output_tokens(),
         )
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.request.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.request.max_output_tokens()
+    }
+
+    /// Sent twice only an answer comes back twice, unless it is stored.
+    fn idempotent(&self) -> bool {
+        !stores(&self.request.body)
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.conversation
     }
 
     async fn attempt(
@@ -129,6 +156,7 @@ impl Call for ChatCall {
         self.request.stream.then(|| ChatCall {
             request: Arc::clone(&self.request),
             partial: Some(Arc::from(partial)),
+            conversation: self.conversation,
         })
     }
 }

@@ -41,21 +41,28 @@ pub(crate) async fn handle(
         let strip = !include_usage(&request.body);
         ask_for_usage(Arc::make_mut(&mut request.body));
         let how = Answer::openai(true, strip);
-        return serve(rc, &route, CompletionCall(request), how).await;
+        return serve(rc, &route, CompletionCall(request, rc.conversation), how).await;
     }
     if !route.spec.cache.enabled || wants_no_cache(&parts.headers) {
         let how = Answer::openai(false, false);
-        return serve(rc, &route, CompletionCall(request), how).await;
+        return serve(rc, &route, CompletionCall(request, rc.conversation), how).await;
     }
     let scope = rc.cache_namespace(&route, &route.spec.name);
     let key = CacheKey::completions(&scope, &request.body);
-    serve_cached(rc, route, CompletionCall(request), key, "completions").await
+    serve_cached(
+        rc,
+        route,
+        CompletionCall(request, rc.conversation),
+        key,
+        "completions",
+    )
+    .await
 }
 
 /// A text completion as routing sees it: the client's body, sent as the
 /// target's model to targets that pass `/completions` through.
 #[derive(Debug)]
-struct CompletionCall(CompletionRequest);
+struct CompletionCall(CompletionRequest, Option<u64>);
 
 impl Call for CompletionCall {
     type Reply = ChatReply;
@@ -70,6 +77,22 @@ impl Call for CompletionCall {
 
     fn estimated_tokens(&self) -> u64 {
         estimate_tokens(self.0.wire_len, self.0.max_output_tokens())
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.0.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.0.max_output_tokens()
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.1
     }
 
     async fn attempt(

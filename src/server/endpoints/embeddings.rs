@@ -275,6 +275,10 @@ impl Call for EmbedCall {
         })
     }
 
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn estimated_tokens(&self) -> u64 {
         self.inputs
             .iter()

@@ -106,6 +106,7 @@ pub(crate) async fn handle(
         wire_len: msg.wire_len,
         translated,
         ignored: ignored.clone(),
+        conversation: rc.conversation,
     };
     // Native or translated, the answer is in Anthropic's format
     // (count_tokens answers carry no usage object).
@@ -161,6 +162,7 @@ struct MessagesCall {
     translated: Option<Result<Translated, MessagesError>>,
     /// What the serving translated attempt ignored.
     ignored: IgnoredSlot,
+    conversation: Option<u64>,
 }
 
 impl Call for MessagesCall {
@@ -182,6 +184,22 @@ impl Call for MessagesCall {
 
     fn estimated_tokens(&self) -> u64 {
         estimate_tokens(self.wire_len, max_output_tokens(&self.body))
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        max_output_tokens(&self.body)
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.conversation
     }
 
     async fn attempt(

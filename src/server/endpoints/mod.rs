@@ -27,17 +27,20 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderValue, Request};
 
 use crate::api::GatewayError;
+use crate::api::affinity::conversation_key;
 use crate::api::estimate::{Estimate, Routed};
 use crate::api::ignored::Ignored;
+use crate::config::AffinityBy;
 use crate::routing::RouteHandle;
-use crate::server::access::{admission, allow};
+use crate::server::access::{admission, allow, overrides};
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::{ReqBody, read_body};
 
 /// What every routed endpoint does first: read the body, parse it, find
-/// the route it names (the caller's key must allow it; recorded in the
-/// context), and admit it (every limit and budget, the token estimate
-/// reserved).
+/// the route it names (the caller's key must allow it; with the routing
+/// overrides the key allows; recorded in the context, with the request's
+/// conversation key on a route with `affinity`), and admit it (every limit
+/// and budget, the token estimate reserved).
 pub(crate) async fn parse_routed<T: Routed>(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
@@ -49,7 +52,15 @@ pub(crate) async fn parse_routed<T: Routed>(
     let estimate = Estimate::of(bytes.len(), parsed.max_output_tokens());
     drop(bytes);
     let route = allow::allowed_route(rc, parsed.model())?;
+    let route = overrides::apply(rc, &parts.headers, route)?;
     rc.routed(&route);
+    rc.conversation = route.spec.affinity.as_ref().and_then(|a| {
+        let header = match &a.by {
+            AffinityBy::Header(name) => parts.headers.get(name).map(|v| v.as_bytes()),
+            _ => None,
+        };
+        conversation_key(&a.by, parsed.body()?, header)
+    });
     admission::admit(rc, Some(&route), estimate).await?;
     Ok((parts, parsed, route))
 }

@@ -214,6 +214,10 @@ impl Call for RerankCall {
         Need::Rerank
     }
 
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn estimated_tokens(&self) -> u64 {
         let text: usize = self
             .documents

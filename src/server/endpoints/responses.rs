@@ -82,6 +82,7 @@ pub(crate) async fn handle(
         chat,
         echo,
         ignored: ignored.clone(),
+        conversation: rc.conversation,
     };
     // Passed through or translated, the answer is in the Responses format.
     let how = Answer {
@@ -133,6 +134,7 @@ struct ResponsesCall {
     echo: Echo,
     /// What the serving translated attempt ignored.
     ignored: IgnoredSlot,
+    conversation: Option<u64>,
 }
 
 /// A translation failure as the attempt error routing understands.
@@ -163,6 +165,28 @@ impl Call for ResponsesCall {
 
     fn estimated_tokens(&self) -> u64 {
         estimate_tokens(self.request.wire_len, self.request.max_output_tokens())
+    }
+
+    fn input_tokens(&self) -> u64 {
+        estimate_tokens(self.request.wire_len, 0)
+    }
+
+    fn output_tokens(&self) -> u64 {
+        self.request.max_output_tokens()
+    }
+
+    /// The Responses API stores answers unless told not to (`store:
+    /// false`): only then is it safe to send twice.
+    fn idempotent(&self) -> bool {
+        self.request
+            .body
+            .get("store")
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
+    }
+
+    fn affinity(&self) -> Option<u64> {
+        self.conversation
     }
 
     /// Passed through where the target serves `/responses`, else sent as

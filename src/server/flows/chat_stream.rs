@@ -30,9 +30,9 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tracing::Instrument;
 
-use super::sse::sse_response;
+use super::sse::{broke, sse_response};
+use crate::api::GatewayError;
 use crate::api::usage::Dialect;
-use crate::api::{ErrorKind, GatewayError};
 use crate::cache::stream::{StreamScan, assemble, drop_null_usage, split, strip_usage};
 use crate::cache::{CacheKey, End, Payload, Piece, Publisher, Started};
 use crate::metrics::Metrics;
@@ -41,7 +41,7 @@ use crate::routing::{Call, RouteHandle, execute_stream};
 use crate::server::access::usage::{StreamTap, UsageCell};
 use crate::server::edge::context::RequestCtx;
 use crate::server::edge::permit::RequestPermit;
-use crate::server::http::{Body, ErrorShape, stream_error_event};
+use crate::server::http::{Body, ErrorShape};
 use crate::server::state::Runtime;
 
 const KIND: &str = "chat_stream";
@@ -236,25 +236,10 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
             Err(e) => {
                 // Counted once for all readers; each reader marks its own
                 // request as interrupted when it reaches the error event.
-                tracing::warn!(
-                    route = route.spec.name,
-                    provider = &*provider,
-                    error = %e,
-                    "upstream stream failed mid-way"
-                );
-                metrics
-                    .stream_interruptions
-                    .with_label_values(&[route.spec.name.as_str(), &provider])
-                    .inc();
-                if let Some(h) = rt.table.providers.get(&*provider) {
-                    h.breaker.record_failure();
-                }
-                let err = GatewayError::new(
-                    ErrorKind::BadGateway,
-                    format!("Upstream stream interrupted: {e}"),
-                )
-                .with_code("stream_interrupted");
-                return publisher.finish(End::Failed(stream_error_event(&err, ErrorShape::OpenAi)));
+                let handle = rt.table.providers.get(&*provider).map(|h| &**h);
+                let name = route.spec.name.as_str();
+                let event = broke(handle, &metrics, name, &provider, &e, ErrorShape::OpenAi);
+                return publisher.finish(End::Failed(event));
             }
         }
     }

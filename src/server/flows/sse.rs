@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
@@ -22,8 +23,9 @@ use hyper::body::Frame;
 
 use crate::api::usage::Dialect;
 use crate::api::{ErrorKind, GatewayError};
-use crate::providers::ChatReply;
-use crate::routing::Served;
+use crate::metrics::Metrics;
+use crate::providers::{ChatReply, UpstreamError};
+use crate::routing::{ProviderHandle, Served};
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::{Body, ErrorShape, served_by, stream_error_event};
 
@@ -47,12 +49,7 @@ pub(crate) fn sse_reply(
     let metrics = Arc::clone(&rc.state.metrics);
     let permit = rc.permit.clone();
     let interrupted = Arc::clone(&rc.interrupted);
-    let breaker = rc
-        .rt
-        .table
-        .providers
-        .get(&*served.provider)
-        .map(|h| Arc::clone(&h.breaker));
+    let handle = rc.rt.table.providers.get(&*served.provider).cloned();
     let route = rc.route_label.clone();
     let provider = Arc::clone(&served.provider);
     // Provider streams end after their first error.
@@ -64,26 +61,8 @@ pub(crate) fn sse_reply(
                 // The response has started: report in-band, then end. The
                 // edge polls this body inside the request's span, so the
                 // line carries the request id.
-                tracing::warn!(
-                    route,
-                    provider = &*provider,
-                    error = %e,
-                    "upstream stream failed mid-way"
-                );
                 interrupted.store(true, Ordering::Relaxed);
-                metrics
-                    .stream_interruptions
-                    .with_label_values(&[route.as_str(), &provider])
-                    .inc();
-                if let Some(b) = &breaker {
-                    b.record_failure();
-                }
-                let err = GatewayError::new(
-                    ErrorKind::BadGateway,
-                    format!("Upstream stream interrupted: {e}"),
-                )
-                .with_code("stream_interrupted");
-                stream_error_event(&err, shape)
+                broke(handle.as_deref(), &metrics, &route, &provider, &e, shape)
             }
         };
         // A run that held only a stripped usage chunk is not sent.
@@ -95,6 +74,37 @@ pub(crate) fn sse_reply(
         &served.provider,
         served.attempts,
     )
+}
+
+/// A stream that failed after its response started: logged (at most once a
+/// second per provider, with the count held back), counted as an
+/// interruption and charged to the provider's breaker; the in-band error
+/// event in `shape` to end it with.
+pub(crate) fn broke(
+    handle: Option<&ProviderHandle>,
+    metrics: &Metrics,
+    route: &str,
+    provider: &str,
+    e: &UpstreamError,
+    shape: ErrorShape,
+) -> Bytes {
+    let suppressed = handle.map_or(Some(0), |h| h.stream_breaks.check());
+    if let Some(suppressed) = suppressed {
+        tracing::warn!(route, provider, error = %e, suppressed, "upstream stream failed mid-way");
+    }
+    metrics
+        .stream_interruptions
+        .with_label_values(&[route, provider])
+        .inc();
+    if let Some(h) = handle {
+        h.breaker.record_failure();
+    }
+    let err = GatewayError::new(
+        ErrorKind::BadGateway,
+        format!("Upstream stream interrupted: {e}"),
+    )
+    .with_code("stream_interrupted");
+    stream_error_event(&err, shape)
 }
 
 /// An SSE response around `body`, naming who served it.

@@ -9,6 +9,7 @@ pub mod bedrock;
 pub mod browser;
 pub mod chat_tools;
 pub mod cohere;
+pub mod dial;
 pub mod faults;
 pub mod gemini;
 pub mod logs;
