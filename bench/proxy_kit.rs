@@ -331,7 +331,19 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first (nginx's master then stops its worker, which SIGKILL
+    /// would leave running, holding the port and any inherited lock), then
+    /// SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

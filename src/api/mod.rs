@@ -17,6 +17,7 @@ pub mod messages;
 pub mod rerank;
 pub mod responses;
 pub mod sse;
+pub mod sse_cut;
 pub mod stream_content;
 pub mod usage;
 
