@@ -270,18 +270,35 @@ fn main() {
         conns.reset_peak();
         let (c512, _) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
         let peak = conns.peak.load(Ordering::SeqCst);
+        // nginx over the same loads, for how much of the fall the machine
+        // itself (wrk and the upstream on one core) accounts for.
+        let ngx_dir = d.join("nginx-conns");
+        std::fs::create_dir_all(&ngx_dir).unwrap();
+        let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
+        let ngx_url = format!("{}/v1/chat/completions", ngx.base);
+        wrk(&ngx_url, 16, 1, &chat, false, LOAD_CORE);
+        let (n16, _) = load(ngx.pid(), &ngx_url, 16, secs, &chat, false);
+        let (n512, _) = load(ngx.pid(), &ngx_url, 512, secs, &chat, false);
+        drop(ngx);
         println!(
-            "chat c=16 {:.0} req/s ({} bad), c=512 {:.0} req/s ({} bad, p99 {:.1} ms); upstream connections: peak open {peak}, opened in all {}",
+            "chat c=16 {:.0} req/s ({} bad), c=512 {:.0} req/s ({} bad, p99 {:.1} ms); upstream connections: peak open {peak}, opened in all {}; nginx c=16 {:.0} req/s, c=512 {:.0} req/s",
             c16.rps,
             c16.bad,
             c512.rps,
             c512.bad,
             ms(c512.p99),
-            conns.accepted.load(Ordering::SeqCst)
+            conns.accepted.load(Ordering::SeqCst),
+            n16.rps,
+            n512.rps
         );
         rows.push(Row {
             name: "throughput c=16 -> c=512 (1 KB chat)",
-            figures: format!("{:.0} -> {:.0} req/s", c16.rps, c512.rps),
+            figures: format!(
+                "{:.0} -> {:.0} req/s; nginx {:+.0} %",
+                c16.rps,
+                c512.rps,
+                (n512.rps / n16.rps - 1.0) * 100.0
+            ),
             result: format!("{:+.0} %", (c512.rps / c16.rps - 1.0) * 100.0),
             target: "falls <= 15 %",
         });

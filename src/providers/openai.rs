@@ -444,12 +444,23 @@ impl WholeEvents {
                 Ok(None) => continue,
             }
         };
-        // Join what has already arrived, without waiting for more.
+        // Join what has already arrived, without waiting for more. The
+        // connection's task hands the body over one chunk at a time: after
+        // each, it gets one turn (a yield) to hand over the next it has
+        // already read; a chunk that is not there after that turn is not
+        // waited for.
         let mut run: Option<BytesMut> = None;
+        let mut yielded = false;
         while run.as_ref().map_or(first.len(), BytesMut::len) < RUN_BYTES {
             let Some(item) = self.body.next().now_or_never() else {
-                break;
+                if yielded {
+                    break;
+                }
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
             };
+            yielded = false;
             let chunk = match item {
                 None => {
                     self.ended = Some(None);
