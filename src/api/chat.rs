@@ -11,8 +11,6 @@
 //! basic shape checks.
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use super::error::GatewayError;
@@ -215,14 +213,8 @@ impl ChatRequest {
     /// [`ChatRequest::upstream_body`] plus `extra` members the body does
     /// not have (a translated request's reasoning effort).
     pub fn upstream_body_with(&self, upstream_model: &str, extra: &[(&str, Value)]) -> Bytes {
-        let with_model = WithModel {
-            body: &self.body,
-            model: upstream_model,
-            extra,
-        };
         let mut out = Vec::with_capacity(self.wire_len + upstream_model.len() + 64);
-        // Writing a JSON value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &with_model);
+        write_with_model(&mut out, &self.body, upstream_model, extra);
         Bytes::from(out)
     }
 }
@@ -276,40 +268,19 @@ pub fn ask_for_usage(body: &mut Map<String, Value>) {
 /// `size_hint` bytes (the client's body size), without copying the parsed
 /// body first.
 pub fn body_with_model(body: &Map<String, Value>, model: &str, size_hint: usize) -> Bytes {
-    let with_model = WithModel {
-        body,
-        model,
-        extra: &[],
-    };
     let mut out = Vec::with_capacity(size_hint + model.len() + 16);
-    // Writing a JSON value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &with_model);
+    write_with_model(&mut out, body, model, &[]);
     Bytes::from(out)
 }
 
-/// The client's body with `model` replaced, serialized in place.
-struct WithModel<'a> {
-    body: &'a Map<String, Value>,
-    model: &'a str,
-    /// Members added when the body has none of that name.
-    extra: &'a [(&'a str, Value)],
-}
-
-impl Serialize for WithModel<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in self.body {
-            if k == "model" {
-                map.serialize_entry(k, self.model)?;
-            } else {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        for (k, v) in self.extra {
-            if !self.body.contains_key(*k) {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
-    }
+/// The client's body with `model` replaced (and `extra` members it does
+/// not have), written as `serde_json` would write it, only faster (see
+/// `json_write`).
+fn write_with_model(
+    out: &mut Vec<u8>,
+    body: &Map<String, Value>,
+    model: &str,
+    extra: &[(&str, Value)],
+) {
+    super::json_write::write_object(out, body, |k| (k == "model").then_some(model), extra);
 }

@@ -12,10 +12,12 @@ pub mod embeddings;
 pub mod error;
 pub mod estimate;
 pub mod ignored;
+pub mod json_write;
 pub mod messages;
 pub mod rerank;
 pub mod responses;
 pub mod sse;
+pub mod sse_cut;
 pub mod stream_content;
 pub mod usage;
 

@@ -9,12 +9,15 @@
 //! scrubs the provider's secrets out of each chunk as it arrives (see
 //! `scrub`). Must not interpret what it reads.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 
 use super::UpstreamError;
 use super::scrub::{ScrubStream, Scrubber};
@@ -31,6 +34,10 @@ pub struct Limits {
 }
 
 pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+/// The one timer of a stream read with [`Limits::next_on`].
+#[derive(Debug)]
+pub struct StreamTimer(Pin<Box<Sleep>>);
 
 impl Limits {
     pub fn new(
@@ -103,6 +110,45 @@ impl Limits {
             Ok(Some(Err(e))) => Some(Err(super::upstream::classify(e))),
             Ok(Some(Ok(b))) => Some(Ok(b)),
         }
+    }
+
+    /// One timer for a whole stream's idle and total deadlines (see
+    /// [`Limits::next_on`]).
+    pub fn stream_timer(&self) -> StreamTimer {
+        StreamTimer(Box::pin(sleep_until(self.total_deadline)))
+    }
+
+    /// The next chunk of a stream, or which deadline passed; `None` at the
+    /// end. As [`Limits::next`], but re-arming the stream's one timer
+    /// (moving a deadline later only updates the timer's entry) instead of
+    /// setting up a new one for every chunk.
+    pub async fn next_on(
+        &self,
+        timer: &mut StreamTimer,
+        body: &mut ByteStream,
+    ) -> Option<Result<Bytes, UpstreamError>> {
+        let idle_at = Instant::now() + self.idle;
+        let (deadline, which) = if idle_at <= self.total_deadline {
+            (idle_at, "idle")
+        } else {
+            (self.total_deadline, "total")
+        };
+        let mut sleep = timer.0.as_mut();
+        sleep.as_mut().reset(deadline);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(item) = body.poll_next_unpin(cx) {
+                return Poll::Ready(match item {
+                    None => None,
+                    Some(Err(e)) => Some(Err(super::upstream::classify(e))),
+                    Some(Ok(b)) => Some(Ok(b)),
+                });
+            }
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(UpstreamError::Timeout(which)))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Reads a whole non-streaming body into one buffer of its own.

@@ -135,11 +135,16 @@ pub async fn first_content(
         };
         decoded.clear();
         decoder.feed(&chunk, &mut decoded);
+        // Events after the first content are the answer's, an error event
+        // among them too (a run may carry both).
         let mut content = false;
         for ev in &decoded {
             match kind.classify(ev) {
                 Seen::Error(e) => return Err(failure(&e)),
-                Seen::Content { .. } => content = true,
+                Seen::Content { .. } => {
+                    content = true;
+                    break;
+                }
                 Seen::Preamble => {}
             }
         }
@@ -308,6 +313,26 @@ mod tests {
             }
             assert_eq!(e.moves_on(), moves_on, "{event}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_error_event_after_content_in_the_same_run_is_the_answers() {
+        let run: &'static str = Box::leak(
+            format!("{ROLE}{HELLO}data: {{\"error\":{{\"message\":\"busy\",\"type\":\"server_error\"}}}}\n\n")
+                .into_boxed_str(),
+        );
+        let out = first_content(stream(vec![Ok(run)]), StreamKind::Chat, later())
+            .await
+            .unwrap();
+        let items: Vec<_> = out.collect().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap(), run);
+        let run: &'static str = Box::leak(
+            format!("{ROLE}data: {{\"error\":{{\"message\":\"busy\",\"type\":\"server_error\"}}}}\n\n{HELLO}")
+                .into_boxed_str(),
+        );
+        let e = first_content(stream(vec![Ok(run)]), StreamKind::Chat, later()).await;
+        assert!(e.is_err(), "an error before content in one run still fails");
     }
 
     #[tokio::test(start_paused = true)]

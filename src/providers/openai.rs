@@ -16,19 +16,19 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::body::{ByteStream, Limits};
+use super::body::{ByteStream, Limits, StreamTimer};
 use super::openai_wire;
 use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
-use crate::api::sse::{SseDecoder, SseEvent};
+use crate::api::sse_cut::SseCuts;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
 
 /// `kind: openai` settings.
@@ -111,6 +111,10 @@ impl KindConfig for Config {
 pub struct OpenAiProvider {
     upstream: Upstream,
     base_url: String,
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`, parsed
+    /// once (not on every call).
+    chat_url: Option<reqwest::Url>,
+    embeddings_url: Option<reqwest::Url>,
     rerank_api: RerankApi,
     headers: http::HeaderMap,
 }
@@ -143,8 +147,11 @@ impl OpenAiProvider {
             .chain(config.headers.values().map(String::as_str));
         let upstream = Upstream::new(&spec.timeouts, spec.max_response_bytes, secrets)
             .map_err(|e| BuildError::new(spec, e.to_string()))?;
+        let parsed = |path: &str| reqwest::Url::parse(&format!("{}{path}", config.base_url)).ok();
         Ok(OpenAiProvider {
             upstream,
+            chat_url: parsed("/chat/completions"),
+            embeddings_url: parsed("/embeddings"),
             base_url: config.base_url.clone(),
             rerank_api: config.rerank_api,
             headers,
@@ -157,12 +164,14 @@ impl OpenAiProvider {
         path: &str,
         body: Bytes,
     ) -> Result<(reqwest::Response, Limits), UpstreamError> {
-        let request = self
-            .upstream
-            .client()
-            .post(format!("{}{path}", self.base_url))
-            .headers(self.headers.clone())
-            .body(body);
+        let client = self.upstream.client();
+        let request = match (path, &self.chat_url, &self.embeddings_url) {
+            ("/chat/completions", Some(url), _) | ("/embeddings", _, Some(url)) => {
+                client.post(url.clone())
+            }
+            _ => client.post(format!("{}{path}", self.base_url)),
+        };
+        let request = request.headers(self.headers.clone()).body(body);
         self.upstream
             .send(request)
             .await?
@@ -350,63 +359,131 @@ const PASSTHROUGH_PATHS: &[&str] = &["/responses", "/completions"];
 
 /// An upstream SSE body re-cut at event boundaries: only whole events are
 /// passed on, the stream must end with `[DONE]`, and it is bounded by the
-/// idle and total timeouts and by the size of one unfinished event.
+/// idle and total timeouts (one timer for the stream) and by the size of
+/// one unfinished event. Chunks that have already arrived when a run is
+/// cut are joined to it (up to [`RUN_BYTES`]): a fast upstream's hundreds
+/// of small chunks go to the client in a few writes, a slow one's each at
+/// once.
 struct WholeEvents {
     body: ByteStream,
     limits: Limits,
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
+    timer: StreamTimer,
+    cuts: SseCuts,
     pending: BytesMut,
     done: bool,
     /// The stream must end with `data: [DONE]`.
     require_done: bool,
+    /// What ended the body while a run was being joined, for the next call.
+    ended: Option<Option<UpstreamError>>,
 }
+
+/// The most bytes of already-arrived chunks joined into one run.
+const RUN_BYTES: usize = 64 * 1024;
 
 impl WholeEvents {
     fn new(body: ByteStream, limits: Limits, require_done: bool) -> Self {
         WholeEvents {
             body,
+            timer: limits.stream_timer(),
             limits,
-            decoder: SseDecoder::new(),
-            events: Vec::new(),
+            cuts: SseCuts::new(),
             pending: BytesMut::new(),
             done: false,
             require_done,
+            ended: None,
         }
+    }
+
+    /// The end of the stream: fine, or an error.
+    fn end(&self, error: Option<UpstreamError>) -> Option<Result<Bytes, UpstreamError>> {
+        match error {
+            Some(e) => Some(Err(e)),
+            None if self.done || !self.require_done => None,
+            None => Some(Err(UpstreamError::Protocol(
+                "stream ended without [DONE]".into(),
+            ))),
+        }
+    }
+
+    /// Takes in `chunk`: the whole events it completes, if any (the rest
+    /// waits in `pending`).
+    fn take(&mut self, chunk: Bytes) -> Result<Option<Bytes>, UpstreamError> {
+        let cut = self.cuts.feed(&chunk);
+        self.done |= cut.done;
+        let Some(at) = cut.last_boundary else {
+            if (self.pending.len() + chunk.len()) as u64 > self.limits.max_bytes {
+                return Err(UpstreamError::TooLarge(self.limits.max_bytes));
+            }
+            self.pending.extend_from_slice(&chunk);
+            return Ok(None);
+        };
+        let whole = if self.pending.is_empty() {
+            chunk.slice(..at)
+        } else {
+            self.pending.extend_from_slice(&chunk[..at]);
+            self.pending.split().freeze()
+        };
+        self.pending.extend_from_slice(&chunk[at..]);
+        Ok(Some(whole))
     }
 
     /// The next run of whole events, an error, or the end.
     async fn next(&mut self) -> Option<Result<Bytes, UpstreamError>> {
-        loop {
-            let chunk = match self.limits.next(&mut self.body, None).await {
-                None if self.done || !self.require_done => return None,
-                None => {
-                    return Some(Err(UpstreamError::Protocol(
-                        "stream ended without [DONE]".into(),
-                    )));
-                }
+        if let Some(error) = self.ended.take() {
+            return self.end(error);
+        }
+        let first = loop {
+            let chunk = match self.limits.next_on(&mut self.timer, &mut self.body).await {
+                None => return self.end(None),
                 Some(Err(e)) => return Some(Err(e)),
                 Some(Ok(chunk)) => chunk,
             };
-            self.events.clear();
-            self.decoder.feed(&chunk, &mut self.events);
-            self.done |= self.events.iter().any(|e| e.data == "[DONE]");
-            let Some(cut) = self.decoder.last_boundary() else {
-                if (self.pending.len() + chunk.len()) as u64 > self.limits.max_bytes {
-                    return Some(Err(UpstreamError::TooLarge(self.limits.max_bytes)));
+            match self.take(chunk) {
+                Err(e) => return Some(Err(e)),
+                Ok(Some(whole)) => break whole,
+                Ok(None) => continue,
+            }
+        };
+        // Join what has already arrived, without waiting for more. The
+        // connection's task hands the body over one chunk at a time: after
+        // each, it gets one turn (a yield) to hand over the next it has
+        // already read; a chunk that is not there after that turn is not
+        // waited for.
+        let mut run: Option<BytesMut> = None;
+        let mut yielded = false;
+        while run.as_ref().map_or(first.len(), BytesMut::len) < RUN_BYTES {
+            let Some(item) = self.body.next().now_or_never() else {
+                if yielded {
+                    break;
                 }
-                self.pending.extend_from_slice(&chunk);
+                yielded = true;
+                tokio::task::yield_now().await;
                 continue;
             };
-            let whole = if self.pending.is_empty() {
-                chunk.slice(..cut)
-            } else {
-                self.pending.extend_from_slice(&chunk[..cut]);
-                self.pending.split().freeze()
+            yielded = false;
+            let chunk = match item {
+                None => {
+                    self.ended = Some(None);
+                    break;
+                }
+                Some(Err(e)) => {
+                    self.ended = Some(Some(super::upstream::classify(e)));
+                    break;
+                }
+                Some(Ok(chunk)) => chunk,
             };
-            self.pending.extend_from_slice(&chunk[cut..]);
-            return Some(Ok(whole));
+            match self.take(chunk) {
+                Err(e) => {
+                    self.ended = Some(Some(e));
+                    break;
+                }
+                Ok(Some(whole)) => run
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&whole),
+                Ok(None) => {}
+            }
         }
+        Some(Ok(run.map_or(first, BytesMut::freeze)))
     }
 
     fn into_stream(self) -> futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>> {

@@ -72,7 +72,14 @@ where
     let (out, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("switchyard-log")
-        .finish(std::io::stdout());
+        // Buffered: the writer thread writes what it has queued in one
+        // system call and flushes whenever its queue is empty, so a line
+        // is never held back, but a busy gateway makes one write per batch
+        // of lines instead of one per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let dropped = out.error_counter();
     let layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()

@@ -1,0 +1,529 @@
+//! Benchmark: every row of the performance table (issue 18) in one run,
+//! on loopback, against nginx as a reverse proxy and against the upstream
+//! called directly.
+//!
+//! Run: `cargo bench --bench proxy` (about 4 minutes on 2 cores; `BENCH_SECS`
+//! sets the seconds of each wrk series, default 5; `SWITCHYARD_BIN` measures
+//! another build of the gateway binary; `BENCH_ONLY=ageing` runs the ageing
+//! rows alone, as the allocator comparison did). nginx and wrk are installed with
+//! apt-get when missing. See docs/benchmarks.md for what each row means.
+//!
+//! Layout: the gateway (the real binary, its own process, default logging
+//! to a file) and nginx (one worker) are pinned to core 0; this process
+//! (the fixed-answer upstream, the stream clients) and wrk to core 1. CPU
+//! per request is the pinned process's user + system time over the run
+//! (from /proc) divided by the requests wrk completed; every ratio compares
+//! figures measured in the same run. With `BENCH_ATTACH` set (a command
+//! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
+//! -p {pid}`), that command watches the gateway through its series of 1 KB
+//! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
+//! of 500 chunks back to back), and the bench stops there: how the
+//! profiles in docs/benchmarks.md were taken.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[path = "proxy_kit.rs"]
+mod kit;
+
+use kit::{Proc, Wrk, cpu_seconds, rss_bytes, wrk};
+
+const GATEWAY_CORE: usize = 0;
+const LOAD_CORE: usize = 1;
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn secs() -> u64 {
+    std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+/// One row of the result table.
+struct Row {
+    name: &'static str,
+    figures: String,
+    result: String,
+    target: &'static str,
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// wrk against `url` while measuring the CPU of `pid`: (wrk, CPU seconds
+/// per request).
+fn load(pid: u32, url: &str, conns: usize, secs: u64, body: &Path, unique: bool) -> (Wrk, f64) {
+    let before = cpu_seconds(pid);
+    let w = wrk(url, conns, secs, body, unique, LOAD_CORE);
+    let cpu = cpu_seconds(pid) - before;
+    (w.clone(), cpu / w.requests as f64)
+}
+
+fn chat_body(model: &str, stream: bool) -> String {
+    // About 1 KB on the wire.
+    let content = "Summarise the following paragraph in one sentence please. ".repeat(15);
+    let stream = if stream { r#","stream":true"# } else { "" };
+    format!(
+        r#"{{"model":"{model}","messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{content}"}}],"max_tokens":256,"temperature":0.2{stream}}}"#
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn policy(up: &str, conns_up: &str, extra: &str) -> String {
+    format!(
+        "providers:\n\
+         \x20 chat: {{ kind: openai, base_url: {up}/chat/v1 }}\n\
+         \x20 conns: {{ kind: openai, base_url: {conns_up}/chat/v1 }}\n\
+         \x20 emb: {{ kind: openai, base_url: {up}/emb/v1, max_batch_inputs: 4096 }}\n\
+         \x20 fan: {{ kind: openai, base_url: {up}/fan/v1, max_batch_inputs: 64 }}\n\
+         \x20 slow: {{ kind: openai, base_url: {up}/sse-slow/v1 }}\n\
+         \x20 fast: {{ kind: openai, base_url: {up}/sse-fast/v1 }}\n\
+         routes:\n\
+         \x20 chat: {{ targets: [{{provider: chat}}] }}\n\
+         \x20 conns: {{ targets: [{{provider: conns}}] }}\n\
+         \x20 emb: {{ targets: [{{provider: emb}}] }}\n\
+         \x20 fan: {{ targets: [{{provider: fan}}], fanout: {{ max_concurrency: 32 }} }}\n\
+         \x20 sse-slow: {{ targets: [{{provider: slow}}] }}\n\
+         \x20 sse-fast: {{ targets: [{{provider: fast}}] }}\n\
+         {extra}"
+    )
+}
+
+/// `n` streams at once through the gateway; each must end with `[DONE]`
+/// after every chunk. Returns the gateway's CPU seconds per stream.
+async fn streams(gw: &Proc, model: &str, n: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let body = chat_body(model, true);
+    let before = cpu_seconds(gw.pid());
+    let calls = (0..n).map(|_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let r = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            let text = r.text().await.unwrap();
+            let events = text.matches("data: ").count();
+            assert!(
+                events > kit::SSE_CHUNKS && text.ends_with("data: [DONE]\n\n"),
+                "a stream ended early: {events} events"
+            );
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    (cpu_seconds(gw.pid()) - before) / n as f64
+}
+
+async fn metric(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    kit::pin_self(LOAD_CORE);
+    kit::ensure_tools();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let secs = secs();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (up, _) = rt.block_on(kit::upstream());
+    let (conns_up, conns) = rt.block_on(kit::upstream());
+    let chat = write(d, "chat.json", &chat_body("chat", false));
+    let chat_conns = write(d, "chat-conns.json", &chat_body("conns", false));
+    let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
+    let emb = |model: &str| serde_json::json!({"model": model, "input": inputs}).to_string();
+    let emb_body = write(d, "emb.json", &emb("emb"));
+    let fan_body = write(d, "fan.json", &emb("fan"));
+    let big = format!(
+        r#"{{"model":"chat","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "lorem ipsum dolor sit amet ".repeat(1024 * 1024 / 27)
+    );
+    let big_body = write(d, "big.json", &big);
+    let mut rows = Vec::new();
+    println!(
+        "proxy bench: gateway and nginx on core {GATEWAY_CORE}; wrk, upstream and clients on core {LOAD_CORE}; {secs}s per series"
+    );
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", loadavg.trim());
+
+    // `BENCH_ONLY=chat,sse,...` runs only those series (chat, conns, emb,
+    // big, sse, fan, ageing).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let want = |series: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s.trim() == series))
+    };
+    let gw = kit::gateway(&d.join("gw"), &policy(&up, &conns_up, ""), GATEWAY_CORE);
+    let direct_url = format!("{up}/chat/v1/chat/completions");
+    let gw_url = format!("{}/v1/chat/completions", gw.base);
+
+    if want("chat") {
+        // --- CPU per 1 KB chat request at c=64: nginx vs the gateway.
+        let ngx_dir = d.join("nginx");
+        std::fs::create_dir_all(&ngx_dir).unwrap();
+        let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
+        let ngx_url = format!("{}/v1/chat/completions", ngx.base);
+        wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
+        wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
+        let (nw, ncpu) = load(ngx.pid(), &ngx_url, 64, secs, &chat, false);
+        let stream_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "sse-fast");
+        if stream_series && let Some(_attached) = kit::attach(gw.pid()) {
+            let cpu = rt.block_on(streams(&gw, "sse-fast", 64));
+            println!(
+                "{:.2} ms CPU/stream (under BENCH_ATTACH); only this series runs",
+                cpu * 1e3
+            );
+            return;
+        }
+        let perf = kit::attach(gw.pid());
+        let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
+        if perf.is_some() {
+            println!(
+                "{:.0} req/s, {:.1} us CPU/req (under BENCH_ATTACH); only this series runs",
+                gw64.rps,
+                gcpu * 1e6
+            );
+            return;
+        }
+        println!(
+            "chat c=64  nginx: {:>8.0} req/s {:>6.1} us CPU/req ({} bad) | switchyard: {:>8.0} req/s {:>6.1} us CPU/req ({} bad)",
+            nw.rps,
+            ncpu * 1e6,
+            nw.bad,
+            gw64.rps,
+            gcpu * 1e6,
+            gw64.bad
+        );
+        rows.push(Row {
+            name: "CPU per 1 KB chat request, c=64, vs nginx",
+            figures: format!("{:.1} us vs nginx {:.1} us", gcpu * 1e6, ncpu * 1e6),
+            result: format!("{:.2}x", gcpu / ncpu),
+            target: "<= 2x",
+        });
+
+        // --- Added latency at c=1 (vs direct; nginx alongside).
+        let (direct1, _) = load(gw.pid(), &direct_url, 1, secs, &chat, false);
+        let (ngx1, _) = load(ngx.pid(), &ngx_url, 1, secs, &chat, false);
+        let (gw1, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
+        println!(
+            "chat c=1   direct p50 {:.0} us p99 {:.0} us | nginx p50 {:.0} us p99 {:.0} us | switchyard p50 {:.0} us p99 {:.0} us ({:.1} us CPU/req)",
+            us(direct1.p50),
+            us(direct1.p99),
+            us(ngx1.p50),
+            us(ngx1.p99),
+            us(gw1.p50),
+            us(gw1.p99),
+            gw1cpu * 1e6
+        );
+        rows.push(Row {
+            name: "added latency at c=1, p50 / p99",
+            figures: format!(
+                "nginx +{:.0} / +{:.0} us",
+                us(ngx1.p50) - us(direct1.p50),
+                us(ngx1.p99) - us(direct1.p99)
+            ),
+            result: format!(
+                "+{:.2} / +{:.2} ms",
+                (ms(gw1.p50) - ms(direct1.p50)),
+                (ms(gw1.p99) - ms(direct1.p99))
+            ),
+            target: "<= +0.10 / +0.30 ms",
+        });
+        drop(ngx);
+    }
+
+    if want("conns") {
+        // --- Throughput from 16 to 512 connections, and the upstream
+        // connections held for 512 clients (a separate upstream).
+        let conns_url = format!("{}/v1/chat/completions", gw.base);
+        wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
+        let (c16, _) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
+        conns.reset_peak();
+        let (c512, _) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
+        let peak = conns.peak.load(Ordering::SeqCst);
+        // nginx over the same loads, for how much of the fall the machine
+        // itself (wrk and the upstream on one core) accounts for.
+        let ngx_dir = d.join("nginx-conns");
+        std::fs::create_dir_all(&ngx_dir).unwrap();
+        let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
+        let ngx_url = format!("{}/v1/chat/completions", ngx.base);
+        wrk(&ngx_url, 16, 1, &chat, false, LOAD_CORE);
+        let (n16, _) = load(ngx.pid(), &ngx_url, 16, secs, &chat, false);
+        let (n512, _) = load(ngx.pid(), &ngx_url, 512, secs, &chat, false);
+        drop(ngx);
+        println!(
+            "chat c=16 {:.0} req/s ({} bad), c=512 {:.0} req/s ({} bad, p99 {:.1} ms); upstream connections: peak open {peak}, opened in all {}; nginx c=16 {:.0} req/s, c=512 {:.0} req/s",
+            c16.rps,
+            c16.bad,
+            c512.rps,
+            c512.bad,
+            ms(c512.p99),
+            conns.accepted.load(Ordering::SeqCst),
+            n16.rps,
+            n512.rps
+        );
+        rows.push(Row {
+            name: "throughput c=16 -> c=512 (1 KB chat)",
+            figures: format!(
+                "{:.0} -> {:.0} req/s; nginx {:+.0} %",
+                c16.rps,
+                c512.rps,
+                (n512.rps / n16.rps - 1.0) * 100.0
+            ),
+            result: format!("{:+.0} %", (c512.rps / c16.rps - 1.0) * 100.0),
+            target: "falls <= 15 %",
+        });
+        rows.push(Row {
+            name: "upstream connections for 512 clients",
+            figures: format!("peak open, {} bad answers", c512.bad),
+            result: format!("{peak}"),
+            target: "<= pool size, <= clients",
+        });
+    }
+
+    if want("emb") {
+        // --- One 2,048-input embedding request (~2.9 MB answer), c=1.
+        let emb_direct = format!("{up}/emb/v1/embeddings");
+        let emb_gw = format!("{}/v1/embeddings", gw.base);
+        wrk(&emb_gw, 1, 1, &emb_body, false, LOAD_CORE);
+        let (ed, _) = load(gw.pid(), &emb_direct, 1, secs, &emb_body, false);
+        let (eg, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
+        println!(
+            "embeddings 2048 inputs c=1: direct p50 {:.2} ms | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
+            ms(ed.p50),
+            ms(eg.p50),
+            ecpu * 1e3,
+            eg.bad
+        );
+        rows.push(Row {
+            name: "2,048-input embedding request, c=1, p50 vs direct",
+            figures: format!(
+                "{:.2} vs {:.2} ms, {:.2} ms CPU/req",
+                ms(eg.p50),
+                ms(ed.p50),
+                ecpu * 1e3
+            ),
+            result: format!("{:.2}x", ms(eg.p50) / ms(ed.p50)),
+            target: "<= 1.4x",
+        });
+    }
+
+    if want("big") {
+        // --- A 1 MB chat request body, c=1.
+        let (bd, _) = load(gw.pid(), &direct_url, 1, secs, &big_body, false);
+        let (bg, bcpu) = load(gw.pid(), &gw_url, 1, secs, &big_body, false);
+        println!(
+            "1 MB chat body c=1: direct p50 {:.2} ms | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
+            ms(bd.p50),
+            ms(bg.p50),
+            bcpu * 1e3,
+            bg.bad
+        );
+        rows.push(Row {
+            name: "1 MB chat request body, p50 added",
+            figures: format!("{:.2} ms CPU/req", bcpu * 1e3),
+            result: format!("+{:.2} ms", ms(bg.p50) - ms(bd.p50)),
+            target: "<= +0.5 ms",
+        });
+    }
+
+    if want("sse") {
+        // --- Streams: 500 chunks 5 ms apart, and back to back.
+        let slow = rt.block_on(streams(&gw, "sse-slow", 48));
+        let fast = rt.block_on(async {
+            streams(&gw, "sse-fast", 8).await; // warm-up
+            let mut total = 0.0;
+            for _ in 0..10 {
+                total += streams(&gw, "sse-fast", 16).await;
+            }
+            total / 10.0
+        });
+        println!(
+            "SSE 500 chunks: 5 ms apart {:.1} ms CPU/stream; back to back {:.2} ms CPU/stream",
+            slow * 1e3,
+            fast * 1e3
+        );
+        rows.push(Row {
+            name: "SSE, 500 chunks 5 ms apart: CPU per stream",
+            figures: format!("{:.1} us per chunk", slow * 1e6 / 500.0),
+            result: format!("{:.1} ms", slow * 1e3),
+            target: "<= 10 ms",
+        });
+        rows.push(Row {
+            name: "SSE, 500 chunks back to back: CPU per stream",
+            figures: format!("{:.1} us per chunk", fast * 1e6 / 500.0),
+            result: format!("{:.2} ms", fast * 1e3),
+            target: "<= 1.2 ms",
+        });
+    }
+
+    if want("fan") {
+        // --- Fan-out: 2,048 inputs in 32 sub-batches at 32 at once, 50 ms calls.
+        let fan_url = format!("{}/v1/embeddings", gw.base);
+        wrk(&fan_url, 1, 1, &fan_body, false, LOAD_CORE);
+        let (fw, _) = load(gw.pid(), &fan_url, 1, secs, &fan_body, false);
+        println!(
+            "fan-out 2048 inputs / 32 sub-batches: p50 {:.1} ms p99 {:.1} ms ({} bad)",
+            ms(fw.p50),
+            ms(fw.p99),
+            fw.bad
+        );
+        rows.push(Row {
+            name: "fan-out 2,048 inputs, 32 sub-batches, 50 ms calls",
+            figures: format!("p99 {:.1} ms", ms(fw.p99)),
+            result: format!("{:.1} ms", ms(fw.p50)),
+            target: "<= 63 ms",
+        });
+    }
+    drop(gw);
+
+    if want("ageing") {
+        // --- Ageing: CPU per request fresh, then after a 256 MiB cache filled
+        // once and expired; RSS per cached 1 KB answer.
+        ageing(&rt, d, &up, &conns_up, &chat, &mut rows, secs);
+    }
+
+    print_rows(&rows, started);
+}
+
+fn print_rows(rows: &[Row], started: Instant) {
+    println!("\n{:<52} {:>22}  {:<26} figures", "row", "result", "target");
+    for r in rows {
+        println!(
+            "{:<52} {:>22}  {:<26} {}",
+            r.name, r.result, r.target, r.figures
+        );
+    }
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\nload average at end: {}; took {:.0} s",
+        loadavg.trim(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn ageing(
+    rt: &tokio::runtime::Runtime,
+    d: &Path,
+    up: &str,
+    conns_up: &str,
+    chat: &Path,
+    rows: &mut Vec<Row>,
+    secs: u64,
+) {
+    let max_bytes: u64 = 256 * 1024 * 1024;
+    let ttl = 20;
+    let extra = format!(
+        "\x20 cached: {{ targets: [{{provider: chat}}], cache: {{ enabled: true, ttl: {ttl}s }} }}\n\
+         cache: {{ max_bytes: {max_bytes} }}\n"
+    );
+    let gw = kit::gateway(
+        &d.join("gw-ageing"),
+        &policy(up, conns_up, &extra),
+        GATEWAY_CORE,
+    );
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let cached = write(d, "cached.json", &chat_body("cached", false));
+    // A full series first: the process's first seconds (its pools and
+    // arenas growing) are not what "fresh" means.
+    wrk(&url, 64, secs, chat, false, LOAD_CORE);
+    let idle = rss_bytes(gw.pid());
+    let (fresh, fresh_cpu) = load(gw.pid(), &url, 64, secs, chat, false);
+    // Fill: distinct requests until the cache holds max_bytes (evicting).
+    let fill_start = Instant::now();
+    let mut filled = 0;
+    while fill_start.elapsed() < Duration::from_secs(120) {
+        let w = wrk(&url, 64, 5, &cached, true, LOAD_CORE);
+        filled += w.requests;
+        let bytes = rt.block_on(metric(&gw.base, "switchyard_cache_bytes"));
+        if bytes >= max_bytes as f64 * 0.97 {
+            break;
+        }
+    }
+    let bytes = rt.block_on(metric(&gw.base, "switchyard_cache_bytes"));
+    let entries = rt.block_on(metric(&gw.base, "switchyard_cache_entries"));
+    let full = rss_bytes(gw.pid());
+    println!(
+        "ageing: idle RSS {:.1} MiB; {filled} distinct requests in {:.0} s; cache {:.1} MiB in {entries} entries; RSS full {:.1} MiB",
+        idle as f64 / MIB,
+        fill_start.elapsed().as_secs_f64(),
+        bytes / MIB,
+        full as f64 / MIB
+    );
+    // Let every entry expire, then serve the plain chat route again.
+    std::thread::sleep(Duration::from_secs(ttl + 2));
+    wrk(&url, 64, 1, chat, false, LOAD_CORE);
+    let left = rt.block_on(metric(&gw.base, "switchyard_cache_entries"));
+    let (aged, aged_cpu) = load(gw.pid(), &url, 64, secs, chat, false);
+    let after = rss_bytes(gw.pid());
+    let live = rt.block_on(metric(&gw.base, "switchyard_cache_bytes"));
+    println!(
+        "ageing: fresh {:.0} req/s {:.1} us CPU/req | aged {:.0} req/s {:.1} us CPU/req; entries left {left}; RSS after expiry {:.1} MiB (live cache {:.1} MiB)",
+        fresh.rps,
+        fresh_cpu * 1e6,
+        aged.rps,
+        aged_cpu * 1e6,
+        after as f64 / MIB,
+        live / MIB
+    );
+    rows.push(Row {
+        name: "CPU per request after a 256 MiB cache expired",
+        figures: format!(
+            "{:.1} -> {:.1} us; req/s {:+.0} %",
+            fresh_cpu * 1e6,
+            aged_cpu * 1e6,
+            (aged.rps / fresh.rps - 1.0) * 100.0
+        ),
+        result: format!("{:+.0} %", (aged_cpu / fresh_cpu - 1.0) * 100.0),
+        target: "<= +5 %",
+    });
+    rows.push(Row {
+        name: "RSS after expiry vs live cache + idle",
+        figures: format!(
+            "{:.1} MiB, idle {:.1} MiB, live {:.1} MiB",
+            after as f64 / MIB,
+            idle as f64 / MIB,
+            live / MIB
+        ),
+        result: format!("{:.2}x", after as f64 / (idle as f64 + live * 1.0).max(1.0)),
+        target: "<= 1.2x",
+    });
+    rows.push(Row {
+        name: "RSS per cached 1 KB chat answer",
+        figures: format!(
+            "RSS/cache bytes {:.2}",
+            (full - idle) as f64 / bytes.max(1.0)
+        ),
+        result: format!("{:.2} KB", (full - idle) as f64 / entries.max(1.0) / 1024.0),
+        target: "keep (0.7-1.1 KB)",
+    });
+}

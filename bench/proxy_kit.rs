@@ -1,0 +1,522 @@
+//! What the `proxy` bench needs around the gateway: the fixed-answer
+//! upstream (in this process), nginx as the reverse-proxy baseline, wrk as
+//! the load, CPU pinning, and CPU time and RSS read from /proc.
+//!
+//! Everything here runs on 127.0.0.1 only.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+
+/// Dimensions of each fixed embedding vector: 2,048 of them make an answer
+/// of about 2.9 MB, as in the issue's row.
+const DIMS: usize = 96;
+/// Chunks of each SSE answer.
+pub const SSE_CHUNKS: usize = 500;
+
+/// The upstream's connection counters.
+#[derive(Default)]
+pub struct Conns {
+    pub open: AtomicUsize,
+    pub peak: AtomicUsize,
+    pub accepted: AtomicUsize,
+}
+
+impl Conns {
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.open.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// The fixed answers, built once.
+struct Answers {
+    chat: Bytes,
+    embeddings: std::sync::Mutex<std::collections::HashMap<(usize, bool), Bytes>>,
+}
+
+/// A chat answer of about 1 KB.
+fn chat_answer() -> Bytes {
+    let content = "The quick brown fox jumps over the lazy dog. ".repeat(19);
+    Bytes::from(format!(
+        r#"{{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"up-model","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":250,"completion_tokens":220,"total_tokens":470}}}}"#
+    ))
+}
+
+/// `n` vectors, as JSON floats or (as OpenAI answers `encoding_format:
+/// "base64"`) base64 of little-endian `f32`s.
+fn embedding_answer(n: usize, base64: bool) -> Bytes {
+    let mut s = String::with_capacity(n * 1500 + 200);
+    s.push_str(r#"{"object":"list","data":["#);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            r#"{{"object":"embedding","index":{i},"embedding":"#
+        ));
+        let values = (0..DIMS).map(|d| ((i * 31 + d * 17) % 1000) as f64 / 1000.0 - 0.5 + 1e-11);
+        if base64 {
+            use base64::Engine;
+            let raw: Vec<u8> = values.flat_map(|v| (v as f32).to_le_bytes()).collect();
+            s.push('"');
+            s.push_str(&base64::engine::general_purpose::STANDARD.encode(raw));
+            s.push('"');
+        } else {
+            s.push('[');
+            for (d, v) in values.enumerate() {
+                if d > 0 {
+                    s.push(',');
+                }
+                s.push_str(&format!("{v:.10}"));
+            }
+            s.push(']');
+        }
+        s.push('}');
+    }
+    s.push_str(&format!(
+        r#"],"model":"up-model","usage":{{"prompt_tokens":{n},"total_tokens":{n}}}}}"#
+    ));
+    Bytes::from(s)
+}
+
+fn sse_chunk(i: usize) -> Bytes {
+    Bytes::from(format!(
+        "data: {{\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"up-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+    ))
+}
+
+fn sse_tail() -> Bytes {
+    Bytes::from_static(b"data: {\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"up-model\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"chatcmpl-s\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"up-model\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":500,\"total_tokens\":510}}\n\ndata: [DONE]\n\n")
+}
+
+/// How many `input` strings an embeddings body carries (a cheap count:
+/// the bench's inputs hold no quotes or commas).
+fn count_inputs(body: &[u8]) -> usize {
+    let Some(start) = memchr::memmem::find(body, b"\"input\"") else {
+        return 1;
+    };
+    let rest = &body[start..];
+    let end = memchr::memchr(b']', rest).unwrap_or(rest.len());
+    rest[..end].iter().filter(|&&b| b == b',').count() + 1
+}
+
+/// Serves the fixed answers on 127.0.0.1; the path's first segment picks
+/// the behaviour: `/chat/v1/chat/completions` (1 KB JSON),
+/// `/emb/v1/embeddings` (one vector per input, floats or base64 as the
+/// request's `encoding_format` asks), `/fan/...` (the same after 50 ms), `/sse-slow/...` (500 chunks 5 ms apart), `/sse-fast/...`
+/// (500 chunks back to back).
+pub async fn upstream() -> (String, Arc<Conns>) {
+    let answers = Arc::new(Answers {
+        chat: chat_answer(),
+        embeddings: Default::default(),
+    });
+    let conns = Arc::new(Conns::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = Arc::clone(&conns);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let answers = Arc::clone(&answers);
+            let conns = Arc::clone(&counted);
+            let open = conns.open.fetch_add(1, Ordering::SeqCst) + 1;
+            conns.accepted.fetch_add(1, Ordering::SeqCst);
+            conns.peak.fetch_max(open, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| serve(Arc::clone(&answers), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+                conns.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}"), conns)
+}
+
+type Out = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn serve(
+    answers: Arc<Answers>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Out>, Infallible> {
+    let path = req.uri().path().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let kind = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let json = |b: Bytes| {
+        let mut r = hyper::Response::new(Full::new(b).boxed());
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r
+    };
+    let response = match kind {
+        "emb" | "fan" => {
+            if kind == "fan" {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let n = count_inputs(&body);
+            let b64 = memchr::memmem::find(&body, br#""encoding_format":"base64""#).is_some();
+            let answer = answers
+                .embeddings
+                .lock()
+                .unwrap()
+                .entry((n, b64))
+                .or_insert_with(|| embedding_answer(n, b64))
+                .clone();
+            json(answer)
+        }
+        "sse-slow" | "sse-fast" => {
+            let gap = (kind == "sse-slow").then(|| Duration::from_millis(5));
+            let chunks = futures_util::stream::unfold(0usize, move |i| async move {
+                if i > SSE_CHUNKS {
+                    return None;
+                }
+                if i == SSE_CHUNKS {
+                    return Some((Ok(Frame::data(sse_tail())), i + 1));
+                }
+                if let Some(gap) = gap {
+                    tokio::time::sleep(gap).await;
+                }
+                Some((Ok(Frame::data(sse_chunk(i))), i + 1))
+            });
+            let mut r = hyper::Response::new(StreamBody::new(chunks).boxed());
+            r.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            r
+        }
+        _ => json(answers.chat.clone()),
+    };
+    Ok(response)
+}
+
+/// Runs `f` as the whole process: pins every thread of this process to
+/// `core` first (threads started later inherit it).
+pub fn pin_self(core: usize) {
+    let pid = std::process::id().to_string();
+    let ok = Command::new("taskset")
+        .args(["-a", "-cp", &core.to_string(), &pid])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset failed: install util-linux");
+}
+
+/// Installs nginx and wrk with apt-get when either is missing (idempotent).
+pub fn ensure_tools() {
+    let have = |bin: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {bin}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have("nginx") && have("wrk") && have("taskset") {
+        return;
+    }
+    eprintln!("installing nginx and wrk (apt-get)...");
+    let sudo = if unsafe_uid_is_root() { "" } else { "sudo -n " };
+    let script = format!(
+        "{sudo}apt-get install -y -qq nginx wrk util-linux >/dev/null 2>&1 || \
+         ({sudo}apt-get update -qq >/dev/null 2>&1 && {sudo}apt-get install -y -qq nginx wrk util-linux >/dev/null 2>&1)"
+    );
+    let ok = Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && have("wrk") && (have("nginx") || Path::new("/usr/sbin/nginx").exists()),
+        "could not install nginx and wrk"
+    );
+}
+
+fn unsafe_uid_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// CPU time (user + system) of `pid` and of every process whose parent it
+/// is, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = |p: u32| -> Option<(u64, u32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        // Fields after the `(comm)`, which may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f[1].parse().ok()?;
+        let t = f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?;
+        Some((t, ppid))
+    };
+    let mut total = ticks(pid).map_or(0, |(t, _)| t);
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && let Some((t, ppid)) = ticks(child)
+                && ppid == pid
+            {
+                total += t;
+            }
+        }
+    }
+    total as f64 / 100.0 // USER_HZ
+}
+
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `$BENCH_ATTACH` (a command line with `{pid}` in it, like `perf record
+/// -e cpu-clock -g -o FILE -p {pid}` or `strace -c -f -o FILE -p {pid}`)
+/// run on `pid` while the returned process lives (stopped with SIGINT on
+/// drop, so it writes its file); `None` when `BENCH_ATTACH` is unset.
+pub fn attach(pid: u32) -> Option<PerfRecord> {
+    let cmd = std::env::var("BENCH_ATTACH").ok()?;
+    let cmd = cmd.replace("{pid}", &pid.to_string());
+    let mut words = cmd.split_whitespace();
+    let child = Command::new(words.next()?)
+        .args(words)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("BENCH_ATTACH command");
+    std::thread::sleep(Duration::from_millis(500));
+    Some(PerfRecord(child))
+}
+
+pub struct PerfRecord(Child);
+
+impl Drop for PerfRecord {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    /// SIGTERM first (nginx's master then stops its worker, which SIGKILL
+    /// would leave running, holding the port and any inherited lock), then
+    /// SIGKILL if it is still there after 5 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_listening(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// nginx as a reverse proxy to `upstream` (`proxy_pass`, upstream
+/// keepalive), one worker, pinned to `core`, access log buffered to a file.
+pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
+    let port = free_port();
+    let up = upstream.trim_start_matches("http://");
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log {d}/nginx-access.log combined buffer=64k flush=1s;\n\
+         client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         client_max_body_size 64m;\n  client_body_buffer_size 2m;\n  keepalive_requests 100000;\n\
+         upstream up {{ server {up}; keepalive 64; keepalive_requests 100000; }}\n\
+         server {{\n    listen 127.0.0.1:{port} backlog=4096;\n\
+         location /v1/ {{ proxy_pass http://up/chat/v1/; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n  }}\n}}\n"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let nginx_bin = if Path::new("/usr/sbin/nginx").exists() {
+        PathBuf::from("/usr/sbin/nginx")
+    } else {
+        PathBuf::from("nginx")
+    };
+    let child = Command::new("taskset")
+        .args(["-c", &core.to_string()])
+        .arg(nginx_bin)
+        .args(["-e", &format!("{d}/nginx-error.log"), "-p"])
+        .arg(dir)
+        .arg("-c")
+        .arg(&path)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx");
+    wait_listening(port);
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The gateway binary serving `policy`, pinned to `core`, its log (the
+/// default level: an access line per request) written to a file.
+pub fn gateway(dir: &Path, policy: &str, core: usize) -> Proc {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("bench.yaml"), policy).unwrap();
+    let port = free_port();
+    let bin = std::env::var("SWITCHYARD_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_string());
+    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", &core.to_string()])
+        .arg(bin)
+        .args(["serve", "--policies"])
+        .arg(&policies)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+        ])
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gateway binary");
+    wait_listening(port);
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// What one wrk run measured.
+#[derive(Debug, Default, Clone)]
+pub struct Wrk {
+    pub requests: u64,
+    pub rps: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub bad: u64,
+}
+
+/// wrk on `core`: `conns` connections for `secs`, POSTing `body_file`
+/// (or, with `unique`, that body with a counter spliced in after its
+/// first `"content":"`, so every request differs).
+pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, core: usize) -> Wrk {
+    let script = body_file.with_extension("lua");
+    let lua = if unique {
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); local b = f:read(\"*a\"); f:close()\n\
+         local i = string.find(b, '\"content\":\"', 1, true) + 11\n\
+         local head, tail = string.sub(b, 1, i - 1), string.sub(b, i)\n\
+         local tag = os.getenv(\"RUN_TAG\") or \"\"\nlocal n = 0\n\
+         request = function() n = n + 1; return wrk.format(nil, nil, nil, head .. tag .. n .. \" \" .. tail) end\n"
+    } else {
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); wrk.body = f:read(\"*a\"); f:close()\n"
+    };
+    std::fs::write(&script, lua).unwrap();
+    let threads = if conns >= 256 { 2 } else { 1 };
+    let out = Command::new("taskset")
+        .args(["-c", &core.to_string(), "wrk"])
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(url)
+        .env("BODY_FILE", body_file)
+        .env("RUN_TAG", format!("{:x}-", fastrand::u64(..)))
+        .output()
+        .expect("wrk");
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_duration(s: &str) -> Duration {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let v: f64 = num.parse().unwrap_or(0.0);
+    Duration::from_secs_f64(match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => v,
+    })
+}
+
+fn parse_wrk(out: &str) -> Wrk {
+    let mut w = Wrk::default();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("50%") {
+            w.p50 = parse_duration(v);
+        } else if let Some(v) = t.strip_prefix("99%") {
+            w.p99 = parse_duration(v);
+        } else if let Some(v) = t.strip_prefix("Requests/sec:") {
+            w.rps = v.trim().parse().unwrap_or(0.0);
+        } else if t.contains(" requests in ") {
+            w.requests = t.split_whitespace().next().unwrap().parse().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            w.bad += v.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            w.bad += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    assert!(w.requests > 0, "wrk measured nothing:\n{out}");
+    w
+}
