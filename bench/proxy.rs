@@ -317,9 +317,19 @@ fn main() {
         wrk(&emb_gw, 1, 1, &emb_body, false, LOAD_CORE);
         let (ed, _) = load(gw.pid(), &emb_direct, 1, secs, &emb_body, false);
         let (eg, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
+        // nginx passing the same answer through, for what any proxy adds.
+        let ngx_dir = d.join("nginx-emb");
+        std::fs::create_dir_all(&ngx_dir).unwrap();
+        let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
+        let emb_ngx = format!("{}/emb/v1/embeddings", ngx.base);
+        wrk(&emb_ngx, 1, 1, &emb_body, false, LOAD_CORE);
+        let (en, encpu) = load(ngx.pid(), &emb_ngx, 1, secs, &emb_body, false);
+        drop(ngx);
         println!(
-            "embeddings 2048 inputs c=1: direct p50 {:.2} ms | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
+            "embeddings 2048 inputs c=1: direct p50 {:.2} ms | nginx p50 {:.2} ms, {:.2} ms CPU/req | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
             ms(ed.p50),
+            ms(en.p50),
+            encpu * 1e3,
             ms(eg.p50),
             ecpu * 1e3,
             eg.bad
@@ -327,10 +337,11 @@ fn main() {
         rows.push(Row {
             name: "2,048-input embedding request, c=1, p50 vs direct",
             figures: format!(
-                "{:.2} vs {:.2} ms, {:.2} ms CPU/req",
+                "{:.2} vs {:.2} ms, {:.2} ms CPU/req; nginx {:.2}x",
                 ms(eg.p50),
                 ms(ed.p50),
-                ecpu * 1e3
+                ecpu * 1e3,
+                ms(en.p50) / ms(ed.p50)
             ),
             result: format!("{:.2}x", ms(eg.p50) / ms(ed.p50)),
             target: "<= 1.4x",

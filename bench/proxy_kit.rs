@@ -375,6 +375,8 @@ pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
          upstream up {{ server {up}; keepalive 64; keepalive_requests 100000; }}\n\
          server {{\n    listen 127.0.0.1:{port} backlog=4096;\n\
          location /v1/ {{ proxy_pass http://up/chat/v1/; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n\
+         location /emb/v1/ {{ proxy_pass http://up/emb/v1/; proxy_http_version 1.1; \
          proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n  }}\n}}\n"
     );
     let path = dir.join("nginx.conf");
