@@ -3,7 +3,7 @@
 //!
 //! Place in the pipeline: behind `api::embeddings` (its parent). A provider
 //! that was asked for the client's own encoding hands the answer's bytes to
-//! [`scan`]; the endpoint writes [`RawEmbed::into_body`]. A 2,048-input
+//! [`scan`]; the endpoint sends [`RawEmbed::into_parts`]. A 2,048-input
 //! answer is megabytes of numbers: the scan walks the answer's structure
 //! (the top-level object, each item of `data`, their keys) but only checks
 //! that a vector holds nothing but the bytes numbers are made of (a base64
@@ -45,28 +45,23 @@ impl RawEmbed {
     }
 
     /// The answer with its `model` set to `model` (a JSON string in place
-    /// of the upstream's value; added first when it had none).
-    pub fn into_body(self, model: &str) -> Vec<u8> {
+    /// of the upstream's value; added first when it had none), in three
+    /// pieces to send one after the other: the upstream's bytes are not
+    /// copied.
+    pub fn into_parts(self, model: &str) -> [Bytes; 3] {
         let name = serde_json::to_vec(model).unwrap_or_else(|_| b"\"\"".to_vec());
-        let b = &self.body[..];
-        let mut out = Vec::with_capacity(b.len() + name.len() + 10);
+        let b = self.body;
         match self.model {
-            Some((start, end)) => {
-                out.extend_from_slice(&b[..start]);
-                out.extend_from_slice(&name);
-                out.extend_from_slice(&b[end..]);
-            }
+            Some((start, end)) => [b.slice(..start), Bytes::from(name), b.slice(end..)],
             None => {
                 // The answer opens with `{` (after any white space).
                 let open = b.iter().position(|&c| c == b'{').map_or(0, |p| p + 1);
-                out.extend_from_slice(&b[..open]);
-                out.extend_from_slice(b"\"model\":");
-                out.extend_from_slice(&name);
-                out.push(b',');
-                out.extend_from_slice(&b[open..]);
+                let mut field = b"\"model\":".to_vec();
+                field.extend_from_slice(&name);
+                field.push(b',');
+                [b.slice(..open), Bytes::from(field), b.slice(open..)]
             }
         }
-        out
     }
 }
 
@@ -97,9 +92,7 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
                 usage = Some(s.value::<UsageIn>()?);
             }
             b"data" | b"model" | b"usage" | b"error" => return None,
-            _ => {
-                s.value::<IgnoredAny>()?;
-            }
+            _ => s.skip()?,
         }
         s.ws();
         match s.next()? {
@@ -181,6 +174,17 @@ impl<'a> Scanner<'a> {
         Some(value)
     }
 
+    /// Any value, checked and skipped (a plain string, like `"object":
+    /// "embedding"`, without a parser).
+    fn skip(&mut self) -> Option<()> {
+        let start = self.i;
+        if self.peek()? == b'"' && self.string().is_some() {
+            return Some(());
+        }
+        self.i = start;
+        self.value::<IgnoredAny>().map(drop)
+    }
+
     /// An unsigned integer.
     fn integer(&mut self) -> Option<u64> {
         let digits = self.b[self.i..]
@@ -248,9 +252,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 b"embedding" | b"index" => return None,
-                _ => {
-                    self.value::<IgnoredAny>()?;
-                }
+                _ => self.skip()?,
             }
             self.ws();
             match self.next()? {
@@ -265,25 +267,29 @@ impl<'a> Scanner<'a> {
 
 /// How many bytes at the start of `b` may be part of a list of numbers
 /// (digits, `+-.eE`, `,`, white space; `/` too, for speed, which a
-/// number never holds and the next byte then refuses). In blocks the
-/// compiler can check several bytes at a time.
+/// number never holds and the next byte then refuses). A block at a time,
+/// in a form the compiler checks several bytes of at once.
 fn numbers(b: &[u8]) -> usize {
+    /// 1 for a byte no list of numbers holds.
     #[inline(always)]
-    fn bad(x: u8) -> bool {
-        let number = x.wrapping_sub(b'+') <= b'9' - b'+';
-        let exponent = x | 0x20 == b'e';
-        let space = matches!(x, b' ' | b'\n' | b'\r' | b'\t');
-        !(number | exponent | space)
+    fn bad(x: u8) -> u8 {
+        (x.wrapping_sub(b'+') > b'9' - b'+') as u8
+            & (x | 0x20 != b'e') as u8
+            & (x != b' ') as u8
+            & (x != b'\n') as u8
+            & (x != b'\r') as u8
+            & (x != b'\t') as u8
     }
-    const BLOCK: usize = 32;
+    const BLOCK: usize = 64;
     let mut at = 0;
-    for block in b.chunks(BLOCK) {
-        if block.iter().fold(false, |any, &x| any | bad(x)) {
-            return at + block.iter().position(|&x| bad(x)).unwrap_or(block.len());
+    for block in b.chunks_exact(BLOCK) {
+        if block.iter().fold(0, |any, &x| any | bad(x)) != 0 {
+            break;
         }
-        at += block.len();
+        at += BLOCK;
     }
-    at
+    let rest = &b[at..];
+    at + rest.iter().position(|&x| bad(x) != 0).unwrap_or(rest.len())
 }
 
 #[cfg(test)]

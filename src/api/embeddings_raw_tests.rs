@@ -8,6 +8,11 @@ const FLOAT: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,
 
 const BASE64: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAEA="},{"object":"embedding","index":1,"embedding":"AABAQA=="}],"model":"m","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
 
+fn joined(r: super::RawEmbed, model: &str) -> String {
+    let parts = r.into_parts(model);
+    String::from_utf8(parts.concat()).unwrap()
+}
+
 fn raw(body: &str, expected: usize, format: EncodingFormat) -> Option<super::RawEmbed> {
     scan(Bytes::copy_from_slice(body.as_bytes()), expected, format)
 }
@@ -20,7 +25,7 @@ fn the_plain_answer_passes_with_only_model_rewritten() {
     ] {
         let r = raw(body, 2, format).expect(body);
         assert_eq!(r.bytes(), body.as_bytes());
-        let out = String::from_utf8(r.clone().into_body("route \"x\"")).unwrap();
+        let out = joined(r.clone(), "route \"x\"");
         let mut want: Value = serde_json::from_str(body).unwrap();
         want["model"] = json!("route \"x\"");
         assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), want);
@@ -41,7 +46,7 @@ fn keys_in_any_order_and_white_space_are_taken() {
     let r = raw(body, 1, EncodingFormat::Float).expect("taken");
     assert_eq!((r.prompt_tokens, r.total_tokens), (4, 4));
     // No `model`: one is added first.
-    let out = String::from_utf8(r.into_body("emb")).unwrap();
+    let out = joined(r, "emb");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["model"], "emb");
     assert_eq!(v["data"][0]["embedding"], json!([1]));

@@ -213,7 +213,7 @@ async fn cached_split_and_repeated_inputs_answer_as_before() {
     )
     .await;
     assert_eq!(up.calls(), 3);
-    assert!(up.requests().iter().skip(1).all(|s| asked_base64(&s)));
+    assert!(up.requests().iter().skip(1).all(asked_base64));
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["model"], "split");
     assert!(v.get("x_extra").is_none(), "{v}");

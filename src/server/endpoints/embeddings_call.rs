@@ -13,10 +13,16 @@
 //! flow writes it; a bad one fails as it does there. Must not change a
 //! byte of a passed-through answer but its `model`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{Map, Value};
 
 use crate::api::embeddings::{EmbedAnswer, EmbeddingsRequest, EncodingFormat, response_body};
@@ -75,13 +81,41 @@ pub(crate) async fn pass(
         ..Usage::default()
     };
     rc.charge(&served.provider, &served.model, spent);
-    let body = match served.value {
-        EmbedAnswer::Raw(raw) => raw.into_body(name),
-        EmbedAnswer::Vectors(r) => {
-            response_body(name, &r.vectors, format, r.prompt_tokens, r.total_tokens)
+    Ok(match served.value {
+        EmbedAnswer::Raw(raw) => {
+            let mut r = json_response(StatusCode::OK, Bytes::new());
+            *r.body_mut() = Pieces(raw.into_parts(name).into()).boxed_unsync();
+            r
         }
-    };
-    Ok(json_response(StatusCode::OK, body))
+        EmbedAnswer::Vectors(r) => {
+            let body = response_body(name, &r.vectors, format, r.prompt_tokens, r.total_tokens);
+            json_response(StatusCode::OK, body)
+        }
+    })
+}
+
+/// A body sent in pieces one after the other, its length known (sent with
+/// a `Content-Length`, the pieces not copied together).
+struct Pieces(VecDeque<Bytes>);
+
+impl HttpBody for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
 }
 
 pub(crate) fn wrong_count() -> GatewayError {
