@@ -1,3 +1,6 @@
+//! Tests of the pass-through scan: what it takes (byte for byte), what it
+//! refuses, and that a refused answer reads as before.
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
