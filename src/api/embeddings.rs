@@ -17,7 +17,7 @@ mod fast;
 #[path = "embeddings_raw.rs"]
 mod raw;
 
-pub use raw::RawEmbed;
+pub use raw::{RawEmbed, join as join_raw};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodingFormat {

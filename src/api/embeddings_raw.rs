@@ -16,6 +16,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::ser::Formatter;
 
 use super::EncodingFormat;
 
@@ -26,6 +27,10 @@ pub struct RawEmbed {
     /// Where the top-level `model` value is (start, end); `None`: the
     /// answer has none (one is added).
     model: Option<(usize, usize)>,
+    /// The inside of the `data` array (between `[` and `]`).
+    items: (usize, usize),
+    /// Where each item's `index` number is, in order.
+    indexes: Vec<(usize, usize)>,
     /// How many vectors the answer holds.
     pub count: usize,
     pub prompt_tokens: u64,
@@ -65,10 +70,49 @@ impl RawEmbed {
     }
 }
 
+/// The answers of consecutive sub-batches as one: their `data` items as
+/// they came, in order, each `index` shifted by the inputs before its
+/// sub-batch; `model` set to `model`; `usage` summed.
+pub fn join(parts: &[RawEmbed], model: &str) -> Vec<u8> {
+    let items: usize = parts.iter().map(|p| p.items.1 - p.items.0 + 8).sum();
+    let mut out = Vec::with_capacity(items + model.len() + 128);
+    let mut f = serde_json::ser::CompactFormatter;
+    out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+    let (mut offset, mut prompt, mut total) = (0, 0, 0);
+    for (k, p) in parts.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        let mut at = p.items.0;
+        for (i, &(start, end)) in p.indexes.iter().enumerate() {
+            out.extend_from_slice(&p.body[at..start]);
+            let _ = f.write_u64(&mut out, (offset + i) as u64);
+            at = end;
+        }
+        out.extend_from_slice(&p.body[at..p.items.1]);
+        offset += p.count;
+        prompt += p.prompt_tokens;
+        total += p.total_tokens;
+    }
+    out.extend_from_slice(b"],\"model\":");
+    let _ = serde_json::to_writer(&mut out, model);
+    out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+    let _ = f.write_u64(&mut out, prompt);
+    out.extend_from_slice(b",\"total_tokens\":");
+    let _ = f.write_u64(&mut out, total);
+    out.extend_from_slice(b"}}");
+    out
+}
+
 /// The answer as it came, if it is the plain answer for `expected` inputs
 /// in `format` (see the module doc); `None` for anything else.
 pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Option<RawEmbed> {
-    let mut s = Scanner { b: &body[..], i: 0 };
+    let mut s = Scanner {
+        b: &body[..],
+        i: 0,
+        items: (0, 0),
+        indexes: Vec::with_capacity(expected),
+    };
     let (mut data, mut model, mut usage) = (false, None, None);
     s.ws();
     s.eat(b'{')?;
@@ -107,8 +151,11 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
     }
     let usage = usage?;
     let prompt_tokens = usage.prompt_tokens.unwrap_or(0);
+    let (items, indexes) = (s.items, s.indexes);
     Some(RawEmbed {
         model,
+        items,
+        indexes,
         count: expected,
         prompt_tokens,
         total_tokens: usage.total_tokens.unwrap_or(prompt_tokens),
@@ -120,6 +167,9 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// What `data` recorded: the inside of the array, each `index`.
+    items: (usize, usize),
+    indexes: Vec<(usize, usize)>,
 }
 
 impl<'a> Scanner<'a> {
@@ -203,22 +253,26 @@ impl<'a> Scanner<'a> {
     /// jumped over.
     fn data(&mut self, expected: usize, format: EncodingFormat) -> Option<()> {
         self.eat(b'[')?;
+        let start = self.i;
         self.ws();
         let mut count = 0;
-        if self.peek()? == b']' {
-            self.i += 1;
-        } else {
+        if self.peek()? != b']' {
             loop {
                 self.item(count, format)?;
                 count += 1;
                 self.ws();
-                match self.next()? {
-                    b',' => self.ws(),
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
                     b']' => break,
                     _ => return None,
                 }
             }
         }
+        self.items = (start, self.i);
+        self.i += 1;
         (count == expected).then_some(())
     }
 
@@ -247,9 +301,11 @@ impl<'a> Scanner<'a> {
                 }
                 b"index" if !index => {
                     index = true;
+                    let start = self.i;
                     if self.integer()? != position as u64 {
                         return None;
                     }
+                    self.indexes.push((start, self.i));
                 }
                 b"embedding" | b"index" => return None,
                 _ => self.skip()?,

@@ -1,7 +1,8 @@
 //! Embeddings passed through: a request nothing needs the vectors of (no
-//! cache for it, one sub-batch, no repeated input) gets the upstream's
-//! answer byte for byte with only `model` rewritten, asked in the client's
-//! own `encoding_format`, its tokens still counted; cached, split and
+//! cache for it, no repeated input) gets the upstream's answer byte for
+//! byte with only `model` rewritten, asked in the client's own
+//! `encoding_format`, its tokens still counted; one split in sub-batches
+//! gets their items as they came, `index` shifted; cached and
 //! deduplicated requests answer as before; an odd upstream answer gives
 //! the error (or the answer) it gave before. Against a fake OpenAI upstream
 //! over real HTTP whose answer bytes the test writes.
@@ -87,10 +88,13 @@ const ROUTES: &str = "routes:
     cache: {enabled: true, ttl: 1h}
   split:
     targets: [{provider: p0, model: up-emb, max_batch_inputs: 2}]
+  cached-split:
+    targets: [{provider: p0, model: up-emb, max_batch_inputs: 2}]
+    cache: {enabled: true, ttl: 1h}
 ";
 
-/// Routes `emb` (no cache), `cached` (cached) and `split` (2 inputs a
-/// call), all on provider `p0`.
+/// Routes `emb` (no cache), `cached` (cached), `split` (2 inputs a call)
+/// and `cached-split`, all on provider `p0`.
 async fn gateway(up: &FakeUpstream) -> TestGateway {
     common::gateway(&(common::providers_yaml(&[up], "") + ROUTES)).await
 }
@@ -183,6 +187,77 @@ async fn the_answer_is_the_upstreams_bytes_with_model_rewritten() {
 }
 
 #[tokio::test]
+async fn sub_batches_are_joined_as_they_came_with_index_shifted() {
+    let up = upstream(|_| None).await;
+    let gw = gateway(&up).await;
+    let r = embed(
+        &gw,
+        json!({"model": "split", "input": ["a", "b", "c", "d", "e"]}),
+        false,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let got = r.text().await.unwrap();
+    // Three calls of 2, 2 and 1 inputs, each asked for floats.
+    let seen = up.requests();
+    let sizes: Vec<usize> = seen.iter().map(inputs).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    assert!(seen.iter().all(|s| s.body["encoding_format"] == "float"));
+    // Each call's items as they came, `index` counting on over the calls.
+    let items = |n: usize| {
+        let answer = plain(n, false, 0);
+        let start = answer.find('[').unwrap() + 1;
+        answer[start..answer.find("],\n").unwrap()].to_string()
+    };
+    let shifted = items(2)
+        .replace("\"index\": 0", "\"index\": 2")
+        .replace("\"index\": 1", "\"index\": 3");
+    let last = items(1).replace("\"index\": 0", "\"index\": 4");
+    let want = format!(
+        r#"{{"object":"list","data":[{},{shifted},{last}],"model":"split","usage":{{"prompt_tokens":15,"total_tokens":18}}}}"#,
+        items(2)
+    );
+    assert_eq!(got, want);
+    let v: Value = serde_json::from_str(&got).unwrap();
+    for i in 0..5 {
+        assert_eq!(v["data"][i]["index"], i);
+    }
+    assert_eq!(
+        v["data"][3]["embedding"].to_string(),
+        "[0.123456789012345,-1.5e-7,3,1]"
+    );
+    prompt_tokens(&gw, "_unknown", "split", 15.0).await;
+    let calls = r#"switchyard_fanout_sub_batches_total{route="split"}"#;
+    assert_eq!(gw.metric(calls).await, 3.0);
+
+    // One sub-batch answered in another shape: every vector written anew.
+    let up = upstream(|s| {
+        (s.body["input"][0] == "c").then(|| {
+            let v: Value = serde_json::from_str(&plain(inputs(s), false, 2)).unwrap();
+            let mut data = v["data"].as_array().unwrap().clone();
+            data.reverse();
+            chunked(json!({"data": data, "usage": v["usage"]}).to_string())
+        })
+    })
+    .await;
+    let gw = gateway(&up).await;
+    let r = embed(
+        &gw,
+        json!({"model": "split", "input": ["a", "b", "c", "d"]}),
+        false,
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "split");
+    for i in 0..4 {
+        assert_eq!(v["data"][i]["index"], i);
+        assert_eq!(vector_of(&v, i), vector(i % 2), "{v}");
+    }
+    assert_eq!(v["data"][0]["embedding"][0], 0.12345679104328156);
+    assert_eq!(v["usage"], json!({"prompt_tokens": 8, "total_tokens": 10}));
+}
+
+#[tokio::test]
 async fn cached_split_and_repeated_inputs_answer_as_before() {
     let up = upstream(|_| None).await;
     let gw = gateway(&up).await;
@@ -205,22 +280,19 @@ async fn cached_split_and_repeated_inputs_answer_as_before() {
     assert_eq!(v["usage"]["prompt_tokens"], 0);
     assert_eq!(up.calls(), 1);
 
-    // Split in two calls, joined in order, usage summed.
-    let r = embed(
-        &gw,
-        json!({"model": "split", "input": ["a", "b", "c"]}),
-        false,
-    )
-    .await;
+    // Cached and split in two calls: joined in order, usage summed.
+    let body = json!({"model": "cached-split", "input": ["a", "b", "c"]});
+    let r = embed(&gw, body, false).await;
     assert_eq!(up.calls(), 3);
     assert!(up.requests().iter().skip(1).all(asked_base64));
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["model"], "split");
+    assert_eq!(v["model"], "cached-split");
     assert!(v.get("x_extra").is_none(), "{v}");
     assert_eq!(vector_of(&v, 2), vector(0));
     assert_eq!(v["data"][2]["index"], 2);
+    assert_eq!(v["data"][2]["embedding"][0], 0.12345679104328156);
     assert_eq!(v["usage"], json!({"prompt_tokens": 9, "total_tokens": 11}));
-    prompt_tokens(&gw, "_unknown", "split", 9.0).await;
+    prompt_tokens(&gw, "_unknown", "cached-split", 9.0).await;
 
     // A repeated input is sent once (as before), so not passed through.
     let r = embed(

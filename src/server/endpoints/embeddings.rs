@@ -1,9 +1,9 @@
 //! `POST /v1/embeddings`: per-item cache, dedupe, fan-out.
 //!
 //! Place in the pipeline: called by the router. A request nothing needs
-//! the vectors of (no cache for it, one sub-batch, no repeated input) is
-//! one call whose answer is passed through (`embeddings_call`). Otherwise
-//! each input is one item of
+//! the vectors of (no cache for it, no repeated input) gets the upstream's
+//! answer passed through (`embeddings_call`). Otherwise each input is one
+//! item of
 //! the per-item flow (`flows::items`): looked up in the cache, the misses
 //! deduplicated and fetched once (shared with identical requests), split
 //! into sub-batches no larger than any target accepts and sent in parallel
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::embeddings_call::{EmbedCall, pass, whole, wrong_count};
+use super::embeddings_call::{EmbedCall, pass, passable, wrong_count};
 use super::{parse_routed, unsupported_endpoint};
 use crate::api::embeddings::{EmbeddingsRequest, response_body};
 use crate::api::usage::Usage;
@@ -48,7 +48,7 @@ pub(crate) async fn handle(
         return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
     }
     let use_cache = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
-    if whole(&request, &route, use_cache) {
+    if passable(&request, use_cache) {
         return pass(rc, &route, request).await;
     }
     let inputs = Inputs {

@@ -1,17 +1,18 @@
-//! One embeddings call upstream, and the request answered by one call
-//! whose answer is passed through.
+//! Embeddings calls upstream, and requests whose answer is the upstream's.
 //!
 //! Place in the pipeline: behind `endpoints::embeddings`. [`EmbedCall`] is
-//! one sub-batch as routing sees it (the per-item flow sends many). When
-//! nothing needs the vectors ([`whole`]: the route's cache is off for the
-//! request, the inputs fit one call, none repeats), [`pass`] sends the
-//! request as one call asking for the client's own `encoding_format` and
-//! answers with the upstream's bytes, only `model` rewritten (and `usage`
-//! read for accounting): no vector is parsed or printed again. An answer
-//! that is not the plain one (another encoding, items out of order, no
-//! `usage`, a kind that translates) is decoded and written as the per-item
-//! flow writes it; a bad one fails as it does there. Must not change a
-//! byte of a passed-through answer but its `model`.
+//! one sub-batch as routing sees it. When nothing needs the vectors
+//! ([`passable`]: the route's cache is off for the request, no input
+//! repeats), [`pass`] sends the request in sub-batches (as the per-item
+//! flow cuts them, in parallel, each with its own retries and failover)
+//! asking for the client's own `encoding_format`. One call's answer goes
+//! back as the upstream wrote it, only `model` rewritten (and `usage` read
+//! for accounting); several calls' items are joined as they came, `index`
+//! shifted on the bytes, `usage` summed: no vector is parsed or printed
+//! again. If any call's answer is not the plain one (another encoding,
+//! items out of order, no `usage`, a kind that translates), every vector is
+//! decoded and written as the per-item flow writes them; a bad one fails
+//! as it does there. Must not change a byte of a passed-through item.
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
@@ -25,21 +26,23 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{Map, Value};
 
-use crate::api::embeddings::{EmbedAnswer, EmbeddingsRequest, EncodingFormat, response_body};
+use crate::api::embeddings::{
+    EmbedAnswer, EmbeddingsRequest, EncodingFormat, ReplyError, join_raw, response_body,
+};
 use crate::api::estimate::estimate_tokens;
 use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
+use crate::fanout::fan_out;
 use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, ReplyFacts, RouteHandle, SubBatch, execute};
+use crate::routing::{Call, ReplyFacts, RouteHandle, SubBatch, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::{Body, json_response};
 
-/// Whether `request` can be one call whose answer is passed through: no
-/// cache for it, its inputs within one sub-batch, no input twice (the
-/// per-item flow sends a repeated input once).
-pub(crate) fn whole(request: &EmbeddingsRequest, route: &RouteHandle, use_cache: bool) -> bool {
+/// Whether `request`'s answer can be the upstream's: no cache for it, no
+/// input twice (the per-item flow sends a repeated input once).
+pub(crate) fn passable(request: &EmbeddingsRequest, use_cache: bool) -> bool {
     let inputs = &request.inputs;
-    if use_cache || inputs.len() > route.sub_batch.max(1) {
+    if use_cache {
         return false;
     }
     let mut seen = HashSet::with_capacity(inputs.len());
@@ -51,13 +54,14 @@ pub(crate) fn whole(request: &EmbeddingsRequest, route: &RouteHandle, use_cache:
     })
 }
 
-/// `request` as one call, its answer passed through (see the module doc).
+/// `request` in sub-batches asking for the client's encoding, the answer
+/// passed through (see the module doc).
 pub(crate) async fn pass(
     rc: &mut RequestCtx,
     route: &Arc<RouteHandle>,
     request: EmbeddingsRequest,
 ) -> Result<Response<Body>, GatewayError> {
-    let metrics = Arc::clone(&rc.state.metrics);
+    let (rt, metrics) = (Arc::clone(&rc.rt), Arc::clone(&rc.state.metrics));
     let name = route.spec.name.as_str();
     let expected = request.inputs.len();
     let format = request.encoding_format;
@@ -65,33 +69,76 @@ pub(crate) async fn pass(
         .fanout_inputs
         .with_label_values(&[name])
         .observe(expected as f64);
-    metrics.fanout_sub_batches.with_label_values(&[name]).inc();
-    let call = Arc::new(EmbedCall {
-        inputs: request.inputs,
-        extra: Arc::new(request.extra),
-        index: 0,
-        format: Some(format),
-    });
-    let served = execute(&rc.rt.table, route, &metrics, call).await?;
-    if served.value.count() != expected {
+    let extra = Arc::new(request.extra);
+    let width = || fanout_width(&rt.table, route);
+    let parts = fan_out(request.inputs, route.sub_batch, width, |index, inputs| {
+        let (rt, metrics, extra) = (&rt, &metrics, &extra);
+        async move {
+            metrics.fanout_sub_batches.with_label_values(&[name]).inc();
+            let call = Arc::new(EmbedCall {
+                inputs,
+                extra: Arc::clone(extra),
+                index,
+                format: Some(format),
+            });
+            execute(&rt.table, route, metrics, call).await
+        }
+    })
+    .await?;
+    if parts.iter().map(|p| p.value.count()).sum::<usize>() != expected {
         return Err(wrong_count());
     }
-    let spent = Usage {
-        prompt: served.value.prompt_tokens(),
-        ..Usage::default()
-    };
-    rc.charge(&served.provider, &served.model, spent);
-    Ok(match served.value {
-        EmbedAnswer::Raw(raw) => {
+    for part in &parts {
+        let spent = Usage {
+            prompt: part.value.prompt_tokens(),
+            ..Usage::default()
+        };
+        rc.charge(&part.provider, &part.model, spent);
+    }
+    let mut raw = Vec::with_capacity(parts.len());
+    let (mut vectors, mut anew) = (Vec::new(), false);
+    let (mut prompt, mut total) = (0, 0);
+    for part in parts {
+        prompt += part.value.prompt_tokens();
+        total += part.value.total_tokens();
+        match part.value {
+            EmbedAnswer::Raw(r) if !anew => raw.push(r),
+            answer => {
+                // One part is not passed through: all are written anew.
+                anew = true;
+                for r in raw.drain(..) {
+                    vectors.extend(EmbedAnswer::Raw(r).into_vectors().map_err(bad)?.vectors);
+                }
+                vectors.extend(answer.into_vectors().map_err(bad)?.vectors);
+            }
+        }
+    }
+    Ok(match (raw.len(), raw.pop()) {
+        (1, Some(one)) => {
             let mut r = json_response(StatusCode::OK, Bytes::new());
-            *r.body_mut() = Pieces(raw.into_parts(name).into()).boxed_unsync();
+            *r.body_mut() = Pieces(one.into_parts(name).into()).boxed_unsync();
             r
         }
-        EmbedAnswer::Vectors(r) => {
-            let body = response_body(name, &r.vectors, format, r.prompt_tokens, r.total_tokens);
+        (_, Some(last)) => {
+            raw.push(last);
+            json_response(StatusCode::OK, join_raw(&raw, name))
+        }
+        (_, None) => {
+            let body = response_body(name, &vectors, format, prompt, total);
             json_response(StatusCode::OK, body)
         }
     })
+}
+
+fn bad(e: ReplyError) -> GatewayError {
+    GatewayError::new(ErrorKind::BadGateway, e.to_string())
+}
+
+pub(crate) fn wrong_count() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadGateway,
+        "Upstream returned the wrong number of embeddings.",
+    )
 }
 
 /// A body sent in pieces one after the other, its length known (sent with
@@ -116,13 +163,6 @@ impl HttpBody for Pieces {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
     }
-}
-
-pub(crate) fn wrong_count() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::BadGateway,
-        "Upstream returned the wrong number of embeddings.",
-    )
 }
 
 /// One sub-batch as routing sees it.
