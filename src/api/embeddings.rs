@@ -14,11 +14,25 @@ use super::error::GatewayError;
 
 #[path = "embeddings_fast.rs"]
 mod fast;
+#[path = "embeddings_raw.rs"]
+mod raw;
+
+pub use raw::{RawEmbed, join as join_raw};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodingFormat {
     Float,
     Base64,
+}
+
+impl EncodingFormat {
+    /// As `encoding_format` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncodingFormat::Float => "float",
+            EncodingFormat::Base64 => "base64",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +173,61 @@ pub struct EmbedReply {
     pub vectors: Vec<Vec<f32>>,
     pub prompt_tokens: u64,
     pub total_tokens: u64,
+}
+
+/// What one embeddings attempt answers: the vectors, or (when the client's
+/// own encoding was asked for and the answer is the plain one) the
+/// upstream's answer as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedAnswer {
+    Vectors(EmbedReply),
+    Raw(RawEmbed),
+}
+
+impl EmbedAnswer {
+    /// How many vectors it holds.
+    pub fn count(&self) -> usize {
+        match self {
+            EmbedAnswer::Vectors(r) => r.vectors.len(),
+            EmbedAnswer::Raw(r) => r.count,
+        }
+    }
+
+    pub fn prompt_tokens(&self) -> u64 {
+        match self {
+            EmbedAnswer::Vectors(r) => r.prompt_tokens,
+            EmbedAnswer::Raw(r) => r.prompt_tokens,
+        }
+    }
+
+    pub fn total_tokens(&self) -> u64 {
+        match self {
+            EmbedAnswer::Vectors(r) => r.total_tokens,
+            EmbedAnswer::Raw(r) => r.total_tokens,
+        }
+    }
+
+    /// The vectors (a passed-through answer read now).
+    pub fn into_vectors(self) -> Result<EmbedReply, ReplyError> {
+        match self {
+            EmbedAnswer::Vectors(r) => Ok(r),
+            EmbedAnswer::Raw(r) => parse_upstream_reply(r.bytes(), r.count),
+        }
+    }
+}
+
+/// An upstream's answer to a request for `format` vectors, `expected` of
+/// them: as it came when it is the plain answer (see `embeddings_raw`),
+/// else decoded as [`parse_upstream_reply`] does (which names any fault).
+pub fn upstream_answer(
+    body: bytes::Bytes,
+    expected: usize,
+    format: EncodingFormat,
+) -> Result<EmbedAnswer, ReplyError> {
+    if let Some(raw) = raw::scan(body.clone(), expected, format) {
+        return Ok(EmbedAnswer::Raw(raw));
+    }
+    parse_upstream_reply(&body, expected).map(EmbedAnswer::Vectors)
 }
 
 /// An upstream embeddings body that is not a usable answer.

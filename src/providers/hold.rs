@@ -29,7 +29,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::{Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::EmbedReply;
+use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::error::envelope;
 use crate::api::rerank::RerankReply;
 use crate::api::sse::{SseDecoder, SseEvent};
@@ -222,6 +222,16 @@ impl Provider for Held {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         self.inner.embed(model, inputs, extra)
+    }
+
+    fn embed_as<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+        format: EncodingFormat,
+    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
+        self.inner.embed_as(model, inputs, extra, format)
     }
 
     fn rerank<'a>(

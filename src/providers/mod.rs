@@ -54,7 +54,7 @@ use serde_json::{Map, Value};
 
 use crate::api::chat::ChatRequest;
 pub use crate::api::chat::ExtSupport;
-use crate::api::embeddings::EmbedReply;
+use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
 pub use error::{
     Classification, ErrorClass, FallbackClass, MAX_MESSAGE, UpstreamError, Verdict, truncate,
@@ -232,6 +232,21 @@ pub trait Provider: Send + Sync + 'static {
         _extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(async { Err(UpstreamError::Unsupported("embeddings")) })
+    }
+
+    /// One embeddings attempt whose answer the client may have as it came:
+    /// the upstream is asked for `format` vectors, and a plain answer in
+    /// that encoding comes back as bytes ([`EmbedAnswer::Raw`]). Kinds
+    /// that translate the answer give their vectors ([`Provider::embed`]).
+    fn embed_as<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+        _format: EncodingFormat,
+    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
+        let reply = self.embed(model, inputs, extra);
+        Box::pin(async move { reply.await.map(EmbedAnswer::Vectors) })
     }
 
     /// One rerank attempt: a score for each of `documents` against `query`,

@@ -26,7 +26,7 @@ use super::openai_wire;
 use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::EmbedReply;
+use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
 use crate::api::sse_cut::SseCuts;
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
@@ -250,10 +250,25 @@ impl OpenAiProvider {
         inputs: &[Value],
         extra: &Map<String, Value>,
     ) -> Result<EmbedReply, UpstreamError> {
-        let body = openai_wire::embeddings_body(model, inputs, extra);
+        let body = openai_wire::embeddings_body(model, inputs, extra, EncodingFormat::Base64);
         let (response, limits) = self.send("/embeddings", body).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;
         openai_wire::embeddings_reply(&bytes, inputs.len())
+    }
+
+    /// As [`Self::embed`], asking for the client's `format`: a plain
+    /// answer comes back as it came.
+    async fn embed_as(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+        format: EncodingFormat,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        let body = openai_wire::embeddings_body(model, inputs, extra, format);
+        let (response, limits) = self.send("/embeddings", body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        openai_wire::embeddings_answer(bytes, inputs.len(), format)
     }
 
     async fn rerank(
@@ -321,6 +336,16 @@ impl Provider for OpenAiProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
+    }
+
+    fn embed_as<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+        format: EncodingFormat,
+    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
+        Box::pin(OpenAiProvider::embed_as(self, model, inputs, extra, format))
     }
 
     fn stored<'a>(

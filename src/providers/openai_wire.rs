@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use super::upstream::SetupError;
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::{EmbedReply, parse_upstream_reply};
+use crate::api::embeddings::{
+    EmbedAnswer, EmbedReply, EncodingFormat, parse_upstream_reply, upstream_answer,
+};
 use crate::api::rerank::{RerankReply, scores_of};
 
 /// Whether `model` (a model or deployment name) takes `reasoning_effort`:
@@ -121,19 +123,46 @@ pub(super) fn check_chat_completion(body: &[u8]) -> Result<(), UpstreamError> {
 /// A streaming answer must be `text/event-stream`.
 pub(super) use super::upstream::expect_event_stream as check_event_stream;
 
-/// The embeddings request: the client's extra fields, `model`, `input`, and
-/// base64 vectors (a quarter of the bytes of decimal floats).
-pub(super) fn embeddings_body(model: &str, inputs: &[Value], extra: &Map<String, Value>) -> Bytes {
-    let mut body = extra.clone();
-    body.insert("model".into(), Value::String(model.to_string()));
-    body.insert("input".into(), Value::Array(inputs.to_vec()));
-    body.insert("encoding_format".into(), Value::String("base64".into()));
+/// The embeddings request: the client's extra fields, `model`, `input`,
+/// and `format` vectors (the client's own when its answer is passed
+/// through; else base64, a quarter of the bytes of decimal floats).
+#[derive(Serialize)]
+struct EmbeddingsBody<'a> {
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+    model: &'a str,
+    input: &'a [Value],
+    encoding_format: &'static str,
+}
+
+pub(super) fn embeddings_body(
+    model: &str,
+    inputs: &[Value],
+    extra: &Map<String, Value>,
+    format: EncodingFormat,
+) -> Bytes {
+    let body = EmbeddingsBody {
+        extra,
+        model,
+        input: inputs,
+        encoding_format: format.as_str(),
+    };
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Decodes an embeddings answer for `expected` inputs.
 pub(super) fn embeddings_reply(body: &[u8], expected: usize) -> Result<EmbedReply, UpstreamError> {
     parse_upstream_reply(body, expected).map_err(|e| UpstreamError::Protocol(e.to_string()))
+}
+
+/// An answer to a request for `format` vectors: passed through when it is
+/// the plain one, else decoded (any fault named as [`embeddings_reply`]).
+pub(super) fn embeddings_answer(
+    body: Bytes,
+    expected: usize,
+    format: EncodingFormat,
+) -> Result<EmbedAnswer, UpstreamError> {
+    upstream_answer(body, expected, format).map_err(|e| UpstreamError::Protocol(e.to_string()))
 }
 
 /// A Jina / Cohere-style rerank body (vLLM's `/v1/rerank`): no `top_n`,
@@ -302,6 +331,7 @@ mod tests {
             "m",
             &[json!("a"), json!([1, 2])],
             extra.as_object().unwrap(),
+            EncodingFormat::Base64,
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

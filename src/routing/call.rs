@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 
-use crate::api::embeddings::EmbedReply;
+use crate::api::embeddings::EmbedAnswer;
 use crate::api::rerank::RerankReply;
 use crate::api::usage::{Dialect, Usage, model_and_usage};
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
@@ -163,9 +163,9 @@ impl Reply for ChatReply {
     }
 }
 
-impl Reply for EmbedReply {
+impl Reply for EmbedAnswer {
     fn units(&self) -> u64 {
-        self.vectors.len() as u64
+        self.count() as u64
     }
 }
 
@@ -203,7 +203,7 @@ impl KeepsSlot for ChatReply {
     }
 }
 
-impl KeepsSlot for EmbedReply {}
+impl KeepsSlot for EmbedAnswer {}
 impl KeepsSlot for RerankReply {}
 impl KeepsSlot for () {}
 

@@ -21,6 +21,7 @@ mod degrade;
 mod deploy;
 mod edge;
 mod edge_encoding;
+mod embeddings_pass;
 mod examples;
 mod fake_anthropic;
 mod fake_bedrock;

@@ -22,7 +22,7 @@ use super::config::{CAPABILITIES, Config, MAX_BATCH_INPUTS};
 use super::errors::{content_filter, with_type};
 use super::stream::AzureStream;
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::EmbedReply;
+use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
 use crate::providers::openai_wire;
@@ -112,10 +112,25 @@ impl AzureProvider {
         inputs: &[Value],
         extra: &Map<String, Value>,
     ) -> Result<EmbedReply, UpstreamError> {
-        let body = openai_wire::embeddings_body(model, inputs, extra);
+        let body = openai_wire::embeddings_body(model, inputs, extra, EncodingFormat::Base64);
         let (response, limits) = self.send(model, "embeddings", body).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;
         openai_wire::embeddings_reply(&bytes, inputs.len())
+    }
+
+    /// As [`Self::embed`], asking for the client's `format`: a plain
+    /// answer comes back as it came.
+    async fn embed_as(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+        format: EncodingFormat,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        let body = openai_wire::embeddings_body(model, inputs, extra, format);
+        let (response, limits) = self.send(model, "embeddings", body).await?;
+        let bytes = self.upstream.read_json(response, &limits).await?;
+        openai_wire::embeddings_answer(bytes, inputs.len(), format)
     }
 }
 
@@ -161,5 +176,15 @@ impl Provider for AzureProvider {
         extra: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
         Box::pin(AzureProvider::embed(self, model, inputs, extra))
+    }
+
+    fn embed_as<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: &'a [Value],
+        extra: &'a Map<String, Value>,
+        format: EncodingFormat,
+    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
+        Box::pin(AzureProvider::embed_as(self, model, inputs, extra, format))
     }
 }

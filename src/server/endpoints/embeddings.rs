@@ -1,6 +1,9 @@
 //! `POST /v1/embeddings`: per-item cache, dedupe, fan-out.
 //!
-//! Place in the pipeline: called by the router. Each input is one item of
+//! Place in the pipeline: called by the router. A request nothing needs
+//! the vectors of (no cache for it, no repeated input) gets the upstream's
+//! answer passed through (`embeddings_call`). Otherwise each input is one
+//! item of
 //! the per-item flow (`flows::items`): looked up in the cache, the misses
 //! deduplicated and fetched once (shared with identical requests), split
 //! into sub-batches no larger than any target accepts and sent in parallel
@@ -22,15 +25,15 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
+use super::embeddings_call::{EmbedCall, pass, passable, wrong_count};
 use super::{parse_routed, unsupported_endpoint};
-use crate::api::embeddings::{EmbedReply, EmbeddingsRequest, response_body};
-use crate::api::estimate::estimate_tokens;
+use crate::api::embeddings::{EmbeddingsRequest, response_body};
 use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
 use crate::fanout::fan_out;
-use crate::providers::{Need, Provider, UpstreamError};
-use crate::routing::{Call, ReplyFacts, SubBatch, execute, fanout_width};
+use crate::providers::Need;
+use crate::routing::{execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{EmbedDone, Flights, Spent};
 use crate::server::flows::items::{self, Items, Stale, Upstream};
@@ -45,6 +48,9 @@ pub(crate) async fn handle(
         return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
     }
     let use_cache = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
+    if passable(&request, use_cache) {
+        return pass(rc, &route, request).await;
+    }
     let inputs = Inputs {
         texts: request.inputs.iter().map(Value::to_string).collect(),
         request,
@@ -170,6 +176,7 @@ async fn fetch(
                 inputs: chunk,
                 extra: Arc::clone(extra),
                 index,
+                format: None,
             });
             match execute(&rt.table, route, metrics, Arc::clone(&call)).await {
                 Ok(served) => Ok(Ok(served)),
@@ -193,7 +200,10 @@ async fn fetch(
                 continue;
             }
         };
-        let reply = served.value;
+        let reply = served
+            .value
+            .into_vectors()
+            .map_err(|e| GatewayError::new(ErrorKind::BadGateway, e.to_string()))?;
         prompt_tokens += reply.prompt_tokens;
         total_tokens += reply.total_tokens;
         let tokens = reply.prompt_tokens;
@@ -211,10 +221,7 @@ async fn fetch(
         vectors.extend(reply.vectors.into_iter().map(Arc::<[f32]>::from));
     }
     if vectors.len() != expected {
-        return Err(GatewayError::new(
-            ErrorKind::BadGateway,
-            "Upstream returned the wrong number of embeddings.",
-        ));
+        return Err(wrong_count());
     }
     Ok(EmbedDone {
         vectors: Arc::new(vectors),
@@ -240,61 +247,4 @@ async fn from_stale(
         .map(|v| CacheKey::embedding(stale.route(), &stale.params, &v.to_string()))
         .collect();
     stale.values::<Inputs>(&keys).await.ok_or(e)
-}
-
-/// One sub-batch as routing sees it.
-#[derive(Debug)]
-struct EmbedCall {
-    inputs: Vec<Value>,
-    extra: Arc<Map<String, Value>>,
-    /// Which sub-batch of the request this is (0-based).
-    index: usize,
-}
-
-impl Call for EmbedCall {
-    type Reply = EmbedReply;
-
-    fn describe(reply: &EmbedReply) -> ReplyFacts {
-        ReplyFacts {
-            model: None,
-            usage: Some(Usage {
-                prompt: reply.prompt_tokens,
-                ..Usage::default()
-            }),
-        }
-    }
-
-    fn need(&self) -> Need {
-        Need::Embeddings
-    }
-
-    fn sub_batch(&self) -> Option<SubBatch> {
-        Some(SubBatch {
-            index: self.index,
-            size: self.inputs.len(),
-        })
-    }
-
-    fn idempotent(&self) -> bool {
-        true
-    }
-
-    fn estimated_tokens(&self) -> u64 {
-        self.inputs
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => estimate_tokens(s.len(), 0),
-                Value::Array(tokens) => tokens.len() as u64,
-                _ => 1,
-            })
-            .sum()
-    }
-
-    async fn attempt(
-        self: Arc<Self>,
-        provider: Arc<dyn Provider>,
-        model: Arc<str>,
-    ) -> Result<EmbedReply, UpstreamError> {
-        provider.embed(&model, &self.inputs, &self.extra).await
-    }
 }

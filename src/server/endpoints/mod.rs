@@ -14,6 +14,7 @@ pub(crate) mod chat;
 pub(crate) mod completions;
 pub(crate) mod dashboard;
 pub(crate) mod embeddings;
+pub(crate) mod embeddings_call;
 pub(crate) mod health;
 pub(crate) mod messages;
 pub(crate) mod metrics;

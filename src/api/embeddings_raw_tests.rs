@@ -1,0 +1,215 @@
+//! Tests of the pass-through scan: what it takes (byte for byte), what it
+//! refuses, and that a refused answer reads as before.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::super::{EmbedAnswer, EncodingFormat, parse_upstream_reply, upstream_answer};
+use super::scan;
+
+const FLOAT: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-2e-3,3]},{"object":"embedding","index":1,"embedding":[ 1.5 , 2 ]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":9}}"#;
+
+const BASE64: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAEA="},{"object":"embedding","index":1,"embedding":"AABAQA=="}],"model":"m","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
+
+fn joined(r: super::RawEmbed, model: &str) -> String {
+    let parts = r.into_parts(model);
+    String::from_utf8(parts.concat()).unwrap()
+}
+
+fn raw(body: &str, expected: usize, format: EncodingFormat) -> Option<super::RawEmbed> {
+    scan(Bytes::copy_from_slice(body.as_bytes()), expected, format)
+}
+
+#[test]
+fn the_plain_answer_passes_with_only_model_rewritten() {
+    for (body, format) in [
+        (FLOAT, EncodingFormat::Float),
+        (BASE64, EncodingFormat::Base64),
+    ] {
+        let r = raw(body, 2, format).expect(body);
+        assert_eq!(r.bytes(), body.as_bytes());
+        let out = joined(r.clone(), "route \"x\"");
+        let mut want: Value = serde_json::from_str(body).unwrap();
+        want["model"] = json!("route \"x\"");
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), want);
+        // Every byte but the model's is the upstream's.
+        let at = body.find(r#""model":"#).unwrap() + 8;
+        assert_eq!(out[..at], body[..at]);
+        let tail = &body[at + 1..];
+        let tail = &tail[tail.find('"').unwrap() + 1..];
+        assert!(out.ends_with(tail), "{out}");
+    }
+    let r = raw(FLOAT, 2, EncodingFormat::Float).unwrap();
+    assert_eq!((r.count, r.prompt_tokens, r.total_tokens), (2, 7, 9));
+}
+
+#[test]
+fn keys_in_any_order_and_white_space_are_taken() {
+    let body = "\n { \"usage\" : {\"prompt_tokens\": 4} ,\"data\" : [ { \"embedding\" : [1] , \"index\" : 0 , \"extra\": {\"a\": [\"]\"]} } ] , \"object\":\"list\" } \n";
+    let r = raw(body, 1, EncodingFormat::Float).expect("taken");
+    assert_eq!((r.prompt_tokens, r.total_tokens), (4, 4));
+    // No `model`: one is added first.
+    let out = joined(r, "emb");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"], "emb");
+    assert_eq!(v["data"][0]["embedding"], json!([1]));
+}
+
+#[test]
+fn anything_else_is_refused() {
+    let refused = [
+        // Not what was asked for: base64 for floats and the reverse.
+        (BASE64, EncodingFormat::Float),
+        (FLOAT, EncodingFormat::Base64),
+        // Items out of order, without an index, an index twice.
+        (
+            r#"{"data":[{"index":1,"embedding":[1]},{"index":0,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"embedding":[1]},{"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        // The wrong count.
+        (
+            r#"{"data":[{"index":0,"embedding":[1]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        // No usage, a usage that is not an object, an error, no data.
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}]}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":null}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{},"error":{"message":"quota"}}"#,
+            EncodingFormat::Float,
+        ),
+        (r#"{"error":{"message":"quota"}}"#, EncodingFormat::Float),
+        (r#"{"usage":{}}"#, EncodingFormat::Float),
+        // Broken or trailing bytes, a repeated key, not an object.
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{}}x"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{},"model":"a","model":"b"}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]},],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1],},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[[1],[2]]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":"A\"A"},{"index":1,"embedding":"AA"}],"usage":{}}"#,
+            EncodingFormat::Base64,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"model":"a\"b","usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":00,"embedding":[1]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        // Not numbers in a vector.
+        (
+            r#"{"data":[{"index":0,"embedding":[1,null]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[NaN]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1,"2"]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1,{}]},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (r#"[{"index":0,"embedding":[1]}]"#, EncodingFormat::Float),
+        ("", EncodingFormat::Float),
+        ("{}", EncodingFormat::Float),
+        ("not json", EncodingFormat::Float),
+    ];
+    for (body, format) in refused {
+        assert_eq!(raw(body, 2, format), None, "{body}");
+    }
+}
+
+#[test]
+fn a_refused_answer_is_read_as_before() {
+    // Another encoding than asked: decoded, the same vectors.
+    let via = upstream_answer(
+        Bytes::from_static(BASE64.as_bytes()),
+        2,
+        EncodingFormat::Float,
+    );
+    let tree = parse_upstream_reply(BASE64.as_bytes(), 2).map(EmbedAnswer::Vectors);
+    assert_eq!(via, tree);
+    assert!(matches!(via, Ok(EmbedAnswer::Vectors(_))));
+    // A fault is named as before.
+    for body in [
+        r#"{"error":{"message":"quota"}}"#,
+        r#"{"data":[{"index":0,"embedding":[1]}],"usage":{}}"#,
+        "not json",
+    ] {
+        let via = upstream_answer(
+            Bytes::from_static(body.as_bytes()),
+            2,
+            EncodingFormat::Float,
+        );
+        let tree = parse_upstream_reply(body.as_bytes(), 2);
+        assert!(tree.is_err());
+        assert_eq!(via, tree.map(EmbedAnswer::Vectors), "{body}");
+    }
+    // The plain answer comes as it came, and reads as the tree reads it.
+    let via = upstream_answer(
+        Bytes::from_static(FLOAT.as_bytes()),
+        2,
+        EncodingFormat::Float,
+    );
+    let Ok(answer @ EmbedAnswer::Raw(_)) = via else {
+        panic!("{via:?}")
+    };
+    assert_eq!(answer.count(), 2);
+    assert_eq!(
+        answer.into_vectors(),
+        parse_upstream_reply(FLOAT.as_bytes(), 2)
+    );
+}
+
+#[test]
+fn numbers_stop_at_the_first_byte_no_number_holds() {
+    let long = "0.125,-3e-7, 1E+2,\n".repeat(40);
+    for (text, want) in [
+        (format!("{long}]"), long.len()),
+        (format!("{long}null]"), long.len()),
+        (format!("{}x{long}", &long[..33]), 33),
+        ("]".to_string(), 0),
+        (String::new(), 0),
+    ] {
+        assert_eq!(super::numbers(text.as_bytes()), want, "{text}");
+    }
+}
