@@ -6,6 +6,7 @@
 
 pub mod affinity;
 pub mod chat;
+pub mod chat_body;
 pub mod completions;
 pub mod continuation;
 pub mod embeddings;
