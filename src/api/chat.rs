@@ -275,6 +275,13 @@ impl ChatRequest {
         }
     }
 
+    /// [`ChatRequest::upstream_body`] as slices of the client's bytes around
+    /// the new `model` (no copy of a large body); `None` once the tree is
+    /// what is sent.
+    pub fn upstream_parts(&self, upstream_model: &str) -> Option<Vec<Bytes>> {
+        self.body.with_model_parts(upstream_model)
+    }
+
     /// [`ChatRequest::upstream_body`] plus `extra` members the body does
     /// not have (a translated request's reasoning effort).
     pub fn upstream_body_with(&self, upstream_model: &str, extra: &[(&str, Value)]) -> Bytes {

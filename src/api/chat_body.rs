@@ -177,6 +177,34 @@ impl ChatBody {
         Some(Bytes::from(out))
     }
 
+    /// [`ChatBody::with_model`] as the pieces it is made of: slices of the
+    /// client's bytes around the new `model` (and the usage request), no
+    /// copy of the body.
+    pub fn with_model_parts(&self, model: &str) -> Option<Vec<Bytes>> {
+        let r = self.raw.as_ref()?;
+        let (b, span) = (&r.bytes, r.head.model_span.clone());
+        let mut name = Vec::with_capacity(model.len() + 2);
+        super::json_write::write_str(&mut name, model);
+        let close = match r.add_usage {
+            true => b
+                .iter()
+                .rposition(|&c| c == b'}')
+                .filter(|c| *c >= span.end),
+            false => None,
+        };
+        let mut parts = vec![b.slice(..span.start), Bytes::from(name)];
+        match close {
+            Some(close) => parts.extend([
+                b.slice(span.end..close),
+                Bytes::from_static(br#","stream_options":{"include_usage":true}"#),
+                b.slice(close..),
+            ]),
+            None => parts.push(b.slice(span.end..)),
+        }
+        parts.retain(|p| !p.is_empty());
+        Some(parts)
+    }
+
     fn build_tree(&self) -> Map<String, Value> {
         let Some(r) = &self.raw else {
             return Map::new();

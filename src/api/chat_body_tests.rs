@@ -26,6 +26,12 @@ fn only_model_changes_and_no_tree_is_built() {
     let sent = r.upstream_body("up\"stream");
     let want = raw.replace("\"client-model\"", "\"up\\\"stream\"");
     assert_eq!(std::str::from_utf8(&sent).unwrap(), want);
+    let parts = r.upstream_parts("up\"stream").unwrap();
+    assert_eq!(
+        parts.concat(),
+        sent.to_vec(),
+        "the pieces make the same body"
+    );
     assert!(!r.body.is_parsed(), "the pass-through path built the tree");
     // The lazy tree is the client's object.
     assert_eq!(r.body["temperature"], json!(1.5));
@@ -83,6 +89,9 @@ fn the_usage_request_is_spliced_or_edited_as_on_the_tree() {
         want.insert("model".into(), json!("u"));
         let sent: Map<String, Value> = serde_json::from_slice(&r.upstream_body("u")).unwrap();
         assert_eq!(sent, want, "{raw}");
+        if let Some(parts) = r.upstream_parts("u") {
+            assert_eq!(parts.concat(), r.upstream_body("u").to_vec(), "{raw}");
+        }
         assert_eq!(r.include_usage(), super::super::chat::include_usage(&want));
         // The tree, when read, carries the edit too.
         assert_eq!(r.body.get("stream_options"), want.get("stream_options"));

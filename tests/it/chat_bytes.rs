@@ -16,13 +16,23 @@ use serde_json::{Map, Value, json};
 /// An OpenAI-compatible upstream that records every body byte for byte.
 struct Recorder {
     bodies: Mutex<Vec<Bytes>>,
+    /// `Content-Length` and `Transfer-Encoding` of each request.
+    framing: Mutex<Vec<(Option<String>, Option<String>)>>,
 }
 
 async fn recorder() -> (Arc<Recorder>, String) {
     let state = Arc::new(Recorder {
         bodies: Mutex::new(Vec::new()),
+        framing: Mutex::new(Vec::new()),
     });
     let addr = serve_raw(Arc::clone(&state), |s, req| async move {
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let framing = (header("content-length"), header("transfer-encoding"));
+        s.framing.lock().unwrap().push(framing);
         let bytes = req.into_body().collect().await.unwrap().to_bytes();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         s.bodies.lock().unwrap().push(bytes);
@@ -88,14 +98,21 @@ fn odd_body(extra: &str) -> String {
 async fn upstream_gets_the_clients_bytes_with_only_model_changed() {
     let (up, base) = recorder().await;
     let gw = gateway(&policy(&base, false)).await;
-    let raw = odd_body("");
-    let resp = send(&gw, &raw).await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "ok");
-    let sent = up.bodies.lock().unwrap()[0].clone();
-    let want = raw.replace("\"model\":\"my-route\"", "\"model\":\"upstream-model\"");
-    assert_eq!(String::from_utf8(sent.to_vec()).unwrap(), want);
+    // A large body (sent as slices of the client's bytes) and a small one
+    // (copied into one buffer).
+    let small = "{\"messages\": [{\"role\":\"user\",\"content\":\"\\u00e9\"}], \"n\":1.0,\"model\":\"my-route\"}";
+    for (i, raw) in [odd_body(""), small.to_string()].iter().enumerate() {
+        let resp = send(&gw, raw).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "ok");
+        let sent = up.bodies.lock().unwrap()[i].clone();
+        let want = raw.replace("\"model\":\"my-route\"", "\"model\":\"upstream-model\"");
+        assert_eq!(String::from_utf8(sent.to_vec()).unwrap(), want);
+        // One Content-Length request, never chunked.
+        let framing = up.framing.lock().unwrap()[i].clone();
+        assert_eq!(framing, (Some(want.len().to_string()), None));
+    }
     gw.stop().await;
 }
 
