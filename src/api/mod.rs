@@ -7,6 +7,7 @@
 pub mod affinity;
 pub mod chat;
 pub mod chat_body;
+mod chat_scan;
 pub mod completions;
 pub mod continuation;
 pub mod embeddings;
