@@ -2,8 +2,10 @@
 //!
 //! Place in the pipeline: `server` parses the client body with
 //! [`ChatRequest::parse`]; `cache` keys on its canonical form.
-//! The body is kept as a JSON object so unknown fields pass through to the
-//! upstream untouched; only `model` is rewritten per target. A request
+//! The body is kept as the client's bytes ([`ChatBody`]): unknown fields
+//! pass through to the upstream untouched, only `model` is rewritten per
+//! target (spliced into the bytes), and the JSON tree is built only when a
+//! feature needs it (translation, the cache key). A request
 //! translated from another API (Messages, Responses) also carries
 //! [`ChatExt`]: what the client asked that OpenAI chat has no standard
 //! field for (a reasoning budget, `top_k`), for the provider kinds that
@@ -13,6 +15,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+pub use super::chat_body::ChatBody;
 use super::error::GatewayError;
 use super::ignored::Ignored;
 
@@ -20,7 +23,8 @@ use super::ignored::Ignored;
 pub struct ChatRequest {
     pub model: String,
     pub stream: bool,
-    pub body: Map<String, Value>,
+    /// Derefs to the JSON object (parsed on first use, once per request).
+    pub body: ChatBody,
     /// Size of the client's body: the upstream body is about as large, so
     /// it is written into one allocation of about that size.
     pub wire_len: usize,
@@ -152,7 +156,30 @@ impl Reasoning {
 }
 
 impl ChatRequest {
+    /// [`ChatRequest::parse_bytes`] of a copy of `raw`.
     pub fn parse(raw: &[u8]) -> Result<Self, GatewayError> {
+        Self::parse_bytes(&Bytes::copy_from_slice(raw))
+    }
+
+    /// Reads what routing needs and keeps the client's bytes (no tree);
+    /// what the quick read cannot vouch for is parsed fully, which also
+    /// words every error.
+    pub fn parse_bytes(raw: &Bytes) -> Result<Self, GatewayError> {
+        let Some(mut head) = super::chat_body::scan(raw) else {
+            return Self::parse_tree(raw);
+        };
+        Ok(ChatRequest {
+            model: std::mem::take(&mut head.model),
+            stream: head.stream,
+            body: ChatBody::from_raw(raw.clone(), head),
+            wire_len: raw.len(),
+            ext: ChatExt::default(),
+        })
+    }
+
+    /// The full parse (what every body went through before the quick
+    /// read): the tree is the body.
+    pub(crate) fn parse_tree(raw: &[u8]) -> Result<Self, GatewayError> {
         let value: Value = super::parse_json(raw)?;
         let Value::Object(body) = value else {
             return Err(GatewayError::invalid("Request body must be a JSON object."));
@@ -183,7 +210,7 @@ impl ChatRequest {
         Ok(ChatRequest {
             model,
             stream,
-            body,
+            body: body.into(),
             wire_len: raw.len(),
             ext: ChatExt::default(),
         })
@@ -191,28 +218,76 @@ impl ChatRequest {
 
     /// The reasoning asked for (see [`reasoning_of`]).
     pub fn reasoning(&self) -> Option<Reasoning> {
-        reasoning_of(&self.body, &self.ext)
+        let Some(head) = self.body.head().filter(|_| self.ext.reasoning.is_none()) else {
+            return reasoning_of(&self.body, &self.ext);
+        };
+        let effort = head.reasoning_effort.as_deref()?;
+        (effort != "none").then(|| Reasoning {
+            effort: Some(effort.to_string()),
+            ..Reasoning::default()
+        })
     }
 
     /// `top_k` asked for (see [`top_k_of`]).
     pub fn top_k(&self) -> Option<u64> {
-        top_k_of(&self.body, &self.ext)
+        match self.body.head() {
+            Some(head) => self.ext.top_k.or(head.top_k),
+            None => top_k_of(&self.body, &self.ext),
+        }
     }
 
-    /// The client asked for a usage chunk at the end of its stream.
+    /// The client asked for a usage chunk at the end of its stream (after
+    /// [`ChatRequest::ask_for_usage`]: the upstream is asked).
     pub fn include_usage(&self) -> bool {
-        include_usage(&self.body)
+        self.body.include_usage()
     }
 
-    /// The body to send to a target serving `upstream_model`, serialized
-    /// straight from the client's body (no copy of the parsed request).
+    /// Asks the upstream for a usage chunk at the end of the stream (see
+    /// [`ask_for_usage`]).
+    pub fn ask_for_usage(&mut self) {
+        self.body.ask_for_usage();
+    }
+
+    /// `max_completion_tokens`, `max_tokens` or `max_output_tokens`, times
+    /// `n` (see `estimate::max_output_tokens`).
+    pub fn max_output_tokens(&self) -> u64 {
+        match self.body.head() {
+            Some(head) => head.max_output_tokens(),
+            None => super::estimate::max_output_tokens(&self.body),
+        }
+    }
+
+    /// `store: true`: the upstream keeps the answer.
+    pub fn stores(&self) -> bool {
+        match self.body.head() {
+            Some(head) => head.store,
+            None => self.body.get("store").and_then(Value::as_bool) == Some(true),
+        }
+    }
+
+    /// The body to send to a target serving `upstream_model`: the client's
+    /// bytes with `model` spliced in while nothing edited the tree, else
+    /// serialized straight from the tree (no copy of the parsed request).
     pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
-        body_with_model(&self.body, upstream_model, self.wire_len)
+        match self.body.with_model(upstream_model) {
+            Some(bytes) => bytes,
+            None => body_with_model(&self.body, upstream_model, self.wire_len),
+        }
+    }
+
+    /// [`ChatRequest::upstream_body`] as slices of the client's bytes around
+    /// the new `model` (no copy of a large body); `None` once the tree is
+    /// what is sent.
+    pub fn upstream_parts(&self, upstream_model: &str) -> Option<Vec<Bytes>> {
+        self.body.with_model_parts(upstream_model)
     }
 
     /// [`ChatRequest::upstream_body`] plus `extra` members the body does
     /// not have (a translated request's reasoning effort).
     pub fn upstream_body_with(&self, upstream_model: &str, extra: &[(&str, Value)]) -> Bytes {
+        if extra.is_empty() {
+            return self.upstream_body(upstream_model);
+        }
         let mut out = Vec::with_capacity(self.wire_len + upstream_model.len() + 64);
         write_with_model(&mut out, &self.body, upstream_model, extra);
         Bytes::from(out)

@@ -6,6 +6,8 @@
 
 pub mod affinity;
 pub mod chat;
+pub mod chat_body;
+mod chat_scan;
 pub mod completions;
 pub mod continuation;
 pub mod embeddings;

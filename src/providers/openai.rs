@@ -162,7 +162,7 @@ impl OpenAiProvider {
     async fn send(
         &self,
         path: &str,
-        body: Bytes,
+        body: impl Into<reqwest::Body>,
     ) -> Result<(reqwest::Response, Limits), UpstreamError> {
         let client = self.upstream.client();
         let request = match (path, &self.chat_url, &self.embeddings_url) {
@@ -187,7 +187,11 @@ impl OpenAiProvider {
         let (response, limits) = self
             .send(
                 "/chat/completions",
-                openai_wire::chat_body(request, model, openai_wire::takes_reasoning_effort(model)),
+                openai_wire::chat_request_body(
+                    request,
+                    model,
+                    openai_wire::takes_reasoning_effort(model),
+                ),
             )
             .await?;
         if !stream {

@@ -74,10 +74,35 @@ pub(super) fn ext_support(request: &ChatRequest, reasons: bool) -> ExtSupport {
     }
 }
 
+/// Client bodies at least this large go out as slices of the client's
+/// bytes ([`Pieces`]); smaller ones are cheaper copied into one buffer.
+const SLICED_FROM: usize = 64 * 1024;
+
 /// The chat body for `model`: the client's, plus a translated request's
 /// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
-/// and `xhigh`, as `high`) and `parallel_tool_calls: false`.
-pub(super) fn chat_body(request: &ChatRequest, model: &str, reasons: bool) -> Bytes {
+/// and `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
+/// body that needs nothing but `model` goes out as slices of its own bytes.
+pub(super) fn chat_request_body(
+    request: &ChatRequest,
+    model: &str,
+    reasons: bool,
+) -> reqwest::Body {
+    let extra = extras(request, reasons);
+    if extra.is_empty()
+        && request.wire_len >= SLICED_FROM
+        && let Some(parts) = request.upstream_parts(model)
+    {
+        let left = parts.iter().map(|p| p.len() as u64).sum();
+        return reqwest::Body::wrap(Pieces {
+            parts: parts.into_iter(),
+            left,
+        });
+    }
+    request.upstream_body_with(model, &extra).into()
+}
+
+/// What a translated request adds to the body (see [`chat_request_body`]).
+fn extras(request: &ChatRequest, reasons: bool) -> Vec<(&'static str, Value)> {
     let effort = request
         .ext
         .reasoning
@@ -95,10 +120,38 @@ pub(super) fn chat_body(request: &ChatRequest, model: &str, reasons: bool) -> By
     if request.ext.serial_tool_calls {
         extra.push(("parallel_tool_calls", Value::Bool(false)));
     }
-    if extra.is_empty() {
-        request.upstream_body(model)
-    } else {
-        request.upstream_body_with(model, &extra)
+    extra
+}
+
+/// A request body sent as the pieces it is made of, with its exact length
+/// (so it goes out with `Content-Length`, in one vectored write where the
+/// socket takes it), never copied into one buffer.
+struct Pieces {
+    parts: std::vec::IntoIter<Bytes>,
+    left: u64,
+}
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.next();
+        if let Some(p) = &next {
+            self.left -= p.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|p| Ok(hyper::body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
     }
 }
 
@@ -265,7 +318,8 @@ mod tests {
             ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
                 .unwrap();
         let body = |r: &ChatRequest, m: &str| -> Value {
-            serde_json::from_slice(&chat_body(r, m, takes_reasoning_effort(m))).unwrap()
+            let sent = chat_request_body(r, m, takes_reasoning_effort(m));
+            serde_json::from_slice(sent.as_bytes().unwrap()).unwrap()
         };
         let support = |r: &ChatRequest, m: &str| ext_support(r, takes_reasoning_effort(m));
         assert!(body(&r, "o3").get("reasoning_effort").is_none());

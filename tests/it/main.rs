@@ -15,6 +15,7 @@ mod api;
 mod architecture;
 mod budgets;
 mod cache_fanout;
+mod chat_bytes;
 mod completions;
 mod dashboard;
 mod degrade;

@@ -139,7 +139,7 @@ pub fn to_chat(
         chat: ChatRequest {
             model: model.into(),
             stream,
-            body: out,
+            body: out.into(),
             wire_len: 0,
             ext,
         },

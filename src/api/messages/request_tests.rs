@@ -8,7 +8,7 @@ fn tx(v: Value, stream: bool, policy: Unsupported) -> Result<Translated, Message
 }
 
 fn chat(v: Value, stream: bool) -> Result<Value, MessagesError> {
-    tx(v, stream, Unsupported::Reject).map(|c| Value::Object(c.chat.body))
+    tx(v, stream, Unsupported::Reject).map(|c| Value::Object(c.chat.body.into_map()))
 }
 
 fn names(t: &Translated) -> Vec<String> {

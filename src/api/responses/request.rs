@@ -224,7 +224,7 @@ pub fn to_chat(
         chat: ChatRequest {
             model: model.as_str().unwrap_or_default().to_string(),
             stream,
-            body: chat,
+            body: chat.into(),
             wire_len: 0,
             ext,
         },

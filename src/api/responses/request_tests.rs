@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::*;
 
 fn chat(body: Value) -> Result<Map<String, Value>, ResponsesError> {
-    to_chat(body.as_object().unwrap(), Unsupported::Reject).map(|c| c.chat.body)
+    to_chat(body.as_object().unwrap(), Unsupported::Reject).map(|c| c.chat.body.into_map())
 }
 
 fn translated(body: Value, policy: Unsupported) -> Result<Translated, ResponsesError> {

@@ -14,7 +14,6 @@
 //! Must not retry, fail over or log the key.
 
 use crate::providers::upstream::SetupError;
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
@@ -65,7 +64,7 @@ impl AzureProvider {
         &self,
         model: &str,
         operation: &str,
-        body: Bytes,
+        body: impl Into<reqwest::Body>,
     ) -> Result<(reqwest::Response, Limits), UpstreamError> {
         let request = self
             .upstream
@@ -86,7 +85,7 @@ impl AzureProvider {
             .send(
                 model,
                 "chat/completions",
-                openai_wire::chat_body(
+                openai_wire::chat_request_body(
                     request,
                     model,
                     openai_wire::deployment_takes_reasoning_effort(model),

@@ -12,17 +12,19 @@
 //! stream that broke after content is continued by another target
 //! ([`ChatCall`]'s `resume`: prefill where the provider continues a final
 //! assistant message, else the partial text as context). Must not alter
-//! the upstream body beyond `model`, the usage request and a continuation.
+//! the upstream body beyond `model`, the usage request and a continuation;
+//! must not read `chat.body` (the tree) on the pass-through path: what it
+//! needs is read without it (`api::chat_body`).
 
 use std::sync::Arc;
 
 use http::{Request, Response};
 
-use super::{parse_routed, unsupported_endpoint};
+use super::{parse_routed_bytes, unsupported_endpoint};
 use crate::api::GatewayError;
-use crate::api::chat::{ChatRequest, ask_for_usage};
+use crate::api::chat::ChatRequest;
 use crate::api::continuation::{Continue, continue_body};
-use crate::api::estimate::{Routed, estimate_tokens};
+use crate::api::estimate::estimate_tokens;
 use crate::api::usage::Dialect;
 use crate::cache::CacheKey;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
@@ -36,7 +38,7 @@ pub(crate) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, mut chat, route) = parse_routed(rc, req, ChatRequest::parse).await?;
+    let (parts, mut chat, route) = parse_routed_bytes(rc, req, ChatRequest::parse_bytes).await?;
     let stream = chat.stream;
     if !route.capabilities.serves(Need::Chat { stream }) {
         let what = if stream { "streaming chat" } else { "chat" };
@@ -48,7 +50,7 @@ pub(crate) async fn handle(
         .then(|| CacheKey::chat(&rc.cache_namespace(&route, &route.spec.name), &chat.body));
     if stream {
         let with_usage = chat.include_usage();
-        ask_for_usage(&mut chat.body);
+        chat.ask_for_usage();
         let call = ChatCall::new(chat, rc.conversation);
         return match key {
             Some(key) => chat_stream::serve(rc, route, call, key, with_usage).await,
@@ -84,12 +86,6 @@ impl ChatCall {
     }
 }
 
-/// `store: true`: the upstream keeps the answer (a side effect a hedge
-/// would repeat).
-fn stores(body: &serde_json::Map<String, serde_json::Value>) -> bool {
-    body.get("store").and_then(serde_json::Value::as_bool) == Some(true)
-}
-
 impl Call for ChatCall {
     type Reply = ChatReply;
 
@@ -119,9 +115,10 @@ impl Call for ChatCall {
         self.request.max_output_tokens()
     }
 
-    /// Sent twice only an answer comes back twice, unless it is stored.
+    /// Sent twice only an answer comes back twice, unless it is stored
+    /// (`store: true`: a side effect a hedge would repeat).
     fn idempotent(&self) -> bool {
-        !stores(&self.request.body)
+        !self.request.stores()
     }
 
     fn affinity(&self) -> Option<u64> {
@@ -145,7 +142,7 @@ impl Call for ChatCall {
         let resumed = ChatRequest {
             model: r.model.clone(),
             stream: r.stream,
-            body: continue_body(&r.body, partial, how),
+            body: continue_body(&r.body, partial, how).into(),
             wire_len: r.wire_len + partial.len(),
             ext: r.ext.clone(),
         };

@@ -25,6 +25,7 @@ pub(crate) mod responses_stored;
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
 
 use crate::api::GatewayError;
@@ -46,6 +47,16 @@ pub(crate) async fn parse_routed<T: Routed>(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
     parse: fn(&[u8]) -> Result<T, GatewayError>,
+) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
+    parse_routed_bytes(rc, req, |b| parse(b)).await
+}
+
+/// [`parse_routed`] for a parser that keeps the body's bytes (chat: no
+/// copy of a large body).
+pub(crate) async fn parse_routed_bytes<T: Routed>(
+    rc: &mut RequestCtx,
+    req: Request<ReqBody>,
+    parse: impl FnOnce(&Bytes) -> Result<T, GatewayError>,
 ) -> Result<(http::request::Parts, T, Arc<RouteHandle>), GatewayError> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts, body, rc.rt.policy.server.max_body_bytes).await?;
