@@ -266,9 +266,9 @@ fn main() {
         // connections held for 512 clients (a separate upstream).
         let conns_url = format!("{}/v1/chat/completions", gw.base);
         wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
-        let (c16, _) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
+        let (c16, c16cpu) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
         conns.reset_peak();
-        let (c512, _) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
+        let (c512, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
         let peak = conns.peak.load(Ordering::SeqCst);
         // nginx over the same loads, for how much of the fall the machine
         // itself (wrk and the upstream on one core) accounts for.
@@ -281,10 +281,12 @@ fn main() {
         let (n512, _) = load(ngx.pid(), &ngx_url, 512, secs, &chat, false);
         drop(ngx);
         println!(
-            "chat c=16 {:.0} req/s ({} bad), c=512 {:.0} req/s ({} bad, p99 {:.1} ms); upstream connections: peak open {peak}, opened in all {}; nginx c=16 {:.0} req/s, c=512 {:.0} req/s",
+            "chat c=16 {:.0} req/s {:.1} us CPU/req ({} bad), c=512 {:.0} req/s {:.1} us CPU/req ({} bad, p99 {:.1} ms); upstream connections: peak open {peak}, opened in all {}; nginx c=16 {:.0} req/s, c=512 {:.0} req/s",
             c16.rps,
+            c16cpu * 1e6,
             c16.bad,
             c512.rps,
+            c512cpu * 1e6,
             c512.bad,
             ms(c512.p99),
             conns.accepted.load(Ordering::SeqCst),
