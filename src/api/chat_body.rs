@@ -41,6 +41,19 @@ struct Raw {
     add_usage: bool,
 }
 
+impl Raw {
+    /// Where the usage request goes when one is added: before the `}`
+    /// closing the body (the scan proved the body one object, so its last
+    /// `}` closes it).
+    fn usage_at(&self) -> Option<usize> {
+        let end = self.head.model_span.end;
+        self.add_usage
+            .then(|| self.bytes.iter().rposition(|&c| c == b'}'))
+            .flatten()
+            .filter(|c| *c >= end)
+    }
+}
+
 impl From<Map<String, Value>> for ChatBody {
     fn from(tree: Map<String, Value>) -> Self {
         ChatBody {
@@ -119,14 +132,7 @@ impl ChatBody {
         let mut out = Vec::with_capacity(b.len() + model.len() + 48);
         out.extend_from_slice(&b[..span.start]);
         super::json_write::write_str(&mut out, model);
-        // The scan proved the body one object: its last `}` closes it.
-        let close = match r.add_usage {
-            true => b
-                .iter()
-                .rposition(|&c| c == b'}')
-                .filter(|c| *c >= span.end),
-            false => None,
-        };
+        let close = r.usage_at();
         match close {
             Some(close) => {
                 out.extend_from_slice(&b[span.end..close]);
@@ -146,13 +152,7 @@ impl ChatBody {
         let (b, span) = (&r.bytes, r.head.model_span.clone());
         let mut name = Vec::with_capacity(model.len() + 2);
         super::json_write::write_str(&mut name, model);
-        let close = match r.add_usage {
-            true => b
-                .iter()
-                .rposition(|&c| c == b'}')
-                .filter(|c| *c >= span.end),
-            false => None,
-        };
+        let close = r.usage_at();
         let mut parts = vec![b.slice(..span.start), Bytes::from(name)];
         match close {
             Some(close) => parts.extend([
