@@ -91,25 +91,29 @@ impl Limits {
         body: &mut ByteStream,
         body_deadline: Option<Instant>,
     ) -> Option<Result<Bytes, UpstreamError>> {
-        let idle_at = Instant::now() + self.idle;
-        let mut deadline = idle_at.min(self.total_deadline);
-        let mut which = if idle_at <= self.total_deadline {
-            "idle"
-        } else {
-            "total"
-        };
-        if let Some(b) = body_deadline
-            && b < deadline
-        {
-            deadline = b;
-            which = "body";
-        }
+        let (deadline, which) = self.chunk_deadline(body_deadline);
         match timeout_at(deadline, body.next()).await {
             Err(_) => Some(Err(UpstreamError::Timeout(which))),
-            Ok(None) => None,
-            Ok(Some(Err(e))) => Some(Err(super::upstream::classify(e))),
-            Ok(Some(Ok(b))) => Some(Ok(b)),
+            Ok(item) => chunk(item),
         }
+    }
+
+    /// When the next chunk must have arrived (the idle timeout from now,
+    /// within the total deadline and `body_deadline`), and which deadline
+    /// that is.
+    fn chunk_deadline(&self, body_deadline: Option<Instant>) -> (Instant, &'static str) {
+        let idle_at = Instant::now() + self.idle;
+        let mut due = if idle_at <= self.total_deadline {
+            (idle_at, "idle")
+        } else {
+            (self.total_deadline, "total")
+        };
+        if let Some(b) = body_deadline
+            && b < due.0
+        {
+            due = (b, "body");
+        }
+        due
     }
 
     /// One timer for a whole stream's idle and total deadlines (see
@@ -127,21 +131,12 @@ impl Limits {
         timer: &mut StreamTimer,
         body: &mut ByteStream,
     ) -> Option<Result<Bytes, UpstreamError>> {
-        let idle_at = Instant::now() + self.idle;
-        let (deadline, which) = if idle_at <= self.total_deadline {
-            (idle_at, "idle")
-        } else {
-            (self.total_deadline, "total")
-        };
+        let (deadline, which) = self.chunk_deadline(None);
         let mut sleep = timer.0.as_mut();
         sleep.as_mut().reset(deadline);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(item) = body.poll_next_unpin(cx) {
-                return Poll::Ready(match item {
-                    None => None,
-                    Some(Err(e)) => Some(Err(super::upstream::classify(e))),
-                    Some(Ok(b)) => Some(Ok(b)),
-                });
+                return Poll::Ready(chunk(item));
             }
             match sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(UpstreamError::Timeout(which)))),
@@ -172,4 +167,9 @@ impl Limits {
         }
         Ok(buf.freeze())
     }
+}
+
+/// A body stream's item with its error classified (without its URL).
+fn chunk(item: Option<Result<Bytes, reqwest::Error>>) -> Option<Result<Bytes, UpstreamError>> {
+    item.map(|r| r.map_err(super::upstream::classify))
 }

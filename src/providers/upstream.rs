@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::body::{ByteStream, Limits};
+use super::body::{ByteStream, Limits, StreamTimer};
 use super::scrub::Scrubber;
 use super::translate::TranslateError;
 use super::{UpstreamError, parse_retry_after};
@@ -332,6 +332,7 @@ pub fn translated_stream<T: ChunkTranslate>(
     struct State<T> {
         body: ByteStream,
         limits: Limits,
+        timer: StreamTimer,
         out: Vec<Bytes>,
         translator: T,
         ended: bool,
@@ -339,6 +340,7 @@ pub fn translated_stream<T: ChunkTranslate>(
     }
     let state = State {
         body: limits.body(response),
+        timer: limits.stream_timer(),
         limits,
         out: Vec::new(),
         translator,
@@ -363,7 +365,7 @@ pub fn translated_stream<T: ChunkTranslate>(
             if s.ended {
                 return None;
             }
-            let result = match s.limits.next(&mut s.body, None).await {
+            let result = match s.limits.next_on(&mut s.timer, &mut s.body).await {
                 None => {
                     s.ended = true;
                     s.translator.on_end(&mut s.out)

@@ -650,6 +650,32 @@ async fn a_stream_failing_after_it_started_ends_with_an_error_event() {
     gw.stop().await;
 }
 
+/// A translated stream is read under the idle timeout (one timer for the
+/// stream, re-armed per chunk): one that stalls after its first content
+/// ends with an error event, long before the total timeout.
+#[tokio::test]
+async fn a_translated_stream_that_stalls_ends_at_the_idle_timeout() {
+    let fake = FakeAnthropic::start().await;
+    let timeouts = "    timeouts: {idle: 300ms, total: 60s}\n";
+    let gw = gateway(&policy(&fake, timeouts, "1", "")).await;
+    fake.fail_next(Failure::StreamStall);
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "claude", "stream": true, "messages": user("hi")}),
+        )
+        .await;
+    let events = tokio::time::timeout(Duration::from_secs(30), sse(r))
+        .await
+        .expect("the stream ended before the total timeout");
+    let (last, chunks) = events.split_last().unwrap();
+    assert_eq!(content(chunks), "Partial");
+    assert_eq!(last["error"]["code"], "stream_interrupted", "{last}");
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("idle"), "{message}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn upstream_timeouts_apply() {
     // A fake that never answers in time: the first-byte timeout fails over.

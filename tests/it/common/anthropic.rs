@@ -54,6 +54,9 @@ pub enum Failure {
     StreamError,
     /// 200 stream that ends before `message_stop` (non-streaming: 500).
     StreamCut,
+    /// 200 SSE: the same events as `StreamCut`, then nothing, the body
+    /// left open (a stalled stream).
+    StreamStall,
     /// 200 JSON that is not a Messages API message (streaming too).
     NotAMessage,
 }
@@ -136,10 +139,10 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
         Some(Failure::StreamError) if !streaming => {
             return err(529, "overloaded_error", "Overloaded");
         }
-        Some(Failure::StreamCut) if !streaming => {
+        Some(Failure::StreamCut | Failure::StreamStall) if !streaming => {
             return err(500, "api_error", "Internal server error");
         }
-        Some(f @ (Failure::StreamError | Failure::StreamCut)) => {
+        Some(f @ (Failure::StreamError | Failure::StreamCut | Failure::StreamStall)) => {
             let mut events = vec![
                 message_start(n, &s.body, 3),
                 sse(
@@ -153,6 +156,9 @@ fn handle(s: &Seen, n: usize, failure: Option<Failure>) -> Reply {
             ];
             if matches!(f, Failure::StreamError) {
                 events.push(sse("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+            }
+            if matches!(f, Failure::StreamStall) {
+                return Reply::Stalls(events);
             }
             return Reply::Sse(events, Duration::ZERO);
         }

@@ -57,6 +57,8 @@ pub enum Reply {
     Chunks(&'static str, Vec<String>, Duration),
     /// Wait, then answer.
     After(Duration, Box<Reply>),
+    /// SSE events at once, then the body stays open and sends nothing.
+    Stalls(Vec<String>),
 }
 
 type Handler =
@@ -91,6 +93,19 @@ fn to_response(reply: Reply) -> Pin<Box<dyn Future<Output = hyper::Response<UpBo
             }
             Reply::Sse(events, gap) => {
                 to_response(Reply::Chunks("text/event-stream", events, gap)).await
+            }
+            Reply::Stalls(events) => {
+                let frames = events
+                    .into_iter()
+                    .map(|e| Ok::<_, Infallible>(Frame::data(Bytes::from(e))));
+                let stream = futures_util::StreamExt::chain(
+                    futures_util::stream::iter(frames),
+                    futures_util::stream::pending(),
+                );
+                let mut r = hyper::Response::new(StreamBody::new(stream).boxed());
+                r.headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                r
             }
             Reply::Chunks(content_type, events, gap) => {
                 let stream =
