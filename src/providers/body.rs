@@ -20,6 +20,7 @@ use futures_util::stream::BoxStream;
 use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 
 use super::UpstreamError;
+use super::client::{BodyError, Response, classify_body};
 use super::scrub::{ScrubStream, Scrubber};
 use crate::config::Timeouts;
 
@@ -33,7 +34,7 @@ pub struct Limits {
     pub scrubber: Arc<Scrubber>,
 }
 
-pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+pub type ByteStream = BoxStream<'static, Result<Bytes, BodyError>>;
 
 /// The one timer of a stream read with [`Limits::next_on`].
 #[derive(Debug)]
@@ -58,7 +59,7 @@ impl Limits {
     /// arrives, a secret split over two chunks included: in a text body the
     /// bytes after a chunk's last line break wait for the next chunk
     /// (nobody could use them before; see `ScrubStream`).
-    pub fn body(&self, response: reqwest::Response) -> ByteStream {
+    pub fn body(&self, response: Response) -> ByteStream {
         let text = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -170,6 +171,6 @@ impl Limits {
 }
 
 /// A body stream's item with its error classified (without its URL).
-fn chunk(item: Option<Result<Bytes, reqwest::Error>>) -> Option<Result<Bytes, UpstreamError>> {
-    item.map(|r| r.map_err(super::upstream::classify))
+fn chunk(item: Option<Result<Bytes, BodyError>>) -> Option<Result<Bytes, UpstreamError>> {
+    item.map(|r| r.map_err(classify_body))
 }

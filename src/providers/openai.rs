@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::body::{ByteStream, Limits, StreamTimer};
+use super::client::{ReqBody, Response};
 use super::openai_wire;
 use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
@@ -113,8 +114,8 @@ pub struct OpenAiProvider {
     base_url: String,
     /// `{base_url}/chat/completions` and `{base_url}/embeddings`, parsed
     /// once (not on every call).
-    chat_url: Option<reqwest::Url>,
-    embeddings_url: Option<reqwest::Url>,
+    chat_url: Option<http::Uri>,
+    embeddings_url: Option<http::Uri>,
     rerank_api: RerankApi,
     headers: http::HeaderMap,
 }
@@ -147,7 +148,7 @@ impl OpenAiProvider {
             .chain(config.headers.values().map(String::as_str));
         let upstream = Upstream::new(&spec.timeouts, spec.max_response_bytes, secrets)
             .map_err(|e| BuildError::new(spec, e.to_string()))?;
-        let parsed = |path: &str| reqwest::Url::parse(&format!("{}{path}", config.base_url)).ok();
+        let parsed = |path: &str| http::Uri::try_from(format!("{}{path}", config.base_url)).ok();
         Ok(OpenAiProvider {
             upstream,
             chat_url: parsed("/chat/completions"),
@@ -162,8 +163,8 @@ impl OpenAiProvider {
     async fn send(
         &self,
         path: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        body: impl Into<ReqBody>,
+    ) -> Result<(Response, Limits), UpstreamError> {
         let client = self.upstream.client();
         let request = match (path, &self.chat_url, &self.embeddings_url) {
             ("/chat/completions", Some(url), _) | ("/embeddings", _, Some(url)) => {
@@ -502,7 +503,7 @@ impl WholeEvents {
                     break;
                 }
                 Some(Err(e)) => {
-                    self.ended = Some(Some(super::upstream::classify(e)));
+                    self.ended = Some(Some(super::client::classify_body(e)));
                     break;
                 }
                 Some(Ok(chunk)) => chunk,

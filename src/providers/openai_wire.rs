@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::client::ReqBody;
 use super::upstream::SetupError;
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;
@@ -82,21 +83,13 @@ const SLICED_FROM: usize = 64 * 1024;
 /// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
 /// and `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
 /// body that needs nothing but `model` goes out as slices of its own bytes.
-pub(super) fn chat_request_body(
-    request: &ChatRequest,
-    model: &str,
-    reasons: bool,
-) -> reqwest::Body {
+pub(super) fn chat_request_body(request: &ChatRequest, model: &str, reasons: bool) -> ReqBody {
     let extra = extras(request, reasons);
     if extra.is_empty()
         && request.wire_len >= SLICED_FROM
         && let Some(parts) = request.upstream_parts(model)
     {
-        let left = parts.iter().map(|p| p.len() as u64).sum();
-        return reqwest::Body::wrap(Pieces {
-            parts: parts.into_iter(),
-            left,
-        });
+        return ReqBody::parts(parts);
     }
     request.upstream_body_with(model, &extra).into()
 }
@@ -121,38 +114,6 @@ fn extras(request: &ChatRequest, reasons: bool) -> Vec<(&'static str, Value)> {
         extra.push(("parallel_tool_calls", Value::Bool(false)));
     }
     extra
-}
-
-/// A request body sent as the pieces it is made of, with its exact length
-/// (so it goes out with `Content-Length`, in one vectored write where the
-/// socket takes it), never copied into one buffer.
-struct Pieces {
-    parts: std::vec::IntoIter<Bytes>,
-    left: u64,
-}
-
-impl hyper::body::Body for Pieces {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        let next = self.parts.next();
-        if let Some(p) = &next {
-            self.left -= p.len() as u64;
-        }
-        std::task::Poll::Ready(next.map(|p| Ok(hyper::body::Frame::data(p))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::SizeHint::with_exact(self.left)
-    }
 }
 
 /// What a chat answer must at least hold.

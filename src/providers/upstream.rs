@@ -15,7 +15,6 @@
 //! wire format.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -23,6 +22,7 @@ use futures_util::stream::BoxStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::body::{ByteStream, Limits, StreamTimer};
+use super::client::{Client, RequestBuilder, Response};
 use super::scrub::Scrubber;
 use super::translate::TranslateError;
 use super::{UpstreamError, parse_retry_after};
@@ -50,10 +50,7 @@ impl Failed {
     }
 }
 
-/// The HTTP client of a provider could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub use super::client::ClientError;
 
 /// A provider could not be set up from its (valid) configuration.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +64,7 @@ pub enum SetupError {
 
 #[derive(Debug)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: Client,
     timeouts: Timeouts,
     max_response_bytes: u64,
     scrubber: Arc<Scrubber>,
@@ -79,11 +76,7 @@ impl Upstream {
         max_response_bytes: u64,
         secrets: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, ClientError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let client = Client::new(timeouts.connect)?;
         Ok(Upstream {
             client,
             timeouts: timeouts.clone(),
@@ -105,8 +98,8 @@ impl Upstream {
     /// headers. `Ok(Err(failed))` is a non-success answer.
     pub async fn send(
         &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Result<(reqwest::Response, Limits), Failed>, UpstreamError> {
+        request: RequestBuilder,
+    ) -> Result<Result<(Response, Limits), Failed>, UpstreamError> {
         // Tracing on: the attempt's span travels upstream as `traceparent`.
         let request = match crate::telemetry::tracing_on()
             .then(crate::telemetry::w3c::current)
@@ -123,7 +116,7 @@ impl Upstream {
             Arc::clone(&self.scrubber),
         );
         let first_byte = (start + self.timeouts.first_byte).min(limits.total_deadline);
-        let response = match timeout_at(first_byte, request.send()).await {
+        let response = match timeout_at(first_byte, self.client.execute(request)).await {
             Err(_) => {
                 let which = if first_byte == limits.total_deadline {
                     "total"
@@ -132,7 +125,7 @@ impl Upstream {
                 };
                 return Err(UpstreamError::Timeout(which));
             }
-            Ok(Err(e)) => return Err(classify(e)),
+            Ok(Err(e)) => return Err(e),
             Ok(Ok(r)) => r,
         };
         if response.status().is_success() {
@@ -162,14 +155,14 @@ impl Upstream {
     /// scrubber for the envelope it writes.
     pub async fn send_classified(
         &self,
-        request: reqwest::RequestBuilder,
+        request: RequestBuilder,
         classify: impl FnOnce(Failed, &Scrubber) -> UpstreamError,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+    ) -> Result<(Response, Limits), UpstreamError> {
         (self.send(request).await?).map_err(|failed| classify(failed, &self.scrubber))
     }
 
     /// The client to build requests with (connection pool of this provider).
-    pub fn client(&self) -> &reqwest::Client {
+    pub fn client(&self) -> &Client {
         &self.client
     }
 
@@ -177,7 +170,7 @@ impl Upstream {
     /// protocol failure (an HTML page from a proxy is not an answer).
     pub async fn read_json(
         &self,
-        response: reqwest::Response,
+        response: Response,
         limits: &Limits,
     ) -> Result<Bytes, UpstreamError> {
         if !content_type_is(&response, is_json_type, true) {
@@ -215,11 +208,7 @@ pub fn is_json_type(t: &str) -> bool {
 }
 
 /// Whether the response's media type passes `ok`; `missing` when it has none.
-pub fn content_type_is(
-    response: &reqwest::Response,
-    ok: impl Fn(&str) -> bool,
-    missing: bool,
-) -> bool {
+pub fn content_type_is(response: &Response, ok: impl Fn(&str) -> bool, missing: bool) -> bool {
     match response
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -239,7 +228,7 @@ pub fn content_type_is(
 /// A `200` to a streaming request must be an event stream: anything else
 /// (a JSON body, an HTML page) fails before the first byte, so it can be
 /// retried or failed over.
-pub fn expect_event_stream(response: &reqwest::Response) -> Result<(), UpstreamError> {
+pub fn expect_event_stream(response: &Response) -> Result<(), UpstreamError> {
     if content_type_is(response, |t| t == "text/event-stream", false) {
         Ok(())
     } else {
@@ -308,7 +297,7 @@ impl<T: StreamTranslate> ChunkTranslate for Sse<T> {
 /// An upstream SSE body translated to OpenAI chunks, under the body limits.
 /// Ends after the first error.
 pub fn translated_sse<T: StreamTranslate>(
-    response: reqwest::Response,
+    response: Response,
     limits: Limits,
     translator: T,
 ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
@@ -325,7 +314,7 @@ pub fn translated_sse<T: StreamTranslate>(
 /// whole events only; ends after the first error, which comes after every
 /// chunk translated before it.
 pub fn translated_stream<T: ChunkTranslate>(
-    response: reqwest::Response,
+    response: Response,
     limits: Limits,
     translator: T,
 ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
@@ -382,24 +371,4 @@ pub fn translated_stream<T: ChunkTranslate>(
         }
     })
     .boxed()
-}
-
-/// Maps a reqwest error without its URL (which could carry credentials).
-pub(super) fn classify(e: reqwest::Error) -> UpstreamError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        UpstreamError::Timeout("connect")
-    } else if e.is_connect() {
-        UpstreamError::Connect(root_cause(&e))
-    } else {
-        UpstreamError::Protocol(root_cause(&e))
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

@@ -7,90 +7,12 @@
 use crate::common;
 
 use common::otlp::{OtlpReceiver, Received, attr, hex_id};
+use common::served::{BIN, Served};
 use common::*;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
-/// The binary, serving with stdout redirected to a file.
-struct Served {
-    child: Child,
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Served {
-    /// Starts `switchyard` with `args` and `env`, stdout to a file, and
-    /// waits until the log says where it listens.
-    async fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("stdout.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let errors = dir.path().join("stderr.log");
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env("TEST_UPSTREAM_KEY", TEST_KEY)
-            .envs(env.iter().copied())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(std::fs::File::create(&errors).unwrap()))
-            .spawn()
-            .unwrap();
-        let mut base = String::new();
-        let path = log.clone();
-        eventually(async || {
-            if let Some(status) = child.try_wait().unwrap() {
-                let why = std::fs::read_to_string(&errors).unwrap_or_default();
-                panic!("switchyard exited ({status}) before listening:\n{why}");
-            }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            base = text.lines().find_map(listening_at).unwrap_or_default();
-            !base.is_empty()
-        })
-        .await;
-        Served {
-            child,
-            base,
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// SIGTERM, then waits for the exit (which flushes spans and log lines).
-    async fn stop(self) -> (String, tempfile::TempDir) {
-        let Served {
-            mut child,
-            log,
-            _dir,
-            ..
-        } = self;
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap();
-        assert!(status.success(), "{status:?}");
-        (std::fs::read_to_string(&log).unwrap(), _dir)
-    }
-}
-
-/// The base URL from the line that says where the gateway listens: the
-/// text announcement, or the JSON `switchyard listening` event.
-fn listening_at(line: &str) -> Option<String> {
-    if let Some(url) = line.strip_prefix("switchyard listening on ") {
-        return Some(url.trim().to_string());
-    }
-    let v: Value = serde_json::from_str(line).ok()?;
-    let addr = v["addr"].as_str()?;
-    (v["message"] == "switchyard listening").then(|| format!("http://{addr}"))
-}
+use std::path::Path;
+use std::process::Command;
 
 fn write_policy(dir: &Path, yaml: &str) {
     std::fs::write(dir.join("p.yaml"), yaml).unwrap();

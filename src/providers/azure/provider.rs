@@ -24,6 +24,7 @@ use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::client::{ReqBody, Response};
 use crate::providers::openai_wire;
 use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
@@ -64,8 +65,8 @@ impl AzureProvider {
         &self,
         model: &str,
         operation: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+        body: impl Into<ReqBody>,
+    ) -> Result<(Response, Limits), UpstreamError> {
         let request = self
             .upstream
             .client()

@@ -31,6 +31,7 @@ use crate::api::chat::ChatRequest;
 use crate::api::embeddings::EmbedReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::client::{RequestBuilder, Response};
 use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, content_type_is};
 use crate::providers::{Capabilities, ChatReply, Classification, Provider};
@@ -89,7 +90,7 @@ impl BedrockProvider {
         path: &str,
         body: &Value,
         accept: &'static str,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+    ) -> Result<(Response, Limits), UpstreamError> {
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let mut request = http::Request::post(format!("{}{path}", self.base_url))
             .header(http::header::CONTENT_TYPE, JSON)
@@ -111,9 +112,7 @@ impl BedrockProvider {
                 v.set_sensitive(true);
             }
         }
-        let request = reqwest::Request::try_from(request)
-            .map_err(|_| self.internal("cannot build the request".into()))?;
-        let builder = reqwest::RequestBuilder::from_parts(self.upstream.client().clone(), request);
+        let builder = RequestBuilder::from_http(request);
         self.upstream.send_classified(builder, classified).await
     }
 

@@ -24,6 +24,7 @@ use futures_util::stream::BoxStream;
 use super::{BedrockStream, EventMessage, EventStreamDecoder};
 use crate::providers::UpstreamError;
 use crate::providers::body::Limits;
+use crate::providers::client::Response;
 use crate::providers::upstream::{ChunkTranslate, translated_stream};
 
 /// AWS event-stream framing around the Converse stream translator.
@@ -67,7 +68,7 @@ impl ChunkTranslate for Frames {
 /// The OpenAI chunks of a ConverseStream `response`. Ends after the first
 /// error, which comes after every chunk translated before it.
 pub(super) fn event_stream(
-    response: reqwest::Response,
+    response: Response,
     limits: Limits,
     translator: BedrockStream,
 ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
@@ -126,12 +127,8 @@ mod tests {
         piece: usize,
         max_bytes: u64,
     ) -> Vec<Result<String, UpstreamError>> {
-        let chunks: Vec<Result<Bytes, std::io::Error>> = wire
-            .chunks(piece)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-        let response = reqwest::Response::from(http::Response::new(body));
+        let chunks: Vec<Bytes> = wire.chunks(piece).map(Bytes::copy_from_slice).collect();
+        let response = Response::from_chunks(chunks);
         let limits = Limits {
             idle: Duration::from_secs(5),
             total_deadline: tokio::time::Instant::now() + Duration::from_secs(5),

@@ -31,6 +31,7 @@ use crate::api::embeddings::EmbedReply;
 use crate::api::rerank::RerankReply;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::client::Response;
 use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
 use crate::providers::{Capabilities, ChatReply, Provider, UpstreamError, parse_retry_after};
@@ -67,11 +68,7 @@ impl CohereProvider {
         })
     }
 
-    async fn send(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+    async fn send(&self, path: &str, body: &Value) -> Result<(Response, Limits), UpstreamError> {
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let request = self
             .upstream

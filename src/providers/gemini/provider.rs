@@ -43,6 +43,7 @@ use crate::api::embeddings::EmbedReply;
 use crate::api::sse::SseEvent;
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
+use crate::providers::client::Response;
 use crate::providers::scrub::Scrubber;
 use crate::providers::translate::TranslateError;
 use crate::providers::upstream::{Failed, StreamTranslate, Upstream, translated_sse};
@@ -78,11 +79,7 @@ impl GeminiProvider {
     }
 
     /// Sends `body` to `path` and waits for a successful response's headers.
-    async fn send(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<(reqwest::Response, Limits), UpstreamError> {
+    async fn send(&self, path: &str, body: &Value) -> Result<(Response, Limits), UpstreamError> {
         let body = serde_json::to_vec(body).map_err(|e| {
             UpstreamError::Translate(TranslateError::InvalidRequest(format!(
                 "cannot encode the Gemini request: {e}"

@@ -19,6 +19,7 @@ pub mod redis;
 pub mod redis_managed;
 pub mod responses;
 pub mod scripted;
+pub mod served;
 pub mod usage;
 pub mod wire_shapes;
 

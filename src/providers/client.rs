@@ -1,0 +1,339 @@
+//! The HTTP client of one provider: hyper's pool over TCP or TLS, and the
+//! request and response types every HTTP provider kind uses.
+//!
+//! Place in the pipeline: under [`super::upstream::Upstream`], which sends
+//! every request and applies the timeouts after connect. This is hyper's
+//! own pooled client with nothing on top: no redirects (an upstream's
+//! redirect is an answer like any other), no URL re-parsing (a
+//! [`http::Uri`] parsed once can be sent again). Connections leave through
+//! [`super::client_egress`] (TLS, HTTP/2 by ALPN, the environment's egress
+//! proxy) and are counted and capped by [`super::client_conn`]: never more
+//! than the requests in flight. Must not retry, time a body or read one: that is
+//! `upstream` and `body`.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::UpstreamError;
+use super::client_conn::{ConnectTimeout, Counted, Gauge, InFlight, NoSlot};
+use super::client_egress::Egress;
+
+type Connector = Counted<Egress>;
+
+/// The HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] rustls::Error);
+
+/// A pooled HTTP/1 and HTTP/2 client (cheap to share by reference).
+#[derive(Debug)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<Connector, ReqBody>,
+    gauge: Arc<Gauge>,
+}
+
+impl Client {
+    pub fn new(connect_timeout: Duration) -> Result<Self, ClientError> {
+        let gauge = Arc::new(Gauge::default());
+        let connector = Counted {
+            inner: Egress::from_env()?,
+            gauge: Arc::clone(&gauge),
+            timeout: connect_timeout,
+        };
+        let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Client { inner, gauge })
+    }
+
+    /// A `POST` to `uri`.
+    pub fn post<U>(&self, uri: U) -> RequestBuilder
+    where
+        U: TryInto<http::Uri>,
+        U::Error: Into<http::Error>,
+    {
+        self.request(http::Method::POST, uri)
+    }
+
+    /// A `method` request to `uri`.
+    pub fn request<U>(&self, method: http::Method, uri: U) -> RequestBuilder
+    where
+        U: TryInto<http::Uri>,
+        U::Error: Into<http::Error>,
+    {
+        RequestBuilder {
+            method,
+            uri: uri.try_into().map_err(Into::into),
+            headers: http::HeaderMap::new(),
+            body: ReqBody::empty(),
+        }
+    }
+
+    /// Connections open now (for tests and the benchmark's check).
+    pub fn open_connections(&self) -> usize {
+        self.gauge.open()
+    }
+
+    /// Sends `request` and waits for the answer's headers.
+    pub async fn execute(&self, request: RequestBuilder) -> Result<Response, UpstreamError> {
+        let uri = request
+            .uri
+            .map_err(|e| UpstreamError::Protocol(root_cause(&e)))?;
+        let mut req = http::Request::new(request.body);
+        *req.method_mut() = request.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = request.headers;
+        let in_flight = self.gauge.in_flight();
+        let answer = self.inner.request(req).await.map_err(classify_send)?;
+        let (head, body) = answer.into_parts();
+        Ok(Response {
+            head,
+            body: Live::Hyper(body, in_flight),
+        })
+    }
+}
+
+/// A request being put together (see [`Client::post`]).
+#[derive(Debug)]
+pub struct RequestBuilder {
+    method: http::Method,
+    uri: Result<http::Uri, http::Error>,
+    headers: http::HeaderMap,
+    body: ReqBody,
+}
+
+impl RequestBuilder {
+    /// A request made elsewhere (a signed one).
+    pub fn from_http(request: http::Request<Bytes>) -> Self {
+        let (parts, body) = request.into_parts();
+        RequestBuilder {
+            method: parts.method,
+            uri: Ok(parts.uri),
+            headers: parts.headers,
+            body: body.into(),
+        }
+    }
+
+    /// Adds `headers`, each replacing any value of the same name.
+    pub fn headers(mut self, headers: http::HeaderMap) -> Self {
+        if self.headers.is_empty() {
+            self.headers = headers;
+        } else {
+            self.headers.extend(headers);
+        }
+        self
+    }
+
+    pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<ReqBody>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// A request body: one buffer, or pieces sent as they are (a large client
+/// body with `model` spliced in goes out as slices of the client's own
+/// bytes, with its exact `Content-Length`, never copied into one buffer).
+#[derive(Debug)]
+pub struct ReqBody {
+    parts: std::vec::IntoIter<Bytes>,
+    left: u64,
+}
+
+impl ReqBody {
+    pub fn empty() -> Self {
+        ReqBody::parts(Vec::new())
+    }
+
+    pub fn parts(parts: Vec<Bytes>) -> Self {
+        let left = parts.iter().map(|p| p.len() as u64).sum();
+        ReqBody {
+            parts: parts.into_iter(),
+            left,
+        }
+    }
+
+    /// The body when it is one buffer (for unit tests of what is sent).
+    #[cfg(test)]
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+}
+
+impl From<Bytes> for ReqBody {
+    fn from(b: Bytes) -> Self {
+        ReqBody::parts(vec![b])
+    }
+}
+
+impl From<Vec<u8>> for ReqBody {
+    fn from(b: Vec<u8>) -> Self {
+        Bytes::from(b).into()
+    }
+}
+
+impl From<String> for ReqBody {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.parts.next();
+        if let Some(p) = &next {
+            self.left -= p.len() as u64;
+        }
+        Poll::Ready(next.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+/// Reading an answer's body failed (the connection broke, a malformed chunk).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
+/// An upstream answer: its head, and a body that counts as in flight until
+/// it is read or dropped.
+#[derive(Debug)]
+pub struct Response {
+    head: http::response::Parts,
+    body: Live,
+}
+
+#[derive(Debug)]
+enum Live {
+    Hyper(Incoming, InFlight),
+    #[cfg(test)]
+    Chunks(Vec<Bytes>),
+}
+
+impl Response {
+    pub fn status(&self) -> http::StatusCode {
+        self.head.status
+    }
+
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.head.headers
+    }
+
+    /// The body's length when the answer declares it.
+    pub fn content_length(&self) -> Option<u64> {
+        match &self.body {
+            Live::Hyper(body, _) => body.size_hint().exact(),
+            #[cfg(test)]
+            Live::Chunks(c) => Some(c.iter().map(|b| b.len() as u64).sum()),
+        }
+    }
+
+    /// The body as a stream of its data.
+    pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, BodyError>> {
+        match self.body {
+            Live::Hyper(body, in_flight) => Data {
+                body,
+                _in_flight: in_flight,
+            }
+            .boxed(),
+            #[cfg(test)]
+            Live::Chunks(c) => futures_util::stream::iter(c.into_iter().map(Ok)).boxed(),
+        }
+    }
+
+    /// A `200` whose body is `chunks` (for unit tests of body readers).
+    #[cfg(test)]
+    pub fn from_chunks(chunks: Vec<Bytes>) -> Self {
+        let (head, ()) = http::Response::new(()).into_parts();
+        Response {
+            head,
+            body: Live::Chunks(chunks),
+        }
+    }
+}
+
+/// The data frames of a body (trailers are skipped), in flight until dropped.
+struct Data {
+    body: Incoming,
+    _in_flight: InFlight,
+}
+
+impl futures_util::Stream for Data {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            return match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError(e.into())))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    Err(_trailers) => continue,
+                },
+            };
+        }
+    }
+}
+
+/// A failed send, classified (without the URL, which could carry a key).
+fn classify_send(e: hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if err.is::<ConnectTimeout>() {
+            return UpstreamError::Timeout("connect");
+        }
+        if err.is::<NoSlot>() {
+            return UpstreamError::Connect(err.to_string());
+        }
+        cur = err.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Connect(root_cause(&e))
+    } else {
+        UpstreamError::Protocol(root_cause(&e))
+    }
+}
+
+/// A body read that failed.
+pub fn classify_body(e: BodyError) -> UpstreamError {
+    UpstreamError::Protocol(root_cause(&e))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
