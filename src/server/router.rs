@@ -57,6 +57,9 @@ pub(super) async fn dispatch(
     result
 }
 
+/// Every endpoint's future is boxed: unboxed, the largest (chat, about
+/// 10 KB) made this future and every edge layer's around it 22 KB, and each
+/// layer copied it as it wrapped it (8 % of the CPU of a chat request).
 async fn route(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
@@ -81,31 +84,31 @@ async fn route(
     let response = match path {
         "/v1/chat/completions" => {
             at("chat", Post)?;
-            chat::handle(rc, req).await
+            Box::pin(chat::handle(rc, req)).await
         }
         "/v1/embeddings" => {
             at("embeddings", Post)?;
-            embeddings::handle(rc, req).await
+            Box::pin(embeddings::handle(rc, req)).await
         }
         "/v1/responses" => {
             at("responses", Post)?;
-            responses::handle(rc, req).await
+            Box::pin(responses::handle(rc, req)).await
         }
         p if p.starts_with("/v1/responses/") => {
             at("responses", GetOrDelete)?;
-            responses_stored::handle(rc, req, p).await
+            Box::pin(responses_stored::handle(rc, req, p)).await
         }
         "/v1/completions" => {
             at("completions", Post)?;
-            completions::handle(rc, req).await
+            Box::pin(completions::handle(rc, req)).await
         }
         "/v1/rerank" => {
             at("rerank", Post)?;
-            rerank::handle(rc, req).await
+            Box::pin(rerank::handle(rc, req)).await
         }
         "/v1/messages" | "/v1/messages/count_tokens" => {
             at("messages", Post)?;
-            messages::handle(rc, req, path.ends_with("/count_tokens")).await
+            Box::pin(messages::handle(rc, req, path.ends_with("/count_tokens"))).await
         }
         "/v1/models" => {
             at("models", Get)?;
@@ -125,15 +128,15 @@ async fn route(
         }
         "/metrics" => {
             at("metrics", Get)?;
-            metrics::handle(rc).await
+            Box::pin(metrics::handle(rc)).await
         }
         "/admin/reload" => {
             at("admin", Post)?;
-            admin::reload(rc, &req).await
+            Box::pin(admin::reload(rc, &req)).await
         }
         _ if let Some(part) = page => {
             at("dashboard", Get)?;
-            dashboard::handle(rc, &req, part).await
+            Box::pin(dashboard::handle(rc, &req, part)).await
         }
         _ => Err(
             GatewayError::new(ErrorKind::NotFound, format!("Unknown path {path:?}."))

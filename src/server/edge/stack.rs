@@ -167,7 +167,9 @@ async fn dispatch(
         hook(&rc.path, req.headers());
     }
     // Dispatch: the router's one match, then the endpoint.
-    let result = router::dispatch(rc, req).await;
+    // Boxed, as every endpoint's future in the router: the layers above
+    // move this future as they wrap it, and each move copies all of it.
+    let result = Box::pin(router::dispatch(rc, req)).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
     Ok(result.unwrap_or_else(|e| {
