@@ -29,11 +29,7 @@ pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
     let body = &body[body.len().saturating_sub(HINT_TAIL)..];
     let at = KEYS
         .iter()
-        .filter_map(|k| {
-            body.windows(k.len())
-                .rposition(|w| w == *k)
-                .map(|i| i + k.len())
-        })
+        .filter_map(|k| memchr::memmem::rfind(body, k).map(|i| i + k.len()))
         .max()?;
     let rest = body[at..]
         .trim_ascii_start()

@@ -16,13 +16,14 @@ use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
-use tracing_subscriber::field::{RecordFields, VisitOutput};
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer as FieldWriter};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer as FieldWriter;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use super::TelemetryError;
+use super::text_fields::TextFields;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,15 +106,12 @@ fn colour() -> bool {
 }
 
 /// Fields that only shape exported spans (`otel.name`, `otel.kind`, ...).
-fn for_spans_only(field: &Field) -> bool {
+pub(super) fn for_spans_only(field: &Field) -> bool {
     field.name().starts_with("otel.")
 }
 
-/// The text format's fields, less [`for_spans_only`] ones.
-struct TextFields;
-
 /// Forwards every field but [`for_spans_only`] ones.
-struct Skip<V>(V);
+pub(super) struct Skip<V>(pub(super) V);
 
 impl<V: Visit> Visit for Skip<V> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -140,25 +138,6 @@ impl<V: Visit> Visit for Skip<V> {
         if !for_spans_only(field) {
             self.0.record_bool(field, value);
         }
-    }
-}
-
-impl<'w> FormatFields<'w> for TextFields {
-    fn format_fields<R: RecordFields>(&self, writer: FieldWriter<'w>, fields: R) -> fmt::Result {
-        let mut v = Skip(DefaultVisitor::new(writer, true));
-        fields.record(&mut v);
-        v.0.finish()
-    }
-
-    fn add_fields(
-        &self,
-        current: &'w mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
-    ) -> fmt::Result {
-        let empty = current.fields.is_empty();
-        let mut v = Skip(DefaultVisitor::new(current.as_writer(), empty));
-        fields.record(&mut v);
-        v.0.finish()
     }
 }
 

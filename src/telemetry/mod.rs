@@ -18,6 +18,7 @@
 mod logs;
 mod otel;
 pub mod semconv;
+mod text_fields;
 pub mod w3c;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -126,14 +126,16 @@ impl<B: HttpBody> Tracked<B> {
             c.record_trace(r.status, interrupted);
         }
         let metrics = &c.state.metrics;
-        let status = if interrupted {
-            "stream_error".to_string()
-        } else {
-            r.status.to_string()
+        // The status's own text (a static table), not a new string.
+        let code = http::StatusCode::from_u16(r.status).ok();
+        let status = match (interrupted, &code) {
+            (true, _) => "stream_error",
+            (false, Some(code)) => code.as_str(),
+            (false, None) => "other",
         };
         metrics
             .requests
-            .with_label_values(&[c.endpoint, &c.route_label, &status])
+            .with_label_values(&[c.endpoint, &c.route_label, status])
             .inc();
         metrics
             .request_duration

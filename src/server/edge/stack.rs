@@ -121,6 +121,9 @@ where
         .layer(layer_fn(move |inner| {
             cors::live(current_cors.clone(), mark_preflight, inner)
         }))
+        // Its body boxed at once: a compression body is 5.8 KB (every
+        // encoder's state), copied by each layer above that moves it.
+        .map_response(|r: Response<_>| r.map(box_body))
         // Compression: gzip, br or zstd as accepted, above a size floor, never event streams.
         .layer(CompressionLayer::new().compress_when(compressible()))
         // Request decompression: gzip, br, zstd, deflate bodies decoded; other encodings 415.
@@ -286,6 +289,14 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 }
 
 /// The request decompression layer's bare 415, in the OpenAI format.
+fn box_body<B>(body: B) -> http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
 fn unsupported_encoding(response: Response<DecodedBody>) -> Response<DecodedBody> {
     if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return response;
