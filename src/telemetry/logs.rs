@@ -6,16 +6,15 @@
 //! object each (`timestamp`, `level`, `target`, the event's fields at the
 //! top level, and the request's span as `span`). Both leave out the
 //! `otel.*` fields that only shape exported spans. Lines are handed to a
-//! writer thread: a request never waits for stdout (when its buffer is
-//! full, lines are dropped and counted, not waited for). Must not decide
-//! what is logged: events and their fields are the code's.
+//! writer thread (`log_writer`): a request never waits for stdout (when
+//! its buffer is full, lines are dropped and counted, not waited for).
+//! Must not decide what is logged: events and their fields are the code's.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
-use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer as FieldWriter;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
@@ -23,6 +22,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use super::TelemetryError;
+use super::log_writer::{self, LogWriter};
 use super::text_fields::TextFields;
 
 /// `--log-format`.
@@ -48,17 +48,13 @@ pub(super) fn filter(level: Option<&str>) -> Result<EnvFilter, TelemetryError> {
     }
 }
 
-/// The writer thread's handle: flushes what is buffered when finished.
-pub(super) struct Writer {
-    guard: WorkerGuard,
-    dropped: ErrorCounter,
-}
+/// The writer thread's handle: writes what is buffered when finished.
+pub(super) struct Writer(LogWriter);
 
 impl Writer {
-    /// Flushes the lines still buffered and says how many were dropped.
+    /// Writes the lines still buffered and says how many were dropped.
     pub(super) fn finish(self) {
-        let dropped = self.dropped.dropped_lines();
-        drop(self.guard);
+        let dropped = self.0.finish();
         if dropped > 0 {
             eprintln!("switchyard: {dropped} log line(s) dropped (stdout did not keep up)");
         }
@@ -70,18 +66,7 @@ pub(super) fn layer<S>(format: LogFormat) -> (Writer, Box<dyn Layer<S> + Send + 
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    let (out, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("switchyard-log")
-        // Buffered: the writer thread writes what it has queued in one
-        // system call and flushes whenever its queue is empty, so a line
-        // is never held back, but a busy gateway makes one write per batch
-        // of lines instead of one per line.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    let dropped = out.error_counter();
+    let (out, writer) = log_writer::start(std::io::stdout());
     let layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour())
@@ -97,7 +82,7 @@ where
             .with_writer(out)
             .boxed(),
     };
-    (Writer { guard, dropped }, layer)
+    (Writer(writer), layer)
 }
 
 /// Colour only for a person at a terminal.
