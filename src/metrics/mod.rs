@@ -67,6 +67,8 @@ pub struct Metrics {
     pub budget_remaining: GaugeVec,
     pub provider_limit: IntGaugeVec,
     pub provider_in_flight: IntGaugeVec,
+    /// Read at scrape time from each provider's HTTP client.
+    pub provider_connections: IntGaugeVec,
     pub provider_refusals: IntCounterVec,
     pub connections_closed: IntCounterVec,
     pub stream_stalls: IntCounterVec,
@@ -321,6 +323,12 @@ impl Metrics {
             provider_in_flight: gauges(
                 "switchyard_provider_in_flight",
                 "Calls in flight to a provider (a stream until its end).",
+                &["provider"],
+            ),
+            provider_connections: gauges(
+                "switchyard_provider_upstream_connections",
+                "Connections open to a provider's upstream (never more than its calls in \
+                 flight; HTTP/2 carries many calls on one).",
                 &["provider"],
             ),
             provider_refusals: counter(

@@ -182,6 +182,10 @@ impl Provider for Held {
         self.inner.max_batch_inputs(model)
     }
 
+    fn open_connections(&self) -> Option<usize> {
+        self.inner.open_connections()
+    }
+
     fn ext_support(&self, request: &ChatRequest, model: &str) -> ExtSupport {
         self.inner.ext_support(request, model)
     }

@@ -182,6 +182,11 @@ pub trait Provider: Send + Sync + 'static {
         usize::MAX
     }
 
+    /// Connections open to the upstream now (`None`: not an HTTP kind).
+    fn open_connections(&self) -> Option<usize> {
+        None
+    }
+
     /// What of `request`'s reasoning control and `top_k` this provider
     /// sends for `model` (its [`Provider::chat`] must agree). None by
     /// default.

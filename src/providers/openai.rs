@@ -308,6 +308,10 @@ impl OpenAiProvider {
 }
 
 impl Provider for OpenAiProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             chat: true,

@@ -161,6 +161,11 @@ impl Upstream {
         (self.send(request).await?).map_err(|failed| classify(failed, &self.scrubber))
     }
 
+    /// Connections this provider holds open now.
+    pub fn open_connections(&self) -> usize {
+        self.client.open_connections()
+    }
+
     /// The client to build requests with (connection pool of this provider).
     pub fn client(&self) -> &Client {
         &self.client

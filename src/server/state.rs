@@ -264,7 +264,12 @@ impl AppState {
                 for gone in current.table.providers.keys() {
                     if !runtime.table.providers.contains_key(gone) {
                         let m = &self.metrics;
-                        for gauge in [&m.breaker_state, &m.provider_limit, &m.provider_in_flight] {
+                        for gauge in [
+                            &m.breaker_state,
+                            &m.provider_limit,
+                            &m.provider_in_flight,
+                            &m.provider_connections,
+                        ] {
                             let _ = gauge.remove_label_values(&[gone]);
                         }
                         for why in Refused::ALL {

@@ -1,6 +1,7 @@
 //! Upstream connections, over real HTTP: a burst of N clients never holds
 //! more than N connections to the upstream (bursts after the first reuse
-//! them), and a connection the upstream closes gives its place back.
+//! them), and a connection the upstream closes gives its place back; the
+//! metrics count the connections open.
 
 use crate::common;
 
@@ -78,6 +79,8 @@ async fn answer(s: &Counting) -> hyper::Response<Full<Bytes>> {
         .unwrap()
 }
 
+const CONNECTIONS: &str = r#"switchyard_provider_upstream_connections{provider="p0"}"#;
+
 fn policy(base: &str) -> String {
     format!(
         "providers:\n  p0:\n    kind: openai\n    base_url: {base}\n    timeouts: {{ connect: 2s }}\n\
@@ -108,6 +111,8 @@ async fn bursts_of_n_clients_hold_at_most_n_upstream_connections() {
     // The first burst needed N at once; every later one reused them.
     assert_eq!(up.arrived.load(SeqCst), 6 * N);
     assert_eq!(up.accepted.load(SeqCst), N);
+    // The gateway's own count of them, at scrape time.
+    assert_eq!(gw.metric(CONNECTIONS).await, N as f64);
     gw.stop().await;
 }
 
@@ -138,5 +143,7 @@ async fn a_connection_the_upstream_closes_gives_its_place_back() {
         assert_eq!(chat(&gw).await, 200, "request {i}");
     }
     assert_eq!(up.accepted.load(SeqCst), 20, "one connection per answer");
+    // Each closed connection was dropped, its place given back.
+    eventually(async || gw.metric(CONNECTIONS).await == 0.0).await;
     gw.stop().await;
 }

@@ -114,6 +114,10 @@ impl AnthropicProvider {
 }
 
 impl Provider for AnthropicProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }

@@ -145,6 +145,10 @@ fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
 }
 
 impl Provider for AzureProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }

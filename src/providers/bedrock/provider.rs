@@ -177,6 +177,10 @@ impl BedrockProvider {
 }
 
 impl Provider for BedrockProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }

@@ -139,6 +139,10 @@ fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
 }
 
 impl Provider for CohereProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }

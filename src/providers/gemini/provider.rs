@@ -135,6 +135,10 @@ impl GeminiProvider {
 }
 
 impl Provider for GeminiProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }
