@@ -133,19 +133,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::test_sink::Sink;
 
     #[test]
     fn lines_reach_the_output_in_order_and_finish_writes_the_rest() {
@@ -156,7 +144,7 @@ mod tests {
             w.write_all(format!("line {i}\n").as_bytes()).unwrap();
         }
         assert_eq!(writer.finish(), 0);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         let want: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, want);
     }

@@ -19,6 +19,8 @@ mod log_writer;
 mod logs;
 mod otel;
 pub mod semconv;
+#[cfg(test)]
+mod test_sink;
 mod text_fields;
 pub mod w3c;
 

@@ -171,25 +171,12 @@ impl Visit for Plain<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::test_sink::Sink;
 
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// The same events through `fields`; the text of the lines.
     fn lines<F>(fields: F) -> String
@@ -234,7 +221,7 @@ mod tests {
                 tracing::info!(path = s);
             }
         });
-        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+        sink.text()
     }
 
     /// The default visitor (what [`TextFields`] must match).
