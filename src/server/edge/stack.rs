@@ -288,7 +288,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     error_response(&internal("The gateway failed while handling this request."))
 }
 
-/// The request decompression layer's bare 415, in the OpenAI format.
+/// A response body behind one pointer.
 fn box_body<B>(body: B) -> http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
@@ -297,6 +297,7 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+/// The request decompression layer's bare 415, in the OpenAI format.
 fn unsupported_encoding(response: Response<DecodedBody>) -> Response<DecodedBody> {
     if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return response;
