@@ -2,8 +2,9 @@
 //! upstream, or through the egress proxy the environment names.
 //!
 //! Place in the pipeline: the innermost connector of [`super::client`],
-//! under the connection count of [`super::client_conn`]. TLS is rustls with
-//! the Mozilla roots (ring), offering HTTP/2 and HTTP/1.1 by ALPN. The
+//! under the connection count of [`super::client_conn`]. TLS is rustls
+//! (ring) trusting the Mozilla roots and the system's store, offering
+//! HTTP/2 and HTTP/1.1 by ALPN. The
 //! proxy is read, as curl reads it, from `HTTPS_PROXY` / `HTTP_PROXY` /
 //! `ALL_PROXY` (and their lower-case forms) with `NO_PROXY` exempting
 //! hosts, once when the provider is built; a proxied connection is a
@@ -16,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -61,7 +62,7 @@ impl Egress {
             rustls::crypto::ring::default_provider().into(),
         )
         .with_safe_default_protocol_versions()?
-        .with_webpki_roots()
+        .with_root_certificates(roots())
         .with_no_client_auth();
         let mut tls = base.clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -78,6 +79,18 @@ impl Egress {
             proxies: proxies.map(Arc::new),
         })
     }
+}
+
+/// The Mozilla roots, and the system's store: its bundle, or the files
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` name (where a company's own CA, or a
+/// TLS-inspecting egress proxy's, is installed). A certificate the system
+/// store holds that rustls cannot read is skipped.
+fn roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    roots
 }
 
 impl tower::Service<http::Uri> for Egress {

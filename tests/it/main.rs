@@ -63,5 +63,6 @@ mod stream_cache;
 mod telemetry;
 mod translate_policy;
 mod upstream_conns;
+mod upstream_tls;
 mod usage;
 mod warnings;

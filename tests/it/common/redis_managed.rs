@@ -181,7 +181,7 @@ impl TlsRedis {
 
 /// A CA, and a server certificate it signed: PEMs of the CA certificate,
 /// the server certificate and the server key.
-fn certificates() -> (String, String, String) {
+pub fn certificates() -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
