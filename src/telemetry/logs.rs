@@ -23,7 +23,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use super::TelemetryError;
 use super::log_writer::{self, LogWriter};
-use super::text_fields::TextFields;
+use super::text_fields::{TextFields, for_spans_only};
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,42 +88,6 @@ where
 /// Colour only for a person at a terminal.
 fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// Fields that only shape exported spans (`otel.name`, `otel.kind`, ...).
-pub(super) fn for_spans_only(field: &Field) -> bool {
-    field.name().starts_with("otel.")
-}
-
-/// Forwards every field but [`for_spans_only`] ones.
-pub(super) struct Skip<V>(pub(super) V);
-
-impl<V: Visit> Visit for Skip<V> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if !for_spans_only(field) {
-            self.0.record_debug(field, value);
-        }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if !for_spans_only(field) {
-            self.0.record_str(field, value);
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if !for_spans_only(field) {
-            self.0.record_i64(field, value);
-        }
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if !for_spans_only(field) {
-            self.0.record_u64(field, value);
-        }
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if !for_spans_only(field) {
-            self.0.record_bool(field, value);
-        }
-    }
 }
 
 /// The JSON format's span fields, less [`for_spans_only`] ones.

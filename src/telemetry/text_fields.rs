@@ -20,7 +20,41 @@ use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 
-use super::logs::{Skip, for_spans_only};
+/// Fields that only shape exported spans (`otel.name`, `otel.kind`, ...).
+pub(super) fn for_spans_only(field: &Field) -> bool {
+    field.name().starts_with("otel.")
+}
+
+/// Forwards every field but [`for_spans_only`] ones.
+struct Skip<V>(V);
+
+impl<V: Visit> Visit for Skip<V> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !for_spans_only(field) {
+            self.0.record_debug(field, value);
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !for_spans_only(field) {
+            self.0.record_str(field, value);
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if !for_spans_only(field) {
+            self.0.record_i64(field, value);
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if !for_spans_only(field) {
+            self.0.record_u64(field, value);
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if !for_spans_only(field) {
+            self.0.record_bool(field, value);
+        }
+    }
+}
 
 /// The text format's fields, less [`for_spans_only`] ones.
 pub(super) struct TextFields;
