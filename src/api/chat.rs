@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-pub use super::chat_body::ChatBody;
+pub use super::chat_body::{ChatBody, ask_for_usage, include_usage};
 use super::error::GatewayError;
 use super::ignored::Ignored;
 
@@ -314,31 +314,6 @@ pub fn top_k_of(body: &Map<String, Value>, ext: &ChatExt) -> Option<u64> {
         .or_else(|| body.get("top_k").and_then(Value::as_u64))
 }
 
-/// `stream_options.include_usage` as a chat or completions body sends it.
-pub fn include_usage(body: &Map<String, Value>) -> bool {
-    body.get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// Asks the upstream for a usage chunk at the end of a chat or completions
-/// stream (in place: no copy of the body). A `stream_options` that is not
-/// an object is left alone: the upstream judges the request as sent.
-pub fn ask_for_usage(body: &mut Map<String, Value>) {
-    match body.get_mut("stream_options") {
-        Some(Value::Object(o)) => {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
-        None | Some(Value::Null) => {
-            let mut o = Map::new();
-            o.insert("include_usage".into(), Value::Bool(true));
-            body.insert("stream_options".into(), Value::Object(o));
-        }
-        Some(_) => {}
-    }
-}
-
 /// `body` serialized with its `model` replaced, in one allocation of about
 /// `size_hint` bytes (the client's body size), without copying the parsed
 /// body first.
@@ -358,4 +333,18 @@ fn write_with_model(
     extra: &[(&str, Value)],
 ) {
     super::json_write::write_object(out, body, |k| (k == "model").then_some(model), extra);
+}
+
+/// Chat reads its bounds without the tree (see `chat_body`); the tree is
+/// built only when a conversation key needs it.
+impl super::estimate::Routed for ChatRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn max_output_tokens(&self) -> u64 {
+        ChatRequest::max_output_tokens(self)
+    }
+    fn body(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        Some(&self.body)
+    }
 }

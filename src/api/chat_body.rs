@@ -92,7 +92,7 @@ impl ChatBody {
         std::mem::take(&mut *self)
     }
 
-    /// `stream_options.include_usage`, as sent (see `chat::include_usage`).
+    /// `stream_options.include_usage`, as sent (see [`include_usage`]).
     pub fn include_usage(&self) -> bool {
         match &self.raw {
             Some(r) => {
@@ -102,16 +102,16 @@ impl ChatBody {
                             include_usage: true,
                         }
             }
-            None => super::chat::include_usage(self),
+            None => include_usage(self),
         }
     }
 
-    /// Asks the upstream for a usage chunk, as `chat::ask_for_usage` does
+    /// Asks the upstream for a usage chunk, as [`ask_for_usage`] does
     /// on the tree: on the bytes when the client sent no `stream_options`
     /// (or already asked), on the tree otherwise.
     pub fn ask_for_usage(&mut self) {
         let Some(r) = &mut self.raw else {
-            return super::chat::ask_for_usage(self);
+            return ask_for_usage(self);
         };
         match r.head.stream_options {
             Opts::Absent => r.add_usage = true,
@@ -119,7 +119,7 @@ impl ChatBody {
                 include_usage: true,
             }
             | Opts::Other => {}
-            Opts::Null | Opts::Object { .. } => super::chat::ask_for_usage(self),
+            Opts::Null | Opts::Object { .. } => ask_for_usage(self),
         }
     }
 
@@ -173,7 +173,7 @@ impl ChatBody {
         // Cannot fail: the scan accepted the same bytes with the same parser.
         let mut tree: Map<String, Value> = serde_json::from_slice(&r.bytes).unwrap_or_default();
         if r.add_usage {
-            super::chat::ask_for_usage(&mut tree);
+            ask_for_usage(&mut tree);
         }
         tree
     }
@@ -205,6 +205,31 @@ impl fmt::Debug for ChatBody {
             .field("raw_bytes", &self.raw.as_ref().map(|r| r.bytes.len()))
             .field("parsed", &self.is_parsed())
             .finish()
+    }
+}
+
+/// `stream_options.include_usage` as a chat or completions body sends it.
+pub fn include_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Asks the upstream for a usage chunk at the end of a chat or completions
+/// stream (in place: no copy of the body). A `stream_options` that is not
+/// an object is left alone: the upstream judges the request as sent.
+pub fn ask_for_usage(body: &mut Map<String, Value>) {
+    match body.get_mut("stream_options") {
+        Some(Value::Object(o)) => {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        None | Some(Value::Null) => {
+            let mut o = Map::new();
+            o.insert("include_usage".into(), Value::Bool(true));
+            body.insert("stream_options".into(), Value::Object(o));
+        }
+        Some(_) => {}
     }
 }
 

@@ -87,20 +87,6 @@ routed_by_body!(
     super::responses::ResponsesRequest
 );
 
-/// Chat reads its bounds without the tree (see `chat_body`); the tree is
-/// built only when a conversation key needs it.
-impl Routed for super::chat::ChatRequest {
-    fn model(&self) -> &str {
-        &self.model
-    }
-    fn max_output_tokens(&self) -> u64 {
-        super::chat::ChatRequest::max_output_tokens(self)
-    }
-    fn body(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        Some(&self.body)
-    }
-}
-
 impl Routed for super::embeddings::EmbeddingsRequest {
     fn model(&self) -> &str {
         &self.model
