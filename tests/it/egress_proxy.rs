@@ -56,23 +56,12 @@ async fn connect_proxy() -> (Arc<Mutex<Vec<String>>>, String) {
     (heads, format!("127.0.0.1:{}", addr.port()))
 }
 
-async fn serve(up: &FakeUpstream, env: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
-    let policies = tempfile::tempdir().unwrap();
+async fn serve(up: &FakeUpstream, env: &[(&str, &str)]) -> Served {
     let yaml = format!(
         "{}routes:\n  r:\n    targets: [{{provider: p0}}]\n",
         providers_yaml(&[up], "")
     );
-    std::fs::write(policies.path().join("p.yaml"), yaml).unwrap();
-    let args = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--drain-delay",
-        "0s",
-        "--policies",
-        policies.path().to_str().unwrap(),
-    ];
-    (Served::start(&args, env).await, policies)
+    Served::with_policy(&yaml, env).await
 }
 
 async fn chat(base: &str) -> u16 {
@@ -91,7 +80,7 @@ async fn upstream_calls_go_through_the_proxy_the_environment_names() {
     let up = FakeUpstream::openai().await;
     let (heads, proxy) = connect_proxy().await;
     let url = format!("http://user:s3cret@{proxy}");
-    let (served, _policies) = serve(&up, &[("HTTP_PROXY", &url)]).await;
+    let served = serve(&up, &[("HTTP_PROXY", &url)]).await;
     assert_eq!(chat(&served.base).await, 200);
     assert_eq!(up.calls(), 1);
     let heads = heads.lock().unwrap().clone();
@@ -125,7 +114,7 @@ async fn no_proxy_sends_a_host_straight_to_the_upstream() {
         ("HTTP_PROXY", &url),
         ("NO_PROXY", "127.0.0.1"),
     ];
-    let (served, _policies) = serve(&up, &env).await;
+    let served = serve(&up, &env).await;
     assert_eq!(chat(&served.base).await, 200);
     assert_eq!(up.calls(), 1);
     assert!(heads.lock().unwrap().is_empty());

@@ -68,23 +68,11 @@ async fn tls_upstream() -> (Arc<Mutex<Vec<http::Version>>>, String, String) {
     )
 }
 
-async fn serve(base: &str, env: &[(&str, &str)]) -> (Served, tempfile::TempDir) {
-    let policies = tempfile::tempdir().unwrap();
+async fn serve(base: &str, env: &[(&str, &str)]) -> Served {
     let yaml = format!(
         "providers:\n  tls:\n    kind: openai\n    base_url: {base}\nroutes:\n  r:\n    targets: [{{provider: tls}}]\n"
     );
-    std::fs::write(policies.path().join("p.yaml"), yaml).unwrap();
-    let dir = policies.path().to_str().unwrap().to_string();
-    let args = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--drain-delay",
-        "0s",
-        "--policies",
-        &dir,
-    ];
-    (Served::start(&args, env).await, policies)
+    Served::with_policy(&yaml, env).await
 }
 
 async fn chat(base: &str) -> (u16, Value) {
@@ -103,7 +91,7 @@ async fn a_ca_the_system_store_names_is_trusted_and_http2_is_spoken() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
-    let (served, _p) = serve(&base, &[("SSL_CERT_FILE", ca_file.to_str().unwrap())]).await;
+    let served = serve(&base, &[("SSL_CERT_FILE", ca_file.to_str().unwrap())]).await;
     for _ in 0..3 {
         let (status, body) = chat(&served.base).await;
         assert_eq!(status, 200, "{body}");
@@ -116,7 +104,7 @@ async fn a_ca_the_system_store_names_is_trusted_and_http2_is_spoken() {
 #[tokio::test]
 async fn a_certificate_no_trusted_ca_signed_is_refused() {
     let (versions, base, _ca) = tls_upstream().await;
-    let (served, _p) = serve(&base, &[]).await;
+    let served = serve(&base, &[]).await;
     let (status, body) = chat(&served.base).await;
     assert_eq!(status, 502, "{body}");
     let message = body["error"]["message"].as_str().unwrap();

@@ -17,12 +17,34 @@ pub struct Served {
     pub base: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
+    /// The policy folder [`Served::with_policy`] wrote.
+    _policies: Option<tempfile::TempDir>,
 }
 
 impl Served {
     /// Starts `switchyard` with `args` and `env` (no egress proxy variable
     /// but those in `env`), stdout to a file, and waits until the log says
     /// where it listens.
+    /// `switchyard serve` on one policy file, `yaml`, listening on a free
+    /// port of 127.0.0.1 with no drain delay.
+    pub async fn with_policy(yaml: &str, env: &[(&str, &str)]) -> Served {
+        let policies = tempfile::tempdir().unwrap();
+        std::fs::write(policies.path().join("p.yaml"), yaml).unwrap();
+        let dir = policies.path().to_str().unwrap();
+        let args = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-delay",
+            "0s",
+            "--policies",
+            dir,
+        ];
+        let mut served = Served::start(&args, env).await;
+        served._policies = Some(policies);
+        served
+    }
+
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stdout.log");
@@ -62,6 +84,7 @@ impl Served {
             base,
             log,
             _dir: dir,
+            _policies: None,
         }
     }
 
