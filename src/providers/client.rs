@@ -80,7 +80,7 @@ impl Client {
         }
     }
 
-    /// Connections open now (for tests and the benchmark's check).
+    /// Connections open now (the `switchyard_provider_upstream_connections` gauge).
     pub fn open_connections(&self) -> usize {
         self.gauge.open()
     }
