@@ -18,6 +18,7 @@
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
 //! of 500 chunks back to back; with `c1`: 1 KB chat requests at c=1; with
+//! `c512` and `BENCH_ONLY=conns`: 1 KB chat requests at c=512; with
 //! `big` or `emb`, and `BENCH_ONLY` naming the same row: 1 MB chat bodies
 //! or 2,048-input embedding requests at c=1), and the bench
 //! stops there: how the
@@ -280,7 +281,17 @@ fn main() {
         wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
         let (c16, c16cpu) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
         conns.reset_peak();
+        let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
+        let perf = (series == "c512").then(|| kit::attach(gw.pid())).flatten();
         let (c512, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
+        if let Some(perf) = perf {
+            drop(perf);
+            println!(
+                "{:.1} us CPU/req at c=512 (under BENCH_ATTACH); only this series runs",
+                c512cpu * 1e6
+            );
+            return;
+        }
         let peak = conns.peak.load(Ordering::SeqCst);
         // nginx over the same loads, for how much of the fall the machine
         // itself (wrk and the upstream on one core) accounts for.

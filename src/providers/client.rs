@@ -1,9 +1,12 @@
-//! The HTTP client of one provider: hyper's pool over TCP or TLS, and the
-//! request and response types every HTTP provider kind uses.
+//! The HTTP client of one provider: hyper's pool over TLS, the request's
+//! own task over plain HTTP/1, and the request and response types every
+//! HTTP provider kind uses.
 //!
 //! Place in the pipeline: under [`super::upstream::Upstream`], which sends
-//! every request and applies the timeouts after connect. This is hyper's
-//! own pooled client with nothing on top: no redirects (an upstream's
+//! every request and applies the timeouts after connect. An `https://`
+//! request goes through hyper's own pooled client with nothing on top; an
+//! `http://` one through [`super::client_h1`] (no task per connection).
+//! Neither adds anything: no redirects (an upstream's
 //! redirect is an answer like any other), no URL re-parsing (a
 //! [`http::Uri`] parsed once can be sent again). Connections leave through
 //! [`super::client_egress`] (TLS, HTTP/2 by ALPN, the environment's egress
@@ -26,6 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::UpstreamError;
 use super::client_conn::{ConnectTimeout, Counted, Gauge, InFlight, NoSlot};
 use super::client_egress::Egress;
+use super::client_h1::{Driven, H1Error, H1Pool};
 
 type Connector = Counted<Egress>;
 
@@ -38,23 +42,35 @@ pub struct ClientError(#[from] rustls::Error);
 #[derive(Debug)]
 pub struct Client {
     inner: hyper_util::client::legacy::Client<Connector, ReqBody>,
+    /// `http://` upstreams, driven by the request's own task.
+    h1: Arc<H1Pool>,
     gauge: Arc<Gauge>,
 }
+
+/// How long an idle upstream connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 impl Client {
     pub fn new(connect_timeout: Duration) -> Result<Self, ClientError> {
         let gauge = Arc::new(Gauge::default());
+        let egress = Egress::from_env()?;
+        let h1 = H1Pool::new(
+            egress.clone(),
+            Arc::clone(&gauge),
+            connect_timeout,
+            IDLE_TIMEOUT,
+        );
         let connector = Counted {
-            inner: Egress::from_env()?,
+            inner: egress,
             gauge: Arc::clone(&gauge),
             timeout: connect_timeout,
         };
         let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(Client { inner, gauge })
+        Ok(Client { inner, h1, gauge })
     }
 
     /// A `POST` to `uri`.
@@ -95,6 +111,13 @@ impl Client {
         *req.uri_mut() = uri;
         *req.headers_mut() = request.headers;
         let in_flight = self.gauge.in_flight();
+        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            let (head, body) = self.h1.send(req).await.map_err(classify_h1)?;
+            return Ok(Response {
+                head,
+                body: Live::Driven(body, in_flight),
+            });
+        }
         let answer = self.inner.request(req).await.map_err(classify_send)?;
         let (head, body) = answer.into_parts();
         Ok(Response {
@@ -236,6 +259,7 @@ pub struct Response {
 #[derive(Debug)]
 enum Live {
     Hyper(Incoming, InFlight),
+    Driven(Driven, InFlight),
     #[cfg(test)]
     Chunks(Vec<Bytes>),
 }
@@ -253,6 +277,7 @@ impl Response {
     pub fn content_length(&self) -> Option<u64> {
         match &self.body {
             Live::Hyper(body, _) => body.size_hint().exact(),
+            Live::Driven(body, _) => body.size_hint().exact(),
             #[cfg(test)]
             Live::Chunks(c) => Some(c.iter().map(|b| b.len() as u64).sum()),
         }
@@ -262,6 +287,11 @@ impl Response {
     pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, BodyError>> {
         match self.body {
             Live::Hyper(body, in_flight) => Data {
+                body,
+                _in_flight: in_flight,
+            }
+            .boxed(),
+            Live::Driven(body, in_flight) => Data {
                 body,
                 _in_flight: in_flight,
             }
@@ -283,12 +313,15 @@ impl Response {
 }
 
 /// The data frames of a body (trailers are skipped), in flight until dropped.
-struct Data {
-    body: Incoming,
+struct Data<B> {
+    body: B,
     _in_flight: InFlight,
 }
 
-impl futures_util::Stream for Data {
+impl<B> futures_util::Stream for Data<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -322,6 +355,16 @@ fn classify_send(e: hyper_util::client::legacy::Error) -> UpstreamError {
         UpstreamError::Connect(root_cause(&e))
     } else {
         UpstreamError::Protocol(root_cause(&e))
+    }
+}
+
+/// A failed send of an `http://` request, classified as [`classify_send`]
+/// does.
+fn classify_h1(e: H1Error) -> UpstreamError {
+    match e {
+        H1Error::Connect(e) if e.is::<ConnectTimeout>() => UpstreamError::Timeout("connect"),
+        H1Error::Connect(e) => UpstreamError::Connect(root_cause(&*e)),
+        H1Error::Send(e) => UpstreamError::Protocol(root_cause(&e)),
     }
 }
 

@@ -53,7 +53,9 @@ impl Gauge {
         self.open.load(SeqCst)
     }
 
-    fn wake(&self) {
+    /// Wakes the connects waiting for a slot (a request started, a
+    /// connection closed or came back idle).
+    pub(super) fn wake(&self) {
         if self.waiting.load(SeqCst) > 0 {
             self.changed.notify_waiters();
         }
@@ -75,8 +77,23 @@ impl Gauge {
 
     /// Waits for a slot.
     async fn slot(self: &Arc<Self>) -> Slot {
+        match self.slot_or(|| None::<std::convert::Infallible>).await {
+            Ok(slot) => slot,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Waits for a slot, or for `idle` to find a connection to use
+    /// instead (checked first, and again at each wake-up).
+    pub(super) async fn slot_or<T>(
+        self: &Arc<Self>,
+        mut idle: impl FnMut() -> Option<T>,
+    ) -> Result<Slot, T> {
+        if let Some(found) = idle() {
+            return Err(found);
+        }
         if let Some(slot) = self.try_slot() {
-            return slot;
+            return Ok(slot);
         }
         self.waiting.fetch_add(1, SeqCst);
         let _waiting = Waiting(self);
@@ -84,8 +101,11 @@ impl Gauge {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if let Some(found) = idle() {
+                return Err(found);
+            }
             if let Some(slot) = self.try_slot() {
-                return slot;
+                return Ok(slot);
             }
             notified.await;
         }
@@ -112,7 +132,7 @@ impl Drop for InFlight {
 
 /// The right to hold one open connection.
 #[derive(Debug)]
-struct Slot(Arc<Gauge>);
+pub(super) struct Slot(Arc<Gauge>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -179,6 +199,12 @@ where
 pub(super) struct CountedIo<T> {
     io: T,
     _slot: Slot,
+}
+
+impl<T> CountedIo<T> {
+    pub(super) fn new(io: T, slot: Slot) -> Self {
+        CountedIo { io, _slot: slot }
+    }
 }
 
 impl<T: Connection> Connection for CountedIo<T> {

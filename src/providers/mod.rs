@@ -35,6 +35,8 @@ pub mod classes;
 pub mod client;
 mod client_conn;
 mod client_egress;
+mod client_h1;
+mod client_h1_idle;
 pub mod cohere;
 mod error;
 pub mod gemini;

@@ -63,6 +63,7 @@ mod stream_cache;
 mod telemetry;
 mod translate_policy;
 mod upstream_conns;
+mod upstream_h1;
 mod upstream_tls;
 mod usage;
 mod warnings;
