@@ -2,8 +2,11 @@
 //! on loopback, against nginx as a reverse proxy and against the upstream
 //! called directly.
 //!
-//! Run: `cargo bench --bench proxy` (about 4 minutes on 2 cores; `BENCH_SECS`
-//! sets the seconds of each wrk series, default 5; `SWITCHYARD_BIN` measures
+//! Run: `cargo bench --bench proxy` (about 5 minutes on 2 cores; `BENCH_SECS`
+//! sets the seconds of each wrk series, default 5; `BENCH_ROUNDS` how many
+//! times each paired series runs, default 3: the baseline and the gateway
+//! alternate, and a row reports its median round, every round's result
+//! beside it; `SWITCHYARD_BIN` measures
 //! another build of the gateway binary; `BENCH_ONLY=ageing` runs the ageing
 //! rows alone, as the allocator comparison did). nginx and wrk are installed with
 //! apt-get when missing. See docs/benchmarks.md for what each row means.
@@ -19,6 +22,8 @@
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
 //! of 500 chunks back to back; with `c1`: 1 KB chat requests at c=1; with
 //! `c512` and `BENCH_ONLY=conns`: 1 KB chat requests at c=512; with
+//! `fresh` or `aged` and `BENCH_ONLY=ageing`: the ageing row's two series,
+//! the bench going on to the end; with
 //! `big` or `emb`, and `BENCH_ONLY` naming the same row: 1 MB chat bodies
 //! or 2,048-input embedding requests at c=1), and the bench
 //! stops there: how the
@@ -51,6 +56,37 @@ struct Row {
     figures: String,
     result: String,
     target: &'static str,
+}
+
+/// How many rounds each paired series runs (`BENCH_ROUNDS`, default 3;
+/// 1 under `BENCH_ATTACH`).
+fn rounds() -> usize {
+    if std::env::var("BENCH_ATTACH").is_ok() {
+        return 1;
+    }
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// Runs `round` [`rounds`] times (each round measures the baseline and
+/// the gateway one after the other, so a drift of the machine meets both)
+/// and keeps the round whose `key` (the row's result) is the median, with
+/// every round's key in run order.
+fn median_round<T>(mut round: impl FnMut() -> T, key: impl Fn(&T) -> f64) -> (T, Vec<f64>) {
+    let mut all: Vec<T> = (0..rounds()).map(|_| round()).collect();
+    let keys: Vec<f64> = all.iter().map(&key).collect();
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+    (all.swap_remove(order[order.len() / 2]), keys)
+}
+
+/// Every round's result, for the figures: `rounds 1.9x 2.0x 2.1x`.
+fn listed(keys: &[f64], unit: &str, digits: usize) -> String {
+    let each: Vec<String> = keys.iter().map(|k| format!("{k:.digits$}{unit}")).collect();
+    format!("rounds {}", each.join(" "))
 }
 
 fn us(d: Duration) -> f64 {
@@ -198,7 +234,6 @@ fn main() {
         let ngx_url = format!("{}/v1/chat/completions", ngx.base);
         wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
         wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
-        let (nw, ncpu) = load(ngx.pid(), &ngx_url, 64, secs, &chat, false);
         let stream_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "sse-fast");
         if stream_series && let Some(_attached) = kit::attach(gw.pid()) {
             let cpu = rt.block_on(streams(&gw, "sse-fast", 64));
@@ -209,9 +244,8 @@ fn main() {
             return;
         }
         let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
-        let perf = series.is_empty().then(|| kit::attach(gw.pid())).flatten();
-        let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
-        if perf.is_some() {
+        if let Some(_attached) = series.is_empty().then(|| kit::attach(gw.pid())).flatten() {
+            let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
             println!(
                 "{:.0} req/s, {:.1} us CPU/req (under BENCH_ATTACH); only this series runs",
                 gw64.rps,
@@ -219,6 +253,14 @@ fn main() {
             );
             return;
         }
+        let ((nw, ncpu, gw64, gcpu), chat_rounds) = median_round(
+            || {
+                let (nw, ncpu) = load(ngx.pid(), &ngx_url, 64, secs, &chat, false);
+                let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
+                (nw, ncpu, gw64, gcpu)
+            },
+            |r| r.3 / r.1,
+        );
         println!(
             "chat c=64  nginx: {:>8.0} req/s {:>6.1} us CPU/req ({} bad) | switchyard: {:>8.0} req/s {:>6.1} us CPU/req ({} bad)",
             nw.rps,
@@ -230,23 +272,34 @@ fn main() {
         );
         rows.push(Row {
             name: "CPU per 1 KB chat request, c=64, vs nginx",
-            figures: format!("{:.1} us vs nginx {:.1} us", gcpu * 1e6, ncpu * 1e6),
+            figures: format!(
+                "{:.1} us vs nginx {:.1} us; {}",
+                gcpu * 1e6,
+                ncpu * 1e6,
+                listed(&chat_rounds, "x", 2)
+            ),
             result: format!("{:.2}x", gcpu / ncpu),
             target: "<= 2x",
         });
 
         // --- Added latency at c=1 (vs direct; nginx alongside).
-        let (direct1, _) = load(gw.pid(), &direct_url, 1, secs, &chat, false);
-        let (ngx1, _) = load(ngx.pid(), &ngx_url, 1, secs, &chat, false);
-        let perf = (series == "c1").then(|| kit::attach(gw.pid())).flatten();
-        let (gw1, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
-        if perf.is_some() {
+        if let Some(_attached) = (series == "c1").then(|| kit::attach(gw.pid())).flatten() {
+            let (_, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
             println!(
                 "{:.1} us CPU/req at c=1 (under BENCH_ATTACH); only this series runs",
                 gw1cpu * 1e6
             );
             return;
         }
+        let ((direct1, ngx1, gw1, gw1cpu), c1_rounds) = median_round(
+            || {
+                let (direct1, _) = load(gw.pid(), &direct_url, 1, secs, &chat, false);
+                let (ngx1, _) = load(ngx.pid(), &ngx_url, 1, secs, &chat, false);
+                let (gw1, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
+                (direct1, ngx1, gw1, gw1cpu)
+            },
+            |r| ms(r.2.p50) - ms(r.0.p50),
+        );
         println!(
             "chat c=1   direct p50 {:.0} us p99 {:.0} us | nginx p50 {:.0} us p99 {:.0} us | switchyard p50 {:.0} us p99 {:.0} us ({:.1} us CPU/req)",
             us(direct1.p50),
@@ -260,9 +313,10 @@ fn main() {
         rows.push(Row {
             name: "added latency at c=1, p50 / p99",
             figures: format!(
-                "nginx +{:.0} / +{:.0} us",
+                "nginx +{:.0} / +{:.0} us; p50 {}",
                 us(ngx1.p50) - us(direct1.p50),
-                us(ngx1.p99) - us(direct1.p99)
+                us(ngx1.p99) - us(direct1.p99),
+                listed(&c1_rounds, "", 2)
             ),
             result: format!(
                 "+{:.2} / +{:.2} ms",
@@ -279,20 +333,27 @@ fn main() {
         // connections held for 512 clients (a separate upstream).
         let conns_url = format!("{}/v1/chat/completions", gw.base);
         wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
-        let (c16, c16cpu) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
-        conns.reset_peak();
         let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
-        let perf = (series == "c512").then(|| kit::attach(gw.pid())).flatten();
-        let (c512, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
-        if let Some(perf) = perf {
-            drop(perf);
+        if let Some(_attached) = (series == "c512").then(|| kit::attach(gw.pid())).flatten() {
+            let (_, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
             println!(
                 "{:.1} us CPU/req at c=512 (under BENCH_ATTACH); only this series runs",
                 c512cpu * 1e6
             );
             return;
         }
-        let peak = conns.peak.load(Ordering::SeqCst);
+        // The most connections any round's 512 clients held.
+        let mut peak = 0;
+        let ((c16, c16cpu, c512, c512cpu), conns_rounds) = median_round(
+            || {
+                let (c16, c16cpu) = load(gw.pid(), &conns_url, 16, secs, &chat_conns, false);
+                conns.reset_peak();
+                let (c512, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
+                peak = peak.max(conns.peak.load(Ordering::SeqCst));
+                (c16, c16cpu, c512, c512cpu)
+            },
+            |r| (r.2.rps / r.0.rps - 1.0) * 100.0,
+        );
         // nginx over the same loads, for how much of the fall the machine
         // itself (wrk and the upstream on one core) accounts for.
         let ngx_dir = d.join("nginx-conns");
@@ -319,17 +380,18 @@ fn main() {
         rows.push(Row {
             name: "throughput c=16 -> c=512 (1 KB chat)",
             figures: format!(
-                "{:.0} -> {:.0} req/s; nginx {:+.0} %",
+                "{:.0} -> {:.0} req/s; nginx {:+.0} %; {}",
                 c16.rps,
                 c512.rps,
-                (n512.rps / n16.rps - 1.0) * 100.0
+                (n512.rps / n16.rps - 1.0) * 100.0,
+                listed(&conns_rounds, " %", 0)
             ),
             result: format!("{:+.0} %", (c512.rps / c16.rps - 1.0) * 100.0),
             target: "falls <= 15 %",
         });
         rows.push(Row {
             name: "upstream connections for 512 clients",
-            figures: format!("peak open, {} bad answers", c512.bad),
+            figures: format!("peak open in any round, {} bad answers", c512.bad),
             result: format!("{peak}"),
             target: "<= pool size, <= clients",
         });
@@ -340,11 +402,9 @@ fn main() {
         let emb_direct = format!("{up}/emb/v1/embeddings");
         let emb_gw = format!("{}/v1/embeddings", gw.base);
         wrk(&emb_gw, 1, 1, &emb_body, false, LOAD_CORE);
-        let (ed, _) = load(gw.pid(), &emb_direct, 1, secs, &emb_body, false);
         let emb_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "emb");
-        let perf = emb_series.then(|| kit::attach(gw.pid())).flatten();
-        let (eg, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
-        if perf.is_some() {
+        if let Some(_attached) = emb_series.then(|| kit::attach(gw.pid())).flatten() {
+            let (_, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
             println!(
                 "{:.2} ms CPU/req (under BENCH_ATTACH); only this series runs",
                 ecpu * 1e3
@@ -357,7 +417,15 @@ fn main() {
         let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
         let emb_ngx = format!("{}/emb/v1/embeddings", ngx.base);
         wrk(&emb_ngx, 1, 1, &emb_body, false, LOAD_CORE);
-        let (en, encpu) = load(ngx.pid(), &emb_ngx, 1, secs, &emb_body, false);
+        let ((ed, en, encpu, eg, ecpu), emb_rounds) = median_round(
+            || {
+                let (ed, _) = load(gw.pid(), &emb_direct, 1, secs, &emb_body, false);
+                let (en, encpu) = load(ngx.pid(), &emb_ngx, 1, secs, &emb_body, false);
+                let (eg, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
+                (ed, en, encpu, eg, ecpu)
+            },
+            |r| ms(r.3.p50) / ms(r.0.p50),
+        );
         drop(ngx);
         println!(
             "embeddings 2048 inputs c=1: direct p50 {:.2} ms | nginx p50 {:.2} ms, {:.2} ms CPU/req | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
@@ -371,11 +439,12 @@ fn main() {
         rows.push(Row {
             name: "2,048-input embedding request, c=1, p50 vs direct",
             figures: format!(
-                "{:.2} vs {:.2} ms, {:.2} ms CPU/req; nginx {:.2}x",
+                "{:.2} vs {:.2} ms, {:.2} ms CPU/req; nginx {:.2}x; {}",
                 ms(eg.p50),
                 ms(ed.p50),
                 ecpu * 1e3,
-                ms(en.p50) / ms(ed.p50)
+                ms(en.p50) / ms(ed.p50),
+                listed(&emb_rounds, "x", 2)
             ),
             result: format!("{:.2}x", ms(eg.p50) / ms(ed.p50)),
             target: "<= 1.4x",
@@ -384,11 +453,9 @@ fn main() {
 
     if want("big") {
         // --- A 1 MB chat request body, c=1.
-        let (bd, _) = load(gw.pid(), &direct_url, 1, secs, &big_body, false);
         let big_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "big");
-        let perf = big_series.then(|| kit::attach(gw.pid())).flatten();
-        let (bg, bcpu) = load(gw.pid(), &gw_url, 1, secs, &big_body, false);
-        if perf.is_some() {
+        if let Some(_attached) = big_series.then(|| kit::attach(gw.pid())).flatten() {
+            let (_, bcpu) = load(gw.pid(), &gw_url, 1, secs, &big_body, false);
             println!(
                 "{:.2} ms CPU/req (under BENCH_ATTACH); only this series runs",
                 bcpu * 1e3
@@ -401,7 +468,15 @@ fn main() {
         std::fs::create_dir_all(&ngx_dir).unwrap();
         let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
         let ngx_url = format!("{}/v1/chat/completions", ngx.base);
-        let (bn, ncpu) = load(ngx.pid(), &ngx_url, 1, secs, &big_body, false);
+        let ((bd, bn, ncpu, bg, bcpu), big_rounds) = median_round(
+            || {
+                let (bd, _) = load(gw.pid(), &direct_url, 1, secs, &big_body, false);
+                let (bn, ncpu) = load(ngx.pid(), &ngx_url, 1, secs, &big_body, false);
+                let (bg, bcpu) = load(gw.pid(), &gw_url, 1, secs, &big_body, false);
+                (bd, bn, ncpu, bg, bcpu)
+            },
+            |r| ms(r.3.p50) - ms(r.0.p50),
+        );
         drop(ngx);
         println!(
             "1 MB chat body c=1: direct p50 {:.2} ms | nginx p50 {:.2} ms, {:.2} ms CPU/req | switchyard p50 {:.2} ms, {:.2} ms CPU/req ({} bad)",
@@ -415,10 +490,11 @@ fn main() {
         rows.push(Row {
             name: "1 MB chat request body, p50 added",
             figures: format!(
-                "{:.2} ms CPU/req; nginx +{:.2} ms, {:.2} ms CPU/req",
+                "{:.2} ms CPU/req; nginx +{:.2} ms, {:.2} ms CPU/req; {}",
                 bcpu * 1e3,
                 ms(bn.p50) - ms(bd.p50),
-                ncpu * 1e3
+                ncpu * 1e3,
+                listed(&big_rounds, "", 2)
             ),
             result: format!("+{:.2} ms", ms(bg.p50) - ms(bd.p50)),
             target: "<= +0.5 ms",
@@ -526,7 +602,15 @@ fn ageing(
     // arenas growing) are not what "fresh" means.
     wrk(&url, 64, secs, chat, false, LOAD_CORE);
     let idle = rss_bytes(gw.pid());
-    let (fresh, fresh_cpu) = load(gw.pid(), &url, 64, secs, chat, false);
+    let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
+    let perf = (series == "fresh").then(|| kit::attach(gw.pid())).flatten();
+    // The series whose CPU is the median of the rounds', fresh and aged
+    // alike (they cannot alternate: one comes after the other).
+    let ((fresh, fresh_cpu), fresh_rounds) = median_round(
+        || load(gw.pid(), &url, 64, secs, chat, false),
+        |r| r.1 * 1e6,
+    );
+    drop(perf);
     // Fill: distinct requests until the cache holds max_bytes (evicting).
     let fill_start = Instant::now();
     let mut filled = 0;
@@ -552,7 +636,12 @@ fn ageing(
     std::thread::sleep(Duration::from_secs(ttl + 2));
     wrk(&url, 64, 1, chat, false, LOAD_CORE);
     let left = rt.block_on(metric(&gw.base, "switchyard_cache_entries"));
-    let (aged, aged_cpu) = load(gw.pid(), &url, 64, secs, chat, false);
+    let perf = (series == "aged").then(|| kit::attach(gw.pid())).flatten();
+    let ((aged, aged_cpu), aged_rounds) = median_round(
+        || load(gw.pid(), &url, 64, secs, chat, false),
+        |r| r.1 * 1e6,
+    );
+    drop(perf);
     let after = rss_bytes(gw.pid());
     let live = rt.block_on(metric(&gw.base, "switchyard_cache_bytes"));
     println!(
@@ -567,10 +656,12 @@ fn ageing(
     rows.push(Row {
         name: "CPU per request after a 256 MiB cache expired",
         figures: format!(
-            "{:.1} -> {:.1} us; req/s {:+.0} %",
+            "{:.1} -> {:.1} us; req/s {:+.0} %; us {} / {}",
             fresh_cpu * 1e6,
             aged_cpu * 1e6,
-            (aged.rps / fresh.rps - 1.0) * 100.0
+            (aged.rps / fresh.rps - 1.0) * 100.0,
+            listed(&fresh_rounds, "", 1),
+            listed(&aged_rounds, "", 1)
         ),
         result: format!("{:+.0} %", (aged_cpu / fresh_cpu - 1.0) * 100.0),
         target: "<= +5 %",
