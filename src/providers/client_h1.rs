@@ -196,3 +196,7 @@ impl Body for Driven {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+#[path = "client_h1_tests.rs"]
+mod tests;
