@@ -1,7 +1,7 @@
 //! Plain `http://` upstreams, whose connections the request's own task
 //! drives (`providers::client_h1`), over real HTTP against a raw TCP
 //! upstream written here: a keep-alive connection serves every request
-//! after the first; one the upstream closes while idle is dropped at once
+//! after the first, whether its answers are sized or chunked; one the upstream closes while idle is dropped at once
 //! and no attempt fails on it; a client that goes away closes its upstream
 //! connection; a body cut short does not go back to the pool.
 
@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 enum Mode {
     /// Answers, and waits for the next request.
     KeepAlive,
+    /// Answers in chunks (`transfer-encoding: chunked`), and waits for the
+    /// next request.
+    Chunked,
     /// Answers (without saying it will close), then closes when the test
     /// says (the connection idle in the gateway's pool by then).
     CloseWhenTold,
@@ -87,10 +90,19 @@ async fn serve(mut stream: TcpStream, mode: Mode, nth: usize, s: &Raw) {
             }
             _ => {}
         }
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
-            ANSWER.len()
-        );
+        let answer = if mode == Mode::Chunked {
+            let (a, b) = ANSWER.split_at(ANSWER.len() / 2);
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+                ANSWER.len()
+            )
+        };
         if stream.write_all(answer.as_bytes()).await.is_err() {
             return;
         }
@@ -156,6 +168,17 @@ async fn a_keep_alive_connection_serves_every_request_after_the_first() {
     assert_eq!(up.requests.load(SeqCst), 12);
     assert_eq!(up.accepted.load(SeqCst), 1, "one connection, reused");
     assert_eq!(gw.metric(CONNECTIONS).await, 1.0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_chunked_answer_read_to_its_end_gives_its_connection_back() {
+    let (up, base, _closed) = raw(Mode::Chunked).await;
+    let gw = gateway(&policy(&base)).await;
+    for i in 0..6 {
+        assert_eq!(chat(&gw).await, 200, "request {i}");
+    }
+    assert_eq!(up.accepted.load(SeqCst), 1, "one connection, reused");
     gw.stop().await;
 }
 
