@@ -1,8 +1,9 @@
 //! Upstream connections of one provider: counted, and never more than the
 //! requests in flight to it.
 //!
-//! Place in the pipeline: under [`super::client`], between hyper's pool and
-//! the TCP/TLS connector. A pool that finds no idle connection starts a
+//! Place in the pipeline: under [`super::client`], between a pool (hyper's,
+//! or [`super::client_h1`]'s, which waits with [`Gauge::slot_or`] for a slot
+//! or an idle connection, whichever comes first) and the TCP/TLS connector. A pool that finds no idle connection starts a
 //! connect and, at the same time, waits for a connection to come back; when
 //! the connection comes back first, the connect still finishes and parks an
 //! extra connection. Under a burst that is how 512 clients held 650-700
@@ -185,12 +186,28 @@ where
             let slot = timeout_at(deadline, gauge.slot())
                 .await
                 .map_err(|_| NoSlot)?;
-            match timeout_at(deadline, inner.call(uri)).await {
-                Err(_) => Err(ConnectTimeout.into()),
-                Ok(Err(e)) => Err(e.into()),
-                Ok(Ok(io)) => Ok(CountedIo { io, _slot: slot }),
-            }
+            connect(&mut inner, uri, slot, deadline).await
         })
+    }
+}
+
+/// Opens a connection to `uri` through `connector` holding `slot`, by
+/// `deadline` (the one the slot was waited for under: slot, TCP and TLS
+/// share it).
+pub(super) async fn connect<C>(
+    connector: &mut C,
+    uri: http::Uri,
+    slot: Slot,
+    deadline: Instant,
+) -> Result<CountedIo<C::Response>, BoxError>
+where
+    C: tower::Service<http::Uri>,
+    C::Error: Into<BoxError>,
+{
+    match timeout_at(deadline, connector.call(uri)).await {
+        Err(_) => Err(ConnectTimeout.into()),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(io)) => Ok(CountedIo { io, _slot: slot }),
     }
 }
 
@@ -199,12 +216,6 @@ where
 pub(super) struct CountedIo<T> {
     io: T,
     _slot: Slot,
-}
-
-impl<T> CountedIo<T> {
-    pub(super) fn new(io: T, slot: Slot) -> Self {
-        CountedIo { io, _slot: slot }
-    }
 }
 
 impl<T: Connection> Connection for CountedIo<T> {

@@ -31,7 +31,7 @@ use hyper::client::conn::http1;
 use tokio::time::{Instant, timeout_at};
 
 use super::client::ReqBody;
-use super::client_conn::{ConnectTimeout, CountedIo, Gauge, NoSlot};
+use super::client_conn::{Gauge, NoSlot, connect};
 use super::client_egress::Egress;
 use super::client_h1_idle::{IdleSet, Lease};
 
@@ -84,8 +84,10 @@ impl H1Pool {
             return Err(H1Error::Connect("the URL has no host".into()));
         };
         // Origin form, and `Host` as hyper's pool writes them.
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        *req.uri_mut() = Uri::try_from(path).map_err(|e| H1Error::Connect(e.into()))?;
+        *req.uri_mut() = match uri.path_and_query() {
+            Some(path) => Uri::from(path.clone()),
+            None => Uri::from_static("/"),
+        };
         if !req.headers().contains_key(http::header::HOST) {
             let host = http::HeaderValue::from_str(authority.as_str())
                 .map_err(|e| H1Error::Connect(e.into()))?;
@@ -130,11 +132,9 @@ impl H1Pool {
             Err(idle) => return Ok((idle, true)),
         };
         let mut egress = self.egress.clone();
-        let io = match timeout_at(deadline, tower::Service::call(&mut egress, uri.clone())).await {
-            Err(_) => return Err(H1Error::Connect(ConnectTimeout.into())),
-            Ok(Err(e)) => return Err(H1Error::Connect(e)),
-            Ok(Ok(io)) => CountedIo::new(io, slot),
-        };
+        let io = connect(&mut egress, uri.clone(), slot, deadline)
+            .await
+            .map_err(H1Error::Connect)?;
         let (tx, conn) = http1::Builder::new()
             .handshake(io)
             .await
