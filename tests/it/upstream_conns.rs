@@ -89,14 +89,7 @@ fn policy(base: &str) -> String {
 }
 
 async fn chat(gw: &TestGateway) -> u16 {
-    gw.http
-        .post(format!("{}/v1/chat/completions", gw.base))
-        .json(&json!({"model": "r", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    gw.chat("r", "hi").await.status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,14 +148,7 @@ fn policy(base: &str) -> String {
 const CONNECTIONS: &str = r#"switchyard_provider_upstream_connections{provider="p0"}"#;
 
 async fn chat(gw: &TestGateway) -> u16 {
-    gw.http
-        .post(format!("{}/v1/chat/completions", gw.base))
-        .json(&json!({"model": "r", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    gw.chat("r", "hi").await.status().as_u16()
 }
 
 #[tokio::test]
