@@ -41,7 +41,7 @@ pub struct ClientError(#[from] rustls::Error);
 /// A pooled HTTP/1 and HTTP/2 client (cheap to share by reference).
 #[derive(Debug)]
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<Connector, ReqBody>,
+    inner: hyper_util::client::legacy::Client<Connector, Pieces>,
     /// `http://` upstreams, driven by the request's own task.
     h1: Arc<H1Pool>,
     gauge: Arc<Gauge>,
@@ -92,7 +92,7 @@ impl Client {
             method,
             uri: uri.try_into().map_err(Into::into),
             headers: http::HeaderMap::new(),
-            body: ReqBody::empty(),
+            body: Pieces::empty(),
         }
     }
 
@@ -133,7 +133,7 @@ pub struct RequestBuilder {
     method: http::Method,
     uri: Result<http::Uri, http::Error>,
     headers: http::HeaderMap,
-    body: ReqBody,
+    body: Pieces,
 }
 
 impl RequestBuilder {
@@ -163,29 +163,32 @@ impl RequestBuilder {
         self
     }
 
-    pub fn body(mut self, body: impl Into<ReqBody>) -> Self {
+    pub fn body(mut self, body: impl Into<Pieces>) -> Self {
         self.body = body.into();
         self
     }
 }
 
-/// A request body: one buffer, or pieces sent as they are (a large client
-/// body with `model` spliced in goes out as slices of the client's own
-/// bytes, with its exact `Content-Length`, never copied into one buffer).
+/// A body of `Bytes` pieces sent one after the other, with its exact
+/// length (`Content-Length`), never copied into one buffer: an upstream
+/// request's body (one buffer, or a large client body with `model`
+/// spliced in, as slices of the client's own bytes), and the gateway's
+/// own pass-through embedding answer (the upstream's bytes around a new
+/// `model`).
 #[derive(Debug)]
-pub struct ReqBody {
+pub struct Pieces {
     parts: std::vec::IntoIter<Bytes>,
     left: u64,
 }
 
-impl ReqBody {
+impl Pieces {
     pub fn empty() -> Self {
-        ReqBody::parts(Vec::new())
+        Pieces::parts(Vec::new())
     }
 
     pub fn parts(parts: Vec<Bytes>) -> Self {
         let left = parts.iter().map(|p| p.len() as u64).sum();
-        ReqBody {
+        Pieces {
             parts: parts.into_iter(),
             left,
         }
@@ -201,25 +204,25 @@ impl ReqBody {
     }
 }
 
-impl From<Bytes> for ReqBody {
+impl From<Bytes> for Pieces {
     fn from(b: Bytes) -> Self {
-        ReqBody::parts(vec![b])
+        Pieces::parts(vec![b])
     }
 }
 
-impl From<Vec<u8>> for ReqBody {
+impl From<Vec<u8>> for Pieces {
     fn from(b: Vec<u8>) -> Self {
         Bytes::from(b).into()
     }
 }
 
-impl From<String> for ReqBody {
+impl From<String> for Pieces {
     fn from(s: String) -> Self {
         Bytes::from(s).into()
     }
 }
 
-impl Body for ReqBody {
+impl Body for Pieces {
     type Data = Bytes;
     type Error = Infallible;
 

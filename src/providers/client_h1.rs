@@ -30,7 +30,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use tokio::time::{Instant, timeout_at};
 
-use super::client::ReqBody;
+use super::client::Pieces;
 use super::client_conn::{Gauge, NoSlot, connect};
 use super::client_egress::Egress;
 use super::client_h1_idle::{IdleSet, Lease};
@@ -77,7 +77,7 @@ impl H1Pool {
     /// head; the body drives the connection from then on.
     pub(super) async fn send(
         self: &Arc<Self>,
-        mut req: http::Request<ReqBody>,
+        mut req: http::Request<Pieces>,
     ) -> Result<(http::response::Parts, Driven), H1Error> {
         let uri = req.uri().clone();
         let Some(authority) = uri.authority().cloned() else {

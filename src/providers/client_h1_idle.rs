@@ -27,16 +27,16 @@ use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::client::ReqBody;
+use super::client::Pieces;
 use super::client_conn::CountedIo;
 
 /// A connection's bytes: TCP (or a proxy's tunnel), holding its slot.
 pub(super) type Io = CountedIo<MaybeHttpsStream<TokioIo<TcpStream>>>;
-type Conn = http1::Connection<Io, ReqBody>;
+type Conn = http1::Connection<Io, Pieces>;
 
 /// One connection, out of the pool for one request or idle in it.
 pub(super) struct Lease {
-    pub(super) tx: http1::SendRequest<ReqBody>,
+    pub(super) tx: http1::SendRequest<Pieces>,
     /// `None` once the connection has finished (closed).
     conn: Option<Conn>,
     authority: Authority,
@@ -45,7 +45,7 @@ pub(super) struct Lease {
 impl Lease {
     /// Boxed: a connection's state is large, and moves with the lease.
     pub(super) fn new(
-        tx: http1::SendRequest<ReqBody>,
+        tx: http1::SendRequest<Pieces>,
         conn: Conn,
         authority: Authority,
     ) -> Box<Self> {

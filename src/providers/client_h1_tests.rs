@@ -59,7 +59,7 @@ fn pool(idle_timeout: Duration) -> Arc<H1Pool> {
 }
 
 async fn get(pool: &Arc<H1Pool>, base: &str) -> Bytes {
-    let mut req = http::Request::new(ReqBody::empty());
+    let mut req = http::Request::new(Pieces::empty());
     *req.uri_mut() = format!("{base}/x").parse().unwrap();
     // As `Client::execute` counts it, so a connection may open.
     let _in_flight = pool.gauge.in_flight();

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::body::{ByteStream, Limits, StreamTimer};
-use super::client::{ReqBody, Response};
+use super::client::{Pieces, Response};
 use super::openai_wire;
 use super::upstream::{Failed, Upstream};
 use super::{BuildError, Capabilities, ChatReply, KindConfig, Provider, UpstreamError};
@@ -163,7 +163,7 @@ impl OpenAiProvider {
     async fn send(
         &self,
         path: &str,
-        body: impl Into<ReqBody>,
+        body: impl Into<Pieces>,
     ) -> Result<(Response, Limits), UpstreamError> {
         let client = self.upstream.client();
         let request = match (path, &self.chat_url, &self.embeddings_url) {

@@ -13,7 +13,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::client::ReqBody;
+use super::client::Pieces;
 use super::upstream::SetupError;
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;
@@ -83,13 +83,13 @@ const SLICED_FROM: usize = 64 * 1024;
 /// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
 /// and `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
 /// body that needs nothing but `model` goes out as slices of its own bytes.
-pub(super) fn chat_request_body(request: &ChatRequest, model: &str, reasons: bool) -> ReqBody {
+pub(super) fn chat_request_body(request: &ChatRequest, model: &str, reasons: bool) -> Pieces {
     let extra = extras(request, reasons);
     if extra.is_empty()
         && request.wire_len >= SLICED_FROM
         && let Some(parts) = request.upstream_parts(model)
     {
-        return ReqBody::parts(parts);
+        return Pieces::parts(parts);
     }
     request.upstream_body_with(model, &extra).into()
 }

@@ -24,7 +24,7 @@ use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
-use crate::providers::client::{ReqBody, Response};
+use crate::providers::client::{Pieces, Response};
 use crate::providers::openai_wire;
 use crate::providers::scrub::Scrubber;
 use crate::providers::upstream::{Failed, Upstream, translated_sse};
@@ -65,7 +65,7 @@ impl AzureProvider {
         &self,
         model: &str,
         operation: &str,
-        body: impl Into<ReqBody>,
+        body: impl Into<Pieces>,
     ) -> Result<(Response, Limits), UpstreamError> {
         let request = self
             .upstream

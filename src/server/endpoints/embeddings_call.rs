@@ -14,16 +14,12 @@
 //! decoded and written as the per-item flow writes them; a bad one fails
 //! as it does there. Must not change a byte of a passed-through item.
 
-use std::collections::{HashSet, VecDeque};
-use std::convert::Infallible;
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{Map, Value};
 
 use crate::api::embeddings::{
@@ -33,6 +29,7 @@ use crate::api::estimate::estimate_tokens;
 use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::fanout::fan_out;
+use crate::providers::client::Pieces;
 use crate::providers::{Need, Provider, UpstreamError};
 use crate::routing::{Call, ReplyFacts, RouteHandle, SubBatch, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
@@ -116,7 +113,7 @@ pub(crate) async fn pass(
     Ok(match (raw.len(), raw.pop()) {
         (1, Some(one)) => {
             let mut r = json_response(StatusCode::OK, Bytes::new());
-            *r.body_mut() = Pieces(one.into_parts(name).into()).boxed_unsync();
+            *r.body_mut() = Pieces::parts(one.into_parts(name).into()).boxed_unsync();
             r
         }
         (_, Some(last)) => {
@@ -139,30 +136,6 @@ pub(crate) fn wrong_count() -> GatewayError {
         ErrorKind::BadGateway,
         "Upstream returned the wrong number of embeddings.",
     )
-}
-
-/// A body sent in pieces one after the other, its length known (sent with
-/// a `Content-Length`, the pieces not copied together).
-struct Pieces(VecDeque<Bytes>);
-
-impl HttpBody for Pieces {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
-    }
 }
 
 /// One sub-batch as routing sees it.
