@@ -89,6 +89,13 @@ fn listed(keys: &[f64], unit: &str, digits: usize) -> String {
     format!("rounds {}", each.join(" "))
 }
 
+/// `BENCH_ATTACH`'s command watching `pid` when `BENCH_ATTACH_SERIES`
+/// (empty when unset: the 1 KB chat series at c=64) names `series`.
+fn attach_for(series: &str, pid: u32) -> Option<kit::PerfRecord> {
+    let named = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
+    (named == series).then(|| kit::attach(pid)).flatten()
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -234,8 +241,7 @@ fn main() {
         let ngx_url = format!("{}/v1/chat/completions", ngx.base);
         wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
         wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
-        let stream_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "sse-fast");
-        if stream_series && let Some(_attached) = kit::attach(gw.pid()) {
+        if let Some(_attached) = attach_for("sse-fast", gw.pid()) {
             let cpu = rt.block_on(streams(&gw, "sse-fast", 64));
             println!(
                 "{:.2} ms CPU/stream (under BENCH_ATTACH); only this series runs",
@@ -243,8 +249,7 @@ fn main() {
             );
             return;
         }
-        let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
-        if let Some(_attached) = series.is_empty().then(|| kit::attach(gw.pid())).flatten() {
+        if let Some(_attached) = attach_for("", gw.pid()) {
             let (gw64, gcpu) = load(gw.pid(), &gw_url, 64, secs, &chat, false);
             println!(
                 "{:.0} req/s, {:.1} us CPU/req (under BENCH_ATTACH); only this series runs",
@@ -283,7 +288,7 @@ fn main() {
         });
 
         // --- Added latency at c=1 (vs direct; nginx alongside).
-        if let Some(_attached) = (series == "c1").then(|| kit::attach(gw.pid())).flatten() {
+        if let Some(_attached) = attach_for("c1", gw.pid()) {
             let (_, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
             println!(
                 "{:.1} us CPU/req at c=1 (under BENCH_ATTACH); only this series runs",
@@ -333,8 +338,7 @@ fn main() {
         // connections held for 512 clients (a separate upstream).
         let conns_url = format!("{}/v1/chat/completions", gw.base);
         wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
-        let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
-        if let Some(_attached) = (series == "c512").then(|| kit::attach(gw.pid())).flatten() {
+        if let Some(_attached) = attach_for("c512", gw.pid()) {
             let (_, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
             println!(
                 "{:.1} us CPU/req at c=512 (under BENCH_ATTACH); only this series runs",
@@ -402,8 +406,7 @@ fn main() {
         let emb_direct = format!("{up}/emb/v1/embeddings");
         let emb_gw = format!("{}/v1/embeddings", gw.base);
         wrk(&emb_gw, 1, 1, &emb_body, false, LOAD_CORE);
-        let emb_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "emb");
-        if let Some(_attached) = emb_series.then(|| kit::attach(gw.pid())).flatten() {
+        if let Some(_attached) = attach_for("emb", gw.pid()) {
             let (_, ecpu) = load(gw.pid(), &emb_gw, 1, secs, &emb_body, false);
             println!(
                 "{:.2} ms CPU/req (under BENCH_ATTACH); only this series runs",
@@ -453,8 +456,7 @@ fn main() {
 
     if want("big") {
         // --- A 1 MB chat request body, c=1.
-        let big_series = std::env::var("BENCH_ATTACH_SERIES").is_ok_and(|v| v == "big");
-        if let Some(_attached) = big_series.then(|| kit::attach(gw.pid())).flatten() {
+        if let Some(_attached) = attach_for("big", gw.pid()) {
             let (_, bcpu) = load(gw.pid(), &gw_url, 1, secs, &big_body, false);
             println!(
                 "{:.2} ms CPU/req (under BENCH_ATTACH); only this series runs",
@@ -613,8 +615,7 @@ fn ageing(
     // arenas growing) are not what "fresh" means.
     wrk(&url, 64, secs, chat, false, LOAD_CORE);
     let idle = rss_bytes(gw.pid());
-    let series = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
-    let perf = (series == "fresh").then(|| kit::attach(gw.pid())).flatten();
+    let perf = attach_for("fresh", gw.pid());
     // The series whose CPU is the median of the rounds', fresh and aged
     // alike (they cannot alternate: one comes after the other).
     let ((fresh, fresh_cpu), fresh_rounds) = median_round(
@@ -647,7 +648,7 @@ fn ageing(
     std::thread::sleep(Duration::from_secs(ttl + 2));
     wrk(&url, 64, 1, chat, false, LOAD_CORE);
     let left = rt.block_on(metric(&gw.base, "switchyard_cache_entries"));
-    let perf = (series == "aged").then(|| kit::attach(gw.pid())).flatten();
+    let perf = attach_for("aged", gw.pid());
     let ((aged, aged_cpu), aged_rounds) = median_round(
         || load(gw.pid(), &url, 64, secs, chat, false),
         |r| r.1 * 1e6,
