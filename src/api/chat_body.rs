@@ -2,17 +2,18 @@
 //! and the parsed tree only when something needs it.
 //!
 //! Place in the pipeline: `api::chat::ChatRequest` holds one. Parsing a
-//! client body ([`scan`], in `chat_scan`) validates all of it exactly as a full
-//! `serde_json` parse would (same parser, every value visited) but keeps no
-//! tree: it reads `model` (and where its value sits in the bytes), `stream`,
-//! the shape of `messages`, and the few fields estimates and providers ask
-//! about. An OpenAI-compatible target then gets the client's own bytes with
-//! only `model` spliced in ([`ChatBody::with_model`]); a feature that needs
-//! the tree (translation to another kind, the cache key, a continuation,
-//! an edit the splice cannot do) gets it through `Deref`, parsed once per
-//! request and kept. Anything the scan is unsure of (a duplicate or escaped
-//! top-level key, an invalid body) falls back to the full parse, so errors
-//! are today's, word for word. Must not interpret fields beyond that.
+//! client body ([`scan`], in `chat_scan`) validates all of it, accepting
+//! nothing a full `serde_json` parse refuses, but keeps no tree: it reads
+//! `model` (and where its value sits in the bytes), `stream`, the shape of
+//! `messages`, and the few fields estimates and providers ask about. An
+//! OpenAI-compatible target then gets the client's own bytes with only
+//! `model` spliced in ([`ChatBody::with_model`]); a feature that needs the
+//! tree (translation to another kind, the cache key, a continuation, an
+//! edit the splice cannot do) gets it through `Deref`, parsed once per
+//! request and kept. Anything the scan is unsure of (a duplicate or
+//! escaped top-level key, a number or nesting it does not vouch for, an
+//! invalid body) falls back to the full parse, so errors are today's, word
+//! for word. Must not interpret fields beyond that.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -45,6 +45,7 @@ fn facts_match_the_full_parse() {
         r#"{"model":"m","messages":[1],"max_completion_tokens":-1,"max_tokens":7,"n":0,"store":false,"reasoning_effort":"none"}"#,
         r#"{"model":"m","messages":[1],"max_output_tokens":5.0,"n":"2","stream":null,"top_k":1e2,"stream_options":{"include_usage":true,"include_usage":false}}"#,
         r#"{"model":"m","messages":[{}],"max_completion_tokens":18446744073709551615,"n":2,"reasoning_effort":7,"stream_options":[1]}"#,
+        " {\n \"model\" : \"m\" ,\t\"messages\" : [ {\"content\": \"caf\u{e9} \\ud83d\\ude00\"} ] , \"n\" : 2 } \r\n",
     ];
     for raw in bodies {
         let r = parse(raw);
@@ -109,11 +110,15 @@ fn doubtful_bodies_go_to_the_full_parse() {
         r#"{"model":"\ud800","messages":[1]}"#,
         r#"{"model":"a","messages":[1e400]}"#,
         r#"{"model":"a","messages":[1]} x"#,
+        r#"{"model":"a","messages":[1],}"#,
+        r#"{"model":"a","messages":[1] "n":1}"#,
+        "{\"model\":\"a\",\"messages\":[\"\u{1}\"]}",
         // Shape errors.
         r#"{"model":"","messages":[1]}"#,
         r#"{"model":1,"messages":[1]}"#,
         r#"{"messages":[1]}"#,
         r#"{"model":"a","messages":[]}"#,
+        r#"{"model":"a","messages":[ ]}"#,
         r#"{"model":"a","messages":{}}"#,
         r#"{"model":"a"}"#,
         r#"{"model":"a","messages":[1],"stream":"yes"}"#,

@@ -2,20 +2,21 @@
 //! validated, no tree.
 //!
 //! Place in the pipeline: `chat_body` calls [`scan`] on the client's bytes
-//! when `server` parses a chat request. It drives `serde_json`'s own parser
-//! over the whole body (every value visited as a full parse visits it:
-//! numbers parsed, strings checked, the same depth limit), so it accepts
-//! exactly what the full parse accepts, and reads `model` (and where its
-//! value sits), `stream`, `messages`' shape and the fields estimates and
-//! providers ask about. Must not decide errors: on anything doubtful it
-//! says `None` and the full parse words the answer.
+//! when `server` parses a chat request. It walks the top-level object with
+//! `json_check`'s cursor, which checks every value (every string's bytes
+//! and escapes, every number's form, the nesting) and accepts nothing the
+//! full parse refuses, and reads `model` (and where its value sits),
+//! `stream`, `messages`' shape and the fields estimates and providers ask
+//! about (small values, read by `serde_json`). Must not decide errors: on
+//! anything doubtful it says `None` and the full parse words the answer.
 
 use std::fmt;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::json_check::Cursor;
 
 /// What [`scan`] read of a body, with the semantics of the same reads on
 /// the parsed tree (`Value::as_u64`, `as_bool`, `as_str`).
@@ -58,16 +59,87 @@ impl Head {
 
 /// Reads what routing needs of a chat body, validating all of it; `None`
 /// when the body is not a valid chat request as the full parse judges it,
-/// or when the bytes cannot be sent as they are (a duplicate or escaped
+/// when the check refuses what it cannot vouch for (see `json_check`), or
+/// when the bytes cannot be sent as they are (a duplicate or escaped
 /// top-level key): the caller parses fully, which gives today's answer.
 pub fn scan(raw: &[u8]) -> Option<Head> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let top = TopSeed {
-        base: raw.as_ptr() as usize,
-    };
-    let head = top.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    (!head.model.is_empty()).then_some(head)
+    let mut c = Cursor::new(raw);
+    c.ws();
+    c.eat(b'{')?;
+    c.ws();
+    let mut head = Head::default();
+    let (mut keys, mut count) = ([""; MAX_KEYS], 0);
+    let (mut model, mut messages) = (false, false);
+    while c.peek()? != b'}' {
+        let key = c.key()?;
+        if count == MAX_KEYS || keys[..count].contains(&key) {
+            return None;
+        }
+        keys[count] = key;
+        count += 1;
+        match (key, BOUNDS.iter().position(|b| *b == key)) {
+            ("model", _) => {
+                let span = c.string()?;
+                // The string itself, as strictly as the full parse reads
+                // it (escapes, surrogates).
+                head.model = serde_json::from_slice(&raw[span.clone()]).ok()?;
+                head.model_span = span;
+                model = true;
+            }
+            ("messages", _) => {
+                let span = c.value()?;
+                let inside = &raw[span.start + 1..span.end.saturating_sub(1)];
+                messages =
+                    raw[span.start] == b'[' && inside.iter().any(|b| !b.is_ascii_whitespace());
+                if !messages {
+                    return None;
+                }
+            }
+            ("stream", _) => {
+                head.stream = match read(&mut c)? {
+                    Peek::Null => false,
+                    Peek::Bool(b) => b,
+                    _ => return None,
+                }
+            }
+            ("store", _) => head.store = matches!(read(&mut c)?, Peek::Bool(true)),
+            ("n", _) => head.n = read::<Peek>(&mut c)?.u64(),
+            ("top_k", _) => head.top_k = read::<Peek>(&mut c)?.u64(),
+            ("reasoning_effort", _) => {
+                head.reasoning_effort = match read(&mut c)? {
+                    Peek::Str(s) => Some(s),
+                    _ => None,
+                }
+            }
+            ("stream_options", _) => head.stream_options = read::<OptsValue>(&mut c)?.0,
+            (_, Some(k)) => head.bounds[k] = read::<Peek>(&mut c)?.u64(),
+            _ => {
+                c.value()?;
+            }
+        }
+        c.ws();
+        match c.peek()? {
+            b',' => {
+                c.eat(b',')?;
+                c.ws();
+                // `{"a":1,}`: the next key must come.
+                if c.peek()? == b'}' {
+                    return None;
+                }
+            }
+            b'}' => {}
+            _ => return None,
+        }
+    }
+    c.eat(b'}')?;
+    (c.at_end() && model && messages && !head.model.is_empty()).then_some(head)
+}
+
+/// One value checked by the cursor, then read by `serde_json` (a small
+/// one: a flag, a number, `stream_options`).
+fn read<T: de::DeserializeOwned>(c: &mut Cursor) -> Option<T> {
+    let span = c.value()?;
+    serde_json::from_slice(&c.bytes()[span]).ok()
 }
 
 /// More top-level keys than this: the full parse (duplicates are checked
@@ -77,100 +149,6 @@ const MAX_KEYS: usize = 64;
 /// The output bounds, in the order `estimate::max_output_tokens` reads
 /// them.
 const BOUNDS: [&str; 3] = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
-
-struct TopSeed {
-    base: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = Head;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Head, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopSeed {
-    type Value = Head;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a chat request object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
-        let mut head = Head::default();
-        let (mut keys, mut count) = ([""; MAX_KEYS], 0);
-        let mut messages = false;
-        let mut model = false;
-        while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            if count == MAX_KEYS || keys[..count].contains(&key) {
-                return Err(de::Error::custom("to the full parse"));
-            }
-            keys[count] = key;
-            count += 1;
-            match (key, BOUNDS.iter().position(|b| *b == key)) {
-                ("model", _) => {
-                    let v: &'de RawValue = map.next_value()?;
-                    let s = v.get();
-                    // The string itself, as strictly as the full parse
-                    // reads it (escapes, surrogates).
-                    head.model = match s.starts_with('"') {
-                        true => serde_json::from_str(s).map_err(de::Error::custom)?,
-                        false => return Err(de::Error::custom("not a string")),
-                    };
-                    let start = s.as_ptr() as usize - self.base;
-                    head.model_span = start..start + s.len();
-                    model = true;
-                }
-                ("messages", _) => messages = map.next_value_seed(NonEmptyArray)?,
-                ("stream", _) => {
-                    head.stream = match map.next_value()? {
-                        Peek::Null => false,
-                        Peek::Bool(b) => b,
-                        _ => return Err(de::Error::custom("not a boolean")),
-                    }
-                }
-                ("store", _) => head.store = matches!(map.next_value()?, Peek::Bool(true)),
-                ("n", _) => head.n = map.next_value::<Peek>()?.u64(),
-                ("top_k", _) => head.top_k = map.next_value::<Peek>()?.u64(),
-                ("reasoning_effort", _) => {
-                    head.reasoning_effort = match map.next_value()? {
-                        Peek::Str(s) => Some(s),
-                        _ => None,
-                    }
-                }
-                ("stream_options", _) => head.stream_options = map.next_value_seed(OptsSeed)?,
-                (_, Some(k)) => head.bounds[k] = map.next_value::<Peek>()?.u64(),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        if !(model && messages) {
-            return Err(de::Error::custom("to the full parse"));
-        }
-        Ok(head)
-    }
-}
-
-/// A top-level key as it is in the bytes (an escaped one is refused).
-struct BorrowedKey;
-
-impl<'de> DeserializeSeed<'de> for BorrowedKey {
-    type Value = &'de str;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<&'de str, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BorrowedKey {
-    type Value = &'de str;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<&'de str, E> {
-        Ok(v)
-    }
-}
 
 /// A value, validated, with the scalars routing reads.
 enum Peek {
@@ -222,10 +200,19 @@ impl<'de> Visitor<'de> for PeekVisitor {
         Ok(Peek::Str(v.to_owned()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Peek, A::Error> {
-        SkipVisitor.visit_seq(seq).map(|_| Peek::Other)
+        IgnoredAny.visit_seq(seq).map(|_| Peek::Other)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Peek, A::Error> {
-        SkipVisitor.visit_map(map).map(|_| Peek::Other)
+        IgnoredAny.visit_map(map).map(|_| Peek::Other)
+    }
+}
+
+/// `stream_options` as [`OptsSeed`] reads it.
+struct OptsValue(Opts);
+
+impl<'de> Deserialize<'de> for OptsValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<OptsValue, D::Error> {
+        OptsSeed.deserialize(d).map(OptsValue)
     }
 }
 
@@ -274,79 +261,6 @@ impl<'de> Visitor<'de> for OptsSeed {
         Ok(Opts::Other)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Opts, A::Error> {
-        SkipVisitor.visit_seq(seq).map(|_| Opts::Other)
-    }
-}
-
-/// `messages`: a non-empty array (anything else: the full parse says
-/// what is wrong).
-struct NonEmptyArray;
-
-impl<'de> DeserializeSeed<'de> for NonEmptyArray {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NonEmptyArray {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a non-empty array")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut n = 0usize;
-        while seq.next_element::<Skip>()?.is_some() {
-            n += 1;
-        }
-        match n {
-            0 => Err(de::Error::custom("empty")),
-            _ => Ok(true),
-        }
-    }
-}
-
-/// Any value, visited as the full parse visits it (every number parsed,
-/// every string checked), nothing kept.
-struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
-        d.deserialize_any(SkipVisitor)
-    }
-}
-
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_unit<E>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_entry::<Skip, Skip>()?.is_some() {}
-        Ok(Skip)
+        IgnoredAny.visit_seq(seq).map(|_| Opts::Other)
     }
 }

@@ -5,20 +5,22 @@
 //! that was asked for the client's own encoding hands the answer's bytes to
 //! [`scan`]; the endpoint sends [`RawEmbed::into_parts`]. A 2,048-input
 //! answer is megabytes of numbers: the scan walks the answer's structure
-//! (the top-level object, each item of `data`, their keys) but only checks
-//! that a vector holds nothing but the bytes numbers are made of (a base64
-//! one: a string without escapes), without reading a number. Must refuse (return `None`, so the caller
-//! parses the answer as before and names any fault) anything but a JSON
+//! (the top-level object, each item of `data`, their keys) with
+//! `json_check`'s cursor, which checks every other value as JSON, but only
+//! checks that a vector holds nothing but the bytes numbers are made of (a
+//! base64 one: a string without escapes), without reading a number. Must
+//! refuse (return `None`, so the caller parses the answer as before and
+//! names any fault) anything but a JSON
 //! object with `data` (`expected` items, each with `index` equal to its
 //! place and an `embedding` in the asked encoding), a `usage` object and
 //! no `error`; must never change a byte outside the `model` value.
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::ser::Formatter;
 
 use super::EncodingFormat;
+use crate::api::json_check::Cursor;
 
 /// An answer the client may have as the upstream wrote it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,45 +110,46 @@ pub fn join(parts: &[RawEmbed], model: &str) -> Vec<u8> {
 /// in `format` (see the module doc); `None` for anything else.
 pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Option<RawEmbed> {
     let mut s = Scanner {
-        b: &body[..],
-        i: 0,
+        c: Cursor::new(&body[..]),
         items: (0, 0),
         indexes: Vec::with_capacity(expected),
     };
     let (mut data, mut model, mut usage) = (false, None, None);
-    s.ws();
-    s.eat(b'{')?;
-    s.ws();
-    if s.peek()? == b'}' {
+    let c = &mut s.c;
+    c.ws();
+    c.eat(b'{')?;
+    c.ws();
+    if c.peek()? == b'}' {
         return None;
     }
     loop {
-        let key = s.key()?;
+        let key = s.c.key()?;
         match key {
-            b"data" if !data => {
+            "data" if !data => {
                 s.data(expected, format)?;
                 data = true;
             }
-            b"model" if model.is_none() => {
-                let start = s.i;
-                s.string()?;
-                model = Some((start, s.i));
+            "model" if model.is_none() => {
+                let span = s.c.string()?;
+                model = Some((span.start, span.end));
             }
-            b"usage" if usage.is_none() && s.peek()? == b'{' => {
-                usage = Some(s.value::<UsageIn>()?);
+            "usage" if usage.is_none() && s.c.peek()? == b'{' => {
+                let span = s.c.value()?;
+                usage = Some(serde_json::from_slice::<UsageIn>(&body[span]).ok()?);
             }
-            b"data" | b"model" | b"usage" | b"error" => return None,
-            _ => s.skip()?,
+            "data" | "model" | "usage" | "error" => return None,
+            _ => {
+                s.c.value()?;
+            }
         }
-        s.ws();
-        match s.next()? {
-            b',' => s.ws(),
+        s.c.ws();
+        match s.c.next()? {
+            b',' => s.c.ws(),
             b'}' => break,
             _ => return None,
         }
     }
-    s.ws();
-    if s.i != s.b.len() || !data {
+    if !s.c.at_end() || !data {
         return None;
     }
     let usage = usage?;
@@ -163,156 +166,97 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
     })
 }
 
-/// A cursor over the answer's bytes.
+/// A cursor over the answer's bytes, with what `data` recorded.
 struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-    /// What `data` recorded: the inside of the array, each `index`.
+    c: Cursor<'a>,
+    /// The inside of the array, each `index`.
     items: (usize, usize),
     indexes: Vec<(usize, usize)>,
 }
 
-impl<'a> Scanner<'a> {
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
-    }
-
-    /// A string without escapes (keys, base64); the cursor after its
-    /// closing quote. Its text.
-    fn string(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let b: &'a [u8] = self.b;
-        let rest = &b[self.i..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' {
-            return None;
-        }
-        self.i += end + 1;
-        Some(&rest[..end])
-    }
-
-    /// `"key"` `:`, the cursor at the value.
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let key = self.string()?;
-        self.ws();
-        self.eat(b':')?;
-        self.ws();
-        Some(key)
-    }
-
-    /// One JSON value read (or checked and skipped) by serde_json.
-    fn value<T: for<'de> Deserialize<'de>>(&mut self) -> Option<T> {
-        let mut values = serde_json::Deserializer::from_slice(&self.b[self.i..]).into_iter::<T>();
-        let value = values.next()?.ok()?;
-        self.i += values.byte_offset();
-        Some(value)
-    }
-
-    /// Any value, checked and skipped (a plain string, like `"object":
-    /// "embedding"`, without a parser).
-    fn skip(&mut self) -> Option<()> {
-        let start = self.i;
-        if self.peek()? == b'"' && self.string().is_some() {
-            return Some(());
-        }
-        self.i = start;
-        self.value::<IgnoredAny>().map(drop)
-    }
-
+impl Scanner<'_> {
     /// An unsigned integer.
     fn integer(&mut self) -> Option<u64> {
-        let digits = self.b[self.i..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        if digits == 0 || digits > 19 || (digits > 1 && self.b[self.i] == b'0') {
+        let (b, at) = (self.c.bytes(), self.c.at);
+        let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 || (digits > 1 && b[at] == b'0') {
             return None;
         }
-        let text = std::str::from_utf8(&self.b[self.i..self.i + digits]).ok()?;
-        self.i += digits;
+        let text = std::str::from_utf8(&b[at..at + digits]).ok()?;
+        self.c.at += digits;
         text.parse().ok()
     }
 
     /// The `data` array: `expected` items in index order, each vector
     /// jumped over.
     fn data(&mut self, expected: usize, format: EncodingFormat) -> Option<()> {
-        self.eat(b'[')?;
-        let start = self.i;
-        self.ws();
+        self.c.eat(b'[')?;
+        let start = self.c.at;
+        self.c.ws();
         let mut count = 0;
-        if self.peek()? != b']' {
+        if self.c.peek()? != b']' {
             loop {
                 self.item(count, format)?;
                 count += 1;
-                self.ws();
-                match self.peek()? {
+                self.c.ws();
+                match self.c.peek()? {
                     b',' => {
-                        self.i += 1;
-                        self.ws();
+                        self.c.at += 1;
+                        self.c.ws();
                     }
                     b']' => break,
                     _ => return None,
                 }
             }
         }
-        self.items = (start, self.i);
-        self.i += 1;
+        self.items = (start, self.c.at);
+        self.c.at += 1;
         (count == expected).then_some(())
     }
 
     /// One item of `data`: `index` == `position`, one `embedding`.
     fn item(&mut self, position: usize, format: EncodingFormat) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
+        self.c.eat(b'{')?;
+        self.c.ws();
         let (mut index, mut embedding) = (false, false);
         loop {
-            match self.key()? {
-                b"embedding" if !embedding => {
+            match self.c.key()? {
+                "embedding" if !embedding => {
                     embedding = true;
                     match format {
                         EncodingFormat::Float => {
-                            self.eat(b'[')?;
+                            self.c.eat(b'[')?;
                             // Only bytes of numbers up to the `]` (no
                             // `null`, `NaN`, string or nesting); the
                             // numbers themselves are not read.
-                            self.i += numbers(&self.b[self.i..]);
-                            self.eat(b']')?;
+                            self.c.at += numbers(&self.c.bytes()[self.c.at..]);
+                            self.c.eat(b']')?;
                         }
                         EncodingFormat::Base64 => {
-                            self.string()?;
+                            // Base64 holds no escapes.
+                            let span = self.c.string()?;
+                            if memchr::memchr(b'\\', &self.c.bytes()[span]).is_some() {
+                                return None;
+                            }
                         }
                     }
                 }
-                b"index" if !index => {
+                "index" if !index => {
                     index = true;
-                    let start = self.i;
+                    let start = self.c.at;
                     if self.integer()? != position as u64 {
                         return None;
                     }
-                    self.indexes.push((start, self.i));
+                    self.indexes.push((start, self.c.at));
                 }
-                b"embedding" | b"index" => return None,
-                _ => self.skip()?,
+                "embedding" | "index" => return None,
+                _ => {
+                    self.c.value()?;
+                }
             }
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
+            self.c.ws();
+            match self.c.next()? {
+                b',' => self.c.ws(),
                 b'}' => break,
                 _ => return None,
             }

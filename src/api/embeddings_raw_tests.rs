@@ -56,6 +56,14 @@ fn keys_in_any_order_and_white_space_are_taken() {
 }
 
 #[test]
+fn an_escaped_model_is_replaced_whole() {
+    let body = r#"{"data":[{"index":0,"embedding":[1]}],"model":"a\"b\u00e9","usage":{}}"#;
+    let out = joined(raw(body, 1, EncodingFormat::Float).expect("taken"), "emb");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"], "emb");
+}
+
+#[test]
 fn anything_else_is_refused() {
     let refused = [
         // Not what was asked for: base64 for floats and the reverse.
@@ -123,8 +131,17 @@ fn anything_else_is_refused() {
             r#"{"data":[{"index":0,"embedding":"A\"A"},{"index":1,"embedding":"AA"}],"usage":{}}"#,
             EncodingFormat::Base64,
         ),
+        // Anything it passes on is checked JSON, skipped values too.
         (
-            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"model":"a\"b","usage":{}}"#,
+            "{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":1,\"embedding\":[2]}],\"object\":\"li\u{1}st\",\"usage\":{}}",
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1],"x":"\ud800"},{"index":1,"embedding":[2]}],"usage":{}}"#,
+            EncodingFormat::Float,
+        ),
+        (
+            r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]}],"x":[1,],"usage":{}}"#,
             EncodingFormat::Float,
         ),
         (

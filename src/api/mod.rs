@@ -14,6 +14,7 @@ pub mod embeddings;
 pub mod error;
 pub mod estimate;
 pub mod ignored;
+mod json_check;
 pub mod json_write;
 pub mod messages;
 pub mod rerank;

@@ -1,0 +1,284 @@
+//! A cursor that checks JSON bytes as it walks them, a block of bytes at a
+//! time where strings are long, without building or decoding anything.
+//!
+//! Place in the pipeline: `chat_scan` walks a client's chat body with it
+//! (the `messages` holding a megabyte of text are checked here, not by
+//! `serde_json`, whose string scan took a fifth of such a request's CPU),
+//! and `embeddings_raw` an upstream's answer it passes through.
+//! It accepts only what `serde_json`'s parse into a `Value` accepts, and
+//! refuses (`None`) a little that the parse accepts: an exponent that could
+//! reach past `f64`, a number longer than [`MAX_NUMBER`] bytes, a lone
+//! surrogate escape, nesting deeper than [`MAX_DEPTH`]. A refusal only sends
+//! the caller to the full parse, which then accepts the body or words its
+//! fault. Must not decide errors and must not accept more than the parse.
+
+use std::ops::Range;
+
+/// Nesting the walk follows (`serde_json` stops at 128).
+pub(super) const MAX_DEPTH: usize = 64;
+/// The longest number checked here, in bytes.
+pub(super) const MAX_NUMBER: usize = 64;
+/// Bytes a string's fast loop looks at together: a form the compiler
+/// checks as vectors.
+const BLOCK: usize = 64;
+
+/// A position in JSON bytes.
+pub(super) struct Cursor<'a> {
+    b: &'a [u8],
+    /// The next byte to read.
+    pub(super) at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(super) fn new(b: &'a [u8]) -> Self {
+        Cursor { b, at: 0 }
+    }
+
+    /// The bytes walked.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.b
+    }
+
+    /// Past white space as JSON (and `serde_json`) has it.
+    pub(super) fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    /// The next byte, the cursor past it.
+    pub(super) fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    /// `c`, the cursor past it.
+    pub(super) fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// Whether only white space is left.
+    pub(super) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.at == self.b.len()
+    }
+
+    /// An object's key without escapes, then `:`; the cursor at the value.
+    /// The key's text; `None` for an escaped key too.
+    pub(super) fn key(&mut self) -> Option<&'a str> {
+        let span = self.string()?;
+        let text = &self.b[span.start + 1..span.end - 1];
+        if text.contains(&b'\\') {
+            return None;
+        }
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        std::str::from_utf8(text).ok()
+    }
+
+    /// One value checked and passed; where it was.
+    pub(super) fn value(&mut self) -> Option<Range<usize>> {
+        let start = self.at;
+        self.any(MAX_DEPTH)?;
+        Some(start..self.at)
+    }
+
+    fn any(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(depth.checked_sub(1)?),
+            b'[' => self.array(depth.checked_sub(1)?),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        let end = self.at + w.len();
+        (self.b.get(self.at..end)? == w).then(|| self.at = end)
+    }
+
+    fn object(&mut self, depth: usize) -> Option<()> {
+        self.at += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            self.any(depth)?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        self.at += 1;
+        self.ws();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.any(depth)?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string (quotes included): no raw control byte, only JSON's
+    /// escapes, surrogates in pairs, valid UTF-8.
+    pub(super) fn string(&mut self) -> Option<Range<usize>> {
+        let start = self.at;
+        self.eat(b'"')?;
+        let mut high = 0u8;
+        loop {
+            let (plain, h) = plain_run(&self.b[self.at..]);
+            self.at += plain;
+            high |= h;
+            match self.next()? {
+                b'"' => break,
+                b'\\' => self.escape()?,
+                // A control byte: `plain_run` stops at nothing else.
+                _ => return None,
+            }
+        }
+        let span = start..self.at;
+        if high & 0x80 != 0 {
+            std::str::from_utf8(&self.b[span.clone()]).ok()?;
+        }
+        Some(span)
+    }
+
+    /// After a `\`: one escape, a surrogate only with its pair.
+    fn escape(&mut self) -> Option<()> {
+        match self.next()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => match self.hex()? {
+                0xD800..=0xDBFF => {
+                    self.eat(b'\\')?;
+                    self.eat(b'u')?;
+                    matches!(self.hex()?, 0xDC00..=0xDFFF).then_some(())
+                }
+                0xDC00..=0xDFFF => None,
+                _ => Some(()),
+            },
+            _ => None,
+        }
+    }
+
+    fn hex(&mut self) -> Option<u16> {
+        let digits = self.b.get(self.at..self.at + 4)?;
+        let mut v = 0u16;
+        for &d in digits {
+            v = v << 4 | (d as char).to_digit(16)? as u16;
+        }
+        self.at += 4;
+        Some(v)
+    }
+
+    /// A number by JSON's grammar, short enough and with an exponent small
+    /// enough that `serde_json` cannot find it out of range.
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let int = match self.digits() {
+            0 => return None,
+            n if n > 1 && self.b[self.at - n] == b'0' => return None,
+            n => n,
+        };
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            let negative = self.peek() == Some(b'-');
+            if let Some(b'-' | b'+') = self.peek() {
+                self.at += 1;
+            }
+            let from = self.at;
+            let n = self.digits();
+            if n == 0 || n > 3 {
+                return None;
+            }
+            let exp: usize = self.b[from..self.at]
+                .iter()
+                .fold(0, |e, d| e * 10 + usize::from(d - b'0'));
+            if !negative && int + exp > 300 {
+                return None;
+            }
+        }
+        (self.at - start <= MAX_NUMBER).then_some(())
+    }
+
+    /// Past a run of ASCII digits; how many.
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        self.at += n;
+        n
+    }
+}
+
+/// How many bytes at the start of `b` a string holds as they are (no `"`,
+/// `\` or control byte), and those bytes' high bits or'd together. A block
+/// at a time, then byte by byte.
+#[inline]
+fn plain_run(b: &[u8]) -> (usize, u8) {
+    #[inline(always)]
+    fn stop(x: u8) -> u8 {
+        (x == b'"') as u8 | (x == b'\\') as u8 | (x < 0x20) as u8
+    }
+    let (mut at, mut high) = (0, 0u8);
+    for block in b.chunks_exact(BLOCK) {
+        let (mut s, mut h) = (0u8, 0u8);
+        for &x in block {
+            s |= stop(x);
+            h |= x;
+        }
+        if s != 0 {
+            break;
+        }
+        high |= h;
+        at += BLOCK;
+    }
+    for &x in &b[at..] {
+        if stop(x) != 0 {
+            break;
+        }
+        high |= x;
+        at += 1;
+    }
+    (at, high)
+}
+
+#[cfg(test)]
+#[path = "json_check_tests.rs"]
+mod tests;
