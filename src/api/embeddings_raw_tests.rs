@@ -229,4 +229,23 @@ fn numbers_stop_at_the_first_byte_no_number_holds() {
     ] {
         assert_eq!(super::numbers(text.as_bytes()), want, "{text}");
     }
+    // Compact blocks, then (anywhere) white space, then a byte no number
+    // holds: the count stops there in either mode.
+    let compact = "0.125,-3e-7,1E+2,".repeat(40).into_bytes();
+    for space in [None, Some(0), Some(63), Some(64), Some(130)] {
+        for (stop, byte) in [
+            (1, b'x'),
+            (64, 0x01),
+            (65, b'"'),
+            (300, b'['),
+            (600, b'\x80'),
+        ] {
+            let mut text = compact.clone();
+            if let Some(at) = space.filter(|at| *at < stop) {
+                text[at] = b'\n';
+            }
+            text[stop] = byte;
+            assert_eq!(super::numbers(&text), stop, "{space:?} {stop}");
+        }
+    }
 }
