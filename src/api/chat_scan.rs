@@ -68,7 +68,7 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
     c.eat(b'{')?;
     c.ws();
     let mut head = Head::default();
-    let (mut keys, mut count) = ([""; MAX_KEYS], 0);
+    let (mut keys, mut count) = ([&b""[..]; MAX_KEYS], 0);
     let (mut model, mut messages) = (false, false);
     while c.peek()? != b'}' {
         let key = c.key()?;
@@ -78,7 +78,7 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
         keys[count] = key;
         count += 1;
         match (key, BOUNDS.iter().position(|b| *b == key)) {
-            ("model", _) => {
+            (b"model", _) => {
                 let span = c.string()?;
                 // The string itself, as strictly as the full parse reads
                 // it (escapes, surrogates).
@@ -86,7 +86,7 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                 head.model_span = span;
                 model = true;
             }
-            ("messages", _) => {
+            (b"messages", _) => {
                 let span = c.value()?;
                 let inside = &raw[span.start + 1..span.end.saturating_sub(1)];
                 messages =
@@ -95,23 +95,23 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                     return None;
                 }
             }
-            ("stream", _) => {
+            (b"stream", _) => {
                 head.stream = match read(&mut c)? {
                     Peek::Null => false,
                     Peek::Bool(b) => b,
                     _ => return None,
                 }
             }
-            ("store", _) => head.store = matches!(read(&mut c)?, Peek::Bool(true)),
-            ("n", _) => head.n = read::<Peek>(&mut c)?.u64(),
-            ("top_k", _) => head.top_k = read::<Peek>(&mut c)?.u64(),
-            ("reasoning_effort", _) => {
+            (b"store", _) => head.store = matches!(read(&mut c)?, Peek::Bool(true)),
+            (b"n", _) => head.n = read::<Peek>(&mut c)?.u64(),
+            (b"top_k", _) => head.top_k = read::<Peek>(&mut c)?.u64(),
+            (b"reasoning_effort", _) => {
                 head.reasoning_effort = match read(&mut c)? {
                     Peek::Str(s) => Some(s),
                     _ => None,
                 }
             }
-            ("stream_options", _) => head.stream_options = read::<OptsValue>(&mut c)?.0,
+            (b"stream_options", _) => head.stream_options = read::<OptsValue>(&mut c)?.0,
             (_, Some(k)) => head.bounds[k] = read::<Peek>(&mut c)?.u64(),
             _ => {
                 c.value()?;
@@ -148,7 +148,11 @@ const MAX_KEYS: usize = 64;
 
 /// The output bounds, in the order `estimate::max_output_tokens` reads
 /// them.
-const BOUNDS: [&str; 3] = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
+const BOUNDS: [&[u8]; 3] = [
+    b"max_completion_tokens",
+    b"max_tokens",
+    b"max_output_tokens",
+];
 
 /// A value, validated, with the scalars routing reads.
 enum Peek {

@@ -125,19 +125,19 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
     loop {
         let key = s.c.key()?;
         match key {
-            "data" if !data => {
+            b"data" if !data => {
                 s.data(expected, format)?;
                 data = true;
             }
-            "model" if model.is_none() => {
+            b"model" if model.is_none() => {
                 let span = s.c.string()?;
                 model = Some((span.start, span.end));
             }
-            "usage" if usage.is_none() && s.c.peek()? == b'{' => {
+            b"usage" if usage.is_none() && s.c.peek()? == b'{' => {
                 let span = s.c.value()?;
                 usage = Some(serde_json::from_slice::<UsageIn>(&body[span]).ok()?);
             }
-            "data" | "model" | "usage" | "error" => return None,
+            b"data" | b"model" | b"usage" | b"error" => return None,
             _ => {
                 s.c.value()?;
             }
@@ -221,7 +221,7 @@ impl Scanner<'_> {
         let (mut index, mut embedding) = (false, false);
         loop {
             match self.c.key()? {
-                "embedding" if !embedding => {
+                b"embedding" if !embedding => {
                     embedding = true;
                     match format {
                         EncodingFormat::Float => {
@@ -241,7 +241,7 @@ impl Scanner<'_> {
                         }
                     }
                 }
-                "index" if !index => {
+                b"index" if !index => {
                     index = true;
                     let start = self.c.at;
                     if self.integer()? != position as u64 {
@@ -249,7 +249,7 @@ impl Scanner<'_> {
                     }
                     self.indexes.push((start, self.c.at));
                 }
-                "embedding" | "index" => return None,
+                b"embedding" | b"index" => return None,
                 _ => {
                     self.c.value()?;
                 }

@@ -21,6 +21,8 @@ pub(super) const MAX_NUMBER: usize = 64;
 /// Bytes a string's fast loop looks at together: a form the compiler
 /// checks as vectors.
 const BLOCK: usize = 64;
+/// Bytes looked at one by one before the blocks.
+const SHORT: usize = 16;
 
 /// A position in JSON bytes.
 pub(super) struct Cursor<'a> {
@@ -69,8 +71,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// An object's key without escapes, then `:`; the cursor at the value.
-    /// The key's text; `None` for an escaped key too.
-    pub(super) fn key(&mut self) -> Option<&'a str> {
+    /// The key's bytes (checked UTF-8); `None` for an escaped key too.
+    pub(super) fn key(&mut self) -> Option<&'a [u8]> {
         let span = self.string()?;
         let text = &self.b[span.start + 1..span.end - 1];
         if text.contains(&b'\\') {
@@ -79,7 +81,7 @@ impl<'a> Cursor<'a> {
         self.ws();
         self.eat(b':')?;
         self.ws();
-        std::str::from_utf8(text).ok()
+        Some(text)
     }
 
     /// One value checked and passed; where it was.
@@ -248,8 +250,8 @@ impl<'a> Cursor<'a> {
 }
 
 /// How many bytes at the start of `b` a string holds as they are (no `"`,
-/// `\` or control byte), and those bytes' high bits or'd together. A block
-/// at a time, then byte by byte.
+/// `\` or control byte), and those bytes' high bits or'd together: the
+/// first few bytes one by one, then a block at a time, then byte by byte.
 #[inline]
 fn plain_run(b: &[u8]) -> (usize, u8) {
     #[inline(always)]
@@ -257,7 +259,15 @@ fn plain_run(b: &[u8]) -> (usize, u8) {
         (x == b'"') as u8 | (x == b'\\') as u8 | (x < 0x20) as u8
     }
     let (mut at, mut high) = (0, 0u8);
-    for block in b.chunks_exact(BLOCK) {
+    // Keys and short values end within a few bytes: no block for them.
+    for &x in b.iter().take(SHORT) {
+        if stop(x) != 0 {
+            return (at, high);
+        }
+        high |= x;
+        at += 1;
+    }
+    for block in b[at..].chunks_exact(BLOCK) {
         let (mut s, mut h) = (0u8, 0u8);
         for &x in block {
             s |= stop(x);
