@@ -87,10 +87,14 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                 model = true;
             }
             (b"messages", _) => {
+                // A non-empty array (anything else: the full parse says
+                // what is wrong).
                 let span = c.value()?;
-                let inside = &raw[span.start + 1..span.end.saturating_sub(1)];
-                messages =
-                    raw[span.start] == b'[' && inside.iter().any(|b| !b.is_ascii_whitespace());
+                let inside = match raw[span.start] {
+                    b'[' => &raw[span.start + 1..span.end - 1],
+                    _ => return None,
+                };
+                messages = inside.iter().any(|b| !b.is_ascii_whitespace());
                 if !messages {
                     return None;
                 }

@@ -243,6 +243,11 @@ async fn bad_bodies_get_the_errors_they_always_got() {
             "'messages' must be an array.",
         ),
         (
+            r#"{"model":"my-route","messages":5}"#,
+            Some("messages"),
+            "'messages' must be an array.",
+        ),
+        (
             r#"{"model":"my-route","messages":[1],"stream":"yes"}"#,
             Some("stream"),
             "'stream' must be a boolean.",
