@@ -181,13 +181,8 @@ fn changed_bodies_are_scanned_as_the_tree_reads_them() {
         b" ",
         b"\"model\":\"z\"",
     ];
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n as u64) as usize
-    };
+    let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+    let mut next = move |n: usize| rng.usize(..n);
     let mut taken = 0;
     for i in 0..20_000 {
         let mut doc = bodies[i % bodies.len()].as_bytes().to_vec();

@@ -94,8 +94,8 @@ impl<'a> Cursor<'a> {
     fn any(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' => self.object(depth.checked_sub(1)?),
-            b'[' => self.array(depth.checked_sub(1)?),
+            b'{' => self.members(b'}', depth.checked_sub(1)?),
+            b'[' => self.members(b']', depth.checked_sub(1)?),
             b't' => self.word(b"true"),
             b'f' => self.word(b"false"),
             b'n' => self.word(b"null"),
@@ -108,41 +108,27 @@ impl<'a> Cursor<'a> {
         (self.b.get(self.at..end)? == w).then(|| self.at = end)
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    /// An object's members or an array's items, up to `close` (`}` or
+    /// `]`); the cursor at the opening byte.
+    fn members(&mut self, close: u8, depth: usize) -> Option<()> {
         self.at += 1;
         self.ws();
-        if self.peek()? == b'}' {
+        if self.peek()? == close {
             self.at += 1;
             return Some(());
         }
         loop {
-            self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            self.any(depth)?;
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b'}' => return Some(()),
-                _ => return None,
+            if close == b'}' {
+                self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
             }
-        }
-    }
-
-    fn array(&mut self, depth: usize) -> Option<()> {
-        self.at += 1;
-        self.ws();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
             self.any(depth)?;
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
-                b']' => return Some(()),
+                c if c == close => return Some(()),
                 _ => return None,
             }
         }
