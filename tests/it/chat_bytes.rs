@@ -100,7 +100,9 @@ async fn upstream_gets_the_clients_bytes_with_only_model_changed() {
     let gw = gateway(&policy(&base, false)).await;
     // A large body (sent as slices of the client's bytes) and a small one
     // (copied into one buffer).
-    let small = "{\"messages\": [{\"role\":\"user\",\"content\":\"\\u00e9\"}], \"n\":1.0,\"model\":\"my-route\"}";
+    // As Python's `json.dumps` writes text (a surrogate pair for the
+    // emoji), beside raw UTF-8.
+    let small = "{\"messages\": [{\"role\":\"user\",\"content\":\"\\u00e9 \\ud83d\\ude00 caf\u{e9}\"}], \"n\":1.0,\"model\":\"my-route\"}";
     for (i, raw) in [odd_body(""), small.to_string()].iter().enumerate() {
         let resp = send(&gw, raw).await;
         assert_eq!(resp.status(), 200);
