@@ -53,7 +53,7 @@ fn is_token(v: &Value) -> bool {
     v.as_u64().is_some_and(|n| n <= u32::MAX as u64)
 }
 
-fn token_array(items: &[Value]) -> Result<Value, GatewayError> {
+fn check_tokens(items: &[Value]) -> Result<(), GatewayError> {
     if items.is_empty() {
         return Err(bad_input("'input' token arrays must not be empty."));
     }
@@ -62,7 +62,7 @@ fn token_array(items: &[Value]) -> Result<Value, GatewayError> {
             "'input' token arrays must hold non-negative integer token ids.",
         ));
     }
-    Ok(Value::Array(items.to_vec()))
+    Ok(())
 }
 
 impl EmbeddingsRequest {
@@ -87,21 +87,27 @@ impl EmbeddingsRequest {
                 return Err(bad_input("'input' must not be an empty array."));
             }
             Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
-                vec![token_array(&items)?]
+                check_tokens(&items)?;
+                vec![Value::Array(items)]
             }
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) if s.is_empty() => {
-                        Err(bad_input("'input' must not contain empty strings."))
+            Some(Value::Array(items)) => {
+                // Checked where they are: 2,048 inputs are not moved.
+                for item in &items {
+                    match item {
+                        Value::String(s) if s.is_empty() => {
+                            return Err(bad_input("'input' must not contain empty strings."));
+                        }
+                        Value::String(_) => {}
+                        Value::Array(tokens) => check_tokens(tokens)?,
+                        _ => {
+                            return Err(bad_input(
+                                "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.",
+                            ));
+                        }
                     }
-                    Value::String(s) => Ok(Value::String(s)),
-                    Value::Array(tokens) => token_array(&tokens),
-                    _ => Err(bad_input(
-                        "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.",
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                }
+                items
+            }
             Some(_) => {
                 return Err(bad_input(
                     "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.",

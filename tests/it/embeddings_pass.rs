@@ -383,3 +383,61 @@ async fn an_odd_answer_gives_what_it_gave_before() {
     }
     gw.stop().await;
 }
+
+/// Every shape `input` may take reaches the upstream as sent (token arrays
+/// too); every other gets its 400 before any upstream call.
+#[tokio::test]
+async fn inputs_of_every_shape_pass_and_bad_ones_get_their_error() {
+    let up = upstream(|_| None).await;
+    let gw = gateway(&up).await;
+    let good = [
+        json!("one text"),
+        json!(["a", "b"]),
+        json!([1, 2, 3]),
+        json!([[1, 2], [3]]),
+        json!(["a", [4, 5]]),
+    ];
+    for input in &good {
+        let resp = embed(&gw, json!({"model": "emb", "input": input}), false).await;
+        assert_eq!(resp.status(), 200, "{input}");
+        let sent = up.requests().pop().unwrap().body["input"].clone();
+        let want = if input.is_string() || input[0].is_number() {
+            json!([input])
+        } else {
+            input.clone()
+        };
+        // A single text or token list may go out as itself or in a list of one.
+        assert!(sent == *input || sent == want, "{input}: sent {sent}");
+    }
+    let calls = up.requests().len();
+    let shapes = "'input' must be a string, an array of strings, an array of token ids or an array of token arrays.";
+    for (input, message) in [
+        (json!(""), "'input' must not be an empty string."),
+        (json!([]), "'input' must not be an empty array."),
+        (json!(["a", ""]), "'input' must not contain empty strings."),
+        (json!([[]]), "'input' token arrays must not be empty."),
+        (
+            json!([[1, -2]]),
+            "'input' token arrays must hold non-negative integer token ids.",
+        ),
+        (
+            json!([-1]),
+            "'input' token arrays must hold non-negative integer token ids.",
+        ),
+        (json!(["a", 1]), shapes),
+        (json!(["a", {"b": 1}]), shapes),
+        (json!(7), shapes),
+    ] {
+        let resp = embed(&gw, json!({"model": "emb", "input": input}), false).await;
+        assert_eq!(resp.status(), 400, "{input}");
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["error"]["message"], message, "{input}");
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{input}");
+    }
+    assert_eq!(
+        up.requests().len(),
+        calls,
+        "a bad input reached the upstream"
+    );
+    gw.stop().await;
+}
