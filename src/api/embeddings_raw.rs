@@ -115,11 +115,10 @@ pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Opti
         indexes: Vec::with_capacity(expected),
     };
     let (mut data, mut model, mut usage) = (false, None, None);
-    let c = &mut s.c;
-    c.ws();
-    c.eat(b'{')?;
-    c.ws();
-    if c.peek()? == b'}' {
+    s.c.ws();
+    s.c.eat(b'{')?;
+    s.c.ws();
+    if s.c.peek()? == b'}' {
         return None;
     }
     loop {
@@ -175,18 +174,6 @@ struct Scanner<'a> {
 }
 
 impl Scanner<'_> {
-    /// An unsigned integer.
-    fn integer(&mut self) -> Option<u64> {
-        let (b, at) = (self.c.bytes(), self.c.at);
-        let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 || digits > 19 || (digits > 1 && b[at] == b'0') {
-            return None;
-        }
-        let text = std::str::from_utf8(&b[at..at + digits]).ok()?;
-        self.c.at += digits;
-        text.parse().ok()
-    }
-
     /// The `data` array: `expected` items in index order, each vector
     /// jumped over.
     fn data(&mut self, expected: usize, format: EncodingFormat) -> Option<()> {
@@ -244,7 +231,7 @@ impl Scanner<'_> {
                 b"index" if !index => {
                     index = true;
                     let start = self.c.at;
-                    if self.integer()? != position as u64 {
+                    if self.c.unsigned()? != position as u64 {
                         return None;
                     }
                     self.indexes.push((start, self.c.at));

@@ -224,6 +224,20 @@ impl<'a> Cursor<'a> {
         (self.at - start <= MAX_NUMBER).then_some(())
     }
 
+    /// A `u64` written as plain digits (no sign, no leading zero); the
+    /// byte after it is the caller's to check.
+    pub(super) fn unsigned(&mut self) -> Option<u64> {
+        let start = self.at;
+        let n = self.digits();
+        if n == 0 || n > 19 || (n > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        std::str::from_utf8(&self.b[start..self.at])
+            .ok()?
+            .parse()
+            .ok()
+    }
+
     /// Past a run of ASCII digits; how many.
     fn digits(&mut self) -> usize {
         let n = self.b[self.at..]
