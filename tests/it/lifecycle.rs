@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::served::Served;
 use common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -501,4 +502,34 @@ fn check_refuses_an_embeddings_route_listing_a_chat_only_provider() {
         err.contains("a.yaml:12: routes.docs.targets[1]: provider claude (kind anthropic) cannot serve embeddings"),
         "{err}"
     );
+}
+
+/// `THP_enabled` in `/proc/<pid>/status`: whether the process may get
+/// transparent huge pages (`None` where the kernel does not say).
+fn thp_enabled(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)? != "0")
+}
+
+#[tokio::test]
+async fn the_binary_turns_transparent_huge_pages_off_unless_told_to_keep_them() {
+    let Some(own) = thp_enabled(std::process::id()) else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "CI=true: the kernel must show THP_enabled in /proc/<pid>/status"
+        );
+        skipped("this kernel does not show THP_enabled in /proc/<pid>/status");
+        return;
+    };
+    let up = FakeUpstream::openai().await;
+    let yaml = policy(&up, &["m"]);
+    let off = Served::with_policy(&yaml, &[]).await;
+    assert_eq!(thp_enabled(off.pid()), Some(false));
+    let kept = Served::with_policy(&yaml, &[("SWITCHYARD_HUGE_PAGES", "true")]).await;
+    // Left as the process that started it had it.
+    assert_eq!(thp_enabled(kept.pid()), Some(own));
+    off.stop().await;
+    kept.stop().await;
 }

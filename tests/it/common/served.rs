@@ -88,6 +88,11 @@ impl Served {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits for the exit (which flushes spans and log lines).
     pub async fn stop(self) -> (String, tempfile::TempDir) {
         let Served {
