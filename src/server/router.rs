@@ -14,7 +14,7 @@ use super::access::allow;
 use super::edge::context::RequestCtx;
 use super::endpoints::{
     admin, chat, completions, dashboard, embeddings, health, messages, metrics, models, rerank,
-    responses, responses_stored,
+    responses, responses_items, responses_stored,
 };
 use super::http::{Body, ReqBody};
 use crate::api::{ErrorKind, GatewayError};
@@ -93,6 +93,10 @@ async fn route(
         "/v1/responses" => {
             at("responses", Post)?;
             Box::pin(responses::handle(rc, req)).await
+        }
+        p if responses_items::is_items_path(p) => {
+            at("responses", Get)?;
+            Box::pin(responses_items::handle(rc, req, p)).await
         }
         p if p.starts_with("/v1/responses/") => {
             at("responses", GetOrDelete)?;

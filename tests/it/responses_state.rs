@@ -2,7 +2,7 @@
 //! `store` (the API's default) keeps the conversation, `previous_response_id`
 //! continues it (the translated target gets the whole conversation, seen
 //! by the Azure fake on 127.0.0.1:0), `GET` / `DELETE /v1/responses/{id}`
-//! read and delete it, JSON and SSE, scoped to the caller's key, bounded by
+//! read and delete it, `GET .../input_items` lists its items a page at a time, JSON and SSE, scoped to the caller's key, bounded by
 //! `state.responses.max_entry_bytes`. Two replicas on one Redis are in
 //! `replicas.rs`.
 
@@ -135,6 +135,44 @@ async fn a_conversation_is_stored_continued_read_and_deleted_on_a_translated_rou
     let third_id = third["id"].as_str().unwrap();
     let stored: Value = get(&gw, "sk-ada-1", third_id).await.json().await.unwrap();
     assert_eq!(stored["output"], third["output"]);
+    // Its input items: the conversation that produced it, newest first.
+    let items_of = async |key: &str, query: &str| {
+        let path = format!("/v1/responses/{third_id}/input_items{query}");
+        send(&gw, key, http::Method::GET, &path, None).await
+    };
+    let r = items_of("sk-ada-1", "").await;
+    assert_eq!(r.status(), 200);
+    let list: Value = r.json().await.unwrap();
+    let texts: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "And again?",
+            "Echo: What is my name?",
+            "What is my name?",
+            "Echo: My name is Ada.",
+            "My name is Ada."
+        ]
+    );
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["first_id"], list["data"][0]["id"]);
+    let r = items_of("sk-ada-1", "?order=asc&limit=2").await;
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["data"][0]["content"][0]["text"], "My name is Ada.");
+    assert_eq!(page["has_more"], true);
+    let after = page["last_id"].as_str().unwrap().to_string();
+    let r = items_of("sk-ada-1", &format!("?order=asc&limit=2&after={after}")).await;
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["data"][0]["content"][0]["text"], "What is my name?");
+    let r = items_of("sk-ada-1", "?order=sideways").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_of(r).await["param"], "order");
+    assert_eq!(items_of("sk-bob-1", "").await.status(), 404);
     // Scoped to the key: another key sees nothing and cannot continue it.
     let r = get(&gw, "sk-bob-1", id).await;
     assert_eq!(r.status(), 404);

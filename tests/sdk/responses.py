@@ -2,7 +2,7 @@
 Switchyard. Usage: python3 responses.py BASE_URL MODEL FEATURES, FEATURES a
 comma-separated subset of text,tools,stream,stream_usage,parse,state
 (stream_usage: the final streamed response carries usage; state: store,
-previous_response_id, retrieve and delete, served by the gateway on
+previous_response_id, retrieve, input_items and delete, served by the gateway on
 translated routes). Exits non-zero on any
 difference from what the OpenAI API would give."""
 import json
@@ -96,6 +96,16 @@ if "state" in features:
         final = stream.get_final_response()
     assert final.previous_response_id == second.id, final
     assert client.responses.retrieve(final.id).output_text == final.output_text
+    # The conversation that produced `final`, two items a page (the SDK
+    # follows `has_more` with `after`), then newest first (the default).
+    items = list(client.responses.input_items.list(final.id, order="asc", limit=2))
+    texts = [i.content[0].text for i in items]
+    assert len(items) == 5 and texts[0] == "My name is Ada." and texts[2] == "What is my name?" \
+        and texts[4] == "And now?", texts
+    assert [i.role for i in items] == ["user", "assistant", "user", "assistant", "user"], items
+    assert len({i.id for i in items}) == 5, items
+    newest = client.responses.input_items.list(final.id, limit=1)
+    assert newest.data[0].id == items[4].id and newest.has_more, newest
     client.responses.delete(first.id)
     try:
         client.responses.retrieve(first.id)

@@ -21,6 +21,7 @@ pub(crate) mod metrics;
 pub(crate) mod models;
 pub(crate) mod rerank;
 pub(crate) mod responses;
+pub(crate) mod responses_items;
 pub(crate) mod responses_stored;
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! `GET` / `DELETE /v1/responses/{id}`: a stored response, read or
-//! deleted.
+//! deleted (its input items: `responses_items`, which finds it the same
+//! way).
 //!
 //! Place in the pipeline: called by the router. Only the client limit
 //! applies (no route is named in a body). First the responses the gateway
@@ -29,8 +30,17 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, GatewayError> {
     admission::admit(rc, None, Default::default()).await?;
     let path = full_path.trim_start_matches("/v1");
-    let id = &path["/responses/".len()..];
-    // One plain segment: nothing else of the upstream's API is reachable.
+    let id = plain_id(&path["/responses/".len()..], full_path)?;
+    if let Some(answer) = kept_by_gateway(rc, req.method(), id).await? {
+        return Ok(answer);
+    }
+    let route_name = query_param(req.uri().query(), "model").ok_or_else(|| not_found(id))?;
+    from_upstream(rc, route_name, id, req.method().clone(), path).await
+}
+
+/// `id` if it is one plain segment (nothing else of the upstream's API is
+/// reachable through it), else the 404 of an unknown path.
+pub(super) fn plain_id<'a>(id: &'a str, full_path: &str) -> Result<&'a str, GatewayError> {
     if id.is_empty()
         || !id
             .bytes()
@@ -41,16 +51,28 @@ pub(crate) async fn handle(
                 .with_code("unknown_url"),
         );
     }
-    if let Some(answer) = kept_by_gateway(rc, req.method(), id).await? {
-        return Ok(answer);
-    }
-    let route_name = req
-        .uri()
-        .query()
+    Ok(id)
+}
+
+/// The first value of `name` in a query string, as sent.
+pub(super) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query
         .into_iter()
         .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("model="))
-        .ok_or_else(|| not_found(id))?;
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `method path` (path and query, under the API's root) at the first
+/// target of the route `route_name` (allowed for the caller) that serves
+/// `/responses` natively, in one attempt: the response `id` stored by
+/// that upstream.
+pub(super) async fn from_upstream(
+    rc: &mut RequestCtx,
+    route_name: &str,
+    id: &str,
+    method: Method,
+    path: &str,
+) -> Result<Response<Body>, GatewayError> {
     let route = allow::allowed_route(rc, route_name)?;
     rc.routed(&route);
     let table = &rc.rt.table;
@@ -65,7 +87,7 @@ pub(crate) async fn handle(
         // Its targets are translated: the gateway would have kept it.
         return Err(not_found(id));
     };
-    match handle.provider.stored(req.method().clone(), path).await {
+    match handle.provider.stored(method, path).await {
         Ok(body) => {
             rc.served_by(&handle.name, 1);
             let mut r = json_response(StatusCode::OK, body);
@@ -87,7 +109,7 @@ pub(crate) async fn handle(
 }
 
 /// The API's 404 for a response id nobody keeps.
-fn not_found(id: &str) -> GatewayError {
+pub(super) fn not_found(id: &str) -> GatewayError {
     GatewayError::new(
         ErrorKind::NotFound,
         format!(

@@ -44,6 +44,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub path: String,
+    /// The query string, as sent (empty without one).
+    pub query: String,
     pub headers: http::HeaderMap,
     pub body: Value,
 }
@@ -167,6 +169,7 @@ impl FakeUpstream {
                                 let bytes = body.collect().await.unwrap().to_bytes();
                                 let s = Seen {
                                     path: parts.uri.path().to_string(),
+                                    query: parts.uri.query().unwrap_or_default().to_string(),
                                     headers: parts.headers,
                                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                                 };
