@@ -18,11 +18,10 @@
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::responses_stored::{from_upstream, not_found, plain_id, query_param};
+use super::responses_stored::{from_upstream, kept_record, not_found, plain_id, query_param};
 use crate::api::GatewayError;
-use crate::server::access::{admission, allow};
+use crate::server::access::admission;
 use crate::server::edge::context::RequestCtx;
-use crate::server::flows::stored;
 use crate::server::http::{Body, ReqBody, json_response};
 
 const SUFFIX: &str = "/input_items";
@@ -44,12 +43,7 @@ pub(crate) async fn handle(
         .unwrap_or_default();
     let id = plain_id(inner, full_path)?;
     let listing = Listing::from_query(req.uri().query())?;
-    if let Some(record) = stored::load(rc, id).await?
-        && allow::may_call(rc, &record.route)
-    {
-        if rc.rt.table.routes.contains_key(&record.route) {
-            rc.route_label.clone_from(&record.route);
-        }
+    if let Some(record) = kept_record(rc, id).await? {
         let page = listing.page(&numbered(record.input, id))?;
         return Ok(json_response(StatusCode::OK, page.to_string()));
     }

@@ -119,13 +119,12 @@ pub(super) fn not_found(id: &str) -> GatewayError {
     )
 }
 
-/// The answer for a response the gateway keeps itself, if the caller has
-/// one by that id (on a route it may still call).
-async fn kept_by_gateway(
+/// The caller's response `id` as the gateway keeps it, if it has one by
+/// that id on a route it may still call (labelled with that route).
+pub(super) async fn kept_record(
     rc: &mut RequestCtx,
-    method: &Method,
     id: &str,
-) -> Result<Option<Response<Body>>, GatewayError> {
+) -> Result<Option<stored::Record>, GatewayError> {
     let Some(record) = stored::load(rc, id).await? else {
         return Ok(None);
     };
@@ -135,6 +134,19 @@ async fn kept_by_gateway(
     if rc.rt.table.routes.contains_key(&record.route) {
         rc.route_label.clone_from(&record.route);
     }
+    Ok(Some(record))
+}
+
+/// The answer for a response the gateway keeps itself, if the caller has
+/// one by that id (on a route it may still call).
+async fn kept_by_gateway(
+    rc: &mut RequestCtx,
+    method: &Method,
+    id: &str,
+) -> Result<Option<Response<Body>>, GatewayError> {
+    let Some(record) = kept_record(rc, id).await? else {
+        return Ok(None);
+    };
     let body = if method == Method::DELETE {
         stored::delete(rc, id).await?;
         json!({"id": id, "object": "response", "deleted": true})
