@@ -17,7 +17,7 @@ mod fast;
 #[path = "embeddings_raw.rs"]
 mod raw;
 
-pub use raw::{RawEmbed, join as join_raw};
+pub use raw::{Prescan, RawEmbed, join as join_raw};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodingFormat {
@@ -230,7 +230,17 @@ pub fn upstream_answer(
     expected: usize,
     format: EncodingFormat,
 ) -> Result<EmbedAnswer, ReplyError> {
-    if let Some(raw) = raw::scan(body.clone(), expected, format) {
+    upstream_answer_scanned(body, expected, Prescan::new(expected, format))
+}
+
+/// As [`upstream_answer`], with `prescan` (made for `expected` inputs)
+/// having walked the answer while it arrived.
+pub fn upstream_answer_scanned(
+    body: bytes::Bytes,
+    expected: usize,
+    prescan: Prescan,
+) -> Result<EmbedAnswer, ReplyError> {
+    if let Some(raw) = prescan.finish(body.clone()) {
         return Ok(EmbedAnswer::Raw(raw));
     }
     parse_upstream_reply(&body, expected).map(EmbedAnswer::Vectors)

@@ -2,8 +2,8 @@
 //! scan of its bytes, its `usage` read, only its `model` rewritten.
 //!
 //! Place in the pipeline: behind `api::embeddings` (its parent). A provider
-//! that was asked for the client's own encoding hands the answer's bytes to
-//! [`scan`]; the endpoint sends [`RawEmbed::into_parts`]. A 2,048-input
+//! that was asked for the client's own encoding hands the answer's bytes,
+//! as they arrive, to a [`Prescan`]; the endpoint sends [`RawEmbed::into_parts`]. A 2,048-input
 //! answer is megabytes of numbers: the scan walks the answer's structure
 //! (the top-level object, each item of `data`, their keys) with
 //! `json_check`'s cursor, which checks every other value as JSON, but only
@@ -106,150 +106,251 @@ pub fn join(parts: &[RawEmbed], model: &str) -> Vec<u8> {
     out
 }
 
-/// The answer as it came, if it is the plain answer for `expected` inputs
-/// in `format` (see the module doc); `None` for anything else.
-pub(super) fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Option<RawEmbed> {
-    let mut s = Scanner {
-        c: Cursor::new(&body[..]),
-        items: (0, 0),
-        indexes: Vec::with_capacity(expected),
-    };
-    let (mut data, mut model, mut usage) = (false, None, None);
-    s.c.ws();
-    s.c.eat(b'{')?;
-    s.c.ws();
-    if s.c.peek()? == b'}' {
-        return None;
+/// The scan of an answer for `expected` inputs in `format`, made while it
+/// arrives: [`Prescan::feed`] with what has come so far walks as far as
+/// whole pieces go (the top-level members, each item of `data`),
+/// [`Prescan::finish`] with the whole answer walks the rest and decides
+/// (the answer as it came, if it is the plain answer: see the module doc),
+/// exactly as a scan of the whole answer at once would. What
+/// was walked is only bytes that came before, so a piece checked early is
+/// checked as the whole answer holds it; a piece cut by the end of what
+/// has come fails and is walked again from its start once more has come.
+/// After such a try the next waits until what is not yet walked has
+/// doubled, so an answer arriving in many pieces is walked in linear time.
+#[derive(Debug)]
+pub struct Prescan {
+    expected: usize,
+    format: EncodingFormat,
+    state: State,
+    /// Where each item's `index` number is, in order.
+    indexes: Vec<(usize, usize)>,
+    /// Every byte before it was walked.
+    at: usize,
+    /// Bytes that must have come before the next try.
+    next_try: usize,
+}
+
+/// What the walk has found, up to [`Prescan::at`].
+#[derive(Debug, Clone, Copy)]
+struct State {
+    step: Step,
+    data: bool,
+    model: Option<(usize, usize)>,
+    /// `usage`'s prompt and total tokens, once read.
+    usage: Option<(Option<u64>, Option<u64>)>,
+    /// The inside of the `data` array.
+    items: (usize, usize),
+}
+
+/// Where the walk is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// Before the opening `{`.
+    Open,
+    /// At a member of the top-level object.
+    Member,
+    /// At the item of `data` with this position.
+    Item(usize),
+    /// After a member's value.
+    AfterMember,
+    /// After the closing `}`.
+    Closed,
+}
+
+impl Prescan {
+    pub fn new(expected: usize, format: EncodingFormat) -> Self {
+        Prescan {
+            expected,
+            format,
+            state: State {
+                step: Step::Open,
+                data: false,
+                model: None,
+                usage: None,
+                items: (0, 0),
+            },
+            indexes: Vec::with_capacity(expected),
+            at: 0,
+            next_try: 0,
+        }
     }
+
+    /// Walks `so_far` (the answer's first bytes) as far as whole pieces go.
+    pub fn feed(&mut self, so_far: &[u8]) {
+        if so_far.len() < self.next_try || self.state.step == Step::Closed {
+            return;
+        }
+        if self.walk(so_far).is_none() {
+            self.next_try = self.at + 2 * (so_far.len() - self.at);
+        }
+    }
+
+    /// The answer as it came, if it is the plain answer; `body` is the
+    /// whole of it.
+    pub fn finish(mut self, body: Bytes) -> Option<RawEmbed> {
+        self.walk(&body)?;
+        let mut c = Cursor::new(&body[..]);
+        c.at = self.at;
+        let s = self.state;
+        if !c.at_end() || !s.data {
+            return None;
+        }
+        let (prompt, total) = s.usage?;
+        let prompt_tokens = prompt.unwrap_or(0);
+        Some(RawEmbed {
+            model: s.model,
+            items: s.items,
+            indexes: self.indexes,
+            count: self.expected,
+            prompt_tokens,
+            total_tokens: total.unwrap_or(prompt_tokens),
+            body,
+        })
+    }
+
+    /// Steps through `b` until the closing `}` (`Some`) or a piece that
+    /// does not pass (`None`); what a step found is kept only when it
+    /// passes whole.
+    fn walk(&mut self, b: &[u8]) -> Option<()> {
+        let mut c = Cursor::new(b);
+        loop {
+            if self.state.step == Step::Closed {
+                return Some(());
+            }
+            c.at = self.at;
+            let (state, found) = (self.state, self.indexes.len());
+            if self.step(&mut c, b).is_none() {
+                self.state = state;
+                self.indexes.truncate(found);
+                return None;
+            }
+            self.at = c.at;
+        }
+    }
+
+    /// One piece: the `{`, a member (a whole one, or the opening of
+    /// `data`), an item of `data` with what follows it, or what follows a
+    /// member.
+    fn step(&mut self, c: &mut Cursor<'_>, b: &[u8]) -> Option<()> {
+        let s = &mut self.state;
+        c.ws();
+        s.step = match s.step {
+            Step::Open => {
+                c.eat(b'{')?;
+                c.ws();
+                if c.peek()? == b'}' {
+                    return None;
+                }
+                Step::Member
+            }
+            Step::Member => match c.key()? {
+                b"data" if !s.data => {
+                    c.eat(b'[')?;
+                    s.data = true;
+                    s.items.0 = c.at;
+                    c.ws();
+                    if c.peek()? == b']' {
+                        s.items.1 = c.at;
+                        c.at += 1;
+                        (self.expected == 0).then_some(Step::AfterMember)?
+                    } else {
+                        Step::Item(0)
+                    }
+                }
+                b"model" if s.model.is_none() => {
+                    let span = c.string()?;
+                    s.model = Some((span.start, span.end));
+                    Step::AfterMember
+                }
+                b"usage" if s.usage.is_none() && c.peek()? == b'{' => {
+                    let span = c.value()?;
+                    let u = serde_json::from_slice::<UsageIn>(&b[span]).ok()?;
+                    s.usage = Some((u.prompt_tokens, u.total_tokens));
+                    Step::AfterMember
+                }
+                b"data" | b"model" | b"usage" | b"error" => return None,
+                _ => {
+                    c.value()?;
+                    Step::AfterMember
+                }
+            },
+            Step::Item(n) => {
+                item(c, n, self.format, &mut self.indexes)?;
+                c.ws();
+                match c.next()? {
+                    b',' => Step::Item(n + 1),
+                    b']' => {
+                        s.items.1 = c.at - 1;
+                        (n + 1 == self.expected).then_some(Step::AfterMember)?
+                    }
+                    _ => return None,
+                }
+            }
+            Step::AfterMember => match c.next()? {
+                b',' => Step::Member,
+                b'}' => Step::Closed,
+                _ => return None,
+            },
+            Step::Closed => Step::Closed,
+        };
+        Some(())
+    }
+}
+
+/// One item of `data`: `index` == `position` (where it is goes to
+/// `indexes`), one `embedding`, each vector jumped over.
+fn item(
+    c: &mut Cursor<'_>,
+    position: usize,
+    format: EncodingFormat,
+    indexes: &mut Vec<(usize, usize)>,
+) -> Option<()> {
+    c.eat(b'{')?;
+    c.ws();
+    let (mut index, mut embedding) = (false, false);
     loop {
-        let key = s.c.key()?;
-        match key {
-            b"data" if !data => {
-                s.data(expected, format)?;
-                data = true;
+        match c.key()? {
+            b"embedding" if !embedding => {
+                embedding = true;
+                match format {
+                    EncodingFormat::Float => {
+                        c.eat(b'[')?;
+                        // Only bytes of numbers up to the `]` (no `null`,
+                        // `NaN`, string or nesting); the numbers
+                        // themselves are not read.
+                        c.at += numbers(&c.bytes()[c.at..]);
+                        c.eat(b']')?;
+                    }
+                    EncodingFormat::Base64 => {
+                        // Base64 holds no escapes.
+                        let span = c.string()?;
+                        if memchr::memchr(b'\\', &c.bytes()[span]).is_some() {
+                            return None;
+                        }
+                    }
+                }
             }
-            b"model" if model.is_none() => {
-                let span = s.c.string()?;
-                model = Some((span.start, span.end));
+            b"index" if !index => {
+                index = true;
+                let start = c.at;
+                if c.unsigned()? != position as u64 {
+                    return None;
+                }
+                indexes.push((start, c.at));
             }
-            b"usage" if usage.is_none() && s.c.peek()? == b'{' => {
-                let span = s.c.value()?;
-                usage = Some(serde_json::from_slice::<UsageIn>(&body[span]).ok()?);
-            }
-            b"data" | b"model" | b"usage" | b"error" => return None,
+            b"embedding" | b"index" => return None,
             _ => {
-                s.c.value()?;
+                c.value()?;
             }
         }
-        s.c.ws();
-        match s.c.next()? {
-            b',' => s.c.ws(),
+        c.ws();
+        match c.next()? {
+            b',' => c.ws(),
             b'}' => break,
             _ => return None,
         }
     }
-    if !s.c.at_end() || !data {
-        return None;
-    }
-    let usage = usage?;
-    let prompt_tokens = usage.prompt_tokens.unwrap_or(0);
-    let (items, indexes) = (s.items, s.indexes);
-    Some(RawEmbed {
-        model,
-        items,
-        indexes,
-        count: expected,
-        prompt_tokens,
-        total_tokens: usage.total_tokens.unwrap_or(prompt_tokens),
-        body,
-    })
-}
-
-/// A cursor over the answer's bytes, with what `data` recorded.
-struct Scanner<'a> {
-    c: Cursor<'a>,
-    /// The inside of the array, each `index`.
-    items: (usize, usize),
-    indexes: Vec<(usize, usize)>,
-}
-
-impl Scanner<'_> {
-    /// The `data` array: `expected` items in index order, each vector
-    /// jumped over.
-    fn data(&mut self, expected: usize, format: EncodingFormat) -> Option<()> {
-        self.c.eat(b'[')?;
-        let start = self.c.at;
-        self.c.ws();
-        let mut count = 0;
-        if self.c.peek()? != b']' {
-            loop {
-                self.item(count, format)?;
-                count += 1;
-                self.c.ws();
-                match self.c.peek()? {
-                    b',' => {
-                        self.c.at += 1;
-                        self.c.ws();
-                    }
-                    b']' => break,
-                    _ => return None,
-                }
-            }
-        }
-        self.items = (start, self.c.at);
-        self.c.at += 1;
-        (count == expected).then_some(())
-    }
-
-    /// One item of `data`: `index` == `position`, one `embedding`.
-    fn item(&mut self, position: usize, format: EncodingFormat) -> Option<()> {
-        self.c.eat(b'{')?;
-        self.c.ws();
-        let (mut index, mut embedding) = (false, false);
-        loop {
-            match self.c.key()? {
-                b"embedding" if !embedding => {
-                    embedding = true;
-                    match format {
-                        EncodingFormat::Float => {
-                            self.c.eat(b'[')?;
-                            // Only bytes of numbers up to the `]` (no
-                            // `null`, `NaN`, string or nesting); the
-                            // numbers themselves are not read.
-                            self.c.at += numbers(&self.c.bytes()[self.c.at..]);
-                            self.c.eat(b']')?;
-                        }
-                        EncodingFormat::Base64 => {
-                            // Base64 holds no escapes.
-                            let span = self.c.string()?;
-                            if memchr::memchr(b'\\', &self.c.bytes()[span]).is_some() {
-                                return None;
-                            }
-                        }
-                    }
-                }
-                b"index" if !index => {
-                    index = true;
-                    let start = self.c.at;
-                    if self.c.unsigned()? != position as u64 {
-                        return None;
-                    }
-                    self.indexes.push((start, self.c.at));
-                }
-                b"embedding" | b"index" => return None,
-                _ => {
-                    self.c.value()?;
-                }
-            }
-            self.c.ws();
-            match self.c.next()? {
-                b',' => self.c.ws(),
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        (index && embedding).then_some(())
-    }
+    (index && embedding).then_some(())
 }
 
 /// How many bytes at the start of `b` may be part of a list of numbers

@@ -150,9 +150,22 @@ impl Limits {
     /// Reads a whole non-streaming body into one buffer of its own.
     pub async fn read_all(
         &self,
+        body: ByteStream,
+        declared: Option<u64>,
+        body_time: std::time::Duration,
+    ) -> Result<Bytes, UpstreamError> {
+        self.read_all_observed(body, declared, body_time, |_| {})
+            .await
+    }
+
+    /// As [`Self::read_all`], showing `observe` what has come after each
+    /// chunk (a check can walk it while the rest arrives).
+    pub async fn read_all_observed(
+        &self,
         mut body: ByteStream,
         declared: Option<u64>,
         body_time: std::time::Duration,
+        mut observe: impl FnMut(&[u8]),
     ) -> Result<Bytes, UpstreamError> {
         if declared.is_some_and(|n| n > self.max_bytes) {
             return Err(UpstreamError::TooLarge(self.max_bytes));
@@ -165,6 +178,7 @@ impl Limits {
                 return Err(UpstreamError::TooLarge(self.max_bytes));
             }
             buf.extend_from_slice(&chunk);
+            observe(&buf);
         }
         Ok(buf.freeze())
     }

@@ -272,8 +272,8 @@ impl OpenAiProvider {
     ) -> Result<EmbedAnswer, UpstreamError> {
         let body = openai_wire::embeddings_body(model, inputs, extra, format);
         let (response, limits) = self.send("/embeddings", body).await?;
-        let bytes = self.upstream.read_json(response, &limits).await?;
-        openai_wire::embeddings_answer(bytes, inputs.len(), format)
+        openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
+            .await
     }
 
     async fn rerank(

@@ -13,12 +13,14 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::body::Limits;
 use super::client::Pieces;
-use super::upstream::SetupError;
+use super::client::Response;
+use super::upstream::{SetupError, Upstream};
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{
-    EmbedAnswer, EmbedReply, EncodingFormat, parse_upstream_reply, upstream_answer,
+    EmbedAnswer, EmbedReply, EncodingFormat, Prescan, parse_upstream_reply, upstream_answer_scanned,
 };
 use crate::api::rerank::{RerankReply, scores_of};
 
@@ -171,12 +173,21 @@ pub(super) fn embeddings_reply(body: &[u8], expected: usize) -> Result<EmbedRepl
 
 /// An answer to a request for `format` vectors: passed through when it is
 /// the plain one, else decoded (any fault named as [`embeddings_reply`]).
-pub(super) fn embeddings_answer(
-    body: Bytes,
+/// The answer is walked while it arrives, so little is left to check
+/// after its last byte.
+pub(super) async fn embeddings_answer(
+    upstream: &Upstream,
+    response: Response,
+    limits: &Limits,
     expected: usize,
     format: EncodingFormat,
 ) -> Result<EmbedAnswer, UpstreamError> {
-    upstream_answer(body, expected, format).map_err(|e| UpstreamError::Protocol(e.to_string()))
+    let mut prescan = Prescan::new(expected, format);
+    let body = upstream
+        .read_json_observed(response, limits, |so_far| prescan.feed(so_far))
+        .await?;
+    upstream_answer_scanned(body, expected, prescan)
+        .map_err(|e| UpstreamError::Protocol(e.to_string()))
 }
 
 /// A Jina / Cohere-style rerank body (vLLM's `/v1/rerank`): no `top_n`,

@@ -178,6 +178,17 @@ impl Upstream {
         response: Response,
         limits: &Limits,
     ) -> Result<Bytes, UpstreamError> {
+        self.read_json_observed(response, limits, |_| {}).await
+    }
+
+    /// As [`Self::read_json`], showing `observe` what has come after each
+    /// chunk.
+    pub async fn read_json_observed(
+        &self,
+        response: Response,
+        limits: &Limits,
+        observe: impl FnMut(&[u8]),
+    ) -> Result<Bytes, UpstreamError> {
         if !content_type_is(&response, is_json_type, true) {
             return Err(UpstreamError::Protocol(
                 "a 200 answer that is not JSON".into(),
@@ -185,7 +196,9 @@ impl Upstream {
         }
         let declared = response.content_length();
         let stream = limits.body(response);
-        limits.read_all(stream, declared, self.timeouts.body).await
+        limits
+            .read_all_observed(stream, declared, self.timeouts.body, observe)
+            .await
     }
 }
 

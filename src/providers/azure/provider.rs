@@ -129,8 +129,8 @@ impl AzureProvider {
     ) -> Result<EmbedAnswer, UpstreamError> {
         let body = openai_wire::embeddings_body(model, inputs, extra, format);
         let (response, limits) = self.send(model, "embeddings", body).await?;
-        let bytes = self.upstream.read_json(response, &limits).await?;
-        openai_wire::embeddings_answer(bytes, inputs.len(), format)
+        openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
+            .await
     }
 }
 
