@@ -29,7 +29,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::api::embeddings::EmbedAnswer;
 use crate::api::rerank::RerankReply;
-use crate::api::usage::{Dialect, Usage, model_and_usage};
+use crate::api::usage::{Dialect, Usage, UsageTap, model_and_usage};
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
 use crate::resilience::Slot;
 use crate::resilience::bulkhead::{Kept, SlotRequest};
@@ -61,6 +61,16 @@ pub trait Call: Send + Sync + 'static {
         Self: Sized,
     {
         ReplyFacts::default()
+    }
+
+    /// Has `seen` called with the usage a streamed reply reports as its
+    /// events go by (for its attempt's trace span, kept open until the
+    /// stream ends; asked only when tracing is on). Whole answers tell
+    /// theirs in [`Call::describe`]. Nothing by default.
+    fn watch_usage(_reply: &mut Self::Reply, _seen: UsageSeen)
+    where
+        Self: Sized,
+    {
     }
 
     /// The prompt's tokens, estimated (a target whose `context_window`
@@ -216,7 +226,7 @@ pub struct ReplyFacts {
 
 impl ReplyFacts {
     /// From a whole answer in `dialect`; nothing from a stream (its usage
-    /// comes at its end, on the request's span).
+    /// comes at its end: [`watch_chat_usage`]).
     pub fn of_chat(dialect: Dialect, reply: &ChatReply) -> ReplyFacts {
         match reply {
             ChatReply::Full(body) => {
@@ -226,6 +236,32 @@ impl ReplyFacts {
             ChatReply::Stream(_) => ReplyFacts::default(),
         }
     }
+}
+
+/// What is called with a stream's usage as it is seen.
+pub type UsageSeen = Box<dyn FnMut(Usage) + Send>;
+
+/// [`Call::watch_usage`] for a chat-like reply whose events are in
+/// `dialect`: a stream is read by a [`UsageTap`] as it goes by (events
+/// that cannot carry usage cost no parse).
+pub fn watch_chat_usage(dialect: Dialect, reply: &mut ChatReply, mut seen: UsageSeen) {
+    let ChatReply::Stream(events) = reply else {
+        return;
+    };
+    let events = std::mem::replace(events, futures_util::stream::empty().boxed());
+    let mut tap = UsageTap::new(dialect);
+    *reply = ChatReply::Stream(
+        events
+            .inspect(move |event| {
+                if let Ok(run) = event
+                    && tap.feed(run)
+                    && let Some(usage) = tap.usage()
+                {
+                    seen(usage);
+                }
+            })
+            .boxed(),
+    );
 }
 
 /// Which part of a fanned-out request a call is.
@@ -252,6 +288,9 @@ trait ErasedCall: Send + Sync {
 
     /// [`Reply::units`] of an erased reply of this call.
     fn units(&self, reply: &AnyReply) -> u64;
+
+    /// [`Call::watch_usage`] of an erased reply of this call.
+    fn watch_usage(&self, reply: &mut AnyReply, seen: UsageSeen);
 }
 
 impl<C: Call> ErasedCall for C {
@@ -274,6 +313,12 @@ impl<C: Call> ErasedCall for C {
 
     fn units(&self, reply: &AnyReply) -> u64 {
         reply.downcast_ref::<C::Reply>().map_or(1, Reply::units)
+    }
+
+    fn watch_usage(&self, reply: &mut AnyReply, seen: UsageSeen) {
+        if let Some(reply) = reply.downcast_mut::<C::Reply>() {
+            C::watch_usage(reply, seen);
+        }
     }
 }
 
@@ -349,6 +394,12 @@ impl Attempt {
     /// What `reply` (this attempt's) says of itself, for its trace span.
     pub(super) fn describe(&self, reply: &AnyReply) -> ReplyFacts {
         self.call.describe(reply)
+    }
+
+    /// Has `seen` called with the usage `reply` (this attempt's, a stream)
+    /// reports as it goes by.
+    pub(super) fn watch_usage(&self, reply: &mut AnyReply, seen: UsageSeen) {
+        self.call.watch_usage(reply, seen);
     }
 
     /// Runs the attempt on `provider` (the adapter, innermost in the stack).

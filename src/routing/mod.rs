@@ -43,7 +43,10 @@ mod width;
 mod strategy_tests;
 
 pub use attempt::AttemptStack;
-pub use call::{Attempt, Call, KeepsSlot, Pace, Reply, ReplyFacts, Served, SubBatch};
+pub use call::{
+    Attempt, Call, KeepsSlot, Pace, Reply, ReplyFacts, Served, SubBatch, UsageSeen,
+    watch_chat_usage,
+};
 pub use lookup::Found;
 pub use overrides::OverrideError;
 pub use run::execute;

@@ -10,7 +10,8 @@
 //! provider (its well-known name and its policy name), the target's model,
 //! the retry number, the breaker's state when the attempt was made, the
 //! fan-out sub-batch, and the model and tokens a whole answer reports
-//! (`Call::describe`) or the outcome of a failed attempt. Must not change
+//! (`Call::describe`; a stream's tokens as they go by, `Call::watch_usage`,
+//! the span ending with the stream) or the outcome of a failed attempt. Must not change
 //! the attempt or its result.
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::call::{AnyReply, Attempt};
+use crate::api::usage::Usage;
 use crate::providers::{Need, UpstreamError};
 use crate::resilience::Breaker;
 use crate::telemetry::semconv as sc;
@@ -38,6 +40,12 @@ fn operation(need: Need) -> &'static str {
         Need::Native(path) if path.ends_with("/count_tokens") => "count_tokens",
         Need::Native(_) | Need::NativeOrChat { .. } => "chat",
     }
+}
+
+/// The tokens an answer reports, on its attempt's span.
+fn tokens(span: &tracing::Span, usage: Usage) {
+    span.set_attribute(sc::INPUT_TOKENS, usage.prompt as i64);
+    span.set_attribute(sc::OUTPUT_TOKENS, usage.completion as i64);
 }
 
 /// Wraps each attempt on one provider in its span.
@@ -113,17 +121,27 @@ where
         let this = attempt.clone();
         let call = span.in_scope(|| self.inner.call(attempt));
         Box::pin(async move {
-            let result = call.instrument(span.clone()).await;
-            match &result {
+            let mut result = call.instrument(span.clone()).await;
+            match &mut result {
                 Ok(reply) => {
                     let facts = this.describe(reply);
                     if let Some(model) = facts.model {
                         span.set_attribute(sc::RESPONSE_MODEL, model);
                     }
                     if let Some(usage) = facts.usage {
-                        span.set_attribute(sc::INPUT_TOKENS, usage.prompt as i64);
-                        span.set_attribute(sc::OUTPUT_TOKENS, usage.completion as i64);
+                        tokens(&span, usage);
                     }
+                    // A stream's usage comes at its end: the span stays
+                    // open until then and takes it, entered so that its
+                    // end is then (the layer ends a span at its last exit).
+                    let open = span.clone();
+                    this.watch_usage(
+                        reply,
+                        Box::new(move |usage| {
+                            let _in = open.enter();
+                            tokens(&open, usage);
+                        }),
+                    );
                 }
                 Err(e) => {
                     span.set_attribute(sc::ERROR_TYPE, e.outcome());

@@ -23,7 +23,7 @@ use crate::api::estimate::{Routed, estimate_tokens};
 use crate::api::usage::Dialect;
 use crate::cache::CacheKey;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::{Call, ReplyFacts};
+use crate::routing::{Call, ReplyFacts, UsageSeen, watch_chat_usage};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve, serve_cached};
 use crate::server::http::{Body, ReqBody, wants_no_cache};
@@ -69,6 +69,10 @@ impl Call for CompletionCall {
 
     fn describe(reply: &ChatReply) -> ReplyFacts {
         ReplyFacts::of_chat(Dialect::OpenAi, reply)
+    }
+
+    fn watch_usage(reply: &mut ChatReply, seen: UsageSeen) {
+        watch_chat_usage(Dialect::OpenAi, reply, seen);
     }
 
     fn need(&self) -> Need {

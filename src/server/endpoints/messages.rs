@@ -42,7 +42,7 @@ use crate::api::sse::{SseDecoder, SseEvent};
 use crate::api::usage::Dialect;
 use crate::providers::translate::TranslateError;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::{Call, ReplyFacts};
+use crate::routing::{Call, ReplyFacts, UsageSeen, watch_chat_usage};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
 use crate::server::flows::translate::{StreamTranslator, translate};
@@ -170,6 +170,10 @@ impl Call for MessagesCall {
 
     fn describe(reply: &ChatReply) -> ReplyFacts {
         ReplyFacts::of_chat(Dialect::Anthropic, reply)
+    }
+
+    fn watch_usage(reply: &mut ChatReply, seen: UsageSeen) {
+        watch_chat_usage(Dialect::Anthropic, reply, seen);
     }
 
     fn need(&self) -> Need {

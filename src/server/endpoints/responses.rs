@@ -38,7 +38,7 @@ use crate::api::responses::{Echo, ResponsesError, ResponsesRequest, response};
 use crate::api::usage::Dialect;
 use crate::providers::translate::TranslateError;
 use crate::providers::{ChatReply, Need, Provider, UpstreamError};
-use crate::routing::{Call, ReplyFacts, RouteHandle};
+use crate::routing::{Call, ReplyFacts, RouteHandle, UsageSeen, watch_chat_usage};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::call::{Answer, serve};
 use crate::server::flows::stored;
@@ -154,6 +154,10 @@ impl Call for ResponsesCall {
 
     fn describe(reply: &ChatReply) -> ReplyFacts {
         ReplyFacts::of_chat(Dialect::Responses, reply)
+    }
+
+    fn watch_usage(reply: &mut ChatReply, seen: UsageSeen) {
+        watch_chat_usage(Dialect::Responses, reply, seen);
     }
 
     fn need(&self) -> Need {
