@@ -31,6 +31,7 @@ mod lookup;
 mod outcome;
 mod overrides;
 mod plan;
+mod reply;
 mod run;
 mod span;
 pub mod strategy;
@@ -43,12 +44,10 @@ mod width;
 mod strategy_tests;
 
 pub use attempt::AttemptStack;
-pub use call::{
-    Attempt, Call, KeepsSlot, Pace, Reply, ReplyFacts, Served, SubBatch, UsageSeen,
-    watch_chat_usage,
-};
+pub use call::{Attempt, Call, Pace, Served, SubBatch};
 pub use lookup::Found;
 pub use overrides::OverrideError;
+pub use reply::{KeepsSlot, Reply, ReplyFacts, UsageSeen, watch_chat_usage};
 pub use run::execute;
 pub use streams::{Continuations, execute_stream};
 pub use table::{ProviderHandle, RouteHandle, RouteTable, provider_share};

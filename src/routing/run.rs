@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use tower::ServiceExt;
 
-use super::call::{Attempt, Call, KeepsSlot, Served};
+use super::call::{Attempt, Call, Served};
 use super::hedged::{First, first_attempt};
 use super::outcome::{client_error, exhausted, too_long};
 use super::plan::Plan;
+use super::reply::KeepsSlot;
 use super::table::{RouteHandle, RouteTable};
 use crate::api::{ErrorKind, GatewayError};
 use crate::config::TargetSpec;
