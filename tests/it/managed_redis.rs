@@ -2,7 +2,8 @@
 //! a real redis-server started by the test: TLS (`rediss://`) checked
 //! against a CA file from the policy, Redis Sentinel, Redis Cluster. In
 //! each, two gateways share one RPM limit: together they admit what one
-//! would, and the state is found where it belongs.
+//! would, and the state is found where it belongs. With Sentinel, the
+//! state also follows a failover to the promoted replica.
 
 use crate::common;
 
@@ -134,6 +135,39 @@ async fn two_gateways_share_a_limit_through_redis_sentinel() {
         stored.iter().any(|k| k.starts_with("switchyard:b:")),
         "{stored:?}"
     );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The master dies; the sentinel promotes its replica; both gateways find
+/// the new master on their next connect, and the limit spent before the
+/// failover (replicated) still holds after it.
+#[tokio::test]
+async fn the_state_follows_a_sentinel_failover_to_the_promoted_replica() {
+    let Some(mut sentinel) = Sentinel::with_replica().await else {
+        return;
+    };
+    let state = format!("  sentinel:\n    master: {SENTINEL_MASTER}\n");
+    let (a, b) = pair(&state, &sentinel.sentinel_url()).await;
+    one_limit_across_two(&a, &b).await;
+    let before = keys(&sentinel.replica()).await;
+    assert!(
+        before.iter().any(|k| k.starts_with("switchyard:b:")),
+        "replicated: {before:?}"
+    );
+    sentinel.fail_over().await;
+    // Each gateway's next calls break on the dead master, then reconnect
+    // through the sentinel to the promoted replica.
+    for gw in [&a, &b] {
+        eventually(async || {
+            chat_as(gw, WARM_KEY, 0).await == 200 && gw.metric("switchyard_state_up").await == 1.0
+        })
+        .await;
+    }
+    // (The old master is dead: the Redis these calls reached is the
+    // promoted replica.) The limit spent before the failover holds after it.
+    assert_eq!(chat(&a, 1000).await, 429);
+    assert_eq!(chat(&b, 1001).await, 429);
     a.stop().await;
     b.stop().await;
 }

@@ -205,32 +205,55 @@ pub struct Sentinel {
     pub dir: tempfile::TempDir,
     pub master_port: u16,
     pub sentinel_port: u16,
-    _procs: Vec<Child>,
+    pub replica_port: Option<u16>,
+    procs: Vec<Child>,
 }
 
 pub const SENTINEL_MASTER: &str = "mymaster";
 
 impl Sentinel {
+    /// A master watched by one sentinel.
     pub async fn start() -> Option<Sentinel> {
+        Sentinel::start_with(false).await
+    }
+
+    /// A master and its replica watched by one sentinel that fails over
+    /// half a second after the master stops answering.
+    pub async fn with_replica() -> Option<Sentinel> {
+        Sentinel::start_with(true).await
+    }
+
+    async fn start_with(replica: bool) -> Option<Sentinel> {
         let bin = redis_server()?;
         let dir = tempfile::tempdir().unwrap();
         let master_port = free_port();
         let sentinel_port = free_port();
-        let master = spawn(
-            &bin,
-            &args(&[
+        let server = |port: u16, extra: &[&str], log: &str| {
+            let port = port.to_string();
+            let mut a = vec![
                 "--port",
-                &master_port.to_string(),
+                &port,
                 "--bind",
                 "127.0.0.1",
                 "--save",
                 "",
                 "--appendonly",
                 "no",
-            ]),
-            dir.path(),
-            "master.log",
-        );
+            ];
+            a.extend_from_slice(extra);
+            spawn(&bin, &args(&a), dir.path(), log)
+        };
+        let mut procs = vec![server(master_port, &[], "master.log")];
+        let replica_port = replica.then(free_port);
+        if let Some(port) = replica_port {
+            let of = master_port.to_string();
+            procs.push(server(
+                port,
+                &["--replicaof", "127.0.0.1", &of],
+                "replica.log",
+            ));
+        }
+        let down_after = if replica { 500 } else { 2000 };
         // Sentinel rewrites its configuration file: it must be writable.
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
@@ -238,38 +261,87 @@ impl Sentinel {
             format!(
                 "port {sentinel_port}\nbind 127.0.0.1\n\
                  sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_MASTER} 2000\n"
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} {down_after}\n\
+                 sentinel failover-timeout {SENTINEL_MASTER} 5000\n"
             ),
         )
         .unwrap();
-        let sentinel = spawn(
+        procs.push(spawn(
             &bin,
             &[conf.display().to_string(), "--sentinel".into()],
             dir.path(),
             "sentinel.log",
-        );
+        ));
         let s = Sentinel {
             dir,
             master_port,
             sentinel_port,
-            _procs: vec![master, sentinel],
+            replica_port,
+            procs,
         };
-        let client = redis::Client::open(s.sentinel_url()).unwrap();
         until("redis-sentinel", s.dir.path(), async || {
-            let Some(mut c) = connect(&client).await else {
-                return false;
-            };
-            let addr: Option<Vec<String>> = query(
-                &mut c,
-                redis::cmd("SENTINEL")
-                    .arg("get-master-addr-by-name")
-                    .arg(SENTINEL_MASTER),
-            )
-            .await;
-            addr.is_some_and(|a| a.get(1) == Some(&master_port.to_string()))
+            s.master_port_now().await == Some(master_port)
         })
         .await;
+        if replica_port.is_some() {
+            // The replica in sync, and known to the sentinel (it can only
+            // promote a replica it has seen).
+            let replica = s.replica();
+            until("the replica", s.dir.path(), async || {
+                let Some(mut c) = connect(&replica).await else {
+                    return false;
+                };
+                let info: Option<String> =
+                    query(&mut c, redis::cmd("INFO").arg("replication")).await;
+                let synced = info.is_some_and(|i| i.contains("master_link_status:up"));
+                synced && s.replicas_known().await == Some(1)
+            })
+            .await;
+        }
         Some(s)
+    }
+
+    /// The master's port as the sentinel names it now.
+    pub async fn master_port_now(&self) -> Option<u16> {
+        let client = redis::Client::open(self.sentinel_url()).unwrap();
+        let mut c = connect(&client).await?;
+        let addr: Option<Vec<String>> = query(
+            &mut c,
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(SENTINEL_MASTER),
+        )
+        .await;
+        addr?.get(1)?.parse().ok()
+    }
+
+    /// How many replicas of the master the sentinel knows.
+    async fn replicas_known(&self) -> Option<usize> {
+        let client = redis::Client::open(self.sentinel_url()).unwrap();
+        let mut c = connect(&client).await?;
+        let replicas: Option<Vec<redis::Value>> = query(
+            &mut c,
+            redis::cmd("SENTINEL").arg("replicas").arg(SENTINEL_MASTER),
+        )
+        .await;
+        replicas.map(|r| r.len())
+    }
+
+    /// Kills the master (SIGKILL) and waits until the sentinel names its
+    /// replica as the master.
+    pub async fn fail_over(&mut self) {
+        let replica = self.replica_port.expect("a sentinel with a replica");
+        self.procs[0].kill().await.expect("the master killed");
+        until("the failover", self.dir.path(), async || {
+            self.master_port_now().await == Some(replica)
+        })
+        .await;
+    }
+
+    /// The replica (the master after [`Sentinel::fail_over`]).
+    pub fn replica(&self) -> redis::Client {
+        let port = self.replica_port.expect("a sentinel with a replica");
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap()
     }
 
     pub fn sentinel_url(&self) -> String {
