@@ -222,20 +222,12 @@ impl EmbedAnswer {
     }
 }
 
-/// An upstream's answer to a request for `format` vectors, `expected` of
-/// them: as it came when it is the plain answer (see `embeddings_raw`),
-/// else decoded as [`parse_upstream_reply`] does (which names any fault).
+/// An upstream's answer to a request for vectors, `expected` of them, with
+/// `prescan` (made for them in the asked encoding) having walked it while
+/// it arrived: as it came when it is the plain answer (see
+/// `embeddings_raw`), else decoded as [`parse_upstream_reply`] does (which
+/// names any fault).
 pub fn upstream_answer(
-    body: bytes::Bytes,
-    expected: usize,
-    format: EncodingFormat,
-) -> Result<EmbedAnswer, ReplyError> {
-    upstream_answer_scanned(body, expected, Prescan::new(expected, format))
-}
-
-/// As [`upstream_answer`], with `prescan` (made for `expected` inputs)
-/// having walked the answer while it arrived.
-pub fn upstream_answer_scanned(
     body: bytes::Bytes,
     expected: usize,
     prescan: Prescan,

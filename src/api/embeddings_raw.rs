@@ -3,17 +3,17 @@
 //!
 //! Place in the pipeline: behind `api::embeddings` (its parent). A provider
 //! that was asked for the client's own encoding hands the answer's bytes,
-//! as they arrive, to a [`Prescan`]; the endpoint sends [`RawEmbed::into_parts`]. A 2,048-input
-//! answer is megabytes of numbers: the scan walks the answer's structure
-//! (the top-level object, each item of `data`, their keys) with
-//! `json_check`'s cursor, which checks every other value as JSON, but only
-//! checks that a vector holds nothing but the bytes numbers are made of (a
-//! base64 one: a string without escapes), without reading a number. Must
-//! refuse (return `None`, so the caller parses the answer as before and
-//! names any fault) anything but a JSON
+//! as they arrive, to a [`Prescan`]; the endpoint sends
+//! [`RawEmbed::into_parts`]. A 2,048-input answer is megabytes of numbers:
+//! the scan walks the answer's structure (the top-level object, each item
+//! of `data`, their keys) with `json_check`'s cursor, which checks every
+//! other value as JSON, but only checks that a vector holds nothing but the
+//! bytes numbers are made of (a base64 one: a string without escapes),
+//! without reading a number. Must refuse (return `None`, so the caller
+//! parses the answer as before and names any fault) anything but a JSON
 //! object with `data` (`expected` items, each with `index` equal to its
-//! place and an `embedding` in the asked encoding), a `usage` object and
-//! no `error`; must never change a byte outside the `model` value.
+//! place and an `embedding` in the asked encoding), a `usage` object and no
+//! `error`; must never change a byte outside the `model` value.
 
 use bytes::Bytes;
 use serde::Deserialize;

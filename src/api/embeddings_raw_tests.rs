@@ -6,8 +6,17 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::super::{EmbedAnswer, EncodingFormat, parse_upstream_reply, upstream_answer};
+use super::super::{EmbedAnswer, EncodingFormat, ReplyError, parse_upstream_reply};
 use super::Prescan;
+
+/// The answer as the provider hands it on, scanned whole.
+fn upstream_answer(
+    body: Bytes,
+    expected: usize,
+    format: EncodingFormat,
+) -> Result<EmbedAnswer, ReplyError> {
+    super::super::upstream_answer(body, expected, Prescan::new(expected, format))
+}
 
 /// The whole answer scanned at once.
 fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Option<super::RawEmbed> {

@@ -20,7 +20,7 @@ use super::upstream::{SetupError, Upstream};
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{
-    EmbedAnswer, EmbedReply, EncodingFormat, Prescan, parse_upstream_reply, upstream_answer_scanned,
+    EmbedAnswer, EmbedReply, EncodingFormat, Prescan, parse_upstream_reply, upstream_answer,
 };
 use crate::api::rerank::{RerankReply, scores_of};
 
@@ -186,8 +186,7 @@ pub(super) async fn embeddings_answer(
     let body = upstream
         .read_json_observed(response, limits, |so_far| prescan.feed(so_far))
         .await?;
-    upstream_answer_scanned(body, expected, prescan)
-        .map_err(|e| UpstreamError::Protocol(e.to_string()))
+    upstream_answer(body, expected, prescan).map_err(|e| UpstreamError::Protocol(e.to_string()))
 }
 
 /// A Jina / Cohere-style rerank body (vLLM's `/v1/rerank`): no `top_n`,
