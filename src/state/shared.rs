@@ -8,10 +8,12 @@
 //! Every budget counter Redis reports (admissions, settlements, reads) is
 //! copied into that memory store: the last known spend per key, so that
 //! under `fail_open` a key whose budget was spent stays refused while
-//! Redis is away, and the others spend on from where they were. A
-//! reservation made locally meanwhile is parked for Redis, and under both
-//! policies a settlement is applied locally and parked (`pending.rs`), all
-//! replayed on the next round trip that reaches Redis. Errors are counted,
+//! Redis is away, and the others spend on from where they were. What a
+//! local admission charged meanwhile (a cap's reservation, a bucket's
+//! take) is parked for Redis, and under both policies a settlement is
+//! applied locally and parked (`pending.rs`), all replayed on the next
+//! round trip that reaches Redis (a bucket's charges as far as it has not
+//! refilled since). Errors are counted,
 //! `switchyard_state_up` follows the last call, and warnings are logged at
 //! most once a second. Must not block: the only waits are the bounded
 //! round trips.
@@ -66,6 +68,31 @@ impl Op {
             Op::ResponsesDelete => "responses_delete",
         }
     }
+}
+
+/// What a local admission charged, as Redis would have: each bucket's take
+/// as an adjust, each cap's reservation as an add.
+fn local_charges<'a>(takes: &[Take<'a>], caps: &[Cap<'a>]) -> (Vec<Adjust<'a>>, Vec<Add<'a>>) {
+    let taken = takes
+        .iter()
+        .filter(|t| t.amount > 0)
+        .map(|t| Adjust {
+            key: t.key,
+            capacity: t.capacity,
+            per_minute: t.per_minute,
+            delta: i64::try_from(t.amount).unwrap_or(i64::MAX),
+        })
+        .collect();
+    let reserved = caps
+        .iter()
+        .filter(|c| c.amount > 0)
+        .map(|c| Add {
+            key: c.key,
+            amount: i64::try_from(c.amount).unwrap_or(i64::MAX),
+            ttl: c.ttl,
+        })
+        .collect();
+    (taken, reserved)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,18 +203,11 @@ impl Shared {
                 OnStateError::FailOpen => {
                     let admit = self.local.admit(takes, caps);
                     if admit == Admit::Granted {
-                        // Reserved here: Redis gets the reservation later,
+                        // Taken and reserved here: Redis gets them later
+                        // (a bucket's as far as it has not refilled since),
                         // so that the settlement's correction adds up.
-                        let reserved: Vec<Add<'_>> = caps
-                            .iter()
-                            .filter(|c| c.amount > 0)
-                            .map(|c| Add {
-                                key: c.key,
-                                amount: i64::try_from(c.amount).unwrap_or(i64::MAX),
-                                ttl: c.ttl,
-                            })
-                            .collect();
-                        let dropped = lock(&self.pending).park(&[], &reserved);
+                        let (taken, reserved) = local_charges(takes, caps);
+                        let dropped = lock(&self.pending).park(&taken, &reserved, Instant::now());
                         self.warn_dropped(dropped);
                     }
                     (Ok(admit), false)
@@ -210,7 +230,8 @@ impl Shared {
         if parked.is_empty() && adjusts.is_empty() && adds.is_empty() {
             return Vec::new();
         }
-        let (mut all_adjusts, mut all_adds) = parked.as_batches();
+        let now = Instant::now();
+        let (mut all_adjusts, mut all_adds) = parked.as_batches(now);
         let replayed = all_adds.len();
         all_adjusts.extend_from_slice(adjusts);
         all_adds.extend_from_slice(adds);
@@ -230,7 +251,7 @@ impl Shared {
                 drop((all_adjusts, all_adds));
                 let dropped = {
                     let mut pending = lock(&self.pending);
-                    pending.restore(parked) + pending.park(adjusts, adds)
+                    pending.restore(parked, now) + pending.park(adjusts, adds, now)
                 };
                 self.warn_dropped(dropped);
                 self.local.settle(adjusts, adds)

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 const RPM_KEY: &str = "sk-rpm-1111111111111111111111111111";
 const TOK_KEY: &str = "sk-tok-2222222222222222222222222222";
 const TPM_KEY: &str = "sk-tpm-3333333333333333333333333333";
+const SLOW_KEY: &str = "sk-slow-444444444444444444444444444";
 const RPM: u64 = 120;
 
 fn policy(on_error: &str) -> String {
@@ -22,7 +23,7 @@ fn policy(on_error: &str) -> String {
         "state:\n  backend: redis\n  url_env: REDIS_URL\n  on_error: {on_error}\n  timeout: 200ms\n\
 providers:\n  m:\n    kind: mock\n\
 routes:\n  chat:\n    targets: [{{provider: m, model: small}}]\n    cache: {{enabled: true}}\n  embed:\n    targets: [{{provider: m, model: e}}]\n    cache: {{enabled: true}}\n\
-keys:\n  rpm:\n    secret_env: RPM_KEY\n    rpm: {RPM}\n  tok:\n    secret_env: TOK_KEY\n    budget: {{period: day, tokens: 60}}\n  tpm:\n    secret_env: TPM_KEY\n    tpm: 100\n"
+keys:\n  rpm:\n    secret_env: RPM_KEY\n    rpm: {RPM}\n  tok:\n    secret_env: TOK_KEY\n    budget: {{period: day, tokens: 60}}\n  tpm:\n    secret_env: TPM_KEY\n    tpm: 100\n  slow:\n    secret_env: SLOW_KEY\n    rpm: 3\n"
     )
 }
 
@@ -35,6 +36,7 @@ async fn pair(on_error: &str) -> Option<(RedisServer, TestGateway, TestGateway)>
         ("RPM_KEY", RPM_KEY),
         ("TOK_KEY", TOK_KEY),
         ("TPM_KEY", TPM_KEY),
+        ("SLOW_KEY", SLOW_KEY),
     ];
     let a = gateway_env(&policy(on_error), &env).await;
     let b = gateway_env(&policy(on_error), &env).await;
@@ -264,6 +266,48 @@ async fn redis_killed_mid_run_fail_open_serves_everything_and_catches_up() {
             && a.metric("switchyard_state_up").await == 1.0
     })
     .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn requests_a_replica_admitted_during_an_outage_count_against_the_shared_rpm_after_it() {
+    let Some((mut redis, a, b)) = pair("fail_open").await else {
+        return;
+    };
+    redis.kill().await;
+    // `slow` may send 3 a minute (a token back every 20 s): replica a
+    // spends its local bucket while Redis is away.
+    for i in 0..3 {
+        let r = chat_as(&a, SLOW_KEY, &format!("during {i}")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(chat_as(&a, SLOW_KEY, "a fourth").await.status(), 429);
+    redis.restart().await;
+    // The restarted Redis has no bucket (a full one): a's first admission
+    // that reaches it is granted, then a replays its three tokens.
+    eventually(async || chat_as(&a, SLOW_KEY, "after").await.status() == 200).await;
+    let mut c = redis.client().await;
+    eventually(async || {
+        let level: Option<f64> = ::redis::cmd("HGET")
+            .arg("switchyard:b:rpm:k:slow")
+            .arg("l")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        level.is_some_and(|l| l < 0.0)
+    })
+    .await;
+    // So replica b, which saw none of it, refuses: the key sent 4 in the
+    // last minute (without the replay b would grant 2 more).
+    let r = chat_as(&b, SLOW_KEY, "on b").await;
+    assert_eq!(r.status(), 429);
+    assert!(
+        error_of(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("key `slow`: 3 requests per minute")
+    );
     a.stop().await;
     b.stop().await;
 }

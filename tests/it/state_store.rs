@@ -473,6 +473,27 @@ async fn fail_open_keeps_limits_locally_and_replays_spend_after_a_restart() {
     .await;
     assert_eq!(metrics.state_up.get(), 1);
     assert_eq!(s.settle(&[], &[add("spend", 1)]).await.unwrap(), vec![8]);
+    // So are the three tokens taken from the local bucket: it refills one
+    // a minute, so they still weigh on the shared one (the restarted Redis
+    // had none; it would have granted a full bucket of 3 on top).
+    let level = raw_level(&redis, "t:b:k").await;
+    assert!(level.is_some_and(|l| (0.0..0.5).contains(&l)), "{level:?}");
+    assert!(
+        matches!(s.admit(&[local], &[]).await.unwrap(), Admit::Refused { .. }),
+        "the shared bucket is spent"
+    );
+}
+
+/// A bucket's level as the scripts wrote it (`None`: absent, that is, full).
+async fn raw_level(redis: &RedisServer, key: &str) -> Option<f64> {
+    let mut c = redis.client().await;
+    let level: Option<String> = redis::cmd("HGET")
+        .arg(key)
+        .arg("l")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    level.map(|l| l.parse().unwrap())
 }
 
 #[tokio::test]
