@@ -22,6 +22,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use super::TelemetryError;
+use super::log_time::LogTime;
 use super::log_writer::{self, LogWriter};
 use super::text_fields::{TextFields, for_spans_only};
 
@@ -70,6 +71,7 @@ where
     let layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour())
+            .with_timer(LogTime)
             .fmt_fields(TextFields)
             .with_writer(out)
             .boxed(),

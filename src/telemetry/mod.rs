@@ -15,6 +15,7 @@
 //! way the OpenTelemetry GenAI conventions do. Must not know routes,
 //! providers or endpoints beyond those names.
 
+mod log_time;
 mod log_writer;
 mod logs;
 mod otel;

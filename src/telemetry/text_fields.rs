@@ -7,11 +7,13 @@
 //! access line has some twenty fields; formatted through `Debug` they cost
 //! about 4 % of a chat request's CPU. A plain string (printable ASCII, no
 //! quote or backslash), an integer or a boolean is written directly, in
-//! exactly the form `Debug` gives it; anything else (a message, a value
-//! that needs escaping, colours on a terminal, a `Display` value) goes to
-//! the default visitor. Fields that only shape exported spans (`otel.*`)
-//! are left out. Must not change what a line says: a test compares every
-//! kind of field with the default visitor's output.
+//! exactly the form `Debug` gives it, and any other value (a `%display` or
+//! `?debug` one) as `name=` and its `Debug`, as the default visitor does
+//! without colours; the rest (a message, a string that needs escaping,
+//! colours on a terminal) goes to the default visitor. Fields that only
+//! shape exported spans (`otel.*`) are left out. Must not change what a
+//! line says: a test compares every kind of field with the default
+//! visitor's output.
 
 use std::fmt;
 
@@ -197,7 +199,15 @@ impl Visit for Plain<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if !for_spans_only(field) {
+        if for_spans_only(field) {
+            return;
+        }
+        if self.direct(field) {
+            // What the default visitor writes for it, less its colours
+            // (off here): `name=` and the value's `Debug`, which for a
+            // `%value` field is its `Display`.
+            self.write(field, |w| write!(w, "{value:?}"));
+        } else {
             self.fallback(|v| v.record_debug(field, value));
         }
     }
