@@ -17,6 +17,7 @@ pub(crate) mod cors;
 pub(crate) mod limit;
 mod peers;
 pub(crate) mod permit;
+mod span;
 mod stack;
 #[cfg(test)]
 mod stack_tests;

@@ -11,7 +11,7 @@
 //! limit, dispatch) are [`dispatch`]. The request id, trace span and
 //! accounting sit outside catch-panic, so that a panic's 500 still gets the
 //! id, the span and an access log line; they are panic-free `tower-http`
-//! layers and a few lines of `account`. Errors from any step become HTTP
+//! layers and a few lines of `span` and `account`. Errors from any step become HTTP
 //! through `server::http` only. Must not contain endpoint
 //! logic, and no layer may buffer a response body (streams flush event by
 //! event).
@@ -35,19 +35,16 @@ use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
-use tracing::Span;
-use tracing::field::Empty;
 
 use super::account::account;
 use super::context::CtxSlot;
 use super::cors;
 use super::permit::RequestPermit;
+use super::span::in_span;
 use crate::api::{ErrorKind, GatewayError};
 use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
 use crate::server::router;
 use crate::server::state::AppState;
-use crate::telemetry;
 
 /// Responses smaller than this are sent as they are: compressing them
 /// saves next to nothing.
@@ -103,16 +100,8 @@ where
         .map_request(drop_insane_request_id::<B>)
         .layer(SetRequestIdLayer::x_request_id(FreshRequestId))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // Trace span: one per request, entered for the handler and the body, so logs carry the id.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span::<B>)
-                .on_request(())
-                .on_response(())
-                .on_body_chunk(())
-                .on_eos(())
-                .on_failure(()),
-        )
+        // Trace span: one per request (`span`), entered for the handler and the body, so logs carry the id.
+        .layer(layer_fn(in_span))
         // Accounting: access log and request metrics once, at the end of the body, final status.
         .layer(layer_fn(move |inner| account(inner, Arc::clone(&st))))
         // Catch-panic: a panic below becomes an OpenAI 500; connection and gateway serve on.
@@ -230,42 +219,6 @@ impl MakeRequestId for FreshRequestId {
             .ok()
             .map(RequestId::new)
     }
-}
-
-/// The request's span. When tracing is on it is also the exported server
-/// span: a child of the client's `traceparent` when it sent one, named
-/// `METHOD /path` (the edge renames it `operation route` once routed), with
-/// its trace id as a field so that every log line in it carries it.
-fn request_span<B>(req: &Request<B>) -> Span {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    if !telemetry::tracing_on() {
-        return tracing::info_span!(
-            "request",
-            id = %id,
-            method = %req.method(),
-            path = %req.uri().path(),
-            route = Empty,
-            provider = Empty,
-        );
-    }
-    let span = tracing::info_span!(
-        "request",
-        id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
-        route = Empty,
-        provider = Empty,
-        trace_id = Empty,
-        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
-        otel.kind = "server",
-        otel.status_code = Empty,
-    );
-    telemetry::w3c::continue_trace(&span, req.headers());
-    span
 }
 
 /// What is worth compressing: not under the floor (when the size is known),

@@ -1,0 +1,116 @@
+//! The request's span: made at the edge, entered whenever the request's
+//! work or its answer's body is polled, so that every log line and child
+//! span of the request carries it.
+//!
+//! Place in the pipeline: the edge layer right inside the request id
+//! (which the span names) and outside accounting (whose access line is
+//! written inside it). tower-http's `TraceLayer` did this job, and also
+//! read the clock on every body frame for callbacks the gateway does not
+//! use. Must not log, time or change the request or its answer.
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Service, ServiceExt};
+use tracing::Span;
+use tracing::field::Empty;
+
+use crate::telemetry;
+
+/// `inner`, run in each request's span, its answer's body too.
+pub(super) fn in_span<S, B, RB>(
+    inner: S,
+) -> impl Service<
+    Request<B>,
+    Response = Response<SpanBody<RB>>,
+    Error = S::Error,
+    Future: Send + 'static,
+> + Clone
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    tower::service_fn(move |req: Request<B>| {
+        let span = request_span(&req);
+        let inner = inner.clone();
+        async move {
+            let response = {
+                let mut call = pin!(inner.oneshot(req));
+                poll_fn(|cx| {
+                    let _in = span.enter();
+                    call.as_mut().poll(cx)
+                })
+                .await?
+            };
+            Ok(response.map(|inner| SpanBody { inner, span }))
+        }
+    })
+}
+
+/// A response body polled in its request's span.
+pub(crate) struct SpanBody<B> {
+    inner: B,
+    span: Span,
+}
+
+impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let _in = this.span.enter();
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request's span. When tracing is on it is also the exported server
+/// span: a child of the client's `traceparent` when it sent one, named
+/// `METHOD /path` (the edge renames it `operation route` once routed), with
+/// its trace id as a field so that every log line in it carries it.
+fn request_span<B>(req: &Request<B>) -> Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    if !telemetry::tracing_on() {
+        return tracing::info_span!(
+            "request",
+            id = %id,
+            method = %req.method(),
+            path = %req.uri().path(),
+            route = Empty,
+            provider = Empty,
+        );
+    }
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        route = Empty,
+        provider = Empty,
+        trace_id = Empty,
+        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+    );
+    telemetry::w3c::continue_trace(&span, req.headers());
+    span
+}
