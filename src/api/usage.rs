@@ -25,12 +25,14 @@ pub const HINT_TAIL: usize = 4096;
 /// rather than a parse: cheap enough for every answer, for routing's
 /// latency per output token. `None` when absent.
 pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
-    const KEYS: [&[u8]; 2] = [b"\"completion_tokens\"", b"\"output_tokens\""];
+    const END: &[u8] = b"_tokens\"";
     let body = &body[body.len().saturating_sub(HINT_TAIL)..];
-    let at = KEYS
-        .iter()
-        .filter_map(|k| memchr::memmem::rfind(body, k).map(|i| i + k.len()))
-        .max()?;
+    // The last `"completion_tokens"` or `"output_tokens"`: the usage is
+    // near the end, so one backward search stops within a few keys.
+    let at = memchr::memmem::rfind_iter(body, END).find(|&i| {
+        let head = &body[..i];
+        head.ends_with(b"\"completion") || head.ends_with(b"\"output")
+    })? + END.len();
     let rest = body[at..]
         .trim_ascii_start()
         .strip_prefix(b":")?
@@ -276,108 +278,5 @@ impl UsageTap {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u(prompt: u64, completion: u64, cached: u64) -> Usage {
-        Usage {
-            prompt,
-            completion,
-            cached,
-        }
-    }
-
-    #[test]
-    fn reads_each_dialect_from_a_json_body() {
-        let chat = br#"{"id":"c","choices":[{"message":{"content":"the \"usage\": {x}"}}],
-            "usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,
-                     "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0}}}"#;
-        assert_eq!(Usage::from_body(Dialect::OpenAi, chat), Some(u(12, 5, 4)));
-        let responses = br#"{"object":"response","output":[],"usage":{"input_tokens":9,
-            "input_tokens_details":{"cached_tokens":2},"output_tokens":3,"total_tokens":12}}"#;
-        assert_eq!(
-            Usage::from_body(Dialect::Responses, responses),
-            Some(u(9, 3, 2))
-        );
-        let anthropic = br#"{"type":"message","content":[],"usage":{"input_tokens":50,
-            "cache_creation_input_tokens":20,"cache_read_input_tokens":100,"output_tokens":30}}"#;
-        assert_eq!(
-            Usage::from_body(Dialect::Anthropic, anthropic),
-            Some(u(170, 30, 100))
-        );
-        let none = br#"{"id":"c","choices":[],"usage":null}"#;
-        assert_eq!(Usage::from_body(Dialect::OpenAi, none), None);
-        assert_eq!(Usage::from_body(Dialect::OpenAi, b"not json"), None);
-    }
-
-    #[test]
-    fn only_an_object_valued_usage_key_counts_as_a_mention() {
-        assert!(mentions_usage(br#"data: {"usage" : {"a":1}}"#));
-        assert!(mentions_usage(br#"{"usage":null,"x":{"usage":{}}}"#));
-        assert!(!mentions_usage(br#"data: {"choices":[],"usage":null}"#));
-        assert!(!mentions_usage(br#"{"content":"say \"usage\": {}"}"#));
-        assert!(!mentions_usage(b"\"usage\""));
-    }
-
-    #[test]
-    fn an_openai_stream_reports_its_usage_chunk() {
-        let mut tap = UsageTap::new(Dialect::OpenAi);
-        assert!(
-            !tap.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n")
-        );
-        assert_eq!(tap.usage(), None);
-        let last = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\
-                    \"prompt_tokens_details\":{\"cached_tokens\":3}}}\n\ndata: [DONE]\n\n";
-        assert!(tap.feed(last.as_bytes()));
-        assert_eq!(tap.usage(), Some(u(7, 2, 3)));
-    }
-
-    #[test]
-    fn an_anthropic_stream_merges_message_start_and_the_cumulative_delta() {
-        let mut tap = UsageTap::new(Dialect::Anthropic);
-        tap.feed(
-            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\
-              \"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":30,\
-              \"cache_creation_input_tokens\":5,\"output_tokens\":1}}}\n\n",
-        );
-        assert_eq!(tap.usage(), Some(u(45, 1, 30)));
-        tap.feed(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":15}}\n\n");
-        assert_eq!(tap.usage(), Some(u(45, 15, 30)));
-    }
-
-    #[test]
-    fn a_responses_stream_reports_the_final_response_usage() {
-        let mut tap = UsageTap::new(Dialect::Responses);
-        tap.feed(b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n");
-        assert_eq!(tap.usage(), None);
-        tap.feed(
-            b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\
-              \"output\":[],\"usage\":{\"input_tokens\":8,\"input_tokens_details\":{\"cached_tokens\":0},\
-              \"output_tokens\":4,\"total_tokens\":12}}}\n\n",
-        );
-        assert_eq!(tap.usage(), Some(u(8, 4, 0)));
-    }
-
-    #[test]
-    fn the_output_token_hint_reads_each_dialect_without_a_parse() {
-        let chat = br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens": 42,"total_tokens":51}}"#;
-        assert_eq!(output_tokens_hint(chat), Some(42));
-        let messages = br#"{"content":[],"usage":{"input_tokens":3,"output_tokens":7}}"#;
-        assert_eq!(output_tokens_hint(messages), Some(7));
-        assert_eq!(output_tokens_hint(br#"{"choices":[]}"#), None);
-        assert_eq!(
-            output_tokens_hint(br#"{"usage":{"completion_tokens":null}}"#),
-            None
-        );
-    }
-
-    #[test]
-    fn cached_never_exceeds_prompt_and_sums_add_up() {
-        let body = br#"{"usage":{"prompt_tokens":2,"prompt_tokens_details":{"cached_tokens":9}}}"#;
-        let mut total = Usage::from_body(Dialect::OpenAi, body).unwrap();
-        assert_eq!(total, u(2, 0, 2));
-        total += u(3, 1, 0);
-        assert_eq!(total, u(5, 1, 2));
-        assert_eq!(total.uncached_prompt(), 3);
-    }
-}
+#[path = "usage_tests.rs"]
+mod tests;

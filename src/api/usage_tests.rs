@@ -1,0 +1,125 @@
+//! Tests of `usage`: each dialect's usage read from a whole body and from
+//! a stream, the output-token hint, and how usages add up.
+
+use super::*;
+
+fn u(prompt: u64, completion: u64, cached: u64) -> Usage {
+    Usage {
+        prompt,
+        completion,
+        cached,
+    }
+}
+
+#[test]
+fn reads_each_dialect_from_a_json_body() {
+    let chat = br#"{"id":"c","choices":[{"message":{"content":"the \"usage\": {x}"}}],
+        "usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,
+                 "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0}}}"#;
+    assert_eq!(Usage::from_body(Dialect::OpenAi, chat), Some(u(12, 5, 4)));
+    let responses = br#"{"object":"response","output":[],"usage":{"input_tokens":9,
+        "input_tokens_details":{"cached_tokens":2},"output_tokens":3,"total_tokens":12}}"#;
+    assert_eq!(
+        Usage::from_body(Dialect::Responses, responses),
+        Some(u(9, 3, 2))
+    );
+    let anthropic = br#"{"type":"message","content":[],"usage":{"input_tokens":50,
+        "cache_creation_input_tokens":20,"cache_read_input_tokens":100,"output_tokens":30}}"#;
+    assert_eq!(
+        Usage::from_body(Dialect::Anthropic, anthropic),
+        Some(u(170, 30, 100))
+    );
+    let none = br#"{"id":"c","choices":[],"usage":null}"#;
+    assert_eq!(Usage::from_body(Dialect::OpenAi, none), None);
+    assert_eq!(Usage::from_body(Dialect::OpenAi, b"not json"), None);
+}
+
+#[test]
+fn only_an_object_valued_usage_key_counts_as_a_mention() {
+    assert!(mentions_usage(br#"data: {"usage" : {"a":1}}"#));
+    assert!(mentions_usage(br#"{"usage":null,"x":{"usage":{}}}"#));
+    assert!(!mentions_usage(br#"data: {"choices":[],"usage":null}"#));
+    assert!(!mentions_usage(br#"{"content":"say \"usage\": {}"}"#));
+    assert!(!mentions_usage(b"\"usage\""));
+}
+
+#[test]
+fn an_openai_stream_reports_its_usage_chunk() {
+    let mut tap = UsageTap::new(Dialect::OpenAi);
+    assert!(
+        !tap.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n")
+    );
+    assert_eq!(tap.usage(), None);
+    let last = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\
+                \"prompt_tokens_details\":{\"cached_tokens\":3}}}\n\ndata: [DONE]\n\n";
+    assert!(tap.feed(last.as_bytes()));
+    assert_eq!(tap.usage(), Some(u(7, 2, 3)));
+}
+
+#[test]
+fn an_anthropic_stream_merges_message_start_and_the_cumulative_delta() {
+    let mut tap = UsageTap::new(Dialect::Anthropic);
+    tap.feed(
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\
+          \"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":30,\
+          \"cache_creation_input_tokens\":5,\"output_tokens\":1}}}\n\n",
+    );
+    assert_eq!(tap.usage(), Some(u(45, 1, 30)));
+    tap.feed(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":15}}\n\n");
+    assert_eq!(tap.usage(), Some(u(45, 15, 30)));
+}
+
+#[test]
+fn a_responses_stream_reports_the_final_response_usage() {
+    let mut tap = UsageTap::new(Dialect::Responses);
+    tap.feed(b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n");
+    assert_eq!(tap.usage(), None);
+    tap.feed(
+        b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\
+          \"output\":[],\"usage\":{\"input_tokens\":8,\"input_tokens_details\":{\"cached_tokens\":0},\
+          \"output_tokens\":4,\"total_tokens\":12}}}\n\n",
+    );
+    assert_eq!(tap.usage(), Some(u(8, 4, 0)));
+}
+
+#[test]
+fn the_output_token_hint_reads_each_dialect_without_a_parse() {
+    let chat =
+        br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens": 42,"total_tokens":51}}"#;
+    assert_eq!(output_tokens_hint(chat), Some(42));
+    let messages = br#"{"content":[],"usage":{"input_tokens":3,"output_tokens":7}}"#;
+    assert_eq!(output_tokens_hint(messages), Some(7));
+    assert_eq!(output_tokens_hint(br#"{"choices":[]}"#), None);
+    assert_eq!(
+        output_tokens_hint(br#"{"usage":{"completion_tokens":null}}"#),
+        None
+    );
+    // The last of either key; other `_tokens` keys and look-alikes are
+    // passed over.
+    let both = br#"{"output_tokens":1,"usage":{"completion_tokens":5,"reasoning_output_tokens":2,"xoutput_tokens":3,"total_tokens":9}}"#;
+    assert_eq!(output_tokens_hint(both), Some(5));
+    let tail = format!(
+        r#"{{"completion_tokens":1,"pad":"{}","output_tokens":6}}"#,
+        "x".repeat(HINT_TAIL)
+    );
+    assert_eq!(output_tokens_hint(tail.as_bytes()), Some(6));
+    let far = format!(
+        r#"{{"completion_tokens":1,"pad":"{}"}}"#,
+        "x".repeat(HINT_TAIL)
+    );
+    assert_eq!(
+        output_tokens_hint(far.as_bytes()),
+        None,
+        "only the tail is read"
+    );
+}
+
+#[test]
+fn cached_never_exceeds_prompt_and_sums_add_up() {
+    let body = br#"{"usage":{"prompt_tokens":2,"prompt_tokens_details":{"cached_tokens":9}}}"#;
+    let mut total = Usage::from_body(Dialect::OpenAi, body).unwrap();
+    assert_eq!(total, u(2, 0, 2));
+    total += u(3, 1, 0);
+    assert_eq!(total, u(5, 1, 2));
+    assert_eq!(total.uncached_prompt(), 3);
+}
