@@ -63,9 +63,46 @@ impl Usage {
     /// The usage object of a whole JSON answer in `dialect`, without
     /// building the rest of the body; `None` when it carries none.
     pub fn from_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
-        let top: Top = serde_json::from_slice(body).ok()?;
-        top.usage.map(|raw| raw.usage(dialect))
+        let raw = match usage_last(body) {
+            Some(raw) => raw,
+            None => serde_json::from_slice::<Top>(body).ok()?.usage,
+        };
+        raw.map(|raw| raw.usage(dialect))
     }
+}
+
+/// The usage of a whole answer that ends with it, as most do (`..., "usage":
+/// {...}}`), read without a pass over the rest: `Some` when `"usage"` occurs
+/// once in the body, as the last member of the object the body is; `None`
+/// (the caller parses the whole body) otherwise. An answer whose usage
+/// comes earlier, may be repeated (a `\u` escape before it could spell
+/// another) or is written with escapes is parsed whole. What is read here
+/// is what the whole parse reads of a valid body (a test compares them).
+fn usage_last(body: &[u8]) -> Option<Option<Raw>> {
+    const KEY: &[u8] = b"\"usage\"";
+    let at = memchr::memmem::rfind(body, KEY)?;
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    // Once: no other `"usage"`, and no `\u` escape that could spell one.
+    let before = &body[..at];
+    if body[start] != b'{'
+        || memchr::memmem::find(before, KEY).is_some()
+        || memchr::memmem::find(before, b"\\u").is_some()
+    {
+        return None;
+    }
+    // A key: its opening quote not escaped, a colon after it.
+    let backslashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+    let rest = body[at + KEY.len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?;
+    if !backslashes.is_multiple_of(2) {
+        return None;
+    }
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Raw>>();
+    let raw = values.next()?.ok()?;
+    // Only the object's closing brace after it.
+    let tail = rest[values.byte_offset()..].trim_ascii();
+    (tail == b"}").then_some(raw)
 }
 
 /// The model a whole JSON answer names and its usage in `dialect` (for an

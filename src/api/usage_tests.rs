@@ -123,3 +123,66 @@ fn cached_never_exceeds_prompt_and_sums_add_up() {
     assert_eq!(total, u(5, 1, 2));
     assert_eq!(total.uncached_prompt(), 3);
 }
+
+/// What `from_body` gave before it read a usage at the end on its own.
+fn by_whole_parse(dialect: Dialect, body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<Top>(body)
+        .ok()?
+        .usage
+        .map(|raw| raw.usage(dialect))
+}
+
+/// Bodies of members in any order (a usage last, first, twice, nested, in
+/// strings, behind escapes): the usage read at the end, when it is, is the
+/// one the whole parse reads, and so is every fallback.
+#[test]
+fn a_usage_read_at_the_end_is_the_one_the_whole_parse_reads() {
+    const USAGES: [&str; 6] = [
+        r#"{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}"#,
+        r#"{"input_tokens":5,"output_tokens":6,"cache_read_input_tokens":2}"#,
+        "null",
+        r#"{"prompt_tokens":"many"}"#,
+        "7",
+        r#"{"prompt_tokens":1} , "x":2"#,
+    ];
+    const OTHERS: [&str; 10] = [
+        r#""id":"chatcmpl-1""#,
+        r#""object":"chat.completion","created":1700000000"#,
+        r#""model":"gpt-4o-mini""#,
+        r#""choices":[{"index":0,"message":{"role":"assistant","content":"fine"}}]"#,
+        r#""choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\":1}"}}]"#,
+        r#""meta":{"usage":{"prompt_tokens":99}}"#,
+        r#""list":[{"usage":{"completion_tokens":8}}]"#,
+        r#""end\\":"usage""#,
+        r#""k\"usage":{"prompt_tokens":5}"#,
+        r#""\u0075sage":{"prompt_tokens":11}"#,
+    ];
+    let mut rng = fastrand::Rng::with_seed(0x5EED);
+    let (mut fast, mut tried) = (0, 0);
+    for _ in 0..20_000 {
+        let mut members: Vec<String> = (0..rng.usize(..4))
+            .map(|_| OTHERS[rng.usize(..OTHERS.len())].to_string())
+            .collect();
+        for _ in 0..[0, 1, 1, 1, 2][rng.usize(..5)] {
+            let gap = [" ", "", "\n "][rng.usize(..3)];
+            let usage = format!("\"usage\"{gap}:{gap}{}", USAGES[rng.usize(..USAGES.len())]);
+            members.insert(rng.usize(..=members.len()), usage);
+        }
+        let pad = [" ", "", "\n"][rng.usize(..3)];
+        let body = format!("{pad}{{{}}}{pad}", members.join(","));
+        for dialect in [Dialect::OpenAi, Dialect::Responses, Dialect::Anthropic] {
+            assert_eq!(
+                Usage::from_body(dialect, body.as_bytes()),
+                by_whole_parse(dialect, body.as_bytes()),
+                "{body}"
+            );
+        }
+        tried += 1;
+        fast += usize::from(usage_last(body.as_bytes()).is_some());
+    }
+    // Both ways are taken often.
+    assert!(
+        fast > tried / 10 && fast < tried * 9 / 10,
+        "{fast} of {tried}"
+    );
+}
