@@ -298,8 +298,14 @@ async fn requests_a_replica_admitted_during_an_outage_count_against_the_shared_r
         level.is_some_and(|l| l < 0.0)
     })
     .await;
-    // So replica b, which saw none of it, refuses: the key sent 4 in the
-    // last minute (without the replay b would grant 2 more).
+    // So replica b, which saw none of it, refuses once it is back on Redis
+    // (a call of another key's that reached it says so): the key sent 4 in
+    // the last minute (without the replay b would grant 2 more).
+    eventually(async || {
+        chat_as(&b, RPM_KEY, "b reconnected").await.status() == 200
+            && b.metric("switchyard_state_up").await == 1.0
+    })
+    .await;
     let r = chat_as(&b, SLOW_KEY, "on b").await;
     assert_eq!(r.status(), 429);
     assert!(
