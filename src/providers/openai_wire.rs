@@ -29,11 +29,7 @@ use crate::api::rerank::{RerankReply, scores_of};
 /// `gpt-4*`, `chatgpt-*`, `gpt-5-chat*`); other OpenAI-compatible servers
 /// (vLLM, DeepSeek, ...) accept the field.
 pub(super) fn takes_reasoning_effort(model: &str) -> bool {
-    let name = model
-        .rsplit('/')
-        .next()
-        .unwrap_or(model)
-        .to_ascii_lowercase();
+    let name = model.rsplit('/').next().unwrap_or(model).as_bytes();
     ![
         "gpt-3.5",
         "gpt-4",
@@ -43,7 +39,10 @@ pub(super) fn takes_reasoning_effort(model: &str) -> bool {
         "babbage",
     ]
     .iter()
-    .any(|p| name.starts_with(p))
+    .any(|p| {
+        name.get(..p.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(p.as_bytes()))
+    })
 }
 
 /// Whether an Azure deployment takes `reasoning_effort`: deployment names
@@ -303,6 +302,11 @@ mod tests {
         assert!(body(&r, "gpt-4o").get("reasoning_effort").is_none());
         assert!(support(&r, "gpt-5-mini").reasoning);
         assert!(!support(&r, "openai/gpt-4.1").reasoning);
+        // Names compared without regard to case.
+        assert!(!support(&r, "GPT-4o").reasoning);
+        assert!(!support(&r, "OpenAI/ChatGPT-4o-latest").reasoning);
+        assert!(support(&r, "O3").reasoning);
+        assert!(support(&r, "gpt").reasoning, "shorter than every prefix");
         assert!(!support(&r, "o3").top_k);
         for (deployment, reasons) in [
             ("prod-o3-mini", true),

@@ -13,7 +13,7 @@
 use std::convert::Infallible;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -198,10 +198,19 @@ pub async fn read_body(
 /// how many attempts.
 pub fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.insert("x-switchyard-provider", v);
+        h.insert(X_PROVIDER.clone(), v);
     }
-    h.insert("x-switchyard-attempts", HeaderValue::from(attempts));
+    h.insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
 }
+
+// The gateway's own answer headers, named once: a name given as a string
+// is parsed and, not being a standard one, copied on every insert.
+/// `x-switchyard-provider`: the provider that answered.
+pub static X_PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+/// `x-switchyard-attempts`: the upstream attempts made.
+pub static X_ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+/// `x-switchyard-cache`: hit, miss, partial, shared, ...
+pub static X_CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 
 /// `Cache-Control: no-cache` / `no-store` from the client skips the cache.
 pub fn wants_no_cache(headers: &http::HeaderMap) -> bool {

@@ -87,7 +87,7 @@ pub(crate) async fn admit(
     estimate: Estimate,
 ) -> Result<(), GatewayError> {
     if let Some(limiter) = &rc.rt.client_limiter {
-        let spent = limiter.check(&rc.client_key).map_err(|wait| {
+        let spent = limiter.check(&rc.client_key.to_string()).map_err(|wait| {
             let key = format!("client:{}", rc.client_key);
             hint(rc, &key, wait, per_request(limiter.spec().per_second))
         });

@@ -78,17 +78,32 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// The client's identity for per-client limits and per-key cache scopes:
 /// a hash of the key it presented (never the key), else its address.
-pub(crate) fn client_key(presented: Option<&str>, peer: Option<SocketAddr>) -> String {
+/// Written out (`key:<16 hex digits>`, `ip:<address>`) only where it is
+/// used, which most requests never are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientId {
+    Key(u64),
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientId::Key(hash) => write!(f, "key:{hash:016x}"),
+            ClientId::Ip(ip) => write!(f, "ip:{ip}"),
+        }
+    }
+}
+
+/// [`ClientId`] of a request that presented `presented` from `peer`.
+pub(crate) fn client_key(presented: Option<&str>, peer: Option<SocketAddr>) -> ClientId {
     match presented {
         Some(key) => {
             let mut h = DefaultHasher::new();
             key.hash(&mut h);
-            format!("key:{:016x}", h.finish())
+            ClientId::Key(h.finish())
         }
-        None => {
-            let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
-            format!("ip:{ip}")
-        }
+        None => ClientId::Ip(peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip())),
     }
 }
 
@@ -154,6 +169,19 @@ pub(crate) fn model_not_allowed(alias: &str, route: &str) -> GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_the_hash_of_its_key_else_its_address_written_as_before() {
+        let peer: SocketAddr = "10.1.2.3:4567".parse().unwrap();
+        assert_eq!(client_key(None, Some(peer)).to_string(), "ip:10.1.2.3");
+        assert_eq!(client_key(None, None).to_string(), "ip:0.0.0.0");
+        let key = client_key(Some("sk-secret"), Some(peer)).to_string();
+        assert!(key.starts_with("key:") && key.len() == 20, "{key}");
+        assert!(!key.contains("secret"));
+        assert_eq!(client_key(Some("sk-secret"), None).to_string(), key);
+        assert_ne!(client_key(Some("sk-other"), None).to_string(), key);
+        assert_eq!(ClientId::Key(0xab).to_string(), "key:00000000000000ab");
+    }
 
     fn key(alias: &str, secret: &str, models: &[&str]) -> KeySpec {
         KeySpec {

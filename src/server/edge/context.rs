@@ -28,7 +28,7 @@ use crate::api::usage::{Dialect, Usage};
 use crate::config::CacheScope;
 use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
 use crate::routing::RouteHandle;
-use crate::server::access::keys::{Caller, client_key, presented_key};
+use crate::server::access::keys::{Caller, ClientId, client_key, presented_key};
 use crate::server::access::settlement::Settlement;
 use crate::server::access::usage::{Spend, StreamTap, UsageCell};
 use crate::server::state::{AppState, Runtime};
@@ -47,7 +47,7 @@ pub(crate) struct RequestCtx {
     pub caller: Caller,
     /// The client's identity for per-client limits and per-key cache
     /// scopes: a hash of the key it sent, or its address; never the key.
-    pub client_key: String,
+    pub client_key: ClientId,
     /// The concurrency-limit permit, shared with work done for the request.
     pub permit: Option<Arc<RequestPermit>>,
     // Filled in on the way.
@@ -194,13 +194,10 @@ impl RequestCtx {
     pub(crate) fn cache_namespace<'a>(&self, route: &RouteHandle, base: &'a str) -> Cow<'a, str> {
         match route.spec.cache.scope {
             CacheScope::Shared => Cow::Borrowed(base),
-            CacheScope::PerKey => {
-                let who = match self.caller.key() {
-                    Some(k) => &*k.alias,
-                    None => self.client_key.as_str(),
-                };
-                Cow::Owned(format!("{base}\0{who}"))
-            }
+            CacheScope::PerKey => Cow::Owned(match self.caller.key() {
+                Some(k) => format!("{base}\0{}", k.alias),
+                None => format!("{base}\0{}", self.client_key),
+            }),
         }
     }
 

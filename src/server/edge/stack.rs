@@ -198,8 +198,16 @@ fn sane_request_id(given: &HeaderValue) -> bool {
 }
 
 /// A new request id: 32 hex digits.
-fn fresh_request_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+fn fresh_request_id() -> Option<HeaderValue> {
+    hex_id(fastrand::u128(..))
+}
+
+/// `n` as 32 lower-case hex digits (`format!("{n:032x}")`, without the
+/// formatting machinery and the `String`).
+pub(super) fn hex_id(n: u128) -> Option<HeaderValue> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits: [u8; 32] = std::array::from_fn(|i| HEX[(n >> (124 - 4 * i)) as usize & 15]);
+    HeaderValue::from_bytes(&digits).ok()
 }
 
 /// Marks a CORS preflight in the request's context (for its access log).
@@ -215,9 +223,7 @@ struct FreshRequestId;
 
 impl MakeRequestId for FreshRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&fresh_request_id())
-            .ok()
-            .map(RequestId::new)
+        fresh_request_id().map(RequestId::new)
     }
 }
 

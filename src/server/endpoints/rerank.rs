@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::{parse_routed, unsupported_endpoint};
@@ -30,7 +30,7 @@ use crate::routing::{Call, execute};
 use crate::server::edge::context::RequestCtx;
 use crate::server::flows::flights::{Flights, RerankDone};
 use crate::server::flows::items::{self, Items, Stale, Upstream};
-use crate::server::http::{Body, ReqBody, json_response, wants_no_cache};
+use crate::server::http::{Body, ReqBody, json_response, served_by, wants_no_cache};
 
 pub(crate) async fn handle(
     rc: &mut RequestCtx,
@@ -63,11 +63,8 @@ pub(crate) async fn handle(
     let body = response_body(&id, &route.spec.name, &ranked, texts, usage);
     let mut r = json_response(StatusCode::OK, body);
     let h = r.headers_mut();
-    if let Some(provider) = &rc.provider
-        && let Ok(v) = HeaderValue::from_str(provider)
-    {
-        h.insert("x-switchyard-provider", v);
-        h.insert("x-switchyard-attempts", HeaderValue::from(rc.attempts));
+    if let Some(provider) = &rc.provider {
+        served_by(h, provider, rc.attempts);
     }
     served.mark(rc, r.headers_mut(), false);
     Ok(r)

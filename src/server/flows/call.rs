@@ -30,7 +30,7 @@ use crate::cache::{CacheKey, Payload};
 use crate::providers::ChatReply;
 use crate::routing::{Call, RouteHandle, execute, execute_stream};
 use crate::server::edge::context::RequestCtx;
-use crate::server::http::{Body, ErrorShape, json_response, served_by};
+use crate::server::http::{Body, ErrorShape, X_CACHE, json_response, served_by};
 
 /// How an endpoint's answers read and are written.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +204,7 @@ fn reply(
     let h = r.headers_mut();
     served_by(h, &done.provider, done.attempts);
     if let Some(c) = cache {
-        h.insert("x-switchyard-cache", HeaderValue::from_static(c));
+        h.insert(X_CACHE.clone(), HeaderValue::from_static(c));
     }
     r
 }

@@ -41,7 +41,7 @@ use crate::routing::{Call, RouteHandle, execute_stream};
 use crate::server::access::usage::{StreamTap, UsageCell};
 use crate::server::edge::context::RequestCtx;
 use crate::server::edge::permit::RequestPermit;
-use crate::server::http::{Body, ErrorShape};
+use crate::server::http::{Body, ErrorShape, X_CACHE};
 use crate::server::state::Runtime;
 
 const KIND: &str = "chat_stream";
@@ -77,7 +77,7 @@ pub(crate) fn whole_from_stream(payload: &Payload) -> Option<(Bytes, Arc<str>)> 
 fn cached_sse(body: Body, provider: &str, attempts: u32, cache: &'static str) -> Response<Body> {
     let mut r = sse_response(body, provider, attempts);
     r.headers_mut()
-        .insert("x-switchyard-cache", HeaderValue::from_static(cache));
+        .insert(X_CACHE.clone(), HeaderValue::from_static(cache));
     r
 }
 

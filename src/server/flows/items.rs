@@ -29,6 +29,7 @@ use crate::cache::{CacheKey, Payload, ResponseCache, SingleFlight};
 use crate::metrics::Metrics;
 use crate::routing::RouteHandle;
 use crate::server::edge::context::RequestCtx;
+use crate::server::http::X_CACHE;
 use crate::server::state::Runtime;
 
 /// What a fetch of missed items may use: all owned, for a shared call.
@@ -142,7 +143,7 @@ impl<T: Items> Served<T> {
     /// state in the context.
     pub(crate) fn mark(&self, rc: &mut RequestCtx, h: &mut HeaderMap, count: bool) {
         if let Some(state) = self.cache {
-            h.insert("x-switchyard-cache", HeaderValue::from_static(state));
+            h.insert(X_CACHE.clone(), HeaderValue::from_static(state));
             if count {
                 h.insert(
                     "x-switchyard-cached-inputs",
