@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Instructions per 1 KB chat request: the gateway's user-space work, counted
+# by callgrind, the same from run to run to within 0.1 % (CPU time on this
+# machine moves by a third between runs, which hides a 2 % change).
+#
+# Run: bench/instructions.sh BINARY [OTHER_BINARY]
+#   e.g. bench/instructions.sh /tmp/before target/release/switchyard
+# Prints each binary's instructions per request (and, with two, the ratio
+# of the second to the first). Not a target: how a change to the hot path
+# is measured before the full `cargo bench --bench proxy` run.
+#
+# Layout: nginx (one worker) answers a fixed chat completion on 127.0.0.1;
+# the gateway runs under valgrind's callgrind on core 0 with its default
+# logging; wrk (16 connections, the proxy bench's 1 KB body) on core 1.
+# Counting starts after a 3 s warm-up and covers BENCH_SECS (default 4) of
+# load; the figure is the instructions counted over the requests wrk
+# completed. Kernel work (system calls) is not counted. Needs valgrind,
+# nginx, wrk and curl (installed with apt-get when missing, as the proxy
+# bench does).
+set -euo pipefail
+
+[ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
+for tool in valgrind nginx wrk curl; do
+    if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
+        apt-get install -y -q valgrind nginx wrk curl >/dev/null
+        break
+    fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+SECS=${BENCH_SECS:-4}
+DIR=$(mktemp -d)
+trap 'kill $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port)
+mkdir -p "$DIR/policies" "$DIR/tmp"
+cat > "$DIR/nginx.conf" <<EOF
+worker_processes 1;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/tmp; proxy_temp_path $DIR/tmp; fastcgi_temp_path $DIR/tmp;
+  uwsgi_temp_path $DIR/tmp; scgi_temp_path $DIR/tmp;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location /v1/chat/completions {
+      default_type application/json;
+      return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short answer to the question, in one sentence, as asked."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":14,"total_tokens":134}}';
+    }
+  }
+}
+EOF
+taskset -c 1 "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
+cat > "$DIR/policies/bench.yaml" <<EOF
+providers:
+  chat: { kind: openai, base_url: "http://127.0.0.1:$UP/v1" }
+routes:
+  chat: { targets: [{provider: chat}] }
+EOF
+CONTENT=$(printf 'Summarise the following paragraph in one sentence please. %.0s' $(seq 15))
+printf '{"model":"chat","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"%s"}],"max_tokens":256,"temperature":0.2}' "$CONTENT" > "$DIR/body.json"
+cat > "$DIR/post.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$DIR/body.json", "rb"); wrk.body = f:read("*a"); f:close()
+EOF
+
+# Instructions per request of one binary.
+count() {
+    local bin=$1 port out requests collected pid
+    port=$(free_port)
+    taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$DIR/callgrind.out" \
+        "$bin" serve --policies "$DIR/policies" --listen "127.0.0.1:$port" --drain-delay 0s \
+        >"$DIR/gateway.log" 2>"$DIR/valgrind.err" &
+    pid=$!
+    for _ in $(seq 1 300); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
+        sleep 0.2
+    done
+    local url="http://127.0.0.1:$port/v1/chat/completions"
+    taskset -c 1 wrk -t1 -c16 -d3s -s "$DIR/post.lua" "$url" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
+    out=$(taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s "$DIR/post.lua" "$url")
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null || true
+    requests=$(echo "$out" | grep -oE '[0-9]+ requests in' | grep -oE '^[0-9]+')
+    collected=$(grep -oE 'Collected : [0-9]+' "$DIR/valgrind.err" | grep -oE '[0-9]+$')
+    if [ -z "$requests" ] || [ -z "$collected" ] || [ "$requests" -eq 0 ]; then
+        echo "no count for $bin (see $DIR/valgrind.err)" >&2
+        exit 1
+    fi
+    echo $((collected / requests))
+}
+
+A=$(count "$1")
+echo "$1: $A instructions per request"
+if [ $# -ge 2 ]; then
+    B=$(count "$2")
+    echo "$2: $B instructions per request"
+    python3 -c "print(f'ratio {$B / $A:.4f} ({($B / $A - 1) * 100:+.1f} %)')"
+fi
