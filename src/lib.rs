@@ -33,6 +33,7 @@
 
 pub mod api;
 pub mod cache;
+mod calendar;
 pub mod config;
 pub mod fanout;
 pub mod metrics;

@@ -4,11 +4,12 @@
 //! Place in the pipeline: `server` names a budget counter after the period
 //! id (so a new period starts a new counter) and gives it the remaining time
 //! as its TTL. Calendar time, not a timer: it reads `SystemTime`, given by
-//! the caller. Must not depend on a date library: the civil-date math below
-//! is Howard Hinnant's `days_from_civil` / `civil_from_days`.
+//! the caller. Must not depend on a date library: the civil-date math is
+//! `calendar`'s.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::calendar::{civil_from_days, days_from_civil};
 use crate::config::BudgetPeriod;
 
 const DAY_SECS: u64 = 86_400;
@@ -39,31 +40,6 @@ pub fn current(period: BudgetPeriod, now: SystemTime) -> Period {
         id,
         remaining: end.saturating_sub(since),
     }
-}
-
-/// Days since 1970-01-01 of a (proleptic Gregorian) date from 1970 on.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -181,25 +157,5 @@ mod tests {
             "m197001",
             Duration::from_secs(31 * DAY_SECS),
         );
-    }
-
-    #[test]
-    fn day_numbers_round_trip_and_dates_advance_by_one() {
-        let mut prev = civil_from_days(0);
-        assert_eq!(prev, (1970, 1, 1));
-        for days in 1..=200 * 366 {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-            let next_day = (prev.0, prev.1, prev.2 + 1);
-            let next_month = (prev.0, prev.1 + 1, 1);
-            let next_year = (prev.0 + 1, 1, 1);
-            assert!(
-                [next_day, next_month, next_year].contains(&(y, m, d)),
-                "{prev:?} -> {:?}",
-                (y, m, d)
-            );
-            assert!((28..=31).contains(&prev.2) || (y, m, d) == next_day);
-            prev = (y, m, d);
-        }
     }
 }
