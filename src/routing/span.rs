@@ -129,19 +129,22 @@ where
                         span.set_attribute(sc::RESPONSE_MODEL, model);
                     }
                     if let Some(usage) = facts.usage {
+                        // A whole answer told its usage: nothing to watch.
                         tokens(&span, usage);
+                    } else {
+                        // A stream's usage comes at its end: the span stays
+                        // open until then and takes it, entered so that its
+                        // end is then (the layer ends a span at its last
+                        // exit).
+                        let open = span.clone();
+                        this.watch_usage(
+                            reply,
+                            Box::new(move |usage| {
+                                let _in = open.enter();
+                                tokens(&open, usage);
+                            }),
+                        );
                     }
-                    // A stream's usage comes at its end: the span stays
-                    // open until then and takes it, entered so that its
-                    // end is then (the layer ends a span at its last exit).
-                    let open = span.clone();
-                    this.watch_usage(
-                        reply,
-                        Box::new(move |usage| {
-                            let _in = open.enter();
-                            tokens(&open, usage);
-                        }),
-                    );
                 }
                 Err(e) => {
                     span.set_attribute(sc::ERROR_TYPE, e.outcome());
