@@ -11,12 +11,12 @@
 #
 # Layout: nginx (one worker) answers a fixed chat completion on 127.0.0.1;
 # the gateway runs under valgrind's callgrind on core 0 with its default
-# logging; wrk (16 connections, the proxy bench's 1 KB body) on core 1.
-# Counting starts after a 3 s warm-up and covers BENCH_SECS (default 4) of
-# load; the figure is the instructions counted over the requests wrk
-# completed. Kernel work (system calls) is not counted. Needs valgrind,
-# nginx, wrk and curl (installed with apt-get when missing, as the proxy
-# bench does).
+# logging; wrk (the proxy bench's 1 KB body) on core 1. Counting starts
+# after a 3 s warm-up and covers BENCH_SECS (default 4) of load at
+# BENCH_CONNS connections (default 16); the figure is the instructions
+# counted over the requests wrk completed. Kernel work (system calls) is
+# not counted. Needs valgrind, nginx, wrk and curl (installed with apt-get
+# when missing, as the proxy bench does).
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
@@ -28,6 +28,7 @@ for tool in valgrind nginx wrk curl; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 SECS=${BENCH_SECS:-4}
+CONNS=${BENCH_CONNS:-16}
 DIR=$(mktemp -d)
 trap 'kill $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
@@ -82,9 +83,9 @@ count() {
         sleep 0.2
     done
     local url="http://127.0.0.1:$port/v1/chat/completions"
-    taskset -c 1 wrk -t1 -c16 -d3s -s "$DIR/post.lua" "$url" >/dev/null
+    taskset -c 1 wrk -t1 -c"$CONNS" -d3s -s "$DIR/post.lua" "$url" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
-    out=$(taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s "$DIR/post.lua" "$url")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$DIR/post.lua" "$url")
     callgrind_control -i off "$pid" >/dev/null 2>&1
     kill -INT "$pid"
     wait "$pid" 2>/dev/null || true
