@@ -91,7 +91,7 @@ fn usage_last(body: &[u8]) -> Option<Option<Raw>> {
         return None;
     }
     // A key: its opening quote not escaped, a colon after it.
-    let backslashes = body[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+    let backslashes = before.iter().rev().take_while(|&&b| b == b'\\').count();
     let rest = body[at + KEY.len()..]
         .trim_ascii_start()
         .strip_prefix(b":")?;

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::bucket;
 use super::types::{Add, Adjust};
 
 /// Most distinct keys kept per kind (buckets, counters).
@@ -53,12 +54,13 @@ impl Parked {
     /// What is left of the tokens at `now`: they fade towards zero by what
     /// the bucket refilled since `at`.
     fn left(&self, now: Instant) -> f64 {
-        let secs = now.saturating_duration_since(self.at).as_secs_f64();
-        let refilled = self.per_minute as f64 * secs / 60.0;
+        let elapsed_us = now.saturating_duration_since(self.at).as_micros() as f64;
+        // Either way they fade as a bucket's debt refills up to zero.
+        let fade = |debt: f64| bucket::refill(debt, elapsed_us, 0, self.per_minute);
         if self.tokens > 0.0 {
-            (self.tokens - refilled).max(0.0)
+            -fade(-self.tokens)
         } else {
-            (self.tokens + refilled).min(0.0)
+            fade(self.tokens)
         }
     }
 

@@ -11,8 +11,8 @@
 //! limit, dispatch) are [`dispatch`]. The request id, trace span and
 //! accounting sit outside catch-panic, so that a panic's 500 still gets the
 //! id, the span and an access log line; they are panic-free `tower-http`
-//! layers and a few lines of `span` and `account`. Errors from any step become HTTP
-//! through `server::http` only. Must not contain endpoint
+//! layers and a few lines of `span` and `account`. Errors from any step
+//! become HTTP through `server::http` only. Must not contain endpoint
 //! logic, and no layer may buffer a response body (streams flush event by
 //! event).
 
