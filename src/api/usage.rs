@@ -11,7 +11,9 @@
 //! answer: it only reads.
 
 use std::ops::AddAssign;
+use std::sync::LazyLock;
 
+use memchr::memmem::{Finder, FinderRev};
 use serde::Deserialize;
 
 use super::sse::{SseDecoder, SseEvent};
@@ -19,20 +21,38 @@ use super::sse::{SseDecoder, SseEvent};
 /// How far from the end of a body [`output_tokens_hint`] looks.
 pub const HINT_TAIL: usize = 4096;
 
+/// The searchers the scans below use, built once (building one costs as
+/// much as a search of an answer's tail).
+struct Searchers {
+    tokens_end: FinderRev<'static>,
+    usage_rev: FinderRev<'static>,
+    usage: Finder<'static>,
+    escape: Finder<'static>,
+}
+
+const TOKENS_END: &[u8] = b"_tokens\"";
+const USAGE_KEY: &[u8] = b"\"usage\"";
+
+static SEARCHERS: LazyLock<Searchers> = LazyLock::new(|| Searchers {
+    tokens_end: FinderRev::new(TOKENS_END),
+    usage_rev: FinderRev::new(USAGE_KEY),
+    usage: Finder::new(USAGE_KEY),
+    escape: Finder::new(b"\\u"),
+});
+
 /// The output tokens a whole JSON answer reports (`completion_tokens`, or
 /// `output_tokens` in the Responses and Messages dialects), found by a scan
 /// of the last [`HINT_TAIL`] bytes (where every dialect puts its usage)
 /// rather than a parse: cheap enough for every answer, for routing's
 /// latency per output token. `None` when absent.
 pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
-    const END: &[u8] = b"_tokens\"";
     let body = &body[body.len().saturating_sub(HINT_TAIL)..];
     // The last `"completion_tokens"` or `"output_tokens"`: the usage is
     // near the end, so one backward search stops within a few keys.
-    let at = memchr::memmem::rfind_iter(body, END).find(|&i| {
+    let at = SEARCHERS.tokens_end.rfind_iter(body).find(|&i| {
         let head = &body[..i];
         head.ends_with(b"\"completion") || head.ends_with(b"\"output")
-    })? + END.len();
+    })? + TOKENS_END.len();
     let rest = body[at..]
         .trim_ascii_start()
         .strip_prefix(b":")?
@@ -79,20 +99,17 @@ impl Usage {
 /// another) or is written with escapes is parsed whole. What is read here
 /// is what the whole parse reads of a valid body (a test compares them).
 fn usage_last(body: &[u8]) -> Option<Option<Raw>> {
-    const KEY: &[u8] = b"\"usage\"";
-    let at = memchr::memmem::rfind(body, KEY)?;
+    let s = &*SEARCHERS;
+    let at = s.usage_rev.rfind(body)?;
     let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
     // Once: no other `"usage"`, and no `\u` escape that could spell one.
     let before = &body[..at];
-    if body[start] != b'{'
-        || memchr::memmem::find(before, KEY).is_some()
-        || memchr::memmem::find(before, b"\\u").is_some()
-    {
+    if body[start] != b'{' || s.usage.find(before).is_some() || s.escape.find(before).is_some() {
         return None;
     }
     // A key: its opening quote not escaped, a colon after it.
     let backslashes = before.iter().rev().take_while(|&&b| b == b'\\').count();
-    let rest = body[at + KEY.len()..]
+    let rest = body[at + USAGE_KEY.len()..]
         .trim_ascii_start()
         .strip_prefix(b":")?;
     if !backslashes.is_multiple_of(2) {

@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -206,9 +206,35 @@ where
 /// the name `outcome` gives it.
 #[derive(Debug, Clone)]
 pub struct UpstreamMetricsLayer<R, E> {
+    handles: Arc<UpstreamHandles>,
+    outcome: fn(&Result<R, E>) -> &'static str,
+}
+
+/// One provider's upstream series: its duration histogram and its
+/// `success` counter (the outcome of nearly every call) are looked up in
+/// their vectors once, on first use, not on every call; other outcomes are
+/// looked up when they happen.
+#[derive(Debug)]
+struct UpstreamHandles {
     provider: Arc<str>,
     metrics: Arc<crate::metrics::Metrics>,
-    outcome: fn(&Result<R, E>) -> &'static str,
+    duration: OnceLock<prometheus::Histogram>,
+    success: OnceLock<prometheus::IntCounter>,
+}
+
+impl UpstreamHandles {
+    fn record(&self, elapsed: Duration, outcome: &'static str) {
+        let m = &self.metrics;
+        self.duration
+            .get_or_init(|| m.upstream_duration.with_label_values(&[&self.provider]))
+            .observe(elapsed.as_secs_f64());
+        let counter = |o: &str| m.upstream_requests.with_label_values(&[&self.provider, o]);
+        if outcome == "success" {
+            self.success.get_or_init(|| counter(outcome)).inc();
+        } else {
+            counter(outcome).inc();
+        }
+    }
 }
 
 impl<R, E> UpstreamMetricsLayer<R, E> {
@@ -218,8 +244,12 @@ impl<R, E> UpstreamMetricsLayer<R, E> {
         outcome: fn(&Result<R, E>) -> &'static str,
     ) -> Self {
         UpstreamMetricsLayer {
-            provider: Arc::from(provider),
-            metrics,
+            handles: Arc::new(UpstreamHandles {
+                provider: Arc::from(provider),
+                metrics,
+                duration: OnceLock::new(),
+                success: OnceLock::new(),
+            }),
             outcome,
         }
     }
@@ -230,8 +260,7 @@ impl<S, R, E> Layer<S> for UpstreamMetricsLayer<R, E> {
     fn layer(&self, inner: S) -> UpstreamMetrics<S, R, E> {
         UpstreamMetrics {
             inner,
-            provider: Arc::clone(&self.provider),
-            metrics: Arc::clone(&self.metrics),
+            handles: Arc::clone(&self.handles),
             outcome: self.outcome,
         }
     }
@@ -240,8 +269,7 @@ impl<S, R, E> Layer<S> for UpstreamMetricsLayer<R, E> {
 #[derive(Debug)]
 pub struct UpstreamMetrics<S, R, E> {
     inner: S,
-    provider: Arc<str>,
-    metrics: Arc<crate::metrics::Metrics>,
+    handles: Arc<UpstreamHandles>,
     outcome: fn(&Result<R, E>) -> &'static str,
 }
 
@@ -249,8 +277,7 @@ impl<S: Clone, R, E> Clone for UpstreamMetrics<S, R, E> {
     fn clone(&self) -> Self {
         UpstreamMetrics {
             inner: self.inner.clone(),
-            provider: Arc::clone(&self.provider),
-            metrics: Arc::clone(&self.metrics),
+            handles: Arc::clone(&self.handles),
             outcome: self.outcome,
         }
     }
@@ -272,23 +299,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let (provider, metrics, outcome) = (
-            Arc::clone(&self.provider),
-            Arc::clone(&self.metrics),
-            self.outcome,
-        );
+        let (handles, outcome) = (Arc::clone(&self.handles), self.outcome);
         let call = self.inner.call(req);
         Box::pin(async move {
             let start = tokio::time::Instant::now();
             let result = call.await;
-            metrics
-                .upstream_duration
-                .with_label_values(&[&provider])
-                .observe(start.elapsed().as_secs_f64());
-            metrics
-                .upstream_requests
-                .with_label_values(&[&provider, outcome(&result)])
-                .inc();
+            handles.record(start.elapsed(), outcome(&result));
             result
         })
     }
