@@ -119,6 +119,17 @@ impl<'w> Plain<'w> {
 
     /// ` name=` then `value`.
     fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        self.write_after(field, "=", value);
+    }
+
+    /// ` name`, `equals` (`=`, or `="` before a quoted value: one write
+    /// fewer), then `value`.
+    fn write_after(
+        &mut self,
+        field: &Field,
+        equals: &str,
+        value: impl FnOnce(&mut Writer<'w>) -> fmt::Result,
+    ) {
         let pad = if self.empty {
             self.empty = false;
             Ok(())
@@ -127,7 +138,7 @@ impl<'w> Plain<'w> {
         };
         self.result = pad
             .and_then(|()| self.writer.write_str(field.name()))
-            .and_then(|()| self.writer.write_char('='))
+            .and_then(|()| self.writer.write_str(equals))
             .and_then(|()| value(&mut self.writer));
     }
 
@@ -155,8 +166,7 @@ impl Visit for Plain<'_> {
             return;
         }
         if self.direct(field) && plain(value) {
-            self.write(field, |w| {
-                w.write_char('"')?;
+            self.write_after(field, "=\"", |w| {
                 w.write_str(value)?;
                 w.write_char('"')
             });
