@@ -78,7 +78,7 @@ pub(super) struct Tracked<B: HttpBody> {
 }
 
 struct Record {
-    ctx: RequestCtx,
+    ctx: Box<RequestCtx>,
     status: u16,
     /// The gateway's own error, code and message (sanitised, capped).
     error: Option<(&'static str, Box<str>)>,

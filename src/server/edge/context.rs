@@ -246,14 +246,16 @@ impl RequestCtx {
 /// Lends the request's context from `account` to dispatch; a request
 /// extension (extensions must be `Clone`, hence the shared cell).
 #[derive(Clone)]
-pub(crate) struct CtxSlot(Arc<Mutex<Option<RequestCtx>>>);
+pub(crate) struct CtxSlot(Arc<Mutex<Option<Box<RequestCtx>>>>);
 
 impl CtxSlot {
+    /// Boxed once: lent, given back and kept with the body by pointer,
+    /// not by copies of the whole context.
     pub(super) fn new(ctx: RequestCtx) -> Self {
-        CtxSlot(Arc::new(Mutex::new(Some(ctx))))
+        CtxSlot(Arc::new(Mutex::new(Some(Box::new(ctx)))))
     }
 
-    pub(super) fn take(&self) -> Option<RequestCtx> {
+    pub(super) fn take(&self) -> Option<Box<RequestCtx>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
@@ -277,7 +279,7 @@ impl CtxSlot {
 /// a panic unwinds the handler, so the access log still gets it.
 pub(super) struct Lease {
     slot: CtxSlot,
-    pub rc: Option<RequestCtx>,
+    pub rc: Option<Box<RequestCtx>>,
 }
 
 impl Drop for Lease {
