@@ -124,7 +124,7 @@ impl RequestCtx {
     pub(crate) fn for_request<B>(req: &Request<B>, state: &Arc<AppState>) -> Self {
         let request_id = req
             .headers()
-            .get("x-request-id")
+            .get(&super::request_id::X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();

@@ -17,6 +17,7 @@ pub(crate) mod cors;
 pub(crate) mod limit;
 mod peers;
 pub(crate) mod permit;
+mod request_id;
 mod span;
 mod stack;
 #[cfg(test)]

@@ -86,7 +86,7 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
 fn request_span<B>(req: &Request<B>) -> Span {
     let id = req
         .headers()
-        .get("x-request-id")
+        .get(&super::request_id::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     if !telemetry::tracing_on() {

@@ -10,8 +10,8 @@
 //! [`edge`]; the innermost steps (health bypass, load shed, concurrency
 //! limit, dispatch) are [`dispatch`]. The request id, trace span and
 //! accounting sit outside catch-panic, so that a panic's 500 still gets the
-//! id, the span and an access log line; they are panic-free `tower-http`
-//! layers and a few lines of `span` and `account`. Errors from any step
+//! id, the span and an access log line; they are panic-free: a few lines
+//! each of `request_id`, `span` and `account`. Errors from any step
 //! become HTTP through `server::http` only. Must not contain endpoint
 //! logic, and no layer may buffer a response body (streams flush event by
 //! event).
@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, HeaderValue};
+use http::header::ACCEPT_ENCODING;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Incoming};
@@ -32,14 +32,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 use super::account::account;
 use super::context::CtxSlot;
 use super::cors;
 use super::permit::RequestPermit;
+use super::request_id::request_id;
 use super::span::in_span;
 use crate::api::{ErrorKind, GatewayError};
 use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
@@ -97,9 +95,7 @@ where
     let current_cors = move || live.runtime.load().cors.clone();
     ServiceBuilder::new()
         // Request id: a sane client id is kept, else a fresh one; copied to every answer.
-        .map_request(drop_insane_request_id::<B>)
-        .layer(SetRequestIdLayer::x_request_id(FreshRequestId))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(layer_fn(request_id))
         // Trace span: one per request (`span`), entered for the handler and the body, so logs carry the id.
         .layer(layer_fn(in_span))
         // Accounting: access log and request metrics once, at the end of the body, final status.
@@ -175,55 +171,10 @@ fn bypasses_limit(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Removes a client `x-request-id` that the sanitiser refuses, so that
-/// [`FreshRequestId`] replaces it.
-fn drop_insane_request_id<B>(mut req: Request<B>) -> Request<B> {
-    if req
-        .headers()
-        .get_all("x-request-id")
-        .iter()
-        .any(|v| !sane_request_id(v))
-    {
-        req.headers_mut().remove("x-request-id");
-    }
-    req
-}
-
-/// The request id sanitiser: a client's `x-request-id` is kept when it is
-/// a sane token (1..=128 visible ASCII characters), else replaced by
-/// [`fresh_request_id`].
-fn sane_request_id(given: &HeaderValue) -> bool {
-    let v = given.as_bytes();
-    !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
-}
-
-/// A new request id: 32 hex digits.
-fn fresh_request_id() -> Option<HeaderValue> {
-    hex_id(fastrand::u128(..))
-}
-
-/// `n` as 32 lower-case hex digits (`format!("{n:032x}")`, without the
-/// formatting machinery and the `String`).
-pub(super) fn hex_id(n: u128) -> Option<HeaderValue> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits: [u8; 32] = std::array::from_fn(|i| HEX[(n >> (124 - 4 * i)) as usize & 15]);
-    HeaderValue::from_bytes(&digits).ok()
-}
-
 /// Marks a CORS preflight in the request's context (for its access log).
 fn mark_preflight<B>(req: &Request<B>) {
     if let Some(slot) = req.extensions().get::<CtxSlot>() {
         slot.update(|rc| rc.endpoint = "preflight");
-    }
-}
-
-/// Makes the id of a request that came without a usable one.
-#[derive(Clone, Copy)]
-struct FreshRequestId;
-
-impl MakeRequestId for FreshRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        fresh_request_id().map(RequestId::new)
     }
 }
 

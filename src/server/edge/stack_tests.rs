@@ -110,11 +110,3 @@ async fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
     }
     assert_ne!(id_of(None).await, id_of(None).await);
 }
-
-#[test]
-fn a_fresh_id_is_its_number_in_32_hex_digits() {
-    for n in [0, 1, 0xabc, 1 << 127, u128::MAX, fastrand::u128(..)] {
-        let id = super::stack::hex_id(n).unwrap();
-        assert_eq!(id.to_str().unwrap(), format!("{n:032x}"));
-    }
-}
