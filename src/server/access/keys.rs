@@ -61,6 +61,9 @@ pub(crate) struct KeyTable {
     by_digest: HashMap<[u8; 32], Arc<KeyEntry>>,
 }
 
+/// Anthropic's key header, named once.
+static X_API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
+
 /// The client's credential: `Authorization: Bearer ...` (OpenAI SDKs) or
 /// `x-api-key` (Anthropic SDKs).
 pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -71,7 +74,7 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .filter(|k| !k.is_empty())
 }

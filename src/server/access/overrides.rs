@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
+use http::header::HeaderName;
 
 use crate::api::{ErrorKind, GatewayError};
 use crate::routing::RouteHandle;
@@ -23,14 +24,18 @@ use crate::server::edge::context::RequestCtx;
 pub(crate) const STRATEGY: &str = "x-switchyard-route-strategy";
 pub(crate) const TARGETS: &str = "x-switchyard-targets";
 
+/// The headers, named once (a name given as text is parsed on every lookup).
+static STRATEGY_HEADER: HeaderName = HeaderName::from_static(STRATEGY);
+static TARGETS_HEADER: HeaderName = HeaderName::from_static(TARGETS);
+
 /// The route as this request may see it.
 pub(crate) fn apply(
     rc: &RequestCtx,
     headers: &HeaderMap,
     route: Arc<RouteHandle>,
 ) -> Result<Arc<RouteHandle>, GatewayError> {
-    let strategy = text(headers, STRATEGY)?;
-    let targets = text(headers, TARGETS)?;
+    let strategy = text(headers, &STRATEGY_HEADER)?;
+    let targets = text(headers, &TARGETS_HEADER)?;
     if strategy.is_none() && targets.is_none() {
         return Ok(route);
     }
@@ -63,7 +68,7 @@ pub(crate) fn apply(
 }
 
 /// A header's value as text; a value that is not is the client's error.
-fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, GatewayError> {
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, GatewayError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v.to_str().map(Some).map_err(|_| {

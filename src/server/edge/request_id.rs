@@ -13,7 +13,7 @@
 
 use std::future::Future;
 
-use http::header::HeaderName;
+use http::header::{Entry, HeaderName};
 use http::{HeaderValue, Request, Response};
 use tower::{Service, ServiceExt};
 
@@ -49,16 +49,24 @@ where
 
 /// The request's id after sanitising: the client's own (every value sane),
 /// else a fresh one put in its place. `None` only if none could be made.
+/// The header is looked up once (`entry`).
 fn settle_request_id(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
-    let mut given = headers.get_all(&X_REQUEST_ID).iter();
-    match given.next() {
-        Some(first) if sane_request_id(first) && given.all(sane_request_id) => Some(first.clone()),
-        sent => {
-            if sent.is_some() {
-                headers.remove(&X_REQUEST_ID);
+    match headers.entry(&X_REQUEST_ID) {
+        Entry::Occupied(e) if e.iter().all(sane_request_id) => Some(e.get().clone()),
+        Entry::Occupied(mut e) => match fresh_request_id() {
+            Some(fresh) => {
+                // Replaces every value the client sent.
+                e.insert(fresh.clone());
+                Some(fresh)
             }
+            None => {
+                drop(e.remove_entry_mult());
+                None
+            }
+        },
+        Entry::Vacant(e) => {
             let fresh = fresh_request_id()?;
-            headers.insert(&X_REQUEST_ID, fresh.clone());
+            e.insert(fresh.clone());
             Some(fresh)
         }
     }
