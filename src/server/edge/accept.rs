@@ -12,7 +12,8 @@
 //! closed, so idle sockets cannot sit on slots), a header-read timeout
 //! (which, for HTTP/1, also bounds the wait for the next request on a
 //! kept-alive connection), HTTP/2 keep-alive pings and a stream cap, and an
-//! idle timeout that closes a connection with no request in flight.
+//! idle timeout that closes a connection with no request in flight (both
+//! timeouts kept by one timer per connection, which requests do not touch).
 //! Settings are read from the live policy for each new connection. Every
 //! connection is served by a clone of the edge stack that `stack` builds
 //! once, with the connection's peer address and activity counter added to
@@ -106,7 +107,7 @@ pub(crate) async fn serve(
             continue; // closes it, and gives the slot back
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(ConnActivity::default());
+        let activity = Arc::new(ConnActivity::new());
         let info = ConnInfo {
             peer,
             activity: Arc::clone(&activity),
@@ -130,14 +131,16 @@ pub(crate) async fn serve(
                 ended = conn => if let Err(e) = ended {
                     tracing::debug!("connection ended: {e}");
                 },
-                _ = idle(&activity, settings.idle_timeout) => {
-                    idled.inc();
-                    tracing::debug!("closing idle connection");
-                }
-                _ = unrequested_for(&activity, settings.first_request_timeout) => {
-                    unrequested.inc();
-                    tracing::debug!("closing a connection that sent no request");
-                }
+                why = quiet(&activity, settings.first_request_timeout, settings.idle_timeout) => match why {
+                    Quiet::Idle => {
+                        idled.inc();
+                        tracing::debug!("closing idle connection");
+                    }
+                    Quiet::Unrequested => {
+                        unrequested.inc();
+                        tracing::debug!("closing a connection that sent no request");
+                    }
+                },
             }
             metrics.client_connections.dec();
         });
@@ -164,30 +167,34 @@ fn builder(s: &ConnectionSettings) -> hyper_util::server::conn::auto::Builder<To
     b
 }
 
-/// Completes when no request has come `within` of the connection's start;
-/// never once one has.
-async fn unrequested_for(activity: &ConnActivity, within: Duration) {
-    tokio::time::sleep(within).await;
-    if activity.requested.load(Ordering::SeqCst) {
-        std::future::pending::<()>().await;
-    }
+/// Why a quiet connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quiet {
+    /// No request within the first-request timeout of being accepted.
+    Unrequested,
+    /// No request in flight for the idle timeout.
+    Idle,
 }
 
-/// Completes once the connection has had no request in flight for `limit`.
-async fn idle(activity: &ConnActivity, limit: Duration) {
+/// Completes when the connection should be closed for quiet: it sent no
+/// request within `first` of being accepted, or has had none in flight for
+/// `idle` (whichever comes first). One timer: it sleeps until the earliest
+/// moment either could be true, and looks again when it fires; requests
+/// never wake it or re-arm it.
+async fn quiet(activity: &ConnActivity, first: Duration, idle: Duration) -> Quiet {
     loop {
-        let changed = activity.changed.notified();
-        if activity.in_flight.load(Ordering::SeqCst) > 0 {
-            changed.await;
-            continue;
-        }
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep(limit) => {
-                if activity.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-            }
+        let unrequested = (!activity.requested.load(Ordering::SeqCst))
+            .then(|| (activity.opened + first, Quiet::Unrequested));
+        let idled = activity.quiet_since().map(|t| (t + idle, Quiet::Idle));
+        let due = match (unrequested, idled) {
+            (Some(u), Some(i)) => Some(if u.0 <= i.0 { u } else { i }),
+            (u, i) => u.or(i),
+        };
+        match due {
+            Some((at, why)) if at <= tokio::time::Instant::now() => return why,
+            Some((at, _)) => tokio::time::sleep_until(at).await,
+            // A request in flight: nothing can be due before `idle` from now.
+            None => tokio::time::sleep(idle).await,
         }
     }
 }
@@ -205,4 +212,54 @@ async fn go_unready_then_stop(
     tracing::info!(?delay, "shutting down: not ready, still serving");
     tokio::time::sleep(delay).await;
     stop_accepting.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::edge::conn::ConnGuard;
+    use tokio::time::Instant;
+
+    const FIRST: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_closes_at_the_first_request_timeout() {
+        let a = ConnActivity::new();
+        assert_eq!(quiet(&a, FIRST, IDLE).await, Quiet::Unrequested);
+        assert_eq!(a.opened.elapsed(), FIRST);
+        // With the idle timeout the shorter, that one closes it.
+        let a = ConnActivity::new();
+        assert_eq!(quiet(&a, IDLE, FIRST).await, Quiet::Idle);
+        assert_eq!(a.opened.elapsed(), FIRST);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_holds_it_open_and_idle_counts_from_its_end() {
+        let a = Arc::new(ConnActivity::new());
+        let watch = quiet(&a, FIRST, IDLE);
+        tokio::pin!(watch);
+        let guard = ConnGuard::enter(&a);
+        // In flight for three idle timeouts: never closed.
+        let busy = tokio::time::sleep(IDLE * 3);
+        tokio::select! {
+            why = &mut watch => panic!("closed with a request in flight: {why:?}"),
+            () = busy => {}
+        }
+        let ended = Instant::now();
+        drop(guard);
+        assert_eq!(watch.await, Quiet::Idle);
+        assert_eq!(ended.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_request_moves_the_idle_deadline() {
+        let a = Arc::new(ConnActivity::new());
+        drop(ConnGuard::enter(&a));
+        tokio::time::sleep(IDLE / 2).await;
+        drop(ConnGuard::enter(&a));
+        let second = Instant::now();
+        assert_eq!(quiet(&a, FIRST, IDLE).await, Quiet::Idle);
+        assert_eq!(second.elapsed(), IDLE);
+    }
 }

@@ -1,24 +1,52 @@
-//! What the edge knows of a client connection: its peer and how many of
-//! its requests are in flight.
+//! What the edge knows of a client connection: its peer, how many of its
+//! requests are in flight, and since when it has had none.
 //!
 //! Place in the pipeline: `accept` makes one [`ConnActivity`] per
 //! connection and adds a [`ConnInfo`] to each of its requests; `account`
 //! marks a request in flight ([`ConnGuard`]) until its response body ends,
-//! and `accept`'s idle timer waits for the count to reach zero; its
-//! first-request timer reads whether any request came at all. Must not
-//! decide anything about requests.
+//! which also notes when the connection went quiet; `accept`'s one quiet
+//! timer reads that, and whether any request came at all, when it fires (a
+//! request never wakes it or re-arms it). Must not decide anything about
+//! requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use tokio::time::Instant;
 
 /// Counts requests in flight on one client connection (for its idle
-/// timeout), and whether one has come at all (its first-request timeout).
-#[derive(Debug, Default)]
+/// timeout), when the last one ended, and whether one has come at all (its
+/// first-request timeout).
+#[derive(Debug)]
 pub(crate) struct ConnActivity {
     pub in_flight: AtomicUsize,
-    pub changed: tokio::sync::Notify,
     pub requested: AtomicBool,
+    /// When the connection was accepted.
+    pub opened: Instant,
+    /// When its last request in flight ended, in nanoseconds after
+    /// `opened` (0 until one has).
+    quiet_since: AtomicU64,
+}
+
+impl ConnActivity {
+    pub(crate) fn new() -> Self {
+        ConnActivity {
+            in_flight: AtomicUsize::new(0),
+            requested: AtomicBool::new(false),
+            opened: Instant::now(),
+            quiet_since: AtomicU64::new(0),
+        }
+    }
+
+    /// Since when no request has been in flight; `None` while one is.
+    pub(crate) fn quiet_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let nanos = self.quiet_since.load(Ordering::SeqCst);
+        Some(self.opened + std::time::Duration::from_nanos(nanos))
+    }
 }
 
 /// What `accept` knows about a request's connection; a request extension.
@@ -36,14 +64,18 @@ impl ConnGuard {
     pub(super) fn enter(a: &Arc<ConnActivity>) -> Self {
         a.requested.store(true, Ordering::SeqCst);
         a.in_flight.fetch_add(1, Ordering::SeqCst);
-        a.changed.notify_waiters();
         ConnGuard(Arc::clone(a))
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_waiters();
+        let a = &self.0;
+        if a.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Read with `in_flight`: a request that came in meanwhile
+            // keeps the connection busy whatever this says.
+            let nanos = u64::try_from(a.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            a.quiet_since.store(nanos, Ordering::SeqCst);
+        }
     }
 }
