@@ -109,7 +109,12 @@ impl IdleSet {
         loop {
             let found = {
                 let mut list = self.list();
-                let at = list.iter().rposition(|i| i.lease.authority == *authority)?;
+                // The same text first: `Authority`'s own `==` ignores case byte
+                // by byte.
+                let at = list.iter().rposition(|i| {
+                    let a = &i.lease.authority;
+                    a.as_str() == authority.as_str() || a == authority
+                })?;
                 list.remove(at)?
             };
             let mut lease = found.lease;
