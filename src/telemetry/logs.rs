@@ -24,6 +24,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use super::TelemetryError;
 use super::log_time::LogTime;
 use super::log_writer::{self, LogWriter};
+use super::text_event::TextEvent;
 use super::text_fields::{TextFields, for_spans_only};
 
 /// `--log-format`.
@@ -71,7 +72,7 @@ where
     let layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour())
-            .with_timer(LogTime)
+            .event_format(TextEvent::new(LogTime))
             .fmt_fields(TextFields)
             .with_writer(out)
             .boxed(),

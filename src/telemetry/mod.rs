@@ -22,6 +22,7 @@ mod otel;
 pub mod semconv;
 #[cfg(test)]
 mod test_sink;
+mod text_event;
 mod text_fields;
 pub mod w3c;
 
