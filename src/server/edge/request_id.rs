@@ -85,7 +85,7 @@ fn fresh_request_id() -> Option<HeaderValue> {
 
 /// `n` as 32 lower-case hex digits (`format!("{n:032x}")`, without the
 /// formatting machinery and the `String`).
-pub(super) fn hex_id(n: u128) -> Option<HeaderValue> {
+fn hex_id(n: u128) -> Option<HeaderValue> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digits: [u8; 32] = std::array::from_fn(|i| HEX[(n >> (124 - 4 * i)) as usize & 15]);
     HeaderValue::from_bytes(&digits).ok()
