@@ -9,16 +9,168 @@
 //! generic path and was over-allocated by its alignment, about 200
 //! instructions instead of about 20, some ten times per chat request. Rust's
 //! own `System` allocator makes the same choice: plain `malloc` when the
-//! alignment is at most what `malloc` guarantees. Must not do anything but
-//! forward to mimalloc.
+//! alignment is at most what `malloc` guarantees.
+//!
+//! Blocks allocated while the cache works (`switchyard::cache::placement`
+//! marks the thread) come from a mimalloc heap of their own: v3 heaps are
+//! usable from any thread and keep their blocks on pages of their own, so
+//! the pages of expired entries empty out whole instead of each being
+//! pinned by a request-path object that outlived them. Must not do
+//! anything but choose the heap and forward to mimalloc.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libmimalloc_sys::{
     mi_free, mi_malloc, mi_malloc_aligned, mi_realloc, mi_realloc_aligned, mi_zalloc,
     mi_zalloc_aligned,
 };
+
+/// A mimalloc heap (opaque).
+#[repr(C)]
+pub struct MiHeap {
+    _opaque: [u8; 0],
+}
+
+// mimalloc v3's first-class heaps. Declared here because libmimalloc-sys
+// exports them only with its `extended` feature, which adds a dependency
+// (and names v2's signatures); the symbols are in the library it links.
+unsafe extern "C" {
+    fn mi_heap_new() -> *mut MiHeap;
+    fn mi_heap_delete(heap: *mut MiHeap);
+    fn mi_heap_malloc(heap: *mut MiHeap, size: usize) -> *mut c_void;
+    fn mi_heap_zalloc(heap: *mut MiHeap, size: usize) -> *mut c_void;
+    fn mi_heap_malloc_aligned(heap: *mut MiHeap, size: usize, align: usize) -> *mut c_void;
+    fn mi_heap_zalloc_aligned(heap: *mut MiHeap, size: usize, align: usize) -> *mut c_void;
+    fn mi_heap_realloc(heap: *mut MiHeap, p: *mut c_void, size: usize) -> *mut c_void;
+    fn mi_heap_realloc_aligned(
+        heap: *mut MiHeap,
+        p: *mut c_void,
+        size: usize,
+        align: usize,
+    ) -> *mut c_void;
+}
+
+/// The cache's heap, made on first use (the allocator is process-wide, so
+/// its heap is too).
+static CACHE_HEAP: AtomicPtr<MiHeap> = AtomicPtr::new(null_mut());
+
+/// Whether this thread is working for the cache (one thread-local read).
+#[inline(always)]
+fn for_cache() -> bool {
+    switchyard::cache::placement::active()
+}
+
+/// The cache's heap; `None` if mimalloc could not make one.
+#[inline]
+fn cache_heap() -> Option<*mut MiHeap> {
+    let heap = CACHE_HEAP.load(Ordering::Acquire);
+    if heap.is_null() {
+        new_cache_heap()
+    } else {
+        Some(heap)
+    }
+}
+
+#[cold]
+fn new_cache_heap() -> Option<*mut MiHeap> {
+    // SAFETY: FFI; mimalloc builds heaps from its own metadata memory, not
+    // through this allocator.
+    let heap = unsafe { mi_heap_new() };
+    if heap.is_null() {
+        return None;
+    }
+    match CACHE_HEAP.compare_exchange(null_mut(), heap, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(heap),
+        Err(first) => {
+            // Another thread made one first: this one holds no blocks.
+            // SAFETY: `heap` is ours and empty.
+            unsafe { mi_heap_delete(heap) };
+            Some(first)
+        }
+    }
+}
+
+type HeapPlain = unsafe extern "C" fn(*mut MiHeap, usize) -> *mut c_void;
+type HeapAligned = unsafe extern "C" fn(*mut MiHeap, usize, usize) -> *mut c_void;
+
+/// A block for `layout` from `heap`, as [`block`] chooses.
+///
+/// # Safety
+/// `heap` is a live mimalloc heap; the functions are mimalloc's.
+#[inline(always)]
+unsafe fn heap_block(
+    heap: *mut MiHeap,
+    layout: Layout,
+    plain_fn: HeapPlain,
+    aligned_fn: HeapAligned,
+) -> *mut u8 {
+    // SAFETY: FFI calls with a live heap, a size and a power-of-two alignment.
+    unsafe {
+        if plain(layout.align(), layout.size()) {
+            plain_fn(heap, layout.size()).cast()
+        } else {
+            aligned_fn(heap, layout.size(), layout.align()).cast()
+        }
+    }
+}
+
+/// `alloc` or `alloc_zeroed` for the cache: out of line, so that the
+/// common path stays one test and a jump.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc`].
+#[inline(never)]
+unsafe fn cache_block(layout: Layout, zeroed: bool) -> *mut u8 {
+    // SAFETY: mimalloc's allocation functions, on a live heap.
+    unsafe {
+        match (cache_heap(), zeroed) {
+            (None, false) => block(layout, mi_malloc, mi_malloc_aligned),
+            (None, true) => block(layout, mi_zalloc, mi_zalloc_aligned),
+            (Some(heap), false) => heap_block(heap, layout, mi_heap_malloc, mi_heap_malloc_aligned),
+            (Some(heap), true) => heap_block(heap, layout, mi_heap_zalloc, mi_heap_zalloc_aligned),
+        }
+    }
+}
+
+/// `realloc` for the cache, out of line as [`cache_block`].
+///
+/// # Safety
+/// As [`GlobalAlloc::realloc`].
+#[inline(never)]
+unsafe fn cache_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: `ptr` came from this allocator with `layout`; a live heap.
+    unsafe {
+        let Some(heap) = cache_heap() else {
+            return realloc_block(ptr, layout, new_size);
+        };
+        let p = ptr.cast::<c_void>();
+        if plain(layout.align(), new_size) {
+            mi_heap_realloc(heap, p, new_size).cast()
+        } else {
+            mi_heap_realloc_aligned(heap, p, new_size, layout.align()).cast()
+        }
+    }
+}
+
+/// `realloc` on the thread's own heap.
+///
+/// # Safety
+/// As [`GlobalAlloc::realloc`].
+#[inline(always)]
+unsafe fn realloc_block(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: `ptr` came from this allocator with `layout`; the new block
+    // keeps the alignment.
+    unsafe {
+        if plain(layout.align(), new_size) {
+            mi_realloc(ptr.cast::<c_void>(), new_size).cast()
+        } else {
+            mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
+        }
+    }
+}
 
 /// The alignment every mimalloc block of at least this size has
 /// (`MI_MAX_ALIGN_SIZE`, `sizeof(max_align_t)`); smaller blocks are aligned
@@ -57,18 +209,28 @@ pub struct MiMalloc;
 // SAFETY: every method forwards to mimalloc, which returns blocks of at
 // least the requested size and alignment (plain blocks only where `plain`
 // says their guaranteed alignment suffices), and frees any block it
-// returned, whichever function returned it.
+// returned, whichever function (and heap) returned it.
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: mimalloc's allocation functions.
-        unsafe { block(layout, mi_malloc, mi_malloc_aligned) }
+        unsafe {
+            if for_cache() {
+                return cache_block(layout, false);
+            }
+            block(layout, mi_malloc, mi_malloc_aligned)
+        }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: mimalloc's zeroing allocation functions.
-        unsafe { block(layout, mi_zalloc, mi_zalloc_aligned) }
+        unsafe {
+            if for_cache() {
+                return cache_block(layout, true);
+            }
+            block(layout, mi_zalloc, mi_zalloc_aligned)
+        }
     }
 
     #[inline]
@@ -82,11 +244,10 @@ unsafe impl GlobalAlloc for MiMalloc {
         // SAFETY: `ptr` came from this allocator with `layout` (the
         // caller's contract); the new block keeps the alignment.
         unsafe {
-            if plain(layout.align(), new_size) {
-                mi_realloc(ptr.cast::<c_void>(), new_size).cast()
-            } else {
-                mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
+            if for_cache() {
+                return cache_realloc(ptr, layout, new_size);
             }
+            realloc_block(ptr, layout, new_size)
         }
     }
 }
@@ -94,6 +255,88 @@ unsafe impl GlobalAlloc for MiMalloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard::cache::{CacheKey, Payload, ResponseCache, placement};
+
+    unsafe extern "C" {
+        fn mi_heap_contains(heap: *const MiHeap, p: *const c_void) -> bool;
+    }
+
+    /// Whether `p` is a block of the cache's heap.
+    fn in_cache_heap(p: *const u8) -> bool {
+        let heap = CACHE_HEAP.load(Ordering::Acquire);
+        // SAFETY: a live heap (never deleted once published) and a pointer
+        // mimalloc checks against its own pages.
+        !heap.is_null() && unsafe { mi_heap_contains(heap, p.cast()) }
+    }
+
+    #[test]
+    fn blocks_allocated_for_the_cache_come_from_its_heap_and_no_others_do() {
+        let a = MiMalloc;
+        for (size, align) in [
+            (16, 8),
+            (48, 8),
+            (1024, 8),
+            (70_000, 8),
+            (100, 64),
+            (5000, 4096),
+        ] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero sizes; each block is freed with its layout.
+            unsafe {
+                let plain = a.alloc(layout);
+                let (cached, zeroed) =
+                    placement::within(|| (a.alloc(layout), a.alloc_zeroed(layout)));
+                assert!(in_cache_heap(cached), "size {size} align {align}");
+                assert!(in_cache_heap(zeroed), "zeroed size {size} align {align}");
+                assert!(!in_cache_heap(plain), "plain size {size} align {align}");
+                assert_eq!(cached as usize % align, 0);
+                assert!((0..size).all(|i| *zeroed.add(i) == 0));
+                std::ptr::write_bytes(cached, 0x5A, size);
+                let big = Layout::from_size_align(size * 3, align).unwrap();
+                let grown = placement::within(|| a.realloc(cached, layout, big.size()));
+                assert!(in_cache_heap(grown), "grown in the cache's scope");
+                assert!((0..size).all(|i| *grown.add(i) == 0x5A));
+                // Outside the scope a cache block may move anywhere, intact.
+                let moved = a.realloc(grown, big, size * 7);
+                assert!((0..size).all(|i| *moved.add(i) == 0x5A));
+                a.dealloc(moved, Layout::from_size_align(size * 7, align).unwrap());
+                a.dealloc(zeroed, layout);
+                a.dealloc(plain, layout);
+            }
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_its_entries_in_its_heap() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let cache = ResponseCache::new(1 << 20, 1 << 16);
+            let body = serde_json::json!({"model": "m", "messages": []});
+            let key = CacheKey::chat("r", body.as_object().unwrap());
+            let answer = bytes::Bytes::from(vec![b'x'; 900]);
+            assert!(!in_cache_heap(answer.as_ptr()));
+            let stored = cache
+                .insert(
+                    key,
+                    Payload::Chat {
+                        body: answer,
+                        provider: "p".into(),
+                    },
+                    std::time::Duration::from_secs(60),
+                    std::time::Duration::ZERO,
+                )
+                .await;
+            assert!(stored);
+            let Some(Payload::Chat { body, .. }) = cache.get(&key).await else {
+                panic!("the entry is not there");
+            };
+            assert_eq!(body.len(), 900);
+            assert!(in_cache_heap(body.as_ptr()), "the kept copy is the cache's");
+        });
+    }
 
     #[test]
     fn blocks_have_the_alignment_asked_for_and_keep_their_bytes_when_resized() {

@@ -18,23 +18,31 @@
 //! route's `stale_if_error`): a normal lookup misses it, but when every
 //! target failed a flow may still answer from it (`stale`), within the
 //! route's maximum staleness; kept entries are weighed like the others, so
-//! `cache.max_bytes` bounds them too. Must not decide what is cacheable:
-//! callers only insert successful responses.
+//! `cache.max_bytes` bounds them too. Entries are allocated on a heap of
+//! their own (`placement`), and a store emptied by expiry is started over
+//! (`housekeeping`, on a timer), so memory returns once entries expire.
+//! Must not decide what is cacheable: callers only insert successful
+//! responses.
 
 mod broadcast;
 mod codec;
+mod housekeeping;
+pub mod placement;
 mod singleflight;
 mod stale;
 pub mod stream;
 
 pub use broadcast::{End, Piece, Publisher, Started, StreamFlights, Subscriber};
+pub use housekeeping::MAINTAIN_EVERY;
+use housekeeping::{Moka, moka_store};
 pub use singleflight::SingleFlight;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use moka::Expiry;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -199,22 +207,6 @@ struct Entry {
     stale_until: Instant,
 }
 
-struct PerEntryTtl;
-
-// moka's `Expiry` trait names `std::time::Instant`; the value is unused
-// (expiry is checked against tokio's clock in `get`).
-#[allow(clippy::disallowed_types)]
-impl Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<Entry>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.keep)
-    }
-}
-
 /// Per-entry memory besides the payload, counted against the byte budget:
 /// the key, the `Arc<Entry>` allocation, the payload's own header and
 /// allocation rounding, and moka's node, deque links, timer wheel slot and
@@ -225,7 +217,10 @@ pub const ENTRY_OVERHEAD: usize = 400;
 pub struct ResponseCache {
     max_bytes: u64,
     max_entry_bytes: u64,
-    store: moka::future::Cache<CacheKey, Arc<Entry>>,
+    /// Swapped for an empty one when every entry is gone (`housekeeping`).
+    store: ArcSwap<Moka>,
+    /// Whether an entry was stored since the store was last started over.
+    used: AtomicBool,
     /// The shared tier (Redis) behind this replica's own: read on a local
     /// miss (in one round trip per batch), written with every insert.
     shared: Option<Store>,
@@ -233,17 +228,11 @@ pub struct ResponseCache {
 
 impl ResponseCache {
     pub fn new(max_bytes: u64, max_entry_bytes: u64) -> Self {
-        let store = moka::future::Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_k: &CacheKey, v: &Arc<Entry>| {
-                u32::try_from(v.payload.size() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .expire_after(PerEntryTtl)
-            .build();
         ResponseCache {
             max_bytes,
             max_entry_bytes,
-            store,
+            store: ArcSwap::from_pointee(moka_store(max_bytes)),
+            used: AtomicBool::new(false),
             shared: None,
         }
     }
@@ -272,12 +261,13 @@ impl ResponseCache {
     }
 
     async fn get_local(&self, key: &CacheKey) -> Option<Payload> {
-        let entry = self.store.get(key).await?;
+        let store = self.store.load_full();
+        let entry = placement::placed(store.get(key)).await?;
         let now = Instant::now();
         if now >= entry.expires_at {
             // Kept for its stale window: only `get_stale` may answer with it.
             if now >= entry.stale_until {
-                self.store.invalidate(key).await;
+                placement::placed(store.invalidate(key)).await;
             }
             return None;
         }
@@ -329,13 +319,18 @@ impl ResponseCache {
             return false;
         }
         let now = Instant::now();
-        let entry = Entry {
-            payload: payload.owned(),
-            keep: ttl + stale,
-            expires_at: now + ttl,
-            stale_until: now + ttl + stale,
-        };
-        self.store.insert(key, Arc::new(entry)).await;
+        let entry = placement::within(|| {
+            Arc::new(Entry {
+                payload: payload.owned(),
+                keep: ttl + stale,
+                expires_at: now + ttl,
+                stale_until: now + ttl + stale,
+            })
+        });
+        placement::placed(self.store.load_full().insert(key, entry)).await;
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
         true
     }
 
@@ -375,10 +370,11 @@ impl ResponseCache {
         stored
     }
 
-    /// (bytes, entries) after applying pending evictions.
+    /// (bytes, entries) after applying pending evictions (see
+    /// [`ResponseCache::maintain`]).
     pub async fn usage(&self) -> (u64, u64) {
-        self.store.run_pending_tasks().await;
-        (self.store.weighted_size(), self.store.entry_count())
+        let store = self.maintained().await;
+        (store.weighted_size(), store.entry_count())
     }
 }
 

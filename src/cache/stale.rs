@@ -24,8 +24,9 @@ impl ResponseCache {
     ) -> Vec<Option<Payload>> {
         let now = Instant::now();
         let mut out = Vec::with_capacity(keys.len());
+        let store = self.store.load_full();
         for k in keys {
-            let entry = self.store.get(k).await;
+            let entry = super::placement::placed(store.get(k)).await;
             out.push(entry.and_then(|e| {
                 let usable = now < e.stale_until.min(e.expires_at + max_stale);
                 usable.then(|| e.payload.clone())

@@ -136,6 +136,7 @@ impl Gateway {
             reload_on_sighup(Arc::clone(&state), shutdown.clone());
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
+        tokio::spawn(maintain_cache(Arc::clone(&state), shutdown.clone()));
         // The first sample before serving: the live page's windows start
         // at zero traffic, not at the sampler's first tick.
         sample_stats_now(&state);
@@ -223,6 +224,22 @@ fn sample_stats_now(state: &AppState) {
         state.stats.push(sample);
     } else if !state.stats.is_empty() {
         state.stats.clear();
+    }
+}
+
+/// The response cache's upkeep on a timer (`cache::housekeeping`): expired
+/// entries go, and their memory returns, even when nothing reads or scrapes
+/// the cache.
+async fn maintain_cache(state: Arc<AppState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(crate::cache::MAINTAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cache = Arc::clone(&state.runtime.load().cache);
+        cache.maintain().await;
     }
 }
 
