@@ -30,7 +30,7 @@ use libmimalloc_sys::{
 
 /// A mimalloc heap (opaque).
 #[repr(C)]
-pub struct MiHeap {
+struct MiHeap {
     _opaque: [u8; 0],
 }
 
@@ -93,30 +93,6 @@ fn new_cache_heap() -> Option<*mut MiHeap> {
     }
 }
 
-type HeapPlain = unsafe extern "C" fn(*mut MiHeap, usize) -> *mut c_void;
-type HeapAligned = unsafe extern "C" fn(*mut MiHeap, usize, usize) -> *mut c_void;
-
-/// A block for `layout` from `heap`, as [`block`] chooses.
-///
-/// # Safety
-/// `heap` is a live mimalloc heap; the functions are mimalloc's.
-#[inline(always)]
-unsafe fn heap_block(
-    heap: *mut MiHeap,
-    layout: Layout,
-    plain_fn: HeapPlain,
-    aligned_fn: HeapAligned,
-) -> *mut u8 {
-    // SAFETY: FFI calls with a live heap, a size and a power-of-two alignment.
-    unsafe {
-        if plain(layout.align(), layout.size()) {
-            plain_fn(heap, layout.size()).cast()
-        } else {
-            aligned_fn(heap, layout.size(), layout.align()).cast()
-        }
-    }
-}
-
 /// `alloc` or `alloc_zeroed` for the cache: out of line, so that the
 /// common path stays one test and a jump.
 ///
@@ -127,10 +103,18 @@ unsafe fn cache_block(layout: Layout, zeroed: bool) -> *mut u8 {
     // SAFETY: mimalloc's allocation functions, on a live heap.
     unsafe {
         match (cache_heap(), zeroed) {
-            (None, false) => block(layout, mi_malloc, mi_malloc_aligned),
-            (None, true) => block(layout, mi_zalloc, mi_zalloc_aligned),
-            (Some(heap), false) => heap_block(heap, layout, mi_heap_malloc, mi_heap_malloc_aligned),
-            (Some(heap), true) => heap_block(heap, layout, mi_heap_zalloc, mi_heap_zalloc_aligned),
+            (None, false) => own_block(layout),
+            (None, true) => own_zeroed(layout),
+            (Some(heap), false) => block(
+                layout,
+                |size| mi_heap_malloc(heap, size),
+                |size, align| mi_heap_malloc_aligned(heap, size, align),
+            ),
+            (Some(heap), true) => block(
+                layout,
+                |size| mi_heap_zalloc(heap, size),
+                |size, align| mi_heap_zalloc_aligned(heap, size, align),
+            ),
         }
     }
 }
@@ -144,31 +128,14 @@ unsafe fn cache_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u
     // SAFETY: `ptr` came from this allocator with `layout`; a live heap.
     unsafe {
         let Some(heap) = cache_heap() else {
-            return realloc_block(ptr, layout, new_size);
+            return own_realloc(ptr, layout, new_size);
         };
         let p = ptr.cast::<c_void>();
-        if plain(layout.align(), new_size) {
-            mi_heap_realloc(heap, p, new_size).cast()
-        } else {
-            mi_heap_realloc_aligned(heap, p, new_size, layout.align()).cast()
-        }
-    }
-}
-
-/// `realloc` on the thread's own heap.
-///
-/// # Safety
-/// As [`GlobalAlloc::realloc`].
-#[inline(always)]
-unsafe fn realloc_block(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-    // SAFETY: `ptr` came from this allocator with `layout`; the new block
-    // keeps the alignment.
-    unsafe {
-        if plain(layout.align(), new_size) {
-            mi_realloc(ptr.cast::<c_void>(), new_size).cast()
-        } else {
-            mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
-        }
+        block(
+            Layout::from_size_align_unchecked(new_size, layout.align()),
+            |size| mi_heap_realloc(heap, p, size),
+            |size, align| mi_heap_realloc_aligned(heap, p, size, align),
+        )
     }
 }
 
@@ -183,23 +150,67 @@ fn plain(align: usize, size: usize) -> bool {
     align <= MIN_ALIGN && align <= size
 }
 
-type Plain = unsafe extern "C" fn(usize) -> *mut c_void;
-type Aligned = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+/// A block for `layout` from `plain_fn(size)` where a plain block's
+/// alignment suffices, else from `aligned_fn(size, align)`: one of
+/// mimalloc's function pairs (malloc, zalloc or realloc, of the thread's
+/// own heap or of the cache's).
+#[inline(always)]
+fn block(
+    layout: Layout,
+    plain_fn: impl FnOnce(usize) -> *mut c_void,
+    aligned_fn: impl FnOnce(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    if plain(layout.align(), layout.size()) {
+        plain_fn(layout.size()).cast()
+    } else {
+        aligned_fn(layout.size(), layout.align()).cast()
+    }
+}
 
-/// A block for `layout` from `plain` where its alignment suffices, else
-/// from `aligned`.
+/// A block from the thread's own heap.
 ///
 /// # Safety
-/// `plain` and `aligned` are mimalloc's allocation functions.
+/// As [`GlobalAlloc::alloc`].
 #[inline(always)]
-unsafe fn block(layout: Layout, plain_fn: Plain, aligned_fn: Aligned) -> *mut u8 {
+unsafe fn own_block(layout: Layout) -> *mut u8 {
     // SAFETY: FFI calls with a size and a power-of-two alignment.
+    block(
+        layout,
+        |size| unsafe { mi_malloc(size) },
+        |size, align| unsafe { mi_malloc_aligned(size, align) },
+    )
+}
+
+/// A zeroed block from the thread's own heap.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc_zeroed`].
+#[inline(always)]
+unsafe fn own_zeroed(layout: Layout) -> *mut u8 {
+    // SAFETY: FFI calls with a size and a power-of-two alignment.
+    block(
+        layout,
+        |size| unsafe { mi_zalloc(size) },
+        |size, align| unsafe { mi_zalloc_aligned(size, align) },
+    )
+}
+
+/// `realloc` on the thread's own heap.
+///
+/// # Safety
+/// As [`GlobalAlloc::realloc`].
+#[inline(always)]
+unsafe fn own_realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    let p = ptr.cast::<c_void>();
+    // SAFETY: `ptr` came from this allocator with `layout` and the caller
+    // guarantees `new_size` rounded up to the alignment fits a `Layout`;
+    // the new block keeps the alignment.
     unsafe {
-        if plain(layout.align(), layout.size()) {
-            plain_fn(layout.size()).cast()
-        } else {
-            aligned_fn(layout.size(), layout.align()).cast()
-        }
+        block(
+            Layout::from_size_align_unchecked(new_size, layout.align()),
+            |size| mi_realloc(p, size),
+            |size, align| mi_realloc_aligned(p, size, align),
+        )
     }
 }
 
@@ -218,7 +229,7 @@ unsafe impl GlobalAlloc for MiMalloc {
             if for_cache() {
                 return cache_block(layout, false);
             }
-            block(layout, mi_malloc, mi_malloc_aligned)
+            own_block(layout)
         }
     }
 
@@ -229,7 +240,7 @@ unsafe impl GlobalAlloc for MiMalloc {
             if for_cache() {
                 return cache_block(layout, true);
             }
-            block(layout, mi_zalloc, mi_zalloc_aligned)
+            own_zeroed(layout)
         }
     }
 
@@ -247,7 +258,7 @@ unsafe impl GlobalAlloc for MiMalloc {
             if for_cache() {
                 return cache_realloc(ptr, layout, new_size);
             }
-            realloc_block(ptr, layout, new_size)
+            own_realloc(ptr, layout, new_size)
         }
     }
 }

@@ -6,11 +6,11 @@
 //! Place in the pipeline: under [`super::ResponseCache`], around each of
 //! its calls into moka and the copy of each payload it keeps. Why: cached
 //! entries live for their TTL, request memory for microseconds. In one
-//! heap, the few long-lived objects allocated while a cache filled (a stats
-//! sample a second, a pooled connection's buffers) each pin a page of
-//! entries that have since expired, so the process kept 6-8 MiB after a
-//! full cache expired; with the entries on pages of their own, those pages
-//! empty out and are returned. Only a placement hint: without the binary's
+//! heap, the few long-lived objects allocated while a cache filled (metric
+//! label strings, for one) each pin a page of entries that have since
+//! expired, so the process kept 6-8 MiB after a full cache expired; with
+//! the entries on pages of their own, those pages empty out and are
+//! returned (`bench/mi_pages.py` shows a process's pages). Only a placement hint: without the binary's
 //! allocator (tests, the library used alone) the mark changes nothing.
 //! Must not hold the mark across an `.await` (other tasks would run under
 //! it): futures are marked for each poll only.
