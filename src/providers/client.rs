@@ -69,6 +69,7 @@ impl Client {
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
+            .http1_max_buf_size(super::client_h1::READ_BUFFER_MAX)
             .build(connector);
         Ok(Client { inner, h1, gauge })
     }
