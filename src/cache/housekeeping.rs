@@ -30,7 +30,7 @@ pub(super) fn moka_store(max_bytes: u64) -> Moka {
         moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_k: &CacheKey, v: &Arc<Entry>| {
-                u32::try_from(v.payload.size() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                u32::try_from(v.payload.weight() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build()

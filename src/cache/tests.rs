@@ -48,3 +48,32 @@ async fn oversized_entries_are_not_kept_and_keys_ignore_key_order() {
     assert_eq!(CacheKey::chat("r", a), CacheKey::chat("r", b));
     assert_ne!(CacheKey::chat("r", a), CacheKey::chat("other", a));
 }
+
+#[test]
+fn payloads_weigh_the_size_class_their_allocation_takes() {
+    for (n, class) in [
+        (0, 0),
+        (1, 8),
+        (48, 48),
+        (64, 64),
+        (65, 80),
+        (128, 128),
+        (129, 160),
+        (300, 320),
+        (1000, 1024),
+        (6144, 6144),
+        (6160, 7168),
+        (100_000, 114_688),
+    ] {
+        assert_eq!(heap_size(n), class, "{n} bytes");
+    }
+    // A 1,536-dimension vector: 6 KiB of floats and an `Arc`'s counts.
+    let v = Payload::Embedding(Arc::from(vec![0.0; 1536]));
+    assert_eq!(v.weight(), 7168);
+    let body = Bytes::from(vec![b'x'; 300]);
+    let chat = Payload::Chat {
+        body,
+        provider: "openai".into(),
+    };
+    assert_eq!(chat.weight(), 320 + 6);
+}
