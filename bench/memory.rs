@@ -6,8 +6,8 @@
 //! gateway runs as its own process (the real binary), so its RSS is read
 //! from /proc alone. Each case starts a fresh gateway, measures its RSS at
 //! rest, then sends distinct requests until the cache has been filled twice
-//! over (so eviction runs), and reports the RSS against the target
-//! `RSS <= 1.5 x cache.max_bytes + 20 MB`. A third case sends 20
+//! over (so eviction runs), and reports the RSS 2 s later (and right after
+//! the burst) against the target `RSS <= 1.5 x cache.max_bytes + 20 MB`. A third case sends 20
 //! concurrent 15 MiB chat requests and reports the peak RSS against the
 //! bytes they carry (how many times a request body is held).
 
@@ -184,6 +184,11 @@ async fn case(upstream: &str, cache_bytes: u64, embeddings: bool) {
     fill(&client, &gw.base, requests, embeddings).await;
     let cached = metric(&client, &gw.base, "switchyard_cache_bytes").await as u64;
     let entries = metric(&client, &gw.base, "switchyard_cache_entries").await as u64;
+    let burst = rss_bytes(pid);
+    // Judged at rest: what the allocator freed during the burst goes back
+    // to the system within a second (the gateway asks mimalloc every
+    // second), and is not the cache's.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_bytes(pid);
     let target = cache_bytes * 3 / 2 + 20 * MB;
     let kind = if embeddings {
@@ -193,11 +198,12 @@ async fn case(upstream: &str, cache_bytes: u64, embeddings: bool) {
     };
     println!(
         "{kind:<20} max_bytes={:>4} MB  weighed={:>5.1} MB in {entries:>6} entries  \
-         RSS at rest={:>5.1} MB  full={:>6.1} MB  RSS/max_bytes={:.2}  target<={:.1} MB: {}",
+         RSS at rest={:>5.1} MB  full={:>6.1} MB (right after the burst {:>6.1})  RSS/max_bytes={:.2}  target<={:.1} MB: {}",
         cache_bytes / MB,
         cached as f64 / MB as f64,
         rest as f64 / MB as f64,
         rss as f64 / MB as f64,
+        burst as f64 / MB as f64,
         rss as f64 / cache_bytes as f64,
         target as f64 / MB as f64,
         if rss <= target { "PASS" } else { "FAIL" }

@@ -38,6 +38,7 @@ struct MiHeap {
 // exports them only with its `extended` feature, which adds a dependency
 // (and names v2's signatures); the symbols are in the library it links.
 unsafe extern "C" {
+    fn mi_collect(force: bool);
     fn mi_heap_new() -> *mut MiHeap;
     fn mi_heap_delete(heap: *mut MiHeap);
     fn mi_heap_malloc(heap: *mut MiHeap, size: usize) -> *mut c_void;
@@ -51,6 +52,22 @@ unsafe extern "C" {
         size: usize,
         align: usize,
     ) -> *mut c_void;
+}
+
+/// Every `period`, lets mimalloc return the pages it has freed. mimalloc
+/// gives a freed page back to the system 100 ms after it emptied, but only
+/// when a later allocation or free on some thread looks: a gateway that
+/// went idle after a burst kept up to 19 MiB of freed pages resident
+/// (`cargo bench --bench memory`, measured right after the burst). A
+/// normal, not forced, collection: it purges only what is due.
+pub async fn purge_freed(period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // SAFETY: FFI without arguments to check.
+        unsafe { mi_collect(false) };
+    }
 }
 
 /// The cache's heap, made on first use (the allocator is process-wide, so

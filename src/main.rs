@@ -217,6 +217,7 @@ fn serve_main(args: ServeArgs) -> ExitCode {
     if let Err(e) = pages {
         tracing::warn!("cannot turn transparent huge pages off: {e}");
     }
+    runtime.spawn(alloc::purge_freed(Duration::from_secs(1)));
     let code = runtime.block_on(serve(args, env));
     telemetry.shutdown();
     code
