@@ -1,6 +1,6 @@
-//! The cache's moka store: how it is built, and its upkeep: moka's pending
-//! work (expiry, eviction), run on a timer as well as on scrapes, and a
-//! fresh store once every entry is gone.
+//! The cache's moka store: how it is built (what an entry weighs), and its
+//! upkeep: moka's pending work (expiry, eviction), run on a timer as well
+//! as on scrapes, and a fresh store once every entry is gone.
 //!
 //! Place in the pipeline: off the request path. The server calls
 //! [`ResponseCache::maintain`] every [`MAINTAIN_EVERY`] and the metrics
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use moka::Expiry;
 
-use super::{CacheKey, ENTRY_OVERHEAD, Entry, ResponseCache, placement};
+use super::{CacheKey, ENTRY_OVERHEAD, Entry, Payload, ResponseCache, placement};
 
 pub(super) type Moka = moka::future::Cache<CacheKey, Arc<Entry>>;
 
@@ -35,6 +35,35 @@ pub(super) fn moka_store(max_bytes: u64) -> Moka {
             .expire_after(PerEntryTtl)
             .build()
     })
+}
+
+impl Payload {
+    /// What the payload takes on the heap, counted against
+    /// `cache.max_bytes`: its allocation (with an `Arc`'s two counts)
+    /// rounded up to the allocator's size class, so that a 6 KiB vector
+    /// weighs the 7 KiB it takes.
+    pub(super) fn weight(&self) -> usize {
+        match self {
+            Payload::Chat { body, provider } => heap_size(body.len()) + provider.len(),
+            Payload::ChatStream {
+                events, provider, ..
+            } => heap_size(events.len()) + provider.len(),
+            Payload::Embedding(v) => heap_size(16 + v.len() * 4),
+            Payload::Score(_) => 8,
+        }
+    }
+}
+
+/// The block an allocation of `n` bytes takes: mimalloc's size classes are
+/// multiples of 8 up to 64 bytes, then four to each doubling (80, 96, 112,
+/// 128, 160, ...). Other allocators round less, so this errs on the side
+/// of the budget.
+pub(super) fn heap_size(n: usize) -> usize {
+    if n <= 64 {
+        n.next_multiple_of(8)
+    } else {
+        n.next_multiple_of(n.next_power_of_two() / 8)
+    }
 }
 
 struct PerEntryTtl;

@@ -176,21 +176,6 @@ impl Payload {
         }
     }
 
-    /// What the payload takes on the heap, counted against
-    /// `cache.max_bytes`: its allocation (with an `Arc`'s two counts)
-    /// rounded up to the allocator's size class, so that a 6 KiB vector
-    /// weighs the 7 KiB it takes.
-    fn weight(&self) -> usize {
-        match self {
-            Payload::Chat { body, provider } => heap_size(body.len()) + provider.len(),
-            Payload::ChatStream {
-                events, provider, ..
-            } => heap_size(events.len()) + provider.len(),
-            Payload::Embedding(v) => heap_size(16 + v.len() * 4),
-            Payload::Score(_) => 8,
-        }
-    }
-
     /// A copy of `self` that owns exactly its bytes.
     fn owned(self) -> Payload {
         match self {
@@ -227,18 +212,6 @@ struct Entry {
 /// header, and moka's node, deque links, timer wheel slot and frequency
 /// sketch share. Measured with `cargo bench --bench memory`.
 pub const ENTRY_OVERHEAD: usize = 400;
-
-/// The block an allocation of `n` bytes takes: mimalloc's size classes are
-/// multiples of 8 up to 64 bytes, then four to each doubling (80, 96, 112,
-/// 128, 160, ...). Other allocators round less, so this errs on the side
-/// of the budget.
-fn heap_size(n: usize) -> usize {
-    if n <= 64 {
-        n.next_multiple_of(8)
-    } else {
-        n.next_multiple_of(n.next_power_of_two() / 8)
-    }
-}
 
 #[derive(Debug)]
 pub struct ResponseCache {

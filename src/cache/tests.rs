@@ -1,5 +1,6 @@
 //! Unit tests of the response cache (`mod.rs`).
 
+use super::housekeeping::heap_size;
 use super::*;
 
 #[tokio::test(start_paused = true)]
