@@ -120,8 +120,7 @@ unsafe fn cache_block(layout: Layout, zeroed: bool) -> *mut u8 {
     // SAFETY: mimalloc's allocation functions, on a live heap.
     unsafe {
         match (cache_heap(), zeroed) {
-            (None, false) => own_block(layout),
-            (None, true) => own_zeroed(layout),
+            (None, _) => own_block(layout, zeroed),
             (Some(heap), false) => block(
                 layout,
                 |size| mi_heap_malloc(heap, size),
@@ -184,32 +183,29 @@ fn block(
     }
 }
 
-/// A block from the thread's own heap.
+/// A block (zeroed if `zeroed`) from the thread's own heap. Callers pass
+/// a constant, so each keeps one pair of calls.
 ///
 /// # Safety
 /// As [`GlobalAlloc::alloc`].
 #[inline(always)]
-unsafe fn own_block(layout: Layout) -> *mut u8 {
+unsafe fn own_block(layout: Layout, zeroed: bool) -> *mut u8 {
     // SAFETY: FFI calls with a size and a power-of-two alignment.
-    block(
-        layout,
-        |size| unsafe { mi_malloc(size) },
-        |size, align| unsafe { mi_malloc_aligned(size, align) },
-    )
-}
-
-/// A zeroed block from the thread's own heap.
-///
-/// # Safety
-/// As [`GlobalAlloc::alloc_zeroed`].
-#[inline(always)]
-unsafe fn own_zeroed(layout: Layout) -> *mut u8 {
-    // SAFETY: FFI calls with a size and a power-of-two alignment.
-    block(
-        layout,
-        |size| unsafe { mi_zalloc(size) },
-        |size, align| unsafe { mi_zalloc_aligned(size, align) },
-    )
+    unsafe {
+        if zeroed {
+            block(
+                layout,
+                |size| mi_zalloc(size),
+                |size, align| mi_zalloc_aligned(size, align),
+            )
+        } else {
+            block(
+                layout,
+                |size| mi_malloc(size),
+                |size, align| mi_malloc_aligned(size, align),
+            )
+        }
+    }
 }
 
 /// `realloc` on the thread's own heap.
@@ -246,7 +242,7 @@ unsafe impl GlobalAlloc for MiMalloc {
             if for_cache() {
                 return cache_block(layout, false);
             }
-            own_block(layout)
+            own_block(layout, false)
         }
     }
 
@@ -257,7 +253,7 @@ unsafe impl GlobalAlloc for MiMalloc {
             if for_cache() {
                 return cache_block(layout, true);
             }
-            own_zeroed(layout)
+            own_block(layout, true)
         }
     }
 
