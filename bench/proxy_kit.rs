@@ -449,11 +449,14 @@ pub struct Wrk {
 
 /// wrk on `core`: `conns` connections for `secs`, POSTing `body_file`
 /// (or, with `unique`, that body with a counter spliced in after its
-/// first `"content":"`, so every request differs).
+/// first `"content":"`, so every request differs), with the
+/// `Accept-Encoding: gzip, deflate` the OpenAI and Anthropic Python SDKs
+/// send (httpx's default), so a gateway that compresses pays for it here.
 pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, core: usize) -> Wrk {
     let script = body_file.with_extension("lua");
     let lua = if unique {
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
          local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); local b = f:read(\"*a\"); f:close()\n\
          local i = string.find(b, '\"content\":\"', 1, true) + 11\n\
          local head, tail = string.sub(b, 1, i - 1), string.sub(b, i)\n\
@@ -461,6 +464,7 @@ pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, c
          request = function() n = n + 1; return wrk.format(nil, nil, nil, head .. tag .. n .. \" \" .. tail) end\n"
     } else {
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
          local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); wrk.body = f:read(\"*a\"); f:close()\n"
     };
     std::fs::write(&script, lua).unwrap();

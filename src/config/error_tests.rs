@@ -316,6 +316,32 @@ fn concurrency_and_connection_keys_are_checked_each_at_its_line() {
 }
 
 #[test]
+fn compression_keys_are_checked_each_at_its_line() {
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  compression:\n    level: 11\n    encodings:\n      - gzip\n      - deflate\n      - gzip\n\
+         \x20   min_bytes: -1\nproviders:\n  a: {kind: mock}\nroutes:\n  r: {targets: [{provider: a}]}\n",
+    )]);
+    assert_exactly(
+        &e,
+        &[
+            "a.yaml:3: server.compression.level: \"11\" is not a level: use fastest, default or best",
+            "a.yaml:6: server.compression.encodings[1]: \"deflate\" is not an encoding the gateway compresses with",
+            "a.yaml:7: server.compression.encodings[2]: \"gzip\" is listed twice",
+            "a.yaml:8: server.compression.min_bytes:",
+        ],
+    );
+    let e = errors(&[(
+        "a.yaml",
+        "server:\n  compression: {encodings: []}\nproviders:\n  a: {kind: mock}\nroutes:\n  r: {targets: [{provider: a}]}\n",
+    )]);
+    assert_exactly(
+        &e,
+        &["a.yaml:2: server.compression.encodings: must list at least one of gzip, br, zstd"],
+    );
+}
+
+#[test]
 fn translation_keys_of_a_route_are_checked_at_their_lines() {
     let errs = errors(&[(
         "a.yaml",

@@ -12,6 +12,7 @@
 
 mod access;
 mod access_entries;
+mod compression;
 mod dashboard;
 mod degrade;
 mod entries;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 
 pub use access::*;
 pub use access_entries::{glob_match, key_hash, parse_key_hash};
+pub use compression::{CompressionLevel, CompressionSettings, DEFAULT_MIN_COMPRESSED_BYTES};
 pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
 pub use degrade::{DEFAULT_ITEMS_STALENESS, DEFAULT_RATE_WINDOW};
 pub use fields::{DurationError, parse_duration};

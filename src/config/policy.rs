@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub connections: ConnectionSettings,
     /// Cross-origin access for browser clients; `None` answers no CORS at all.
     pub cors: Option<CorsSettings>,
+    /// `server.compression`; `None` (the default) sends every answer as it is.
+    pub compression: Option<super::compression::CompressionSettings>,
     /// `server.auth`: open (default) or required.
     pub auth: super::access::AuthMode,
     /// `server.dashboard`: the live page and its stats JSON.

@@ -137,6 +137,7 @@ pub(super) struct RawServer {
     pub auth: Option<String>,
     pub connections: Option<RawConnections>,
     pub cors: Option<RawCors>,
+    pub compression: Option<super::compression::RawCompression>,
     pub dashboard: Option<super::dashboard::RawDashboard>,
 }
 

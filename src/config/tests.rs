@@ -139,6 +139,38 @@ fn cors_settings_are_read() {
 }
 
 #[test]
+fn compression_is_off_unless_the_policy_has_it() {
+    let p = load(&[("b.yaml", MINIMAL)]).unwrap();
+    assert_eq!(p.server.compression, None);
+    let on = "server:\n  compression: {}\n";
+    let c = load(&[("a.yaml", on), ("b.yaml", MINIMAL)])
+        .unwrap()
+        .server
+        .compression
+        .unwrap();
+    assert_eq!(
+        c,
+        CompressionSettings {
+            min_bytes: DEFAULT_MIN_COMPRESSED_BYTES,
+            level: CompressionLevel::Fastest,
+            gzip: true,
+            br: true,
+            zstd: true,
+        }
+    );
+    let set = "server:\n  compression: {min_bytes: 0, level: best, encodings: [GZIP, zstd]}\n";
+    let c = load(&[("a.yaml", set), ("b.yaml", MINIMAL)])
+        .unwrap()
+        .server
+        .compression
+        .unwrap();
+    assert_eq!(
+        (c.min_bytes, c.level, c.gzip, c.br, c.zstd),
+        (0, CompressionLevel::Best, true, false, true)
+    );
+}
+
+#[test]
 fn files_merge_and_duplicates_are_errors() {
     let p = load(&[
         ("a.yaml", "providers:\n  m:\n    kind: mock\n"),

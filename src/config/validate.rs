@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::Env;
 use super::access::{AuthMode, StateSettings};
+use super::compression::compression_settings;
 use super::dashboard::dashboard_settings;
 use super::entries::{provider, route};
 use super::fields::FieldReader;
@@ -284,6 +285,7 @@ fn server_settings(cx: &mut FieldReader, loc: &Loc, s: &RawServer) -> ServerSett
             .cors
             .as_ref()
             .map(|c| cors_settings(cx, &loc.field("cors"), c)),
+        compression: compression_settings(cx, &loc.field("compression"), &s.compression),
         dashboard: dashboard_settings(cx, &loc.field("dashboard"), &s.dashboard),
     }
 }

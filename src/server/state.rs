@@ -37,6 +37,10 @@ pub struct Runtime {
     pub cache: Arc<ResponseCache>,
     /// `server.cors` as a ready layer; `None` when CORS is off.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// `server.compression` as a ready layer; `None` when answers go out
+    /// as they are (the default).
+    pub compression:
+        Option<tower_http::compression::CompressionLayer<super::edge::compress::Worth>>,
     /// `keys:` by secret digest, and `server.auth`.
     pub(crate) keys: KeyTable,
 }
@@ -141,12 +145,14 @@ fn build(
         ),
     };
     let cors = policy.server.cors.as_ref().map(super::edge::cors::layer);
+    let compression = (policy.server.compression.as_ref()).map(super::edge::compress::layer);
     let keys = KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
         keys,
         generation,
         fingerprint,
         cors,
+        compression,
         policy: Arc::new(policy),
         table,
         client_limiter,

@@ -1,7 +1,9 @@
-//! The edge's encodings, end to end over real HTTP: JSON answers compressed
-//! as the client accepts (tiny ones not), event streams neither compressed
-//! nor buffered, and compressed request bodies decoded before parsing, with
-//! the body limit on the decoded size.
+//! The edge's encodings, end to end over real HTTP: answers never
+//! compressed unless the policy says so (and the setting follows reloads),
+//! then compressed as the client accepts among the allowed encodings (tiny
+//! ones not), event streams neither compressed nor buffered, and
+//! compressed request bodies decoded before parsing, with the body limit on
+//! the decoded size.
 
 use crate::common;
 
@@ -62,7 +64,7 @@ async fn encode(encoding: &str, data: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn json_answers_are_compressed_as_accepted_and_tiny_ones_are_not() {
     let up = big_upstream().await;
-    let gw = gateway(&policy("", &up)).await;
+    let gw = gateway(&policy("  compression: {}\n", &up)).await;
     for (accept, expected) in [
         ("gzip", "gzip"),
         ("br", "br"),
@@ -101,6 +103,15 @@ async fn json_answers_are_compressed_as_accepted_and_tiny_ones_are_not() {
     }
     let plain = gw.chat("m", "no accept-encoding").await;
     assert_eq!(plain.headers().get("content-encoding"), None);
+    assert!(
+        plain.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .contains("accept-encoding"),
+        "a plain answer says it would differ for another Accept-Encoding"
+    );
+    let v: Value = plain.json().await.unwrap();
+    assert!(v["choices"][0]["message"]["content"].is_string());
     let tiny = gw
         .http
         .get(format!("{}/healthz", gw.base))
@@ -112,6 +123,71 @@ async fn json_answers_are_compressed_as_accepted_and_tiny_ones_are_not() {
         "tiny bodies as they are"
     );
     assert_eq!(tiny.json::<Value>().await.unwrap()["status"], "ok");
+    gw.stop().await;
+}
+
+/// The `content-encoding` of a big chat answer for `accept`, and whether
+/// the answer (decoded) is the upstream's.
+async fn encoding_for(gw: &TestGateway, accept: &str) -> Option<String> {
+    let r = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .header("accept-encoding", accept)
+        .json(&chat_body("m", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{accept}");
+    let encoding = r
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string());
+    let wire = r.bytes().await.unwrap();
+    let plain = match &encoding {
+        Some(e) => decode(e, &wire).await,
+        None => wire.to_vec(),
+    };
+    let v: Value = serde_json::from_slice(&plain).unwrap();
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("lorem"),
+        "{accept}: {v}"
+    );
+    encoding
+}
+
+#[tokio::test]
+async fn answers_are_sent_as_they_are_unless_the_policy_compresses_them() {
+    let up = big_upstream().await;
+    let gw = gateway(&policy("", &up)).await;
+    let every = "gzip, deflate, br, zstd";
+    assert_eq!(encoding_for(&gw, every).await, None, "off by default");
+    // Reloads apply to the connection the client already holds.
+    let only_gzip = "  compression: {encodings: [gzip], level: best}\n";
+    gw.write_policy("policy.yaml", &policy(only_gzip, &up));
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    assert_eq!(encoding_for(&gw, every).await.as_deref(), Some("gzip"));
+    assert_eq!(
+        encoding_for(&gw, "br;q=1, zstd;q=1, gzip;q=0.1")
+            .await
+            .as_deref(),
+        Some("gzip"),
+        "the client chooses among the allowed encodings"
+    );
+    assert_eq!(encoding_for(&gw, "br, zstd").await, None);
+    // Above the answer's size: sent as it is.
+    let high_floor = "  compression: {min_bytes: 1000000}\n";
+    gw.write_policy("policy.yaml", &policy(high_floor, &up));
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    assert_eq!(encoding_for(&gw, every).await, None);
+    gw.write_policy("policy.yaml", &policy("  compression: {}\n", &up));
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    assert!(encoding_for(&gw, every).await.is_some());
+    gw.write_policy("policy.yaml", &policy("", &up));
+    assert_eq!(gw.post("/admin/reload", json!({})).await.status(), 200);
+    assert_eq!(encoding_for(&gw, every).await, None, "off again");
     gw.stop().await;
 }
 
@@ -148,7 +224,7 @@ async fn event_streams_are_not_compressed_and_not_buffered() {
     });
     let events = sse_events(&json!("m"), "streamed");
     let yaml = format!(
-        "providers:\n  p0:\n    kind: openai\n    base_url: http://{addr}/v1\n    api_key_env: TEST_UPSTREAM_KEY\nroutes:\n  m:\n    targets: [{{provider: p0}}]\n"
+        "server:\n  compression: {{min_bytes: 0}}\nproviders:\n  p0:\n    kind: openai\n    base_url: http://{addr}/v1\n    api_key_env: TEST_UPSTREAM_KEY\nroutes:\n  m:\n    targets: [{{provider: p0}}]\n"
     );
     let gw = gateway(&yaml).await;
     // The role chunk and the first content: the answer starts with them.

@@ -3,7 +3,7 @@
 //! Place in the pipeline: the outermost part of `server`. `accept` owns
 //! client connections (limits, per-peer caps with `peers`, timeouts,
 //! drain); `stack` assembles the edge tower layers once (request id, trace span, accounting, catch-panic, CORS,
-//! compression, decompression, then the health bypass, load shed and
+//! compression (`compress`), decompression, then the health bypass, load shed and
 //! concurrency limit in front of the router); `context` is the one request
 //! context, made by `account` and read by it once at the end (`trace` writes
 //! its span's attributes then, when tracing is on). Must not
@@ -11,6 +11,7 @@
 
 pub(super) mod accept;
 mod account;
+pub(crate) mod compress;
 mod conn;
 pub(crate) mod context;
 pub(crate) mod cors;

@@ -29,11 +29,10 @@ use tower::layer::layer_fn;
 use tower::{Service, ServiceBuilder};
 use tower_http::BoxError;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use super::account::account;
+use super::compress;
 use super::context::CtxSlot;
 use super::cors;
 use super::permit::RequestPermit;
@@ -43,10 +42,6 @@ use crate::api::{ErrorKind, GatewayError};
 use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
 use crate::server::router;
 use crate::server::state::AppState;
-
-/// Responses smaller than this are sent as they are: compressing them
-/// saves next to nothing.
-const MIN_COMPRESSED_BYTES: u64 = 512;
 
 /// The body of a response between the decompression and compression steps.
 type DecodedBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
@@ -91,8 +86,9 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (st, live) = (Arc::clone(state), Arc::clone(state));
+    let (st, live, live2) = (Arc::clone(state), Arc::clone(state), Arc::clone(state));
     let current_cors = move || live.runtime.load().cors.clone();
+    let current_compression = move || live2.runtime.load().compression.clone();
     ServiceBuilder::new()
         // Request id: a sane client id is kept, else a fresh one; copied to every answer.
         .layer(layer_fn(request_id))
@@ -106,11 +102,10 @@ where
         .layer(layer_fn(move |inner| {
             cors::live(current_cors.clone(), mark_preflight, inner)
         }))
-        // Its body boxed at once: a compression body is 5.8 KB (every
-        // encoder's state), copied by each layer above that moves it.
-        .map_response(|r: Response<_>| r.map(box_body))
-        // Compression: gzip, br or zstd as accepted, above a size floor, never event streams.
-        .layer(CompressionLayer::new().compress_when(compressible()))
+        // Compression (with `server.compression`): gzip, br or zstd as accepted, above a size floor, never event streams.
+        .layer(layer_fn(move |inner| {
+            compress::live(current_compression.clone(), inner)
+        }))
         // Request decompression: gzip, br, zstd, deflate bodies decoded; other encodings 415.
         .map_response(unsupported_encoding)
         .layer(RequestDecompressionLayer::new())
@@ -178,15 +173,6 @@ fn mark_preflight<B>(req: &Request<B>) {
     }
 }
 
-/// What is worth compressing: not under the floor (when the size is known),
-/// not event streams, not already-compressed media.
-fn compressible() -> impl Predicate {
-    SizeAbove::new(MIN_COMPRESSED_BYTES)
-        .and(NotForContentType::SSE)
-        .and(NotForContentType::GRPC)
-        .and(NotForContentType::IMAGES)
-}
-
 /// A panic's answer, logged (inside the request's span) with its message.
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let message = panic
@@ -196,15 +182,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .unwrap_or("(no message)");
     tracing::error!(panic = message, "request handler panicked; answered 500");
     error_response(&internal("The gateway failed while handling this request."))
-}
-
-/// A response body behind one pointer.
-fn box_body<B>(body: B) -> http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    body.map_err(Into::into).boxed_unsync()
 }
 
 /// The request decompression layer's bare 415, in the OpenAI format.

@@ -1,0 +1,112 @@
+//! Compression of answers, as the live policy's `server.compression` says
+//! (off unless the policy has it: see `config::compression` for why).
+//!
+//! Place in the pipeline: an edge step (after CORS, before request
+//! decompression and the health bypass). [`layer`] turns the settings into
+//! a `tower_http` `CompressionLayer` when a policy is built (off the
+//! request path); [`live`] applies the one the edge gives it for each
+//! request (the live runtime's), so a reload turns compression on or off
+//! for requests on connections that are already open. A request passes
+//! the encoder by when compression is off or the client accepts no
+//! encoding, and its body is not wrapped in an encoder: an encoder body is
+//! 5.8 KB (every encoder's state), and only an answer that may be
+//! compressed pays for it. Either way the body is boxed here, so the
+//! layers above move a pointer. Event
+//! streams, gRPC and images are never compressed, nor answers of a known
+//! size under `min_bytes`. Must not buffer a body: a compressed answer
+//! flows chunk by chunk.
+
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, HeaderValue, VARY};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Body as HttpBody;
+use tower::{Layer, Service, ServiceExt};
+use tower_http::BoxError;
+use tower_http::CompressionLevel as Level;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
+
+use crate::config::{CompressionLevel, CompressionSettings};
+
+/// What is worth compressing: not under the floor (when the size is
+/// known), not event streams, not gRPC, not already-compressed media.
+pub(crate) type Worth =
+    And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
+
+/// The live step's answer body, behind one pointer: the inner body as it
+/// is, or the encoder's.
+pub(super) type Boxed = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The `tower_http` layer for validated settings.
+pub(crate) fn layer(s: &CompressionSettings) -> CompressionLayer<Worth> {
+    let worth = SizeAbove::new(s.min_bytes)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES);
+    let mut layer = CompressionLayer::new().quality(match s.level {
+        CompressionLevel::Fastest => Level::Fastest,
+        CompressionLevel::Default => Level::Default,
+        CompressionLevel::Best => Level::Best,
+    });
+    if !s.gzip {
+        layer = layer.no_gzip();
+    }
+    if !s.br {
+        layer = layer.no_br();
+    }
+    if !s.zstd {
+        layer = layer.no_zstd();
+    }
+    layer.compress_when(worth)
+}
+
+/// The compression step: the `CompressionLayer` that `current` gives for a
+/// request around `inner`, or `inner` alone when it gives none (no
+/// `server.compression`) or the request accepts no encoding.
+pub(super) fn live<S, B, RB>(
+    current: impl Fn() -> Option<CompressionLayer<Worth>> + Clone + Send + 'static,
+    inner: S,
+) -> impl Service<Request<B>, Response = Response<Boxed>, Error = S::Error, Future: Send + 'static> + Clone
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: HttpBody + Send + 'static,
+    RB: HttpBody<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError> + Send + Sync + 'static,
+{
+    tower::service_fn(move |req: Request<B>| {
+        let layer = current();
+        let accepts = req.headers().contains_key(ACCEPT_ENCODING);
+        let inner = inner.clone();
+        async move {
+            match layer {
+                Some(layer) if accepts => {
+                    let response = layer.layer(inner).oneshot(req).await?;
+                    Ok(response.map(boxed))
+                }
+                on => {
+                    let mut response = inner.oneshot(req).await?;
+                    // A cache in between must not hand this plain answer
+                    // to a client that asks for a compressed one.
+                    if on.is_some() {
+                        response
+                            .headers_mut()
+                            .append(VARY, HeaderValue::from_static("accept-encoding"));
+                    }
+                    Ok(response.map(boxed))
+                }
+            }
+        }
+    })
+}
+
+/// A body behind one pointer.
+fn boxed<B>(body: B) -> Boxed
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
