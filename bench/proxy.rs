@@ -16,7 +16,8 @@
 //! (the fixed-answer upstream, the stream clients) and wrk to core 1. CPU
 //! per request is the pinned process's user + system time over the run
 //! (from /proc) divided by the requests wrk completed; every ratio compares
-//! figures measured in the same run. With `BENCH_ATTACH` set (a command
+//! figures measured in the same run. wrk sends the `Accept-Encoding: gzip,
+//! deflate` of the Python SDKs, as clients do. With `BENCH_ATTACH` set (a command
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams

@@ -11,10 +11,9 @@
 //! encoding, and its body is not wrapped in an encoder: an encoder body is
 //! 5.8 KB (every encoder's state), and only an answer that may be
 //! compressed pays for it. Either way the body is boxed here, so the
-//! layers above move a pointer. Event
-//! streams, gRPC and images are never compressed, nor answers of a known
-//! size under `min_bytes`. Must not buffer a body: a compressed answer
-//! flows chunk by chunk.
+//! layers above move a pointer. Event streams, gRPC and images are never
+//! compressed, nor answers of a known size under `min_bytes`. Must not
+//! buffer a body: a compressed answer flows chunk by chunk.
 
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, HeaderValue, VARY};
