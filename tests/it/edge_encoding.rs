@@ -71,15 +71,7 @@ async fn json_answers_are_compressed_as_accepted_and_tiny_ones_are_not() {
         ("zstd", "zstd"),
         ("gzip;q=0.5, br;q=1", "br"),
     ] {
-        let r = gw
-            .http
-            .post(format!("{}/v1/chat/completions", gw.base))
-            .header("accept-encoding", accept)
-            .json(&chat_body("m", "hi", false))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let r = chat_accepting(&gw, accept).await;
         assert_eq!(r.headers()["content-encoding"], expected, "{accept}");
         assert!(
             r.headers()["vary"]
@@ -126,9 +118,8 @@ async fn json_answers_are_compressed_as_accepted_and_tiny_ones_are_not() {
     gw.stop().await;
 }
 
-/// The `content-encoding` of a big chat answer for `accept`, and whether
-/// the answer (decoded) is the upstream's.
-async fn encoding_for(gw: &TestGateway, accept: &str) -> Option<String> {
+/// A chat request sent with `accept-encoding: <accept>`; its answer is 200.
+async fn chat_accepting(gw: &TestGateway, accept: &str) -> reqwest::Response {
     let r = gw
         .http
         .post(format!("{}/v1/chat/completions", gw.base))
@@ -138,6 +129,13 @@ async fn encoding_for(gw: &TestGateway, accept: &str) -> Option<String> {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{accept}");
+    r
+}
+
+/// The `content-encoding` of a big chat answer for `accept`, after
+/// checking that the answer (decoded) is the upstream's.
+async fn encoding_for(gw: &TestGateway, accept: &str) -> Option<String> {
+    let r = chat_accepting(gw, accept).await;
     let encoding = r
         .headers()
         .get("content-encoding")

@@ -86,9 +86,11 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (st, live, live2) = (Arc::clone(state), Arc::clone(state), Arc::clone(state));
+    let st = Arc::clone(state);
+    let live = Arc::clone(state);
     let current_cors = move || live.runtime.load().cors.clone();
-    let current_compression = move || live2.runtime.load().compression.clone();
+    let live = Arc::clone(state);
+    let current_compression = move || live.runtime.load().compression.clone();
     ServiceBuilder::new()
         // Request id: a sane client id is kept, else a fresh one; copied to every answer.
         .layer(layer_fn(request_id))
