@@ -15,7 +15,9 @@
 # after a 3 s warm-up and covers BENCH_SECS (default 4) of load at
 # BENCH_CONNS connections (default 16); the figure is the instructions
 # counted over the requests wrk completed. Kernel work (system calls) is
-# not counted. Needs valgrind, nginx, wrk and curl (installed with apt-get
+# not counted. With BENCH_SDK_HEADERS=1 each request also carries the
+# headers the OpenAI Python SDK sends (authorization, user-agent, accept,
+# nine x-stainless-*, accept-encoding: gzip, deflate). Needs valgrind, nginx, wrk and curl (installed with apt-get
 # when missing, as the proxy bench does).
 set -euo pipefail
 
@@ -68,6 +70,23 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$DIR/body.json", "rb"); wrk.body = f:read("*a"); f:close()
 EOF
+if [ -n "${BENCH_SDK_HEADERS:-}" ]; then
+    cat >> "$DIR/post.lua" <<'EOF'
+wrk.headers["Accept-Encoding"] = "gzip, deflate"
+wrk.headers["authorization"] = "Bearer sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+wrk.headers["accept"] = "application/json"
+wrk.headers["user-agent"] = "OpenAI/Python 1.99.0"
+wrk.headers["x-stainless-lang"] = "python"
+wrk.headers["x-stainless-package-version"] = "1.99.0"
+wrk.headers["x-stainless-os"] = "Linux"
+wrk.headers["x-stainless-arch"] = "x64"
+wrk.headers["x-stainless-runtime"] = "CPython"
+wrk.headers["x-stainless-runtime-version"] = "3.11.7"
+wrk.headers["x-stainless-async"] = "false"
+wrk.headers["x-stainless-retry-count"] = "0"
+wrk.headers["x-stainless-read-timeout"] = "600"
+EOF
+fi
 
 # Instructions per request of one binary.
 count() {
