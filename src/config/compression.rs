@@ -86,8 +86,11 @@ pub(super) fn compression_settings(
         if list.is_empty() {
             cx.errors.at(
                 &list_loc,
-                "must list at least one of gzip, br, zstd; leave out server.compression to \
-                 send answers uncompressed",
+                format!(
+                    "must list at least one of {}; leave out server.compression to send \
+                     answers uncompressed",
+                    ENCODINGS.join(", ")
+                ),
             );
         }
         (settings.gzip, settings.br, settings.zstd) = (false, false, false);
@@ -97,9 +100,10 @@ pub(super) fn compression_settings(
                 "br" => &mut settings.br,
                 "zstd" => &mut settings.zstd,
                 _ => {
+                    let known = ENCODINGS.join(", ");
                     cx.errors.at(
                         &list_loc.index(i),
-                        format!("{name:?} is not an encoding the gateway compresses with: use one of {}", ENCODINGS.join(", ")),
+                        format!("{name:?} is not an encoding the gateway compresses with: use one of {known}"),
                     );
                     continue;
                 }
