@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::access::*;
 use super::fields::FieldReader;
-use super::policy::RouteSpec;
 use super::raw::{RawKey, RawPrice};
 use super::report::Loc;
+use super::route_spec::RouteSpec;
 
 /// `*` matches any run of characters, `?` one character; nothing else is special.
 pub fn glob_match(pattern: &str, name: &str) -> bool {

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use super::fields::{FieldReader, parse_duration};
-use super::policy::{StaleIfError, StreamSpec};
 use super::raw::{RawRoute, Switch};
 use super::report::Loc;
+use super::route_spec::{StaleIfError, StreamSpec};
 
 /// How long an embedding or rerank entry may answer past its TTL when
 /// `stale_if_error` is not set: their answers are deterministic.

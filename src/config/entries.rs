@@ -15,6 +15,7 @@ use super::policy::*;
 use super::raw::{RawBudget, RawConcurrency, RawProvider, RawRoute};
 use super::report::Loc;
 use super::route_entries;
+use super::route_spec::*;
 use super::validate::Merged;
 
 /// Shipped default timeouts (the reasons are in docs/failure-behaviour.md):

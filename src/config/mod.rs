@@ -24,6 +24,8 @@ mod policy;
 mod raw;
 mod report;
 mod route_entries;
+mod route_spec;
+mod server_entries;
 mod shape;
 mod state_entries;
 mod telemetry;
@@ -42,6 +44,7 @@ pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
 pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};
 pub use policy::*;
+pub use route_spec::*;
 pub use state_entries::host_port;
 pub use telemetry::{OtlpProtocol, TracingSettings};
 

@@ -14,9 +14,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::access_entries::glob_match;
-use super::policy::RouteSpec;
 use super::raw::RawRoute;
 use super::report::{Errors, Loc};
+use super::route_spec::RouteSpec;
 
 /// Longest requested name a pattern is tried on (longer names only match
 /// exactly): bounds the work a client's name can cause.

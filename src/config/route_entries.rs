@@ -15,6 +15,7 @@ use super::fields::{FieldReader, parse_duration};
 use super::policy::*;
 use super::raw::{RawAffinity, RawFallback, RawHedge, RawRoute, RawTarget};
 use super::report::{Errors, Loc};
+use super::route_spec::*;
 use super::validate::Merged;
 
 /// A list of targets (`routes.<name>.targets`, or a fallback's): each names
