@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
@@ -157,22 +156,7 @@ pub async fn first_content(
     }
 }
 
-impl Held {
-    async fn hold(
-        &self,
-        reply: BoxFuture<'_, Result<ChatReply, UpstreamError>>,
-        kind: StreamKind,
-    ) -> Result<ChatReply, UpstreamError> {
-        let deadline = Instant::now() + self.first_content;
-        match reply.await? {
-            ChatReply::Stream(events) => first_content(events, kind, deadline)
-                .await
-                .map(ChatReply::Stream),
-            full => Ok(full),
-        }
-    }
-}
-
+#[async_trait::async_trait]
 impl Provider for Held {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
@@ -190,62 +174,75 @@ impl Provider for Held {
         self.inner.ext_support(request, model)
     }
 
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        let reply = self.inner.chat(request, model, stream);
-        Box::pin(self.hold(reply, StreamKind::Chat))
+    ) -> Result<ChatReply, UpstreamError> {
+        // One state machine with the attempt's (no hold future inside it):
+        // the wait for content starts with the attempt.
+        let deadline = Instant::now() + self.first_content;
+        match self.inner.chat(request, model, stream).await? {
+            ChatReply::Stream(events) => first_content(events, StreamKind::Chat, deadline)
+                .await
+                .map(ChatReply::Stream),
+            full => Ok(full),
+        }
     }
 
-    fn passthrough<'a>(
-        &'a self,
-        path: &'a str,
+    async fn passthrough(
+        &self,
+        path: &str,
         body: Bytes,
-        client_headers: &'a http::HeaderMap,
+        client_headers: &http::HeaderMap,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        let reply = self.inner.passthrough(path, body, client_headers, stream);
-        Box::pin(self.hold(reply, StreamKind::for_path(path)))
+    ) -> Result<ChatReply, UpstreamError> {
+        let deadline = Instant::now() + self.first_content;
+        let kind = StreamKind::for_path(path);
+        match self
+            .inner
+            .passthrough(path, body, client_headers, stream)
+            .await?
+        {
+            ChatReply::Stream(events) => first_content(events, kind, deadline)
+                .await
+                .map(ChatReply::Stream),
+            full => Ok(full),
+        }
     }
 
-    fn stored<'a>(
-        &'a self,
-        method: http::Method,
-        path: &'a str,
-    ) -> BoxFuture<'a, Result<Bytes, UpstreamError>> {
-        self.inner.stored(method, path)
+    async fn stored(&self, method: http::Method, path: &str) -> Result<Bytes, UpstreamError> {
+        self.inner.stored(method, path).await
     }
 
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        self.inner.embed(model, inputs, extra)
+    async fn embed(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        self.inner.embed(model, inputs, extra).await
     }
 
-    fn embed_as<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
+    async fn embed_as(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
         format: EncodingFormat,
-    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
-        self.inner.embed_as(model, inputs, extra, format)
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        self.inner.embed_as(model, inputs, extra, format).await
     }
 
-    fn rerank<'a>(
-        &'a self,
-        model: &'a str,
-        query: &'a str,
-        documents: &'a [Arc<str>],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
-        self.inner.rerank(model, query, documents, extra)
+    async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[Arc<str>],
+        extra: &Map<String, Value>,
+    ) -> Result<RerankReply, UpstreamError> {
+        self.inner.rerank(model, query, documents, extra).await
     }
 }
 

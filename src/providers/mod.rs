@@ -53,7 +53,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 
@@ -176,6 +175,7 @@ impl Capabilities {
 
 /// One built upstream of some kind. Default methods answer "unsupported",
 /// so a kind implements what its [`Capabilities`] say it can do.
+#[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 
@@ -197,13 +197,13 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// One chat attempt for `request`, sent as `model` upstream.
-    fn chat<'a>(
-        &'a self,
-        _request: &'a ChatRequest,
-        _model: &'a str,
+    async fn chat(
+        &self,
+        _request: &ChatRequest,
+        _model: &str,
         _stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(async { Err(UpstreamError::Unsupported("chat")) })
+    ) -> Result<ChatReply, UpstreamError> {
+        Err(UpstreamError::Unsupported("chat"))
     }
 
     /// One attempt at an endpoint the provider serves as it is (a path in
@@ -213,62 +213,59 @@ pub trait Provider: Send + Sync + 'static {
     /// that forward none ignore them, and never the client's credentials. A
     /// JSON answer must be a JSON object; a stream is forwarded in whole
     /// events.
-    fn passthrough<'a>(
-        &'a self,
-        _path: &'a str,
+    async fn passthrough(
+        &self,
+        _path: &str,
         _body: Bytes,
-        _client_headers: &'a http::HeaderMap,
+        _client_headers: &http::HeaderMap,
         _stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(async { Err(UpstreamError::Unsupported("this endpoint")) })
+    ) -> Result<ChatReply, UpstreamError> {
+        Err(UpstreamError::Unsupported("this endpoint"))
     }
 
     /// A `GET` or `DELETE` of an object the provider stores at the
     /// OpenAI-compatible `path` (`/responses/{id}`), for providers that pass
     /// that endpoint through. The answer is a JSON object.
-    fn stored<'a>(
-        &'a self,
-        _method: http::Method,
-        _path: &'a str,
-    ) -> BoxFuture<'a, Result<Bytes, UpstreamError>> {
-        Box::pin(async { Err(UpstreamError::Unsupported("stored objects")) })
+    async fn stored(&self, _method: http::Method, _path: &str) -> Result<Bytes, UpstreamError> {
+        Err(UpstreamError::Unsupported("stored objects"))
     }
 
     /// One embeddings attempt for `inputs`, sent as `model` upstream.
-    fn embed<'a>(
-        &'a self,
-        _model: &'a str,
-        _inputs: &'a [Value],
-        _extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(async { Err(UpstreamError::Unsupported("embeddings")) })
+    async fn embed(
+        &self,
+        _model: &str,
+        _inputs: &[Value],
+        _extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        Err(UpstreamError::Unsupported("embeddings"))
     }
 
     /// One embeddings attempt whose answer the client may have as it came:
     /// the upstream is asked for `format` vectors, and a plain answer in
     /// that encoding comes back as bytes ([`EmbedAnswer::Raw`]). Kinds
     /// that translate the answer give their vectors ([`Provider::embed`]).
-    fn embed_as<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
+    async fn embed_as(
+        &self,
+        model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
         _format: EncodingFormat,
-    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
-        let reply = self.embed(model, inputs, extra);
-        Box::pin(async move { reply.await.map(EmbedAnswer::Vectors) })
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        self.embed(model, inputs, extra)
+            .await
+            .map(EmbedAnswer::Vectors)
     }
 
     /// One rerank attempt: a score for each of `documents` against `query`,
     /// in the order given, as `model` upstream.
-    fn rerank<'a>(
-        &'a self,
-        _model: &'a str,
-        _query: &'a str,
-        _documents: &'a [Arc<str>],
-        _extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
-        Box::pin(async { Err(UpstreamError::Unsupported("rerank")) })
+    async fn rerank(
+        &self,
+        _model: &str,
+        _query: &str,
+        _documents: &[Arc<str>],
+        _extra: &Map<String, Value>,
+    ) -> Result<RerankReply, UpstreamError> {
+        Err(UpstreamError::Unsupported("rerank"))
     }
 }
 

@@ -19,7 +19,6 @@
 use crate::providers::upstream::SetupError;
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::HeaderValue;
 use serde_json::Value;
 
@@ -75,6 +74,32 @@ impl AnthropicProvider {
             chat: config.chat.clone(),
         })
     }
+}
+
+#[async_trait::async_trait]
+impl Provider for AnthropicProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> ExtSupport {
+        let max_tokens = request
+            .body
+            .get("max_completion_tokens")
+            .or_else(|| request.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::from(self.chat.default_max_tokens));
+        let thinking = plan(&request.body, &request.ext, model, max_tokens).is_some();
+        ExtSupport {
+            reasoning: thinking,
+            top_k: !thinking,
+            serial_tool_calls: true,
+        }
+    }
 
     async fn chat(
         &self,
@@ -111,49 +136,15 @@ impl AnthropicProvider {
             response, limits, translator,
         )))
     }
-}
 
-impl Provider for AnthropicProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn ext_support(&self, request: &ChatRequest, model: &str) -> ExtSupport {
-        let max_tokens = request
-            .body
-            .get("max_completion_tokens")
-            .or_else(|| request.body.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .unwrap_or(u64::from(self.chat.default_max_tokens));
-        let thinking = plan(&request.body, &request.ext, model, max_tokens).is_some();
-        ExtSupport {
-            reasoning: thinking,
-            top_k: !thinking,
-            serial_tool_calls: true,
-        }
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(AnthropicProvider::chat(self, request, model, stream))
-    }
-
-    fn passthrough<'a>(
-        &'a self,
-        path: &'a str,
+    async fn passthrough(
+        &self,
+        path: &str,
         body: Bytes,
-        client_headers: &'a http::HeaderMap,
+        client_headers: &http::HeaderMap,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(self.native(path, body, client_headers, stream))
+    ) -> Result<ChatReply, UpstreamError> {
+        self.native(path, body, client_headers, stream).await
     }
 }
 

@@ -14,7 +14,6 @@
 //! Must not retry, fail over or log the key.
 
 use crate::providers::upstream::SetupError;
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config, MAX_BATCH_INPUTS};
@@ -75,6 +74,38 @@ impl AzureProvider {
             .body(body);
         self.upstream.send_classified(request, classify).await
     }
+}
+
+/// A content-filter refusal goes back to the client; the rest by status,
+/// with the `type` Azure left out (scrubbed again: it is written anew).
+fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
+    if let Some(class) = content_filter(failed.status, &failed.body) {
+        return class.into_error(None, scrubber);
+    }
+    let body = scrubber.scrub(with_type(failed.status, failed.body));
+    Failed { body, ..failed }.into_status_error()
+}
+
+#[async_trait::async_trait]
+impl Provider for AzureProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        openai_wire::ext_support(
+            request,
+            openai_wire::deployment_takes_reasoning_effort(model),
+        )
+    }
 
     async fn chat(
         &self,
@@ -131,64 +162,5 @@ impl AzureProvider {
         let (response, limits) = self.send(model, "embeddings", body).await?;
         openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
             .await
-    }
-}
-
-/// A content-filter refusal goes back to the client; the rest by status,
-/// with the `type` Azure left out (scrubbed again: it is written anew).
-fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
-    if let Some(class) = content_filter(failed.status, &failed.body) {
-        return class.into_error(None, scrubber);
-    }
-    let body = scrubber.scrub(with_type(failed.status, failed.body));
-    Failed { body, ..failed }.into_status_error()
-}
-
-impl Provider for AzureProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn max_batch_inputs(&self, _model: &str) -> usize {
-        MAX_BATCH_INPUTS
-    }
-
-    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        openai_wire::ext_support(
-            request,
-            openai_wire::deployment_takes_reasoning_effort(model),
-        )
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(AzureProvider::chat(self, request, model, stream))
-    }
-
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(AzureProvider::embed(self, model, inputs, extra))
-    }
-
-    fn embed_as<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-        format: EncodingFormat,
-    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
-        Box::pin(AzureProvider::embed_as(self, model, inputs, extra, format))
     }
 }

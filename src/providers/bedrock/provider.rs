@@ -17,7 +17,6 @@ use crate::providers::upstream::SetupError;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
@@ -123,6 +122,36 @@ impl BedrockProvider {
         Classification::new(verdict, &format!("Bedrock request not sent: {message}"))
             .into_error(None, self.upstream.scrubber())
     }
+}
+
+#[async_trait::async_trait]
+impl Provider for BedrockProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn max_batch_inputs(&self, model: &str) -> usize {
+        max_batch_inputs(model)
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        let max = request
+            .body
+            .get("max_completion_tokens")
+            .or_else(|| request.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .or(self.chat.default_max_tokens);
+        let e = super::thinking::extra(&request.body, &request.ext, model, max);
+        crate::providers::ExtSupport {
+            reasoning: e.reasoning,
+            top_k: e.top_k,
+            serial_tool_calls: false,
+        }
+    }
 
     async fn chat(
         &self,
@@ -173,53 +202,6 @@ impl BedrockProvider {
             reply.total_tokens = n;
         }
         Ok(reply)
-    }
-}
-
-impl Provider for BedrockProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn max_batch_inputs(&self, model: &str) -> usize {
-        max_batch_inputs(model)
-    }
-
-    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        let max = request
-            .body
-            .get("max_completion_tokens")
-            .or_else(|| request.body.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .or(self.chat.default_max_tokens);
-        let e = super::thinking::extra(&request.body, &request.ext, model, max);
-        crate::providers::ExtSupport {
-            reasoning: e.reasoning,
-            top_k: e.top_k,
-            serial_tool_calls: false,
-        }
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(BedrockProvider::chat(self, request, model, stream))
-    }
-
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(BedrockProvider::embed(self, model, inputs, extra))
     }
 }
 

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
@@ -78,6 +77,36 @@ impl CohereProvider {
             .body(bytes);
         self.upstream.send_classified(request, classify).await
     }
+}
+
+/// A Cohere error as the client sees it: the OpenAI envelope with the
+/// class's status and type, Cohere's message.
+fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
+    classify_error(failed.status, &failed.body)
+        .into_error(parse_retry_after(&failed.headers), scrubber)
+}
+
+#[async_trait::async_trait]
+impl Provider for CohereProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, _model: &str) -> crate::providers::ExtSupport {
+        crate::providers::ExtSupport {
+            reasoning: false,
+            top_k: request.top_k().is_some(),
+            serial_tool_calls: false,
+        }
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
 
     async fn chat(
         &self,
@@ -128,62 +157,5 @@ impl CohereProvider {
         let (response, limits) = self.send("/v2/rerank", &body).await?;
         let bytes = self.upstream.read_json(response, &limits).await?;
         rerank_response(&bytes, documents.len()).map_err(UpstreamError::Translate)
-    }
-}
-
-/// A Cohere error as the client sees it: the OpenAI envelope with the
-/// class's status and type, Cohere's message.
-fn classify(failed: Failed, scrubber: &Scrubber) -> UpstreamError {
-    classify_error(failed.status, &failed.body)
-        .into_error(parse_retry_after(&failed.headers), scrubber)
-}
-
-impl Provider for CohereProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn ext_support(&self, request: &ChatRequest, _model: &str) -> crate::providers::ExtSupport {
-        crate::providers::ExtSupport {
-            reasoning: false,
-            top_k: request.top_k().is_some(),
-            serial_tool_calls: false,
-        }
-    }
-
-    fn max_batch_inputs(&self, _model: &str) -> usize {
-        MAX_BATCH_INPUTS
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(CohereProvider::chat(self, request, model, stream))
-    }
-
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(CohereProvider::embed(self, model, inputs, extra))
-    }
-
-    fn rerank<'a>(
-        &'a self,
-        model: &'a str,
-        query: &'a str,
-        documents: &'a [Arc<str>],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
-        Box::pin(CohereProvider::rerank(self, model, query, documents, extra))
     }
 }

@@ -29,7 +29,6 @@
 use crate::providers::upstream::SetupError;
 use crate::providers::upstream::expect_event_stream;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::config::{CAPABILITIES, Config};
@@ -93,6 +92,31 @@ impl GeminiProvider {
             .body(body);
         self.upstream.send_classified(request, classified).await
     }
+}
+
+#[async_trait::async_trait]
+impl Provider for GeminiProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        let thinking =
+            super::thinking::thinking_config(&request.body, &request.ext, model).is_some();
+        crate::providers::ExtSupport {
+            reasoning: thinking,
+            top_k: true,
+            serial_tool_calls: false,
+        }
+    }
+
+    fn max_batch_inputs(&self, _model: &str) -> usize {
+        MAX_BATCH_INPUTS
+    }
 
     async fn chat(
         &self,
@@ -131,48 +155,6 @@ impl GeminiProvider {
         let (response, limits) = self.send(&embed_path(model), &native).await?;
         let body = self.upstream.read_json(response, &limits).await?;
         embed_response(&body, inputs.len()).map_err(bad_answer)
-    }
-}
-
-impl Provider for GeminiProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        let thinking =
-            super::thinking::thinking_config(&request.body, &request.ext, model).is_some();
-        crate::providers::ExtSupport {
-            reasoning: thinking,
-            top_k: true,
-            serial_tool_calls: false,
-        }
-    }
-
-    fn max_batch_inputs(&self, _model: &str) -> usize {
-        MAX_BATCH_INPUTS
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(GeminiProvider::chat(self, request, model, stream))
-    }
-
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(GeminiProvider::embed(self, model, inputs, extra))
     }
 }
 

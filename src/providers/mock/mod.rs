@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -108,6 +107,7 @@ pub struct MockProvider {
     timeouts: Timeouts,
 }
 
+#[async_trait::async_trait]
 impl Provider for MockProvider {
     fn capabilities(&self) -> Capabilities {
         MOCK_CAPABILITIES
@@ -123,71 +123,100 @@ impl Provider for MockProvider {
         }
     }
 
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(MockProvider::chat(self, request, model, stream))
+    ) -> Result<ChatReply, UpstreamError> {
+        self.respond().await?;
+        let answer = chat::answer(&self.name, &request.body, request.reasoning().is_some());
+        let n = chat::choices(&request.body);
+        let id = format!("chatcmpl-mock-{:016x}", fastrand::u64(..));
+        if !stream {
+            return Ok(ChatReply::Full(chat::full(&answer, &id, now(), model, n)));
+        }
+        let with_usage = chat::include_usage(&request.body);
+        let events = chat::chunks(&answer, &id, now(), model, n, with_usage);
+        Ok(ChatReply::Stream(
+            futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
+        ))
     }
 
-    fn passthrough<'a>(
-        &'a self,
-        path: &'a str,
+    async fn passthrough(
+        &self,
+        path: &str,
         body: Bytes,
-        _client_headers: &'a http::HeaderMap,
+        _client_headers: &http::HeaderMap,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(async move {
-            if path != COMPLETIONS {
-                return Err(UpstreamError::Unsupported("this endpoint"));
-            }
-            self.respond().await?;
-            let body: Map<String, Value> = serde_json::from_slice(&body)
-                .map_err(|e| UpstreamError::Protocol(format!("mock: request body: {e}")))?;
-            let id = format!("cmpl-mock-{:016x}", fastrand::u64(..));
-            let mut events = completions::answer(&self.name, &body, &id, now(), stream);
-            Ok(if stream {
-                ChatReply::Stream(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
-            } else {
-                ChatReply::Full(events.pop().unwrap_or_default())
-            })
+    ) -> Result<ChatReply, UpstreamError> {
+        if path != COMPLETIONS {
+            return Err(UpstreamError::Unsupported("this endpoint"));
+        }
+        self.respond().await?;
+        let body: Map<String, Value> = serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Protocol(format!("mock: request body: {e}")))?;
+        let id = format!("cmpl-mock-{:016x}", fastrand::u64(..));
+        let mut events = completions::answer(&self.name, &body, &id, now(), stream);
+        Ok(if stream {
+            ChatReply::Stream(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
+        } else {
+            ChatReply::Full(events.pop().unwrap_or_default())
         })
     }
 
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(MockProvider::embed(self, model, inputs, extra))
+    async fn embed(
+        &self,
+        _model: &str,
+        inputs: &[Value],
+        extra: &Map<String, Value>,
+    ) -> Result<EmbedReply, UpstreamError> {
+        self.respond().await?;
+        let dims = extra
+            .get("dimensions")
+            .and_then(Value::as_u64)
+            .map(|d| d as usize)
+            .unwrap_or(self.spec.embedding_dims);
+        let mut tokens = 0u64;
+        let vectors = inputs
+            .iter()
+            .map(|input| {
+                tokens += match input {
+                    Value::Array(t) => t.len(),
+                    Value::String(s) => word_count(s),
+                    _ => 1,
+                } as u64;
+                mock_vector(&input.to_string(), dims)
+            })
+            .collect();
+        Ok(EmbedReply {
+            vectors,
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        })
     }
 
-    fn rerank<'a>(
-        &'a self,
-        _model: &'a str,
-        query: &'a str,
-        documents: &'a [Arc<str>],
-        _extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
-        Box::pin(async move {
-            self.respond().await?;
-            let q = words(query);
-            let mut tokens = word_count(query) as u64;
-            let scores = documents
-                .iter()
-                .map(|d| {
-                    tokens += word_count(d) as u64;
-                    overlap(&q, &words(d))
-                })
-                .collect();
-            Ok(RerankReply {
-                scores,
-                total_tokens: tokens,
-                search_units: 0,
+    async fn rerank(
+        &self,
+        _model: &str,
+        query: &str,
+        documents: &[Arc<str>],
+        _extra: &Map<String, Value>,
+    ) -> Result<RerankReply, UpstreamError> {
+        self.respond().await?;
+        let q = words(query);
+        let mut tokens = word_count(query) as u64;
+        let scores = documents
+            .iter()
+            .map(|d| {
+                tokens += word_count(d) as u64;
+                overlap(&q, &words(d))
             })
+            .collect();
+        Ok(RerankReply {
+            scores,
+            total_tokens: tokens,
+            search_units: 0,
         })
     }
 }
@@ -232,57 +261,6 @@ impl MockProvider {
             });
         }
         Ok(())
-    }
-
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-        stream: bool,
-    ) -> Result<ChatReply, UpstreamError> {
-        self.respond().await?;
-        let answer = chat::answer(&self.name, &request.body, request.reasoning().is_some());
-        let n = chat::choices(&request.body);
-        let id = format!("chatcmpl-mock-{:016x}", fastrand::u64(..));
-        if !stream {
-            return Ok(ChatReply::Full(chat::full(&answer, &id, now(), model, n)));
-        }
-        let with_usage = chat::include_usage(&request.body);
-        let events = chat::chunks(&answer, &id, now(), model, n, with_usage);
-        Ok(ChatReply::Stream(
-            futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
-        ))
-    }
-
-    async fn embed(
-        &self,
-        _model: &str,
-        inputs: &[Value],
-        extra: &Map<String, Value>,
-    ) -> Result<EmbedReply, UpstreamError> {
-        self.respond().await?;
-        let dims = extra
-            .get("dimensions")
-            .and_then(Value::as_u64)
-            .map(|d| d as usize)
-            .unwrap_or(self.spec.embedding_dims);
-        let mut tokens = 0u64;
-        let vectors = inputs
-            .iter()
-            .map(|input| {
-                tokens += match input {
-                    Value::Array(t) => t.len(),
-                    Value::String(s) => word_count(s),
-                    _ => 1,
-                } as u64;
-                mock_vector(&input.to_string(), dims)
-            })
-            .collect();
-        Ok(EmbedReply {
-            vectors,
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-        })
     }
 }
 

@@ -7,7 +7,6 @@
 //! answer as the module's doc says. Must not log or echo the API key.
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::Config;
@@ -93,6 +92,30 @@ impl OpenAiProvider {
             .await?
             .map_err(Failed::into_status_error)
     }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiProvider {
+    fn open_connections(&self) -> Option<usize> {
+        Some(self.upstream.open_connections())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            chat: true,
+            chat_stream: true,
+            embeddings: true,
+            rerank: true,
+            tools: true,
+            images: true,
+            native: PASSTHROUGH_PATHS,
+            prefill: false,
+        }
+    }
+
+    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
+        openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
+    }
 
     async fn chat(
         &self,
@@ -123,47 +146,6 @@ impl OpenAiProvider {
         Ok(ChatReply::Stream(events.into_stream()))
     }
 
-    /// `path` passed through: a JSON object, or whole SSE events (the
-    /// Responses API ends its streams without `[DONE]`).
-    async fn passthrough(
-        &self,
-        path: &str,
-        body: Bytes,
-        stream: bool,
-    ) -> Result<ChatReply, UpstreamError> {
-        let (response, limits) = self.send(path, body).await?;
-        if !stream {
-            let body = self.upstream.read_json(response, &limits).await?;
-            if !body.trim_ascii_start().starts_with(b"{")
-                || serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err()
-            {
-                return Err(UpstreamError::Protocol(
-                    "a 200 answer that is not a JSON object".into(),
-                ));
-            }
-            return Ok(ChatReply::Full(body));
-        }
-        openai_wire::check_event_stream(&response)?;
-        let require_done = path != "/responses";
-        let events = WholeEvents::new(limits.body(response), limits, require_done);
-        Ok(ChatReply::Stream(events.into_stream()))
-    }
-
-    /// `GET` / `DELETE {base_url}{path}`: a stored object, as JSON.
-    async fn stored(&self, method: http::Method, path: &str) -> Result<Bytes, UpstreamError> {
-        let request = self
-            .upstream
-            .client()
-            .request(method, format!("{}{path}", self.base_url))
-            .headers(self.headers.clone());
-        let (response, limits) = self
-            .upstream
-            .send(request)
-            .await?
-            .map_err(Failed::into_status_error)?;
-        self.upstream.read_json(response, &limits).await
-    }
-
     async fn embed(
         &self,
         model: &str,
@@ -189,6 +171,21 @@ impl OpenAiProvider {
         let (response, limits) = self.send("/embeddings", body).await?;
         openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
             .await
+    }
+
+    /// `GET` / `DELETE {base_url}{path}`: a stored object, as JSON.
+    async fn stored(&self, method: http::Method, path: &str) -> Result<Bytes, UpstreamError> {
+        let request = self
+            .upstream
+            .client()
+            .request(method, format!("{}{path}", self.base_url))
+            .headers(self.headers.clone());
+        let (response, limits) = self
+            .upstream
+            .send(request)
+            .await?
+            .map_err(Failed::into_status_error)?;
+        self.upstream.read_json(response, &limits).await
     }
 
     async fn rerank(
@@ -220,84 +217,32 @@ impl OpenAiProvider {
         let bytes = self.upstream.read_json(response, &limits).await?;
         openai_wire::rerank_reply(&bytes, documents.len())
     }
-}
 
-impl Provider for OpenAiProvider {
-    fn open_connections(&self) -> Option<usize> {
-        Some(self.upstream.open_connections())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            chat: true,
-            chat_stream: true,
-            embeddings: true,
-            rerank: true,
-            tools: true,
-            images: true,
-            native: PASSTHROUGH_PATHS,
-            prefill: false,
-        }
-    }
-
-    fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
-    }
-
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-        model: &'a str,
-        stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(OpenAiProvider::chat(self, request, model, stream))
-    }
-
-    fn embed<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<EmbedReply, UpstreamError>> {
-        Box::pin(OpenAiProvider::embed(self, model, inputs, extra))
-    }
-
-    fn embed_as<'a>(
-        &'a self,
-        model: &'a str,
-        inputs: &'a [Value],
-        extra: &'a Map<String, Value>,
-        format: EncodingFormat,
-    ) -> BoxFuture<'a, Result<EmbedAnswer, UpstreamError>> {
-        Box::pin(OpenAiProvider::embed_as(self, model, inputs, extra, format))
-    }
-
-    fn stored<'a>(
-        &'a self,
-        method: http::Method,
-        path: &'a str,
-    ) -> BoxFuture<'a, Result<Bytes, UpstreamError>> {
-        Box::pin(OpenAiProvider::stored(self, method, path))
-    }
-
-    fn rerank<'a>(
-        &'a self,
-        model: &'a str,
-        query: &'a str,
-        documents: &'a [std::sync::Arc<str>],
-        extra: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, Result<RerankReply, UpstreamError>> {
-        Box::pin(OpenAiProvider::rerank(self, model, query, documents, extra))
-    }
-
-    fn passthrough<'a>(
-        &'a self,
-        path: &'a str,
+    /// `path` passed through: a JSON object, or whole SSE events (the
+    /// Responses API ends its streams without `[DONE]`).
+    async fn passthrough(
+        &self,
+        path: &str,
         body: Bytes,
-        _client_headers: &'a http::HeaderMap,
+        _client_headers: &http::HeaderMap,
         stream: bool,
-    ) -> BoxFuture<'a, Result<ChatReply, UpstreamError>> {
-        Box::pin(OpenAiProvider::passthrough(self, path, body, stream))
+    ) -> Result<ChatReply, UpstreamError> {
+        let (response, limits) = self.send(path, body).await?;
+        if !stream {
+            let body = self.upstream.read_json(response, &limits).await?;
+            if !body.trim_ascii_start().starts_with(b"{")
+                || serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err()
+            {
+                return Err(UpstreamError::Protocol(
+                    "a 200 answer that is not a JSON object".into(),
+                ));
+            }
+            return Ok(ChatReply::Full(body));
+        }
+        openai_wire::check_event_stream(&response)?;
+        let require_done = path != "/responses";
+        let events = WholeEvents::new(limits.body(response), limits, require_done);
+        Ok(ChatReply::Stream(events.into_stream()))
     }
 }
 
