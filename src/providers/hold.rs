@@ -156,6 +156,22 @@ pub async fn first_content(
     }
 }
 
+/// An attempt's answer as it may be handed on: a full one at once, a
+/// stream once it carried content by `deadline` (counted from the start of
+/// the attempt).
+async fn held(
+    reply: ChatReply,
+    kind: StreamKind,
+    deadline: Instant,
+) -> Result<ChatReply, UpstreamError> {
+    match reply {
+        ChatReply::Stream(events) => first_content(events, kind, deadline)
+            .await
+            .map(ChatReply::Stream),
+        full => Ok(full),
+    }
+}
+
 #[async_trait::async_trait]
 impl Provider for Held {
     fn capabilities(&self) -> Capabilities {
@@ -180,15 +196,9 @@ impl Provider for Held {
         model: &str,
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
-        // One state machine with the attempt's (no hold future inside it):
-        // the wait for content starts with the attempt.
         let deadline = Instant::now() + self.first_content;
-        match self.inner.chat(request, model, stream).await? {
-            ChatReply::Stream(events) => first_content(events, StreamKind::Chat, deadline)
-                .await
-                .map(ChatReply::Stream),
-            full => Ok(full),
-        }
+        let reply = self.inner.chat(request, model, stream).await?;
+        held(reply, StreamKind::Chat, deadline).await
     }
 
     async fn passthrough(
@@ -199,17 +209,11 @@ impl Provider for Held {
         stream: bool,
     ) -> Result<ChatReply, UpstreamError> {
         let deadline = Instant::now() + self.first_content;
-        let kind = StreamKind::for_path(path);
-        match self
+        let reply = self
             .inner
             .passthrough(path, body, client_headers, stream)
-            .await?
-        {
-            ChatReply::Stream(events) => first_content(events, kind, deadline)
-                .await
-                .map(ChatReply::Stream),
-            full => Ok(full),
-        }
+            .await?;
+        held(reply, StreamKind::for_path(path), deadline).await
     }
 
     async fn stored(&self, method: http::Method, path: &str) -> Result<Bytes, UpstreamError> {
