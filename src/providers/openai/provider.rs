@@ -4,7 +4,8 @@
 //! Place in the pipeline: called by `routing` for one attempt, through
 //! [`Provider`]. Builds the headers and URLs once (at build time), sends
 //! through `upstream` (timeouts, body limits, scrubbing) and reads the
-//! answer as the module's doc says. Must not log or echo the API key.
+//! answer as the `openai` module's doc says. Must not log or echo the API
+//! key.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
