@@ -14,7 +14,6 @@
 //! than the requests in flight. Must not retry, time a body or read one: that is
 //! `upstream` and `body`.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,13 +22,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::UpstreamError;
 use super::client_conn::{ConnectTimeout, Counted, Gauge, InFlight, NoSlot};
 use super::client_egress::Egress;
 use super::client_h1::{Driven, H1Error, H1Pool};
+use super::pieces::Pieces;
 
 type Connector = Counted<Egress>;
 
@@ -167,83 +167,6 @@ impl RequestBuilder {
     pub fn body(mut self, body: impl Into<Pieces>) -> Self {
         self.body = body.into();
         self
-    }
-}
-
-/// A body of `Bytes` pieces sent one after the other, with its exact
-/// length (`Content-Length`), never copied into one buffer: an upstream
-/// request's body (one buffer, or a large client body with `model`
-/// spliced in, as slices of the client's own bytes), and the gateway's
-/// own pass-through embedding answer (the upstream's bytes around a new
-/// `model`).
-#[derive(Debug)]
-pub struct Pieces {
-    parts: std::vec::IntoIter<Bytes>,
-    left: u64,
-}
-
-impl Pieces {
-    pub fn empty() -> Self {
-        Pieces::parts(Vec::new())
-    }
-
-    pub fn parts(parts: Vec<Bytes>) -> Self {
-        let left = parts.iter().map(|p| p.len() as u64).sum();
-        Pieces {
-            parts: parts.into_iter(),
-            left,
-        }
-    }
-
-    /// The body when it is one buffer (for unit tests of what is sent).
-    #[cfg(test)]
-    pub fn as_bytes(&self) -> Option<&[u8]> {
-        match self.parts.as_slice() {
-            [one] => Some(one),
-            _ => None,
-        }
-    }
-}
-
-impl From<Bytes> for Pieces {
-    fn from(b: Bytes) -> Self {
-        Pieces::parts(vec![b])
-    }
-}
-
-impl From<Vec<u8>> for Pieces {
-    fn from(b: Vec<u8>) -> Self {
-        Bytes::from(b).into()
-    }
-}
-
-impl From<String> for Pieces {
-    fn from(s: String) -> Self {
-        Bytes::from(s).into()
-    }
-}
-
-impl Body for Pieces {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let next = self.parts.next();
-        if let Some(p) = &next {
-            self.left -= p.len() as u64;
-        }
-        Poll::Ready(next.map(|p| Ok(Frame::data(p))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
     }
 }
 

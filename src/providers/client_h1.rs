@@ -30,10 +30,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use tokio::time::{Instant, timeout_at};
 
-use super::client::Pieces;
 use super::client_conn::{Gauge, NoSlot, connect};
 use super::client_egress::Egress;
 use super::client_h1_idle::{IdleSet, Lease};
+use super::pieces::Pieces;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

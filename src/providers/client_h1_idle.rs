@@ -27,8 +27,8 @@ use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::client::Pieces;
 use super::client_conn::CountedIo;
+use super::pieces::Pieces;
 
 /// A connection's bytes: TCP (or a proxy's tunnel), holding its slot.
 pub(super) type Io = CountedIo<MaybeHttpsStream<TokioIo<TcpStream>>>;

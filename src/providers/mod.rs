@@ -44,6 +44,7 @@ pub mod hold;
 mod mock;
 mod openai;
 mod openai_wire;
+pub mod pieces;
 mod registry;
 pub mod scrub;
 pub mod translate;

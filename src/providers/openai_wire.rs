@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::body::Limits;
-use super::client::Pieces;
 use super::client::Response;
+use super::pieces::Pieces;
 use super::upstream::{SetupError, Upstream};
 use super::{ExtSupport, UpstreamError};
 use crate::api::chat::ChatRequest;

@@ -1,14 +1,15 @@
-//! The shape of the source tree, checked: no import cycle between files in
-//! `src/server/` and `src/routing/`, one request context, every module
+//! The shape of the source tree, checked: no import cycle between files
+//! (anywhere under `src/` but `config/`), one request context, every module
 //! opened by its `//!` doc, files of a readable size (every file under
-//! `src/`, at most 400 lines), and the upstream error
-//! a real `std::error::Error`.
+//! `src/`, at most 400 lines), and the upstream error a real
+//! `std::error::Error`.
 //!
 //! Imports are read as text: every `crate::…`, `super::…` and `self::…`
 //! path in a file (in `use` lines, brace groups expanded, and inline in
 //! code) is resolved to the file of the deepest module it names; a file
 //! naming an item of another file depends on it. `mod` declarations are
-//! not imports. Run with `cargo test --test it architecture::`.
+//! not imports, nor are paths in comments (a doc link is not a use). Run
+//! with `cargo test --test it architecture::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -173,9 +174,14 @@ fn graph() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
     let mut edges = BTreeMap::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read file");
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .flat_map(|l| [l, "\n"])
+            .collect();
         let module = module_of(f);
         let mut to = BTreeSet::new();
-        for p in paths_in(&text) {
+        for p in paths_in(&code) {
             if let Some(target) = resolve(&module, &p)
                 && &target != f
             {
@@ -190,7 +196,11 @@ fn graph() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
 /// Cycles among the files under `within` (Tarjan's strongly connected
 /// components of more than one file).
 fn cycles_within(within: &Path) -> Vec<Vec<String>> {
-    let all = graph();
+    cycles_in(&graph(), within)
+}
+
+/// Cycles among the files of `all` under `within`.
+fn cycles_in(all: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, within: &Path) -> Vec<Vec<String>> {
     let nodes: Vec<&PathBuf> = all.keys().filter(|f| f.starts_with(within)).collect();
     let index_of: BTreeMap<&PathBuf, usize> =
         nodes.iter().enumerate().map(|(i, f)| (*f, i)).collect();
@@ -263,28 +273,46 @@ fn cycles_within(within: &Path) -> Vec<Vec<String>> {
         .into_iter()
         .map(|scc| {
             scc.into_iter()
-                .map(|i| nodes[i].strip_prefix(src()).unwrap().display().to_string())
+                .map(|i| {
+                    let f = nodes[i];
+                    f.strip_prefix(src()).unwrap_or(f).display().to_string()
+                })
                 .collect()
         })
         .collect()
 }
 
+/// The one folder whose files still import each other: the policy's
+/// types and their readers (`policy` <-> `access`, `fields` <-> `policy`,
+/// `validate` <-> `entries`, `report` <-> `shape`).
+const CYCLES_KNOWN_IN: &str = "config/";
+
 #[test]
-fn no_import_cycle_between_files_of_server_and_routing() {
-    for folder in ["server", "routing"] {
-        let cycles = cycles_within(&src().join(folder));
-        assert!(
-            cycles.is_empty(),
-            "import cycles in src/{folder}: {cycles:?}"
-        );
-    }
+fn no_import_cycle_between_files() {
+    let cycles: Vec<Vec<String>> = cycles_within(&src())
+        .into_iter()
+        .filter(|c| !c.iter().all(|f| f.starts_with(CYCLES_KNOWN_IN)))
+        .collect();
+    assert!(cycles.is_empty(), "import cycles in src/: {cycles:?}");
 }
 
 #[test]
 fn the_cycle_check_finds_a_cycle_when_there_is_one() {
-    // The checker itself: config/ has files that import each other.
-    let config = cycles_within(&src().join("config"));
-    assert!(!config.is_empty(), "the checker sees no cycle where one is");
+    // The checker itself, on a graph made up here: a -> b -> c -> a is one
+    // cycle of three; d -> a is in none.
+    let f = |n: &str| PathBuf::from(format!("/x/{n}.rs"));
+    let made: BTreeMap<PathBuf, BTreeSet<PathBuf>> = [
+        (f("a"), BTreeSet::from([f("b")])),
+        (f("b"), BTreeSet::from([f("c")])),
+        (f("c"), BTreeSet::from([f("a")])),
+        (f("d"), BTreeSet::from([f("a")])),
+    ]
+    .into_iter()
+    .collect();
+    let found = cycles_in(&made, Path::new("/x"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].len(), 3, "{found:?}");
+    assert!(!found[0].iter().any(|n| n.contains("/d.rs")), "{found:?}");
     // And it resolves `super::` and brace groups.
     let edges = graph();
     let chat = src().join("server/endpoints/chat.rs");

@@ -2,8 +2,9 @@
 //! of this kind, read and checked with every error at its `file:line`.
 //!
 //! Place in the pipeline: when a policy is loaded, reloaded or checked,
-//! `registry` hands this kind its own keys ([`Config::parse`]); the result
-//! builds an [`AnthropicProvider`] off the request path. Keys (all optional
+//! `registry` hands this kind its own keys (`Config::read`, through the
+//! kind's `KindConfig` in `mod.rs`, which also builds the provider off the
+//! request path; this file does not know the provider). Keys (all optional
 //! but `api_key_env`): `base_url` (default `https://api.anthropic.com`, the
 //! Messages path is appended), `api_key_env` (the environment variable
 //! holding the key, sent as `x-api-key`), `version` (`anthropic-version`,
@@ -14,10 +15,9 @@
 
 use serde::Deserialize;
 
-use super::provider::AnthropicProvider;
 use super::{AnthropicChatSettings, DEFAULT_VERSION, KIND};
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, Capabilities, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
+use crate::providers::Capabilities;
 
 /// The public API; the Messages path ([`super::MESSAGES_PATH`]) goes after it.
 pub(super) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -61,12 +61,10 @@ struct Raw {
     structured_outputs: Option<bool>,
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = KIND;
-    type Provider = AnthropicProvider;
-
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(KIND);
         let base_url = match raw.base_url.as_deref().map(str::trim) {
             None => DEFAULT_BASE_URL.to_string(),
             Some("") => {
@@ -87,7 +85,7 @@ impl KindConfig for Config {
                 ),
             );
         }
-        let var = report.required("api_key_env", &raw.api_key_env, Self::KIND);
+        let var = report.required("api_key_env", &raw.api_key_env, KIND);
         let api_key = if var.is_empty() {
             None
         } else {
@@ -141,11 +139,6 @@ impl KindConfig for Config {
             // The missing key was reported above, so this is an error list.
             None => report.finish(()).and(Err(Vec::new())),
         }
-    }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<AnthropicProvider, BuildError> {
-        AnthropicProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 

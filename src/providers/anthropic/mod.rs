@@ -44,7 +44,10 @@ pub use request::{chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use stream::AnthropicStream;
 
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
+use crate::providers::{BuildError, KindConfig};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use provider::AnthropicProvider;
 
 /// The provider kind name, as written in policy files and in
 /// [`crate::providers::translate::TranslateError::Unsupported`].
@@ -95,6 +98,22 @@ pub fn headers(api_key: &str, version: &str) -> HeaderMap {
     }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h
+}
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = KIND;
+    type Provider = AnthropicProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<AnthropicProvider, BuildError> {
+        AnthropicProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|e| BuildError::new(spec, e.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,8 @@ use std::collections::BTreeMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::provider::AzureProvider;
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, Capabilities, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
+use crate::providers::Capabilities;
 
 /// The latest GA version of the Azure OpenAI data-plane inference API.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -63,13 +62,14 @@ struct Raw {
     deployments: Option<BTreeMap<String, String>>,
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = "azure";
-    type Provider = AzureProvider;
+/// The name written in `kind:`.
+pub(super) const KIND: &str = "azure";
 
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
-        let endpoint = report.required("endpoint", &raw.endpoint, Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(KIND);
+        let endpoint = report.required("endpoint", &raw.endpoint, KIND);
         let endpoint = report.url("endpoint", endpoint);
         if endpoint.contains('?') || endpoint.contains('#') {
             report.at(
@@ -77,7 +77,7 @@ impl KindConfig for Config {
                 "must be the resource URL, without query or fragment",
             );
         }
-        report.required("api_key_env", &raw.api_key_env, Self::KIND);
+        report.required("api_key_env", &raw.api_key_env, KIND);
         let api_key = report.secret("api_key_env", &raw.api_key_env, env);
         let api_version = raw
             .api_version
@@ -108,11 +108,6 @@ impl KindConfig for Config {
             api_version,
             deployments,
         })
-    }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<AzureProvider, BuildError> {
-        AzureProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 
@@ -157,7 +152,7 @@ mod tests {
         let policy = load_sources(&sources, &env, crate::providers::check_kind)
             .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
         let spec = &policy.providers["az"];
-        Config::parse(&spec.settings, &env).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+        Config::read(&spec.settings, &env).map_err(|e| e.iter().map(|e| e.to_string()).collect())
     }
 
     #[test]

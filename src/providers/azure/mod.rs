@@ -19,5 +19,23 @@ pub mod errors;
 mod provider;
 pub mod stream;
 
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
+use crate::providers::{BuildError, KindConfig};
 pub use config::Config;
 pub use provider::AzureProvider;
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = config::KIND;
+    type Provider = AzureProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<AzureProvider, BuildError> {
+        AzureProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|e| BuildError::new(spec, e.to_string()))
+    }
+}

@@ -2,8 +2,9 @@
 //! credentials come from, and the chat and embeddings knobs.
 //!
 //! Place in the pipeline: read when a policy is loaded, reloaded or checked
-//! (`ProviderConfig::parse` -> [`Config::parse`]), then [`Config::build`]
-//! makes the [`BedrockProvider`] off the request path. Credentials are read
+//! (`ProviderConfig::parse` -> the kind's `KindConfig` in `mod.rs` ->
+//! `Config::read`); `mod.rs` then builds the provider off the request
+//! path (this file does not know it). Credentials are read
 //! from the environment variables the policy names, once, at load time
 //! (a missing required one is a `file:line` error). Must not do I/O, print
 //! the secret access key or session token (`Secret` redacts them in `Debug`),
@@ -11,10 +12,9 @@
 
 use serde::Deserialize;
 
-use super::provider::BedrockProvider;
 use super::{BedrockChatSettings, BedrockEmbedSettings};
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, Capabilities, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
+use crate::providers::Capabilities;
 
 const DEFAULT_ACCESS_KEY_ID_ENV: &str = "AWS_ACCESS_KEY_ID";
 const DEFAULT_SECRET_ACCESS_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
@@ -80,14 +80,12 @@ fn or_default(name: &Option<String>, default: &str) -> Option<String> {
     Some(name.clone().unwrap_or_else(|| default.to_string()))
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = super::KIND;
-    type Provider = BedrockProvider;
-
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(super::KIND);
         let region = report
-            .required("region", &raw.region, Self::KIND)
+            .required("region", &raw.region, super::KIND)
             .to_string();
         if !region.is_empty() && !valid_region(&region) {
             report.at(
@@ -172,11 +170,6 @@ impl KindConfig for Config {
                 cohere_truncate: raw.cohere_truncate,
             },
         })
-    }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<BedrockProvider, BuildError> {
-        BedrockProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 

@@ -50,7 +50,9 @@ pub use stream::BedrockStream;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
 use crate::providers::translate::TranslateError;
+use crate::providers::{BuildError, KindConfig};
 
 /// The provider kind, as named in `TranslateError::Unsupported`.
 pub const KIND: &str = "bedrock";
@@ -98,6 +100,22 @@ pub fn invoke_path(model_id: &str) -> String {
         "/model/{}/invoke",
         utf8_percent_encode(model_id, PATH_SEGMENT)
     )
+}
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = KIND;
+    type Provider = BedrockProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<BedrockProvider, BuildError> {
+        BedrockProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|e| BuildError::new(spec, e.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,9 @@
 use serde::Deserialize;
 
 use super::embed::{CohereEmbedSettings, DEFAULT_INPUT_TYPE, INPUT_TYPES, TRUNCATE};
-use super::provider::CohereProvider;
 use super::request::CohereChatSettings;
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, Capabilities, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
+use crate::providers::Capabilities;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 
@@ -49,17 +48,15 @@ struct Raw {
     truncate: Option<String>,
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = super::KIND;
-    type Provider = CohereProvider;
-
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(super::KIND);
         let base_url = match &raw.base_url {
             Some(url) => report.url("base_url", url.trim()),
             None => DEFAULT_BASE_URL.to_string(),
         };
-        report.required("api_key_env", &raw.api_key_env, Self::KIND);
+        report.required("api_key_env", &raw.api_key_env, super::KIND);
         let api_key = report.secret("api_key_env", &raw.api_key_env, env);
         let input_type = raw
             .input_type
@@ -88,11 +85,6 @@ impl KindConfig for Config {
             chat: CohereChatSettings::default(),
         })
     }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<CohereProvider, BuildError> {
-        CohereProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|e| BuildError::new(spec, e.to_string()))
-    }
 }
 
 #[cfg(test)]
@@ -113,7 +105,7 @@ mod tests {
         }];
         match load_sources(&sources, &env, crate::providers::check_kind) {
             Ok(policy) => {
-                let c = Config::parse(&policy.providers["co"].settings, &env).unwrap();
+                let c = Config::read(&policy.providers["co"].settings, &env).unwrap();
                 assert_eq!(c.api_key.as_ref().map(Secret::expose), Some("co-key"));
                 vec![format!("{c:?}")]
             }

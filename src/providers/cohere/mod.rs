@@ -36,7 +36,9 @@ pub use rerank::{rerank_request, rerank_response};
 pub use response::chat_response;
 pub use stream::CohereStream;
 
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
 use crate::providers::translate::TranslateError;
+use crate::providers::{BuildError, KindConfig};
 
 /// The name in `kind:`.
 pub const KIND: &str = "cohere";
@@ -54,4 +56,20 @@ pub(crate) fn invalid(message: impl Into<String>) -> TranslateError {
 
 pub(crate) fn bad_response(message: impl Into<String>) -> TranslateError {
     TranslateError::BadResponse(message.into())
+}
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = KIND;
+    type Provider = CohereProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<CohereProvider, BuildError> {
+        CohereProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|e| BuildError::new(spec, e.to_string()))
+    }
 }

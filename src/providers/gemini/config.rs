@@ -2,11 +2,12 @@
 //! Gemini API (Generative Language API, v1beta, native).
 //!
 //! Place in the pipeline: when a policy is loaded or checked,
-//! `providers::registry` calls [`Config::parse`] with the entry's own keys
-//! (the shared ones — `timeouts`, `breaker`, ... — are `config`'s); every
-//! problem is reported through `SettingsReport`, so `switchyard check`
-//! prints it at `file:line`. Then [`Config::build`] makes the
-//! [`GeminiProvider`], off the request path.
+//! `providers::registry` calls the kind's `KindConfig` (in `mod.rs`), which
+//! calls `Config::read` with the entry's own keys (the shared ones —
+//! `timeouts`, `breaker`, ... — are `config`'s); every problem is reported
+//! through `SettingsReport`, so `switchyard check` prints it at
+//! `file:line`. Then `mod.rs` builds the provider, off the request path
+//! (this file does not know it).
 //!
 //! Keys (all optional unless said):
 //! - `base_url`: up to the version, default
@@ -26,10 +27,9 @@
 use serde::Deserialize;
 
 use super::embed::GeminiEmbedSettings;
-use super::provider::GeminiProvider;
 use super::request::GeminiChatSettings;
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, Capabilities, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
+use crate::providers::Capabilities;
 
 /// The Gemini Developer API, v1beta (where `systemInstruction`, tools and
 /// JSON mode all exist).
@@ -80,17 +80,15 @@ struct Raw {
     embed_task_type: Option<String>,
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = super::KIND;
-    type Provider = GeminiProvider;
-
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(super::KIND);
         let base_url = report.url(
             "base_url",
             raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL).trim(),
         );
-        report.required("api_key_env", &raw.api_key_env, Self::KIND);
+        report.required("api_key_env", &raw.api_key_env, super::KIND);
         let api_key = report.secret("api_key_env", &raw.api_key_env, env);
         if api_key
             .as_ref()
@@ -127,11 +125,6 @@ impl KindConfig for Config {
                 task_type: raw.embed_task_type,
             },
         })
-    }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<GeminiProvider, BuildError> {
-        GeminiProvider::new(self, &spec.timeouts, spec.max_response_bytes)
-            .map_err(|e| BuildError::new(spec, e.to_string()))
     }
 }
 

@@ -46,7 +46,10 @@ pub use response::chat_response;
 pub use stream::GeminiStream;
 pub use wire::{chat_path, embed_path, headers};
 
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
 use crate::providers::translate::TranslateError;
+use crate::providers::{BuildError, KindConfig};
+use provider::GeminiProvider;
 
 /// The provider kind, as named in errors.
 pub const KIND: &str = "gemini";
@@ -64,4 +67,20 @@ fn invalid(message: impl Into<String>) -> TranslateError {
 
 fn bad_response(message: impl Into<String>) -> TranslateError {
     TranslateError::BadResponse(message.into())
+}
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = KIND;
+    type Provider = GeminiProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<GeminiProvider, BuildError> {
+        GeminiProvider::new(self, &spec.timeouts, spec.max_response_bytes)
+            .map_err(|e| BuildError::new(spec, e.to_string()))
+    }
 }

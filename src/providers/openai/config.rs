@@ -1,16 +1,14 @@
 //! `kind: openai` settings: the policy's block, checked at load time.
 //!
-//! Place in the pipeline: read by `config` loading (through
-//! [`KindConfig`]) before any request; `build` makes the provider. Must not
-//! send requests.
+//! Place in the pipeline: read when a policy loads, before any request
+//! (the kind's `KindConfig` in `mod.rs` calls `Config::read`). Must not
+//! know the provider it is built into, nor send requests.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::OpenAiProvider;
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec, Secret};
-use crate::providers::{BuildError, KindConfig};
+use crate::config::{ConfigError, Env, KindSettings, Secret};
 
 /// `kind: openai` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,13 +42,14 @@ struct Raw {
     rerank_api: Option<String>,
 }
 
-impl KindConfig for Config {
-    const KIND: &'static str = "openai";
-    type Provider = OpenAiProvider;
+/// The name written in `kind:`.
+pub(super) const KIND: &str = "openai";
 
-    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
-        let (raw, mut report) = settings.read::<Raw>(Self::KIND);
-        let base_url = report.required("base_url", &raw.base_url, Self::KIND);
+impl Config {
+    /// Reads and validates the kind's keys (every error, each at its line).
+    pub(super) fn read(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        let (raw, mut report) = settings.read::<Raw>(KIND);
+        let base_url = report.required("base_url", &raw.base_url, KIND);
         let base_url = report.url("base_url", base_url);
         let api_key = report.secret("api_key_env", &raw.api_key_env, env);
         let headers = raw.headers.unwrap_or_default();
@@ -81,9 +80,5 @@ impl KindConfig for Config {
             headers,
             rerank_api,
         })
-    }
-
-    fn build(&self, spec: &ProviderSpec) -> Result<OpenAiProvider, BuildError> {
-        OpenAiProvider::new(self, spec)
     }
 }

@@ -23,3 +23,21 @@ mod whole_events;
 
 pub(super) use config::Config;
 pub(super) use provider::OpenAiProvider;
+
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
+use crate::providers::{BuildError, KindConfig};
+
+/// The kind as the registry knows it: its configuration read by
+/// `config`, its provider built by `provider`.
+impl KindConfig for Config {
+    const KIND: &'static str = config::KIND;
+    type Provider = OpenAiProvider;
+
+    fn parse(settings: &KindSettings, env: &Env) -> Result<Self, Vec<ConfigError>> {
+        Config::read(settings, env)
+    }
+
+    fn build(&self, spec: &ProviderSpec) -> Result<OpenAiProvider, BuildError> {
+        OpenAiProvider::new(self, spec)
+    }
+}

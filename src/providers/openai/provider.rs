@@ -18,8 +18,9 @@ use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
 use crate::config::ProviderSpec;
 use crate::providers::body::Limits;
-use crate::providers::client::{Pieces, Response};
+use crate::providers::client::Response;
 use crate::providers::openai_wire;
+use crate::providers::pieces::Pieces;
 use crate::providers::upstream::{Failed, Upstream};
 use crate::providers::{BuildError, Capabilities, ChatReply, Provider, UpstreamError};
 

@@ -30,7 +30,7 @@ use crate::api::estimate::estimate_tokens;
 use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::fanout::fan_out;
-use crate::providers::client::Pieces;
+use crate::providers::pieces::Pieces;
 use crate::providers::{Need, Provider, UpstreamError};
 use crate::routing::{Call, ReplyFacts, RouteHandle, SubBatch, execute, fanout_width};
 use crate::server::edge::context::RequestCtx;
