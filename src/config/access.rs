@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::policy::Secret;
+use super::values::Secret;
 
 /// `server.auth`: whether a configured virtual key is required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

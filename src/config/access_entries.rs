@@ -14,37 +14,10 @@ use sha2::{Digest, Sha256};
 
 use super::access::*;
 use super::fields::FieldReader;
+use super::names::glob_match;
 use super::raw::{RawKey, RawPrice};
 use super::report::Loc;
 use super::route_spec::RouteSpec;
-
-/// `*` matches any run of characters, `?` one character; nothing else is special.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
 
 /// `sha256:<64 hex digits>` as written by `switchyard keys hash`.
 pub fn parse_key_hash(text: &str) -> Option<[u8; 32]> {

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use super::access::CacheScope;
 use super::fields::FieldReader;
+use super::merge::Merged;
 use super::policy::*;
 use super::raw::{RawBudget, RawConcurrency, RawProvider, RawRoute};
 use super::report::Loc;
 use super::route_entries;
 use super::route_spec::*;
-use super::validate::Merged;
 
 /// Shipped default timeouts (the reasons are in docs/failure-behaviour.md):
 /// a connect survives one lost SYN (Linux resends it after 1 s); `first_byte`

@@ -9,9 +9,8 @@
 use std::time::Duration;
 
 use super::Env;
-use super::policy::{RateSpec, Secret};
-use super::raw::RawRate;
 use super::report::{Errors, Loc};
+use super::values::{RateSpec, RawRate, Secret};
 
 /// A duration that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,8 +14,8 @@
 use serde::de::DeserializeOwned;
 
 use super::fields::parse_duration;
+use super::node::join;
 use super::node::{Kind, Node};
-use super::report::join;
 use super::shape;
 use super::{ConfigError, Env, Secret};
 

@@ -18,6 +18,7 @@ mod degrade;
 mod entries;
 mod fields;
 mod kind;
+mod merge;
 mod names;
 mod node;
 mod policy;
@@ -30,23 +31,25 @@ mod shape;
 mod state_entries;
 mod telemetry;
 mod validate;
+mod values;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 pub use access::*;
-pub use access_entries::{glob_match, key_hash, parse_key_hash};
+pub use access_entries::{key_hash, parse_key_hash};
 pub use compression::{CompressionLevel, CompressionSettings, DEFAULT_MIN_COMPRESSED_BYTES};
 pub use dashboard::{DEFAULT_DASHBOARD_PATH, DashboardPart, DashboardSettings};
 pub use degrade::{DEFAULT_ITEMS_STALENESS, DEFAULT_RATE_WINDOW};
 pub use fields::{DurationError, parse_duration};
 pub use kind::{KindSettings, SettingsReport};
-pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star};
+pub use names::{MAX_MATCHED_NAME, ModelNames, Resolved, Via, first_star, glob_match};
 pub use policy::*;
 pub use route_spec::*;
 pub use state_entries::host_port;
 pub use telemetry::{OtlpProtocol, TracingSettings};
+pub use values::{RateSpec, Secret};
 
 /// Environment lookup, injectable so tests need not mutate the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -192,7 +195,7 @@ pub fn load_sources(
             }
         }
     }
-    let merged = validate::merge(files, &mut errors);
+    let merged = merge::merge(files, &mut errors);
     let policy = validate::validate(merged, env, kinds, &mut errors);
     match policy {
         Some(p) if errors.is_empty() => Ok(p),

@@ -1,6 +1,7 @@
 //! Model names as clients send them: which route a requested name selects
-//! (exact route names, then `aliases:`, then `match:` glob patterns), and
-//! the model name each target is asked for.
+//! (exact route names, then `aliases:`, then `match:` glob patterns), the
+//! model name each target is asked for, and the glob match itself (also
+//! what a key's `models:` list is matched with).
 //!
 //! Place in the pipeline: a leaf inside `config`. `entries` reads a route's
 //! `match:` / `aliases:` lists and checks their syntax; [`index`] checks
@@ -13,10 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::access_entries::glob_match;
 use super::raw::RawRoute;
 use super::report::{Errors, Loc};
-use super::route_spec::RouteSpec;
 
 /// Longest requested name a pattern is tried on (longer names only match
 /// exactly): bounds the work a client's name can cause.
@@ -167,7 +166,7 @@ pub(super) fn check_route_names(
 pub(super) fn index(
     errors: &mut Errors,
     raw: &BTreeMap<String, (String, RawRoute)>,
-    valid: &BTreeMap<String, RouteSpec>,
+    valid: &BTreeMap<String, impl Sized>,
 ) -> ModelNames {
     let mut names = ModelNames::default();
     let mut alias_owner: HashMap<&str, &str> = HashMap::new();
@@ -228,6 +227,34 @@ pub(super) fn fill_model(template: &str, route: &str, requested: &str, via: Via)
         _ => asked,
     };
     template.replace("{model}", asked).replace("{*}", star)
+}
+
+/// `*` matches any run of characters, `?` one character; nothing else is special.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Checks a target's `model` placeholders: only `{model}` and `{*}`.

@@ -190,3 +190,12 @@ impl<'de> Visitor<'de> for TreeVisitor {
         Ok(Tree::Map(entries))
     }
 }
+
+/// A key's dotted path: `parent.key`, or `key` at the top.
+pub(super) fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}

@@ -7,10 +7,10 @@
 //! a new `Policy` and swaps it in.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use super::route_spec::RouteSpec;
+use super::values::{RateSpec, Secret};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -106,13 +106,6 @@ pub struct CacheSettings {
     pub default_ttl: Duration,
 }
 
-/// A token-bucket rate: sustained `per_second`, bursts up to `burst`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateSpec {
-    pub per_second: f64,
-    pub burst: u32,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSpec {
     pub name: String,
@@ -177,30 +170,4 @@ pub struct BreakerSpec {
     pub half_open_probes: u32,
     /// Upstream 429s count as failures.
     pub count_rate_limits: bool,
-}
-
-/// A secret read from the environment. Never printed: `Debug` and `Display`
-/// show a placeholder.
-#[derive(Clone, PartialEq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::values::RawRate;
+
 /// One policy file. Several files are merged; each section may come from any file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,13 +177,6 @@ pub(super) struct RawCache {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     pub per_client: Option<RawRate>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRate {
-    pub requests_per_second: Option<f64>,
-    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::ConfigError;
+use super::node::join;
 use super::shape::Findings;
 
 /// One place in one file: the file's name and a dotted path inside it.
@@ -45,15 +46,6 @@ impl<'a> Loc<'a> {
     /// The place of the `i`th list item below this one.
     pub(super) fn index(&self, i: usize) -> Loc<'a> {
         Loc::new(self.file, format!("{}[{i}]", self.path))
-    }
-}
-
-/// `parent.key`, or `key` at the top.
-pub(super) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
     }
 }
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use super::access::Prices;
 use super::fields::{FieldReader, parse_duration};
+use super::merge::Merged;
 use super::policy::*;
 use super::raw::{RawAffinity, RawFallback, RawHedge, RawRoute, RawTarget};
 use super::report::{Errors, Loc};
 use super::route_spec::*;
-use super::validate::Merged;
 
 /// A list of targets (`routes.<name>.targets`, or a fallback's): each names
 /// a defined provider; `model` defaults to the route's name.

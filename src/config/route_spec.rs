@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::policy::RateSpec;
+use super::values::RateSpec;
 
 /// How a route orders its targets for each call (`strategy:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

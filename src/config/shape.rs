@@ -19,8 +19,7 @@ use std::fmt;
 use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 
-use super::node::{Kind, Node, message_of};
-use super::report::join;
+use super::node::{Kind, Node, join, message_of};
 
 /// What reading one file found: problems, and the line of every path.
 #[derive(Debug, Default)]

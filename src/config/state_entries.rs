@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use super::access::*;
 use super::fields::FieldReader;
-use super::policy::Secret;
 use super::raw::{RawRedisTls, RawResponsesStore, RawSentinel, RawState};
 use super::report::Loc;
+use super::values::Secret;
 
 pub(super) fn state(cx: &mut FieldReader, loc: &Loc, s: &RawState) -> StateSettings {
     let backend = match s.backend.as_deref() {

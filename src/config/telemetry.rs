@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::fields::FieldReader;
-use super::policy::Secret;
 use super::raw::RawTracing;
 use super::report::Loc;
+use super::values::Secret;
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
