@@ -44,9 +44,10 @@ pub use request::{chat_request, chat_request_ext};
 pub use response::chat_response;
 pub use stream::AnthropicStream;
 
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+
 use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
 use crate::providers::{BuildError, KindConfig};
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use provider::AnthropicProvider;
 
 /// The provider kind name, as written in policy files and in

@@ -19,10 +19,11 @@ pub mod errors;
 mod provider;
 pub mod stream;
 
-use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
-use crate::providers::{BuildError, KindConfig};
 pub use config::Config;
 pub use provider::AzureProvider;
+
+use crate::config::{ConfigError, Env, KindSettings, ProviderSpec};
+use crate::providers::{BuildError, KindConfig};
 
 /// The kind as the registry knows it: its configuration read by
 /// `config`, its provider built by `provider`.
