@@ -1,7 +1,8 @@
-//! Validation: raw policy files -> one immutable [`Policy`], or every error.
+//! Validation: the merged policy files -> one immutable [`Policy`], or
+//! every error.
 //!
-//! Place in the pipeline: second step of loading, after parsing and before
-//! anything is built. It merges the files, applies defaults, parses durations,
+//! Place in the pipeline: the step of loading after parsing and merging
+//! (`merge`) and before anything is built. It applies defaults, parses durations,
 //! resolves secrets from the environment and checks cross references. It never
 //! stops at the first problem: every error is collected with its location
 //! (`file:line: path`) so `switchyard check` can print them all at once. A
