@@ -17,8 +17,9 @@
 # counted over the requests wrk completed. Kernel work (system calls) is
 # not counted. With BENCH_SDK_HEADERS=1 each request also carries the
 # headers the OpenAI Python SDK sends (authorization, user-agent, accept,
-# nine x-stainless-*, accept-encoding: gzip, deflate). Needs valgrind, nginx, wrk and curl (installed with apt-get
-# when missing, as the proxy bench does).
+# nine x-stainless-*, accept-encoding: gzip, deflate). Needs valgrind,
+# nginx, wrk and curl (installed with apt-get when missing, as the proxy
+# bench does).
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }

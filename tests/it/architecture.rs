@@ -1,8 +1,7 @@
 //! The shape of the source tree, checked: no import cycle between files
-//! (anywhere under `src/`), one request context, every module
-//! opened by its `//!` doc, files of a readable size (every file under
-//! `src/`, at most 400 lines), and the upstream error a real
-//! `std::error::Error`.
+//! anywhere under `src/`, one request context, every module opened by its
+//! `//!` doc, no file under `src/` over 400 lines, and the upstream error
+//! a real `std::error::Error`.
 //!
 //! Imports are read as text: every `crate::…`, `super::…` and `self::…`
 //! path in a file (in `use` lines, brace groups expanded, and inline in
@@ -193,13 +192,8 @@ fn graph() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
     edges
 }
 
-/// Cycles among the files under `within` (Tarjan's strongly connected
-/// components of more than one file).
-fn cycles_within(within: &Path) -> Vec<Vec<String>> {
-    cycles_in(&graph(), within)
-}
-
-/// Cycles among the files of `all` under `within`.
+/// Cycles among the files of `all` under `within` (Tarjan's strongly
+/// connected components of more than one file).
 fn cycles_in(all: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, within: &Path) -> Vec<Vec<String>> {
     let nodes: Vec<&PathBuf> = all.keys().filter(|f| f.starts_with(within)).collect();
     let index_of: BTreeMap<&PathBuf, usize> =
@@ -284,7 +278,7 @@ fn cycles_in(all: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, within: &Path) -> Vec<V
 
 #[test]
 fn no_import_cycle_between_files() {
-    let cycles = cycles_within(&src());
+    let cycles = cycles_in(&graph(), &src());
     assert!(cycles.is_empty(), "import cycles in src/: {cycles:?}");
 }
 

@@ -109,9 +109,7 @@ impl Config {
             deployments,
         })
     }
-}
 
-impl Config {
     /// The deployment serving `model`.
     pub fn deployment<'a>(&'a self, model: &'a str) -> &'a str {
         self.deployments.get(model).map_or(model, String::as_str)
