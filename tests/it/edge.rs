@@ -297,6 +297,10 @@ async fn log_lines_inside_a_request_carry_its_id() {
         );
     };
     marked("retrying", "span-failover-1");
+    // The access line too, though the connection writes it after the answer.
+    for id in ["span-failover-1", "span-cached-2", "span-torn-3"] {
+        marked("switchyard::access", id);
+    }
     marked("target failed", "span-failover-1");
     marked("target failed", "span-cached-2");
     marked("upstream stream failed mid-way", "span-torn-3");
@@ -306,6 +310,49 @@ async fn log_lines_inside_a_request_carry_its_id() {
         failover.iter().any(|l| l.contains("route=failover")),
         "{failover:#?}"
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn http2_requests_get_their_access_lines_in_their_spans() {
+    let logs = capture_logs();
+    let yaml = "providers:\n  m:\n    kind: mock\nroutes:\n  chat:\n    targets: [{provider: m}]\n";
+    let gw = gateway(yaml).await;
+    // Cleartext HTTP/2 (prior knowledge): every request is a stream of one
+    // connection, answered by a task of its own.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let ids = ["h2-line-1", "h2-line-2", "h2-line-3"];
+    let sent = ids.map(|id| {
+        h2.post(format!("{}/v1/chat/completions", gw.base))
+            .header("x-request-id", id)
+            .json(&chat_body("chat", id, id.ends_with('2')))
+            .send()
+    });
+    for r in futures_util::future::join_all(sent).await {
+        let r = r.unwrap();
+        assert_eq!(
+            (r.version(), r.status()),
+            (reqwest::Version::HTTP_2, reqwest::StatusCode::OK)
+        );
+        assert!(!r.bytes().await.unwrap().is_empty());
+    }
+    // The connection writes the lines right after it has written the
+    // answers, in the same turn: they are there before the client reads.
+    let access = logs.lines_with("switchyard::access");
+    for id in ids {
+        let line = access
+            .iter()
+            .find(|l| l.contains(&format!("request_id=\"{id}\"")))
+            .unwrap_or_else(|| panic!("no access line for {id}: {access:#?}"));
+        assert!(line.contains(&format!("request{{id={id}")), "{line}");
+        assert!(
+            line.contains("status=200") && line.contains("outcome=\"complete\""),
+            "{line}"
+        );
+    }
     gw.stop().await;
 }
 

@@ -17,7 +17,8 @@
 //! Settings are read from the live policy for each new connection. Every
 //! connection is served by a clone of the edge stack that `stack` builds
 //! once, with the connection's peer address and activity counter added to
-//! each request. Shutdown goes: not ready (`/readyz` 503) for
+//! each request; after each poll of a connection, the access lines of the
+//! requests it has just answered are written (`access_line`). Shutdown goes: not ready (`/readyz` 503) for
 //! `server.drain_delay` while still serving, then stop accepting, then drain
 //! in-flight requests and streams within `server.shutdown_grace`.
 //! Must not look into requests: `stack` does that.
@@ -127,8 +128,16 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let _places = (slot, peer_place);
             metrics.client_connections.inc();
+            let mut conn = std::pin::pin!(conn);
+            // After each poll (which ends with hyper's flush), the access
+            // lines of the requests just answered: off the answer's path.
+            let served = std::future::poll_fn(|cx| {
+                let polled = conn.as_mut().poll(cx);
+                activity.after_write.run();
+                polled
+            });
             tokio::select! {
-                ended = conn => if let Err(e) = ended {
+                ended = served => if let Err(e) = ended {
                     tracing::debug!("connection ended: {e}");
                 },
                 why = quiet(&activity, settings.first_request_timeout, settings.idle_timeout) => match why {
@@ -142,6 +151,7 @@ pub(crate) async fn serve(
                     }
                 },
             }
+            activity.after_write.run();
             metrics.client_connections.dec();
         });
     }

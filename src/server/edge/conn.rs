@@ -1,17 +1,21 @@
 //! What the edge knows of a client connection: its peer, how many of its
-//! requests are in flight, and since when it has had none.
+//! requests are in flight, since when it has had none, and the work its
+//! finished requests left for after their answers are written.
 //!
 //! Place in the pipeline: `accept` makes one [`ConnActivity`] per
 //! connection and adds a [`ConnInfo`] to each of its requests; `account`
 //! marks a request in flight ([`ConnGuard`]) until its response body ends,
 //! which also notes when the connection went quiet; `accept`'s one quiet
 //! timer reads that, and whether any request came at all, when it fires (a
-//! request never wakes it or re-arms it). Must not decide anything about
-//! requests.
+//! request never wakes it or re-arms it). [`AfterWrite`] holds work a
+//! finished request leaves to be done once the connection has written its
+//! answer (its access line, `access_line`); `accept` runs it after each
+//! poll of the connection, and whatever is left runs when the activity is
+//! dropped. Must not decide anything about requests.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
 
@@ -27,6 +31,8 @@ pub(crate) struct ConnActivity {
     /// When its last request in flight ended, in nanoseconds after
     /// `opened` (0 until one has).
     quiet_since: AtomicU64,
+    /// What finished requests left for after their answers are written.
+    pub after_write: AfterWrite,
 }
 
 impl ConnActivity {
@@ -36,6 +42,7 @@ impl ConnActivity {
             requested: AtomicBool::new(false),
             opened: Instant::now(),
             quiet_since: AtomicU64::new(0),
+            after_write: AfterWrite::default(),
         }
     }
 
@@ -56,6 +63,48 @@ pub(crate) struct ConnInfo {
     pub activity: Arc<ConnActivity>,
 }
 
+/// Work left by a finished request, done after its answer is written.
+/// It must not hold the connection's activity (a cycle).
+pub(super) trait AfterWriteWork: Send {
+    fn run(self: Box<Self>);
+}
+
+/// Finished requests' work, in the order they finished.
+#[derive(Default)]
+pub(crate) struct AfterWrite {
+    work: Mutex<Vec<Box<dyn AfterWriteWork>>>,
+}
+
+impl std::fmt::Debug for AfterWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfterWrite").finish_non_exhaustive()
+    }
+}
+
+impl AfterWrite {
+    pub(super) fn push(&self, work: Box<dyn AfterWriteWork>) {
+        self.lock().push(work);
+    }
+
+    /// Does all the work waiting, oldest first.
+    pub(crate) fn run(&self) {
+        let mut work = self.lock();
+        for w in work.drain(..) {
+            w.run();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Box<dyn AfterWriteWork>>> {
+        self.work.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for AfterWrite {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
 /// One request in flight on its connection, until dropped.
 #[derive(Debug)]
 pub(super) struct ConnGuard(Arc<ConnActivity>);
@@ -65,6 +114,11 @@ impl ConnGuard {
         a.requested.store(true, Ordering::SeqCst);
         a.in_flight.fetch_add(1, Ordering::SeqCst);
         ConnGuard(Arc::clone(a))
+    }
+
+    /// The connection's activity.
+    pub(super) fn activity(&self) -> &Arc<ConnActivity> {
+        &self.0
     }
 }
 

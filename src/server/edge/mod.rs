@@ -6,10 +6,12 @@
 //! compression (`compress`), decompression, then the health bypass, load shed and
 //! concurrency limit in front of the router); `context` is the one request
 //! context, made by `account` and read by it once at the end (`trace` writes
-//! its span's attributes then, when tracing is on). Must not
+//! its span's attributes then, when tracing is on; `access_line` its log
+//! line, once the connection has sent the answer). Must not
 //! contain endpoint logic.
 
 pub(super) mod accept;
+mod access_line;
 mod account;
 pub(crate) mod compress;
 mod conn;

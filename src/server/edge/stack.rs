@@ -96,7 +96,7 @@ where
         .layer(layer_fn(request_id))
         // Trace span: one per request (`span`), entered for the handler and the body, so logs carry the id.
         .layer(layer_fn(in_span))
-        // Accounting: access log and request metrics once, at the end of the body, final status.
+        // Accounting: request metrics once, at the end of the body, final status; its access line once the connection has sent the answer.
         .layer(layer_fn(move |inner| account(inner, Arc::clone(&st))))
         // Catch-panic: a panic below becomes an OpenAI 500; connection and gateway serve on.
         .layer(CatchPanicLayer::custom(panic_response))
