@@ -18,9 +18,10 @@
 //! connection is served by a clone of the edge stack that `stack` builds
 //! once, with the connection's peer address and activity counter added to
 //! each request; after each poll of a connection, the access lines of the
-//! requests it has just answered are written (`access_line`). Shutdown goes: not ready (`/readyz` 503) for
-//! `server.drain_delay` while still serving, then stop accepting, then drain
-//! in-flight requests and streams within `server.shutdown_grace`.
+//! requests it has just answered are written (`access_line`). Shutdown
+//! goes: not ready (`/readyz` 503) for `server.drain_delay` while still
+//! serving, then stop accepting, then drain in-flight requests and streams
+//! within `server.shutdown_grace`.
 //! Must not look into requests: `stack` does that.
 
 use std::sync::Arc;

@@ -9,9 +9,10 @@
 //! settles the request at once (metrics, budget, the trace's attributes)
 //! and leaves only its [`AccessLine`] in the connection's `AfterWrite`
 //! (`conn`), which `accept` runs after each flush. A request with no
-//! connection (tests of the edge alone) writes its line at once. Must not
-//! settle or meter anything, and must not hold the connection's activity
-//! (that would be a cycle).
+//! connection (tests of the edge alone) writes its line at once, and so
+//! does every request while tracing is on (see `account`). Must not settle
+//! or meter anything, and must not hold the connection's activity (that
+//! would be a cycle).
 
 use super::conn::AfterWriteWork;
 use super::context::RequestCtx;

@@ -63,8 +63,11 @@ pub(crate) struct ConnInfo {
     pub activity: Arc<ConnActivity>,
 }
 
-/// Work left by a finished request, done after its answer is written.
-/// It must not hold the connection's activity (a cycle).
+/// Work left by a finished request, done after its answer is written (a
+/// trait, so that this file need not name the access line, whose file
+/// reads the request context, which reads this one). It must not hold the
+/// connection's activity (a cycle), nor leave more work here (it runs
+/// under the queue's lock).
 pub(super) trait AfterWriteWork: Send {
     fn run(self: Box<Self>);
 }
