@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use common::faults::*;
 use common::logs::capture_logs;
+use common::raw_http::read_response;
 use common::*;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn policy(server: &str, up: &FakeUpstream) -> String {
@@ -22,40 +23,6 @@ fn policy(server: &str, up: &FakeUpstream) -> String {
 }
 
 const CORS: &str = "  cors:\n    allowed_origins: [https://app.example]\n    allowed_headers: [authorization, content-type]\n    max_age: 10m\n";
-
-/// Reads one HTTP/1.1 response (content-length framed) from `sock`.
-async fn read_response(sock: &mut TcpStream) -> (String, Value) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = sock.read(&mut chunk).await.unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .expect("content-length")
-        .trim()
-        .parse()
-        .unwrap();
-    while buf.len() < head_end + len {
-        let mut chunk = [0u8; 4096];
-        let n = sock.read(&mut chunk).await.unwrap();
-        assert!(n > 0);
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
-    (head, body)
-}
 
 #[tokio::test]
 async fn a_panicking_handler_gets_an_openai_500_and_connection_and_gateway_serve_on() {

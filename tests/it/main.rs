@@ -61,6 +61,7 @@ mod state_store;
 mod strategies;
 mod stream_cache;
 mod telemetry;
+mod telemetry_spans;
 mod translate_policy;
 mod upstream_conns;
 mod upstream_h1;

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::otlp::{OtlpReceiver, Received, attr, hex_id};
+use common::otlp::{OtlpReceiver, attr, hex_id, in_trace, one_request_span};
 use common::served::{BIN, Served};
 use common::*;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -22,14 +22,13 @@ const TRACE_RETRY: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACE_MISS: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const TRACE_HIT: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
 const TRACE_FANOUT: &str = "7bf92f3577b34da6a3ce929d0e0e4739";
-const TRACE_STREAM: &str = "8bf92f3577b34da6a3ce929d0e0e473a";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+pub(crate) const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
-fn traceparent(trace: &str) -> String {
+pub(crate) fn traceparent(trace: &str) -> String {
     format!("00-{trace}-{CLIENT_SPAN}-01")
 }
 
-async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     base: &str,
     path: &str,
@@ -43,23 +42,6 @@ async fn send(
         .send()
         .await
         .unwrap()
-}
-
-fn in_trace<'a>(spans: &'a [Received], trace: &str, kind: SpanKind) -> Vec<&'a Received> {
-    spans
-        .iter()
-        .filter(|r| hex_id(&r.span.trace_id) == trace && r.span.kind == kind as i32)
-        .collect()
-}
-
-fn one_request_span<'a>(spans: &'a [Received], trace: &str) -> &'a Received {
-    let found = in_trace(spans, trace, SpanKind::Server);
-    assert_eq!(
-        found.len(),
-        1,
-        "one request span in trace {trace}: {spans:#?}"
-    );
-    found[0]
 }
 
 /// The traced run: a request retried and failed over, a cache miss and a
@@ -586,83 +568,4 @@ fn bash_completion_completes_commands_and_options() {
         ["--log-format", "--log-level"],
         "{options:?}"
     );
-}
-
-/// A streamed answer's usage comes in its last chunk, after the attempt
-/// returned: the attempt's span stays open until the stream ends and
-/// carries the tokens, as the request's span does.
-#[tokio::test]
-async fn a_streamed_attempt_span_carries_the_usage_of_the_streams_end() {
-    let collector = OtlpReceiver::start().await;
-    let up = FakeUpstream::start(|s, _| async move {
-        let chunk = |delta: Value, usage: Value| {
-            let c = json!({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1,
-                           "model": s.body["model"], "usage": usage,
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
-            format!("data: {c}\n\n")
-        };
-        let mut events = vec![
-            chunk(json!({"role": "assistant", "content": "Hel"}), Value::Null),
-            chunk(json!({"content": "lo"}), Value::Null),
-        ];
-        assert_eq!(s.body["stream_options"]["include_usage"], true);
-        let last = json!({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1,
-                          "model": s.body["model"], "choices": [],
-                          "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}});
-        events.push(format!("data: {last}\n\n"));
-        events.push("data: [DONE]\n\n".into());
-        Reply::Sse(events, std::time::Duration::from_millis(20))
-    })
-    .await;
-    let yaml = format!(
-        "{}routes:\n  streamed:\n    targets: [{{provider: p0}}]\n",
-        providers_yaml(&[&up], "")
-    );
-    let served = Served::with_policy(
-        &yaml,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    )
-    .await;
-    let r = send(
-        &reqwest::Client::new(),
-        &served.base,
-        "/v1/chat/completions",
-        json!({"model": "streamed", "stream": true,
-               "messages": [{"role": "user", "content": "hi"}]}),
-        TRACE_STREAM,
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let body = r.text().await.unwrap();
-    assert!(
-        body.contains("Hel") && body.ends_with("data: [DONE]\n\n"),
-        "{body}"
-    );
-    assert!(
-        !body.contains("prompt_tokens"),
-        "the client asked for no usage"
-    );
-    served.stop().await;
-    let spans = collector.spans();
-    let request = one_request_span(&spans, TRACE_STREAM);
-    let attempts = in_trace(&spans, TRACE_STREAM, SpanKind::Client);
-    assert_eq!(attempts.len(), 1, "{spans:#?}");
-    let attempt = &attempts[0].span;
-    for (key, value) in [
-        ("gen_ai.usage.input_tokens", "11"),
-        ("gen_ai.usage.output_tokens", "7"),
-    ] {
-        assert_eq!(
-            attr(attempt, key).as_deref(),
-            Some(value),
-            "{key} of {attempt:#?}"
-        );
-        assert_eq!(attr(&request.span, key).as_deref(), Some(value), "{key}");
-    }
-    // Open until the last chunk, 60 ms of gaps after the answer's head.
-    let lasted = attempt.end_time_unix_nano - attempt.start_time_unix_nano;
-    assert!(lasted >= 60_000_000, "{lasted} ns");
 }

@@ -9,17 +9,23 @@
 //! settles the request at once (metrics, budget, the trace's attributes)
 //! and leaves only its [`AccessLine`] in the connection's `AfterWrite`
 //! (`conn`), which `accept` runs after each flush. A request with no
-//! connection (tests of the edge alone) writes its line at once, and so
-//! does every request while tracing is on (see `account`). Must not settle
-//! or meter anything, and must not hold the connection's activity (that
-//! would be a cycle).
+//! connection (tests of the edge alone) writes its line at once. Must not
+//! settle or meter anything, and must not hold the connection's activity
+//! (that would be a cycle).
 
 use super::conn::AfterWriteWork;
 use super::context::RequestCtx;
 use crate::telemetry;
 
 /// Whether access lines are written at all (the log filter may leave them
-/// out): when not, `account` makes none.
+/// out): when not, `account` makes none. Asked only while tracing is off.
+/// With tracing on, the log and trace layers filter each for itself, and an
+/// `enabled!` that no event follows leaves its answer in the thread's
+/// filter state, where the next span whose callsite every filter always
+/// takes reads it (tokio-rs/tracing#2519): asked when a request ended and
+/// its line waited for the flush, it dropped the next request's span on
+/// the connection from the trace export. The line's own event then decides
+/// when it is written.
 pub(super) fn wanted() -> bool {
     tracing::enabled!(target: "switchyard::access", tracing::Level::INFO)
 }

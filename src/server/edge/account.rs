@@ -127,7 +127,9 @@ impl<B: HttpBody> Tracked<B> {
         }
         // The concurrency slot is free now, not when the line is written.
         r.ctx.permit = None;
-        if !access_line::wanted() {
+        // While tracing is on, the line's own event decides whether it is
+        // wanted, when it is written (`access_line::wanted`).
+        if !telemetry::tracing_on() && !access_line::wanted() {
             return;
         }
         let line = AccessLine {
@@ -138,16 +140,10 @@ impl<B: HttpBody> Tracked<B> {
             outcome,
             ms: elapsed.as_millis() as u64,
         };
-        // Written once the connection has sent this answer (`access_line`);
-        // at once when tracing is on, as the request span must end before
-        // the answer leaves: ended after it, the span was missing from the
-        // export now and then (`telemetry::spans_reach_...`, one run in
-        // three), a cause not found yet.
+        // Written once the connection has sent this answer (`access_line`).
         match r.conn {
-            Some(conn) if !telemetry::tracing_on() => {
-                conn.activity().after_write.push(Box::new(line));
-            }
-            _ => line.write(),
+            Some(conn) => conn.activity().after_write.push(Box::new(line)),
+            None => line.write(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod gemini;
 pub mod logs;
 pub mod openai_strict;
 pub mod otlp;
+pub mod raw_http;
 pub mod redis;
 pub mod redis_managed;
 pub mod responses;

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 
 /// One received span with the `service.name` of the resource it came in.
@@ -144,4 +145,23 @@ pub fn attr(span: &Span, key: &str) -> Option<String> {
 /// Ids as the W3C header spells them (lower-case hex).
 pub fn hex_id(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The spans of one trace, of one kind.
+pub fn in_trace<'a>(spans: &'a [Received], trace: &str, kind: SpanKind) -> Vec<&'a Received> {
+    spans
+        .iter()
+        .filter(|r| hex_id(&r.span.trace_id) == trace && r.span.kind == kind as i32)
+        .collect()
+}
+
+/// The one server (request) span of a trace.
+pub fn one_request_span<'a>(spans: &'a [Received], trace: &str) -> &'a Received {
+    let found = in_trace(spans, trace, SpanKind::Server);
+    assert_eq!(
+        found.len(),
+        1,
+        "one request span in trace {trace}: {spans:#?}"
+    );
+    found[0]
 }
