@@ -21,7 +21,7 @@ pub(super) const MAX_NUMBER: usize = 64;
 /// Bytes a string's fast loop looks at together: a form the compiler
 /// checks as vectors.
 const BLOCK: usize = 64;
-/// Bytes looked at one by one before the blocks.
+/// Bytes looked at eight at a time before the blocks.
 const SHORT: usize = 16;
 
 /// A position in JSON bytes.
@@ -250,43 +250,92 @@ impl<'a> Cursor<'a> {
 }
 
 /// How many bytes at the start of `b` a string holds as they are (no `"`,
-/// `\` or control byte), and those bytes' high bits or'd together: the
-/// first few bytes one by one, then a block at a time, then byte by byte.
+/// `\` or control byte), and 0x80 if any of them is above 0x7f (else 0):
+/// eight bytes at a time at first (keys and short values end there), then
+/// a block at a time, then eight bytes at a time again to find the end in
+/// its block, then byte by byte for the last few.
 #[inline]
 fn plain_run(b: &[u8]) -> (usize, u8) {
     #[inline(always)]
     fn stop(x: u8) -> u8 {
         (x == b'"') as u8 | (x == b'\\') as u8 | (x < 0x20) as u8
     }
-    let (mut at, mut high) = (0, 0u8);
-    // Keys and short values end within a few bytes: no block for them.
-    for &x in b.iter().take(SHORT) {
-        if stop(x) != 0 {
-            return (at, high);
+    let (mut at, mut high) = (0, 0u64);
+    while at < SHORT {
+        match word_at(b, at) {
+            Some(w) => match stops(w) {
+                0 => {
+                    high |= w & HIGH;
+                    at += 8;
+                }
+                m => return word_end(w, m, at, high),
+            },
+            None => break,
         }
-        high |= x;
-        at += 1;
     }
-    for block in b[at..].chunks_exact(BLOCK) {
-        let (mut s, mut h) = (0u8, 0u8);
-        for &x in block {
-            s |= stop(x);
-            h |= x;
+    if at == SHORT {
+        for block in b[at..].chunks_exact(BLOCK) {
+            let (mut s, mut h) = (0u8, 0u8);
+            for &x in block {
+                s |= stop(x);
+                h |= x;
+            }
+            if s != 0 {
+                break;
+            }
+            high |= u64::from(h & 0x80);
+            at += BLOCK;
         }
-        if s != 0 {
-            break;
+    }
+    while let Some(w) = word_at(b, at) {
+        match stops(w) {
+            0 => {
+                high |= w & HIGH;
+                at += 8;
+            }
+            m => return word_end(w, m, at, high),
         }
-        high |= h;
-        at += BLOCK;
     }
     for &x in &b[at..] {
         if stop(x) != 0 {
             break;
         }
-        high |= x;
+        high |= u64::from(x & 0x80);
         at += 1;
     }
-    (at, high)
+    (at, if high != 0 { 0x80 } else { 0 })
+}
+
+/// Each byte's top bit.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// 1 in each byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes of `b` from `at`, first byte lowest.
+#[inline(always)]
+fn word_at(b: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// The top bit set in each byte of `w` that is `"`, `\` or below 0x20;
+/// exact for the lowest such byte (bytes above it may be marked too, by a
+/// borrow), which is all [`word_end`] reads.
+#[inline(always)]
+fn stops(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space
+}
+
+/// [`plain_run`]'s answer when the word `w` at `at` holds the run's end
+/// (`marks`, from [`stops`]).
+#[inline(always)]
+fn word_end(w: u64, marks: u64, at: usize, high: u64) -> (usize, u8) {
+    let n = (marks.trailing_zeros() / 8) as usize;
+    let before = w & ((1u64 << (8 * n)) - 1);
+    let high = high | (before & HIGH);
+    (at + n, if high != 0 { 0x80 } else { 0 })
 }
 
 #[cfg(test)]
