@@ -260,19 +260,11 @@ fn plain_run(b: &[u8]) -> (usize, u8) {
     fn stop(x: u8) -> u8 {
         (x == b'"') as u8 | (x == b'\\') as u8 | (x < 0x20) as u8
     }
-    let (mut at, mut high) = (0, 0u64);
-    while at < SHORT {
-        match word_at(b, at) {
-            Some(w) => match stops(w) {
-                0 => {
-                    high |= w & HIGH;
-                    at += 8;
-                }
-                m => return word_end(w, m, at, high),
-            },
-            None => break,
-        }
-    }
+    let mut high = 0u64;
+    let mut at = match by_words(b, 0, SHORT, &mut high) {
+        Ok(at) => at,
+        Err(end) => return end,
+    };
     if at == SHORT {
         for block in b[at..].chunks_exact(BLOCK) {
             let (mut s, mut h) = (0u8, 0u8);
@@ -287,15 +279,10 @@ fn plain_run(b: &[u8]) -> (usize, u8) {
             at += BLOCK;
         }
     }
-    while let Some(w) = word_at(b, at) {
-        match stops(w) {
-            0 => {
-                high |= w & HIGH;
-                at += 8;
-            }
-            m => return word_end(w, m, at, high),
-        }
-    }
+    let mut at = match by_words(b, at, b.len(), &mut high) {
+        Ok(at) => at,
+        Err(end) => return end,
+    };
     for &x in &b[at..] {
         if stop(x) != 0 {
             break;
@@ -310,6 +297,25 @@ fn plain_run(b: &[u8]) -> (usize, u8) {
 const HIGH: u64 = 0x8080_8080_8080_8080;
 /// 1 in each byte.
 const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// [`plain_run`] eight bytes at a time from `at`, while a whole word is
+/// left before `until`: where it stopped, or (`Err`) `plain_run`'s answer
+/// when a word holds the run's end. `high` gathers the top bits passed.
+#[inline(always)]
+fn by_words(b: &[u8], mut at: usize, until: usize, high: &mut u64) -> Result<usize, (usize, u8)> {
+    while at < until
+        && let Some(w) = word_at(b, at)
+    {
+        match stops(w) {
+            0 => {
+                *high |= w & HIGH;
+                at += 8;
+            }
+            marks => return Err(word_end(w, marks, at, *high)),
+        }
+    }
+    Ok(at)
+}
 
 /// The eight bytes of `b` from `at`, first byte lowest.
 #[inline(always)]
