@@ -19,7 +19,7 @@ use crate::calendar::civil_from_days;
 
 /// `SystemTime`'s format, the text of the second kept per thread.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct LogTime;
+pub(crate) struct LogTime;
 
 thread_local! {
     /// The second last written (seconds since the epoch) and its text up to

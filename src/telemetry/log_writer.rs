@@ -32,7 +32,7 @@ struct Shared {
 
 /// The `MakeWriter` of the log layer: appends each line to the buffer.
 #[derive(Clone)]
-pub(super) struct Lines(Arc<Shared>);
+pub(crate) struct Lines(Arc<Shared>);
 
 /// The writer thread.
 pub(super) struct LogWriter {

@@ -23,7 +23,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use super::TelemetryError;
 use super::log_time::LogTime;
-use super::log_writer::{self, LogWriter};
+use super::log_writer::{self, Lines, LogWriter};
 use super::text_event::TextEvent;
 use super::text_fields::{TextFields, for_spans_only};
 
@@ -63,15 +63,26 @@ impl Writer {
     }
 }
 
+/// The log layer for `format` on stdout and its writer thread.
+pub(super) struct LogLayer<S> {
+    pub writer: Writer,
+    pub layer: Box<dyn Layer<S> + Send + Sync + 'static>,
+    /// The layer's output, when its lines may also be written directly
+    /// (`direct_line`): text without colours.
+    pub direct: Option<Lines>,
+}
+
 /// The log layer for `format` on stdout, and its writer thread.
-pub(super) fn layer<S>(format: LogFormat) -> (Writer, Box<dyn Layer<S> + Send + Sync + 'static>)
+pub(super) fn layer<S>(format: LogFormat) -> LogLayer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     let (out, writer) = log_writer::start(std::io::stdout());
+    let ansi = colour();
+    let direct = (format == LogFormat::Text && !ansi).then(|| out.clone());
     let layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_ansi(colour())
+            .with_ansi(ansi)
             .event_format(TextEvent::new(LogTime))
             .fmt_fields(TextFields)
             .with_writer(out)
@@ -85,7 +96,11 @@ where
             .with_writer(out)
             .boxed(),
     };
-    (Writer(writer), layer)
+    LogLayer {
+        writer: Writer(writer),
+        layer,
+        direct,
+    }
 }
 
 /// Colour only for a person at a terminal.

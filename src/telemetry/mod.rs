@@ -15,13 +15,14 @@
 //! way the OpenTelemetry GenAI conventions do. Must not know routes,
 //! providers or endpoints beyond those names.
 
+mod direct_line;
 mod log_time;
 mod log_writer;
 mod logs;
 mod otel;
 pub mod semconv;
 #[cfg(test)]
-mod test_sink;
+pub(crate) mod test_sink;
 mod text_event;
 mod text_fields;
 pub mod w3c;
@@ -31,6 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+#[cfg(test)]
+pub(crate) use direct_line::text_both_ways;
+pub(crate) use direct_line::{TextFieldsOut, direct_text};
 pub use logs::LogFormat;
 
 use crate::config::TracingSettings;
@@ -107,20 +111,28 @@ pub fn init(
 ) -> Result<Telemetry, TelemetryError> {
     let filter = logs::filter(logs.level.as_deref())?;
     let Some(settings) = tracing else {
-        let (writer, fmt_layer) = logs::layer(logs.format);
-        // Tracing off: exactly a filtered log layer, nothing else per event.
+        let log = logs::layer(logs.format);
+        // Tracing off: exactly a filtered log layer, nothing else per event,
+        // so a text line may also skip it (`direct_line`).
         tracing_subscriber::registry()
             .with(filter)
-            .with(fmt_layer)
+            .with(log.layer)
             .try_init()
             .map_err(|_| TelemetryError::AlreadySet)?;
+        if let Some(out) = log.direct {
+            direct_line::install(out);
+        }
         return Ok(Telemetry {
-            logs: writer,
+            logs: log.writer,
             tracer: None,
         });
     };
     let provider = otel::provider(settings, runtime)?;
-    let (writer, fmt_layer) = logs::layer(logs.format);
+    let logs::LogLayer {
+        writer,
+        layer: fmt_layer,
+        ..
+    } = logs::layer(logs.format);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 /// Every byte written, shared by its clones.
 #[derive(Clone, Default)]
-pub(super) struct Sink(pub(super) Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Sink(pub(super) Arc<Mutex<Vec<u8>>>);
 
 impl Sink {
     /// What was written, as text.
-    pub(super) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
@@ -23,5 +23,15 @@ impl std::io::Write for Sink {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A fixed timestamp, so that two ways of writing a line write the same.
+#[derive(Clone)]
+pub(crate) struct FixedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for FixedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str("2026-12-06T05:00:00.000001Z")
     }
 }

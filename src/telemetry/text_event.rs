@@ -33,7 +33,7 @@ impl<T: FormatTime + Clone> TextEvent<T> {
 }
 
 /// The level as `Full` pads it.
-fn level(level: &Level) -> &'static str {
+pub(super) fn level(level: &Level) -> &'static str {
     match *level {
         Level::TRACE => "TRACE",
         Level::DEBUG => "DEBUG",

@@ -154,10 +154,25 @@ impl<'w> Plain<'w> {
     }
 }
 
-/// Whether `Debug` writes `s` as itself between quotes.
-fn plain(s: &str) -> bool {
-    s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+/// Whether `Debug` writes `s` as itself between quotes: printable ASCII
+/// without `"` or `\`. Eight bytes at a time (each test below is the
+/// usual exact "some byte is zero / below n" word trick).
+pub(super) fn plain(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let not_plain = |w: u64| {
+        zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | zero(w ^ (ONES * 0x7f))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | (w & HIGH)
+    };
+    let (words, rest) = s.as_bytes().as_chunks::<8>();
+    words.iter().all(|w| not_plain(u64::from_le_bytes(*w)) == 0)
+        && rest
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 impl Visit for Plain<'_> {
@@ -319,5 +334,17 @@ mod tests {
         }
         // Not ASCII: left to `Debug` (which may or may not escape it).
         assert!(!plain("é"));
+        // Every byte at every place of a longer string (the word path).
+        for at in 0..19 {
+            for b in 0u8..=0x7f {
+                let mut bytes = *b"abcdefghijklmnopqrs";
+                bytes[at] = b;
+                let s = std::str::from_utf8(&bytes).unwrap();
+                assert_eq!(plain(s), format!("{s:?}") == format!("\"{s}\""), "{s:?}");
+            }
+            let mut t = String::from("abcdefghijklmnopqrs");
+            t.replace_range(at..at + 1, "é");
+            assert!(!plain(&t), "{t:?}");
+        }
     }
 }

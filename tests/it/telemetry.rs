@@ -463,6 +463,23 @@ async fn text_logs_in_a_file_have_no_colour_and_flags_come_from_the_environment(
         "{access}"
     );
     assert!(!access.contains("trace_id"), "tracing is off: {access}");
+    // The whole line, as the text layer writes it (the binary writes the
+    // access line itself, straight into the log's buffer): the timestamp,
+    // the level, the request span with its fields, the target, the fields.
+    let (time, rest) = access.split_at(27);
+    assert!(
+        time.starts_with("20") && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{access}"
+    );
+    let want_start = format!(
+        "  INFO request{{id={id} method=POST path=/v1/chat/completions route=m provider=p0}}: \
+         switchyard::access: method=POST path=\"/v1/chat/completions\" status=200 endpoint=\"chat\" \
+         route=\"m\" requested=\"m\" key=\"_unknown\" provider=\"p0\" model=\"m\" attempts=1 cache=\"-\" \
+         outcome=\"complete\" ms="
+    );
+    assert!(rest.starts_with(&want_start), "{rest}\n{want_start}");
+    let want_end = format!(" request_id=\"{id}\" error_code=\"-\" error=\"-\"");
+    assert!(rest.ends_with(&want_end), "{rest}");
 
     // `check` reads the folder from the same variable.
     let out = Command::new(BIN)

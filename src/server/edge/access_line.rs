@@ -15,7 +15,9 @@
 
 use super::conn::AfterWriteWork;
 use super::context::RequestCtx;
-use crate::telemetry;
+use tracing::Level;
+
+use crate::telemetry::{self, TextFieldsOut};
 
 /// Whether access lines are written at all (the log filter may leave them
 /// out): when not, `account` makes none. Asked only while tracing is off.
@@ -60,30 +62,160 @@ impl AccessLine {
             outcome,
             ms,
         } = self;
-        // The trace id only when tracing is on (the request span has one then).
-        let trace_id = telemetry::tracing_on()
-            .then(|| telemetry::w3c::trace_id(&c.span))
-            .flatten();
-        tracing::info!(
-            target: "switchyard::access",
-            parent: &span,
-            method = %c.method,
-            path = c.path,
+        let f = Fields {
+            method: c.method.as_str(),
+            path: &c.path,
             status,
-            endpoint = c.endpoint,
-            route = c.route_label,
-            requested = c.requested.as_deref().unwrap_or("-"),
-            key = &*c.key_alias,
-            provider = c.provider.as_deref().unwrap_or("-"),
-            model = c.spend.model().unwrap_or("-"),
-            attempts = c.attempts,
-            cache = c.cache.unwrap_or("-"),
+            endpoint: c.endpoint,
+            route: &c.route_label,
+            requested: c.requested.as_deref().unwrap_or("-"),
+            key: &c.key_alias,
+            provider: c.provider.as_deref().unwrap_or("-"),
+            model: c.spend.model().unwrap_or("-"),
+            attempts: c.attempts,
+            cache: c.cache.unwrap_or("-"),
             outcome,
             ms,
-            request_id = c.request_id,
-            error_code = error.as_ref().map_or(c.error.unwrap_or("-"), |e| e.0),
-            error = error.as_ref().map_or("-", |e| &*e.1),
+            request_id: &c.request_id,
+            error_code: error.as_ref().map_or(c.error.unwrap_or("-"), |e| e.0),
+            error: error.as_ref().map_or("-", |e| &*e.1),
+        };
+        match telemetry::direct_text() {
+            // Text lines without trace export: the same bytes, directly.
+            Some(out) => out.line(&Level::INFO, TARGET, &span, |o| f.direct(o)),
+            None => {
+                // The trace id only when tracing is on (the request span
+                // has one then).
+                let trace_id = telemetry::tracing_on()
+                    .then(|| telemetry::w3c::trace_id(&c.span))
+                    .flatten();
+                f.event(&span, trace_id);
+            }
+        }
+    }
+}
+
+/// The access log's target (`RUST_LOG=switchyard::access=off` drops it).
+const TARGET: &str = "switchyard::access";
+
+/// A line's fields, the same whichever way it is written.
+struct Fields<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    endpoint: &'a str,
+    route: &'a str,
+    requested: &'a str,
+    key: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    attempts: u32,
+    cache: &'a str,
+    outcome: &'a str,
+    ms: u64,
+    request_id: &'a str,
+    error_code: &'a str,
+    error: &'a str,
+}
+
+impl Fields<'_> {
+    /// As an event, through the subscriber's layers.
+    fn event(&self, span: &tracing::Span, trace_id: Option<String>) {
+        tracing::info!(
+            target: TARGET,
+            parent: span,
+            method = %self.method,
+            path = self.path,
+            status = self.status,
+            endpoint = self.endpoint,
+            route = self.route,
+            requested = self.requested,
+            key = self.key,
+            provider = self.provider,
+            model = self.model,
+            attempts = self.attempts,
+            cache = self.cache,
+            outcome = self.outcome,
+            ms = self.ms,
+            request_id = self.request_id,
+            error_code = self.error_code,
+            error = self.error,
             trace_id,
         );
+    }
+
+    /// Into a text line, as the text layer writes [`Fields::event`]'s.
+    fn direct(&self, o: &mut TextFieldsOut<'_>) {
+        o.display("method", self.method);
+        o.str("path", self.path);
+        o.u64("status", u64::from(self.status));
+        o.str("endpoint", self.endpoint);
+        o.str("route", self.route);
+        o.str("requested", self.requested);
+        o.str("key", self.key);
+        o.str("provider", self.provider);
+        o.str("model", self.model);
+        o.u64("attempts", u64::from(self.attempts));
+        o.str("cache", self.cache);
+        o.str("outcome", self.outcome);
+        o.u64("ms", self.ms);
+        o.str("request_id", self.request_id);
+        o.str("error_code", self.error_code);
+        o.str("error", self.error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line's fields with `s` in every string (a key's alias, an error).
+    fn fields(s: &str) -> Fields<'_> {
+        Fields {
+            method: "POST",
+            path: "/v1/chat/completions",
+            status: 502,
+            endpoint: "chat",
+            route: s,
+            requested: s,
+            key: s,
+            provider: s,
+            model: s,
+            attempts: 3,
+            cache: "miss",
+            outcome: "complete",
+            ms: 12,
+            request_id: "4b0ce177de87487ba7f3fae1da371334",
+            error_code: "upstream_error",
+            error: s,
+        }
+    }
+
+    #[test]
+    fn the_direct_line_is_the_events_line() {
+        let values = ["gpt-4o-mini", "-", "", "a \"quoted\" name", "tab\tand é"];
+        let (layer, direct) = telemetry::text_both_ways(|direct| {
+            let span = tracing::info_span!("request", id = %"r-1", method = %"POST");
+            for v in values {
+                let f = fields(v);
+                f.event(&span, None);
+                direct.line(&Level::INFO, TARGET, &span, |o| f.direct(o));
+            }
+        });
+        assert_eq!(layer.lines().count(), values.len(), "{layer}");
+        assert!(
+            layer.contains(
+                ": switchyard::access: method=POST path=\"/v1/chat/completions\" status=502"
+            ),
+            "{layer}"
+        );
+        assert!(
+            layer.contains(" error=\"a \\\"quoted\\\" name\"\n"),
+            "{layer}"
+        );
+        for (l, d) in layer.lines().zip(direct.lines()) {
+            assert_eq!(l, d);
+        }
+        assert_eq!(layer, direct);
     }
 }

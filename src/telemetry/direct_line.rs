@@ -1,0 +1,256 @@
+//! Text lines written straight into the log writer, for the one line every
+//! request writes (the access line), byte for byte what the text log layer
+//! would write for the same event.
+//!
+//! Place in the pipeline: beside the text log layer (`logs`), sharing its
+//! writer (`log_writer`) and the span fields it formatted. Through the
+//! layer, the access line cost about 9,000 instructions of a 1 KB chat
+//! request's 99,000: tracing's dispatch, the visit of each of its twenty
+//! fields through `dyn` calls, and some seventy small writes through a
+//! `dyn fmt::Write`. Here its fields are appended to one buffer. Installed
+//! by `init` only where that is exact: text lines without colours, and no
+//! trace export (whose layer takes events too). The caller asks the log
+//! filter first (`enabled!`), as it would for the event. Must not decide
+//! what a line says: a test holds both ways to the same bytes.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use tracing::{Level, Span};
+use tracing_subscriber::Registry;
+use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use super::log_time::LogTime;
+use super::log_writer::Lines;
+use super::text_event::level;
+use super::text_fields::{TextFields, plain};
+
+/// The process's direct text output, when `init` installed one. Like the
+/// subscriber it mirrors, it is process-wide.
+static DIRECT: OnceLock<DirectText<Lines, LogTime>> = OnceLock::new();
+
+/// Where lines may be written directly: `None` unless the process logs
+/// text without colours and exports no traces (and in tests without
+/// `init`, whose subscribers are their own).
+#[inline]
+pub(crate) fn direct_text() -> Option<&'static DirectText<Lines, LogTime>> {
+    DIRECT.get()
+}
+
+/// Installs the process's direct output (once; `init` calls it).
+pub(super) fn install(out: Lines) {
+    let _ = DIRECT.set(DirectText::new(out, LogTime));
+}
+
+/// Writes whole text lines to `out`, with `timer`'s timestamps.
+pub(crate) struct DirectText<W, T> {
+    out: W,
+    timer: T,
+}
+
+thread_local! {
+    /// The line being written (kept, so a line allocates nothing).
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<W: Write + Clone, T: FormatTime> DirectText<W, T> {
+    pub(super) fn new(out: W, timer: T) -> Self {
+        DirectText { out, timer }
+    }
+
+    /// One line at `level` for `target` in `span` (and its parents), with
+    /// the fields `fields` appends: what the text layer writes for an event
+    /// with `parent: span`.
+    pub(crate) fn line(
+        &self,
+        level_: &Level,
+        target: &str,
+        span: &Span,
+        fields: impl FnOnce(&mut TextFieldsOut<'_>),
+    ) {
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            if self.timer.format_time(&mut Writer::new(line)).is_err() {
+                line.push_str("<unknown time>");
+            }
+            line.push(' ');
+            line.push_str(level(level_));
+            line.push(' ');
+            spans(line, span);
+            line.push_str(target);
+            line.push_str(": ");
+            fields(&mut TextFieldsOut { line, empty: true });
+            line.push('\n');
+            let _ = self.out.clone().write_all(line.as_bytes());
+        });
+    }
+}
+
+/// `name{fields}:` for `span` and each of its parents, root first, then a
+/// space; nothing when the span is not recorded (disabled, or no registry).
+fn spans(line: &mut String, span: &Span) {
+    let Some(id) = span.id() else { return };
+    tracing::dispatcher::get_default(|dispatch| {
+        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+            return;
+        };
+        let Some(data) = registry.span(&id) else {
+            return;
+        };
+        // A request's span is a root: no list of its parents to make.
+        if data.parent().is_none() {
+            span_part(line, &data);
+        } else {
+            for s in data.scope().from_root() {
+                span_part(line, &s);
+            }
+        }
+        line.push(' ');
+    });
+}
+
+/// `name{fields}:` for one span.
+fn span_part(line: &mut String, span: &SpanRef<'_, Registry>) {
+    line.push_str(span.name());
+    let ext = span.extensions();
+    if let Some(fields) = ext.get::<FormattedFields<TextFields>>()
+        && !fields.is_empty()
+    {
+        line.push('{');
+        line.push_str(fields);
+        line.push('}');
+    }
+    line.push(':');
+}
+
+/// A line's fields, written as the text layer's fields are (`text_fields`).
+pub(crate) struct TextFieldsOut<'a> {
+    line: &'a mut String,
+    empty: bool,
+}
+
+impl TextFieldsOut<'_> {
+    /// ` name=` (no space before the first).
+    fn name(&mut self, name: &str) {
+        if self.empty {
+            self.empty = false;
+        } else {
+            self.line.push(' ');
+        }
+        self.line.push_str(name);
+        self.line.push('=');
+    }
+
+    /// A string field (`name = value`): quoted, escaped as `Debug` does.
+    pub(crate) fn str(&mut self, name: &str, value: &str) {
+        self.name(name);
+        if plain(value) {
+            self.line.push('"');
+            self.line.push_str(value);
+            self.line.push('"');
+        } else {
+            let _ = write!(self.line, "{value:?}");
+        }
+    }
+
+    /// A `%display` field whose `Display` is `value`: as it is.
+    pub(crate) fn display(&mut self, name: &str, value: &str) {
+        self.name(name);
+        self.line.push_str(value);
+    }
+
+    /// An integer field.
+    pub(crate) fn u64(&mut self, name: &str, value: u64) {
+        self.name(name);
+        self.line.push_str(itoa::Buffer::new().format(value));
+    }
+}
+
+/// For tests of lines written both ways: runs `each` (given a direct
+/// output) under a text layer; returns what the layer wrote and what the
+/// direct output wrote, both with a fixed timestamp.
+#[cfg(test)]
+pub(crate) fn text_both_ways(
+    each: impl FnOnce(&DirectText<super::test_sink::Sink, super::test_sink::FixedTime>),
+) -> (String, String) {
+    use super::test_sink::{FixedTime, Sink};
+    use super::text_event::TextEvent;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let layer_out = Sink::default();
+    let out = layer_out.clone();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .fmt_fields(TextFields)
+        .event_format(TextEvent::new(FixedTime))
+        .with_writer(move || out.clone())
+        .boxed();
+    let direct_out = Sink::default();
+    let direct = DirectText::new(direct_out.clone(), FixedTime);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || each(&direct));
+    (layer_out.text(), direct_out.text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_the_text_layers_byte_for_byte() {
+        let values = [
+            "plain",
+            "",
+            "quote \" in",
+            "tab\t",
+            "é",
+            "/v1/chat/completions",
+        ];
+        let (layer, direct) = text_both_ways(|direct| {
+            let outer = tracing::info_span!(
+                "request",
+                id = %"r-1",
+                method = %"POST",
+                route = tracing::field::Empty
+            );
+            outer.record("route", "chat");
+            let inner = tracing::info_span!(parent: &outer, "attempt", provider = "p");
+            let empty = tracing::info_span!("empty");
+            let none = Span::none();
+            for (span, v) in [&outer, &inner, &empty, &none]
+                .into_iter()
+                .flat_map(|s| values.iter().map(move |v| (s, *v)))
+            {
+                tracing::info!(
+                    target: "switchyard::access",
+                    parent: span,
+                    method = %v,
+                    path = v,
+                    status = 200u16,
+                    ms = 7u64,
+                );
+                direct.line(&Level::INFO, "switchyard::access", span, |f| {
+                    f.display("method", v);
+                    f.str("path", v);
+                    f.u64("status", 200);
+                    f.u64("ms", 7);
+                });
+            }
+        });
+        assert_eq!(layer.lines().count(), 4 * values.len(), "{layer}");
+        assert!(
+            layer.contains("request{id=r-1 method=POST route=\"chat\"}:attempt{provider=\"p\"}: ")
+        );
+        assert!(layer.contains(" empty: switchyard::access: "), "{layer}");
+        for (l, d) in layer.lines().zip(direct.lines()) {
+            assert_eq!(l, d);
+        }
+        assert_eq!(layer, direct);
+    }
+}
