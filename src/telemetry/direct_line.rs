@@ -27,6 +27,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::log_time::LogTime;
 use super::log_writer::Lines;
+use super::span_text::SpanText;
 use super::text_event::level;
 use super::text_fields::{TextFields, plain};
 
@@ -124,6 +125,8 @@ fn span_part(line: &mut String, span: &SpanRef<'_, Registry>) {
         line.push('{');
         line.push_str(fields);
         line.push('}');
+    } else if let Some(text) = ext.get::<SpanText>() {
+        let _ = text.write_braced(line);
     }
     line.push(':');
 }

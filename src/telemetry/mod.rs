@@ -21,6 +21,7 @@ mod log_writer;
 mod logs;
 mod otel;
 pub mod semconv;
+mod span_text;
 #[cfg(test)]
 pub(crate) mod test_sink;
 mod text_event;
@@ -36,6 +37,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub(crate) use direct_line::text_both_ways;
 pub(crate) use direct_line::{TextFieldsOut, direct_text};
 pub use logs::LogFormat;
+pub(crate) use span_text::{SpanText, span_text_on};
 
 use crate::config::TracingSettings;
 

@@ -17,6 +17,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::span_text::SpanText;
+
 /// `Full` without colours, with `timer`'s timestamps.
 pub(super) struct TextEvent<T> {
     timer: T,
@@ -77,6 +79,8 @@ where
                     writer.write_char('{')?;
                     writer.write_str(fields)?;
                     writer.write_char('}')?;
+                } else if let Some(text) = ext.get::<SpanText>() {
+                    text.write_braced(&mut writer)?;
                 }
                 writer.write_char(':')?;
             }

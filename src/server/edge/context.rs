@@ -32,6 +32,7 @@ use crate::server::access::keys::{Caller, ClientId, client_key, presented_key};
 use crate::server::access::settlement::Settlement;
 use crate::server::access::usage::{Spend, StreamTap, UsageCell};
 use crate::server::state::{AppState, Runtime};
+use crate::telemetry::SpanText;
 
 /// Everything known about one request.
 pub(crate) struct RequestCtx {
@@ -67,6 +68,9 @@ pub(crate) struct RequestCtx {
     /// The request's trace span, kept to record its attributes at the end;
     /// a disabled span when tracing is off.
     pub span: tracing::Span,
+    /// The request span's fields, where they are kept beside it (the span
+    /// step's `SpanText`): `route` and `provider` are recorded here then.
+    pub span_text: Option<SpanText>,
     /// Set by a stream that failed after its response started.
     pub interrupted: Arc<AtomicBool>,
     /// The caller's virtual-key alias for logs and metrics (`_unknown` when
@@ -154,6 +158,7 @@ impl RequestCtx {
             } else {
                 tracing::Span::none()
             },
+            span_text: req.extensions().get::<SpanText>().cloned(),
             interrupted: Arc::default(),
             key_alias: Arc::from(UNKNOWN_KEY),
             settlement: None,
@@ -172,14 +177,24 @@ impl RequestCtx {
         self.route_label.clear();
         self.route_label.push_str(&route.spec.name);
         self.route = Some(Arc::clone(route));
-        tracing::Span::current().record("route", tracing::field::display(&route.spec.name));
+        match &self.span_text {
+            Some(text) => text.record("route", &route.spec.name),
+            None => {
+                tracing::Span::current().record("route", tracing::field::display(&route.spec.name));
+            }
+        }
     }
 
     /// `provider` answered after `attempts` (also recorded in its span).
     pub(crate) fn served_by(&mut self, provider: &Arc<str>, attempts: u32) {
         self.provider = Some(Arc::clone(provider));
         self.attempts = attempts;
-        tracing::Span::current().record("provider", tracing::field::display(provider));
+        match &self.span_text {
+            Some(text) => text.record("provider", provider),
+            None => {
+                tracing::Span::current().record("provider", tracing::field::display(provider));
+            }
+        }
     }
 
     /// The request is answered with `e` (its code is logged and traced).

@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::telemetry;
+use crate::telemetry::{self, SpanText};
 
 /// `inner`, run in each request's span, its answer's body too.
 pub(super) fn in_span<S, B, RB>(
@@ -34,8 +34,8 @@ where
     S::Future: Send,
     B: Send + 'static,
 {
-    tower::service_fn(move |req: Request<B>| {
-        let span = request_span(&req);
+    tower::service_fn(move |mut req: Request<B>| {
+        let span = request_span(&mut req);
         let inner = inner.clone();
         async move {
             let response = {
@@ -82,13 +82,23 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
 /// The request's span. When tracing is on it is also the exported server
 /// span: a child of the client's `traceparent` when it sent one, named
 /// `METHOD /path` (the edge renames it `operation route` once routed), with
-/// its trace id as a field so that every log line in it carries it.
-fn request_span<B>(req: &Request<B>) -> Span {
+/// its trace id as a field so that every log line in it carries it. Where
+/// the text log writes every line that shows them, its fields are kept as
+/// a [`SpanText`] beside it instead (the request context records into the
+/// one in the request's extensions).
+fn request_span<B>(req: &mut Request<B>) -> Span {
     let id = req
         .headers()
         .get(&super::request_id::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    if telemetry::span_text_on() {
+        let span = tracing::info_span!("request");
+        let text = SpanText::request(id, req.method().as_str(), req.uri().path());
+        text.attach(&span);
+        req.extensions_mut().insert(text);
+        return span;
+    }
     if !telemetry::tracing_on() {
         return tracing::info_span!(
             "request",
