@@ -10,7 +10,10 @@
 //! off the request path. The gateway's code only makes spans and asks
 //! [`tracing_on`] before recording anything that is for traces alone, so
 //! tracing that is off costs nothing beyond the request span logs already
-//! have. [`w3c`] reads a client's `traceparent` / `tracestate` and writes
+//! have. With text lines without colours and no export (the default),
+//! the access line is written straight into the log's buffer
+//! (`direct_line`) and the request span's fields are kept as text beside
+//! it (`span_text`), byte for byte what the layer would write. [`w3c`] reads a client's `traceparent` / `tracestate` and writes
 //! the current span's into upstream requests; [`semconv`] names things the
 //! way the OpenTelemetry GenAI conventions do. Must not know routes,
 //! providers or endpoints beyond those names.

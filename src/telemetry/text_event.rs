@@ -5,7 +5,9 @@
 //! a line: the level, each span's name, braces and colon, the target).
 //!
 //! Place in the pipeline: the text log layer's event format (`logs`); the
-//! fields themselves are `text_fields`'. With colours on, and for records
+//! fields themselves are `text_fields`'. A span whose fields are kept as
+//! a `SpanText` beside it (the request span, where `span_text` applies)
+//! has that text written in its braces. With colours on, and for records
 //! that came through the `log` crate (whose metadata `Full` normalises),
 //! it hands the line to `Full` itself. Must not change a byte of a line.
 

@@ -9,14 +9,17 @@
 //! settles the request at once (metrics, budget, the trace's attributes)
 //! and leaves only its [`AccessLine`] in the connection's `AfterWrite`
 //! (`conn`), which `accept` runs after each flush. A request with no
-//! connection (tests of the edge alone) writes its line at once. Must not
+//! connection (tests of the edge alone) writes its line at once. Where
+//! the process logs text without colours and exports no traces, the line
+//! is written straight into the log's buffer (`telemetry::direct_text`),
+//! the same bytes as the event would give (a test compares). Must not
 //! settle or meter anything, and must not hold the connection's activity
 //! (that would be a cycle).
 
-use super::conn::AfterWriteWork;
-use super::context::RequestCtx;
 use tracing::Level;
 
+use super::conn::AfterWriteWork;
+use super::context::RequestCtx;
 use crate::telemetry::{self, TextFieldsOut};
 
 /// Whether access lines are written at all (the log filter may leave them
