@@ -71,7 +71,7 @@ impl<W: Write + Clone, T: FormatTime> DirectText<W, T> {
         &self,
         level_: &Level,
         target: &str,
-        span: &Span,
+        span: InSpan<'_>,
         fields: impl FnOnce(&mut TextFieldsOut<'_>),
     ) {
         LINE.with_borrow_mut(|line| {
@@ -82,7 +82,14 @@ impl<W: Write + Clone, T: FormatTime> DirectText<W, T> {
             line.push(' ');
             line.push_str(level(level_));
             line.push(' ');
-            spans(line, span);
+            match span {
+                InSpan::Span(span) => spans(line, span),
+                InSpan::Root(name, text) => {
+                    line.push_str(name);
+                    let _ = text.write_braced(line);
+                    line.push_str(": ");
+                }
+            }
             line.push_str(target);
             line.push_str(": ");
             fields(&mut TextFieldsOut { line, empty: true });
@@ -90,6 +97,16 @@ impl<W: Write + Clone, T: FormatTime> DirectText<W, T> {
             let _ = self.out.clone().write_all(line.as_bytes());
         });
     }
+}
+
+/// The span a line is written in.
+#[derive(Clone, Copy)]
+pub(crate) enum InSpan<'a> {
+    /// A span of the registry's (or none: `Span::none()`).
+    Span(&'a Span),
+    /// A root span named `.0` whose fields are the text `.1` (a request's
+    /// span, where `span_text` applies): written without a registry lookup.
+    Root(&'static str, &'a SpanText),
 }
 
 /// `name{fields}:` for `span` and each of its parents, root first, then a
@@ -238,12 +255,17 @@ mod tests {
                     status = 200u16,
                     ms = 7u64,
                 );
-                direct.line(&Level::INFO, "switchyard::access", span, |f| {
-                    f.display("method", v);
-                    f.str("path", v);
-                    f.u64("status", 200);
-                    f.u64("ms", 7);
-                });
+                direct.line(
+                    &Level::INFO,
+                    "switchyard::access",
+                    InSpan::Span(span),
+                    |f| {
+                        f.display("method", v);
+                        f.str("path", v);
+                        f.u64("status", 200);
+                        f.u64("ms", 7);
+                    },
+                );
             }
         });
         assert_eq!(layer.lines().count(), 4 * values.len(), "{layer}");

@@ -38,7 +38,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 #[cfg(test)]
 pub(crate) use direct_line::text_both_ways;
-pub(crate) use direct_line::{TextFieldsOut, direct_text};
+pub(crate) use direct_line::{InSpan, TextFieldsOut, direct_text};
 pub use logs::LogFormat;
 pub(crate) use span_text::{SpanText, span_text_on};
 

@@ -82,7 +82,7 @@ pub(crate) fn span_text_on() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::text_both_ways;
+    use crate::telemetry::{InSpan, text_both_ways};
     use tracing::Level;
     use tracing::field::Empty;
 
@@ -105,9 +105,18 @@ mod tests {
             // Lines before and after each record, in both spans: the same.
             let write = |step: u64| {
                 for span in [&full, &lean] {
-                    tracing::warn!(parent: span, step, "retrying");
-                    direct.line(&Level::WARN, "switchyard::x", span, |o| o.u64("step", step));
+                    tracing::warn!(target: "switchyard::x", parent: span, step);
+                    direct.line(&Level::WARN, "switchyard::x", InSpan::Span(span), |o| {
+                        o.u64("step", step)
+                    });
                 }
+                // The request's span named with its text, no lookup.
+                direct.line(
+                    &Level::WARN,
+                    "switchyard::x",
+                    InSpan::Root("request", &text),
+                    |o| o.u64("step", step),
+                );
             };
             write(0);
             full.record("route", tracing::field::display("failover"));
@@ -131,10 +140,12 @@ mod tests {
             layer[5]
         );
         let direct: Vec<&str> = direct.lines().collect();
-        assert_eq!(direct.len(), 6);
-        for pair in direct.chunks(2) {
-            assert_eq!(pair[0], pair[1]);
-            assert!(pair[0].contains(" request{id=4b0ce177de87487ba7f3fae1da371334 method=POST "));
+        assert_eq!(direct.len(), 9);
+        for (three, layer) in direct.chunks(3).zip(layer.chunks(2)) {
+            assert_eq!(three[0], layer[0]);
+            assert_eq!(three[1], three[0]);
+            assert_eq!(three[2], three[0]);
+            assert!(three[0].contains(" request{id=4b0ce177de87487ba7f3fae1da371334 method=POST "));
         }
     }
 }

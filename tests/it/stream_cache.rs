@@ -6,6 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::logs::capture_logs;
 use common::scripted::Scripted;
 use common::*;
 use futures_util::StreamExt;
@@ -382,6 +383,7 @@ async fn followers_keep_going_when_the_leader_leaves_and_share_its_failure() {
 
 #[tokio::test]
 async fn an_abandoned_stream_is_cancelled_upstream() {
+    let logs = capture_logs();
     let mut up = Scripted::start().await;
     let gw = scripted_gateway(&up).await;
     let leader = gw.spawn_post("/v1/chat/completions", request(true, false));
@@ -396,5 +398,13 @@ async fn an_abandoned_stream_is_cancelled_upstream() {
         .await
         .expect("upstream stream cancelled");
     eventually(async || gw.metric("switchyard_requests_in_flight").await == 0.0).await;
+    // Its access line says so, in the request's span like every other
+    // (the body was dropped outside it).
+    let gone = logs
+        .lines_with("switchyard::access")
+        .into_iter()
+        .find(|l| l.contains("outcome=\"client_gone\""))
+        .unwrap_or_else(|| panic!("no client_gone line in\n{}", logs.text()));
+    assert!(gone.contains(" request{id="), "{gone}");
     gw.stop().await;
 }

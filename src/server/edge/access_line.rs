@@ -20,7 +20,8 @@ use tracing::Level;
 
 use super::conn::AfterWriteWork;
 use super::context::RequestCtx;
-use crate::telemetry::{self, TextFieldsOut};
+use super::span::REQUEST_SPAN;
+use crate::telemetry::{self, InSpan, TextFieldsOut};
 
 /// Whether access lines are written at all (the log filter may leave them
 /// out): when not, `account` makes none. Asked only while tracing is off.
@@ -37,10 +38,9 @@ pub(super) fn wanted() -> bool {
 
 /// A finished request's line, as it will be written.
 pub(super) struct AccessLine {
-    /// The request's context, read once more for the line's fields.
+    /// The request's context, read once more for the line's fields (and
+    /// the span the line is written in: the request's).
     pub ctx: Box<RequestCtx>,
-    /// The span the line is written in (the request's, where it ended).
-    pub span: tracing::Span,
     pub status: u16,
     /// The gateway's own error, code and message (sanitised, capped).
     pub error: Option<(&'static str, Box<str>)>,
@@ -59,7 +59,6 @@ impl AccessLine {
     pub(super) fn write(self) {
         let AccessLine {
             ctx: c,
-            span,
             status,
             error,
             outcome,
@@ -85,14 +84,20 @@ impl AccessLine {
         };
         match telemetry::direct_text() {
             // Text lines without trace export: the same bytes, directly.
-            Some(out) => out.line(&Level::INFO, TARGET, &span, |o| f.direct(o)),
+            Some(out) => {
+                let span = match &c.span_text {
+                    Some(text) => InSpan::Root(REQUEST_SPAN, text),
+                    None => InSpan::Span(&c.span),
+                };
+                out.line(&Level::INFO, TARGET, span, |o| f.direct(o));
+            }
             None => {
                 // The trace id only when tracing is on (the request span
                 // has one then).
                 let trace_id = telemetry::tracing_on()
                     .then(|| telemetry::w3c::trace_id(&c.span))
                     .flatten();
-                f.event(&span, trace_id);
+                f.event(&c.span, trace_id);
             }
         }
     }
@@ -202,7 +207,7 @@ mod tests {
             for v in values {
                 let f = fields(v);
                 f.event(&span, None);
-                direct.line(&Level::INFO, TARGET, &span, |o| f.direct(o));
+                direct.line(&Level::INFO, TARGET, InSpan::Span(&span), |o| f.direct(o));
             }
         });
         assert_eq!(layer.lines().count(), values.len(), "{layer}");

@@ -134,7 +134,6 @@ impl<B: HttpBody> Tracked<B> {
         }
         let line = AccessLine {
             ctx: r.ctx,
-            span: tracing::Span::current(),
             status: r.status,
             error: r.error,
             outcome,

@@ -65,8 +65,9 @@ pub(crate) struct RequestCtx {
     /// The code of the error the request was answered with (`error.code`
     /// of the envelope, else its type), for the access log and the trace.
     pub error: Option<&'static str>,
-    /// The request's trace span, kept to record its attributes at the end;
-    /// a disabled span when tracing is off.
+    /// The request's span: its access line is written in it, and with
+    /// tracing on its attributes are recorded on it at the end. None where
+    /// its fields are kept as text (`span_text`, which stands for it then).
     pub span: tracing::Span,
     /// The request span's fields, where they are kept beside it (the span
     /// step's `SpanText`): `route` and `provider` are recorded here then.
@@ -153,10 +154,10 @@ impl RequestCtx {
             attempts: 0,
             cache: None,
             error: None,
-            span: if crate::telemetry::tracing_on() {
-                tracing::Span::current()
-            } else {
+            span: if crate::telemetry::span_text_on() {
                 tracing::Span::none()
+            } else {
+                tracing::Span::current()
             },
             span_text: req.extensions().get::<SpanText>().cloned(),
             interrupted: Arc::default(),

@@ -79,6 +79,9 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
     }
 }
 
+/// The request span's name.
+pub(super) const REQUEST_SPAN: &str = "request";
+
 /// The request's span. When tracing is on it is also the exported server
 /// span: a child of the client's `traceparent` when it sent one, named
 /// `METHOD /path` (the edge renames it `operation route` once routed), with
@@ -93,7 +96,7 @@ fn request_span<B>(req: &mut Request<B>) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     if telemetry::span_text_on() {
-        let span = tracing::info_span!("request");
+        let span = tracing::info_span!(REQUEST_SPAN);
         let text = SpanText::request(id, req.method().as_str(), req.uri().path());
         text.attach(&span);
         req.extensions_mut().insert(text);
