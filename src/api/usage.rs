@@ -24,7 +24,6 @@ pub const HINT_TAIL: usize = 4096;
 /// The searchers the scans below use, built once (building one costs as
 /// much as a search of an answer's tail).
 struct Searchers {
-    tokens_end: FinderRev<'static>,
     usage_rev: FinderRev<'static>,
     usage: Finder<'static>,
     escape: Finder<'static>,
@@ -34,7 +33,6 @@ const TOKENS_END: &[u8] = b"_tokens\"";
 const USAGE_KEY: &[u8] = b"\"usage\"";
 
 static SEARCHERS: LazyLock<Searchers> = LazyLock::new(|| Searchers {
-    tokens_end: FinderRev::new(TOKENS_END),
     usage_rev: FinderRev::new(USAGE_KEY),
     usage: Finder::new(USAGE_KEY),
     escape: Finder::new(b"\\u"),
@@ -48,10 +46,13 @@ static SEARCHERS: LazyLock<Searchers> = LazyLock::new(|| Searchers {
 pub fn output_tokens_hint(body: &[u8]) -> Option<u64> {
     let body = &body[body.len().saturating_sub(HINT_TAIL)..];
     // The last `"completion_tokens"` or `"output_tokens"`: the usage is
-    // near the end, so one backward search stops within a few keys.
-    let at = SEARCHERS.tokens_end.rfind_iter(body).find(|&i| {
+    // near the end, so one backward search stops within a few keys. By
+    // the `_` each starts with (a vector search; an answer's tail has a
+    // handful), not a substring search, which costs more on a short tail.
+    let at = memchr::memrchr_iter(b'_', body).find(|&i| {
         let head = &body[..i];
-        head.ends_with(b"\"completion") || head.ends_with(b"\"output")
+        body[i..].starts_with(TOKENS_END)
+            && (head.ends_with(b"\"completion") || head.ends_with(b"\"output"))
     })? + TOKENS_END.len();
     let rest = body[at..]
         .trim_ascii_start()

@@ -114,6 +114,59 @@ fn the_output_token_hint_reads_each_dialect_without_a_parse() {
     );
 }
 
+/// What the hint reads, the slow way: the last `"completion_tokens"` or
+/// `"output_tokens"` key in the tail, and the digits after its colon.
+fn hint_by_windows(body: &[u8]) -> Option<u64> {
+    let body = &body[body.len().saturating_sub(HINT_TAIL)..];
+    let at = (0..body.len()).rev().find_map(|i| {
+        [&b"\"completion_tokens\""[..], &b"\"output_tokens\""[..]]
+            .into_iter()
+            .find(|k| body[i..].starts_with(k))
+            .map(|k| i + k.len())
+    })?;
+    let rest = body[at..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+#[test]
+fn the_output_token_hint_is_the_last_key_in_any_mix_of_look_alikes() {
+    // Every sequence of four pieces from keys, look-alikes and filler.
+    let pieces: [&[u8]; 9] = [
+        br#""completion_tokens":3,"#,
+        br#""output_tokens": 17 ,"#,
+        br#""prompt_tokens":5,"#,
+        br#""xoutput_tokens":8,"#,
+        br#""completion_tokens_details":{"a_b":1},"#,
+        br#""_tokens":2,"#,
+        br#""completion_tokens":null,"#,
+        b"_ __ _tokens\" ",
+        br#""output_tokens":"#,
+    ];
+    let mut seen = 0;
+    for n in 0..9usize.pow(4) {
+        let mut body = b"{".to_vec();
+        let mut k = n;
+        for _ in 0..4 {
+            body.extend_from_slice(pieces[k % 9]);
+            k /= 9;
+        }
+        body.extend_from_slice(b"\"end\":1}");
+        let want = hint_by_windows(&body);
+        seen += usize::from(want.is_some());
+        assert_eq!(
+            output_tokens_hint(&body),
+            want,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert!(seen > 1000, "{seen}");
+}
+
 #[test]
 fn cached_never_exceeds_prompt_and_sums_add_up() {
     let body = br#"{"usage":{"prompt_tokens":2,"prompt_tokens_details":{"cached_tokens":9}}}"#;
