@@ -20,15 +20,14 @@ use std::sync::OnceLock;
 
 use tracing::{Level, Span};
 use tracing_subscriber::Registry;
-use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::LookupSpan;
 
 use super::log_time::LogTime;
 use super::log_writer::Lines;
 use super::span_text::SpanText;
-use super::text_event::level;
+use super::text_event::{level, span_part};
 use super::text_fields::{TextFields, plain};
 
 /// The process's direct text output, when `init` installed one. Like the
@@ -110,42 +109,22 @@ pub(crate) enum InSpan<'a> {
 }
 
 /// `name{fields}:` for `span` and each of its parents, root first, then a
-/// space; nothing when the span is not recorded (disabled, or no registry).
+/// space, as the text layer writes them; nothing when the span is not
+/// recorded (disabled, or no registry).
 fn spans(line: &mut String, span: &Span) {
     let Some(id) = span.id() else { return };
     tracing::dispatcher::get_default(|dispatch| {
-        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+        let Some(data) = dispatch
+            .downcast_ref::<Registry>()
+            .and_then(|registry| registry.span(&id))
+        else {
             return;
         };
-        let Some(data) = registry.span(&id) else {
-            return;
-        };
-        // A request's span is a root: no list of its parents to make.
-        if data.parent().is_none() {
-            span_part(line, &data);
-        } else {
-            for s in data.scope().from_root() {
-                span_part(line, &s);
-            }
+        for s in data.scope().from_root() {
+            let _ = span_part::<_, TextFields>(line, &s);
         }
         line.push(' ');
     });
-}
-
-/// `name{fields}:` for one span.
-fn span_part(line: &mut String, span: &SpanRef<'_, Registry>) {
-    line.push_str(span.name());
-    let ext = span.extensions();
-    if let Some(fields) = ext.get::<FormattedFields<TextFields>>()
-        && !fields.is_empty()
-    {
-        line.push('{');
-        line.push_str(fields);
-        line.push('}');
-    } else if let Some(text) = ext.get::<SpanText>() {
-        let _ = text.write_braced(line);
-    }
-    line.push(':');
 }
 
 /// A line's fields, written as the text layer's fields are (`text_fields`).

@@ -17,7 +17,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::span_text::SpanText;
 
@@ -47,6 +47,27 @@ pub(super) fn level(level: &Level) -> &'static str {
     }
 }
 
+/// `name{fields}:` for one span of a line's scope: its fields as the
+/// layer formatted them (`N`), else its [`SpanText`], else no braces.
+pub(super) fn span_part<R, N>(out: &mut impl fmt::Write, span: &SpanRef<'_, R>) -> fmt::Result
+where
+    R: for<'a> LookupSpan<'a>,
+    N: 'static,
+{
+    out.write_str(span.name())?;
+    let ext = span.extensions();
+    if let Some(fields) = ext.get::<FormattedFields<N>>()
+        && !fields.is_empty()
+    {
+        out.write_char('{')?;
+        out.write_str(fields)?;
+        out.write_char('}')?;
+    } else if let Some(text) = ext.get::<SpanText>() {
+        text.write_braced(out)?;
+    }
+    out.write_char(':')
+}
+
 impl<S, N, T> FormatEvent<S, N> for TextEvent<T>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -72,19 +93,8 @@ where
         if let Some(scope) = ctx.event_scope() {
             let mut seen = false;
             for span in scope.from_root() {
-                writer.write_str(span.metadata().name())?;
+                span_part::<_, N>(&mut writer, &span)?;
                 seen = true;
-                let ext = span.extensions();
-                if let Some(fields) = ext.get::<FormattedFields<N>>()
-                    && !fields.is_empty()
-                {
-                    writer.write_char('{')?;
-                    writer.write_str(fields)?;
-                    writer.write_char('}')?;
-                } else if let Some(text) = ext.get::<SpanText>() {
-                    text.write_braced(&mut writer)?;
-                }
-                writer.write_char(':')?;
             }
             if seen {
                 writer.write_char(' ')?;
