@@ -39,6 +39,7 @@ mod kind_bedrock;
 mod kind_cohere;
 mod kind_gemini;
 mod lifecycle;
+mod log_lines;
 mod managed_redis;
 mod messages;
 mod mock_parity;

@@ -1,0 +1,61 @@
+//! The real binary's text log lines inside a request: a warning while it
+//! fails over and its access line both carry the request's span, with the
+//! route and then the provider as the request learned them. (The binary
+//! keeps that span's fields as text beside it and writes its access line
+//! straight into the log's buffer; the unit tests hold both ways to the
+//! layer's bytes, this holds the binary to the format.)
+
+use crate::common;
+
+use common::served::Served;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
+    let up = FakeUpstream::openai().await;
+    let down = FakeUpstream::start(|_, _| async {
+        Reply::Json(
+            500,
+            json!({"error": {"message": "down", "type": "server_error"}}),
+        )
+    })
+    .await;
+    // p1 fails, p0 answers: the request fails over.
+    let yaml = format!(
+        "{}routes:\n  m:\n    targets: [{{provider: p1}}, {{provider: p0}}]\n",
+        providers_yaml(&[&up, &down], "")
+    );
+    let served = Served::with_policy(&yaml, &[]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", served.base))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "p0");
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let (log, _dir) = served.stop().await;
+    let mine: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    let span = format!("request{{id={id} method=POST path=/v1/chat/completions route=m");
+    // The failed attempt's warning: routed, no provider yet.
+    let warned = mine
+        .iter()
+        .find(|l| l.contains(" WARN ") && !l.contains("switchyard::access"))
+        .unwrap_or_else(|| panic!("no warning for {id} in\n{log}"));
+    assert!(warned.contains(&format!(" WARN {span}}}: ")), "{warned}");
+    // The access line: the provider that answered too.
+    let access = mine
+        .iter()
+        .find(|l| l.contains(": switchyard::access: "))
+        .unwrap_or_else(|| panic!("no access line for {id} in\n{log}"));
+    assert!(
+        access.contains(&format!(
+            "  INFO {span} provider=p0}}: switchyard::access: "
+        )),
+        "{access}"
+    );
+    assert!(!access.contains(" attempts=1 "), "{access}");
+    assert!(down.calls() >= 1 && up.calls() == 1);
+}
