@@ -14,13 +14,7 @@ use serde_json::json;
 #[tokio::test]
 async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
     let up = FakeUpstream::openai().await;
-    let down = FakeUpstream::start(|_, _| async {
-        Reply::Json(
-            500,
-            json!({"error": {"message": "down", "type": "server_error"}}),
-        )
-    })
-    .await;
+    let down = FakeUpstream::down(500).await;
     // p1 fails, p0 answers: the request fails over.
     let yaml = format!(
         "{}routes:\n  m:\n    targets: [{{provider: p1}}, {{provider: p0}}]\n",

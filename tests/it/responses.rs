@@ -294,13 +294,7 @@ async fn anthropic_tools_round_trip_json_and_stream() {
 
 #[tokio::test]
 async fn a_route_fails_over_from_passthrough_to_translation() {
-    let broken = FakeUpstream::start(|_, _| async {
-        Reply::Json(
-            500,
-            json!({"error": {"message": "down", "type": "server_error"}}),
-        )
-    })
-    .await;
+    let broken = FakeUpstream::down(500).await;
     let fake = FakeAnthropic::start().await;
     let p0 = providers_yaml(&[&broken], "");
     let p0 = p0.trim_start_matches("providers:\n");

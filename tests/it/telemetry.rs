@@ -50,13 +50,7 @@ pub(crate) async fn send(
 #[tokio::test]
 async fn spans_reach_an_otlp_collector_under_the_clients_trace_and_json_logs_carry_the_ids() {
     let collector = OtlpReceiver::start().await;
-    let failing = FakeUpstream::start(|_, _| async {
-        Reply::Json(
-            500,
-            json!({"error": {"message": "down", "type": "server_error"}}),
-        )
-    })
-    .await;
+    let failing = FakeUpstream::down(500).await;
     let healthy = FakeUpstream::openai().await;
     let policies = tempfile::tempdir().unwrap();
     write_policy(

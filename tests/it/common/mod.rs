@@ -208,6 +208,18 @@ impl FakeUpstream {
         Self::start(|s, _| async move { default_reply(&s) }).await
     }
 
+    /// Answers every call with `status` and an OpenAI `server_error`
+    /// ("down"): a provider that is down.
+    pub async fn down(status: u16) -> FakeUpstream {
+        Self::start(move |_, _| async move {
+            Reply::Json(
+                status,
+                json!({"error": {"message": "down", "type": "server_error"}}),
+            )
+        })
+        .await
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }

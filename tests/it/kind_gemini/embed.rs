@@ -129,13 +129,7 @@ async fn embeddings_fail_over_between_gemini_and_openai_in_order() {
     }
 
     // And the other way round: the openai kind down, Gemini serves it all.
-    let down = FakeUpstream::start(|_, _| async {
-        Reply::Json(
-            503,
-            json!({"error": {"message": "down", "type": "server_error"}}),
-        )
-    })
-    .await;
+    let down = FakeUpstream::down(503).await;
     let yaml = format!(
         "providers:\n{}{}{}",
         openai("o", &down),
