@@ -7,7 +7,8 @@
 //! times each paired series runs, default 3: the baseline and the gateway
 //! alternate, and a row reports its median round, every round's result
 //! beside it; `SWITCHYARD_BIN` measures
-//! another build of the gateway binary; `BENCH_ONLY=ageing` runs the ageing
+//! another build of the gateway binary, such as the image's profile-guided
+//! one, `target/pgo/switchyard` from `deploy/pgo-build.sh`; `BENCH_ONLY=ageing` runs the ageing
 //! rows alone, as the allocator comparison did). nginx and wrk are installed with
 //! apt-get when missing. See docs/benchmarks.md for what each row means.
 //!

@@ -59,11 +59,31 @@ async fn the_dockerfiles_steps_are_the_documented_ones_and_its_command_serves() 
             .collect()
     };
 
-    // The build runs the documented build command.
+    // The build runs the documented build commands: the profile-guided
+    // build by default, the plain one with `--build-arg PGO=0`.
     let build_cmd = "cargo build --release --locked";
-    assert!(of(build, "RUN").iter().any(|r| r.contains(build_cmd)));
+    let pgo_cmd = "deploy/pgo-build.sh";
+    assert!(
+        of(build, "ARG").iter().any(|a| a == "PGO=1"),
+        "PGO on by default"
+    );
+    let run = of(build, "RUN");
+    assert!(
+        run.iter()
+            .any(|r| r.contains(build_cmd) && r.contains(pgo_cmd))
+    );
     let deploy_md = docs("docs/deploy.md");
-    assert!(deploy_md.contains(build_cmd));
+    assert!(deploy_md.contains(build_cmd) && deploy_md.contains(pgo_cmd));
+    // The script is there, runnable, and trains with the bench target that
+    // `.ci/run` runs (bench/pgo_train.rs).
+    let script = repo(pgo_cmd);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&script).unwrap().permissions());
+    assert!(mode & 0o111 != 0, "{pgo_cmd} is executable");
+    let script = std::fs::read_to_string(script).unwrap();
+    assert!(script.contains("--bench pgo_train") && script.contains("target/pgo"));
+    assert!(docs("Cargo.toml").contains("name = \"pgo_train\""));
+    assert!(docs(".ci/run").contains("--bench pgo_train"));
     assert!(deploy_md.contains("docker build -t switchyard:0.1.0 ."));
     assert!(deploy_md.contains("docker run --rm -p 8080:8080 switchyard:0.1.0"));
     assert!(docs("README.md").contains("(docs/deploy.md)"));
@@ -99,7 +119,7 @@ async fn the_dockerfiles_steps_are_the_documented_ones_and_its_command_serves() 
             }
         })
         .collect();
-    let documented = format!("target/release/switchyard {}", local.join(" "));
+    let documented = format!("target/pgo/switchyard {}", local.join(" "));
     assert!(
         deploy_md.contains(&documented),
         "docs/deploy.md gives {documented:?}"
