@@ -49,21 +49,6 @@ fn policy(up: &str) -> String {
     )
 }
 
-fn chat(model: &str, stream: bool) -> String {
-    let content = "Summarise the following paragraph in one sentence please. ".repeat(15);
-    serde_json::json!({
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": content},
-        ],
-        "max_tokens": 256,
-        "temperature": 0.2,
-        "stream": stream,
-    })
-    .to_string()
-}
-
 fn messages(model: &str, stream: bool) -> String {
     serde_json::json!({
         "model": model,
@@ -114,18 +99,7 @@ async fn run(client: &reqwest::Client, base: &str, step: &Step) {
     let sent = futures_util::stream::iter(bodies)
         .map(|body| {
             let (client, url) = (client.clone(), url.clone());
-            async move {
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("the gateway answers");
-                let status = r.status().as_u16();
-                let text = r.text().await.expect("a whole answer");
-                (status, text)
-            }
+            async move { kit::post_json(&client, &url, body).await }
         })
         .buffer_unordered(step.conc);
     futures_util::pin_mut!(sent);
@@ -175,7 +149,7 @@ fn main() {
             conc: 16,
             status: 200,
             needle: Some("\"usage\""),
-            body: Box::new(|_| chat("chat", false)),
+            body: Box::new(|_| kit::chat_body("chat", false)),
         },
         Step {
             name: "embeddings, 1 input",
@@ -202,7 +176,7 @@ fn main() {
             conc: 16,
             status: 200,
             needle: Some("\"usage\""),
-            body: Box::new(|_| chat("cached", false)),
+            body: Box::new(|_| kit::chat_body("cached", false)),
         },
         Step {
             name: "embeddings, cache hits",
@@ -238,7 +212,7 @@ fn main() {
             conc: 16,
             status: 200,
             needle: Some("data: [DONE]"),
-            body: Box::new(|_| chat("stream", true)),
+            body: Box::new(|_| kit::chat_body("stream", true)),
         },
         Step {
             name: "messages streams",
@@ -292,7 +266,7 @@ fn main() {
             conc: 4,
             status: 404,
             needle: Some("\"error\""),
-            body: Box::new(|_| chat("no-such-route", false)),
+            body: Box::new(|_| kit::chat_body("no-such-route", false)),
         },
     ];
     rt.block_on(async {

@@ -115,15 +115,6 @@ fn load(pid: u32, url: &str, conns: usize, secs: u64, body: &Path, unique: bool)
     (w.clone(), cpu / w.requests as f64)
 }
 
-fn chat_body(model: &str, stream: bool) -> String {
-    // About 1 KB on the wire.
-    let content = "Summarise the following paragraph in one sentence please. ".repeat(15);
-    let stream = if stream { r#","stream":true"# } else { "" };
-    format!(
-        r#"{{"model":"{model}","messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{content}"}}],"max_tokens":256,"temperature":0.2{stream}}}"#
-    )
-}
-
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
@@ -155,20 +146,13 @@ fn policy(up: &str, conns_up: &str, extra: &str) -> String {
 async fn streams(gw: &Proc, model: &str, n: usize) -> f64 {
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gw.base);
-    let body = chat_body(model, true);
+    let body = kit::chat_body(model, true);
     let before = cpu_seconds(gw.pid());
     let calls = (0..n).map(|_| {
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
         async move {
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            let text = r.text().await.unwrap();
+            let (status, text) = kit::post_json(&client, &url, body).await;
+            assert!((200..300).contains(&status), "{status}");
             let events = text.matches("data: ").count();
             assert!(
                 events > kit::SSE_CHUNKS && text.ends_with("data: [DONE]\n\n"),
@@ -206,8 +190,8 @@ fn main() {
     let d = dir.path();
     let (up, _) = rt.block_on(kit::upstream());
     let (conns_up, conns) = rt.block_on(kit::upstream());
-    let chat = write(d, "chat.json", &chat_body("chat", false));
-    let chat_conns = write(d, "chat-conns.json", &chat_body("conns", false));
+    let chat = write(d, "chat.json", &kit::chat_body("chat", false));
+    let chat_conns = write(d, "chat-conns.json", &kit::chat_body("conns", false));
     let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
     let emb = |model: &str| serde_json::json!({"model": model, "input": inputs}).to_string();
     let emb_body = write(d, "emb.json", &emb("emb"));
@@ -612,7 +596,7 @@ fn ageing(
         GATEWAY_CORE,
     );
     let url = format!("{}/v1/chat/completions", gw.base);
-    let cached = write(d, "cached.json", &chat_body("cached", false));
+    let cached = write(d, "cached.json", &kit::chat_body("cached", false));
     // A full series first: the process's first seconds (its pools and
     // arenas growing) are not what "fresh" means.
     wrk(&url, 64, secs, chat, false, LOAD_CORE);

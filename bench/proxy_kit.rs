@@ -109,6 +109,28 @@ fn count_inputs(body: &[u8]) -> usize {
     rest[..end].iter().filter(|&&b| b == b',').count() + 1
 }
 
+/// A chat completion request of about 1 KB on the wire, for route `model`.
+pub fn chat_body(model: &str, stream: bool) -> String {
+    let content = "Summarise the following paragraph in one sentence please. ".repeat(15);
+    let stream = if stream { r#","stream":true"# } else { "" };
+    format!(
+        r#"{{"model":"{model}","messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{content}"}}],"max_tokens":256,"temperature":0.2{stream}}}"#
+    )
+}
+
+/// POSTs `body` as JSON: the answer's status and its whole text.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("a whole answer"))
+}
+
 /// Serves the fixed answers on 127.0.0.1; the path's first segment picks
 /// the behaviour: `/chat/v1/chat/completions` (1 KB JSON),
 /// `/emb/v1/embeddings` (one vector per input, floats or base64 as the
