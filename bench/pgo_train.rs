@@ -122,6 +122,20 @@ async fn run(client: &reqwest::Client, base: &str, step: &Step) {
     );
 }
 
+/// The first core in this process's affinity (`Cpus_allowed_list`, such
+/// as `0-1` or `2,5-7`); 0 when it cannot be read.
+fn first_allowed_core() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| {
+            let first = list.trim().split([',', '-']).next()?;
+            first.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 fn main() {
     // SAFETY: set before any other thread starts; the gateway inherits it.
     unsafe { std::env::set_var(AZURE_KEY_ENV, "pgo-train") };
@@ -137,8 +151,9 @@ fn main() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = rt.block_on(kit::upstream());
-    // Core 0, as the proxy bench pins it; the trainer and upstream float.
-    let gw = kit::gateway(dir.path(), &policy(&up), 0);
+    // One core, as the proxy bench runs it: the first this process may use
+    // (a container's cpuset need not hold core 0). The trainer floats.
+    let gw = kit::gateway(dir.path(), &policy(&up), first_allowed_core());
     let client = reqwest::Client::new();
     let c = |n: usize| ((n as f64 * scale) as usize).max(1);
     let steps = [
