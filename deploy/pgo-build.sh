@@ -10,7 +10,8 @@
 #      Responses translated, big and fanned-out batches, refusals) and stops
 #      it, which writes the profile; the trainer fails if any answer is wrong;
 #   3. the gateway built again with -Cprofile-use on the merged profile
-#      (target/pgo/use), copied to target/pgo/switchyard.
+#      (target/pgo/use), copied to target/pgo/switchyard, which then answers
+#      a tenth of the training mix as a last check.
 # The build is otherwise `cargo build --release --locked`: the same code, the
 # same whole-program optimisation. docs/benchmarks.md has what it changes.
 #
@@ -46,4 +47,8 @@ echo "== 3/3: the optimised build" >&2
 RUSTFLAGS="-Cprofile-use=$OUT/merged.profdata" \
     cargo build --release --locked --target-dir "$OUT/use"
 cp "$OUT/use/release/switchyard" "$OUT/switchyard"
+
+# The binary that ships answers the whole training mix as it should.
+SWITCHYARD_BIN=$OUT/switchyard PGO_TRAIN_SCALE=0.1 \
+    cargo bench --locked --profile dev --bench pgo_train
 echo "built $OUT/switchyard" >&2
