@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use rustix::process::Signal;
 
 /// Dimensions of each fixed embedding vector: 2,048 of them make an answer
 /// of about 2.9 MB, as in the row.
@@ -333,11 +334,14 @@ pub struct PerfRecord(Child);
 
 impl Drop for PerfRecord {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
+        signal(&self.0, Signal::INT);
         let _ = self.0.wait();
     }
+}
+
+/// Sends `sig` to `child` (which may have exited already: then nothing).
+fn signal(child: &Child, sig: Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
 }
 
 /// A child process killed (and reaped) on drop.
@@ -357,9 +361,7 @@ impl Drop for Proc {
     /// would leave running, holding the port and any inherited lock), then
     /// SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        signal(&self.child, Signal::TERM);
         for _ in 0..200 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
