@@ -9,7 +9,6 @@ use crate::common;
 
 use common::served::Served;
 use common::*;
-use serde_json::json;
 
 #[tokio::test]
 async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
@@ -21,12 +20,7 @@ async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
         providers_yaml(&[&up, &down], "")
     );
     let served = Served::with_policy(&yaml, &[]).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", served.base))
-        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = served.chat("m", "hi").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "p0");
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();

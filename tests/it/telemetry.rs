@@ -434,12 +434,7 @@ async fn text_logs_in_a_file_have_no_colour_and_flags_come_from_the_environment(
         ],
     )
     .await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", served.base))
-        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = served.chat("m", "hi").await;
     assert_eq!(r.status(), 200);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let (log, _dir) = served.stop().await;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{TEST_KEY, eventually};
 
@@ -22,9 +22,6 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `switchyard` with `args` and `env` (no egress proxy variable
-    /// but those in `env`), stdout to a file, and waits until the log says
-    /// where it listens.
     /// `switchyard serve` on one policy file, `yaml`, listening on a free
     /// port of 127.0.0.1 with no drain delay.
     pub async fn with_policy(yaml: &str, env: &[(&str, &str)]) -> Served {
@@ -45,6 +42,20 @@ impl Served {
         served
     }
 
+    /// A one-message chat completion for route `model` (as
+    /// [`TestGateway::chat`](super::TestGateway::chat) sends it).
+    pub async fn chat(&self, model: &str, text: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", self.base))
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts `switchyard` with `args` and `env` (no egress proxy variable
+    /// but those in `env`), stdout to a file, and waits until the log says
+    /// where it listens.
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stdout.log");
