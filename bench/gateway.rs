@@ -169,6 +169,8 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
             watch: false,
             sighup: false,
             drain_delay: Some(std::time::Duration::ZERO),
+            // The load shares this process: no lane may take its worker.
+            busy_poll: Duration::ZERO,
             dispatch_hook: None,
         },
         shutdown.clone(),
@@ -263,6 +265,8 @@ routes:\n  chat:\n    targets: [{{provider: up}}]\n\
             watch: false,
             sighup: false,
             drain_delay: Some(std::time::Duration::ZERO),
+            // The load shares this process: no lane may take its worker.
+            busy_poll: Duration::ZERO,
             dispatch_hook: None,
         },
         traced_shutdown.clone(),

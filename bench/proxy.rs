@@ -18,7 +18,9 @@
 //! per request is the pinned process's user + system time over the run
 //! (from /proc) divided by the requests wrk completed; every ratio compares
 //! figures measured in the same run. wrk sends the `Accept-Encoding: gzip,
-//! deflate` of the Python SDKs, as clients do. With `BENCH_ATTACH` set (a command
+//! deflate` of the Python SDKs, as clients do. The c=1 row also runs a
+//! second gateway started with `--busy-poll 0`, alternating with the
+//! first, and prints its figures beside the row's. With `BENCH_ATTACH` set (a command
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
@@ -282,31 +284,47 @@ fn main() {
             );
             return;
         }
-        let ((direct1, ngx1, gw1, gw1cpu), c1_rounds) = median_round(
+        // The same gateway with busy polling off, alongside (idle while
+        // the others run): what `--busy-poll` does to this row.
+        let still = kit::gateway_with(
+            &d.join("gw-no-busy-poll"),
+            &policy(&up, &conns_up, ""),
+            GATEWAY_CORE,
+            &["--busy-poll", "0"],
+        );
+        let still_url = format!("{}/v1/chat/completions", still.base);
+        wrk(&still_url, 1, 1, &chat, false, LOAD_CORE); // warm-up
+        let ((direct1, ngx1, gw1, gw1cpu, still1), c1_rounds) = median_round(
             || {
                 let (direct1, _) = load(gw.pid(), &direct_url, 1, secs, &chat, false);
                 let (ngx1, _) = load(ngx.pid(), &ngx_url, 1, secs, &chat, false);
                 let (gw1, gw1cpu) = load(gw.pid(), &gw_url, 1, secs, &chat, false);
-                (direct1, ngx1, gw1, gw1cpu)
+                let (still1, _) = load(still.pid(), &still_url, 1, secs, &chat, false);
+                (direct1, ngx1, gw1, gw1cpu, still1)
             },
             |r| ms(r.2.p50) - ms(r.0.p50),
         );
+        drop(still);
         println!(
-            "chat c=1   direct p50 {:.0} us p99 {:.0} us | nginx p50 {:.0} us p99 {:.0} us | switchyard p50 {:.0} us p99 {:.0} us ({:.1} us CPU/req)",
+            "chat c=1   direct p50 {:.0} us p99 {:.0} us | nginx p50 {:.0} us p99 {:.0} us | switchyard p50 {:.0} us p99 {:.0} us ({:.1} us CPU/req) | with --busy-poll 0: p50 {:.0} us p99 {:.0} us",
             us(direct1.p50),
             us(direct1.p99),
             us(ngx1.p50),
             us(ngx1.p99),
             us(gw1.p50),
             us(gw1.p99),
-            gw1cpu * 1e6
+            gw1cpu * 1e6,
+            us(still1.p50),
+            us(still1.p99),
         );
         rows.push(Row {
             name: "added latency at c=1, p50 / p99",
             figures: format!(
-                "nginx +{:.0} / +{:.0} us; p50 {}",
+                "nginx +{:.0} / +{:.0} us; --busy-poll 0 +{:.0} / +{:.0} us; p50 {}",
                 us(ngx1.p50) - us(direct1.p50),
                 us(ngx1.p99) - us(direct1.p99),
+                us(still1.p50) - us(direct1.p50),
+                us(still1.p99) - us(direct1.p99),
                 listed(&c1_rounds, "", 2)
             ),
             result: format!(

@@ -432,6 +432,11 @@ pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
 /// The gateway binary serving `policy`, pinned to `core`, its log (the
 /// default level: an access line per request) written to a file.
 pub fn gateway(dir: &Path, policy: &str, core: usize) -> Proc {
+    gateway_with(dir, policy, core, &[])
+}
+
+/// [`gateway`] with more arguments to `serve`.
+pub fn gateway_with(dir: &Path, policy: &str, core: usize, extra: &[&str]) -> Proc {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("bench.yaml"), policy).unwrap();
@@ -450,6 +455,7 @@ pub fn gateway(dir: &Path, policy: &str, core: usize) -> Proc {
             "--drain-delay",
             "0s",
         ])
+        .args(extra)
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()

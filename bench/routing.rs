@@ -77,6 +77,8 @@ async fn start(policy: String) -> Started {
             watch: false,
             sighup: false,
             drain_delay: Some(Duration::ZERO),
+            // The load shares this process: no lane may take its worker.
+            busy_poll: Duration::ZERO,
             dispatch_hook: None,
         },
         shutdown.clone(),

@@ -209,6 +209,8 @@ routes:\n  keyed:\n    targets: [{{provider: keyed}}]\n  bare:\n    targets: [{{
             watch: false,
             sighup: false,
             drain_delay: Some(Duration::ZERO),
+            // The load shares this process: no lane may take its worker.
+            busy_poll: Duration::ZERO,
             dispatch_hook: None,
         },
         shutdown.clone(),

@@ -69,6 +69,8 @@ keys:\n  bench:\n    secret_env: BENCH_KEY\n    rpm: 100000000\n    tpm: 1000000
             watch: false,
             sighup: false,
             drain_delay: Some(Duration::ZERO),
+            // The load shares this process: no lane may take its worker.
+            busy_poll: Duration::ZERO,
             dispatch_hook: None,
         },
         shutdown.clone(),

@@ -109,6 +109,12 @@ struct ServeArgs {
     /// Runtime worker threads (default: one per CPU the process may run on).
     #[arg(long, value_name = "N", env = "SWITCHYARD_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     worker_threads: Option<u16>,
+    /// After a request starts or ends, keep polling sockets this long
+    /// before sleeping (at most; it shrinks when requests come far apart);
+    /// 0 turns it off. Cuts the latency one request at a time sees where
+    /// waking a thread is slow (virtual machines); see docs/operations.md.
+    #[arg(long, value_name = "DURATION", env = "SWITCHYARD_BUSY_POLL", value_parser = duration_or_zero, default_value = "100us")]
+    busy_poll: Duration,
     /// Leave transparent huge pages to the system's setting (by default the
     /// gateway turns them off for itself: the kernel would back a mostly
     /// free 2 MiB stretch of the heap with a whole huge page).
@@ -143,6 +149,13 @@ enum Format {
 
 fn duration(text: &str) -> Result<Duration, config::DurationError> {
     config::parse_duration(text)
+}
+
+fn duration_or_zero(text: &str) -> Result<Duration, config::DurationError> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        _ => config::parse_duration(text),
+    }
 }
 
 fn main() -> ExitCode {
@@ -321,6 +334,7 @@ async fn serve(args: ServeArgs, env: config::Env) -> ExitCode {
         watch: true,
         sighup: true,
         drain_delay: args.drain_delay,
+        busy_poll: args.busy_poll,
         dispatch_hook: None,
     };
     let gateway = match Gateway::start(opts, shutdown.clone()).await {
@@ -365,5 +379,22 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    #[test]
+    fn busy_poll_defaults_to_the_gateways_window_and_takes_0_for_off() {
+        let cli = Cli::try_parse_from(["switchyard"]).unwrap();
+        assert_eq!(cli.serve.busy_poll, switchyard::server::DEFAULT_BUSY_POLL);
+        let cli = Cli::try_parse_from(["switchyard", "--busy-poll", "0"]).unwrap();
+        assert_eq!(cli.serve.busy_poll, Duration::ZERO);
+        let cli = Cli::try_parse_from(["switchyard", "--busy-poll", "120us"]).unwrap();
+        assert_eq!(cli.serve.busy_poll, Duration::from_micros(120));
+        let e = Cli::try_parse_from(["switchyard", "--busy-poll", "5"]).unwrap_err();
+        assert!(e.to_string().contains("needs a unit"), "{e}");
     }
 }

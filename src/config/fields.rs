@@ -15,7 +15,7 @@ use super::values::{RateSpec, RawRate, Secret};
 /// A duration that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
-    #[error("duration {0:?} needs a unit (ms, s, m or h)")]
+    #[error("duration {0:?} needs a unit (us, ms, s, m or h)")]
     NoUnit(String),
     #[error("duration {0:?} does not start with a number")]
     NoNumber(String),
@@ -25,7 +25,7 @@ pub enum DurationError {
     OutOfRange(String),
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`.
+/// Parses `50us`, `250ms`, `2s`, `1.5s`, `5m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t
@@ -36,6 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         .parse()
         .map_err(|_| DurationError::NoNumber(text.to_string()))?;
     let secs = match unit.trim() {
+        "us" => n / 1e6,
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,

@@ -16,8 +16,8 @@ pub mod warn;
 pub mod window;
 
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label used when a request names no configured route.
@@ -32,6 +32,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub in_flight: IntGauge,
+    /// The busy-poll window now (`server::edge::busy_poll`).
+    pub busy_poll_window: Gauge,
+    /// Time runtime workers were kept from sleeping by busy polling.
+    pub busy_poll_seconds: Counter,
     pub upstream_requests: IntCounterVec,
     pub upstream_duration: HistogramVec,
     pub retries: IntCounterVec,
@@ -211,6 +215,28 @@ impl Metrics {
                 &["route", "provider"],
             ),
             client_connections: gauge("switchyard_client_connections", "Open client connections."),
+            busy_poll_window: {
+                let g = Gauge::new(
+                    "switchyard_busy_poll_window_seconds",
+                    "How long the runtime polls sockets after a request starts or ends before sleeping (0: not now).",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
+            busy_poll_seconds: {
+                let c = Counter::new(
+                    "switchyard_busy_poll_seconds_total",
+                    "Time runtime workers spent polling sockets instead of sleeping (work done meanwhile included).",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
             accept_errors: {
                 let c = IntCounter::new(
                     "switchyard_accept_errors_total",

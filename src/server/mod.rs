@@ -51,6 +51,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, ConfigErrors, Env};
 use crate::metrics::Metrics;
+use edge::busy_poll::BusyPoll;
+pub use edge::busy_poll::DEFAULT_BUSY_POLL;
 pub use state::{AppState, ReloadOutcome};
 
 pub struct GatewayOptions {
@@ -64,6 +66,10 @@ pub struct GatewayOptions {
     pub sighup: bool,
     /// Overrides `server.drain_delay`.
     pub drain_delay: Option<std::time::Duration>,
+    /// How long the runtime may keep polling sockets after a request
+    /// starts or ends instead of sleeping (`--busy-poll`; see
+    /// [`DEFAULT_BUSY_POLL`]); `Duration::ZERO` turns it off.
+    pub busy_poll: std::time::Duration,
     /// Called before each admitted request is dispatched. For tests only:
     /// the binary leaves it `None`.
     pub dispatch_hook: Option<DispatchHook>,
@@ -89,6 +95,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("watch", &self.watch)
             .field("sighup", &self.sighup)
             .field("drain_delay", &self.drain_delay)
+            .field("busy_poll", &self.busy_poll)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +116,8 @@ impl Gateway {
         .await?;
         state.drain_delay_override = opts.drain_delay;
         state.dispatch_hook = opts.dispatch_hook;
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        state.busy_poll = BusyPoll::new(opts.busy_poll, workers, &state.metrics);
         let state = Arc::new(state);
         let policy = state.runtime.load().policy.clone();
         let listen = opts
@@ -134,6 +143,9 @@ impl Gateway {
             // Registered before `start` returns (and the caller says it is
             // listening), so an early SIGHUP reloads instead of killing.
             reload_on_sighup(Arc::clone(&state), shutdown.clone());
+        }
+        for lane in 0..state.busy_poll.lanes() {
+            tokio::spawn(Arc::clone(&state.busy_poll).lane(lane, shutdown.clone()));
         }
         tokio::spawn(prune_limiters(Arc::clone(&state), shutdown.clone()));
         tokio::spawn(maintain_cache(Arc::clone(&state), shutdown.clone()));

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use super::access::keys::KeyTable;
+use super::edge::busy_poll::BusyPoll;
 use super::edge::limit::Resizable;
 use super::flows::flights::Flights;
 use crate::cache::ResponseCache;
@@ -71,6 +72,9 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// `server.max_concurrent_requests`, resized on reload.
     pub request_limit: Resizable,
+    /// The requests in flight, and the lanes that busy-poll for them
+    /// (`--busy-poll`; set by `Gateway::start`, off until then).
+    pub(crate) busy_poll: Arc<BusyPoll>,
     /// `server.connections.max`, resized on reload.
     pub connection_limit: Resizable,
     /// `--listen` was given, so `server.listen` is not in force.
@@ -189,6 +193,7 @@ impl AppState {
         let connection_limit = Resizable::new(server.connections.max);
         Ok(AppState {
             request_limit,
+            busy_poll: BusyPoll::off(&metrics),
             connection_limit,
             listen_override,
             drain_delay_override: None,

@@ -151,6 +151,7 @@ async fn the_retrieval_ingest_example_runs_on_the_shipped_policies() {
         watch: false,
         sighup: false,
         drain_delay: Some(std::time::Duration::ZERO),
+        busy_poll: switchyard::server::DEFAULT_BUSY_POLL,
         dispatch_hook: None,
     };
     let gw = switchyard::server::Gateway::start(opts, shutdown.clone())

@@ -268,6 +268,7 @@ async fn reload_applies_the_concurrency_limit_and_refuses_a_new_listen_address()
             watch: false,
             sighup: false,
             drain_delay: Some(Duration::ZERO),
+            busy_poll: switchyard::server::DEFAULT_BUSY_POLL,
             dispatch_hook: None,
         },
         token.clone(),

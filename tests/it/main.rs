@@ -14,6 +14,7 @@ mod agents_cli;
 mod api;
 mod architecture;
 mod budgets;
+mod busy_poll;
 mod cache_fanout;
 mod chat_bytes;
 mod completions;

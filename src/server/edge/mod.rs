@@ -7,12 +7,15 @@
 //! concurrency limit in front of the router); `context` is the one request
 //! context, made by `account` and read by it once at the end (`trace` writes
 //! its span's attributes then, when tracing is on; `access_line` its log
-//! line, once the connection has sent the answer). Must not
+//! line, once the connection has sent the answer); `busy_poll` keeps the
+//! runtime polling sockets for a moment after a request starts or ends
+//! instead of sleeping. Must not
 //! contain endpoint logic.
 
 pub(super) mod accept;
 mod access_line;
 mod account;
+pub(crate) mod busy_poll;
 pub(crate) mod compress;
 mod conn;
 pub(crate) mod context;

@@ -140,7 +140,7 @@ async fn dispatch(
     // stream bodies) through `rc.permit`.
     if !bypasses_limit(&rc.path) && rc.rt.policy.server.dashboard.part(&rc.path).is_none() {
         match state.request_limit.try_acquire() {
-            Some(permit) => rc.permit = Some(RequestPermit::new(permit, &state.metrics)),
+            Some(permit) => rc.permit = Some(RequestPermit::new(permit, &state.busy_poll)),
             None => {
                 let e = overloaded();
                 rc.failed(&e);

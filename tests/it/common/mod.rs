@@ -413,6 +413,7 @@ async fn start_gateway(
         watch,
         sighup: false,
         drain_delay,
+        busy_poll: switchyard::server::DEFAULT_BUSY_POLL,
         dispatch_hook,
     };
     let gw = Gateway::start(opts, shutdown.clone()).await?;
