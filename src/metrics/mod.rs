@@ -90,6 +90,14 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
+/// `c`, registered in `registry`.
+fn registered<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
@@ -215,39 +223,30 @@ impl Metrics {
                 &["route", "provider"],
             ),
             client_connections: gauge("switchyard_client_connections", "Open client connections."),
-            busy_poll_window: {
-                let g = Gauge::new(
+            busy_poll_window: registered(
+                &registry,
+                Gauge::new(
                     "switchyard_busy_poll_window_seconds",
                     "How long the runtime polls sockets after a request starts or ends before sleeping (0: not now).",
                 )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
-            busy_poll_seconds: {
-                let c = Counter::new(
+                .expect("valid metric"),
+            ),
+            busy_poll_seconds: registered(
+                &registry,
+                Counter::new(
                     "switchyard_busy_poll_seconds_total",
                     "Time runtime workers spent polling sockets instead of sleeping (work done meanwhile included).",
                 )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
-            accept_errors: {
-                let c = IntCounter::new(
+                .expect("valid metric"),
+            ),
+            accept_errors: registered(
+                &registry,
+                IntCounter::new(
                     "switchyard_accept_errors_total",
                     "Failed accepts of client connections (e.g. out of file descriptors).",
                 )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
+                .expect("valid metric"),
+            ),
             failovers: counter(
                 "switchyard_failovers_total",
                 "Moves from one target to the next after it failed.",

@@ -10,19 +10,6 @@ use crate::common;
 use common::served::{BIN, Served};
 use common::*;
 
-/// One sample of the binary's `/metrics` (0 when absent).
-async fn metric(served: &Served, sample: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", served.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 async fn chats(served: &Served, n: usize) {
     for i in 0..n {
         let r = served.chat("m", &format!("hi {i}")).await;
@@ -41,21 +28,21 @@ fn policy(up: &FakeUpstream) -> String {
 async fn requests_one_at_a_time_are_polled_for_by_default_within_the_window() {
     let up = FakeUpstream::openai().await;
     let served = Served::with_policy(&policy(&up), &[]).await;
-    let window = metric(&served, "switchyard_busy_poll_window_seconds ").await;
+    let window = served.metric("switchyard_busy_poll_window_seconds ").await;
     assert_eq!(window, 100e-6, "the default window, before any request");
     chats(&served, 20).await;
     // A lane counts its time when it gives up, at most 100 us after the
     // last request ended.
     let mut polled = 0.0;
     eventually(async || {
-        polled = metric(&served, "switchyard_busy_poll_seconds_total ").await;
+        polled = served.metric("switchyard_busy_poll_seconds_total ").await;
         polled > 0.0
     })
     .await;
     assert!(polled > 0.0, "no lane polled");
-    let window = metric(&served, "switchyard_busy_poll_window_seconds ").await;
+    let window = served.metric("switchyard_busy_poll_window_seconds ").await;
     assert!((0.0..=100e-6).contains(&window), "window {window}");
-    assert_eq!(metric(&served, "switchyard_requests_in_flight ").await, 0.0);
+    assert_eq!(served.metric("switchyard_requests_in_flight ").await, 0.0);
     served.stop().await;
 }
 
@@ -66,11 +53,11 @@ async fn busy_poll_0_turns_the_lanes_off() {
     chats(&served, 20).await;
     // A window of 0 from the start: no lane was made to count anything.
     assert_eq!(
-        metric(&served, "switchyard_busy_poll_seconds_total ").await,
+        served.metric("switchyard_busy_poll_seconds_total ").await,
         0.0
     );
     assert_eq!(
-        metric(&served, "switchyard_busy_poll_window_seconds ").await,
+        served.metric("switchyard_busy_poll_window_seconds ").await,
         0.0
     );
     served.stop().await;

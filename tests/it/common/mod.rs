@@ -474,13 +474,7 @@ impl TestGateway {
     /// Value of one sample, e.g. `switchyard_retries_total{provider="a",route="r"}`;
     /// labels must be given in the exposition's (alphabetical) order. 0 if absent.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        sample_in(&self.metrics().await, sample)
     }
 
     pub fn write_policy(&self, name: &str, yaml: &str) {
@@ -493,6 +487,17 @@ impl TestGateway {
             g.wait().await;
         }
     }
+}
+
+/// Value of one sample in a `/metrics` text (see [`TestGateway::metric`]);
+/// 0 if absent.
+pub fn sample_in(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 /// Polls `f` until it holds; panics after 10s.

@@ -99,6 +99,14 @@ impl Served {
         }
     }
 
+    /// Value of one sample of its `/metrics`, as
+    /// [`TestGateway::metric`](super::TestGateway::metric) reads it.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let url = format!("{}/metrics", self.base);
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        super::sample_in(&text, sample)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
