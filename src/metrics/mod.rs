@@ -102,33 +102,23 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            registered(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            registered(&registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-                .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels);
+            registered(&registry, h.expect("valid metric"))
         };
         let gauges = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            registered(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let breaker_state = IntGaugeVec::new(
             Opts::new(
@@ -138,9 +128,7 @@ impl Metrics {
             &["provider"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(breaker_state.clone()))
-            .expect("unique metric");
+        let breaker_state = registered(&registry, breaker_state);
         let cost_usd = CounterVec::new(
             Opts::new(
                 "switchyard_cost_usd_total",
@@ -158,12 +146,10 @@ impl Metrics {
             &["key", "unit"],
         )
         .expect("valid metric");
-        for m in [
-            Box::new(cost_usd.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(budget_remaining.clone()),
-        ] {
-            registry.register(m).expect("unique metric");
-        }
+        let (cost_usd, budget_remaining) = (
+            registered(&registry, cost_usd),
+            registered(&registry, budget_remaining),
+        );
         Metrics {
             tokens: counter(
                 "switchyard_tokens_total",
