@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use common::faults::route_yaml;
 use common::served::{BIN, Served};
 use common::*;
 
@@ -18,10 +19,8 @@ async fn chats(served: &Served, n: usize) {
 }
 
 fn policy(up: &FakeUpstream) -> String {
-    format!(
-        "{}routes:\n  m:\n    targets: [{{provider: p0}}]\n",
-        providers_yaml(&[up], "")
-    )
+    let route = route_yaml("m", &["p0"], "");
+    format!("{}routes:\n{route}", providers_yaml(&[up], ""))
 }
 
 #[tokio::test]
