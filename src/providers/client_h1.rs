@@ -30,7 +30,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use tokio::time::{Instant, timeout_at};
 
-use super::client_conn::{Gauge, NoSlot, connect};
+use super::client_conn::{Gauge, NoSlot, Slot, connect};
 use super::client_egress::Egress;
 use super::client_h1_idle::{IdleSet, Lease};
 use super::pieces::Pieces;
@@ -140,6 +140,21 @@ impl H1Pool {
             Ok(slot) => slot,
             Err(idle) => return Ok((idle, true)),
         };
+        // Boxed: opening is rare, and its future (connect and handshake,
+        // about 1 KB) would otherwise enlarge every request's future above
+        // this one, which is copied whole wherever it is moved or boxed.
+        let lease = Box::pin(self.open(uri, authority, slot, deadline)).await?;
+        Ok((lease, false))
+    }
+
+    /// A new connection to `authority` in `slot`, opened by `deadline`.
+    async fn open(
+        &self,
+        uri: &Uri,
+        authority: &Authority,
+        slot: Slot,
+        deadline: Instant,
+    ) -> Result<Box<Lease>, H1Error> {
         let mut egress = self.egress.clone();
         let io = connect(&mut egress, uri.clone(), slot, deadline)
             .await
@@ -149,7 +164,7 @@ impl H1Pool {
             .handshake(io)
             .await
             .map_err(|e| H1Error::Connect(e.into()))?;
-        Ok((Lease::new(tx, conn, authority.clone()), false))
+        Ok(Lease::new(tx, conn, authority.clone()))
     }
 
     /// `lease` back, idle (after its answer's body was read to the end).

@@ -211,7 +211,9 @@ async fn reserve(
         // Only providers' TPM: held by routing, charged by the settlement.
         Ok(Admit::Granted)
     } else {
-        store.admit(&take_refs, &cap_refs).await
+        // Boxed: the store's future (Redis included, about 1.3 KB) would
+        // otherwise enlarge every request's future, limits or not.
+        Box::pin(store.admit(&take_refs, &cap_refs)).await
     };
     match admitted {
         Ok(Admit::Granted) => {}

@@ -39,7 +39,9 @@ use super::permit::RequestPermit;
 use super::request_id::request_id;
 use super::span::in_span;
 use crate::api::{ErrorKind, GatewayError};
-use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
+use crate::server::http::{
+    Body, ErrorShape, ReqBody, error_response, req_body, shaped_error_response,
+};
 use crate::server::router;
 use crate::server::state::AppState;
 
@@ -60,7 +62,9 @@ pub(crate) fn build(
     let st = Arc::clone(state);
     edge(
         state,
-        tower::service_fn(move |req| dispatch(Arc::clone(&st), req)),
+        tower::service_fn(move |req: Request<DecompressionBody<Incoming>>| {
+            dispatch(Arc::clone(&st), req.map(req_body))
+        }),
     )
 }
 

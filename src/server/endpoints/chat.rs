@@ -53,13 +53,15 @@ pub(crate) async fn handle(
         chat.ask_for_usage();
         let call = ChatCall::new(chat, rc.conversation);
         return match key {
-            Some(key) => chat_stream::serve(rc, route, call, key, with_usage).await,
+            Some(key) => Box::pin(chat_stream::serve(rc, route, call, key, with_usage)).await,
             None => serve(rc, &route, call, Answer::openai(true, !with_usage)).await,
         };
     }
     let call = ChatCall::new(chat, rc.conversation);
+    // The cached flows are boxed: their futures (3-6 KB) would otherwise
+    // size this one, which the router copies whole into its box.
     match key {
-        Some(key) => serve_cached(rc, route, call, key, "chat").await,
+        Some(key) => Box::pin(serve_cached(rc, route, call, key, "chat")).await,
         None => serve(rc, &route, call, Answer::openai(false, false)).await,
     }
 }

@@ -49,13 +49,14 @@ pub(crate) async fn handle(
     }
     let scope = rc.cache_namespace(&route, &route.spec.name);
     let key = CacheKey::completions(&scope, &request.body);
-    serve_cached(
+    // Boxed, as in chat: the cached flow's future would size this one.
+    Box::pin(serve_cached(
         rc,
         route,
         CompletionCall(request, rc.conversation),
         key,
         "completions",
-    )
+    ))
     .await
 }
 

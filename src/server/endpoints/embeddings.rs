@@ -55,7 +55,9 @@ pub(crate) async fn handle(
         texts: request.inputs.iter().map(Value::to_string).collect(),
         request,
     };
-    let served = items::serve(rc, &route, &inputs, use_cache).await?;
+    // Boxed: the per-item flow's future (7 KB) would otherwise size this
+    // one, which the router copies whole, on the pass-through path too.
+    let served = Box::pin(items::serve(rc, &route, &inputs, use_cache)).await?;
     let mut usage = (0, 0);
     if let Some(done) = served.fetched.as_ref().filter(|_| !served.shared) {
         usage = (done.prompt_tokens, done.total_tokens);

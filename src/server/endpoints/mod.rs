@@ -23,6 +23,8 @@ pub(crate) mod rerank;
 pub(crate) mod responses;
 pub(crate) mod responses_items;
 pub(crate) mod responses_stored;
+#[cfg(test)]
+mod sizes_tests;
 
 use std::sync::{Arc, Mutex};
 
