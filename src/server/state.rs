@@ -175,6 +175,27 @@ async fn read_sources(dir: PathBuf) -> Result<Vec<Source>, ConfigErrors> {
         })
 }
 
+/// For unit tests: a gateway's state on a one-route policy over the
+/// built-in mock provider, and the folder that holds the policy (kept
+/// for as long as the state is used).
+#[cfg(test)]
+pub(crate) async fn mock_state() -> (tempfile::TempDir, Arc<AppState>) {
+    const POLICY: &str =
+        "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let env: Env = Arc::new(|_| None);
+    let state = AppState::load(
+        dir.path().to_path_buf(),
+        env,
+        Arc::new(Metrics::new()),
+        true,
+    )
+    .await
+    .unwrap();
+    (dir, Arc::new(state))
+}
+
 impl AppState {
     /// Loads the policy folder and builds the first runtime.
     pub async fn load(

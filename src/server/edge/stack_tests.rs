@@ -3,7 +3,6 @@
 //! the request id, is accounted once, and the stack keeps serving.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -13,23 +12,8 @@ use tower::ServiceExt;
 use tower_http::decompression::DecompressionBody;
 
 use super::stack::edge;
-use crate::metrics::Metrics;
 use crate::server::http::{Body, json_response};
-use crate::server::state::AppState;
-
-const POLICY: &str =
-    "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";
-
-async fn state() -> (tempfile::TempDir, Arc<AppState>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let env: crate::config::Env = Arc::new(|_| None);
-    let metrics = Arc::new(Metrics::new());
-    let state = AppState::load(dir.path().to_path_buf(), env, metrics, true)
-        .await
-        .unwrap();
-    (dir, Arc::new(state))
-}
+use crate::server::state::mock_state;
 
 type In = Request<DecompressionBody<Full<Bytes>>>;
 
@@ -65,7 +49,7 @@ where
 
 #[tokio::test]
 async fn a_panic_becomes_an_openai_500_with_the_request_id_and_the_stack_serves_on() {
-    let (_dir, state) = state().await;
+    let (_dir, state) = mock_state().await;
     let svc = edge(&state, tower::service_fn(handler));
     for path in ["/sync", "/async"] {
         let r = svc
@@ -96,7 +80,7 @@ async fn a_panic_becomes_an_openai_500_with_the_request_id_and_the_stack_serves_
 
 #[tokio::test]
 async fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
-    let (_dir, state) = state().await;
+    let (_dir, state) = mock_state().await;
     let svc = edge(&state, tower::service_fn(handler));
     let id_of = async |id: Option<&str>| {
         let r = svc.clone().oneshot(request("/x", id)).await.unwrap();

@@ -5,34 +5,13 @@
 //! store) costs every request. The bounds sit between the sizes before
 //! the rare branches were boxed and after, with room for the compiler.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 
-use crate::metrics::Metrics;
 use crate::server::edge::context::RequestCtx;
 use crate::server::http::ReqBody;
-use crate::server::state::AppState;
-
-const POLICY: &str =
-    "providers:\n  m:\n    kind: mock\nroutes:\n  r:\n    targets: [{provider: m}]\n";
-
-async fn state() -> (tempfile::TempDir, Arc<AppState>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let env: crate::config::Env = Arc::new(|_| None);
-    let state = AppState::load(
-        dir.path().to_path_buf(),
-        env,
-        Arc::new(Metrics::new()),
-        true,
-    )
-    .await
-    .unwrap();
-    (dir, Arc::new(state))
-}
+use crate::server::state::mock_state;
 
 fn request() -> Request<ReqBody> {
     let body = Full::new(Bytes::from_static(b"{}")).map_err(|never| match never {});
@@ -55,7 +34,7 @@ async fn the_request_carries_its_body_boxed() {
 
 #[tokio::test]
 async fn endpoint_futures_leave_their_rare_branches_boxed() {
-    let (_dir, state) = state().await;
+    let (_dir, state) = mock_state().await;
     let mut rc = RequestCtx::for_request(&request(), &state);
     // As `cargo test` builds them: chat 7,128 bytes with its cached flow
     // inline, 3,104 with the store's admission inline, 2,496 with both
