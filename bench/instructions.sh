@@ -11,10 +11,11 @@
 #
 # Layout: nginx (one worker) answers a fixed chat completion on 127.0.0.1;
 # the gateway runs under valgrind's callgrind on core 0 with its default
-# logging; wrk (the proxy bench's 1 KB body) on core 1. Counting starts
-# after a 3 s warm-up and covers BENCH_SECS (default 4) of load at
+# logging; wrk (the proxy bench's 1 KB body) on core 1, one run. Counting
+# starts after a warm-up (BENCH_WARMUP, default 3 s, or CONNS/40 s when
+# that is longer) and covers BENCH_SECS (default 4) of load at
 # BENCH_CONNS connections (default 16); the figure is the instructions
-# counted over the requests wrk completed. Kernel work (system calls) is
+# counted over the requests the upstream answered in that window. Kernel work (system calls) is
 # not counted. With BENCH_SDK_HEADERS=1 each request also carries the
 # headers the OpenAI Python SDK sends (authorization, user-agent, accept,
 # nine x-stainless-*, accept-encoding: gzip, deflate). Needs valgrind,
@@ -42,6 +43,11 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 SECS=${BENCH_SECS:-4}
 CONNS=${BENCH_CONNS:-16}
+# Warm-up long enough that every connection (the clients' and the
+# upstream's) is open before counting starts: under valgrind the gateway
+# answers a few hundred requests a second, so 512 connections take seconds
+# to cycle through once.
+WARMUP=${BENCH_WARMUP:-$(( CONNS / 40 > 3 ? CONNS / 40 : 3 ))}
 DIR=$(mktemp -d)
 trap 'kill $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
@@ -60,6 +66,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$UP;
+    location = /nginx-status { stub_status; }
     location /v1/chat/completions {
       default_type application/json;
       return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short answer to the question, in one sentence, as asked."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":14,"total_tokens":134}}';
@@ -99,9 +106,14 @@ wrk.headers["x-stainless-read-timeout"] = "600"
 EOF
 fi
 
+# Requests the upstream has answered (its status page's own included).
+upstream_requests() {
+    curl -s "http://127.0.0.1:$UP/nginx-status" | awk 'NR == 3 { print $3 }'
+}
+
 # Instructions per request of one binary.
 count() {
-    local bin=$1 port out requests collected pid
+    local bin=$1 port requests collected pid
     port=$(free_port)
     local sim=()
     if [ -n "${BENCH_CACHE_SIM:-}" ]; then
@@ -117,13 +129,25 @@ count() {
         sleep 0.2
     done
     local url="http://127.0.0.1:$port/v1/chat/completions"
-    taskset -c 1 wrk -t1 -c"$CONNS" -d3s -s "$DIR/post.lua" "$url" >/dev/null
+    # One load run: the warm-up opens every connection, and counting covers
+    # the steady state after it (no connection is opened in the window, as
+    # in the proxy bench). Requests in the window are the upstream's count
+    # (nginx's stub_status), read after each switch of the instrumentation:
+    # callgrind takes a fraction of a second to act on either, and reading
+    # after both makes the two lags cancel.
+    taskset -c 1 wrk -t1 -c"$CONNS" --timeout 60s -d"$((WARMUP + SECS + 2))s" \
+        -s "$DIR/post.lua" "$url" >"$DIR/wrk.out" &
+    local load=$! first last
+    sleep "$WARMUP"
     callgrind_control -i on "$pid" >/dev/null 2>&1
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$DIR/post.lua" "$url")
+    first=$(upstream_requests)
+    sleep "$SECS"
     callgrind_control -i off "$pid" >/dev/null 2>&1
+    last=$(upstream_requests)
+    wait "$load"
     kill -INT "$pid"
     wait "$pid" 2>/dev/null || true
-    requests=$(echo "$out" | grep -oE '[0-9]+ requests in' | grep -oE '^[0-9]+')
+    requests=$((last - first - 1))
     collected=$(grep -oE 'Collected : [0-9]+' "$DIR/valgrind.err" | grep -oE '[0-9]+$')
     if [ -z "$requests" ] || [ -z "$collected" ] || [ "$requests" -eq 0 ]; then
         echo "no count for $bin (see $DIR/valgrind.err)" >&2
