@@ -10,6 +10,7 @@
 //! `config`, `metrics` (leaves). Beside them, `telemetry` (log lines, OTLP
 //! trace export, W3C trace context) is set up once by the binary; the rest
 //! only asks it whether tracing is on and how conventions name things.
+//! `boxed` (futures boxed in place) is a leaf any of them may use.
 //!
 //! Error policy:
 //! - Module boundaries return `thiserror` enums (`ConfigErrors`,
@@ -32,6 +33,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod api;
+mod boxed;
 pub mod cache;
 mod calendar;
 pub mod config;

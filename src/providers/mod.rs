@@ -49,6 +49,7 @@ mod registry;
 pub mod scrub;
 pub mod translate;
 pub mod upstream;
+mod upstream_stream;
 
 use std::sync::Arc;
 use std::time::Duration;

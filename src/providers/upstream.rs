@@ -5,8 +5,9 @@
 //! bodies (bounded) and hands back a successful response with its body
 //! [`Limits`] ([`Upstream::send_classified`] hands a failure to the kind's
 //! classifier instead); [`Upstream::read_json`] reads a whole JSON answer;
-//! [`translated_sse`] turns an upstream SSE body into OpenAI chunks through
-//! a kind's [`StreamTranslate`], whole events only. Every byte read here is
+//! [`translated_sse`] (in `upstream_stream`, re-exported here) turns an
+//! upstream SSE body into OpenAI chunks through a kind's
+//! [`StreamTranslate`], whole events only. Every byte read here is
 //! scrubbed of the provider's secrets before anything else sees it: error
 //! bodies and their headers whole, successful bodies and streams chunk by
 //! chunk through [`Limits::body`] (see `scrub`). Every request goes out
@@ -14,20 +15,27 @@
 //! current (attempt) span when tracing is on. Must not know any provider's
 //! wire format.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::body::{ByteStream, Limits, StreamTimer};
+use super::body::{ByteStream, Limits};
 use super::client::{Client, RequestBuilder, Response};
 use super::scrub::Scrubber;
-use super::translate::TranslateError;
 use super::{UpstreamError, parse_retry_after};
-use crate::api::sse::{SseDecoder, SseEvent};
+use crate::boxed::in_place;
 use crate::config::Timeouts;
+
+pub use super::upstream_stream::{
+    ChunkTranslate, StreamTranslate, translated_sse, translated_stream,
+};
+
+/// What [`Upstream::send`] gives back.
+type Sent = Result<Result<(Response, Limits), Failed>, UpstreamError>;
 
 /// Error bodies are read up to this size; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -95,17 +103,23 @@ impl Upstream {
     }
 
     /// Sends `request` (built with [`Upstream::client`]) and waits for its
-    /// headers. `Ok(Err(failed))` is a non-success answer.
-    pub async fn send(
+    /// headers. `Ok(Err(failed))` is a non-success answer. Boxed in place:
+    /// the send is most of a provider's future, and every provider's
+    /// future is boxed (see `crate::boxed`).
+    pub fn send(
         &self,
         request: RequestBuilder,
-    ) -> Result<Result<(Response, Limits), Failed>, UpstreamError> {
+    ) -> Pin<Box<impl Future<Output = Sent> + Send + '_>> {
+        in_place(move || self.send_unboxed(request))
+    }
+
+    async fn send_unboxed(&self, request: RequestBuilder) -> Sent {
         // Tracing on: the attempt's span travels upstream as `traceparent`.
         let request = match crate::telemetry::tracing_on()
             .then(crate::telemetry::w3c::current)
             .flatten()
         {
-            Some(context) => request.headers(context),
+            Some(context) => request.headers(&context),
             None => request,
         };
         let start = Instant::now();
@@ -256,137 +270,6 @@ pub fn expect_event_stream(response: &Response) -> Result<(), UpstreamError> {
     }
 }
 
-/// A provider kind's stream translator: upstream events in, OpenAI chunks
-/// (whole `data:` events) out.
-pub trait StreamTranslate: Send + 'static {
-    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
-    /// At the upstream's end: the closing chunks and `[DONE]`, or an error
-    /// when the upstream ended before its own terminal event.
-    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
-}
-
-/// Turns the raw bytes of an upstream stream body, chunk by chunk, into
-/// whole OpenAI chunks: the framing (SSE, AWS event-stream) and the kind's
-/// translation together.
-pub trait ChunkTranslate: Send + 'static {
-    /// Translates what `chunk` completes; what was translated before an
-    /// error is still in `out`.
-    fn on_chunk(
-        &mut self,
-        chunk: &[u8],
-        max_bytes: u64,
-        out: &mut Vec<Bytes>,
-    ) -> Result<(), UpstreamError>;
-    /// At the end of the body.
-    fn on_end(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamError>;
-}
-
-/// SSE framing around a kind's [`StreamTranslate`].
-struct Sse<T> {
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
-    translator: T,
-}
-
-impl<T: StreamTranslate> ChunkTranslate for Sse<T> {
-    fn on_chunk(
-        &mut self,
-        chunk: &[u8],
-        _max: u64,
-        out: &mut Vec<Bytes>,
-    ) -> Result<(), UpstreamError> {
-        self.events.clear();
-        self.decoder.feed(chunk, &mut self.events);
-        for ev in &self.events {
-            self.translator
-                .on_event(ev, out)
-                .map_err(UpstreamError::Translate)?;
-        }
-        Ok(())
-    }
-
-    fn on_end(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamError> {
-        self.translator
-            .finish(out)
-            .map_err(UpstreamError::Translate)
-    }
-}
-
-/// An upstream SSE body translated to OpenAI chunks, under the body limits.
-/// Ends after the first error.
-pub fn translated_sse<T: StreamTranslate>(
-    response: Response,
-    limits: Limits,
-    translator: T,
-) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
-    let sse = Sse {
-        decoder: SseDecoder::new(),
-        events: Vec::new(),
-        translator,
-    };
-    translated_stream(response, limits, sse)
-}
-
-/// An upstream stream body translated chunk by chunk under the body limits
-/// (idle and total timeouts, `max_bytes` for one unfinished frame). Yields
-/// whole events only; ends after the first error, which comes after every
-/// chunk translated before it.
-pub fn translated_stream<T: ChunkTranslate>(
-    response: Response,
-    limits: Limits,
-    translator: T,
-) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
-    struct State<T> {
-        body: ByteStream,
-        limits: Limits,
-        timer: StreamTimer,
-        out: Vec<Bytes>,
-        translator: T,
-        ended: bool,
-        failed: Option<UpstreamError>,
-    }
-    let state = State {
-        body: limits.body(response),
-        timer: limits.stream_timer(),
-        limits,
-        out: Vec::new(),
-        translator,
-        ended: false,
-        failed: None,
-    };
-    futures_util::stream::unfold(Some(state), |state| async move {
-        let mut s = state?;
-        loop {
-            if !s.out.is_empty() {
-                // Chunks translated before an error still reach the client.
-                let mut joined = BytesMut::new();
-                for b in s.out.drain(..) {
-                    joined.extend_from_slice(&b);
-                }
-                let more = !s.ended || s.failed.is_some();
-                return Some((Ok(joined.freeze()), more.then_some(s)));
-            }
-            if let Some(e) = s.failed.take() {
-                return Some((Err(e), None));
-            }
-            if s.ended {
-                return None;
-            }
-            let result = match s.limits.next_on(&mut s.timer, &mut s.body).await {
-                None => {
-                    s.ended = true;
-                    s.translator.on_end(&mut s.out)
-                }
-                Some(Err(e)) => Err(e),
-                Some(Ok(chunk)) => s
-                    .translator
-                    .on_chunk(&chunk, s.limits.max_bytes, &mut s.out),
-            };
-            if let Err(e) = result {
-                s.ended = true;
-                s.failed = Some(e);
-            }
-        }
-    })
-    .boxed()
-}
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

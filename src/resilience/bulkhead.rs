@@ -23,6 +23,8 @@ use tower::{Layer, Service};
 use super::concurrency::{ConcurrencyLimit, Refused, Signal, Slot};
 use super::layers::Refusal;
 
+use crate::boxed::in_place;
+
 type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
 /// What the bulkhead needs of a request.
@@ -143,7 +145,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
+        in_place(move || async move {
             let slot = match layer.limit.acquire(req.may_wait()).await {
                 Ok(slot) => slot,
                 Err(why) => {

@@ -19,6 +19,8 @@ use tower::{Layer, Service};
 
 use super::{Breaker, Limiter};
 
+use crate::boxed::in_place;
+
 type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
 /// How the layers turn their refusals into the service's error type.
@@ -191,7 +193,7 @@ where
         };
         let is_failure = Arc::clone(&self.is_failure);
         let call = self.inner.call(req);
-        Box::pin(async move {
+        in_place(move || async move {
             let result = call.await;
             match &result {
                 Err(e) if is_failure(e) => permit.failure(),
@@ -301,7 +303,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let (handles, outcome) = (Arc::clone(&self.handles), self.outcome);
         let call = self.inner.call(req);
-        Box::pin(async move {
+        in_place(move || async move {
             let start = tokio::time::Instant::now();
             let result = call.await;
             handles.record(start.elapsed(), outcome(&result));

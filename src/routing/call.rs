@@ -27,6 +27,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::reply::{Reply, ReplyFacts, UsageSeen};
+use crate::boxed::in_place;
 use crate::providers::{Need, Provider, UpstreamError};
 use crate::resilience::Slot;
 use crate::resilience::bulkhead::{Kept, SlotRequest};
@@ -190,9 +191,10 @@ impl<C: Call> ErasedCall for C {
         provider: Arc<dyn Provider>,
         model: Arc<str>,
     ) -> BoxFuture<'static, Result<AnyReply, UpstreamError>> {
-        self.attempt(provider, model)
-            .map(|r| r.map(|reply| Box::new(reply) as AnyReply))
-            .boxed()
+        in_place(move || {
+            self.attempt(provider, model)
+                .map(|r| r.map(|reply| Box::new(reply) as AnyReply))
+        })
     }
 
     fn units(&self, reply: &AnyReply) -> u64 {

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::call::{AnyReply, Attempt, Pace};
+use crate::boxed::in_place;
 use crate::providers::UpstreamError;
 use crate::resilience::latency::{PeakEwma, Recent};
 
@@ -153,7 +154,7 @@ where
     fn call(&mut self, attempt: Attempt) -> Self::Future {
         let mut measuring = Measuring::start(&self.live, &attempt);
         let call = self.inner.call(attempt.clone());
-        Box::pin(async move {
+        in_place(move || async move {
             let result = call.await;
             match &result {
                 Ok(reply) => measuring.answered(&attempt, reply),

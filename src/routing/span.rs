@@ -26,6 +26,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::call::{AnyReply, Attempt};
 use crate::api::usage::Usage;
+use crate::boxed::in_place;
 use crate::providers::{Need, UpstreamError};
 use crate::resilience::Breaker;
 use crate::telemetry::semconv as sc;
@@ -120,7 +121,7 @@ where
         }
         let this = attempt.clone();
         let call = span.in_scope(|| self.inner.call(attempt));
-        Box::pin(async move {
+        in_place(move || async move {
             let mut result = call.instrument(span.clone()).await;
             match &mut result {
                 Ok(reply) => {

@@ -19,6 +19,7 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::call::Attempt;
+use crate::boxed::in_place;
 use crate::metrics::Metrics;
 use crate::providers::UpstreamError;
 use crate::state::{Adjust, Admit, Store, Take};
@@ -96,7 +97,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let bucket = Arc::clone(&self.bucket);
-        Box::pin(async move {
+        in_place(move || async move {
             let _held = Held::take(bucket, attempt.estimate).await?;
             inner.call(attempt).await
         })

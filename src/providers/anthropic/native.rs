@@ -63,7 +63,7 @@ impl AnthropicProvider {
             .upstream()
             .client()
             .post(format!("{}{path}", self.base()))
-            .headers(merged_headers(self.own_headers(), client_headers))
+            .headers(&merged_headers(self.own_headers(), client_headers))
             .body(body);
         let (response, limits) = self.upstream().send_classified(call, classified).await?;
         if !stream {

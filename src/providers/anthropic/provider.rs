@@ -121,7 +121,7 @@ impl Provider for AnthropicProvider {
             .upstream
             .client()
             .post(&self.url)
-            .headers(self.headers.clone())
+            .headers(&self.headers)
             .body(body.to_string());
         let (response, limits) = self.upstream.send_classified(call, classified).await?;
         if !stream {

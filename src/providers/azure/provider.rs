@@ -71,7 +71,7 @@ impl AzureProvider {
             .upstream
             .client()
             .post(self.config.url(model, operation))
-            .headers(self.headers.clone())
+            .headers(&self.headers)
             .body(body);
         self.upstream.send_classified(request, classify).await
     }

@@ -73,7 +73,7 @@ impl CohereProvider {
             .upstream
             .client()
             .post(format!("{}{path}", self.config.base_url))
-            .headers(self.headers.clone())
+            .headers(&self.headers)
             .body(bytes);
         self.upstream.send_classified(request, classify).await
     }

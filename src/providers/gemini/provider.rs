@@ -88,7 +88,7 @@ impl GeminiProvider {
             .upstream
             .client()
             .post(format!("{}{path}", self.base_url))
-            .headers(self.headers.clone())
+            .headers(&self.headers)
             .body(body);
         self.upstream.send_classified(request, classified).await
     }

@@ -88,7 +88,7 @@ impl OpenAiProvider {
             }
             _ => client.post(format!("{}{path}", self.base_url)),
         };
-        let request = request.headers(self.headers.clone()).body(body);
+        let request = request.headers(&self.headers).body(body);
         self.upstream
             .send(request)
             .await?
@@ -181,7 +181,7 @@ impl Provider for OpenAiProvider {
             .upstream
             .client()
             .request(method, format!("{}{path}", self.base_url))
-            .headers(self.headers.clone());
+            .headers(&self.headers);
         let (response, limits) = self
             .upstream
             .send(request)
@@ -204,7 +204,7 @@ impl Provider for OpenAiProvider {
                 .upstream
                 .client()
                 .post(format!("{root}/rerank"))
-                .headers(self.headers.clone())
+                .headers(&self.headers)
                 .body(body);
             let (response, limits) = self
                 .upstream

@@ -95,19 +95,18 @@ pub(crate) const MAX_LOGGED_MESSAGE: usize = 400;
 /// ASCII other than `"` and `\` (anything else becomes `?`), `...` when
 /// cut. A client's text cannot forge a line or a field.
 pub(crate) fn log_safe(text: &str, max: usize) -> Box<str> {
+    let safe = |c: char| (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\';
+    // Mostly a model name that is already safe: copied once, to size.
+    if text.len() <= max && text.bytes().all(|b| safe(char::from(b))) {
+        return Box::from(text);
+    }
     let mut out = String::with_capacity(text.len().min(max) + 3);
     for (i, c) in text.chars().enumerate() {
         if i == max {
             out.push_str("...");
             break;
         }
-        out.push(
-            if (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\' {
-                c
-            } else {
-                '?'
-            },
-        );
+        out.push(if safe(c) { c } else { '?' });
     }
     out.into_boxed_str()
 }
@@ -303,5 +302,28 @@ impl Drop for Lease {
         if let Some(rc) = self.rc.take() {
             *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(rc);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_safe;
+
+    #[test]
+    fn a_safe_name_is_kept_as_it_is() {
+        assert_eq!(&*log_safe("gpt-4o-mini", 128), "gpt-4o-mini");
+        assert_eq!(&*log_safe("a b", 3), "a b");
+    }
+
+    #[test]
+    fn unsafe_characters_become_question_marks() {
+        assert_eq!(&*log_safe("a\"b\\c\nd", 128), "a?b?c?d");
+        assert_eq!(&*log_safe("modèle", 128), "mod?le");
+    }
+
+    #[test]
+    fn a_long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(&*log_safe("abcdef", 4), "abcd...");
+        assert_eq!(&*log_safe("ééééé", 2), "??...");
     }
 }

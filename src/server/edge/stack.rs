@@ -33,12 +33,13 @@ use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use super::account::account;
 use super::compress;
-use super::context::CtxSlot;
+use super::context::{CtxSlot, RequestCtx};
 use super::cors;
 use super::permit::RequestPermit;
 use super::request_id::request_id;
 use super::span::in_span;
 use crate::api::{ErrorKind, GatewayError};
+use crate::boxed::in_place;
 use crate::server::http::{
     Body, ErrorShape, ReqBody, error_response, req_body, shaped_error_response,
 };
@@ -62,8 +63,12 @@ pub(crate) fn build(
     let st = Arc::clone(state);
     edge(
         state,
+        // Boxed in place: the layers above wrap this future and move it
+        // (into hyper's per-connection slot, cold with many connections
+        // open); boxed, each move is of a pointer.
         tower::service_fn(move |req: Request<DecompressionBody<Incoming>>| {
-            dispatch(Arc::clone(&st), req.map(req_body))
+            let st = Arc::clone(&st);
+            in_place(move || dispatch(st, req.map(req_body)))
         }),
     )
 }
@@ -156,9 +161,9 @@ async fn dispatch(
         hook(&rc.path, req.headers());
     }
     // Dispatch: the router's one match, then the endpoint.
-    // Boxed, as every endpoint's future in the router: the layers above
-    // move this future as they wrap it, and each move copies all of it.
-    let result = Box::pin(router::dispatch(rc, req)).await;
+    // Boxed (in place), as every endpoint's future in the router.
+    let routed: &mut RequestCtx = rc;
+    let result = in_place(move || router::dispatch(routed, req)).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
     Ok(result.unwrap_or_else(|e| {
