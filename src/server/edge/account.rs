@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use super::access_line::{self, AccessLine};
 use super::conn::{ConnGuard, ConnInfo};
@@ -35,41 +35,80 @@ use crate::telemetry;
 /// Makes the request's context and the connection's in-flight mark, lends
 /// the context to `inner`, and wraps the final response's body in
 /// [`Tracked`] with the status the client gets.
-pub(super) fn account<S, B, RB>(
+pub(super) fn account<S>(inner: S, state: Arc<AppState>) -> Account<S> {
+    Account { inner, state }
+}
+
+/// The step (see [`account`]): a plain service and future, as
+/// `request_id`'s (an `async` block would hold the request twice).
+#[derive(Clone)]
+pub(super) struct Account<S> {
     inner: S,
     state: Arc<AppState>,
-) -> impl Service<Request<B>, Response = Response<Tracked<RB>>, Error = S::Error, Future: Send + 'static>
-+ Clone
+}
+
+impl<S, B, RB> Service<Request<B>> for Account<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>>,
     RB: HttpBody,
 {
-    tower::service_fn(move |mut req: Request<B>| {
+    type Response = Response<Tracked<RB>>;
+    type Error = S::Error;
+    type Future = Accounted<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let conn = req
             .extensions()
             .get::<ConnInfo>()
             .map(|c| ConnGuard::enter(&c.activity));
-        let slot = CtxSlot::new(RequestCtx::for_request(&req, &state));
+        let slot = CtxSlot::new(RequestCtx::for_request(&req, &self.state));
         req.extensions_mut().insert(slot.clone());
-        let inner = inner.clone();
-        async move {
-            let response = inner.oneshot(req).await?;
-            let status = response.status().as_u16();
-            let error = response
-                .extensions()
-                .get::<OwnError>()
-                .map(|e| (e.code, log_safe(&e.message, MAX_LOGGED_MESSAGE)));
-            let record = slot.take().map(|ctx| Record {
-                ctx,
-                status,
-                error,
-                conn,
-            });
-            Ok(response.map(|inner| Tracked { inner, record }))
+        Accounted {
+            inner: self.inner.call(req),
+            slot,
+            conn,
         }
-    })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, its body wrapped in [`Tracked`] with the context.
+    pub(super) struct Accounted<F> {
+        #[pin]
+        inner: F,
+        slot: CtxSlot,
+        conn: Option<ConnGuard>,
+    }
+}
+
+impl<F, RB, E> std::future::Future for Accounted<F>
+where
+    F: std::future::Future<Output = Result<Response<RB>, E>>,
+    RB: HttpBody,
+{
+    type Output = Result<Response<Tracked<RB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let status = response.status().as_u16();
+        let error = response
+            .extensions()
+            .get::<OwnError>()
+            .map(|e| (e.code, log_safe(&e.message, MAX_LOGGED_MESSAGE)));
+        let conn = this.conn.take();
+        let record = this.slot.take().map(|ctx| Record {
+            ctx,
+            status,
+            error,
+            conn,
+        });
+        Poll::Ready(Ok(response.map(|inner| Tracked { inner, record })))
+    }
 }
 
 /// The response body, carrying the request's context until it has been

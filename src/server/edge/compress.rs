@@ -15,7 +15,12 @@
 //! compressed, nor answers of a known size under `min_bytes`. Must not
 //! buffer a body: a compressed answer flows chunk by chunk.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, Either};
 use http::header::{ACCEPT_ENCODING, HeaderValue, VARY};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -64,41 +69,88 @@ pub(crate) fn layer(s: &CompressionSettings) -> CompressionLayer<Worth> {
 /// The compression step: the `CompressionLayer` that `current` gives for a
 /// request around `inner`, or `inner` alone when it gives none (no
 /// `server.compression`) or the request accepts no encoding.
-pub(super) fn live<S, B, RB>(
-    current: impl Fn() -> Option<CompressionLayer<Worth>> + Clone + Send + 'static,
+pub(super) fn live<S, C>(current: C, inner: S) -> Live<S, C> {
+    Live { current, inner }
+}
+
+/// The step (see [`live`]). A request that passes the encoder by goes
+/// straight to `inner` ([`Plain`]); one that may be compressed has its
+/// work boxed.
+#[derive(Clone)]
+pub(super) struct Live<S, C> {
+    current: C,
     inner: S,
-) -> impl Service<Request<B>, Response = Response<Boxed>, Error = S::Error, Future: Send + 'static> + Clone
+}
+
+impl<S, C, B, RB> Service<Request<B>> for Live<S, C>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
+    C: Fn() -> Option<CompressionLayer<Worth>>,
     B: HttpBody + Send + 'static,
     RB: HttpBody<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError> + Send + Sync + 'static,
 {
-    tower::service_fn(move |req: Request<B>| {
-        let layer = current();
+    type Response = Response<Boxed>;
+    type Error = S::Error;
+    type Future = Either<Plain<S::Future>, BoxFuture<'static, Result<Response<Boxed>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let layer = (self.current)();
         let accepts = req.headers().contains_key(ACCEPT_ENCODING);
-        let inner = inner.clone();
-        async move {
-            match layer {
-                Some(layer) if accepts => {
-                    let response = layer.layer(inner).oneshot(req).await?;
+        match layer {
+            Some(layer) if accepts => {
+                // The inner service was made ready for this call: take
+                // it, leave a fresh clone.
+                let clone = self.inner.clone();
+                let encoder = layer.layer(std::mem::replace(&mut self.inner, clone));
+                Either::Right(Box::pin(async move {
+                    let response = encoder.oneshot(req).await?;
                     Ok(response.map(boxed))
-                }
-                on => {
-                    let mut response = inner.oneshot(req).await?;
-                    // A cache in between must not hand this plain answer
-                    // to a client that asks for a compressed one.
-                    if on.is_some() {
-                        response
-                            .headers_mut()
-                            .append(VARY, HeaderValue::from_static("accept-encoding"));
-                    }
-                    Ok(response.map(boxed))
-                }
+                }))
             }
+            on => Either::Left(Plain {
+                inner: self.inner.call(req),
+                vary: on.is_some(),
+            }),
         }
-    })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer that passes the encoder by: its body boxed, and marked as
+    /// varying with `accept-encoding` when compression is on.
+    pub(super) struct Plain<F> {
+        #[pin]
+        inner: F,
+        vary: bool,
+    }
+}
+
+impl<F, RB, E> Future for Plain<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    RB: HttpBody<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Boxed>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        // A cache in between must not hand this plain answer to a client
+        // that asks for a compressed one.
+        if *this.vary {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        Poll::Ready(Ok(response.map(boxed)))
+    }
 }
 
 /// A body behind one pointer.

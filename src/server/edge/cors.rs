@@ -11,6 +11,9 @@
 //! `access-control-allow-origin` for allowed origins only. Must not refuse
 //! requests: browsers enforce CORS, the gateway only advertises it.
 
+use std::task::{Context, Poll};
+
+use futures_util::future::{BoxFuture, Either};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
@@ -55,26 +58,60 @@ pub(crate) fn layer(s: &CorsSettings) -> CorsLayer {
 /// The CORS step: the `CorsLayer` that `current` gives for a request
 /// around `inner`, or `inner` alone when it gives none (no `server.cors`).
 /// `on_preflight` is told of each preflight before it is answered.
-pub(super) fn live<S, B, RB>(
-    current: impl Fn() -> Option<CorsLayer> + Clone + Send + 'static,
+pub(super) fn live<S, C, B>(current: C, on_preflight: fn(&Request<B>), inner: S) -> Live<S, C, B> {
+    Live {
+        current,
+        on_preflight,
+        inner,
+    }
+}
+
+/// The step (see [`live`]). Without CORS a request goes straight to
+/// `inner` and its future is `inner`'s; with it, the request's work is
+/// boxed.
+pub(super) struct Live<S, C, B> {
+    current: C,
     on_preflight: fn(&Request<B>),
     inner: S,
-) -> impl Service<Request<B>, Response = Response<RB>, Error = S::Error, Future: Send + 'static> + Clone
+}
+
+impl<S: Clone, C: Clone, B> Clone for Live<S, C, B> {
+    fn clone(&self) -> Self {
+        Live {
+            current: self.current.clone(),
+            on_preflight: self.on_preflight,
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S, C, B, RB> Service<Request<B>> for Live<S, C, B>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
+    C: Fn() -> Option<CorsLayer>,
     B: Send + 'static,
     RB: Default + Send + 'static,
 {
-    tower::service_fn(move |req: Request<B>| {
-        // Layering clones the settings' few header values: cheap, and only
-        // when CORS is on.
-        let cors = current().map(|l| l.layer(inner.clone()));
-        let inner = inner.clone();
-        async move {
-            let Some(cors) = cors else {
-                return inner.oneshot(req).await;
-            };
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<RB>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(layer) = (self.current)() else {
+            return Either::Left(self.inner.call(req));
+        };
+        // The inner service was made ready for this call: take it, leave
+        // a fresh clone. Layering clones the settings' few header values:
+        // cheap, and only when CORS is on.
+        let clone = self.inner.clone();
+        let cors = layer.layer(std::mem::replace(&mut self.inner, clone));
+        let on_preflight = self.on_preflight;
+        Either::Right(Box::pin(async move {
             // `tower_http` answers every OPTIONS as a preflight.
             let preflight = req.method() == Method::OPTIONS;
             if preflight {
@@ -85,8 +122,8 @@ where
                 *response.status_mut() = StatusCode::NO_CONTENT;
             }
             Ok(response)
-        }
-    })
+        }))
+    }
 }
 
 #[cfg(test)]

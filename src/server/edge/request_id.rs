@@ -12,39 +12,74 @@
 //! Must not look at anything else in the request or the answer.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use http::header::{Entry, HeaderName};
 use http::{HeaderValue, Request, Response};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 /// The header, named once.
 pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `inner` with the request id set on the request and copied to its answer.
-pub(super) fn request_id<S, B, RB>(
+pub(super) fn request_id<S>(inner: S) -> RequestId<S> {
+    RequestId { inner }
+}
+
+/// The step (see [`request_id`]). A plain service and future rather than
+/// an `async` block: a block would hold the request twice (as its
+/// argument and inside the inner call), and this future is the outermost
+/// of the edge's, stored in each connection's slot.
+#[derive(Clone, Debug)]
+pub(super) struct RequestId<S> {
     inner: S,
-) -> impl Service<
-    Request<B>,
-    Response = Response<RB>,
-    Error = S::Error,
-    Future: Future<Output = Result<Response<RB>, S::Error>> + Send + 'static,
-> + Clone
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestId<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>>,
 {
-    tower::service_fn(move |mut req: Request<B>| {
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = WithId<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let id = settle_request_id(req.headers_mut());
-        let inner = inner.clone();
-        async move {
-            let mut response = inner.oneshot(req).await?;
-            if let Some(id) = id {
-                response.headers_mut().entry(&X_REQUEST_ID).or_insert(id);
-            }
-            Ok(response)
+        WithId {
+            inner: self.inner.call(req),
+            id,
         }
-    })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, given the request's id.
+    pub(super) struct WithId<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, RB, E> Future for WithId<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            response.headers_mut().entry(&X_REQUEST_ID).or_insert(id);
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The request's id after sanitising: the client's own (every value sane),

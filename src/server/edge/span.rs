@@ -8,47 +8,77 @@
 //! read the clock on every body frame for callbacks the gateway does not
 //! use. Must not log, time or change the request or its answer.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tower::{Service, ServiceExt};
+use tower::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
 use crate::telemetry::{self, SpanText};
 
 /// `inner`, run in each request's span, its answer's body too.
-pub(super) fn in_span<S, B, RB>(
+pub(super) fn in_span<S>(inner: S) -> InSpan<S> {
+    InSpan { inner }
+}
+
+/// The step (see [`in_span`]): a plain service and future, as
+/// `request_id`'s (an `async` block would hold the request twice).
+#[derive(Clone, Debug)]
+pub(super) struct InSpan<S> {
     inner: S,
-) -> impl Service<
-    Request<B>,
-    Response = Response<SpanBody<RB>>,
-    Error = S::Error,
-    Future: Send + 'static,
-> + Clone
+}
+
+impl<S, B, RB> Service<Request<B>> for InSpan<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>>,
 {
-    tower::service_fn(move |mut req: Request<B>| {
+    type Response = Response<SpanBody<RB>>;
+    type Error = S::Error;
+    type Future = Spanned<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let span = request_span(&mut req);
-        let inner = inner.clone();
-        async move {
-            let response = {
-                let mut call = pin!(inner.oneshot(req));
-                poll_fn(|cx| {
-                    let _in = span.enter();
-                    call.as_mut().poll(cx)
-                })
-                .await?
-            };
-            Ok(response.map(|inner| SpanBody { inner, span }))
+        let inner = span.in_scope(|| self.inner.call(req));
+        Spanned {
+            inner,
+            span: Some(span),
         }
-    })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, polled in the request's span, which then goes
+    /// with the answer's body.
+    pub(super) struct Spanned<F> {
+        #[pin]
+        inner: F,
+        span: Option<Span>,
+    }
+}
+
+impl<F, RB, E> Future for Spanned<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<SpanBody<RB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = {
+            let _in = this.span.as_ref().map(Span::enter);
+            ready!(this.inner.poll(cx))?
+        };
+        let span = this.span.take().unwrap_or_else(Span::none);
+        Poll::Ready(Ok(response.map(|inner| SpanBody { inner, span })))
+    }
 }
 
 /// A response body polled in its request's span.
