@@ -27,10 +27,10 @@
 # the load's core and other guests) and the script prints, per request,
 # the L1 data misses and the last-level misses (reads + writes), and
 # writes the profile to /tmp/cachesim-CONNS-BINARY.out for `callgrind_annotate
-# --sort=DLmw`. With BENCH_CONNS=512 it shows what 512 requests in
-# flight cost in cold memory; there both figures move by 10-15 % between
-# invocations (the load reconnects under valgrind's pace), so compare two
-# binaries within one invocation, and repeat it.
+# --sort=DLmw`. With BENCH_CONNS=512 (and BENCH_SECS=6, for some 2,500
+# requests) it shows what 512 requests in flight cost in cold memory;
+# the misses then repeat to about 2 % (the instructions to 0.3 %), so
+# compare two binaries within one invocation.
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
