@@ -22,7 +22,6 @@ use tower::{Layer, Service};
 
 use super::concurrency::{ConcurrencyLimit, Refused, Signal, Slot};
 use super::layers::Refusal;
-
 use crate::boxed::in_place;
 
 type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;

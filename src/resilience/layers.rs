@@ -18,7 +18,6 @@ use std::time::Duration;
 use tower::{Layer, Service};
 
 use super::{Breaker, Limiter};
-
 use crate::boxed::in_place;
 
 type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;

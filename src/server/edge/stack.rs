@@ -33,7 +33,7 @@ use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use super::account::account;
 use super::compress;
-use super::context::{CtxSlot, RequestCtx};
+use super::context::CtxSlot;
 use super::cors;
 use super::permit::RequestPermit;
 use super::request_id::request_id;
@@ -160,10 +160,9 @@ async fn dispatch(
     if let Some(hook) = &state.dispatch_hook {
         hook(&rc.path, req.headers());
     }
-    // Dispatch: the router's one match, then the endpoint.
-    // Boxed (in place), as every endpoint's future in the router.
-    let routed: &mut RequestCtx = rc;
-    let result = in_place(move || router::dispatch(routed, req)).await;
+    // Dispatch: the router's one match, then the endpoint (this future is
+    // boxed in place by `build`, and each endpoint's by the router).
+    let result = router::dispatch(rc, req).await;
     // Errors become HTTP: the one place, in the endpoint's shape.
     let shape = ErrorShape::for_path(&rc.path);
     Ok(result.unwrap_or_else(|e| {
