@@ -26,13 +26,14 @@ use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
-use super::{Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
+use super::{Boxed, Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::error::envelope;
 use crate::api::rerank::RerankReply;
 use crate::api::sse::{SseDecoder, SseEvent};
 use crate::api::stream_content::{Seen, StreamError, StreamKind};
+use crate::boxed::in_place;
 
 /// Preamble bytes held at most; beyond that the stream is handed on (a
 /// stream of keep-alive events is not an error).
@@ -190,15 +191,24 @@ impl Provider for Held {
         self.inner.ext_support(request, model)
     }
 
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
+    /// Boxed in place (see [`Boxed`]): every chat attempt passes here.
+    fn chat<'a, 'b, 'c, 't>(
+        &'a self,
+        request: &'b ChatRequest,
+        model: &'c str,
         stream: bool,
-    ) -> Result<ChatReply, UpstreamError> {
-        let deadline = Instant::now() + self.first_content;
-        let reply = self.inner.chat(request, model, stream).await?;
-        held(reply, StreamKind::Chat, deadline).await
+    ) -> Boxed<'t, ChatReply>
+    where
+        'a: 't,
+        'b: 't,
+        'c: 't,
+        Self: 't,
+    {
+        in_place(move || async move {
+            let deadline = Instant::now() + self.first_content;
+            let reply = self.inner.chat(request, model, stream).await?;
+            held(reply, StreamKind::Chat, deadline).await
+        })
     }
 
     async fn passthrough(

@@ -51,6 +51,8 @@ pub mod translate;
 pub mod upstream;
 mod upstream_stream;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +176,12 @@ impl Capabilities {
         }
     }
 }
+
+/// What a [`Provider`] method gives back, as `async_trait` boxes it. A
+/// method on every request's path may be written as a plain `fn` returning
+/// this, boxed with `crate::boxed::in_place`: `async_trait` boxes with
+/// `Box::pin`, which copies the whole future.
+pub type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, UpstreamError>> + Send + 'a>>;
 
 /// One built upstream of some kind. Default methods answer "unsupported",
 /// so a kind implements what its [`Capabilities`] say it can do.

@@ -16,13 +16,14 @@ use super::whole_events::WholeEvents;
 use crate::api::chat::ChatRequest;
 use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
+use crate::boxed::in_place;
 use crate::config::ProviderSpec;
 use crate::providers::body::Limits;
 use crate::providers::client::Response;
 use crate::providers::openai_wire;
 use crate::providers::pieces::Pieces;
 use crate::providers::upstream::{Failed, Upstream};
-use crate::providers::{BuildError, Capabilities, ChatReply, Provider, UpstreamError};
+use crate::providers::{Boxed, BuildError, Capabilities, ChatReply, Provider, UpstreamError};
 
 #[derive(Debug)]
 pub struct OpenAiProvider {
@@ -75,6 +76,36 @@ impl OpenAiProvider {
         })
     }
 
+    /// One chat attempt (the [`Provider::chat`] it boxes).
+    async fn chat_unboxed(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<ChatReply, UpstreamError> {
+        let (response, limits) = self
+            .send(
+                "/chat/completions",
+                openai_wire::chat_request_body(
+                    request,
+                    model,
+                    openai_wire::takes_reasoning_effort(model),
+                ),
+            )
+            .await?;
+        if !stream {
+            let body = self.upstream.read_json(response, &limits).await?;
+            if let Err(e) = openai_wire::check_chat_completion(&body) {
+                // Some servers answer a spent quota or a refusal with a 200.
+                return Err(crate::providers::classes::error_in_200(&body).unwrap_or(e));
+            }
+            return Ok(ChatReply::Full(body));
+        }
+        openai_wire::check_event_stream(&response)?;
+        let events = WholeEvents::new(limits.body(response), limits, true);
+        Ok(ChatReply::Stream(events.into_stream()))
+    }
+
     /// Sends `body` to `path` and waits for a successful response's headers.
     async fn send(
         &self,
@@ -119,33 +150,20 @@ impl Provider for OpenAiProvider {
         openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
     }
 
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
+    /// Boxed in place (see [`Boxed`]): the chat call of most deployments.
+    fn chat<'a, 'b, 'c, 't>(
+        &'a self,
+        request: &'b ChatRequest,
+        model: &'c str,
         stream: bool,
-    ) -> Result<ChatReply, UpstreamError> {
-        let (response, limits) = self
-            .send(
-                "/chat/completions",
-                openai_wire::chat_request_body(
-                    request,
-                    model,
-                    openai_wire::takes_reasoning_effort(model),
-                ),
-            )
-            .await?;
-        if !stream {
-            let body = self.upstream.read_json(response, &limits).await?;
-            if let Err(e) = openai_wire::check_chat_completion(&body) {
-                // Some servers answer a spent quota or a refusal with a 200.
-                return Err(crate::providers::classes::error_in_200(&body).unwrap_or(e));
-            }
-            return Ok(ChatReply::Full(body));
-        }
-        openai_wire::check_event_stream(&response)?;
-        let events = WholeEvents::new(limits.body(response), limits, true);
-        Ok(ChatReply::Stream(events.into_stream()))
+    ) -> Boxed<'t, ChatReply>
+    where
+        'a: 't,
+        'b: 't,
+        'c: 't,
+        Self: 't,
+    {
+        in_place(move || self.chat_unboxed(request, model, stream))
     }
 
     async fn embed(
