@@ -117,8 +117,8 @@ struct ServeArgs {
     busy_poll: Duration,
     /// Leave transparent huge pages to the system's setting (by default the
     /// gateway turns them off for itself: the kernel would back a mostly
-    /// free 2 MiB stretch of the heap with a whole huge page).
-    #[arg(long, env = "SWITCHYARD_HUGE_PAGES")]
+    /// free 2 MiB stretch of the heap with a whole huge page); 1/0 etc. too.
+    #[arg(long, env = "SWITCHYARD_HUGE_PAGES", value_parser = clap::builder::BoolishValueParser::new())]
     huge_pages: bool,
 }
 

@@ -530,6 +530,13 @@ async fn the_binary_turns_transparent_huge_pages_off_unless_told_to_keep_them() 
     let kept = Served::with_policy(&yaml, &[("SWITCHYARD_HUGE_PAGES", "true")]).await;
     // Left as the process that started it had it.
     assert_eq!(thp_enabled(kept.pid()), Some(own));
+    // The way operators write a switch in an environment file.
+    let one = Served::with_policy(&yaml, &[("SWITCHYARD_HUGE_PAGES", "1")]).await;
+    assert_eq!(thp_enabled(one.pid()), Some(own));
+    let zero = Served::with_policy(&yaml, &[("SWITCHYARD_HUGE_PAGES", "0")]).await;
+    assert_eq!(thp_enabled(zero.pid()), Some(false));
     off.stop().await;
     kept.stop().await;
+    one.stop().await;
+    zero.stop().await;
 }
