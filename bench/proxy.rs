@@ -24,8 +24,11 @@
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 64 streams
-//! of 500 chunks back to back; with `c1`: 1 KB chat requests at c=1; with
-//! `c512` and `BENCH_ONLY=conns`: 1 KB chat requests at c=512; with
+//! of 500 chunks back to back; `sse-slow`: 48 streams of 500 chunks 5 ms
+//! apart; `nginx-sse-fast`, `nginx-sse-slow`: the same through nginx,
+//! nginx watched; with `c1`: 1 KB chat requests at c=1; with
+//! `c16` or `c512` and `BENCH_ONLY=conns`: 1 KB chat requests at that
+//! many connections; with
 //! `fresh` or `aged` and `BENCH_ONLY=ageing`: the ageing row's two series,
 //! the bench going on to the end; with
 //! `big` or `emb`, and `BENCH_ONLY` naming the same row: 1 MB chat bodies
@@ -146,12 +149,24 @@ fn policy(up: &str, conns_up: &str, extra: &str) -> String {
 /// `n` streams at once through the gateway; each must end with `[DONE]`
 /// after every chunk. Returns the gateway's CPU seconds per stream.
 async fn streams(gw: &Proc, model: &str, n: usize) -> f64 {
-    let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gw.base);
+    streams_via(gw.pid(), &url, model, n).await
+}
+
+/// [`streams`] through nginx, to the upstream path `model` names.
+async fn nginx_streams(ngx: &Proc, model: &str, n: usize) -> f64 {
+    let url = format!("{}/{model}/v1/chat/completions", ngx.base);
+    streams_via(ngx.pid(), &url, model, n).await
+}
+
+/// `n` streams at once to `url`; the CPU seconds per stream of `pid`,
+/// the proxy that serves them.
+async fn streams_via(pid: u32, url: &str, model: &str, n: usize) -> f64 {
+    let client = reqwest::Client::new();
     let body = kit::chat_body(model, true);
-    let before = cpu_seconds(gw.pid());
+    let before = cpu_seconds(pid);
     let calls = (0..n).map(|_| {
-        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
         async move {
             let (status, text) = kit::post_json(&client, &url, body).await;
             assert!((200..300).contains(&status), "{status}");
@@ -163,7 +178,7 @@ async fn streams(gw: &Proc, model: &str, n: usize) -> f64 {
         }
     });
     futures_util::future::join_all(calls).await;
-    (cpu_seconds(gw.pid()) - before) / n as f64
+    (cpu_seconds(pid) - before) / n as f64
 }
 
 async fn metric(base: &str, name: &str) -> f64 {
@@ -229,8 +244,25 @@ fn main() {
         let ngx_url = format!("{}/v1/chat/completions", ngx.base);
         wrk(&ngx_url, 64, 1, &chat, false, LOAD_CORE); // warm-up
         wrk(&gw_url, 64, 1, &chat, false, LOAD_CORE);
-        if let Some(_attached) = attach_for("sse-fast", gw.pid()) {
-            let cpu = rt.block_on(streams(&gw, "sse-fast", 64));
+        // Streams under BENCH_ATTACH: `sse-fast`, `sse-slow`, or either
+        // through nginx (`nginx-sse-fast`, `nginx-sse-slow`, nginx watched).
+        let named = std::env::var("BENCH_ATTACH_SERIES").unwrap_or_default();
+        let (via_nginx, series) = match named.strip_prefix("nginx-") {
+            Some(s) => (true, s),
+            None => (false, named.as_str()),
+        };
+        if let Some(n) = [("sse-fast", 64), ("sse-slow", 48)]
+            .into_iter()
+            .find_map(|(s, n)| (s == series).then_some(n))
+            && let Some(_attached) = kit::attach(if via_nginx { ngx.pid() } else { gw.pid() })
+        {
+            let cpu = rt.block_on(async {
+                if via_nginx {
+                    nginx_streams(&ngx, series, n).await
+                } else {
+                    streams(&gw, series, n).await
+                }
+            });
             println!(
                 "{:.2} ms CPU/stream (under BENCH_ATTACH); only this series runs",
                 cpu * 1e3
@@ -342,13 +374,16 @@ fn main() {
         // connections held for 512 clients (a separate upstream).
         let conns_url = format!("{}/v1/chat/completions", gw.base);
         wrk(&conns_url, 16, 1, &chat_conns, false, LOAD_CORE);
-        if let Some(_attached) = attach_for("c512", gw.pid()) {
-            let (_, c512cpu) = load(gw.pid(), &conns_url, 512, secs, &chat_conns, false);
-            println!(
-                "{:.1} us CPU/req at c=512 (under BENCH_ATTACH); only this series runs",
-                c512cpu * 1e6
-            );
-            return;
+        for (series, conns) in [("c16", 16), ("c512", 512)] {
+            if let Some(_attached) = attach_for(series, gw.pid()) {
+                let (w, cpu) = load(gw.pid(), &conns_url, conns, secs, &chat_conns, false);
+                println!(
+                    "{} requests, {:.1} us CPU/req at c={conns} (under BENCH_ATTACH); only this series runs",
+                    w.requests,
+                    cpu * 1e6
+                );
+                return;
+            }
         }
         // The most connections any round's 512 clients held.
         let mut peak = 0;
@@ -508,29 +543,45 @@ fn main() {
     }
 
     if want("sse") {
-        // --- Streams: 500 chunks 5 ms apart, and back to back.
-        // The median of the rounds' (no baseline to alternate with: the
-        // machine's moves alone are what the rounds even out).
-        let (slow, slow_rounds) =
-            median_round(|| rt.block_on(streams(&gw, "sse-slow", 48)), |&cpu| cpu);
-        let fast = rt.block_on(async {
-            streams(&gw, "sse-fast", 8).await; // warm-up
-            let mut total = 0.0;
+        // --- Streams: 500 chunks 5 ms apart, and back to back, through
+        // nginx (unbuffered) and the gateway in turn: the rounds' median
+        // of the gateway's figure, nginx's from the same round beside it.
+        let ngx_dir = d.join("nginx-sse");
+        std::fs::create_dir_all(&ngx_dir).unwrap();
+        let ngx = kit::nginx(&ngx_dir, &up, GATEWAY_CORE);
+        let ((nslow, slow), slow_rounds) = median_round(
+            || {
+                rt.block_on(async {
+                    let nslow = nginx_streams(&ngx, "sse-slow", 48).await;
+                    (nslow, streams(&gw, "sse-slow", 48).await)
+                })
+            },
+            |r| r.1,
+        );
+        let (nfast, fast) = rt.block_on(async {
+            nginx_streams(&ngx, "sse-fast", 8).await; // warm-up
+            streams(&gw, "sse-fast", 8).await;
+            let (mut ntotal, mut total) = (0.0, 0.0);
             for _ in 0..10 {
+                ntotal += nginx_streams(&ngx, "sse-fast", 16).await;
                 total += streams(&gw, "sse-fast", 16).await;
             }
-            total / 10.0
+            (ntotal / 10.0, total / 10.0)
         });
         println!(
-            "SSE 500 chunks: 5 ms apart {:.1} ms CPU/stream; back to back {:.2} ms CPU/stream",
+            "SSE 500 chunks: 5 ms apart nginx {:.1} ms | switchyard {:.1} ms CPU/stream; back to back nginx {:.2} ms | switchyard {:.2} ms CPU/stream",
+            nslow * 1e3,
             slow * 1e3,
+            nfast * 1e3,
             fast * 1e3
         );
         rows.push(Row {
             name: "SSE, 500 chunks 5 ms apart: CPU per stream",
             figures: format!(
-                "{:.1} us per chunk; ms {}",
+                "{:.1} us per chunk; nginx {:.1} ms ({:.2}x); ms {}",
                 slow * 1e6 / 500.0,
+                nslow * 1e3,
+                slow / nslow,
                 listed(
                     &slow_rounds.iter().map(|c| c * 1e3).collect::<Vec<_>>(),
                     "",
@@ -542,7 +593,12 @@ fn main() {
         });
         rows.push(Row {
             name: "SSE, 500 chunks back to back: CPU per stream",
-            figures: format!("{:.1} us per chunk", fast * 1e6 / 500.0),
+            figures: format!(
+                "{:.1} us per chunk; nginx {:.2} ms ({:.2}x)",
+                fast * 1e6 / 500.0,
+                nfast * 1e3,
+                fast / nfast
+            ),
             result: format!("{:.2} ms", fast * 1e3),
             target: "<= 1.2 ms",
         });

@@ -385,6 +385,9 @@ fn wait_listening(port: u16) {
 
 /// nginx as a reverse proxy to `upstream` (`proxy_pass`, upstream
 /// keepalive), one worker, pinned to `core`, access log buffered to a file.
+/// `/v1/` is the chat upstream, `/emb/v1/` the embeddings one, and
+/// `/sse-slow/v1/`, `/sse-fast/v1/` the streams, unbuffered (as nginx is
+/// set up in front of SSE).
 pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
     let port = free_port();
     let up = upstream.trim_start_matches("http://");
@@ -401,7 +404,11 @@ pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
          location /v1/ {{ proxy_pass http://up/chat/v1/; proxy_http_version 1.1; \
          proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n\
          location /emb/v1/ {{ proxy_pass http://up/emb/v1/; proxy_http_version 1.1; \
-         proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n  }}\n}}\n"
+         proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n\
+         location /sse-slow/v1/ {{ proxy_pass http://up/sse-slow/v1/; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_buffering off; }}\n\
+         location /sse-fast/v1/ {{ proxy_pass http://up/sse-fast/v1/; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_buffering off; }}\n  }}\n}}\n"
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
