@@ -40,6 +40,18 @@ impl SseDecoder {
 
     /// Decodes `chunk`, appending every event it completes to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        self.feed_until(chunk, out, |_| false);
+    }
+
+    /// As [`SseDecoder::feed`], but stops right after an event for which
+    /// `stop` is true (true then). The rest of `chunk` is not read: a
+    /// decoder that stopped must not be fed again.
+    pub fn feed_until(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<SseEvent>,
+        mut stop: impl FnMut(&SseEvent) -> bool,
+    ) -> bool {
         self.last_boundary = None;
         let mut rest = chunk;
         while !rest.is_empty() {
@@ -53,15 +65,26 @@ impl SseDecoder {
                     continue;
                 }
             }
-            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(end) => {
-                    self.line.extend_from_slice(&rest[..end]);
                     self.after_cr = rest[end] == b'\r';
+                    // A line wholly in this chunk is read where it is.
+                    let ended = if self.line.is_empty() {
+                        self.end_line(&rest[..end], out)
+                    } else {
+                        self.line.extend_from_slice(&rest[..end]);
+                        let line = std::mem::take(&mut self.line);
+                        let ended = self.end_line(&line, out);
+                        self.line = line;
+                        self.line.clear();
+                        ended
+                    };
                     rest = &rest[end + 1..];
-                    let line = self.line.split().freeze();
-                    self.end_line(&line, out);
                     if self.at_boundary() {
                         self.last_boundary = Some(chunk.len() - rest.len());
+                    }
+                    if ended && out.last().is_some_and(&mut stop) {
+                        return true;
                     }
                 }
                 None => {
@@ -70,6 +93,7 @@ impl SseDecoder {
                 }
             }
         }
+        false
     }
 
     /// Convenience: decode `chunk` and return the events it completes.
@@ -93,19 +117,26 @@ impl SseDecoder {
         self.line.is_empty() && !self.has_fields
     }
 
-    fn end_line(&mut self, line: &Bytes, out: &mut Vec<SseEvent>) {
+    /// Ends the current line; true when it ended an event (pushed to `out`).
+    fn end_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> bool {
         if line.is_empty() {
-            if self.has_fields {
+            let ended = self.has_fields;
+            if ended {
                 out.push(std::mem::take(&mut self.current));
             }
             self.has_fields = false;
             self.data_lines = 0;
-            return;
+            return ended;
         }
         if line[0] == b':' {
-            return;
+            return false;
         }
-        let text = String::from_utf8_lossy(line);
+        // Valid UTF-8 (nearly every line) by the vectorised check; the
+        // lossy walk only for the rest.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match text.find(':') {
             Some(i) => {
                 let v = &text[i + 1..];
@@ -127,6 +158,7 @@ impl SseDecoder {
             _ => {}
         }
         self.has_fields = true;
+        false
     }
 }
 
@@ -172,6 +204,21 @@ mod tests {
             assert_eq!(out[2].data, "z");
             assert!(d.at_boundary());
         }
+    }
+
+    #[test]
+    fn feed_until_stops_right_after_the_event_asked_for() {
+        let wire = b"data: a\n\n: c\n\ndata: b\n\ndata: c\n\n";
+        let mut out = Vec::new();
+        assert!(SseDecoder::new().feed_until(wire, &mut out, |e| e.data == "b"));
+        let data: Vec<&str> = out.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["a", "b"]);
+        let mut all = Vec::new();
+        assert!(!SseDecoder::new().feed_until(wire, &mut all, |e| e.data == "z"));
+        assert_eq!(all, SseDecoder::new().decode(wire));
+        // A line that is not UTF-8 is read lossily, as before.
+        let odd = SseDecoder::new().decode(b"data: \xff!\n\n");
+        assert_eq!(odd[0].data, "\u{fffd}!");
     }
 
     #[test]

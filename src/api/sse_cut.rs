@@ -63,7 +63,7 @@ impl SseCuts {
                 }
             }
             let rest = &chunk[at..];
-            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(end) => {
                     self.take(&rest[..end]);
                     self.after_cr = rest[end] == b'\r';
@@ -127,6 +127,49 @@ impl SseCuts {
     }
 }
 
+/// The events of `run` (whole events, as a provider stream yields them),
+/// each as the range of its bytes up to and including the blank line
+/// that ends it; bytes after the last blank line come last, as they are.
+/// Lets a reader decode only the events it needs (found by a byte search)
+/// and pass the others on as they came.
+pub fn event_spans(run: &[u8]) -> EventSpans<'_> {
+    EventSpans { run, at: 0 }
+}
+
+/// See [`event_spans`].
+#[derive(Debug)]
+pub struct EventSpans<'a> {
+    run: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for EventSpans<'_> {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (run, start) = (self.run, self.at);
+        if start >= run.len() {
+            return None;
+        }
+        let mut line = start;
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &run[line..]) {
+            let end = line + off;
+            let mut next = end + 1;
+            if run[end] == b'\r' && run.get(next) == Some(&b'\n') {
+                next += 1;
+            }
+            let blank = end == line;
+            line = next;
+            if blank {
+                self.at = next;
+                return Some(start..next);
+            }
+        }
+        self.at = run.len();
+        Some(start..run.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +212,32 @@ mod tests {
                 agree(wire, split);
             }
         }
+    }
+
+    #[test]
+    fn event_spans_cover_the_run_and_decode_as_the_whole_run_does() {
+        let wires: &[&[u8]] = &[
+            b"event: message_start\ndata: {\"a\":1}\n\n: comment\n\ndata: x\r\ndata: y\r\n\r\nid: 7\rdata:z\r\r",
+            b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n",
+            b"\n\ndata: a\n\n\r\n",
+            b"data: a\n\ndata: torn",
+            b"",
+        ];
+        for wire in wires {
+            let spans: Vec<_> = event_spans(wire).collect();
+            let joined: Vec<u8> = spans
+                .iter()
+                .flat_map(|r| wire[r.clone()].to_vec())
+                .collect();
+            assert_eq!(&joined, wire, "{spans:?}");
+            let each: Vec<_> = spans
+                .iter()
+                .flat_map(|r| SseDecoder::new().decode(&wire[r.clone()]))
+                .collect();
+            assert_eq!(each, SseDecoder::new().decode(wire), "{wire:?}");
+        }
+        let spans: Vec<_> = event_spans(b"data: a\r\n\r\ndata: b\n\n").collect();
+        assert_eq!(spans, [0..11, 11..20]);
     }
 
     #[test]

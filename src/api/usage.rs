@@ -17,6 +17,7 @@ use memchr::memmem::{Finder, FinderRev};
 use serde::Deserialize;
 
 use super::sse::{SseDecoder, SseEvent};
+use super::sse_cut::event_spans;
 
 /// How far from the end of a body [`output_tokens_hint`] looks.
 pub const HINT_TAIL: usize = 4096;
@@ -263,19 +264,13 @@ impl Raw {
 /// an object (so `"usage": null` on every chunk of a stream, and text that
 /// merely mentions usage, cost no parse).
 pub fn mentions_usage(bytes: &[u8]) -> bool {
-    let mut rest = bytes;
-    while let Some(quote) = rest.iter().position(|&b| b == b'"') {
-        rest = &rest[quote + 1..];
-        let Some(after) = rest.strip_prefix(b"usage\"") else {
-            continue;
-        };
+    // A vector search for the key (every chunk of a stream goes through
+    // here, some of them more than once).
+    SEARCHERS.usage.find_iter(bytes).any(|at| {
+        let after = &bytes[at + USAGE_KEY.len()..];
         let mut value = after.iter().copied().filter(|b| !b.is_ascii_whitespace());
-        if value.next() == Some(b':') && value.next() == Some(b'{') {
-            return true;
-        }
-        rest = after;
-    }
-    false
+        value.next() == Some(b':') && value.next() == Some(b'{')
+    })
 }
 
 /// Reads usage from a stream as its events go by, parsing only the events
@@ -303,8 +298,13 @@ impl UsageTap {
         if !mentions_usage(run) {
             return false;
         }
+        // Only the events that can carry usage are decoded.
         self.events.clear();
-        SseDecoder::new().feed(run, &mut self.events);
+        for span in event_spans(run) {
+            if mentions_usage(&run[span.clone()]) {
+                SseDecoder::new().feed(&run[span], &mut self.events);
+            }
+        }
         let mut found = false;
         for e in &self.events {
             if !mentions_usage(e.data.as_bytes()) {

@@ -12,10 +12,14 @@
 //! `created` are kept as stored: a cached answer is that answer, as for
 //! non-streaming hits. Pure data: must not do I/O or decide what is cacheable.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
 use serde_json::{Map, Value, json};
 
 use crate::api::sse::{DONE, SseDecoder, SseEvent, data_event, named_event};
+use crate::api::sse_cut::event_spans;
 use crate::api::usage::mentions_usage;
 
 /// Why a stored answer cannot serve a request (the caller treats it as a miss).
@@ -71,7 +75,7 @@ impl StreamScan {
             }
         }
         self.usage |= has_usage;
-        has_usage.then(|| encode_without_usage(&self.events))
+        has_usage.then(|| without_usage(run))
     }
 
     /// Ended with `[DONE]`, no error, whole events only.
@@ -117,8 +121,23 @@ fn encode_without_usage(events: &[SseEvent]) -> Bytes {
 /// gateway asked for on its own: usage chunks, usage fields, and the
 /// `"usage": null` chunks carry once usage was asked for.
 pub fn strip_usage(stream: &[u8]) -> Bytes {
-    let events = SseDecoder::new().decode(stream);
-    drop_null_usage(encode_without_usage(&events))
+    drop_null_usage(without_usage(stream))
+}
+
+/// `stream` (whole events) with usage chunks dropped and usage fields
+/// removed ([`encode_without_usage`]). Only the events that carry usage
+/// are decoded and written again; the others go on as they came.
+fn without_usage(stream: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(stream.len());
+    for span in event_spans(stream) {
+        let event = &stream[span];
+        if mentions_usage(event) {
+            out.extend_from_slice(&encode_without_usage(&SseDecoder::new().decode(event)));
+        } else {
+            out.extend_from_slice(event);
+        }
+    }
+    out.freeze()
 }
 
 /// `run` (whole events) without the `"usage": null` field chunks carry once
@@ -127,22 +146,31 @@ pub fn strip_usage(stream: &[u8]) -> Bytes {
 /// servers and the gateway's translators write); any other form is left as
 /// it is. Returns `run` itself (no copy) when it has none.
 pub fn drop_null_usage(run: Bytes) -> Bytes {
-    const FIELD: &[u8] = b",\"usage\":null}";
-    let ends_line_with_field =
-        |i: usize| matches!(run[i], b'\n' | b'\r') && run[..i].ends_with(FIELD);
-    let Some(first) = (0..run.len()).find(|&i| ends_line_with_field(i)) else {
+    // Where the field ends a line (a vector search for it: every chunk of
+    // a stream goes through here).
+    let mut ends = NULL_USAGE
+        .find_iter(&run)
+        .map(|at| at + NULL_USAGE_FIELD.len())
+        .filter(|&i| matches!(run.get(i), Some(b'\n' | b'\r')))
+        .peekable();
+    if ends.peek().is_none() {
         return run;
-    };
+    }
     let mut out = BytesMut::with_capacity(run.len());
     let mut from = 0;
-    for i in (first..run.len()).filter(|&i| ends_line_with_field(i)) {
-        out.extend_from_slice(&run[from..i - FIELD.len()]);
+    for i in ends {
+        out.extend_from_slice(&run[from..i - NULL_USAGE_FIELD.len()]);
         out.extend_from_slice(b"}");
         from = i;
     }
     out.extend_from_slice(&run[from..]);
     out.freeze()
 }
+
+const NULL_USAGE_FIELD: &[u8] = b",\"usage\":null}";
+
+/// The searcher for [`NULL_USAGE_FIELD`], built once.
+static NULL_USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(NULL_USAGE_FIELD));
 
 /// The fields every chunk and the completion share.
 const HEAD: &[&str] = &[

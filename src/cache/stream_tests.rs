@@ -50,6 +50,22 @@ fn assembles_content_tool_calls_and_usage() {
 }
 
 #[test]
+fn stripping_usage_leaves_every_other_event_as_it_came() {
+    // A comment, an id, a data field without its space, two data lines:
+    // none of them carries usage, so none is written again.
+    let others =
+        "event: x\nid: 7\ndata:{\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\ndata: 2}\r\n\r\n";
+    let usage = "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n";
+    let with_field = "data: {\"choices\":[{\"index\":0}],\"usage\":{\"total_tokens\":3}}\n\n";
+    let run = format!("{others}{usage}{with_field}data: [DONE]\n\n");
+    let out = strip_usage(run.as_bytes());
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        format!("{others}data: {{\"choices\":[{{\"index\":0}}]}}\n\ndata: [DONE]\n\n")
+    );
+}
+
+#[test]
 fn splits_a_completion_into_valid_chunks() {
     let done = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
         "choices": [{"index": 0, "finish_reason": "stop",

@@ -134,20 +134,17 @@ pub async fn first_content(
             Some(Ok(chunk)) => chunk,
         };
         decoded.clear();
-        decoder.feed(&chunk, &mut decoded);
         // Events after the first content are the answer's, an error event
-        // among them too (a run may carry both).
-        let mut content = false;
-        for ev in &decoded {
-            match kind.classify(ev) {
-                Seen::Error(e) => return Err(failure(&e)),
-                Seen::Content { .. } => {
-                    content = true;
-                    break;
-                }
-                Seen::Preamble => {}
-            }
-        }
+        // among them too (a run may carry both): the decoder stops at the
+        // first event that is not preamble (a fast upstream's first chunk
+        // may hold most of the answer).
+        let stopped = decoder.feed_until(&chunk, &mut decoded, |ev| {
+            !matches!(kind.classify(ev), Seen::Preamble)
+        });
+        let content = match decoded.last().map(|ev| kind.classify(ev)) {
+            Some(Seen::Error(e)) if stopped => return Err(failure(&e)),
+            _ => stopped,
+        };
         held_bytes += chunk.len();
         held.push(chunk);
         if content || held_bytes > MAX_HELD {
