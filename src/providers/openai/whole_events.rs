@@ -29,6 +29,9 @@ pub(super) struct WholeEvents {
     require_done: bool,
     /// What ended the body while a run was being joined, for the next call.
     ended: Option<Option<UpstreamError>>,
+    /// Turns the next run may take: [`TURNS`], or none once a run's turns
+    /// found no chunk (a slow stream), until a chunk is there without any.
+    turns: u8,
 }
 
 /// The most bytes of already-arrived chunks joined into one run.
@@ -36,8 +39,10 @@ const RUN_BYTES: usize = 64 * 1024;
 
 /// Scheduler turns a run gives the connection's task to hand over a chunk
 /// it has read (measured: with one, 500 back-to-back chunks took about 128
-/// writes; with three, the CPU per stream fell by a third more, and a slow
-/// stream's chunks cost no more).
+/// writes; with three, the CPU per stream fell by a third more). A stream
+/// whose turns found nothing stops taking them until a chunk is there
+/// without one (see `WholeEvents::turns`): each turn is a poll of the
+/// whole body stack and, with nothing else to run, a poll of the sockets.
 const TURNS: u8 = 3;
 
 impl WholeEvents {
@@ -51,6 +56,7 @@ impl WholeEvents {
             done: false,
             require_done,
             ended: None,
+            turns: TURNS,
         }
     }
 
@@ -106,20 +112,28 @@ impl WholeEvents {
         };
         // Join what has already arrived, without waiting for more. The
         // connection's task hands the body over one chunk at a time: it
-        // gets up to [`TURNS`] scheduler turns (yields) to hand over the
-        // next it has already read; a chunk that is not there after them
-        // is not waited for.
+        // gets up to `self.turns` scheduler turns (yields) to hand over
+        // the next it has already read; a chunk that is not there after
+        // them is not waited for.
         let mut run: Option<BytesMut> = None;
         let mut yielded = 0;
         while run.as_ref().map_or(first.len(), BytesMut::len) < RUN_BYTES {
             let Some(item) = self.body.next().now_or_never() else {
-                if yielded == TURNS {
+                if yielded >= self.turns {
+                    // Turns taken in vain: the stream is slow for now.
+                    if yielded > 0 {
+                        self.turns = 0;
+                    }
                     break;
                 }
                 yielded += 1;
                 tokio::task::yield_now().await;
                 continue;
             };
+            if yielded == 0 {
+                // There without a turn: the stream is fast again.
+                self.turns = TURNS;
+            }
             yielded = 0;
             let chunk = match item {
                 None => {
