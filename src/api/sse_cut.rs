@@ -10,7 +10,10 @@
 //! keeps at most the first bytes of an unfinished line. It follows the same
 //! WHATWG rules (LF, CRLF or CR line ends; `:` comments; a blank line ends
 //! an event; several `data` lines join), so both agree on every input (a
-//! test feeds both the same bytes, split everywhere). Must not interpret
+//! test feeds both the same bytes, split everywhere). [`event_spans`]
+//! splits a run of whole events into each event's bytes, so that readers
+//! looking for one thing (usage) decode only the events a byte search
+//! found it in and pass the others on as they came. Must not interpret
 //! payloads.
 
 /// The longest line start that matters: `data: [DONE]`.
