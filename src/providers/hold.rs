@@ -138,13 +138,18 @@ pub async fn first_content(
         // among them too (a run may carry both): the decoder stops at the
         // first event that is not preamble (a fast upstream's first chunk
         // may hold most of the answer).
-        let stopped = decoder.feed_until(&chunk, &mut decoded, |ev| {
-            !matches!(kind.classify(ev), Seen::Preamble)
+        let mut error = None;
+        let content = decoder.feed_until(&chunk, &mut decoded, |ev| match kind.classify(ev) {
+            Seen::Preamble => false,
+            Seen::Content { .. } => true,
+            Seen::Error(e) => {
+                error = Some(e);
+                true
+            }
         });
-        let content = match decoded.last().map(|ev| kind.classify(ev)) {
-            Some(Seen::Error(e)) if stopped => return Err(failure(&e)),
-            _ => stopped,
-        };
+        if let Some(e) = error {
+            return Err(failure(&e));
+        }
         held_bytes += chunk.len();
         held.push(chunk);
         if content || held_bytes > MAX_HELD {
