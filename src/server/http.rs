@@ -179,15 +179,31 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    // One buffer, sized from Content-Length when given: chunks are copied
-    // in once instead of being collected and then joined.
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    // A body that came in one piece (a chat request, nearly always) is
+    // that piece, not a copy. Pieces after it go into one buffer, sized
+    // from Content-Length when given: copied in once instead of being
+    // collected and then joined.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     let mut body = Limited::new(body, limit as usize);
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    buf.extend_from_slice(&data);
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                match first.take() {
+                    None if buf.is_empty() => first = Some(data),
+                    Some(piece) => {
+                        let whole = declared.unwrap_or(0) as usize;
+                        buf.reserve(whole.max(piece.len() + data.len()));
+                        buf.extend_from_slice(&piece);
+                        buf.extend_from_slice(&data);
+                    }
+                    None => buf.extend_from_slice(&data),
                 }
             }
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
@@ -198,7 +214,7 @@ pub async fn read_body(
             }
         }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// `x-switchyard-provider` and `x-switchyard-attempts`: who answered, after
