@@ -119,6 +119,37 @@ async fn upstream_gets_the_clients_bytes_with_only_model_changed() {
 }
 
 #[tokio::test]
+async fn a_body_sent_in_pieces_reaches_the_upstream_whole() {
+    let (up, base) = recorder().await;
+    let gw = gateway(&policy(&base, false)).await;
+    // Chunked, in three pieces cut inside tokens: the gateway reads them
+    // as three frames, the first of them alone not a body.
+    let raw =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"in pieces\"}],\"model\":\"my-route\"}";
+    let pieces: Vec<Result<Bytes, std::io::Error>> = [&raw[..7], &raw[7..40], &raw[40..]]
+        .iter()
+        .map(|p| Ok(Bytes::copy_from_slice(p.as_bytes())))
+        .collect();
+    let resp = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "ok");
+    let sent = up.bodies.lock().unwrap()[0].clone();
+    let want = raw.replace("\"model\":\"my-route\"", "\"model\":\"upstream-model\"");
+    assert_eq!(String::from_utf8(sent.to_vec()).unwrap(), want);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn streams_get_the_clients_bytes_plus_the_usage_request() {
     let (up, base) = recorder().await;
     let gw = gateway(&policy(&base, false)).await;
