@@ -38,6 +38,7 @@ pub mod cache;
 mod calendar;
 pub mod config;
 pub mod fanout;
+mod gather;
 pub mod metrics;
 pub mod providers;
 pub mod resilience;

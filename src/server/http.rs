@@ -12,7 +12,7 @@
 
 use std::convert::Infallible;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use tower_http::decompression::DecompressionBody;
 
 use crate::api::{ErrorKind, GatewayError};
+use crate::gather::Gather;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -179,31 +180,15 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    // A body that came in one piece (a chat request, nearly always) is
-    // that piece, not a copy. Pieces after it go into one buffer, sized
-    // from Content-Length when given: copied in once instead of being
-    // collected and then joined.
-    let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
+    // One piece stays itself; more are copied into one buffer, sized from
+    // Content-Length when given (`crate::gather`).
+    let mut gathered = Gather::expecting(declared.unwrap_or(0) as usize);
     let mut body = Limited::new(body, limit as usize);
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                match first.take() {
-                    None if buf.is_empty() => first = Some(data),
-                    Some(piece) => {
-                        let whole = declared.unwrap_or(0) as usize;
-                        buf.reserve(whole.max(piece.len() + data.len()));
-                        buf.extend_from_slice(&piece);
-                        buf.extend_from_slice(&data);
-                    }
-                    None => buf.extend_from_slice(&data),
+                if let Ok(data) = frame.into_data() {
+                    gathered.push(data);
                 }
             }
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
@@ -214,7 +199,7 @@ pub async fn read_body(
             }
         }
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(gathered.finish())
 }
 
 /// `x-switchyard-provider` and `x-switchyard-attempts`: who answered, after
