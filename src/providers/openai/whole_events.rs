@@ -173,3 +173,78 @@ impl WholeEvents {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use futures_util::{Stream, StreamExt};
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+    use tokio::time::{Duration, Instant};
+
+    use super::*;
+    use crate::providers::client::BodyError;
+    use crate::providers::scrub::Scrubber;
+
+    /// An upstream body fed by hand, counting how often it is polled.
+    struct Counted {
+        rx: UnboundedReceiver<&'static str>,
+        polls: Arc<AtomicUsize>,
+    }
+
+    impl Stream for Counted {
+        type Item = Result<Bytes, BodyError>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            self.rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Bytes::from_static(c.as_bytes()))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_takes_turns_only_while_they_find_chunks() {
+        let (tx, rx) = unbounded_channel();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let body = Counted {
+            rx,
+            polls: Arc::clone(&polls),
+        };
+        let limits = Limits {
+            idle: Duration::from_secs(60),
+            total_deadline: Instant::now() + Duration::from_secs(600),
+            max_bytes: 1 << 20,
+            scrubber: Arc::new(Scrubber::default()),
+        };
+        let mut events = WholeEvents::new(body.boxed(), limits, false);
+        let mut run = async |sent: &[&'static str]| {
+            for chunk in sent {
+                tx.send(*chunk).unwrap();
+            }
+            let before = polls.load(Ordering::Relaxed);
+            let run = events.next().await.unwrap().unwrap();
+            (run, polls.load(Ordering::Relaxed) - before)
+        };
+        // A fresh stream: the chunk, a look, then three turns in vain.
+        let (first, looked) = run(&["data: a\n\n"]).await;
+        assert_eq!(
+            (&first[..], looked),
+            (&b"data: a\n\n"[..], 2 + usize::from(TURNS))
+        );
+        // Slow now: the chunk and one look, no turns.
+        let (second, looked) = run(&["data: b\n\n"]).await;
+        assert_eq!((&second[..], looked), (&b"data: b\n\n"[..], 2));
+        // A chunk there without a turn: fast again, the two joined, and
+        // the turns taken once more.
+        let (third, looked) = run(&["data: c\n\n", "data: d\n\n"]).await;
+        assert_eq!(
+            (&third[..], looked),
+            (&b"data: c\n\ndata: d\n\n"[..], 3 + usize::from(TURNS))
+        );
+    }
+}
