@@ -150,35 +150,13 @@ fn policy(up: &str, conns_up: &str, extra: &str) -> String {
 /// after every chunk. Returns the gateway's CPU seconds per stream.
 async fn streams(gw: &Proc, model: &str, n: usize) -> f64 {
     let url = format!("{}/v1/chat/completions", gw.base);
-    streams_via(gw.pid(), &url, model, n).await
+    kit::streams(gw.pid(), &url, model, n).await
 }
 
 /// [`streams`] through nginx, to the upstream path `model` names.
 async fn nginx_streams(ngx: &Proc, model: &str, n: usize) -> f64 {
     let url = format!("{}/{model}/v1/chat/completions", ngx.base);
-    streams_via(ngx.pid(), &url, model, n).await
-}
-
-/// `n` streams at once to `url`; the CPU seconds per stream of `pid`,
-/// the proxy that serves them.
-async fn streams_via(pid: u32, url: &str, model: &str, n: usize) -> f64 {
-    let client = reqwest::Client::new();
-    let body = kit::chat_body(model, true);
-    let before = cpu_seconds(pid);
-    let calls = (0..n).map(|_| {
-        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
-        async move {
-            let (status, text) = kit::post_json(&client, &url, body).await;
-            assert!((200..300).contains(&status), "{status}");
-            let events = text.matches("data: ").count();
-            assert!(
-                events > kit::SSE_CHUNKS && text.ends_with("data: [DONE]\n\n"),
-                "a stream ended early: {events} events"
-            );
-        }
-    });
-    futures_util::future::join_all(calls).await;
-    (cpu_seconds(pid) - before) / n as f64
+    kit::streams(ngx.pid(), &url, model, n).await
 }
 
 async fn metric(base: &str, name: &str) -> f64 {

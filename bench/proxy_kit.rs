@@ -132,6 +132,28 @@ pub async fn post_json(client: &reqwest::Client, url: &str, body: String) -> (u1
     (status, r.text().await.expect("a whole answer"))
 }
 
+/// `n` streams at once to `url`; the CPU seconds per stream of `pid`,
+/// the proxy that serves them.
+pub async fn streams(pid: u32, url: &str, model: &str, n: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let body = chat_body(model, true);
+    let before = cpu_seconds(pid);
+    let calls = (0..n).map(|_| {
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        async move {
+            let (status, text) = post_json(&client, &url, body).await;
+            assert!((200..300).contains(&status), "{status}");
+            let events = text.matches("data: ").count();
+            assert!(
+                events > SSE_CHUNKS && text.ends_with("data: [DONE]\n\n"),
+                "a stream ended early: {events} events"
+            );
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    (cpu_seconds(pid) - before) / n as f64
+}
+
 /// Serves the fixed answers on 127.0.0.1; the path's first segment picks
 /// the behaviour: `/chat/v1/chat/completions` (1 KB JSON),
 /// `/emb/v1/embeddings` (one vector per input, floats or base64 as the
@@ -373,7 +395,7 @@ impl Drop for Proc {
     }
 }
 
-fn wait_listening(port: u16) {
+pub fn wait_listening(port: u16) {
     for _ in 0..400 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
