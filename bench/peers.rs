@@ -22,16 +22,14 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[path = "proxy_kit.rs"]
 #[allow(dead_code)]
 mod kit;
 
-use kit::{Proc, Wrk, cpu_seconds, rss_bytes, wrk};
-
-const PROXY_CORE: usize = 0;
-const LOAD_CORE: usize = 1;
+use kit::{
+    GATEWAY_CORE as PROXY_CORE, LOAD_CORE, Proc, Wrk, load, ms, rounds, rss_bytes, secs, wrk,
+};
 
 /// One proxy under test and where it takes each kind of request.
 struct Proxy {
@@ -57,32 +55,6 @@ struct Figures {
     fast_ms: f64,
     slow_ms: f64,
     bad: u64,
-}
-
-fn secs() -> u64 {
-    std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-}
-
-fn rounds() -> usize {
-    std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// wrk against `url` with `body`, and the CPU seconds per request of `pid`.
-fn load(pid: u32, url: &str, conns: usize, body: &Path) -> (Wrk, f64) {
-    let before = cpu_seconds(pid);
-    let w = wrk(url, conns, secs(), body, false, LOAD_CORE);
-    (w.clone(), (cpu_seconds(pid) - before) / w.requests as f64)
 }
 
 /// agentgateway in its `llm` mode in front of `up`, pinned to `core`.
@@ -148,11 +120,11 @@ fn switchyard_policy(up: &str) -> String {
 /// One round of every series through `p`.
 fn round(rt: &tokio::runtime::Runtime, p: &Proxy, chat: &Path, emb: &Path) -> Figures {
     let pid = p.proc.pid();
-    let (w64, cpu) = load(pid, &p.chat, 64, chat);
-    let (c1, _) = load(pid, &p.chat, 1, chat);
-    let (c16, _) = load(pid, &p.chat, 16, chat);
-    let (c512, _) = load(pid, &p.chat, 512, chat);
-    let (e, ecpu) = load(pid, &p.emb, 1, emb);
+    let (w64, cpu) = load(pid, &p.chat, 64, secs(), chat, false);
+    let (c1, _) = load(pid, &p.chat, 1, secs(), chat, false);
+    let (c16, _) = load(pid, &p.chat, 16, secs(), chat, false);
+    let (c512, _) = load(pid, &p.chat, 512, secs(), chat, false);
+    let (e, ecpu) = load(pid, &p.emb, 1, secs(), emb, false);
     let (fast, slow) = rt.block_on(async {
         let mut fast = 0.0;
         for _ in 0..4 {
@@ -175,7 +147,7 @@ fn round(rt: &tokio::runtime::Runtime, p: &Proxy, chat: &Path, emb: &Path) -> Fi
 }
 
 /// The median of `f` over the rounds.
-fn median(rounds: &[Figures], f: impl Fn(&Figures) -> f64) -> f64 {
+fn median<T>(rounds: &[T], f: impl Fn(&T) -> f64) -> f64 {
     let mut v: Vec<f64> = rounds.iter().map(f).collect();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -280,12 +252,11 @@ fn main() {
             figures[i].push(f);
         }
     }
-    let mid = |f: fn(&(f64, f64, f64)) -> f64| {
-        let mut v: Vec<f64> = direct.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (d50, d99, demb) = (mid(|d| d.0), mid(|d| d.1), mid(|d| d.2));
+    let (d50, d99, demb) = (
+        median(&direct, |d| d.0),
+        median(&direct, |d| d.1),
+        median(&direct, |d| d.2),
+    );
     let per =
         |g: &dyn Fn(&[Figures]) -> f64| -> Vec<f64> { figures.iter().map(|f| g(f)).collect() };
     let rows: Vec<(&str, usize, Vec<f64>)> = vec![

@@ -44,18 +44,9 @@ use tokio::time::Instant;
 #[path = "proxy_kit.rs"]
 mod kit;
 
-use kit::{Proc, Wrk, cpu_seconds, rss_bytes, wrk};
+use kit::{GATEWAY_CORE, LOAD_CORE, Proc, load, ms, rounds, rss_bytes, secs, wrk};
 
-const GATEWAY_CORE: usize = 0;
-const LOAD_CORE: usize = 1;
 const MIB: f64 = 1024.0 * 1024.0;
-
-fn secs() -> u64 {
-    std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-}
 
 /// One row of the result table.
 struct Row {
@@ -63,19 +54,6 @@ struct Row {
     figures: String,
     result: String,
     target: &'static str,
-}
-
-/// How many rounds each paired series runs (`BENCH_ROUNDS`, default 3;
-/// 1 under `BENCH_ATTACH`).
-fn rounds() -> usize {
-    if std::env::var("BENCH_ATTACH").is_ok() {
-        return 1;
-    }
-    std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1)
 }
 
 /// Runs `round` [`rounds`] times (each round measures the baseline and
@@ -105,19 +83,6 @@ fn attach_for(series: &str, pid: u32) -> Option<kit::PerfRecord> {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// wrk against `url` while measuring the CPU of `pid`: (wrk, CPU seconds
-/// per request).
-fn load(pid: u32, url: &str, conns: usize, secs: u64, body: &Path, unique: bool) -> (Wrk, f64) {
-    let before = cpu_seconds(pid);
-    let w = wrk(url, conns, secs, body, unique, LOAD_CORE);
-    let cpu = cpu_seconds(pid) - before;
-    (w.clone(), cpu / w.requests as f64)
 }
 
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {

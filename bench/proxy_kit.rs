@@ -22,6 +22,43 @@ use rustix::process::Signal;
 const DIMS: usize = 96;
 /// Chunks of each SSE answer.
 pub const SSE_CHUNKS: usize = 500;
+/// The measured proxy's core, and the core of everything else.
+pub const GATEWAY_CORE: usize = 0;
+pub const LOAD_CORE: usize = 1;
+
+/// Seconds per series (`BENCH_SECS`, default 5).
+pub fn secs() -> u64 {
+    std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+/// How many rounds each paired series runs (`BENCH_ROUNDS`, default 3;
+/// 1 under `BENCH_ATTACH`).
+pub fn rounds() -> usize {
+    if std::env::var("BENCH_ATTACH").is_ok() {
+        return 1;
+    }
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// wrk against `url` from the load core while measuring the CPU of `pid`:
+/// (wrk, CPU seconds per request).
+pub fn load(pid: u32, url: &str, conns: usize, secs: u64, body: &Path, unique: bool) -> (Wrk, f64) {
+    let before = cpu_seconds(pid);
+    let w = wrk(url, conns, secs, body, unique, LOAD_CORE);
+    let cpu = cpu_seconds(pid) - before;
+    (w.clone(), cpu / w.requests as f64)
+}
 
 /// The upstream's connection counters.
 #[derive(Default)]
