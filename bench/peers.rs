@@ -100,6 +100,72 @@ fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
     }
 }
 
+/// litellm-rust (`lite serve`) in front of `up`'s Anthropic path, pinned
+/// to `core`, one worker thread, its log to a file.
+fn litellm_rust(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
+    let port = kit::free_port();
+    let config = format!(
+        "model_list:\n  - model_name: claude-bench\n    litellm_params:\n      \
+         model: anthropic/claude-bench\n      api_key: sk-bench\n      api_base: {up}/anthropic\n"
+    );
+    let path = dir.join("litellm-rust.yaml");
+    std::fs::write(&path, config).unwrap();
+    let log = std::fs::File::create(dir.join("litellm-rust.log")).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", &core.to_string()])
+        .arg(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("TOKIO_WORKER_THREADS", "1")
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the litellm-rust binary");
+    kit::wait_listening(port);
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The Messages API (1 KB request, Anthropic's shape) through nginx,
+/// switchyard and litellm-rust, which serves Messages and Responses only:
+/// CPU per request and requests per second at c=64, latency added at c=1.
+fn messages_series(targets: &[(&str, u32, String)], direct: &str, body: &Path) {
+    let mut rows: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); targets.len()];
+    let mut direct50 = Vec::new();
+    for (_, _, url) in targets {
+        wrk(url, 64, 1, body, false, LOAD_CORE);
+    }
+    for _ in 0..rounds() {
+        direct50.push(ms(wrk(direct, 1, secs(), body, false, LOAD_CORE).p50));
+        for (i, (name, pid, url)) in targets.iter().enumerate() {
+            let (w, cpu) = load(*pid, url, 64, secs(), body, false);
+            let (w1, _) = load(*pid, url, 1, secs(), body, false);
+            assert_eq!(w.bad + w1.bad, 0, "{name} refused a Messages request");
+            rows[i].push((cpu * 1e6, w.rps, ms(w1.p50)));
+        }
+    }
+    let d50 = median(&direct50, |d| *d);
+    println!(
+        "\nMessages API, 1 KB request (median of {} rounds)  CPU/req c=64   req/s c=64   added p50 c=1",
+        rounds()
+    );
+    for (i, (name, _, _)) in targets.iter().enumerate() {
+        println!(
+            "{:<48} {:>10.1} us {:>12.0} {:>11.3} ms",
+            name,
+            median(&rows[i], |r| r.0),
+            median(&rows[i], |r| r.1),
+            median(&rows[i], |r| r.2) - d50
+        );
+    }
+}
+
 fn switchyard_policy(up: &str) -> String {
     let mut p = String::from("providers:\n");
     for name in ["chat", "emb", "sse-fast", "sse-slow"] {
@@ -110,11 +176,14 @@ fn switchyard_policy(up: &str) -> String {
         };
         p += &format!("  {name}: {{ kind: openai, base_url: {up}/{name}/v1{batch} }}\n");
     }
+    p += &format!(
+        "  claude: {{ kind: anthropic, base_url: {up}/anthropic, api_key_env: BENCH_UPSTREAM_KEY }}\n"
+    );
     p += "routes:\n";
     for name in ["chat", "emb", "sse-fast", "sse-slow"] {
         p += &format!("  {name}: {{ targets: [{{provider: {name}}}] }}\n");
     }
-    p
+    p + "  claude-bench: { targets: [{provider: claude}] }\n"
 }
 
 /// One round of every series through `p`.
@@ -355,4 +424,38 @@ fn main() {
         })
         .collect();
     println!("bad answers (non-2xx or socket errors): {}", bad.join(", "));
+
+    let Some(lite_bin) = std::env::var_os("LITELLM_RUST_BIN") else {
+        println!(
+            "Messages series: skipped: LITELLM_RUST_BIN is not set (the path of a litellm-rust \
+             binary, `cargo build --release` of LiteLLM-Labs/litellm-rust)"
+        );
+        return;
+    };
+    let lite = litellm_rust(Path::new(&lite_bin), &mk("litellm-rust"), &up, PROXY_CORE);
+    let msgs = d.join("messages.json");
+    std::fs::write(&msgs, kit::messages_body("claude-bench")).unwrap();
+    let targets = [
+        (
+            "nginx",
+            proxies[0].proc.pid(),
+            format!("{}/anthropic/v1/messages", proxies[0].proc.base),
+        ),
+        (
+            "switchyard",
+            proxies[1].proc.pid(),
+            format!("{}/v1/messages", proxies[1].proc.base),
+        ),
+        (
+            "litellm-rust",
+            lite.pid(),
+            format!("{}/v1/messages", lite.base),
+        ),
+    ];
+    messages_series(&targets, &format!("{up}/anthropic/v1/messages"), &msgs);
+    println!(
+        "RSS after the Messages load: switchyard {:.1} MiB, litellm-rust {:.1} MiB",
+        rss_bytes(proxies[1].proc.pid()) as f64 / 1048576.0,
+        rss_bytes(lite.pid()) as f64 / 1048576.0
+    );
 }

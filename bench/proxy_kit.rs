@@ -78,6 +78,7 @@ impl Conns {
 /// The fixed answers, built once.
 struct Answers {
     chat: Bytes,
+    messages: Bytes,
     embeddings: std::sync::Mutex<std::collections::HashMap<(usize, bool), Bytes>>,
 }
 
@@ -86,6 +87,15 @@ fn chat_answer() -> Bytes {
     let content = "The quick brown fox jumps over the lazy dog. ".repeat(19);
     Bytes::from(format!(
         r#"{{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"up-model","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":250,"completion_tokens":220,"total_tokens":470}}}}"#
+    ))
+}
+
+/// An Anthropic Messages answer of about 1 KB (the shape of the Messages
+/// API reference: `content` blocks, `stop_reason`, `usage`).
+fn messages_answer() -> Bytes {
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(19);
+    Bytes::from(format!(
+        r#"{{"id":"msg_bench","type":"message","role":"assistant","model":"up-model","content":[{{"type":"text","text":"{text}"}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":250,"output_tokens":220}}}}"#
     ))
 }
 
@@ -156,6 +166,16 @@ pub fn chat_body(model: &str, stream: bool) -> String {
     )
 }
 
+/// An Anthropic Messages request of about 1 KB on the wire, for `model`
+/// (the peers bench's; the proxy bench has no Messages row).
+#[allow(dead_code)]
+pub fn messages_body(model: &str) -> String {
+    let content = "Summarise the following paragraph in one sentence please. ".repeat(15);
+    format!(
+        r#"{{"model":"{model}","max_tokens":256,"system":"You are terse.","messages":[{{"role":"user","content":"{content}"}}],"temperature":0.2}}"#
+    )
+}
+
 /// POSTs `body` as JSON: the answer's status and its whole text.
 pub async fn post_json(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
     let r = client
@@ -199,6 +219,7 @@ pub async fn streams(pid: u32, url: &str, model: &str, n: usize) -> f64 {
 pub async fn upstream() -> (String, Arc<Conns>) {
     let answers = Arc::new(Answers {
         chat: chat_answer(),
+        messages: messages_answer(),
         embeddings: Default::default(),
     });
     let conns = Arc::new(Conns::default());
@@ -275,6 +296,7 @@ async fn serve(
                 .insert("content-type", "text/event-stream".parse().unwrap());
             r
         }
+        "anthropic" => json(answers.messages.clone()),
         _ => json(answers.chat.clone()),
     };
     Ok(response)
@@ -467,7 +489,9 @@ pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
          location /sse-slow/v1/ {{ proxy_pass http://up/sse-slow/v1/; proxy_http_version 1.1; \
          proxy_set_header Connection \"\"; proxy_buffering off; }}\n\
          location /sse-fast/v1/ {{ proxy_pass http://up/sse-fast/v1/; proxy_http_version 1.1; \
-         proxy_set_header Connection \"\"; proxy_buffering off; }}\n  }}\n}}\n"
+         proxy_set_header Connection \"\"; proxy_buffering off; }}\n\
+         location /anthropic/v1/ {{ proxy_pass http://up/anthropic/v1/; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; proxy_buffers 64 16k; }}\n  }}\n}}\n"
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
@@ -522,6 +546,8 @@ pub fn gateway_with(dir: &Path, policy: &str, core: usize, extra: &[&str]) -> Pr
             "0s",
         ])
         .args(extra)
+        // The key policies with an Anthropic provider name (`api_key_env`).
+        .env("BENCH_UPSTREAM_KEY", "sk-bench")
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()
