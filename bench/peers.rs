@@ -57,6 +57,36 @@ struct Figures {
     bad: u64,
 }
 
+/// `bin` with `args` and `env`, pinned to `core`, in `dir`, its stdout and
+/// stderr to `dir/log`; returned once it listens on `port`.
+fn start(
+    bin: &Path,
+    args: &[&std::ffi::OsStr],
+    env: (&str, &str),
+    dir: &Path,
+    log: &str,
+    port: u16,
+    core: usize,
+) -> Proc {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", &core.to_string()])
+        .arg(bin)
+        .args(args)
+        .env(env.0, env.1)
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    kit::wait_listening(port);
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
 /// agentgateway in its `llm` mode in front of `up`, pinned to `core`.
 fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
     let port = kit::free_port();
@@ -81,23 +111,15 @@ fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
     );
     let path = dir.join("agentgateway.yaml");
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("agentgateway.log")).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", &core.to_string()])
-        .arg(bin)
-        .arg("-f")
-        .arg(&path)
-        .env("WORKER_THREADS", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the agentgateway binary");
-    kit::wait_listening(port);
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    start(
+        bin,
+        &["-f".as_ref(), path.as_os_str()],
+        ("WORKER_THREADS", "1"),
+        dir,
+        "agentgateway.log",
+        port,
+        core,
+    )
 }
 
 /// litellm-rust (`lite serve`) in front of `up`'s Anthropic path, pinned
@@ -110,26 +132,25 @@ fn litellm_rust(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
     );
     let path = dir.join("litellm-rust.yaml");
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("litellm-rust.log")).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", &core.to_string()])
-        .arg(bin)
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("TOKIO_WORKER_THREADS", "1")
-        .current_dir(dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the litellm-rust binary");
-    kit::wait_listening(port);
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    let port_arg = port.to_string();
+    let all: [&std::ffi::OsStr; 7] = [
+        "serve".as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+        "--host".as_ref(),
+        "127.0.0.1".as_ref(),
+        "--port".as_ref(),
+        port_arg.as_ref(),
+    ];
+    start(
+        bin,
+        &all,
+        ("TOKIO_WORKER_THREADS", "1"),
+        dir,
+        "litellm-rust.log",
+        port,
+        core,
+    )
 }
 
 /// The Messages API (1 KB request, Anthropic's shape) through nginx,
@@ -230,13 +251,7 @@ fn main() {
         );
         return;
     };
-    kit::pin_self(LOAD_CORE);
-    kit::ensure_tools();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = kit::load_side();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (up, _) = rt.block_on(kit::upstream());

@@ -137,13 +137,7 @@ async fn metric(base: &str, name: &str) -> f64 {
 }
 
 fn main() {
-    kit::pin_self(LOAD_CORE);
-    kit::ensure_tools();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = kit::load_side();
     let started = Instant::now();
     let secs = secs();
     let dir = tempfile::tempdir().unwrap();

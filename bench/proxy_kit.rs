@@ -314,6 +314,19 @@ pub fn pin_self(core: usize) {
     assert!(ok, "taskset failed: install util-linux");
 }
 
+/// The load side of a bench: this process (upstream, wrk, stream clients)
+/// pinned to [`LOAD_CORE`], nginx and wrk installed, and the one-worker
+/// runtime the upstream and the clients run on.
+pub fn load_side() -> tokio::runtime::Runtime {
+    pin_self(LOAD_CORE);
+    ensure_tools();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Installs nginx and wrk with apt-get when either is missing (idempotent).
 pub fn ensure_tools() {
     let have = |bin: &str| {
