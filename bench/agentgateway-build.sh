@@ -20,10 +20,11 @@
 #     `Option<http::uri::Scheme>` as a string: bench/http-serde-scheme.patch);
 #   - google-cloud-auth, when taken from git, comes from
 #     GOOGLE_CLOUD_RUST_SRC.
-# v1.1.0 is the newest release this builds: from v1.2.0 on, agentgateway
-# also takes async-openai from a fork whose additions no crates.io release
-# has (v1.4.1 fails with 31 errors against async-openai 0.42.2, 55 against
-# 0.41.3).
+# Built and measured: v1.1.0. v1.2.0-v1.3.1 take google-cloud-auth from
+# git as well (GOOGLE_CLOUD_RUST_SRC) and were not built yet. v1.4.0 and
+# v1.4.1 also take async-openai from a fork whose additions no crates.io
+# release has (v1.4.1 fails with 31 errors against async-openai 0.42.2, 55
+# against 0.41.3), so they do not build without changing their code.
 # The build is the one agentgateway ships: its release profile (fat LTO,
 # one codegen unit) and default features (jemalloc, aws-lc). It needs
 # protoc (apt-get install protobuf-compiler, done here when missing) and
