@@ -16,12 +16,13 @@
 #     dropped (only the optional `schema` feature, off here, derives
 #     schemas) and so is wiremock's `tls` (tests only);
 #   - http-serde is crates.io's 2.1.1 (copied to target/http-serde) with
-#     the one module of the fork agentgateway uses, `option::scheme` (an
-#     `Option<http::uri::Scheme>` as a string: bench/http-serde-scheme.patch);
+#     the modules of the fork agentgateway uses: `scheme` and
+#     `option::scheme` (v1.1.0 on), `header_name` (v1.3.1), each a type of
+#     the `http` crate as a string (bench/http-serde-modules.patch);
 #   - google-cloud-auth, when taken from git, comes from
 #     GOOGLE_CLOUD_RUST_SRC.
-# Built and measured: v1.1.0. v1.2.0-v1.3.1 take google-cloud-auth from
-# git as well (GOOGLE_CLOUD_RUST_SRC) and were not built yet. v1.4.0 and
+# Built and measured: v1.1.0, and v1.3.1 (which takes google-cloud-auth
+# from git as well: GOOGLE_CLOUD_RUST_SRC at 58058110bf9a). v1.4.0 and
 # v1.4.1 also take async-openai from a fork whose additions no crates.io
 # release has (v1.4.1 fails with 31 errors against async-openai 0.42.2, 55
 # against 0.41.3), so they do not build without changing their code.
@@ -31,7 +32,7 @@
 # takes some 40 minutes on 2 cores.
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,31p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,32p "$0"; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$1" && pwd)
 gcr=$(cd "${2:-.}" && pwd)
@@ -53,7 +54,7 @@ EOF
 cargo fetch >&2
 registry=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/http-serde-2.1.1 | head -1)
 rm -rf target/http-serde && mkdir -p target && cp -r "$registry" target/http-serde
-patch -s -d target/http-serde -p1 < "$here/http-serde-scheme.patch"
+patch -s -d target/http-serde -p1 < "$here/http-serde-modules.patch"
 grep -q 'path = "target/http-serde"' Cargo.toml ||
     printf '\n[patch.crates-io]\nhttp-serde = { path = "target/http-serde" }\n' >> Cargo.toml
 if grep -q 'git = "' Cargo.toml; then
