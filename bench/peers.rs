@@ -37,9 +37,10 @@ struct Proxy {
     proc: Proc,
     chat: String,
     emb: String,
-    /// (URL, model) of the back-to-back and the slow streams.
-    fast: (String, &'static str),
-    slow: (String, &'static str),
+    /// Where the back-to-back (`sse-fast`) and the slow (`sse-slow`)
+    /// streams go.
+    fast: String,
+    slow: String,
 }
 
 /// What one round measured for one proxy.
@@ -218,9 +219,9 @@ fn round(rt: &tokio::runtime::Runtime, p: &Proxy, chat: &Path, emb: &Path) -> Fi
     let (fast, slow) = rt.block_on(async {
         let mut fast = 0.0;
         for _ in 0..4 {
-            fast += kit::streams(pid, &p.fast.0, p.fast.1, 64).await;
+            fast += kit::streams(pid, &p.fast, "sse-fast", 64).await;
         }
-        (fast / 4.0, kit::streams(pid, &p.slow.0, p.slow.1, 48).await)
+        (fast / 4.0, kit::streams(pid, &p.slow, "sse-slow", 48).await)
     });
     Figures {
         chat_cpu_us: cpu * 1e6,
@@ -257,10 +258,8 @@ fn main() {
     let (up, _) = rt.block_on(kit::upstream());
     let chat = d.join("chat.json");
     std::fs::write(&chat, kit::chat_body("chat", false)).unwrap();
-    let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
     let emb = d.join("emb.json");
-    let emb_text = serde_json::json!({"model": "emb", "input": inputs}).to_string();
-    std::fs::write(&emb, emb_text).unwrap();
+    std::fs::write(&emb, kit::embeddings_body("emb")).unwrap();
 
     let mk = |name| {
         let p = d.join(name);
@@ -274,22 +273,16 @@ fn main() {
         name,
         chat: format!("{}/v1/chat/completions", proc.base),
         emb: format!("{}/v1/embeddings", proc.base),
-        fast: (format!("{}/v1/chat/completions", proc.base), "sse-fast"),
-        slow: (format!("{}/v1/chat/completions", proc.base), "sse-slow"),
+        fast: format!("{}/v1/chat/completions", proc.base),
+        slow: format!("{}/v1/chat/completions", proc.base),
         proc,
     };
     let nginx = Proxy {
         name: "nginx",
         chat: format!("{}/v1/chat/completions", ngx.base),
         emb: format!("{}/emb/v1/embeddings", ngx.base),
-        fast: (
-            format!("{}/sse-fast/v1/chat/completions", ngx.base),
-            "sse-fast",
-        ),
-        slow: (
-            format!("{}/sse-slow/v1/chat/completions", ngx.base),
-            "sse-slow",
-        ),
+        fast: format!("{}/sse-fast/v1/chat/completions", ngx.base),
+        slow: format!("{}/sse-slow/v1/chat/completions", ngx.base),
         proc: ngx,
     };
     let proxies = [nginx, openai(sy, "switchyard"), openai(agw, "agentgateway")];

@@ -146,10 +146,8 @@ fn main() {
     let (conns_up, conns) = rt.block_on(kit::upstream());
     let chat = write(d, "chat.json", &kit::chat_body("chat", false));
     let chat_conns = write(d, "chat-conns.json", &kit::chat_body("conns", false));
-    let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
-    let emb = |model: &str| serde_json::json!({"model": model, "input": inputs}).to_string();
-    let emb_body = write(d, "emb.json", &emb("emb"));
-    let fan_body = write(d, "fan.json", &emb("fan"));
+    let emb_body = write(d, "emb.json", &kit::embeddings_body("emb"));
+    let fan_body = write(d, "fan.json", &kit::embeddings_body("fan"));
     let big = format!(
         r#"{{"model":"chat","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "lorem ipsum dolor sit amet ".repeat(1024 * 1024 / 27)

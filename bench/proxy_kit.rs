@@ -166,6 +166,13 @@ pub fn chat_body(model: &str, stream: bool) -> String {
     )
 }
 
+/// An embeddings request of 2,048 short inputs for `model` (its answer is
+/// the ~2.9 MB of the row).
+pub fn embeddings_body(model: &str) -> String {
+    let inputs: Vec<String> = (0..2048).map(|i| format!("document number {i}")).collect();
+    serde_json::json!({"model": model, "input": inputs}).to_string()
+}
+
 /// An Anthropic Messages request of about 1 KB on the wire, for `model`
 /// (the peers bench's; the proxy bench has no Messages row).
 #[allow(dead_code)]
@@ -214,8 +221,9 @@ pub async fn streams(pid: u32, url: &str, model: &str, n: usize) -> f64 {
 /// Serves the fixed answers on 127.0.0.1; the path's first segment picks
 /// the behaviour: `/chat/v1/chat/completions` (1 KB JSON),
 /// `/emb/v1/embeddings` (one vector per input, floats or base64 as the
-/// request's `encoding_format` asks), `/fan/...` (the same after 50 ms), `/sse-slow/...` (500 chunks 5 ms apart), `/sse-fast/...`
-/// (500 chunks back to back).
+/// request's `encoding_format` asks), `/fan/...` (the same after 50 ms),
+/// `/sse-slow/...` (500 chunks 5 ms apart), `/sse-fast/...` (500 chunks
+/// back to back), `/anthropic/v1/messages` (a 1 KB Messages answer).
 pub async fn upstream() -> (String, Arc<Conns>) {
     let answers = Arc::new(Answers {
         chat: chat_answer(),
