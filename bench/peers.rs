@@ -1,20 +1,27 @@
-//! Switchyard side by side with a peer Rust gateway, agentgateway, and with
-//! nginx: the same fixed-answer upstream, the same load, each proxy pinned
-//! to core 0 in turn (the upstream, wrk and the stream clients on core 1),
-//! in rounds, each row the median of the rounds.
+//! Switchyard side by side with peer Rust gateways (agentgateway, AISIX)
+//! and with nginx: the same fixed-answer upstream, the same load, each
+//! proxy pinned to core 0 in turn (the upstream, wrk and the stream clients
+//! on core 1), in rounds, each row the median of the rounds.
 //!
-//! Run: `AGENTGATEWAY_BIN=/path/to/agentgateway cargo bench --bench peers`
-//! (`BENCH_SECS`, default 5, per series; `BENCH_ROUNDS`, default 3). The
-//! agentgateway binary is not shipped: `bench/agentgateway-build.sh` builds
-//! one offline (docs/benchmarks.md, "Side by side with agentgateway").
-//! Without it the bench says that it skipped and why, and stops.
+//! Run: `AGENTGATEWAY_BIN=/path/to/agentgateway AISIX_BIN=/path/to/aisix
+//! cargo bench --bench peers` (either or both; `BENCH_SECS`, default 5,
+//! per series; `BENCH_ROUNDS`, default 3). The peers' binaries are not
+//! shipped: `bench/agentgateway-build.sh` and `bench/aisix-build.sh` build
+//! them offline (docs/benchmarks.md, "Side by side with agentgateway and
+//! AISIX"). Without either the bench says that it skipped and why, and
+//! stops.
 //!
 //! Each proxy runs as its makers ship it, with one worker thread (the core
 //! it is pinned to) and an access line per request written to a file:
 //! switchyard on a policy with one provider per upstream path; agentgateway
 //! in its `llm` mode with one model per upstream path (`hostOverride` and
 //! `pathPrefix`, `maxBufferSize` raised to 64 MiB: its 2 MiB default
-//! refuses the 2.9 MB embeddings answer); nginx as in the `proxy` bench.
+//! refuses the 2.9 MB embeddings answer); AISIX from a resources file with
+//! one provider key and one model per upstream path and the one client key
+//! it needs (it has no anonymous mode), its other settings its defaults
+//! (thread per core: one worker under the pin); nginx as in the `proxy`
+//! bench. Every request carries `Authorization: Bearer` with that client
+//! key, as the SDKs send one, whichever proxy it goes to.
 //! Rows: CPU per 1 KB chat request at c=64; latency added at c=1;
 //! throughput at c=16 and c=512; one 2,048-input embeddings request at
 //! c=1; 500-chunk streams back to back (4 x 64) and 5 ms apart (48); RSS
@@ -69,8 +76,17 @@ fn start(
     port: u16,
     core: usize,
 ) -> Proc {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    let child = Command::new("taskset")
+    let log_path = dir.join(log);
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = Command::new("taskset");
+    // AISIX reads every AISIX_* variable as a setting and refuses unknown
+    // ones: this bench's own AISIX_BIN must not reach it.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AISIX_") {
+            cmd.env_remove(name);
+        }
+    }
+    let mut child = cmd
         .args(["-c", &core.to_string()])
         .arg(bin)
         .args(args)
@@ -81,6 +97,19 @@ fn start(
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!(
+                "{} exited ({status}) before it listened:\n{said}",
+                bin.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
     kit::wait_listening(port);
     Proc {
         child,
@@ -92,23 +121,22 @@ fn start(
 fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
     let port = kit::free_port();
     let host = up.trim_start_matches("http://");
-    let model = |name: &str, path: &str| {
-        format!(
-            "  - name: {name}\n    provider: openAI\n    params:\n      hostOverride: {host}\n      \
-             pathPrefix: /{path}/v1\n      apiKey: sk-bench\n"
-        )
-    };
+    let models: String = PATHS
+        .iter()
+        .map(|name| {
+            format!(
+                "  - name: {name}\n    provider: openAI\n    params:\n      hostOverride: {host}\n      \
+                 pathPrefix: /{name}/v1\n      apiKey: sk-bench\n"
+            )
+        })
+        .collect();
     let config = format!(
         "config:\n  adminAddr: 127.0.0.1:{}\n  statsAddr: 127.0.0.1:{}\n  readinessAddr: 127.0.0.1:{}\n\
          frontendPolicies:\n  http:\n    maxBufferSize: 67108864\n\
-         llm:\n  port: {port}\n  models:\n{}{}{}{}",
+         llm:\n  port: {port}\n  models:\n{models}",
         kit::free_port(),
         kit::free_port(),
         kit::free_port(),
-        model("chat", "chat"),
-        model("emb", "emb"),
-        model("sse-fast", "sse-fast"),
-        model("sse-slow", "sse-slow"),
     );
     let path = dir.join("agentgateway.yaml");
     std::fs::write(&path, config).unwrap();
@@ -118,6 +146,61 @@ fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
         ("WORKER_THREADS", "1"),
         dir,
         "agentgateway.log",
+        port,
+        core,
+    )
+}
+
+/// The client key AISIX is given, which every request carries.
+const CLIENT_KEY: &str = "sk-bench-client";
+
+/// The upstream paths, each one model (or provider) in every proxy.
+const PATHS: [&str; 4] = ["chat", "emb", "sse-fast", "sse-slow"];
+
+/// AISIX (`aisix --config`) in front of `up`, pinned to `core`: a resources
+/// file with one provider key and one model per upstream path (and one for
+/// the Anthropic path) and the one client key; its admin and metrics
+/// listeners on free local ports.
+fn aisix(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
+    let port = kit::free_port();
+    let mut res = String::from("_format_version: \"1\"\nprovider_keys:\n");
+    for name in PATHS {
+        res += &format!(
+            "  - display_name: {name}-key\n    provider: openai\n    adapter: openai\n    \
+             api_base: \"{up}/{name}/v1\"\n    api_key: sk-bench\n"
+        );
+    }
+    res += &format!(
+        "  - display_name: claude-key\n    provider: anthropic\n    api_base: \"{up}/anthropic\"\n    \
+         api_key: sk-bench\nmodels:\n  - display_name: claude-bench\n    provider: anthropic\n    \
+         model_name: claude-bench\n    provider_key: claude-key\n"
+    );
+    for name in PATHS {
+        res += &format!(
+            "  - display_name: {name}\n    provider: openai\n    model_name: {name}\n    \
+             provider_key: {name}-key\n"
+        );
+    }
+    res += "api_keys:\n  - display_name: bench\n    key_env: BENCH_AISIX_KEY\n    \
+            allowed_models: [\"*\"]\n";
+    let resources = dir.join("resources.yaml");
+    std::fs::write(&resources, res).unwrap();
+    let config = format!(
+        "resources_file: \"{}\"\nproxy:\n  addr: \"127.0.0.1:{port}\"\nadmin:\n  \
+         addr: \"127.0.0.1:{}\"\n  admin_keys: [\"bench-admin\"]\nobservability:\n  \
+         metrics:\n    prometheus:\n      addr: \"127.0.0.1:{}\"\n",
+        resources.display(),
+        kit::free_port(),
+        kit::free_port(),
+    );
+    let path = dir.join("aisix.yaml");
+    std::fs::write(&path, config).unwrap();
+    start(
+        bin,
+        &["--config".as_ref(), path.as_os_str()],
+        ("BENCH_AISIX_KEY", CLIENT_KEY),
+        dir,
+        "aisix.log",
         port,
         core,
     )
@@ -155,7 +238,8 @@ fn litellm_rust(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
 }
 
 /// The Messages API (1 KB request, Anthropic's shape) through nginx,
-/// switchyard and litellm-rust, which serves Messages and Responses only:
+/// switchyard and the peers that serve it (litellm-rust serves Messages and
+/// Responses only; AISIX passes Messages to an Anthropic upstream as is):
 /// CPU per request and requests per second at c=64, latency added at c=1.
 fn messages_series(targets: &[(&str, u32, String)], direct: &str, body: &Path) {
     let mut rows: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); targets.len()];
@@ -190,7 +274,7 @@ fn messages_series(targets: &[(&str, u32, String)], direct: &str, body: &Path) {
 
 fn switchyard_policy(up: &str) -> String {
     let mut p = String::from("providers:\n");
-    for name in ["chat", "emb", "sse-fast", "sse-slow"] {
+    for name in PATHS {
         let batch = if name == "emb" {
             ", max_batch_inputs: 4096"
         } else {
@@ -202,7 +286,7 @@ fn switchyard_policy(up: &str) -> String {
         "  claude: {{ kind: anthropic, base_url: {up}/anthropic, api_key_env: BENCH_UPSTREAM_KEY }}\n"
     );
     p += "routes:\n";
-    for name in ["chat", "emb", "sse-fast", "sse-slow"] {
+    for name in PATHS {
         p += &format!("  {name}: {{ targets: [{{provider: {name}}}] }}\n");
     }
     p + "  claude-bench: { targets: [{provider: claude}] }\n"
@@ -245,13 +329,17 @@ fn median<T>(rounds: &[T], f: impl Fn(&T) -> f64) -> f64 {
 }
 
 fn main() {
-    let Some(agw_bin) = std::env::var_os("AGENTGATEWAY_BIN") else {
+    let agw_bin = std::env::var_os("AGENTGATEWAY_BIN");
+    let aisix_bin = std::env::var_os("AISIX_BIN");
+    if agw_bin.is_none() && aisix_bin.is_none() {
         println!(
-            "peers bench: skipped: AGENTGATEWAY_BIN is not set (the path of an agentgateway \
-             binary; docs/benchmarks.md, \"Side by side with agentgateway\", builds one offline)"
+            "peers bench: skipped: neither AGENTGATEWAY_BIN nor AISIX_BIN is set (the paths of \
+             an agentgateway and an AISIX binary; docs/benchmarks.md, \"Side by side with \
+             agentgateway and AISIX\", builds both offline)"
         );
         return;
-    };
+    }
+    kit::send_bearer(CLIENT_KEY);
     let rt = kit::load_side();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -268,7 +356,6 @@ fn main() {
     };
     let ngx = kit::nginx(&mk("nginx"), &up, PROXY_CORE);
     let sy = kit::gateway(&mk("switchyard"), &switchyard_policy(&up), PROXY_CORE);
-    let agw = agentgateway(Path::new(&agw_bin), &mk("agentgateway"), &up, PROXY_CORE);
     let openai = |proc: Proc, name| Proxy {
         name,
         chat: format!("{}/v1/chat/completions", proc.base),
@@ -285,7 +372,17 @@ fn main() {
         slow: format!("{}/sse-slow/v1/chat/completions", ngx.base),
         proc: ngx,
     };
-    let proxies = [nginx, openai(sy, "switchyard"), openai(agw, "agentgateway")];
+    let mut proxies = vec![nginx, openai(sy, "switchyard")];
+    if let Some(bin) = &agw_bin {
+        let agw = agentgateway(Path::new(bin), &mk("agentgateway"), &up, PROXY_CORE);
+        proxies.push(openai(agw, "agentgateway"));
+    }
+    if let Some(bin) = &aisix_bin {
+        proxies.push(openai(
+            aisix(Path::new(bin), &mk("aisix"), &up, PROXY_CORE),
+            "aisix",
+        ));
+    }
     let idle: Vec<u64> = proxies.iter().map(|p| rss_bytes(p.proc.pid())).collect();
     println!(
         "peers bench: each proxy on core {PROXY_CORE}, load and upstream on core {LOAD_CORE}; \
@@ -294,10 +391,25 @@ fn main() {
         rounds()
     );
     for p in &proxies {
-        // Warm-up, and a check that each answers every kind of request.
+        // Warm-up, and a check that each answers every kind of request,
+        // the embeddings one with all 2,048 vectors.
         wrk(&p.chat, 64, 1, &chat, false, LOAD_CORE);
         let e = wrk(&p.emb, 1, 1, &emb, false, LOAD_CORE);
         assert_eq!(e.bad, 0, "{} refused the embeddings request", p.name);
+        let client = reqwest::Client::new();
+        let body = std::fs::read_to_string(&emb).unwrap();
+        let (status, answer) = rt.block_on(kit::post_json(&client, &p.emb, body));
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        let vectors = answer["data"].as_array().map_or(0, |d| {
+            d.iter()
+                .filter(|v| v["embedding"].as_array().is_some_and(|e| !e.is_empty()))
+                .count()
+        });
+        assert!(
+            status == 200 && vectors == 2048,
+            "{}: embeddings answer {status} with {vectors} vectors",
+            p.name
+        );
     }
     let direct_chat = format!("{up}/chat/v1/chat/completions");
     let direct_emb = format!("{up}/emb/v1/embeddings");
@@ -396,20 +508,23 @@ fn main() {
     println!(
         "\ndirect upstream: c=1 p50 {d50:.3} ms, p99 {d99:.3} ms; embeddings p50 {demb:.2} ms"
     );
-    println!(
-        "{:<50} {:>12} {:>12} {:>12} {:>10}",
-        "row (median round)", "nginx", "switchyard", "agentgateway", "sy / agw"
-    );
+    let mut head = format!("{:<50}", "row (median round)");
+    for p in &proxies {
+        head += &format!(" {:>12}", p.name);
+    }
+    for p in &proxies[2..] {
+        head += &format!(" {:>18}", format!("sy / {}", p.name));
+    }
+    println!("{head}");
     for (name, digits, v) in &rows {
-        let show = |x: f64| format!("{x:.digits$}");
-        println!(
-            "{:<50} {:>12} {:>12} {:>12} {:>9.2}x",
-            name,
-            show(v[0]),
-            show(v[1]),
-            show(v[2]),
-            v[1] / v[2]
-        );
+        let mut line = format!("{name:<50}");
+        for x in v {
+            line += &format!(" {x:>12.digits$}");
+        }
+        for x in &v[2..] {
+            line += &format!(" {:>17.2}x", v[1] / x);
+        }
+        println!("{line}");
     }
     let after: Vec<String> = proxies
         .iter()
@@ -433,17 +548,14 @@ fn main() {
         .collect();
     println!("bad answers (non-2xx or socket errors): {}", bad.join(", "));
 
-    let Some(lite_bin) = std::env::var_os("LITELLM_RUST_BIN") else {
+    let lite_bin = std::env::var_os("LITELLM_RUST_BIN");
+    if lite_bin.is_none() {
         println!(
-            "Messages series: skipped: LITELLM_RUST_BIN is not set (the path of a litellm-rust \
-             binary, `cargo build --release` of LiteLLM-Labs/litellm-rust)"
+            "Messages series: litellm-rust skipped: LITELLM_RUST_BIN is not set (the path of a \
+             litellm-rust binary, `cargo build --release` of LiteLLM-Labs/litellm-rust)"
         );
-        return;
-    };
-    let lite = litellm_rust(Path::new(&lite_bin), &mk("litellm-rust"), &up, PROXY_CORE);
-    let msgs = d.join("messages.json");
-    std::fs::write(&msgs, kit::messages_body("claude-bench")).unwrap();
-    let targets = [
+    }
+    let mut targets = vec![
         (
             "nginx",
             proxies[0].proc.pid(),
@@ -454,16 +566,33 @@ fn main() {
             proxies[1].proc.pid(),
             format!("{}/v1/messages", proxies[1].proc.base),
         ),
-        (
+    ];
+    let lite =
+        lite_bin.map(|bin| litellm_rust(Path::new(&bin), &mk("litellm-rust"), &up, PROXY_CORE));
+    if let Some(lite) = &lite {
+        targets.push((
             "litellm-rust",
             lite.pid(),
             format!("{}/v1/messages", lite.base),
-        ),
-    ];
+        ));
+    }
+    if let Some(p) = proxies.iter().find(|p| p.name == "aisix") {
+        targets.push((
+            "aisix",
+            p.proc.pid(),
+            format!("{}/v1/messages", p.proc.base),
+        ));
+    }
+    if targets.len() == 2 {
+        println!("Messages series: skipped: neither litellm-rust nor AISIX is measured");
+        return;
+    }
+    let msgs = d.join("messages.json");
+    std::fs::write(&msgs, kit::messages_body("claude-bench")).unwrap();
     messages_series(&targets, &format!("{up}/anthropic/v1/messages"), &msgs);
-    println!(
-        "RSS after the Messages load: switchyard {:.1} MiB, litellm-rust {:.1} MiB",
-        rss_bytes(proxies[1].proc.pid()) as f64 / 1048576.0,
-        rss_bytes(lite.pid()) as f64 / 1048576.0
-    );
+    let after: Vec<String> = targets[1..]
+        .iter()
+        .map(|(name, pid, _)| format!("{name} {:.1} MiB", rss_bytes(*pid) as f64 / 1048576.0))
+        .collect();
+    println!("RSS after the Messages load: {}", after.join(", "));
 }

@@ -7,8 +7,8 @@
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +25,19 @@ pub const SSE_CHUNKS: usize = 500;
 /// The measured proxy's core, and the core of everything else.
 pub const GATEWAY_CORE: usize = 0;
 pub const LOAD_CORE: usize = 1;
+
+/// The client key every request of this bench carries as
+/// `Authorization: Bearer`, once [`send_bearer`] set it (the peers bench,
+/// for a gateway that has no anonymous mode); none until then.
+static BEARER: OnceLock<String> = OnceLock::new();
+
+/// From now on every request (wrk's and the stream clients') carries
+/// `Authorization: Bearer key`, as the OpenAI and Anthropic SDKs send.
+/// Only the peers bench sends one.
+#[allow(dead_code)]
+pub fn send_bearer(key: &str) {
+    BEARER.set(key.to_owned()).expect("one client key per run");
+}
 
 /// Seconds per series (`BENCH_SECS`, default 5).
 pub fn secs() -> u64 {
@@ -185,13 +198,11 @@ pub fn messages_body(model: &str) -> String {
 
 /// POSTs `body` as JSON: the answer's status and its whole text.
 pub async fn post_json(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
+    let mut r = client.post(url).header("content-type", "application/json");
+    if let Some(key) = BEARER.get() {
+        r = r.bearer_auth(key);
+    }
+    let r = r.body(body).send().await.expect("the gateway answers");
     let status = r.status().as_u16();
     (status, r.text().await.expect("a whole answer"))
 }
@@ -600,6 +611,7 @@ pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, c
     let lua = if unique {
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
          wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
+         local key = os.getenv(\"BENCH_BEARER\"); if key then wrk.headers[\"Authorization\"] = \"Bearer \" .. key end\n\
          local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); local b = f:read(\"*a\"); f:close()\n\
          local i = string.find(b, '\"content\":\"', 1, true) + 11\n\
          local head, tail = string.sub(b, 1, i - 1), string.sub(b, i)\n\
@@ -608,11 +620,17 @@ pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, c
     } else {
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
          wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
+         local key = os.getenv(\"BENCH_BEARER\"); if key then wrk.headers[\"Authorization\"] = \"Bearer \" .. key end\n\
          local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); wrk.body = f:read(\"*a\"); f:close()\n"
     };
     std::fs::write(&script, lua).unwrap();
     let threads = if conns >= 256 { 2 } else { 1 };
-    let out = Command::new("taskset")
+    let mut cmd = Command::new("taskset");
+    match BEARER.get() {
+        Some(key) => cmd.env("BENCH_BEARER", key),
+        None => cmd.env_remove("BENCH_BEARER"),
+    };
+    let out = cmd
         .args(["-c", &core.to_string(), "wrk"])
         .args([
             &format!("-t{threads}"),
