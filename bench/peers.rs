@@ -65,18 +65,22 @@ struct Figures {
     bad: u64,
 }
 
-/// `bin` with `args` and `env`, pinned to `core`, in `dir`, its stdout and
-/// stderr to `dir/log`; returned once it listens on `port`.
+/// `bin` pinned to `core`, in `dir`, with `env`, `args` and then the path
+/// of `config` written to `dir/{name}.yaml` (the last of `args` is the
+/// flag that takes it), its stdout and stderr to `dir/{name}.log`;
+/// returned once it listens on `port`.
 fn start(
     bin: &Path,
-    args: &[&std::ffi::OsStr],
+    name: &str,
+    config: &str,
+    args: &[&str],
     env: (&str, &str),
     dir: &Path,
-    log: &str,
-    port: u16,
-    core: usize,
+    (port, core): (u16, usize),
 ) -> Proc {
-    let log_path = dir.join(log);
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
     let mut cmd = Command::new("taskset");
     // AISIX reads every AISIX_* variable as a setting and refuses unknown
@@ -86,10 +90,11 @@ fn start(
             cmd.env_remove(name);
         }
     }
-    let mut child = cmd
+    let child = cmd
         .args(["-c", &core.to_string()])
         .arg(bin)
         .args(args)
+        .arg(&path)
         .env(env.0, env.1)
         .current_dir(dir)
         .stdout(log.try_clone().unwrap())
@@ -97,24 +102,7 @@ fn start(
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!(
-                "{} exited ({status}) before it listened:\n{said}",
-                bin.display()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    kit::wait_listening(port);
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    Proc::listening(child, port, &log_path)
 }
 
 /// agentgateway in its `llm` mode in front of `up`, pinned to `core`.
@@ -138,16 +126,14 @@ fn agentgateway(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
         kit::free_port(),
         kit::free_port(),
     );
-    let path = dir.join("agentgateway.yaml");
-    std::fs::write(&path, config).unwrap();
     start(
         bin,
-        &["-f".as_ref(), path.as_os_str()],
+        "agentgateway",
+        &config,
+        &["-f"],
         ("WORKER_THREADS", "1"),
         dir,
-        "agentgateway.log",
-        port,
-        core,
+        (port, core),
     )
 }
 
@@ -193,16 +179,14 @@ fn aisix(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
         kit::free_port(),
         kit::free_port(),
     );
-    let path = dir.join("aisix.yaml");
-    std::fs::write(&path, config).unwrap();
     start(
         bin,
-        &["--config".as_ref(), path.as_os_str()],
+        "aisix",
+        &config,
+        &["--config"],
         ("BENCH_AISIX_KEY", CLIENT_KEY),
         dir,
-        "aisix.log",
-        port,
-        core,
+        (port, core),
     )
 }
 
@@ -214,26 +198,22 @@ fn litellm_rust(bin: &Path, dir: &Path, up: &str, core: usize) -> Proc {
         "model_list:\n  - model_name: claude-bench\n    litellm_params:\n      \
          model: anthropic/claude-bench\n      api_key: sk-bench\n      api_base: {up}/anthropic\n"
     );
-    let path = dir.join("litellm-rust.yaml");
-    std::fs::write(&path, config).unwrap();
     let port_arg = port.to_string();
-    let all: [&std::ffi::OsStr; 7] = [
-        "serve".as_ref(),
-        "--config".as_ref(),
-        path.as_os_str(),
-        "--host".as_ref(),
-        "127.0.0.1".as_ref(),
-        "--port".as_ref(),
-        port_arg.as_ref(),
-    ];
     start(
         bin,
-        &all,
+        "litellm-rust",
+        &config,
+        &[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_arg,
+            "--config",
+        ],
         ("TOKIO_WORKER_THREADS", "1"),
         dir,
-        "litellm-rust.log",
-        port,
-        core,
+        (port, core),
     )
 }
 

@@ -486,14 +486,28 @@ impl Drop for Proc {
     }
 }
 
-pub fn wait_listening(port: u16) {
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+impl Proc {
+    /// `child` once it listens on `port`; if it exits first, a panic that
+    /// quotes what it wrote to `log`.
+    pub fn listening(mut child: Child, port: u16, log: &Path) -> Proc {
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Proc {
+                    child,
+                    base: format!("http://127.0.0.1:{port}"),
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let said = std::fs::read_to_string(log).unwrap_or_default();
+                panic!(
+                    "exited ({status}) before it listened on {port}; {}:\n{said}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
         }
-        std::thread::sleep(Duration::from_millis(25));
+        panic!("nothing listens on {port}");
     }
-    panic!("nothing listens on {port}");
 }
 
 /// nginx as a reverse proxy to `upstream` (`proxy_pass`, upstream
@@ -544,11 +558,7 @@ pub fn nginx(dir: &Path, upstream: &str, core: usize) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx");
-    wait_listening(port);
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    Proc::listening(child, port, &dir.join("nginx-error.log"))
 }
 
 /// The gateway binary serving `policy`, pinned to `core`, its log (the
@@ -565,7 +575,8 @@ pub fn gateway_with(dir: &Path, policy: &str, core: usize, extra: &[&str]) -> Pr
     let port = free_port();
     let bin = std::env::var("SWITCHYARD_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_string());
-    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let log_path = dir.join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let child = Command::new("taskset")
         .args(["-c", &core.to_string()])
         .arg(bin)
@@ -584,11 +595,7 @@ pub fn gateway_with(dir: &Path, policy: &str, core: usize, extra: &[&str]) -> Pr
         .stderr(Stdio::null())
         .spawn()
         .expect("gateway binary");
-    wait_listening(port);
-    Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    Proc::listening(child, port, &log_path)
 }
 
 /// What one wrk run measured.
