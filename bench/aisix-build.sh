@@ -11,12 +11,13 @@
 # `local-model-guardrail`, whose ONNX Runtime the `ort` crate downloads at
 # build time from a CDN this machine cannot reach. That feature only runs
 # for a semantic guardrail row, which the bench does not configure (its
-# own Cargo.toml: "nothing runs until a row exists"). The image's
+# own Cargo.toml: "nothing runs (and no model memory is spent) until a row
+# exists"). The image's
 # profile-guided build is not done here, as the bench's switchyard is not
 # profile-guided either. AISIX pins Rust 1.93.1 (rust-toolchain.toml);
 # when that toolchain is not installed the build uses the default one.
 # It needs protoc (apt-get install protobuf-compiler, done here when
-# missing) and takes some 30 minutes on 2 cores.
+# missing) and takes some 20 minutes on 2 cores.
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,20p "$0"; exit 2; }
