@@ -301,6 +301,11 @@ fn round(rt: &tokio::runtime::Runtime, p: &Proxy, chat: &Path, emb: &Path) -> Fi
     }
 }
 
+/// The resident memory of `pid`, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    rss_bytes(pid) as f64 / 1048576.0
+}
+
 /// The median of `f` over the rounds.
 fn median<T>(rounds: &[T], f: impl Fn(&T) -> f64) -> f64 {
     let mut v: Vec<f64> = rounds.iter().map(f).collect();
@@ -327,7 +332,8 @@ fn main() {
     let chat = d.join("chat.json");
     std::fs::write(&chat, kit::chat_body("chat", false)).unwrap();
     let emb = d.join("emb.json");
-    std::fs::write(&emb, kit::embeddings_body("emb")).unwrap();
+    let emb_body = kit::embeddings_body("emb");
+    std::fs::write(&emb, &emb_body).unwrap();
 
     let mk = |name| {
         let p = d.join(name);
@@ -363,22 +369,21 @@ fn main() {
             "aisix",
         ));
     }
-    let idle: Vec<u64> = proxies.iter().map(|p| rss_bytes(p.proc.pid())).collect();
+    let idle: Vec<f64> = proxies.iter().map(|p| rss_mib(p.proc.pid())).collect();
     println!(
         "peers bench: each proxy on core {PROXY_CORE}, load and upstream on core {LOAD_CORE}; \
          {}s per series, {} rounds",
         secs(),
         rounds()
     );
+    let client = reqwest::Client::new();
     for p in &proxies {
         // Warm-up, and a check that each answers every kind of request,
         // the embeddings one with all 2,048 vectors.
         wrk(&p.chat, 64, 1, &chat, false, LOAD_CORE);
         let e = wrk(&p.emb, 1, 1, &emb, false, LOAD_CORE);
         assert_eq!(e.bad, 0, "{} refused the embeddings request", p.name);
-        let client = reqwest::Client::new();
-        let body = std::fs::read_to_string(&emb).unwrap();
-        let (status, answer) = rt.block_on(kit::post_json(&client, &p.emb, body));
+        let (status, answer) = rt.block_on(kit::post_json(&client, &p.emb, emb_body.clone()));
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         let vectors = answer["data"].as_array().map_or(0, |d| {
             d.iter()
@@ -479,11 +484,7 @@ fn main() {
             1,
             per(&|f| median(f, |x| x.slow_ms)),
         ),
-        (
-            "RSS idle (MiB)",
-            1,
-            idle.iter().map(|&b| b as f64 / 1048576.0).collect(),
-        ),
+        ("RSS idle (MiB)", 1, idle),
     ];
     println!(
         "\ndirect upstream: c=1 p50 {d50:.3} ms, p99 {d99:.3} ms; embeddings p50 {demb:.2} ms"
@@ -508,13 +509,7 @@ fn main() {
     }
     let after: Vec<String> = proxies
         .iter()
-        .map(|p| {
-            format!(
-                "{} {:.1} MiB",
-                p.name,
-                rss_bytes(p.proc.pid()) as f64 / 1048576.0
-            )
-        })
+        .map(|p| format!("{} {:.1} MiB", p.name, rss_mib(p.proc.pid())))
         .collect();
     println!("RSS after the load: {}", after.join(", "));
     let bad: Vec<String> = (0..proxies.len())
@@ -572,7 +567,7 @@ fn main() {
     messages_series(&targets, &format!("{up}/anthropic/v1/messages"), &msgs);
     let after: Vec<String> = targets[1..]
         .iter()
-        .map(|(name, pid, _)| format!("{name} {:.1} MiB", rss_bytes(*pid) as f64 / 1048576.0))
+        .map(|(name, pid, _)| format!("{name} {:.1} MiB", rss_mib(*pid)))
         .collect();
     println!("RSS after the Messages load: {}", after.join(", "));
 }

@@ -615,21 +615,20 @@ pub struct Wrk {
 /// send (httpx's default), so a gateway that compresses pays for it here.
 pub fn wrk(url: &str, conns: usize, secs: u64, body_file: &Path, unique: bool, core: usize) -> Wrk {
     let script = body_file.with_extension("lua");
-    let lua = if unique {
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+    // The headers, and the client key when [`send_bearer`] set one.
+    const HEAD: &str = "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
          wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
-         local key = os.getenv(\"BENCH_BEARER\"); if key then wrk.headers[\"Authorization\"] = \"Bearer \" .. key end\n\
-         local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); local b = f:read(\"*a\"); f:close()\n\
+         local key = os.getenv(\"BENCH_BEARER\"); if key then wrk.headers[\"Authorization\"] = \"Bearer \" .. key end\n";
+    let body = if unique {
+        "local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); local b = f:read(\"*a\"); f:close()\n\
          local i = string.find(b, '\"content\":\"', 1, true) + 11\n\
          local head, tail = string.sub(b, 1, i - 1), string.sub(b, i)\n\
          local tag = os.getenv(\"RUN_TAG\") or \"\"\nlocal n = 0\n\
          request = function() n = n + 1; return wrk.format(nil, nil, nil, head .. tag .. n .. \" \" .. tail) end\n"
     } else {
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
-         wrk.headers[\"Accept-Encoding\"] = \"gzip, deflate\"\n\
-         local key = os.getenv(\"BENCH_BEARER\"); if key then wrk.headers[\"Authorization\"] = \"Bearer \" .. key end\n\
-         local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); wrk.body = f:read(\"*a\"); f:close()\n"
+        "local f = io.open(os.getenv(\"BODY_FILE\"), \"rb\"); wrk.body = f:read(\"*a\"); f:close()\n"
     };
+    let lua = format!("{HEAD}{body}");
     std::fs::write(&script, lua).unwrap();
     let threads = if conns >= 256 { 2 } else { 1 };
     let mut cmd = Command::new("taskset");
