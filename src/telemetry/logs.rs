@@ -15,13 +15,12 @@ use std::fmt;
 use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer as FieldWriter;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{EnvFilter, Layer};
 
-use super::TelemetryError;
 use super::log_time::LogTime;
 use super::log_writer::{self, Lines, LogWriter};
 use super::text_event::TextEvent;
@@ -35,19 +34,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// The level filter: `level` if given, else `RUST_LOG`, else `info`.
-pub(super) fn filter(level: Option<&str>) -> Result<EnvFilter, TelemetryError> {
-    let parse =
-        |d: &str| EnvFilter::try_new(d).map_err(|e| TelemetryError::Level(d.into(), e.to_string()));
-    match level {
-        Some(d) => parse(d),
-        None => match std::env::var("RUST_LOG") {
-            Ok(d) if !d.trim().is_empty() => parse(&d),
-            _ => Ok(EnvFilter::new("info")),
-        },
-    }
 }
 
 /// The writer thread's handle: writes what is buffered when finished.

@@ -19,6 +19,7 @@
 //! providers or endpoints beyond those names.
 
 mod direct_line;
+mod level;
 mod log_time;
 mod log_writer;
 mod logs;
@@ -114,13 +115,13 @@ pub fn init(
     tracing: Option<&TracingSettings>,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Telemetry, TelemetryError> {
-    let filter = logs::filter(logs.level.as_deref())?;
+    let filter = level::LevelFilter::new(logs.level.as_deref())?;
     let Some(settings) = tracing else {
         let log = logs::layer(logs.format);
         // Tracing off: exactly a filtered log layer, nothing else per event,
         // so a text line may also skip it (`direct_line`).
         tracing_subscriber::registry()
-            .with(filter)
+            .with(filter.into_layer())
             .with(log.layer)
             .try_init()
             .map_err(|_| TelemetryError::AlreadySet)?;
@@ -143,7 +144,7 @@ pub fn init(
     );
     use tracing_subscriber::Layer;
     tracing_subscriber::registry()
-        .with(fmt_layer.with_filter(filter))
+        .with(fmt_layer.with_filter(filter.into_filter()))
         .with(otel::layer(&provider))
         .try_init()
         .map_err(|_| TelemetryError::AlreadySet)?;
