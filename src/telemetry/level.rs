@@ -3,18 +3,19 @@
 //!
 //! Place in the pipeline: part of the subscriber [`super::init`] installs,
 //! in front of the log layer. A directive of targets and levels only
-//! (`info`, `warn,switchyard::access=info`, the usual ones) becomes tracing-subscriber's `Targets`, which decides from
-//! an event's target and level alone; one that filters on spans or fields
+//! (`info`, `warn,switchyard::access=info`, the usual ones) becomes
+//! tracing-subscriber's `Targets`, which decides from an event's target
+//! and level alone; one that filters on spans or fields
 //! (`[request{route=chat}]=debug`) needs `EnvFilter`, which keeps a table
 //! of live spans behind a lock, looked up each time a span is entered or
 //! left. The request's span is entered on every poll of its work and of
-//! its answer's body: with a stream, once or twice per chunk. Per chunk of a
-//! stream 5 ms apart, entering and leaving it took about 1,120 of the
-//! gateway's 13,400 instructions, 450 of them `EnvFilter`'s (callgrind).
-//! Both read a directive the same way (the same directive type, matched
-//! by target prefix, the most specific first), and every directive is
-//! checked by `EnvFilter`'s parser, so errors read as they always have.
-//! Must not decide what the code logs.
+//! its answer's body: with a stream, once or twice per chunk. Per chunk
+//! of a stream 5 ms apart, entering and leaving it took about 1,120 of
+//! the gateway's 13,400 instructions, 450 of them `EnvFilter`'s
+//! (callgrind). Both read a directive the same way (the same directive
+//! type, matched by target prefix, the most specific first), and every
+//! directive is checked by `EnvFilter`'s parser, so errors read as they
+//! always have. Must not decide what the code logs.
 
 use tracing::Subscriber;
 use tracing_subscriber::filter::Targets;
@@ -97,30 +98,61 @@ mod tests {
         "in-span-debug",
     ];
 
-    /// Which of a fixed set of events (in and out of a `request` span) a
-    /// log filtered by `filter` writes.
-    fn kept(filter: LevelFilter) -> Vec<&'static str> {
-        let sink = Sink::default();
+    /// Plain text lines into `sink`.
+    fn log_to<S>(sink: &Sink) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let out = sink.clone();
-        let log = tracing_subscriber::fmt::layer()
+        tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .without_time()
-            .with_writer(move || out.clone());
-        let subscriber = tracing_subscriber::registry()
-            .with(filter.into_layer())
-            .with(log);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::debug!(target: "switchyard::access", "access-debug");
-            tracing::info!(target: "switchyard::access", "access-info");
-            tracing::info!(target: "switchyard::routing", "routing-info");
-            tracing::warn!(target: "switchyard::routing", "routing-warn");
-            tracing::info!(target: "hyper::proto", "hyper-info");
-            let span = tracing::info_span!("request", route = "chat");
-            let _in = span.enter();
-            tracing::debug!(target: "switchyard::routing", "in-span-debug");
-        });
-        let lines = sink.text();
-        EVENTS.into_iter().filter(|n| lines.contains(n)).collect()
+            .with_writer(move || out.clone())
+    }
+
+    /// Which of a fixed set of events (in and out of a `request` span) a
+    /// log filtered by `filter` writes, the filter installed as the
+    /// process installs it: a layer of its own, or (when traces are
+    /// exported) the log layer's own filter. Both ways must agree.
+    fn kept(directive: &str, spans: bool) -> Vec<&'static str> {
+        let filter = || match spans {
+            false => LevelFilter::parse(directive).unwrap(),
+            true => LevelFilter::Spans(Box::new(EnvFilter::try_new(directive).unwrap())),
+        };
+        let run = |per_layer: bool| {
+            let sink = Sink::default();
+            let emit = || {
+                tracing::debug!(target: "switchyard::access", "access-debug");
+                tracing::info!(target: "switchyard::access", "access-info");
+                tracing::info!(target: "switchyard::routing", "routing-info");
+                tracing::warn!(target: "switchyard::routing", "routing-warn");
+                tracing::info!(target: "hyper::proto", "hyper-info");
+                let span = tracing::info_span!("request", route = "chat");
+                let _in = span.enter();
+                tracing::debug!(target: "switchyard::routing", "in-span-debug");
+            };
+            if per_layer {
+                let log = log_to(&sink).with_filter(filter().into_filter());
+                tracing::subscriber::with_default(tracing_subscriber::registry().with(log), emit);
+            } else {
+                let subscriber = tracing_subscriber::registry()
+                    .with(filter().into_layer())
+                    .with(log_to(&sink));
+                tracing::subscriber::with_default(subscriber, emit);
+            }
+            let lines = sink.text();
+            EVENTS
+                .into_iter()
+                .filter(|n| lines.contains(n))
+                .collect::<Vec<_>>()
+        };
+        let global = run(false);
+        assert_eq!(
+            run(true),
+            global,
+            "{directive}: per layer and global differ"
+        );
+        global
     }
 
     #[test]
@@ -147,9 +179,8 @@ mod tests {
         for (directive, want) in cases {
             let filter = LevelFilter::parse(directive).unwrap();
             assert!(matches!(filter, LevelFilter::Targets(_)), "{directive}");
-            assert_eq!(kept(filter), want, "Targets, {directive}");
-            let env = LevelFilter::Spans(Box::new(EnvFilter::try_new(directive).unwrap()));
-            assert_eq!(kept(env), want, "EnvFilter, {directive}");
+            assert_eq!(kept(directive, false), want, "Targets, {directive}");
+            assert_eq!(kept(directive, true), want, "EnvFilter, {directive}");
         }
     }
 
@@ -157,11 +188,8 @@ mod tests {
     fn span_filters_keep_env_filter() {
         let filter = LevelFilter::parse("info,[request{route=chat}]=debug").unwrap();
         assert!(matches!(filter, LevelFilter::Spans(_)));
-        let mut want = EVENTS[1..].to_vec();
-        want.sort_unstable();
-        let mut got = kept(filter);
-        got.sort_unstable();
-        assert_eq!(got, want);
+        let got = kept("info,[request{route=chat}]=debug", false);
+        assert_eq!(got, EVENTS[1..]);
     }
 
     #[test]
