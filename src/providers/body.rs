@@ -132,6 +132,17 @@ impl Limits {
         timer: &mut StreamTimer,
         body: &mut ByteStream,
     ) -> Option<Result<Bytes, UpstreamError>> {
+        self.next_noting(timer, body, &mut false).await
+    }
+
+    /// As [`Limits::next_on`], setting `waited` when the chunk was not
+    /// there at the first look (the stream is slower than its reader).
+    pub async fn next_noting(
+        &self,
+        timer: &mut StreamTimer,
+        body: &mut ByteStream,
+        waited: &mut bool,
+    ) -> Option<Result<Bytes, UpstreamError>> {
         let (deadline, which) = self.chunk_deadline(None);
         let mut sleep = timer.0.as_mut();
         sleep.as_mut().reset(deadline);
@@ -139,6 +150,7 @@ impl Limits {
             if let Poll::Ready(item) = body.poll_next_unpin(cx) {
                 return Poll::Ready(chunk(item));
             }
+            *waited = true;
             match sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(UpstreamError::Timeout(which)))),
                 Poll::Pending => Poll::Pending,

@@ -30,7 +30,9 @@ pub(super) struct WholeEvents {
     /// What ended the body while a run was being joined, for the next call.
     ended: Option<Option<UpstreamError>>,
     /// Turns the next run may take: [`TURNS`], or none once a run's turns
-    /// found no chunk (a slow stream), until a chunk is there without any.
+    /// found no chunk (a slow stream), until a chunk is there at the first
+    /// look or without a turn. A slow stream's run is the chunk it waited
+    /// for: no look for more.
     turns: u8,
 }
 
@@ -98,8 +100,12 @@ impl WholeEvents {
         if let Some(error) = self.ended.take() {
             return self.end(error);
         }
+        let mut waited = false;
         let first = loop {
-            let chunk = match self.limits.next_on(&mut self.timer, &mut self.body).await {
+            let next = self
+                .limits
+                .next_noting(&mut self.timer, &mut self.body, &mut waited);
+            let chunk = match next.await {
                 None => return self.end(None),
                 Some(Err(e)) => return Some(Err(e)),
                 Some(Ok(chunk)) => chunk,
@@ -110,6 +116,14 @@ impl WholeEvents {
                 Ok(None) => continue,
             }
         };
+        if !waited {
+            // There at the first look: the stream is fast (again).
+            self.turns = TURNS;
+        } else if self.turns == 0 {
+            // Slow, and this chunk was waited for: the next is not there
+            // yet either, and looking would poll the whole connection.
+            return Some(Ok(first));
+        }
         // Join what has already arrived, without waiting for more. The
         // connection's task hands the body over one chunk at a time: it
         // gets up to `self.turns` scheduler turns (yields) to hand over
@@ -163,7 +177,9 @@ impl WholeEvents {
     pub(super) fn into_stream(
         self,
     ) -> futures_util::stream::BoxStream<'static, Result<Bytes, UpstreamError>> {
-        futures_util::stream::unfold(Some(self), |state| async move {
+        // Boxed: the stream's state moves in and out of each item's future,
+        // and a pointer moves for nothing where the struct is a memcpy.
+        futures_util::stream::unfold(Some(Box::new(self)), |state| async move {
             let mut s = state?;
             match s.next().await? {
                 Ok(bytes) => Some((Ok(bytes), Some(s))),
@@ -222,26 +238,41 @@ mod tests {
             scrubber: Arc::new(Scrubber::default()),
         };
         let mut events = WholeEvents::new(body.boxed(), limits, false);
-        let mut run = async |sent: &[&'static str]| {
+        // A run from `sent` (sent first) and how often the body was polled.
+        async fn run(
+            events: &mut WholeEvents,
+            tx: &tokio::sync::mpsc::UnboundedSender<&'static str>,
+            polls: &AtomicUsize,
+            sent: &[&'static str],
+        ) -> (Bytes, usize) {
             for chunk in sent {
                 tx.send(*chunk).unwrap();
             }
             let before = polls.load(Ordering::Relaxed);
             let run = events.next().await.unwrap().unwrap();
             (run, polls.load(Ordering::Relaxed) - before)
-        };
+        }
         // A fresh stream: the chunk, a look, then three turns in vain.
-        let (first, looked) = run(&["data: a\n\n"]).await;
+        let (first, looked) = run(&mut events, &tx, &polls, &["data: a\n\n"]).await;
         assert_eq!(
             (&first[..], looked),
             (&b"data: a\n\n"[..], 2 + usize::from(TURNS))
         );
-        // Slow now: the chunk and one look, no turns.
-        let (second, looked) = run(&["data: b\n\n"]).await;
-        assert_eq!((&second[..], looked), (&b"data: b\n\n"[..], 2));
-        // A chunk there without a turn: fast again, the two joined, and
-        // the turns taken once more.
-        let (third, looked) = run(&["data: c\n\n", "data: d\n\n"]).await;
+        // Slow now, and the chunk waited for: a look that found nothing,
+        // the chunk, and no look for more.
+        let before = polls.load(Ordering::Relaxed);
+        {
+            let mut next = std::pin::pin!(events.next());
+            assert!(futures_util::poll!(next.as_mut()).is_pending());
+            tx.send("data: b\n\n").unwrap();
+            let second = next.await.unwrap().unwrap();
+            assert_eq!(&second[..], b"data: b\n\n");
+        }
+        assert_eq!(polls.load(Ordering::Relaxed) - before, 2);
+        // Still slow, the chunk there at the first look: fast again, the
+        // two joined, and the turns taken once more.
+        let sent = ["data: c\n\n", "data: d\n\n"];
+        let (third, looked) = run(&mut events, &tx, &polls, &sent).await;
         assert_eq!(
             (&third[..], looked),
             (&b"data: c\n\ndata: d\n\n"[..], 3 + usize::from(TURNS))
