@@ -13,7 +13,9 @@
 //! (which, for HTTP/1, also bounds the wait for the next request on a
 //! kept-alive connection), HTTP/2 keep-alive pings and a stream cap, and an
 //! idle timeout that closes a connection with no request in flight (both
-//! timeouts kept by one timer per connection, which requests do not touch).
+//! timeouts kept by one timer per connection, which requests do not touch,
+//! and which, like the drain signal, is looked at only when its own wake-up
+//! comes: `on_wake`).
 //! Settings are read from the live policy for each new connection. Every
 //! connection is served by a clone of the edge stack that `stack` builds
 //! once, with the connection's peer address and activity counter added to
@@ -26,17 +28,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conn::{ConnActivity, ConnInfo};
+use super::on_wake::OnWake;
 use super::peers::Peers;
 use super::stack;
 use crate::config::ConnectionSettings;
@@ -57,7 +60,10 @@ pub(crate) async fn serve(
         shutdown,
         stop_accepting.clone(),
     ));
-    let graceful = GracefulShutdown::new();
+    // Draining: each connection holds a receiver until it ends; a send
+    // asks them to finish (HTTP/1: after the request in flight; HTTP/2:
+    // GOAWAY), and the drain is over when every receiver is gone.
+    let (drain, draining) = tokio::sync::watch::channel(());
     let edge = stack::build(&state);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let peers = Arc::new(Peers::default());
@@ -123,43 +129,65 @@ pub(crate) async fn serve(
         let conn = builder(&settings)
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();
-        let conn = graceful.watch(conn);
         let metrics = Arc::clone(&state.metrics);
         let (unrequested, idled) = (unrequested.clone(), idled.clone());
+        let mut draining = draining.clone();
         tokio::spawn(async move {
             let _places = (slot, peer_place);
             metrics.client_connections.inc();
             let mut conn = std::pin::pin!(conn);
-            // After each poll (which ends with hyper's flush), the access
-            // lines of the requests just answered: off the answer's path.
-            let served = std::future::poll_fn(|cx| {
+            // The side watches, each polled only when its own wake-up
+            // came: the connection's task wakes for every request and
+            // every chunk of a stream.
+            let first = settings.first_request_timeout;
+            let mut quiet =
+                std::pin::pin!(OnWake::new(quiet(&activity, first, settings.idle_timeout)));
+            let mut drain = std::pin::pin!(OnWake::new(async move {
+                let _ = draining.changed().await;
+                draining
+            }));
+            // Held from the drain signal to the connection's end.
+            let mut drained = None;
+            let ended = std::future::poll_fn(|cx| {
+                if drained.is_none()
+                    && let Poll::Ready(rx) = drain.as_mut().poll(cx)
+                {
+                    drained = Some(rx);
+                    conn.as_mut().graceful_shutdown();
+                }
+                if let Poll::Ready(why) = quiet.as_mut().poll(cx) {
+                    return Poll::Ready(Err(why));
+                }
+                // After each poll (which ends with hyper's flush), the
+                // access lines of the requests just answered: off the
+                // answer's path.
                 let polled = conn.as_mut().poll(cx);
                 activity.after_write.run();
-                polled
-            });
-            tokio::select! {
-                ended = served => if let Err(e) = ended {
-                    tracing::debug!("connection ended: {e}");
-                },
-                why = quiet(&activity, settings.first_request_timeout, settings.idle_timeout) => match why {
-                    Quiet::Idle => {
-                        idled.inc();
-                        tracing::debug!("closing idle connection");
-                    }
-                    Quiet::Unrequested => {
-                        unrequested.inc();
-                        tracing::debug!("closing a connection that sent no request");
-                    }
-                },
+                polled.map(Ok)
+            })
+            .await;
+            match ended {
+                Ok(Err(e)) => tracing::debug!("connection ended: {e}"),
+                Ok(Ok(())) => {}
+                Err(Quiet::Idle) => {
+                    idled.inc();
+                    tracing::debug!("closing idle connection");
+                }
+                Err(Quiet::Unrequested) => {
+                    unrequested.inc();
+                    tracing::debug!("closing a connection that sent no request");
+                }
             }
             activity.after_write.run();
             metrics.client_connections.dec();
         });
     }
     drop(listener);
+    drop(draining);
     let grace = state.runtime.load().policy.server.shutdown_grace;
     tracing::info!(?grace, "stopped accepting: draining in-flight requests");
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
+    drain.send_replace(());
+    match tokio::time::timeout(grace, drain.closed()).await {
         Ok(()) => tracing::info!("drained"),
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
     }

@@ -21,6 +21,7 @@ mod conn;
 pub(crate) mod context;
 pub(crate) mod cors;
 pub(crate) mod limit;
+mod on_wake;
 mod peers;
 pub(crate) mod permit;
 mod request_id;
