@@ -40,6 +40,7 @@ pub mod config;
 pub mod fanout;
 mod gather;
 pub mod metrics;
+mod on_wake;
 pub mod providers;
 pub mod resilience;
 pub mod routing;

@@ -23,6 +23,7 @@ use super::UpstreamError;
 use super::client::{BodyError, Response, classify_body};
 use super::scrub::{ScrubStream, Scrubber};
 use crate::config::Timeouts;
+use crate::on_wake::OnWake;
 
 /// The byte stream of one upstream response, with its limits.
 #[derive(Debug)]
@@ -36,9 +37,15 @@ pub struct Limits {
 
 pub type ByteStream = BoxStream<'static, Result<Bytes, BodyError>>;
 
-/// The one timer of a stream read with [`Limits::next_on`].
-#[derive(Debug)]
-pub struct StreamTimer(Pin<Box<Sleep>>);
+/// The one timer of a stream read with [`Limits::next_on`], looked at
+/// only when it fires (a deadline moved later keeps its waker).
+pub struct StreamTimer(Pin<Box<OnWake<Sleep>>>);
+
+impl std::fmt::Debug for StreamTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTimer").finish_non_exhaustive()
+    }
+}
 
 impl Limits {
     pub fn new(
@@ -120,7 +127,7 @@ impl Limits {
     /// One timer for a whole stream's idle and total deadlines (see
     /// [`Limits::next_on`]).
     pub fn stream_timer(&self) -> StreamTimer {
-        StreamTimer(Box::pin(sleep_until(self.total_deadline)))
+        StreamTimer(Box::pin(OnWake::new(sleep_until(self.total_deadline))))
     }
 
     /// The next chunk of a stream, or which deadline passed; `None` at the
@@ -145,7 +152,7 @@ impl Limits {
     ) -> Option<Result<Bytes, UpstreamError>> {
         let (deadline, which) = self.chunk_deadline(None);
         let mut sleep = timer.0.as_mut();
-        sleep.as_mut().reset(deadline);
+        sleep.as_mut().inner().reset(deadline);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(item) = body.poll_next_unpin(cx) {
                 return Poll::Ready(chunk(item));

@@ -15,7 +15,7 @@
 //! idle timeout that closes a connection with no request in flight (both
 //! timeouts kept by one timer per connection, which requests do not touch,
 //! and which, like the drain signal, is looked at only when its own wake-up
-//! comes: `on_wake`).
+//! comes: `crate::on_wake`).
 //! Settings are read from the live policy for each new connection. Every
 //! connection is served by a clone of the edge stack that `stack` builds
 //! once, with the connection's peer address and activity counter added to
@@ -39,11 +39,11 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conn::{ConnActivity, ConnInfo};
-use super::on_wake::OnWake;
 use super::peers::Peers;
 use super::stack;
 use crate::config::ConnectionSettings;
 use crate::metrics::warn::WarnEvery;
+use crate::on_wake::OnWake;
 use crate::server::state::AppState;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);

@@ -21,7 +21,6 @@ mod conn;
 pub(crate) mod context;
 pub(crate) mod cors;
 pub(crate) mod limit;
-mod on_wake;
 mod peers;
 pub(crate) mod permit;
 mod request_id;

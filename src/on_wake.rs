@@ -1,15 +1,17 @@
 //! A future polled only when its own waker has fired.
 //!
-//! Place in the pipeline: the accept loop's task per connection, around
-//! what watches the connection from the side (its quiet timer, the drain
-//! signal). The task is woken for every request and every chunk of a
+//! Place in the pipeline: around what watches a connection or a stream
+//! from the side: the accept loop's quiet timer and drain signal per
+//! connection, and an upstream stream's idle timer (`providers::body`).
+//! The connection's task is woken for every request and every chunk of a
 //! stream, and a `select!` polls each branch at each wake-up, so those
 //! watches were polled (a timer's state read, a waker compared) hundreds
 //! of times for each time one of them had anything to say. [`OnWake`]
 //! gives the inner future a waker of its own that marks it before waking
 //! the task, and polls it only when marked (and once at first). Must not
 //! hold anything but the inner future and its mark: it is part of every
-//! connection's task.
+//! connection's task; and must only wrap a future that wakes its last
+//! waker whenever it has news (a timer moved later keeps its waker).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,6 +60,13 @@ impl<F> OnWake<F> {
             waker: Waker::from(Arc::clone(&mark)),
             mark,
         }
+    }
+}
+
+impl<F> OnWake<F> {
+    /// The inner future, to change (a timer's deadline).
+    pub(crate) fn inner(self: Pin<&mut Self>) -> Pin<&mut F> {
+        self.project().inner
     }
 }
 
