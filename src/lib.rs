@@ -10,7 +10,8 @@
 //! `config`, `metrics` (leaves). Beside them, `telemetry` (log lines, OTLP
 //! trace export, W3C trace context) is set up once by the binary; the rest
 //! only asks it whether tracing is on and how conventions name things.
-//! `boxed` (futures boxed in place) is a leaf any of them may use.
+//! `boxed` (futures boxed in place) and `on_wake` (a future polled only on
+//! its own wake-ups) are leaves any of them may use.
 //!
 //! Error policy:
 //! - Module boundaries return `thiserror` enums (`ConfigErrors`,
