@@ -61,9 +61,7 @@ impl<F> OnWake<F> {
             mark,
         }
     }
-}
 
-impl<F> OnWake<F> {
     /// The inner future, to change (a timer's deadline).
     pub(crate) fn inner(self: Pin<&mut Self>) -> Pin<&mut F> {
         self.project().inner
