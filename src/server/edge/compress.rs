@@ -10,8 +10,10 @@
 //! the encoder by when compression is off or the client accepts no
 //! encoding, and its body is not wrapped in an encoder: an encoder body is
 //! 5.8 KB (every encoder's state), and only an answer that may be
-//! compressed pays for it. Either way the body is boxed here, so the
-//! layers above move a pointer. Event streams, gRPC and images are never
+//! compressed pays for it. A body that passes by is passed on as it is
+//! (request decompression, below, gave it behind one pointer already); an
+//! encoder's is boxed, so the layers above move a pointer either way
+//! ([`Answer`]). Event streams, gRPC and images are never
 //! compressed, nor answers of a known size under `min_bytes`. Must not
 //! buffer a body: a compressed answer flows chunk by chunk.
 
@@ -39,9 +41,68 @@ use crate::config::{CompressionLevel, CompressionSettings};
 pub(crate) type Worth =
     And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
 
-/// The live step's answer body, behind one pointer: the inner body as it
-/// is, or the encoder's.
+/// An encoder's answer body (or the edge's own answer to a panic), behind
+/// one pointer.
 pub(super) type Boxed = UnsyncBoxBody<Bytes, BoxError>;
+
+pin_project_lite::pin_project! {
+    /// The live step's answer body: the inner body as it is, or a boxed
+    /// one (`Default`, for CORS's preflight answers: empty, boxed).
+    pub(super) struct Answer<RB> {
+        #[pin]
+        inner: http_body_util::Either<RB, Boxed>,
+    }
+}
+
+impl<RB> Answer<RB> {
+    /// The inner body, passed on as it is.
+    fn plain(body: RB) -> Self {
+        Answer {
+            inner: http_body_util::Either::Left(body),
+        }
+    }
+
+    /// Any other body, boxed.
+    pub(super) fn boxed<B>(body: B) -> Self
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Answer {
+            inner: http_body_util::Either::Right(boxed(body)),
+        }
+    }
+}
+
+impl<RB> Default for Answer<RB> {
+    fn default() -> Self {
+        Answer::boxed(http_body_util::Empty::<Bytes>::new())
+    }
+}
+
+impl<RB> HttpBody for Answer<RB>
+where
+    RB: HttpBody<Data = Bytes>,
+    RB::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The `tower_http` layer for validated settings.
 pub(crate) fn layer(s: &CompressionSettings) -> CompressionLayer<Worth> {
@@ -91,9 +152,10 @@ where
     RB: HttpBody<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError> + Send + Sync + 'static,
 {
-    type Response = Response<Boxed>;
+    type Response = Response<Answer<RB>>;
     type Error = S::Error;
-    type Future = Either<Plain<S::Future>, BoxFuture<'static, Result<Response<Boxed>, S::Error>>>;
+    type Future =
+        Either<Plain<S::Future>, BoxFuture<'static, Result<Response<Answer<RB>>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -110,7 +172,7 @@ where
                 let encoder = layer.layer(std::mem::replace(&mut self.inner, clone));
                 Either::Right(Box::pin(async move {
                     let response = encoder.oneshot(req).await?;
-                    Ok(response.map(boxed))
+                    Ok(response.map(Answer::boxed))
                 }))
             }
             on => Either::Left(Plain {
@@ -122,8 +184,8 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// An answer that passes the encoder by: its body boxed, and marked as
-    /// varying with `accept-encoding` when compression is on.
+    /// An answer that passes the encoder by: its body as it is, and marked
+    /// as varying with `accept-encoding` when compression is on.
     pub(super) struct Plain<F> {
         #[pin]
         inner: F,
@@ -137,7 +199,7 @@ where
     RB: HttpBody<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
 {
-    type Output = Result<Response<Boxed>, E>;
+    type Output = Result<Response<Answer<RB>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -149,7 +211,7 @@ where
                 .headers_mut()
                 .append(VARY, HeaderValue::from_static("accept-encoding"));
         }
-        Poll::Ready(Ok(response.map(boxed)))
+        Poll::Ready(Ok(response.map(Answer::plain)))
     }
 }
 

@@ -16,6 +16,7 @@ pub(super) mod accept;
 mod access_line;
 mod account;
 pub(crate) mod busy_poll;
+mod catch_panic;
 pub(crate) mod compress;
 mod conn;
 pub(crate) mod context;

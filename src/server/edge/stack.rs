@@ -28,10 +28,10 @@ use hyper::body::{Body as HttpBody, Incoming};
 use tower::layer::layer_fn;
 use tower::{Service, ServiceBuilder};
 use tower_http::BoxError;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use super::account::account;
+use super::catch_panic::catch_panic;
 use super::compress;
 use super::context::CtxSlot;
 use super::cors;
@@ -108,7 +108,7 @@ where
         // Accounting: request metrics once, at the end of the body, final status; its access line once the connection has sent the answer.
         .layer(layer_fn(move |inner| account(inner, Arc::clone(&st))))
         // Catch-panic: a panic below becomes an OpenAI 500; connection and gateway serve on.
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(layer_fn(|inner| catch_panic(panic_response, inner)))
         // CORS: from the live policy; preflights answered here, outside the concurrency limit.
         .layer(layer_fn(move |inner| {
             cors::live(current_cors.clone(), mark_preflight, inner)
