@@ -69,7 +69,7 @@ impl<RB> Answer<RB> {
         B::Error: Into<BoxError>,
     {
         Answer {
-            inner: http_body_util::Either::Right(boxed(body)),
+            inner: http_body_util::Either::Right(body.map_err(Into::into).boxed_unsync()),
         }
     }
 }
@@ -196,8 +196,6 @@ pin_project_lite::pin_project! {
 impl<F, RB, E> Future for Plain<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
-    RB: HttpBody<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
 {
     type Output = Result<Response<Answer<RB>>, E>;
 
@@ -213,13 +211,4 @@ where
         }
         Poll::Ready(Ok(response.map(Answer::plain)))
     }
-}
-
-/// A body behind one pointer.
-fn boxed<B>(body: B) -> Boxed
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    body.map_err(Into::into).boxed_unsync()
 }
