@@ -16,8 +16,6 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use tower_http::decompression::DecompressionBody;
 
 use crate::api::{ErrorKind, GatewayError};
 use crate::gather::Gather;
@@ -25,15 +23,11 @@ use crate::gather::Gather;
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A request body as handlers see it: decompressed by the edge when the
-/// client sent `Content-Encoding`, and boxed (by `edge::stack`), because
-/// the decoder (about 360 bytes) would otherwise be copied with the
-/// request at every step that moves it, and size every future holding it.
+/// client sent `Content-Encoding`, and boxed (by `edge::decompress`),
+/// because the decoder (about 360 bytes) would otherwise be copied with
+/// the request at every step that moves it, and size every future holding
+/// it.
 pub type ReqBody = BoxBody<Bytes, tower_http::BoxError>;
-
-/// The edge's decoded body, boxed as [`ReqBody`].
-pub fn req_body(body: DecompressionBody<Incoming>) -> ReqBody {
-    body.boxed()
-}
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()

@@ -283,6 +283,10 @@ async fn compressed_request_bodies_are_decoded_within_the_body_limit() {
         let r = send(enc, encode(enc, json.as_bytes()).await).await;
         assert_eq!(r.status(), 200, "{enc}");
     }
+    // `identity` names no encoding: the body is read as it came.
+    let json = chat_body("m", "sent as identity", false).to_string();
+    let r = send("identity", json.into_bytes()).await;
+    assert_eq!(r.status(), 200, "identity");
     let seen: Vec<Value> = up
         .requests()
         .iter()
@@ -294,7 +298,8 @@ async fn compressed_request_bodies_are_decoded_within_the_body_limit() {
             "sent as gzip",
             "sent as br",
             "sent as zstd",
-            "sent as deflate"
+            "sent as deflate",
+            "sent as identity"
         ]
     );
     // A bomb: small on the wire, far over the limit once inflated.
@@ -322,6 +327,6 @@ async fn compressed_request_bodies_are_decoded_within_the_body_limit() {
             Some("unsupported_content_encoding")
         )
     );
-    assert_eq!(up.calls(), 4, "refused bodies never went upstream");
+    assert_eq!(up.calls(), 5, "refused bodies never went upstream");
     gw.stop().await;
 }

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 
-use super::compress::Answer;
+use super::answer::Answer;
 use crate::server::http::Body;
 
 /// The panic's answer, from its payload.

@@ -11,9 +11,8 @@
 //! encoding, and its body is not wrapped in an encoder: an encoder body is
 //! 5.8 KB (every encoder's state), and only an answer that may be
 //! compressed pays for it. A body that passes by is passed on as it is
-//! (request decompression, below, gave it behind one pointer already); an
-//! encoder's is boxed, so the layers above move a pointer either way
-//! ([`Answer`]). Event streams, gRPC and images are never
+//! (an [`Answer`], as request decompression, below, gave it); an
+//! encoder's is boxed into the answer's other arm. Event streams, gRPC and images are never
 //! compressed, nor answers of a known size under `min_bytes`. Must not
 //! buffer a body: a compressed answer flows chunk by chunk.
 
@@ -25,8 +24,6 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, Either};
 use http::header::{ACCEPT_ENCODING, HeaderValue, VARY};
 use http::{Request, Response};
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Body as HttpBody;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::BoxError;
@@ -34,75 +31,13 @@ use tower_http::CompressionLevel as Level;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
 
+use super::answer::Answer;
 use crate::config::{CompressionLevel, CompressionSettings};
 
 /// What is worth compressing: not under the floor (when the size is
 /// known), not event streams, not gRPC, not already-compressed media.
 pub(crate) type Worth =
     And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
-
-/// An encoder's answer body (or the edge's own answer to a panic), behind
-/// one pointer.
-pub(super) type Boxed = UnsyncBoxBody<Bytes, BoxError>;
-
-pin_project_lite::pin_project! {
-    /// The live step's answer body: the inner body as it is, or a boxed
-    /// one (`Default`, for CORS's preflight answers: empty, boxed).
-    pub(super) struct Answer<RB> {
-        #[pin]
-        inner: http_body_util::Either<RB, Boxed>,
-    }
-}
-
-impl<RB> Answer<RB> {
-    /// The inner body, passed on as it is.
-    fn plain(body: RB) -> Self {
-        Answer {
-            inner: http_body_util::Either::Left(body),
-        }
-    }
-
-    /// Any other body, boxed.
-    pub(super) fn boxed<B>(body: B) -> Self
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        Answer {
-            inner: http_body_util::Either::Right(body.map_err(Into::into).boxed_unsync()),
-        }
-    }
-}
-
-impl<RB> Default for Answer<RB> {
-    fn default() -> Self {
-        Answer::boxed(http_body_util::Empty::<Bytes>::new())
-    }
-}
-
-impl<RB> HttpBody for Answer<RB>
-where
-    RB: HttpBody<Data = Bytes>,
-    RB::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
 
 /// The `tower_http` layer for validated settings.
 pub(crate) fn layer(s: &CompressionSettings) -> CompressionLayer<Worth> {
@@ -145,7 +80,7 @@ pub(super) struct Live<S, C> {
 
 impl<S, C, B, RB> Service<Request<B>> for Live<S, C>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<Answer<RB>>> + Clone + Send + 'static,
     S::Future: Send,
     C: Fn() -> Option<CompressionLayer<Worth>>,
     B: HttpBody + Send + 'static,
@@ -195,7 +130,7 @@ pin_project_lite::pin_project! {
 
 impl<F, RB, E> Future for Plain<F>
 where
-    F: Future<Output = Result<Response<RB>, E>>,
+    F: Future<Output = Result<Response<Answer<RB>>, E>>,
 {
     type Output = Result<Response<Answer<RB>>, E>;
 
@@ -209,6 +144,6 @@ where
                 .headers_mut()
                 .append(VARY, HeaderValue::from_static("accept-encoding"));
         }
-        Poll::Ready(Ok(response.map(Answer::plain)))
+        Poll::Ready(Ok(response))
     }
 }

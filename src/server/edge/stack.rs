@@ -21,33 +21,26 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::ACCEPT_ENCODING;
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Incoming};
 use tower::layer::layer_fn;
 use tower::{Service, ServiceBuilder};
 use tower_http::BoxError;
-use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use super::account::account;
 use super::catch_panic::catch_panic;
 use super::compress;
 use super::context::CtxSlot;
 use super::cors;
+use super::decompress::decompress;
 use super::permit::RequestPermit;
 use super::request_id::request_id;
 use super::span::in_span;
 use crate::api::{ErrorKind, GatewayError};
 use crate::boxed::in_place;
-use crate::server::http::{
-    Body, ErrorShape, ReqBody, error_response, req_body, shaped_error_response,
-};
+use crate::server::http::{Body, ErrorShape, ReqBody, error_response, shaped_error_response};
 use crate::server::router;
 use crate::server::state::AppState;
-
-/// The body of a response between the decompression and compression steps.
-type DecodedBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 
 /// The gateway's edge stack for `accept` to serve.
 pub(crate) fn build(
@@ -66,9 +59,9 @@ pub(crate) fn build(
         // Boxed in place: the layers above wrap this future and move it
         // (into hyper's per-connection slot, cold with many connections
         // open); boxed, each move is of a pointer.
-        tower::service_fn(move |req: Request<DecompressionBody<Incoming>>| {
+        tower::service_fn(move |req: Request<ReqBody>| {
             let st = Arc::clone(&st);
-            in_place(move || dispatch(st, req.map(req_body)))
+            in_place(move || dispatch(st, req))
         }),
     )
 }
@@ -87,13 +80,13 @@ pub(crate) fn edge<S, B>(
 + Send
 + 'static
 where
-    S: Service<Request<DecompressionBody<B>>, Response = Response<Body>, Error = Infallible>
+    S: Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError> + Send + Sync,
 {
     let st = Arc::clone(state);
     let live = Arc::clone(state);
@@ -118,8 +111,7 @@ where
             compress::live(current_compression.clone(), inner)
         }))
         // Request decompression: gzip, br, zstd, deflate bodies decoded; other encodings 415.
-        .map_response(unsupported_encoding)
-        .layer(RequestDecompressionLayer::new())
+        .layer(layer_fn(decompress))
         // Health bypass, load shed, concurrency limit, dispatch: see `dispatch`.
         .service(inner)
 }
@@ -192,27 +184,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .unwrap_or("(no message)");
     tracing::error!(panic = message, "request handler panicked; answered 500");
     error_response(&internal("The gateway failed while handling this request."))
-}
-
-/// The request decompression layer's bare 415, in the OpenAI format.
-fn unsupported_encoding(response: Response<DecodedBody>) -> Response<DecodedBody> {
-    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return response;
-    }
-    let err = GatewayError::new(
-        ErrorKind::UnsupportedMediaType,
-        "Unsupported Content-Encoding; send the body uncompressed or as gzip, br, zstd or \
-         deflate.",
-    )
-    .with_code("unsupported_content_encoding")
-    .with_param("content-encoding");
-    let mut refused = error_response(&err).map(|b| DecodedBody::new(b.map_err(BoxError::from)));
-    if let Some(accepted) = response.headers().get(ACCEPT_ENCODING) {
-        refused
-            .headers_mut()
-            .insert(ACCEPT_ENCODING, accepted.clone());
-    }
-    refused
 }
 
 fn internal(message: &str) -> GatewayError {

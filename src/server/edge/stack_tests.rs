@@ -11,13 +11,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_http::decompression::DecompressionBody;
 
 use super::stack::edge;
-use crate::server::http::{Body, json_response};
+use crate::server::http::{Body, ReqBody, json_response};
 use crate::server::state::mock_state;
 
-type In = Request<DecompressionBody<Full<Bytes>>>;
+type In = Request<ReqBody>;
 
 /// Panics in `call` on `/sync`, in the future on `/async`, else answers.
 fn handler(req: In) -> impl Future<Output = Result<Response<Body>, Infallible>> {
