@@ -106,6 +106,11 @@ impl GatewayError {
         Self::new(ErrorKind::InvalidRequest, message)
     }
 
+    /// The gateway's own failure (`internal_error`), never the client's.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message).with_code("internal_error")
+    }
+
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
         Self::invalid(message).with_param(param)
     }

@@ -84,7 +84,9 @@ where
                 // The inner service cannot fail; answered all the same.
                 Err(e) => {
                     tracing::error!(error = %e, "request decompression failed");
-                    error_response(&internal()).map(Answer::plain)
+                    let e =
+                        GatewayError::internal("The gateway failed to decode the request body.");
+                    error_response(&e).map(Answer::plain)
                 }
             })
         }))
@@ -141,12 +143,4 @@ fn unsupported_encoding(response: Response<Decoded>) -> Response<Answer<Body>> {
             .insert(ACCEPT_ENCODING, accepted.clone());
     }
     refused
-}
-
-fn internal() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::Internal,
-        "The gateway failed to decode the request body.",
-    )
-    .with_code("internal_error")
 }

@@ -124,12 +124,16 @@ async fn dispatch(
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, Infallible> {
     let Some(slot) = req.extensions().get::<CtxSlot>().cloned() else {
-        return Ok(error_response(&internal("request context missing")));
+        return Ok(error_response(&GatewayError::internal(
+            "request context missing",
+        )));
     };
     // The context, lent by the accounting step and given back on drop.
     let mut lease = slot.lease();
     let Some(rc) = lease.rc.as_mut() else {
-        return Ok(error_response(&internal("request context lent twice")));
+        return Ok(error_response(&GatewayError::internal(
+            "request context lent twice",
+        )));
     };
     // Health bypass: health, readiness, metrics and the live page (where the
     // policy puts it) are answered outside the limit (and not counted as in
@@ -183,11 +187,9 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
     tracing::error!(panic = message, "request handler panicked; answered 500");
-    error_response(&internal("The gateway failed while handling this request."))
-}
-
-fn internal(message: &str) -> GatewayError {
-    GatewayError::new(ErrorKind::Internal, message).with_code("internal_error")
+    error_response(&GatewayError::internal(
+        "The gateway failed while handling this request.",
+    ))
 }
 
 /// Load shedding's refusal, in the OpenAI error format.
