@@ -151,6 +151,9 @@ async fn the_state_follows_a_sentinel_failover_to_the_promoted_replica() {
     let (a, b) = pair(&state, &sentinel.sentinel_url()).await;
     one_limit_across_two(&a, &b).await;
     let spent = tokio::time::Instant::now();
+    // Replication is asynchronous: the replica is read once it has
+    // acknowledged what the master holds.
+    sentinel.replicated().await;
     let before = keys(&sentinel.replica()).await;
     assert!(
         before.iter().any(|k| k.starts_with("switchyard:b:")),

@@ -338,6 +338,31 @@ impl Sentinel {
         .await;
     }
 
+    /// Returns once the replica holds every write the master has taken so
+    /// far: a write of the test's own, then `WAIT` until the replica has
+    /// acknowledged it (replication is one ordered stream, so the
+    /// gateways' earlier writes reached it first).
+    pub async fn replicated(&self) {
+        let mut c = connect(&self.master()).await.expect("the master answers");
+        let acked = tokio::time::timeout(Duration::from_secs(15), async {
+            let _: () = redis::cmd("SET")
+                .arg("test:replication-probe")
+                .arg(1)
+                .query_async(&mut c)
+                .await?;
+            redis::cmd("WAIT")
+                .arg(1)
+                .arg(10_000)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await;
+        assert!(
+            matches!(acked, Ok(Ok(1))),
+            "the replica did not acknowledge the master's writes: {acked:?}"
+        );
+    }
+
     /// The replica (the master after [`Sentinel::fail_over`]).
     pub fn replica(&self) -> redis::Client {
         let port = self.replica_port.expect("a sentinel with a replica");
