@@ -12,9 +12,10 @@
 //! 5.8 KB (every encoder's state), and only an answer that may be
 //! compressed pays for it. A body that passes by is passed on as it is
 //! (an [`Answer`], as request decompression, below, gave it); an
-//! encoder's is boxed into the answer's other arm. Event streams, gRPC and images are never
-//! compressed, nor answers of a known size under `min_bytes`. Must not
-//! buffer a body: a compressed answer flows chunk by chunk.
+//! encoder's is boxed into the answer's other arm. Event streams, gRPC
+//! and images are never compressed, nor answers of a known size under
+//! `min_bytes`. Must not buffer a body: a compressed answer flows chunk
+//! by chunk.
 
 use std::future::Future;
 use std::pin::Pin;
