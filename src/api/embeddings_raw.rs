@@ -357,8 +357,9 @@ fn item(
 /// (digits, `+-.eE`, `,`, white space; `/` too, for speed, which a
 /// number never holds and the next byte then refuses). A block at a time,
 /// in a form the compiler checks several bytes of at once: first without
-/// white space (a compact answer passes at twice the speed), and from the
-/// first block that holds some on, with it.
+/// white space (a compact answer passes at twice the speed; a block
+/// without `e` or `E` faster still), and from the first block that holds
+/// some on, with it.
 fn numbers(b: &[u8]) -> usize {
     /// 1 for a byte no compact list of numbers holds.
     #[inline(always)]
@@ -378,6 +379,16 @@ fn numbers(b: &[u8]) -> usize {
     let (mut at, mut spaced) = (0, false);
     for block in b.chunks_exact(BLOCK) {
         if !spaced {
+            // Digits and `+,-./` alone (most blocks): a subtraction and a
+            // saturating one per byte, no comparison (a third less work
+            // over a 2,048-vector answer than `not_compact` alone).
+            if block.iter().fold(0, |any, &x| {
+                any | x.wrapping_sub(b'+').saturating_sub(b'9' - b'+')
+            }) == 0
+            {
+                at += BLOCK;
+                continue;
+            }
             if block.iter().fold(0, |any, &x| any | not_compact(x)) == 0 {
                 at += BLOCK;
                 continue;

@@ -247,22 +247,34 @@ fn numbers_stop_at_the_first_byte_no_number_holds() {
     }
     // Compact blocks, then (anywhere) white space, then a byte no number
     // holds: the count stops there in either mode.
-    let compact = "0.125,-3e-7,1E+2,".repeat(40).into_bytes();
-    for space in [None, Some(0), Some(63), Some(64), Some(130)] {
-        for (stop, byte) in [
-            (1, b'x'),
-            (64, 0x01),
-            (65, b'"'),
-            (300, b'['),
-            (600, b'\x80'),
-        ] {
-            let mut text = compact.clone();
-            if let Some(at) = space.filter(|at| *at < stop) {
-                text[at] = b'\n';
+    // With exponents, and with digits and `+,-./` alone (the quickest
+    // blocks, and where `e` or a space is the one byte they do not take).
+    for list in ["0.125,-3e-7,1E+2,", "0.125,-3.5/42,+1,"] {
+        let compact = list.repeat(60).into_bytes();
+        for space in [None, Some(0), Some(63), Some(64), Some(130)] {
+            for (stop, byte) in [
+                (1, b'x'),
+                (64, 0x01),
+                (65, b'"'),
+                (300, b'['),
+                (600, b'\x80'),
+                (700, b'*'),
+                (701, b':'),
+            ] {
+                let mut text = compact.clone();
+                if let Some(at) = space.filter(|at| *at < stop) {
+                    text[at] = b'\n';
+                }
+                text[stop] = byte;
+                assert_eq!(super::numbers(&text), stop, "{list} {space:?} {stop}");
             }
-            text[stop] = byte;
-            assert_eq!(super::numbers(&text), stop, "{space:?} {stop}");
         }
+        // An exponent in an otherwise plain block is taken.
+        let mut text = compact.clone();
+        text[200] = b'e';
+        text[260] = b'E';
+        text[700] = b']';
+        assert_eq!(super::numbers(&text), 700, "{list}");
     }
 }
 

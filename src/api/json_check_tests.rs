@@ -124,6 +124,59 @@ fn long_strings_at_every_offset() {
     }
 }
 
+/// A key is read the same whether it is short plain ASCII (read a byte at
+/// a time) or not (the string scan): at every length either side of where
+/// the short read gives up, with each kind of byte at its start, middle and
+/// end. The reference: `serde_json` reads the key, and it holds no escape.
+#[test]
+fn keys_read_alike_at_every_length() {
+    let specials: [&[u8]; 7] = [b"a", b"\xc3\xa9", b"\x7f", b"\\n", b"\t", b"\xff", b"~"];
+    for len in 0..=SHORT + 3 {
+        for special in specials {
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                let mut key: Vec<u8> = b"k".repeat(len);
+                if len > 0 {
+                    key.splice(at..=at, special.iter().copied());
+                }
+                let mut doc = b"\"".to_vec();
+                doc.extend_from_slice(&key);
+                doc.extend_from_slice(b"\" : 1");
+                let want = serde_json::from_slice::<String>(&doc[..key.len() + 2])
+                    .ok()
+                    .filter(|_| !key.contains(&b'\\'))
+                    .map(|_| key.clone());
+                let mut c = Cursor::new(&doc);
+                let got = c.key().map(<[u8]>::to_vec);
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&doc));
+                if got.is_some() {
+                    assert_eq!(c.peek(), Some(b'1'), "{:?}", String::from_utf8_lossy(&doc));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unsigned_reads_plain_digits_that_fit() {
+    for (text, want) in [
+        ("0", Some(0)),
+        ("7,", Some(7)),
+        ("1234567890123456789", Some(1_234_567_890_123_456_789)),
+        ("9999999999999999999}", Some(9_999_999_999_999_999_999)),
+        ("12345678901234567890", None),
+        ("01", None),
+        ("", None),
+        ("-1", None),
+        ("x1", None),
+    ] {
+        let mut c = Cursor::new(text.as_bytes());
+        assert_eq!(c.unsigned(), want, "{text}");
+        if want.is_some() {
+            assert_eq!(c.at, text.trim_end_matches([',', '}']).len(), "{text}");
+        }
+    }
+}
+
 /// A small generator of JSON-like bytes: valid documents, and the same
 /// with one byte changed, cut or doubled. Whatever the cursor takes, the
 /// parse must take too.

@@ -26,12 +26,33 @@ fn needs_escape(w: u64) -> bool {
     (below | quote | backslash) & HIGHS != 0
 }
 
+/// Whether `b` holds no byte that is escaped: eight bytes at a time, the
+/// last eight (overlapping) for the rest, byte by byte only when shorter.
+#[inline]
+fn plain(b: &[u8]) -> bool {
+    match b.last_chunk::<8>() {
+        Some(last) => {
+            let (words, _) = b.as_chunks::<8>();
+            words.iter().all(|w| !needs_escape(u64::from_le_bytes(*w)))
+                && !needs_escape(u64::from_le_bytes(*last))
+        }
+        None => b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\'),
+    }
+}
+
 /// `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Most strings (keys, names, short inputs) need no escape: one copy,
+    // without the run-by-run walk below (half the cost of a 20-byte one).
+    if plain(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
         if let Some(word) = bytes.get(i..i + 8) {
@@ -162,6 +183,22 @@ mod tests {
         ] {
             same(&json!(s));
             same(&json!({ s: s }));
+        }
+    }
+
+    /// Short strings at every length either side of a word, with a byte
+    /// that is escaped (or not) at every place: the one-copy check and the
+    /// overlapping last word see it wherever it is.
+    #[test]
+    fn a_string_of_any_length_escapes_as_serde_json_escapes_it() {
+        for len in 1..=20 {
+            for at in 0..len {
+                for special in ['"', '\\', '\u{1f}', '\n', 'a', '\u{7f}', 'é'] {
+                    let mut s: Vec<char> = vec!['x'; len];
+                    s[at] = special;
+                    same(&Value::String(s.into_iter().collect()));
+                }
+            }
         }
     }
 
