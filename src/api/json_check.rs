@@ -1,5 +1,6 @@
 //! A cursor that checks JSON bytes as it walks them, a block of bytes at a
-//! time where strings are long, without building or decoding anything.
+//! time where strings are long (a byte at a time where they are short
+//! plain ASCII), without building or decoding anything.
 //!
 //! Place in the pipeline: `chat_scan` walks a client's chat body with it
 //! (the `messages` holding a megabyte of text are checked here, not by

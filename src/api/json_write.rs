@@ -2,10 +2,12 @@
 //! it and byte for byte the same.
 //!
 //! Place in the pipeline: `api` encoding, for the bodies the gateway sends
-//! upstream (a client's chat body with its `model` replaced). `serde_json`
-//! looks up every byte of every string in its escape table; here strings
-//! are scanned eight bytes at a time and copied in runs, which matters for
-//! a large prompt (a 1 MB body is mostly one string). Must write exactly
+//! upstream (a client's chat body with its `model` replaced, an embeddings
+//! request's inputs). `serde_json` looks up every byte of every string in
+//! its escape table; here strings are scanned eight bytes at a time, one
+//! that needs no escape copied at once and any other in runs, which
+//! matters for a large prompt (a 1 MB body is mostly one string) and for
+//! 2,048 short inputs. Must write exactly
 //! what `serde_json::to_writer` writes for the same value: same escapes
 //! (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, else `\u00xx` in lower-case
 //! hex, for bytes below 0x20 only), numbers through `serde_json` itself.
