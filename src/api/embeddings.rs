@@ -12,11 +12,14 @@ use serde_json::{Map, Value};
 
 use super::error::GatewayError;
 
+#[path = "embeddings_body.rs"]
+mod body;
 #[path = "embeddings_fast.rs"]
 mod fast;
 #[path = "embeddings_raw.rs"]
 mod raw;
 
+pub use body::{ClientBody, EmbeddingsBody};
 pub use raw::{Prescan, RawEmbed, join as join_raw};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

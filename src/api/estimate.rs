@@ -93,6 +93,12 @@ impl Routed for super::embeddings::EmbeddingsRequest {
     }
 }
 
+impl Routed for super::embeddings::EmbeddingsBody {
+    fn model(&self) -> &str {
+        super::embeddings::EmbeddingsBody::model(self)
+    }
+}
+
 impl Routed for super::rerank::RerankRequest {
     fn model(&self) -> &str {
         &self.model

@@ -22,8 +22,12 @@ pub(super) const MAX_NUMBER: usize = 64;
 /// Bytes a string's fast loop looks at together: a form the compiler
 /// checks as vectors.
 const BLOCK: usize = 64;
-/// Bytes looked at eight at a time before the blocks.
+/// The longest string [`Cursor::short_ascii`] reads a byte at a time.
 const SHORT: usize = 16;
+/// Bytes a string's scan looks at eight at a time before the blocks: a
+/// string shorter than this (an embeddings input of a few words) ends
+/// before a block is looked at in vain.
+const WORDS: usize = 32;
 
 /// A position in JSON bytes.
 pub(super) struct Cursor<'a> {
@@ -304,11 +308,11 @@ fn plain_run(b: &[u8]) -> (usize, u8) {
         (x == b'"') as u8 | (x == b'\\') as u8 | (x < 0x20) as u8
     }
     let mut high = 0u64;
-    let mut at = match by_words(b, 0, SHORT, &mut high) {
+    let mut at = match by_words(b, 0, WORDS, &mut high) {
         Ok(at) => at,
         Err(end) => return end,
     };
-    if at == SHORT {
+    if at == WORDS {
         for block in b[at..].chunks_exact(BLOCK) {
             let (mut s, mut h) = (0u8, 0u8);
             for &x in block {

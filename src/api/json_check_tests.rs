@@ -94,7 +94,9 @@ fn refuses_what_it_cannot_vouch_for() {
 /// blocks.
 #[test]
 fn long_strings_at_every_offset() {
-    for len in [0, 1, 62, 63, 64, 65, 127, 128, 129, 200] {
+    for len in [
+        0, 1, 15, 16, 17, 31, 32, 33, 62, 63, 64, 65, 95, 96, 97, 127, 128, 129, 200,
+    ] {
         for at in 0..=len.min(130) {
             let mut text = vec![b'a'; len];
             let plain = [b'"'].iter().chain(&text).chain(b"\"").copied();

@@ -28,7 +28,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::{Boxed, Capabilities, ChatReply, ExtSupport, Provider, UpstreamError};
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
+use crate::api::embeddings::{ClientBody, EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::error::envelope;
 use crate::api::rerank::RerankReply;
 use crate::api::sse::{SseDecoder, SseEvent};
@@ -249,6 +249,18 @@ impl Provider for Held {
         format: EncodingFormat,
     ) -> Result<EmbedAnswer, UpstreamError> {
         self.inner.embed_as(model, inputs, extra, format).await
+    }
+
+    fn sends_embeddings_body(&self) -> bool {
+        self.inner.sends_embeddings_body()
+    }
+
+    async fn embed_body(
+        &self,
+        model: &str,
+        body: &ClientBody,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        self.inner.embed_body(model, body).await
     }
 
     async fn rerank(

@@ -62,7 +62,7 @@ use serde_json::{Map, Value};
 
 use crate::api::chat::ChatRequest;
 pub use crate::api::chat::ExtSupport;
-use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
+use crate::api::embeddings::{ClientBody, EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
 pub use error::{
     Classification, ErrorClass, FallbackClass, MAX_MESSAGE, UpstreamError, Verdict, truncate,
@@ -264,6 +264,24 @@ pub trait Provider: Send + Sync + 'static {
         self.embed(model, inputs, extra)
             .await
             .map(EmbedAnswer::Vectors)
+    }
+
+    /// Whether [`Provider::embed_body`] sends a client's own embeddings
+    /// body (kinds that speak the OpenAI wire).
+    fn sends_embeddings_body(&self) -> bool {
+        false
+    }
+
+    /// One embeddings attempt that sends the client's own bytes with only
+    /// `model` set ([`ClientBody::upstream`]), asking for the client's
+    /// encoding; the answer as [`Provider::embed_as`] gives it. Only called
+    /// when [`Provider::sends_embeddings_body`] says so.
+    async fn embed_body(
+        &self,
+        _model: &str,
+        _body: &ClientBody,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        Err(UpstreamError::Unsupported("embeddings"))
     }
 
     /// One rerank attempt: a score for each of `documents` against `query`,

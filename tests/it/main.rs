@@ -24,6 +24,7 @@ mod deploy;
 mod edge;
 mod edge_encoding;
 mod egress_proxy;
+mod embeddings_body;
 mod embeddings_pass;
 mod examples;
 mod fake_anthropic;

@@ -20,7 +20,7 @@ use super::config::{CAPABILITIES, Config, MAX_BATCH_INPUTS};
 use super::errors::{content_filter, with_type};
 use super::stream::AzureStream;
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
+use crate::api::embeddings::{ClientBody, EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::config::Timeouts;
 use crate::providers::body::Limits;
 use crate::providers::client::Response;
@@ -162,6 +162,24 @@ impl Provider for AzureProvider {
         let body = openai_wire::embeddings_body(model, inputs, extra, format);
         let (response, limits) = self.send(model, "embeddings", body).await?;
         openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
+            .await
+    }
+
+    fn sends_embeddings_body(&self) -> bool {
+        true
+    }
+
+    /// The client's own body, only `model` set: its inputs are not
+    /// written again.
+    async fn embed_body(
+        &self,
+        model: &str,
+        body: &ClientBody,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        let (response, limits) = self
+            .send(model, "embeddings", Pieces::parts(body.upstream(model)))
+            .await?;
+        openai_wire::embeddings_answer(&self.upstream, response, &limits, body.len(), body.format)
             .await
     }
 }

@@ -14,7 +14,7 @@ use super::Config;
 use super::config::RerankApi;
 use super::whole_events::WholeEvents;
 use crate::api::chat::ChatRequest;
-use crate::api::embeddings::{EmbedAnswer, EmbedReply, EncodingFormat};
+use crate::api::embeddings::{ClientBody, EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
 use crate::boxed::in_place;
 use crate::config::ProviderSpec;
@@ -190,6 +190,24 @@ impl Provider for OpenAiProvider {
         let body = openai_wire::embeddings_body(model, inputs, extra, format);
         let (response, limits) = self.send("/embeddings", body).await?;
         openai_wire::embeddings_answer(&self.upstream, response, &limits, inputs.len(), format)
+            .await
+    }
+
+    fn sends_embeddings_body(&self) -> bool {
+        true
+    }
+
+    /// The client's own body, only `model` set: its inputs are not
+    /// written again.
+    async fn embed_body(
+        &self,
+        model: &str,
+        body: &ClientBody,
+    ) -> Result<EmbedAnswer, UpstreamError> {
+        let (response, limits) = self
+            .send("/embeddings", Pieces::parts(body.upstream(model)))
+            .await?;
+        openai_wire::embeddings_answer(&self.upstream, response, &limits, body.len(), body.format)
             .await
     }
 

@@ -1,8 +1,10 @@
 //! `POST /v1/embeddings`: per-item cache, dedupe, fan-out.
 //!
-//! Place in the pipeline: called by the router. A request nothing needs
-//! the vectors of (no cache for it, no repeated input) gets the upstream's
-//! answer passed through (`embeddings_call`). Otherwise each input is one
+//! Place in the pipeline: called by the router. The body is walked, not
+//! parsed, when its inputs are strings (`api::embeddings::EmbeddingsBody`).
+//! A request nothing needs the vectors of (no cache for it, no repeated
+//! input) gets the upstream's answer passed through (`embeddings_call`),
+//! its own bytes sent upstream when one call takes every input. Otherwise each input is one
 //! item of
 //! the per-item flow (`flows::items`): looked up in the cache, the misses
 //! deduplicated and fetched once (shared with identical requests), split
@@ -25,9 +27,9 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::embeddings_call::{EmbedCall, pass, passable, wrong_count};
-use super::{parse_routed, unsupported_endpoint};
-use crate::api::embeddings::{EmbeddingsRequest, response_body};
+use super::embeddings_call::{Batch, EmbedCall, pass, passable, send_body, sendable, wrong_count};
+use super::{parse_routed_bytes, unsupported_endpoint};
+use crate::api::embeddings::{EmbeddingsBody, EmbeddingsRequest, response_body};
 use crate::api::usage::Usage;
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload, SingleFlight};
@@ -43,11 +45,18 @@ pub(crate) async fn handle(
     rc: &mut RequestCtx,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, GatewayError> {
-    let (parts, request, route) = parse_routed(rc, req, EmbeddingsRequest::parse).await?;
+    let (parts, body, route) = parse_routed_bytes(rc, req, EmbeddingsBody::parse).await?;
     if !route.capabilities.serves(Need::Embeddings) {
         return Err(unsupported_endpoint(&route.spec.name, "embeddings"));
     }
     let use_cache = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
+    let request = match body {
+        EmbeddingsBody::Raw(body) if sendable(&body, use_cache, &route) => {
+            return send_body(rc, &route, body).await;
+        }
+        EmbeddingsBody::Raw(body) => body.parse()?,
+        EmbeddingsBody::Parsed(request) => request,
+    };
     if passable(&request, use_cache) {
         return pass(rc, &route, request).await;
     }
@@ -175,14 +184,21 @@ async fn fetch(
         async move {
             metrics.fanout_sub_batches.with_label_values(&[name]).inc();
             let call = Arc::new(EmbedCall {
-                inputs: chunk,
-                extra: Arc::clone(extra),
+                batch: Batch::Items {
+                    inputs: chunk,
+                    extra: Arc::clone(extra),
+                },
                 index,
                 format: None,
             });
             match execute(&rt.table, route, metrics, Arc::clone(&call)).await {
                 Ok(served) => Ok(Ok(served)),
-                Err(e) => from_stale(stale.as_ref(), &call.inputs, e).await.map(Err),
+                Err(e) => {
+                    let Batch::Items { inputs, .. } = &call.batch else {
+                        return Err(e);
+                    };
+                    from_stale(stale.as_ref(), inputs, e).await.map(Err)
+                }
             }
         }
     })

@@ -49,6 +49,8 @@ pub struct Seen {
     pub query: String,
     pub headers: http::HeaderMap,
     pub body: Value,
+    /// The body's bytes as they came.
+    pub raw: Bytes,
 }
 
 /// What the fake upstream answers.
@@ -173,6 +175,7 @@ impl FakeUpstream {
                                     query: parts.uri.query().unwrap_or_default().to_string(),
                                     headers: parts.headers,
                                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                                    raw: bytes,
                                 };
                                 let n = {
                                     let mut v = seen.lock().unwrap();
