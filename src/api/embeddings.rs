@@ -220,25 +220,20 @@ impl EmbedAnswer {
     pub fn into_vectors(self) -> Result<EmbedReply, ReplyError> {
         match self {
             EmbedAnswer::Vectors(r) => Ok(r),
-            EmbedAnswer::Raw(r) => parse_upstream_reply(r.bytes(), r.count),
+            EmbedAnswer::Raw(r) => parse_upstream_reply(&r.to_bytes(), r.count),
         }
     }
 }
 
-/// An upstream's answer to a request for vectors, `expected` of them, with
-/// `prescan` (made for them in the asked encoding) having walked it while
-/// it arrived: as it came when it is the plain answer (see
-/// `embeddings_raw`), else decoded as [`parse_upstream_reply`] does (which
-/// names any fault).
-pub fn upstream_answer(
-    body: bytes::Bytes,
-    expected: usize,
-    prescan: Prescan,
-) -> Result<EmbedAnswer, ReplyError> {
-    if let Some(raw) = prescan.finish(body.clone()) {
-        return Ok(EmbedAnswer::Raw(raw));
+/// An upstream's answer to a request for vectors, `expected` of them, that
+/// `prescan` (made for them in the asked encoding) kept and walked while it
+/// arrived: as it came when it is the plain answer (see `embeddings_raw`),
+/// else decoded as [`parse_upstream_reply`] does (which names any fault).
+pub fn upstream_answer(expected: usize, prescan: Prescan) -> Result<EmbedAnswer, ReplyError> {
+    match prescan.finish() {
+        Ok(raw) => Ok(EmbedAnswer::Raw(raw)),
+        Err(body) => parse_upstream_reply(&body, expected).map(EmbedAnswer::Vectors),
     }
-    parse_upstream_reply(&body, expected).map(EmbedAnswer::Vectors)
 }
 
 /// An upstream embeddings body that is not a usable answer.

@@ -1,7 +1,6 @@
 //! Tests of the pass-through scan: what it takes (byte for byte), what it
-//! refuses, that a refused answer reads as before, and that an answer
-//! scanned as it arrives, in pieces of any size, is taken or refused
-//! exactly as when scanned whole.
+//! refuses, that a refused answer reads as before (an answer scanned as it
+//! arrives, in chunks: `embeddings_prescan_tests`).
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -15,17 +14,25 @@ fn upstream_answer(
     expected: usize,
     format: EncodingFormat,
 ) -> Result<EmbedAnswer, ReplyError> {
-    super::super::upstream_answer(body, expected, Prescan::new(expected, format))
+    let mut prescan = Prescan::new(expected, format);
+    prescan.feed(body);
+    super::super::upstream_answer(expected, prescan)
 }
 
 /// The whole answer scanned at once.
-fn scan(body: Bytes, expected: usize, format: EncodingFormat) -> Option<super::RawEmbed> {
-    Prescan::new(expected, format).finish(body)
+pub(super) fn scan(
+    body: Bytes,
+    expected: usize,
+    format: EncodingFormat,
+) -> Option<super::RawEmbed> {
+    let mut prescan = Prescan::new(expected, format);
+    prescan.feed(body);
+    prescan.finish().ok()
 }
 
-const FLOAT: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-2e-3,3]},{"object":"embedding","index":1,"embedding":[ 1.5 , 2 ]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":9}}"#;
+pub(super) const FLOAT: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-2e-3,3]},{"object":"embedding","index":1,"embedding":[ 1.5 , 2 ]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":9}}"#;
 
-const BASE64: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAEA="},{"object":"embedding","index":1,"embedding":"AABAQA=="}],"model":"m","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
+pub(super) const BASE64: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAEA="},{"object":"embedding","index":1,"embedding":"AABAQA=="}],"model":"m","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
 
 fn joined(r: super::RawEmbed, model: &str) -> String {
     let parts = r.into_parts(model);
@@ -43,7 +50,7 @@ fn the_plain_answer_passes_with_only_model_rewritten() {
         (BASE64, EncodingFormat::Base64),
     ] {
         let r = raw(body, 2, format).expect(body);
-        assert_eq!(r.bytes(), body.as_bytes());
+        assert_eq!(r.to_bytes(), body.as_bytes());
         let out = joined(r.clone(), "route \"x\"");
         let mut want: Value = serde_json::from_str(body).unwrap();
         want["model"] = json!("route \"x\"");
@@ -243,7 +250,7 @@ fn numbers_stop_at_the_first_byte_no_number_holds() {
         ("]".to_string(), 0),
         (String::new(), 0),
     ] {
-        assert_eq!(super::numbers(text.as_bytes()), want, "{text}");
+        assert_eq!(super::numbers::numbers(text.as_bytes()), want, "{text}");
     }
     // Compact blocks, then (anywhere) white space, then a byte no number
     // holds: the count stops there in either mode.
@@ -266,7 +273,11 @@ fn numbers_stop_at_the_first_byte_no_number_holds() {
                     text[at] = b'\n';
                 }
                 text[stop] = byte;
-                assert_eq!(super::numbers(&text), stop, "{list} {space:?} {stop}");
+                assert_eq!(
+                    super::numbers::numbers(&text),
+                    stop,
+                    "{list} {space:?} {stop}"
+                );
             }
         }
         // An exponent in an otherwise plain block is taken.
@@ -274,107 +285,6 @@ fn numbers_stop_at_the_first_byte_no_number_holds() {
         text[200] = b'e';
         text[260] = b'E';
         text[700] = b']';
-        assert_eq!(super::numbers(&text), 700, "{list}");
+        assert_eq!(super::numbers::numbers(&text), 700, "{list}");
     }
-}
-
-/// A bigger answer: items with members in any order, white space, a
-/// member the scan does not know (long, so pieces cut it), `usage` first.
-fn bigger(items: usize, format: EncodingFormat) -> String {
-    let mut data = Vec::new();
-    for i in 0..items {
-        let vector = match format {
-            EncodingFormat::Float => format!("[{}, -0.{i}e-2,3]", i as f32 / 7.0),
-            EncodingFormat::Base64 => "\"AACAPwAAAEA=\"".to_string(),
-        };
-        data.push(if i % 2 == 0 {
-            format!(r#"{{"object":"embedding","index":{i},"embedding":{vector}}}"#)
-        } else {
-            format!(r#"{{ "embedding" : {vector} , "index" : {i} }}"#)
-        });
-    }
-    let note = "x".repeat(300);
-    format!(
-        r#"{{"usage":{{"prompt_tokens":5,"total_tokens":5}}, "note":"{note}","object":"list","data":[{}],"model":"m"}}"#,
-        data.join(",")
-    )
-}
-
-#[test]
-fn an_answer_scanned_as_it_arrives_is_taken_or_refused_as_when_scanned_whole() {
-    let mut rng = fastrand::Rng::with_seed(24);
-    let mut bodies: Vec<(String, usize, EncodingFormat)> = vec![
-        (FLOAT.to_string(), 2, EncodingFormat::Float),
-        (BASE64.to_string(), 2, EncodingFormat::Base64),
-        (bigger(40, EncodingFormat::Float), 40, EncodingFormat::Float),
-        (
-            bigger(40, EncodingFormat::Base64),
-            40,
-            EncodingFormat::Base64,
-        ),
-        (
-            r#"{"object":"list","data":[],"usage":{}}"#.to_string(),
-            0,
-            EncodingFormat::Float,
-        ),
-    ];
-    // Each changed at random: a byte dropped, replaced or doubled.
-    let changes = b"{}[],:\" 0-e1.\\x";
-    for k in 0..bodies.len() {
-        for _ in 0..60 {
-            let (body, n, f) = bodies[k].clone();
-            let mut b = body.into_bytes();
-            let at = rng.usize(..b.len());
-            match rng.u8(..3) {
-                0 => drop(b.remove(at)),
-                1 => b[at] = changes[rng.usize(..changes.len())],
-                _ => b.insert(at, b[at]),
-            }
-            if let Ok(text) = String::from_utf8(b) {
-                bodies.push((text, n, f));
-            }
-        }
-    }
-    let mut taken = 0;
-    for (body, expected, format) in &bodies {
-        let whole = scan(Bytes::copy_from_slice(body.as_bytes()), *expected, *format);
-        taken += usize::from(whole.is_some());
-        for _ in 0..20 {
-            let mut p = Prescan::new(*expected, *format);
-            let mut end = 0;
-            while end < body.len() {
-                end = (end + 1 + rng.usize(..body.len().min(200))).min(body.len());
-                p.feed(&body.as_bytes()[..end]);
-            }
-            let pieces = p.finish(Bytes::copy_from_slice(body.as_bytes()));
-            assert_eq!(pieces, whole, "{body}");
-        }
-    }
-    // Both kinds are in the set: the changed answers are mostly refused.
-    assert!(
-        taken >= 5 && taken < bodies.len() / 2,
-        "{taken} of {}",
-        bodies.len()
-    );
-}
-
-#[test]
-fn a_long_member_cut_into_many_pieces_is_walked_again_a_bounded_number_of_times() {
-    // One top-level member of 1 MB arriving 1 KB at a time: a try only
-    // when what is not walked has doubled, about log2(1000) of them.
-    let big = format!(
-        r#"{{"note":"{}","data":[],"usage":{{}}}}"#,
-        "y".repeat(1 << 20)
-    );
-    let mut p = Prescan::new(0, EncodingFormat::Float);
-    let mut tries = 0;
-    let mut end = 0;
-    while end < big.len() {
-        end = (end + 1024).min(big.len());
-        let before = p.next_try;
-        p.feed(&big.as_bytes()[..end]);
-        tries += usize::from(p.next_try != before);
-    }
-    assert!(tries <= 12, "{tries} tries");
-    assert!(p.finish(Bytes::from(big)).is_some());
 }

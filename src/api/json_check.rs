@@ -5,7 +5,8 @@
 //! Place in the pipeline: `chat_scan` walks a client's chat body with it
 //! (the `messages` holding a megabyte of text are checked here, not by
 //! `serde_json`, whose string scan took a fifth of such a request's CPU),
-//! and `embeddings_raw` an upstream's answer it passes through.
+//! `embeddings_body` a client's embeddings request, and `embeddings_prescan`
+//! an upstream's answer that is passed through.
 //! It accepts only what `serde_json`'s parse into a `Value` accepts, and
 //! refuses (`None`) a little that the parse accepts: an exponent that could
 //! reach past `f64`, a number longer than [`MAX_NUMBER`] bytes, a lone

@@ -173,33 +173,37 @@ impl Limits {
         declared: Option<u64>,
         body_time: std::time::Duration,
     ) -> Result<Bytes, UpstreamError> {
-        self.read_all_observed(body, declared, body_time, |_| {})
-            .await
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        self.read_pieces(body, declared, body_time, |chunk| {
+            buf.extend_from_slice(&chunk)
+        })
+        .await?;
+        Ok(buf.freeze())
     }
 
-    /// As [`Self::read_all`], showing `observe` what has come after each
-    /// chunk (a check can walk it while the rest arrives).
-    pub async fn read_all_observed(
+    /// As [`Self::read_all`], each chunk handed to `take` as it comes, kept
+    /// as it is (a check can walk it while the rest arrives).
+    pub async fn read_pieces(
         &self,
         mut body: ByteStream,
         declared: Option<u64>,
         body_time: std::time::Duration,
-        mut observe: impl FnMut(&[u8]),
-    ) -> Result<Bytes, UpstreamError> {
+        mut take: impl FnMut(Bytes),
+    ) -> Result<(), UpstreamError> {
         if declared.is_some_and(|n| n > self.max_bytes) {
             return Err(UpstreamError::TooLarge(self.max_bytes));
         }
         let body_deadline = Instant::now() + body_time;
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        let mut len = 0u64;
         while let Some(chunk) = self.next(&mut body, Some(body_deadline)).await {
             let chunk = chunk?;
-            if (buf.len() + chunk.len()) as u64 > self.max_bytes {
+            len += chunk.len() as u64;
+            if len > self.max_bytes {
                 return Err(UpstreamError::TooLarge(self.max_bytes));
             }
-            buf.extend_from_slice(&chunk);
-            observe(&buf);
+            take(chunk);
         }
-        Ok(buf.freeze())
+        Ok(())
     }
 }
 

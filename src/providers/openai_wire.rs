@@ -200,10 +200,10 @@ pub(super) async fn embeddings_answer(
     format: EncodingFormat,
 ) -> Result<EmbedAnswer, UpstreamError> {
     let mut prescan = Prescan::new(expected, format);
-    let body = upstream
-        .read_json_observed(response, limits, |so_far| prescan.feed(so_far))
+    upstream
+        .read_json_pieces(response, limits, |chunk| prescan.feed(chunk))
         .await?;
-    upstream_answer(body, expected, prescan).map_err(|e| UpstreamError::Protocol(e.to_string()))
+    upstream_answer(expected, prescan).map_err(|e| UpstreamError::Protocol(e.to_string()))
 }
 
 /// A Jina / Cohere-style rerank body (vLLM's `/v1/rerank`): no `top_n`,

@@ -192,27 +192,35 @@ impl Upstream {
         response: Response,
         limits: &Limits,
     ) -> Result<Bytes, UpstreamError> {
-        self.read_json_observed(response, limits, |_| {}).await
+        let declared = Self::json(&response)?;
+        let stream = limits.body(response);
+        limits.read_all(stream, declared, self.timeouts.body).await
     }
 
-    /// As [`Self::read_json`], showing `observe` what has come after each
-    /// chunk.
-    pub async fn read_json_observed(
+    /// As [`Self::read_json`], each chunk handed to `take` as it comes and
+    /// kept as it is, not copied into one buffer (an answer passed
+    /// through as it came).
+    pub async fn read_json_pieces(
         &self,
         response: Response,
         limits: &Limits,
-        observe: impl FnMut(&[u8]),
-    ) -> Result<Bytes, UpstreamError> {
-        if !content_type_is(&response, is_json_type, true) {
+        take: impl FnMut(Bytes),
+    ) -> Result<(), UpstreamError> {
+        let declared = Self::json(&response)?;
+        let stream = limits.body(response);
+        limits
+            .read_pieces(stream, declared, self.timeouts.body, take)
+            .await
+    }
+
+    /// The declared length of a JSON answer; an error if it is not JSON.
+    fn json(response: &Response) -> Result<Option<u64>, UpstreamError> {
+        if !content_type_is(response, is_json_type, true) {
             return Err(UpstreamError::Protocol(
                 "a 200 answer that is not JSON".into(),
             ));
         }
-        let declared = response.content_length();
-        let stream = limits.body(response);
-        limits
-            .read_all_observed(stream, declared, self.timeouts.body, observe)
-            .await
+        Ok(response.content_length())
     }
 }
 

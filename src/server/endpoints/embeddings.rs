@@ -52,7 +52,9 @@ pub(crate) async fn handle(
     let use_cache = route.spec.cache.enabled && !wants_no_cache(&parts.headers);
     let request = match body {
         EmbeddingsBody::Raw(body) if sendable(&body, use_cache, &route) => {
-            return send_body(rc, &route, body).await;
+            // Boxed: the routed call's future (2 KB) would size this one,
+            // as `pass` keeps its calls' futures on the heap.
+            return Box::pin(send_body(rc, &route, body)).await;
         }
         EmbeddingsBody::Raw(body) => body.parse()?,
         EmbeddingsBody::Parsed(request) => request,

@@ -172,7 +172,7 @@ fn answer(
     Ok(match (raw.len(), raw.pop()) {
         (1, Some(one)) => {
             let mut r = json_response(StatusCode::OK, Bytes::new());
-            *r.body_mut() = Pieces::parts(one.into_parts(name).into()).boxed_unsync();
+            *r.body_mut() = Pieces::parts(one.into_parts(name)).boxed_unsync();
             r
         }
         (_, Some(last)) => {
