@@ -10,7 +10,8 @@
 //! call takes every input, an OpenAI-wire provider sends the client's own
 //! bytes with only `model` spliced in ([`ClientBody::upstream`]): 2,048
 //! inputs are neither parsed into values nor written again. Anything else
-//! parses the body fully ([`ClientBody::parse`]). Must not decide errors:
+//! gets the values the whole parse would give, built from what the walk
+//! found ([`ClientBody::parse`]). Must not decide errors:
 //! on anything doubtful (token ids, a duplicate or escaped top-level key,
 //! an `encoding_format` or `dimensions` it does not vouch for) the walk
 //! says `None` and the full parse words the answer.
@@ -18,6 +19,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
 
 use super::{EmbeddingsRequest, EncodingFormat};
 use crate::api::GatewayError;
@@ -43,6 +45,9 @@ pub struct ClientBody {
     add_format: bool,
     /// Where the `}` closing the body is.
     close: usize,
+    /// Every other member: where its key (inside the quotes) and its value
+    /// sit.
+    others: Vec<(Range<usize>, Range<usize>)>,
 }
 
 /// A client's embeddings request as the endpoint got it.
@@ -92,11 +97,47 @@ impl ClientBody {
         self.inputs.iter().map(|r| &self.bytes[r.clone()])
     }
 
-    /// The whole parse of the same bytes, for what needs values (the
-    /// per-item flow, a kind that translates). The walk accepted nothing
-    /// this refuses.
+    /// The request as values, for what needs them (the per-item flow, a
+    /// kind that translates): what the whole parse of the same bytes
+    /// gives, built from what the walk found (a plain input's text taken as
+    /// it is, an escaped one and every other member's value read alone),
+    /// so a cached request is not read twice over.
     pub fn parse(&self) -> Result<EmbeddingsRequest, GatewayError> {
-        EmbeddingsRequest::parse(&self.bytes)
+        match self.values() {
+            Some(request) => Ok(request),
+            // Cannot happen (the walk checked every byte); the whole
+            // parse words whatever it would be.
+            None => EmbeddingsRequest::parse(&self.bytes),
+        }
+    }
+
+    fn values(&self) -> Option<EmbeddingsRequest> {
+        let b = &self.bytes[..];
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|r| {
+                let inside = &b[r.start + 1..r.end - 1];
+                match memchr::memchr(b'\\', inside) {
+                    None => Some(Value::String(std::str::from_utf8(inside).ok()?.to_owned())),
+                    Some(_) => serde_json::from_slice(&b[r.clone()]).ok(),
+                }
+            })
+            .collect::<Option<Vec<Value>>>()?;
+        let mut extra = Map::new();
+        for (key, value) in &self.others {
+            let key = std::str::from_utf8(&b[key.clone()]).ok()?;
+            extra.insert(
+                key.to_owned(),
+                serde_json::from_slice(&b[value.clone()]).ok()?,
+            );
+        }
+        Some(EmbeddingsRequest {
+            model: self.model.clone(),
+            inputs,
+            encoding_format: self.format,
+            extra,
+        })
     }
 
     /// The body to send upstream for `model`: the client's bytes around the
@@ -131,8 +172,12 @@ pub(super) fn scan(raw: &Bytes) -> Option<ClientBody> {
     c.ws();
     let (mut keys, mut count) = ([&b""[..]; MAX_KEYS], 0);
     let (mut model, mut inputs, mut format) = (None, None, None);
+    let mut others = Vec::new();
     while c.peek()? != b'}' {
         let key = c.key()?;
+        // Where the key sits (`key` is a slice of `raw`).
+        let at = key.as_ptr() as usize - raw.as_ptr() as usize;
+        let key_span = at..at + key.len();
         if count == MAX_KEYS || keys[..count].contains(&key) {
             return None;
         }
@@ -160,13 +205,13 @@ pub(super) fn scan(raw: &Bytes) -> Option<ClientBody> {
             // A positive integer in plain digits (the byte after it is
             // checked below: `2.5` or `2e3` stop the walk).
             b"dimensions" => {
+                let start = c.at;
                 if c.unsigned()? == 0 {
                     return None;
                 }
+                others.push((key_span, start..c.at));
             }
-            _ => {
-                c.value()?;
-            }
+            _ => others.push((key_span, c.value()?)),
         }
         c.ws();
         match c.peek()? {
@@ -196,6 +241,7 @@ pub(super) fn scan(raw: &Bytes) -> Option<ClientBody> {
         format: format.unwrap_or(EncodingFormat::Float),
         add_format: format.is_none(),
         close,
+        others,
     })
 }
 

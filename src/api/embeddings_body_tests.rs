@@ -22,6 +22,17 @@ fn same_as_parsed(raw: &[u8]) -> Option<ClientBody> {
         .collect();
     assert_eq!(inputs, parsed.inputs, "{}", String::from_utf8_lossy(raw));
     assert_eq!(walked.len(), parsed.inputs.len());
+    // The values built from the walk are the whole parse's.
+    let built = walked.values().expect("built from the walk");
+    assert_eq!(built.model, parsed.model);
+    assert_eq!(built.inputs, parsed.inputs);
+    assert_eq!(built.encoding_format, parsed.encoding_format);
+    assert_eq!(
+        built.extra,
+        parsed.extra,
+        "{}",
+        String::from_utf8_lossy(raw)
+    );
     Some(walked)
 }
 
