@@ -181,17 +181,8 @@ fn changed_bodies_are_scanned_as_the_tree_reads_them() {
         b" ",
         b"\"model\":\"z\"",
     ];
-    let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
-    let mut next = move |n: usize| rng.usize(..n);
     let mut taken = 0;
-    for i in 0..20_000 {
-        let mut doc = bodies[i % bodies.len()].as_bytes().to_vec();
-        let at = next(doc.len());
-        match next(3) {
-            0 => doc[at] = PIECES[next(PIECES.len())][0],
-            1 => doc.truncate(at),
-            _ => drop(doc.splice(at..at, PIECES[next(PIECES.len())].iter().copied())),
-        }
+    for doc in crate::api::changed::changed(&bodies, &PIECES, 0x2545_F491_4F6C_DD1D, 20_000) {
         let Some(head) = scan(&doc) else { continue };
         taken += 1;
         let tree: Map<String, Value> = serde_json::from_slice(&doc)

@@ -121,19 +121,7 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                 c.value()?;
             }
         }
-        c.ws();
-        match c.peek()? {
-            b',' => {
-                c.eat(b',')?;
-                c.ws();
-                // `{"a":1,}`: the next key must come.
-                if c.peek()? == b'}' {
-                    return None;
-                }
-            }
-            b'}' => {}
-            _ => return None,
-        }
+        c.after_member()?;
     }
     c.eat(b'}')?;
     (c.at_end() && model && messages && !head.model.is_empty()).then_some(head)

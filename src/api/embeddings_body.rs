@@ -213,19 +213,7 @@ pub(super) fn scan(raw: &Bytes) -> Option<ClientBody> {
             }
             _ => others.push((key_span, c.value()?)),
         }
-        c.ws();
-        match c.peek()? {
-            b',' => {
-                c.eat(b',')?;
-                c.ws();
-                // `{"a":1,}`: the next key must come.
-                if c.peek()? == b'}' {
-                    return None;
-                }
-            }
-            b'}' => {}
-            _ => return None,
-        }
+        c.after_member()?;
     }
     let close = c.at;
     c.eat(b'}')?;

@@ -5,6 +5,8 @@
 //! status-code mapping (that is `server`'s job).
 
 pub mod affinity;
+#[cfg(test)]
+mod changed;
 pub mod chat;
 pub mod chat_body;
 mod chat_scan;
