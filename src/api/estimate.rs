@@ -87,12 +87,6 @@ routed_by_body!(
     super::responses::ResponsesRequest
 );
 
-impl Routed for super::embeddings::EmbeddingsRequest {
-    fn model(&self) -> &str {
-        &self.model
-    }
-}
-
 impl Routed for super::embeddings::EmbeddingsBody {
     fn model(&self) -> &str {
         super::embeddings::EmbeddingsBody::model(self)

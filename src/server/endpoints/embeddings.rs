@@ -4,9 +4,9 @@
 //! parsed, when its inputs are strings (`api::embeddings::EmbeddingsBody`).
 //! A request nothing needs the vectors of (no cache for it, no repeated
 //! input) gets the upstream's answer passed through (`embeddings_call`),
-//! its own bytes sent upstream when one call takes every input. Otherwise each input is one
-//! item of
-//! the per-item flow (`flows::items`): looked up in the cache, the misses
+//! its own bytes sent upstream when one call takes every input. Otherwise
+//! each input is one item of the per-item flow (`flows::items`): looked up
+//! in the cache, the misses
 //! deduplicated and fetched once (shared with identical requests), split
 //! into sub-batches no larger than any target accepts and sent in parallel
 //! (as wide as the providers' concurrency limits allow, or
