@@ -8,6 +8,7 @@ pub mod affinity;
 #[cfg(test)]
 mod changed;
 pub mod chat;
+pub mod chat_answer;
 pub mod chat_body;
 mod chat_scan;
 pub mod completions;

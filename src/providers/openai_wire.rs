@@ -127,6 +127,9 @@ struct ChatShape {
 
 /// A `200` chat body counts as an answer only when it is a chat completion.
 pub(super) fn check_chat_completion(body: &[u8]) -> Result<(), UpstreamError> {
+    if crate::api::chat_answer::holds_choices(body) {
+        return Ok(());
+    }
     match serde_json::from_slice::<ChatShape>(body) {
         Ok(_) => Ok(()),
         Err(e) => Err(UpstreamError::Protocol(format!(
