@@ -353,7 +353,8 @@ impl Metrics {
             connections_closed: counter(
                 "switchyard_connections_closed_total",
                 "Client connections the gateway closed, by reason: per_peer_limit (over \
-                 connections.max_per_peer when accepted), first_request_timeout, idle_timeout.",
+                 connections.max_per_peer when accepted), first_request_timeout, idle_timeout, \
+                 header_read_timeout (HTTP/1: no next request head in time).",
                 &["reason"],
             ),
             stream_stalls: counter(

@@ -79,6 +79,10 @@ async fn idle_and_slow_header_connections_are_closed() {
     let answer = String::from_utf8(until_closed(&mut kept).await).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     eventually(async || gw.metric("switchyard_client_connections").await == 1.0).await;
+    // HTTP/1 with the header-read timeout the shorter: each of the three
+    // was waiting for a request head.
+    let headless = r#"switchyard_connections_closed_total{reason="header_read_timeout"}"#;
+    assert_eq!(gw.metric(headless).await, 3.0);
     gw.stop().await;
 }
 

@@ -12,8 +12,8 @@
 //! closed, so idle sockets cannot sit on slots), a header-read timeout
 //! (which, for HTTP/1, also bounds the wait for the next request on a
 //! kept-alive connection), HTTP/2 keep-alive pings and a stream cap, and an
-//! idle timeout that closes a connection with no request in flight (both
-//! timeouts kept by one timer per connection, which requests do not touch,
+//! idle timeout that closes a connection with no request in flight (the
+//! three timeouts kept by one timer per connection, which requests do not touch,
 //! and which, like the drain signal, is looked at only when its own wake-up
 //! comes: `crate::on_wake`).
 //! Settings are read from the live policy for each new connection. Every
@@ -74,10 +74,11 @@ pub(crate) async fn serve(
             .connections_closed
             .with_label_values(&[reason])
     };
-    let (over_cap, unrequested, idled) = (
+    let (over_cap, unrequested, idled, headless) = (
         closed("per_peer_limit"),
         closed("first_request_timeout"),
         closed("idle_timeout"),
+        closed("header_read_timeout"),
     );
     loop {
         let slot = tokio::select! {
@@ -122,6 +123,9 @@ pub(crate) async fn serve(
         };
         let svc = TowerToHyperService::new(edge.clone().map_request(
             move |mut req: ::http::Request<Incoming>| {
+                if req.version() == ::http::Version::HTTP_2 {
+                    info.activity.h2.store(true, Ordering::Relaxed);
+                }
                 req.extensions_mut().insert(info.clone());
                 req
             },
@@ -130,7 +134,7 @@ pub(crate) async fn serve(
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();
         let metrics = Arc::clone(&state.metrics);
-        let (unrequested, idled) = (unrequested.clone(), idled.clone());
+        let (unrequested, idled, headless) = (unrequested.clone(), idled.clone(), headless.clone());
         let mut draining = draining.clone();
         tokio::spawn(async move {
             let _places = (slot, peer_place);
@@ -139,9 +143,12 @@ pub(crate) async fn serve(
             // The side watches, each polled only when its own wake-up
             // came: the connection's task wakes for every request and
             // every chunk of a stream.
-            let first = settings.first_request_timeout;
-            let mut quiet =
-                std::pin::pin!(OnWake::new(quiet(&activity, first, settings.idle_timeout)));
+            let waits = Waits {
+                first: settings.first_request_timeout,
+                idle: settings.idle_timeout,
+                head: settings.header_read_timeout,
+            };
+            let mut quiet = std::pin::pin!(OnWake::new(quiet(&activity, waits)));
             let mut drain = std::pin::pin!(OnWake::new(async move {
                 let _ = draining.changed().await;
                 draining
@@ -173,6 +180,12 @@ pub(crate) async fn serve(
                     idled.inc();
                     tracing::debug!("closing idle connection");
                 }
+                Err(Quiet::HeadUnread) => {
+                    headless.inc();
+                    tracing::debug!(
+                        "closing an HTTP/1 connection whose next request head did not come"
+                    );
+                }
                 Err(Quiet::Unrequested) => {
                     unrequested.inc();
                     tracing::debug!("closing a connection that sent no request");
@@ -195,9 +208,9 @@ pub(crate) async fn serve(
 
 fn builder(s: &ConnectionSettings) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
     let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(s.header_read_timeout);
+    // The header-read timeout is kept by the connection's quiet timer
+    // (`quiet`), not by hyper's, which it arms and drops for every request.
+    b.http1().header_read_timeout(None);
     b.http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(s.http2_keep_alive_interval)
@@ -213,18 +226,47 @@ enum Quiet {
     Unrequested,
     /// No request in flight for the idle timeout.
     Idle,
+    /// HTTP/1: no whole request head within the header-read timeout of
+    /// the connection starting to wait for one.
+    HeadUnread,
+}
+
+/// The quiet timer's limits (`server.connections`).
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    /// `first_request_timeout`.
+    first: Duration,
+    /// `idle_timeout`.
+    idle: Duration,
+    /// `header_read_timeout`: HTTP/1 only.
+    head: Duration,
+}
+
+impl Waits {
+    /// How long the connection may have no request in flight, and why it
+    /// is closed after that: an HTTP/1 connection with no request in flight
+    /// is waiting for the next request's head, so the header-read timeout
+    /// bounds that wait too (as hyper's own timer did).
+    fn quiet(&self, activity: &ConnActivity) -> (Duration, Quiet) {
+        if self.head < self.idle && !activity.h2.load(Ordering::Relaxed) {
+            (self.head, Quiet::HeadUnread)
+        } else {
+            (self.idle, Quiet::Idle)
+        }
+    }
 }
 
 /// Completes when the connection should be closed for quiet: it sent no
 /// request within `first` of being accepted, or has had none in flight for
-/// `idle` (whichever comes first). One timer: it sleeps until the earliest
-/// moment either could be true, and looks again when it fires; requests
-/// never wake it or re-arm it.
-async fn quiet(activity: &ConnActivity, first: Duration, idle: Duration) -> Quiet {
+/// `idle` (HTTP/1: `head`, when shorter), whichever comes first. One timer:
+/// it sleeps until the earliest moment either could be true, and looks
+/// again when it fires; requests never wake it or re-arm it.
+async fn quiet(activity: &ConnActivity, waits: Waits) -> Quiet {
     loop {
         let unrequested = (!activity.requested.load(Ordering::SeqCst))
-            .then(|| (activity.opened + first, Quiet::Unrequested));
-        let idled = activity.quiet_since().map(|t| (t + idle, Quiet::Idle));
+            .then(|| (activity.opened + waits.first, Quiet::Unrequested));
+        let (wait, why) = waits.quiet(activity);
+        let idled = activity.quiet_since().map(|t| (t + wait, why));
         let due = match (unrequested, idled) {
             (Some(u), Some(i)) => Some(if u.0 <= i.0 { u } else { i }),
             (u, i) => u.or(i),
@@ -232,8 +274,8 @@ async fn quiet(activity: &ConnActivity, first: Duration, idle: Duration) -> Quie
         match due {
             Some((at, why)) if at <= tokio::time::Instant::now() => return why,
             Some((at, _)) => tokio::time::sleep_until(at).await,
-            // A request in flight: nothing can be due before `idle` from now.
-            None => tokio::time::sleep(idle).await,
+            // A request in flight: nothing can be due before `wait` from now.
+            None => tokio::time::sleep(wait).await,
         }
     }
 }
@@ -261,22 +303,32 @@ mod tests {
 
     const FIRST: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
+    /// A header-read timeout longer than the idle one: never the reason.
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn waits(first: Duration, idle: Duration) -> Waits {
+        Waits {
+            first,
+            idle,
+            head: LONG,
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_nothing_closes_at_the_first_request_timeout() {
         let a = ConnActivity::new();
-        assert_eq!(quiet(&a, FIRST, IDLE).await, Quiet::Unrequested);
+        assert_eq!(quiet(&a, waits(FIRST, IDLE)).await, Quiet::Unrequested);
         assert_eq!(a.opened.elapsed(), FIRST);
         // With the idle timeout the shorter, that one closes it.
         let a = ConnActivity::new();
-        assert_eq!(quiet(&a, IDLE, FIRST).await, Quiet::Idle);
+        assert_eq!(quiet(&a, waits(IDLE, FIRST)).await, Quiet::Idle);
         assert_eq!(a.opened.elapsed(), FIRST);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_holds_it_open_and_idle_counts_from_its_end() {
         let a = Arc::new(ConnActivity::new());
-        let watch = quiet(&a, FIRST, IDLE);
+        let watch = quiet(&a, waits(FIRST, IDLE));
         tokio::pin!(watch);
         let guard = ConnGuard::enter(&a);
         // In flight for three idle timeouts: never closed.
@@ -292,13 +344,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn http1_waits_for_a_head_at_most_the_header_read_timeout() {
+        let head = Duration::from_secs(30);
+        let w = Waits {
+            first: FIRST,
+            idle: IDLE,
+            head,
+        };
+        let a = Arc::new(ConnActivity::new());
+        drop(ConnGuard::enter(&a));
+        let ended = Instant::now();
+        assert_eq!(quiet(&a, w).await, Quiet::HeadUnread);
+        assert_eq!(ended.elapsed(), head);
+        // HTTP/2 has no such timeout: its idle one closes it.
+        let a = Arc::new(ConnActivity::new());
+        a.h2.store(true, Ordering::Relaxed);
+        drop(ConnGuard::enter(&a));
+        let ended = Instant::now();
+        assert_eq!(quiet(&a, w).await, Quiet::Idle);
+        assert_eq!(ended.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_second_request_moves_the_idle_deadline() {
         let a = Arc::new(ConnActivity::new());
         drop(ConnGuard::enter(&a));
         tokio::time::sleep(IDLE / 2).await;
         drop(ConnGuard::enter(&a));
         let second = Instant::now();
-        assert_eq!(quiet(&a, FIRST, IDLE).await, Quiet::Idle);
+        assert_eq!(quiet(&a, waits(FIRST, IDLE)).await, Quiet::Idle);
         assert_eq!(second.elapsed(), IDLE);
     }
 }

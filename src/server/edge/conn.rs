@@ -26,6 +26,9 @@ use tokio::time::Instant;
 pub(crate) struct ConnActivity {
     pub in_flight: AtomicUsize,
     pub requested: AtomicBool,
+    /// Whether its requests come over HTTP/2 (the header-read timeout is
+    /// HTTP/1's).
+    pub h2: AtomicBool,
     /// When the connection was accepted.
     pub opened: Instant,
     /// When its last request in flight ended, in nanoseconds after
@@ -40,6 +43,7 @@ impl ConnActivity {
         ConnActivity {
             in_flight: AtomicUsize::new(0),
             requested: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
             opened: Instant::now(),
             quiet_since: AtomicU64::new(0),
             after_write: AfterWrite::default(),
