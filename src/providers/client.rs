@@ -241,6 +241,12 @@ impl Response {
         }
     }
 
+    /// Its headers, for unit tests of what reads them.
+    #[cfg(test)]
+    pub fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        &mut self.head.headers
+    }
+
     /// A `200` whose body is `chunks` (for unit tests of body readers).
     #[cfg(test)]
     pub fn from_chunks(chunks: Vec<Bytes>) -> Self {

@@ -255,13 +255,15 @@ pub fn content_type_is(response: &Response, ok: impl Fn(&str) -> bool, missing: 
         .and_then(|v| v.to_str().ok())
     {
         None => missing,
-        Some(v) => ok(v
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()),
+        Some(v) => {
+            let t = v.split(';').next().unwrap_or("").trim();
+            // Lower-cased only when it has capitals (as sent, nearly never).
+            if t.bytes().any(|b| b.is_ascii_uppercase()) {
+                ok(&t.to_ascii_lowercase())
+            } else {
+                ok(t)
+            }
+        }
     }
 }
 

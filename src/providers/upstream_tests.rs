@@ -37,3 +37,28 @@ async fn a_provider_future_holds_the_send_boxed() {
     // 2,512 bytes with the send inline, as `cargo test` builds it.
     assert!(size <= 256, "the provider's future is {size} bytes");
 }
+
+#[test]
+fn media_types_are_compared_without_case_or_parameters() {
+    use super::{content_type_is, is_json_type};
+    use crate::providers::client::Response;
+    let typed = |t: &str| {
+        let mut r = Response::from_chunks(Vec::new());
+        r.headers_mut()
+            .insert(http::header::CONTENT_TYPE, t.parse().unwrap());
+        r
+    };
+    for (t, json) in [
+        ("application/json", true),
+        ("application/json; charset=utf-8", true),
+        ("Application/JSON", true),
+        (" APPLICATION/PROBLEM+JSON ;q=1", true),
+        ("text/html", false),
+        ("Text/HTML; charset=utf-8", false),
+    ] {
+        assert_eq!(content_type_is(&typed(t), is_json_type, false), json, "{t}");
+    }
+    let untyped = Response::from_chunks(Vec::new());
+    assert!(content_type_is(&untyped, is_json_type, true));
+    assert!(!content_type_is(&untyped, is_json_type, false));
+}

@@ -202,7 +202,15 @@ pub fn served_by(h: &mut http::HeaderMap, provider: &str, attempts: u32) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert(X_PROVIDER.clone(), v);
     }
-    h.insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
+    // The usual counts named, not written out (an allocation each).
+    let n = match attempts {
+        0 => HeaderValue::from_static("0"),
+        1 => HeaderValue::from_static("1"),
+        2 => HeaderValue::from_static("2"),
+        3 => HeaderValue::from_static("3"),
+        n => HeaderValue::from(n),
+    };
+    h.insert(X_ATTEMPTS.clone(), n);
 }
 
 // The gateway's own answer headers, named once: a name given as a string
