@@ -67,10 +67,27 @@ pub fn ms(d: Duration) -> f64 {
 /// wrk against `url` from the load core while measuring the CPU of `pid`:
 /// (wrk, CPU seconds per request).
 pub fn load(pid: u32, url: &str, conns: usize, secs: u64, body: &Path, unique: bool) -> (Wrk, f64) {
-    let before = cpu_seconds(pid);
+    let (w, cpu, _) = load_split(pid, url, conns, secs, body, unique);
+    (w, cpu)
+}
+
+/// [`load`], with the part of the CPU per request spent in the kernel
+/// (system time): (wrk, CPU seconds per request, system seconds per
+/// request).
+pub fn load_split(
+    pid: u32,
+    url: &str,
+    conns: usize,
+    secs: u64,
+    body: &Path,
+    unique: bool,
+) -> (Wrk, f64, f64) {
+    let before = cpu_split(pid);
     let w = wrk(url, conns, secs, body, unique, LOAD_CORE);
-    let cpu = cpu_seconds(pid) - before;
-    (w.clone(), cpu / w.requests as f64)
+    let after = cpu_split(pid);
+    let n = w.requests as f64;
+    let (user, sys) = (after.0 - before.0, after.1 - before.1);
+    (w, (user + sys) / n, sys / n)
 }
 
 /// The upstream's connection counters.
@@ -385,27 +402,35 @@ fn unsafe_uid_is_root() -> bool {
 /// CPU time (user + system) of `pid` and of every process whose parent it
 /// is, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = |p: u32| -> Option<(u64, u32)> {
+    let (user, sys) = cpu_split(pid);
+    user + sys
+}
+
+/// User and system CPU time of `pid` and of every process whose parent it
+/// is, in seconds.
+pub fn cpu_split(pid: u32) -> (f64, f64) {
+    let ticks = |p: u32| -> Option<((u64, u64), u32)> {
         let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
         // Fields after the `(comm)`, which may hold spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ppid = f[1].parse().ok()?;
-        let t = f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?;
+        let t = (f[11].parse::<u64>().ok()?, f[12].parse::<u64>().ok()?);
         Some((t, ppid))
     };
-    let mut total = ticks(pid).map_or(0, |(t, _)| t);
+    let (mut user, mut sys) = ticks(pid).map_or((0, 0), |(t, _)| t);
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             if let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                && let Some((t, ppid)) = ticks(child)
+                && let Some(((u, s), ppid)) = ticks(child)
                 && ppid == pid
             {
-                total += t;
+                user += u;
+                sys += s;
             }
         }
     }
-    total as f64 / 100.0 // USER_HZ
+    (user as f64 / 100.0, sys as f64 / 100.0) // USER_HZ
 }
 
 pub fn rss_bytes(pid: u32) -> u64 {
