@@ -26,21 +26,15 @@ fn walk(body: &[u8]) -> Option<bool> {
     c.eat(b'{')?;
     c.ws();
     let mut choices = false;
-    if c.peek()? != b'}' {
-        loop {
-            let key = c.key()?;
-            if key == b"choices" {
-                if choices || c.peek()? != b'[' {
-                    return None;
-                }
-                choices = true;
+    while c.peek()? != b'}' {
+        if c.key()? == b"choices" {
+            if choices || c.peek()? != b'[' {
+                return None;
             }
-            c.value()?;
-            c.after_member()?;
-            if c.peek()? == b'}' {
-                break;
-            }
+            choices = true;
         }
+        c.value()?;
+        c.after_member()?;
     }
     c.eat(b'}')?;
     Some(choices && c.at_end())
