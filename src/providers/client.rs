@@ -73,7 +73,7 @@ impl Client {
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .http1_max_buf_size(super::client_h1::READ_BUFFER_MAX)
+            .http1_max_buf_size(super::client_h1_conn::READ_BUFFER_MAX)
             .build(connector);
         Ok(Client { inner, h1, gauge })
     }
@@ -266,7 +266,8 @@ struct Data<B> {
 
 impl<B> futures_util::Stream for Data<B>
 where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Item = Result<Bytes, BodyError>;
 

@@ -1,6 +1,6 @@
 //! Plain HTTP/1 upstreams (`http://`: a local model server, a sidecar)
-//! without a task per connection: the request's own task drives its
-//! connection.
+//! without a task per connection: the request's own task reads and writes
+//! its connection.
 //!
 //! Place in the pipeline: under [`super::client`], which sends `http://`
 //! requests here and everything else (TLS, HTTP/2 by ALPN) through
@@ -9,16 +9,15 @@
 //! of its body handed back, a wake-up each way. Here a request takes an
 //! idle connection (the most recently used), or opens one under the same
 //! slot rule as hyper's pool ([`super::client_conn`]: never more
-//! connections than requests in flight), and polls the connection itself
-//! while it waits for the head and reads the body; a body read to its end
-//! puts the connection back, idle. A connection whose request or body is
-//! dropped is closed with it (as hyper's pool closes an HTTP/1 connection
-//! whose request is cancelled). Idle connections are watched by one task
-//! per pool ([`super::client_h1_idle`]), and a request an idle connection
-//! gave back unsent (it closed as it was taken) goes out on another. Must not retry a request the upstream may have seen,
-//! time a body or read one.
+//! connections than requests in flight), and speaks HTTP/1.1 on it itself
+//! ([`super::client_h1_conn`]); the body read to its end puts the
+//! connection back, idle. A connection whose request or body is dropped
+//! is closed with it (as hyper's pool closes an HTTP/1 connection whose
+//! request is cancelled). Idle connections are watched by one task per
+//! pool ([`super::client_h1_idle`]), and a request an idle connection gave
+//! back unsent (it closed as it was taken) goes out on another. Must not
+//! retry a request the upstream may have seen, time a body or read one.
 
-use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,31 +25,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, Uri};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, timeout_at};
 
 use super::client_conn::{Gauge, NoSlot, Slot, connect};
 use super::client_egress::Egress;
 use super::client_h1_idle::{IdleSet, Lease};
+use super::client_h1_wire::WireError;
 use super::pieces::Pieces;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The most an upstream connection's read buffer grows to, here and in
-/// hyper's pooled client. A buffer keeps its size while its connection is
-/// idle in the pool, and hyper's default (about 408 KiB) is reached by one
-/// large answer (a batch of embeddings): 13 such idle connections held
-/// 5.8 MiB in `cargo bench --bench memory`. At 64 KiB a large answer takes a
-/// few more reads (the 2.9 MB embedding answer of the proxy bench: no
-/// slower).
-pub(super) const READ_BUFFER_MAX: usize = 64 * 1024;
 
 /// Sending failed: before a connection was had, or on it.
 #[derive(Debug)]
 pub(super) enum H1Error {
     Connect(BoxError),
-    Send(hyper::Error),
+    Send(WireError),
 }
 
 /// The idle HTTP/1 connections of one provider.
@@ -83,49 +73,36 @@ impl H1Pool {
     }
 
     /// Sends `req` (an absolute `http://` URI) and waits for the answer's
-    /// head; the body drives the connection from then on.
+    /// head; the body reads the connection from then on.
     pub(super) async fn send(
         self: &Arc<Self>,
-        mut req: http::Request<Pieces>,
+        req: http::Request<Pieces>,
     ) -> Result<(http::response::Parts, Driven), H1Error> {
-        let uri = req.uri().clone();
-        let Some(authority) = uri.authority().cloned() else {
+        let (parts, body) = req.into_parts();
+        let Some(authority) = parts.uri.authority() else {
             return Err(H1Error::Connect("the URL has no host".into()));
         };
-        // Origin form, and `Host` as hyper's pool writes them.
-        *req.uri_mut() = match uri.path_and_query() {
-            Some(path) => Uri::from(path.clone()),
-            None => Uri::from_static("/"),
-        };
-        if !req.headers().contains_key(http::header::HOST) {
-            let host = http::HeaderValue::from_str(authority.as_str())
-                .map_err(|e| H1Error::Connect(e.into()))?;
-            req.headers_mut().insert(http::header::HOST, host);
-        }
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut headers = parts.headers;
         loop {
-            let (mut lease, reused) = self.lease(&uri, &authority).await?;
-            let mut answer = std::pin::pin!(lease.tx.try_send_request(req));
-            let sent = poll_fn(|cx| {
-                lease.drive(cx);
-                answer.as_mut().poll(cx)
-            })
-            .await;
+            let (mut lease, reused) = self.lease(&parts.uri, authority).await?;
+            let sent = lease
+                .conn
+                .send(&parts.method, path, authority.as_str(), &mut headers, &body)
+                .await;
             match sent {
-                Ok(response) => {
-                    let (head, body) = response.into_parts();
-                    let body = Driven {
-                        body,
+                Ok(head) => {
+                    let mut body = Driven {
                         lease: Some(lease),
                         pool: Arc::clone(self),
                     };
+                    body.put_back_when_done(&mut Context::from_waker(std::task::Waker::noop()));
                     return Ok((head, body));
                 }
-                Err(mut e) => match e.take_message() {
-                    // An idle connection that closed as it was taken: the
-                    // request never left, so it goes out on another.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(H1Error::Send(e.into_error())),
-                },
+                // An idle connection that closed as it was taken: the
+                // request never left, so it goes out on another.
+                Err(e) if e.unsent && reused => {}
+                Err(e) => return Err(H1Error::Send(e.error)),
             }
         }
     }
@@ -159,12 +136,18 @@ impl H1Pool {
         let io = connect(&mut egress, uri.clone(), slot, deadline)
             .await
             .map_err(H1Error::Connect)?;
-        let (tx, conn) = http1::Builder::new()
-            .max_buf_size(READ_BUFFER_MAX)
-            .handshake(io)
-            .await
-            .map_err(|e| H1Error::Connect(e.into()))?;
-        Ok(Lease::new(tx, conn, authority.clone()))
+        Ok(Lease::new(io, authority.clone()))
+    }
+
+    #[cfg(test)]
+    pub(super) fn gauge_for_tests(&self) -> &Arc<Gauge> {
+        &self.gauge
+    }
+
+    /// Idle connections now.
+    #[cfg(test)]
+    pub(super) fn idle_for_tests(&self) -> usize {
+        self.idle.len()
     }
 
     /// `lease` back, idle (after its answer's body was read to the end).
@@ -174,10 +157,10 @@ impl H1Pool {
     }
 }
 
-/// An answer's body that drives its connection, which goes back to the
-/// pool when the body has been read to its end.
+/// An answer's body that reads its connection, which goes back to the
+/// pool as soon as the body has been read to its end.
 pub(super) struct Driven {
-    body: Incoming,
+    /// `None` once the body ended (the connection put back or closed).
     lease: Option<Box<Lease>>,
     pool: Arc<H1Pool>,
 }
@@ -188,37 +171,48 @@ impl std::fmt::Debug for Driven {
     }
 }
 
+impl Driven {
+    /// Puts the connection back (or closes it) once the body has ended.
+    fn put_back_when_done(&mut self, cx: &mut Context<'_>) {
+        if self.lease.as_ref().is_some_and(|l| l.conn.body_done())
+            && let Some(mut lease) = self.lease.take()
+            && lease.conn.reusable()
+        {
+            self.pool.put(lease, cx);
+        }
+    }
+}
+
 impl Body for Driven {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = WireError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, WireError>>> {
         let this = &mut *self;
-        if let Some(lease) = &mut this.lease {
-            lease.drive(cx);
+        let Some(lease) = &mut this.lease else {
+            return Poll::Ready(None);
+        };
+        let data = std::task::ready!(lease.conn.poll_data(cx));
+        if let Some(Err(_)) = &data {
+            this.lease = None;
+        } else {
+            this.put_back_when_done(cx);
         }
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => {
-                if let Some(lease) = this.lease.take() {
-                    this.pool.put(lease, cx);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.lease = None,
-            _ => {}
-        }
-        frame
+        Poll::Ready(data.map(|d| d.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.lease.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.lease {
+            Some(lease) => lease.conn.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
     }
 }
 

@@ -20,56 +20,29 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::uri::Authority;
-use hyper::client::conn::http1;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use hyper_rustls::MaybeHttpsStream;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-use super::client_conn::CountedIo;
-use super::pieces::Pieces;
-
-/// A connection's bytes: TCP (or a proxy's tunnel), holding its slot.
-pub(super) type Io = CountedIo<MaybeHttpsStream<TokioIo<TcpStream>>>;
-type Conn = http1::Connection<Io, Pieces>;
+use super::client_h1_conn::{Conn, Io};
 
 /// One connection, out of the pool for one request or idle in it.
 pub(super) struct Lease {
-    pub(super) tx: http1::SendRequest<Pieces>,
-    /// `None` once the connection has finished (closed).
-    conn: Option<Conn>,
+    pub(super) conn: Conn,
     authority: Authority,
 }
 
 impl Lease {
-    /// Boxed: a connection's state is large, and moves with the lease.
-    pub(super) fn new(
-        tx: http1::SendRequest<Pieces>,
-        conn: Conn,
-        authority: Authority,
-    ) -> Box<Self> {
+    /// Boxed: a connection's state moves with the lease.
+    pub(super) fn new(io: Io, authority: Authority) -> Box<Self> {
         Box::new(Lease {
-            tx,
-            conn: Some(conn),
+            conn: Conn::new(io),
             authority,
         })
     }
 
-    /// Drives the connection (reads, writes, notices a close); `false`
-    /// once it has finished.
-    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(conn) = &mut self.conn
-            && Pin::new(conn).poll(cx).is_ready()
-        {
-            self.conn = None;
-        }
-        self.conn.is_some()
-    }
-
-    /// Whether a request may go out on it now.
+    /// Polls the idle connection (its socket then wakes `cx`); `false`
+    /// once the upstream closed it, and no request may go out on it.
     fn usable(&mut self, cx: &mut Context<'_>) -> bool {
-        self.drive(cx) && !self.tx.is_closed() && self.tx.is_ready()
+        self.conn.poll_open(cx)
     }
 }
 
@@ -100,6 +73,11 @@ impl IdleSet {
 
     fn list(&self) -> MutexGuard<'_, VecDeque<Idle>> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.list().len()
     }
 
     /// The most recently used idle connection to `authority` that is still
@@ -156,7 +134,7 @@ impl IdleSet {
     fn sweep(&self, cx: &mut Context<'_>) -> Option<Instant> {
         let now = Instant::now();
         let mut list = self.list();
-        list.retain_mut(|i| now.duration_since(i.since) <= self.timeout && i.lease.drive(cx));
+        list.retain_mut(|i| now.duration_since(i.since) <= self.timeout && i.lease.usable(cx));
         list.front().map(|i| i.since + self.timeout)
     }
 }

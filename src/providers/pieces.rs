@@ -39,6 +39,20 @@ impl Pieces {
         }
     }
 
+    /// Its length in bytes (what is left of it to send).
+    pub fn len(&self) -> u64 {
+        self.left
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The pieces left to send.
+    pub(super) fn slices(&self) -> &[Bytes] {
+        self.parts.as_slice()
+    }
+
     /// The body when it is one buffer (for unit tests of what is sent).
     #[cfg(test)]
     pub fn as_bytes(&self) -> Option<&[u8]> {
