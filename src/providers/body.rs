@@ -173,12 +173,24 @@ impl Limits {
         declared: Option<u64>,
         body_time: std::time::Duration,
     ) -> Result<Bytes, UpstreamError> {
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        // A body that came as one chunk (a small answer, read whole with
+        // its head) is that chunk, not a copy of it.
+        let mut first = None::<Bytes>;
+        let mut buf = BytesMut::new();
         self.read_pieces(body, declared, body_time, |chunk| {
-            buf.extend_from_slice(&chunk)
+            if buf.is_empty() {
+                let Some(one) = first.take() else {
+                    first = Some(chunk);
+                    return;
+                };
+                let size = declared.unwrap_or(0) as usize;
+                buf.reserve(size.max(one.len() + chunk.len()));
+                buf.extend_from_slice(&one);
+            }
+            buf.extend_from_slice(&chunk);
         })
         .await?;
-        Ok(buf.freeze())
+        Ok(first.unwrap_or_else(|| buf.freeze()))
     }
 
     /// As [`Self::read_all`], each chunk handed to `take` as it comes, kept

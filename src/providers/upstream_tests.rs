@@ -62,3 +62,47 @@ fn media_types_are_compared_without_case_or_parameters() {
     assert!(content_type_is(&untyped, is_json_type, true));
     assert!(!content_type_is(&untyped, is_json_type, false));
 }
+
+/// A whole answer read as one chunk is that chunk (not a copy); one in
+/// pieces, empty ones among them, is joined in order.
+#[tokio::test]
+async fn a_body_of_one_chunk_is_kept_and_one_of_many_joined() {
+    use crate::providers::body::Limits;
+    use crate::providers::client::Response;
+    use crate::providers::scrub::Scrubber;
+    use bytes::Bytes;
+    let t = Duration::from_secs(5);
+    let timeouts = Timeouts {
+        connect: t,
+        first_byte: t,
+        idle: t,
+        body: t,
+        total: t,
+    };
+    let limits = Limits::new(
+        &timeouts,
+        tokio::time::Instant::now(),
+        1 << 20,
+        std::sync::Arc::new(Scrubber::default()),
+    );
+    let read = |chunks: Vec<Bytes>| {
+        let stream = limits.body(Response::from_chunks(chunks));
+        limits.read_all(stream, None, t)
+    };
+    let one = Bytes::from_static(b"{\"choices\":[]}");
+    let got = read(vec![one.clone()]).await.unwrap();
+    assert_eq!(got.as_ptr(), one.as_ptr(), "the chunk itself");
+    for chunks in [
+        vec!["{\"a\"", ":1", "}"],
+        vec!["", "{\"a\":1}"],
+        vec!["{\"a\":1}", ""],
+        vec!["", "", "{\"a\"", "", ":1}"],
+    ] {
+        let chunks = chunks
+            .into_iter()
+            .map(|c: &'static str| Bytes::from_static(c.as_bytes()))
+            .collect();
+        assert_eq!(read(chunks).await.unwrap(), "{\"a\":1}");
+    }
+    assert_eq!(read(Vec::new()).await.unwrap(), "");
+}
