@@ -5,16 +5,20 @@ use std::time::Duration;
 use super::Upstream;
 use crate::config::Timeouts;
 
-fn upstream() -> Upstream {
+/// Every timeout 5 s.
+fn timeouts() -> Timeouts {
     let t = Duration::from_secs(5);
-    let timeouts = Timeouts {
+    Timeouts {
         connect: t,
         first_byte: t,
         idle: t,
         body: t,
         total: t,
-    };
-    Upstream::new(&timeouts, 1 << 20, []).unwrap()
+    }
+}
+
+fn upstream() -> Upstream {
+    Upstream::new(&timeouts(), 1 << 20, []).unwrap()
 }
 
 /// What a provider's call does first.
@@ -72,15 +76,8 @@ async fn a_body_of_one_chunk_is_kept_and_one_of_many_joined() {
     use crate::providers::scrub::Scrubber;
     use bytes::Bytes;
     let t = Duration::from_secs(5);
-    let timeouts = Timeouts {
-        connect: t,
-        first_byte: t,
-        idle: t,
-        body: t,
-        total: t,
-    };
     let limits = Limits::new(
-        &timeouts,
+        &timeouts(),
         tokio::time::Instant::now(),
         1 << 20,
         std::sync::Arc::new(Scrubber::default()),
