@@ -17,7 +17,7 @@ use std::task::Poll;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::UpstreamError;
 use super::client::{BodyError, Response, classify_body};
@@ -99,11 +99,25 @@ impl Limits {
         body: &mut ByteStream,
         body_deadline: Option<Instant>,
     ) -> Option<Result<Bytes, UpstreamError>> {
-        let (deadline, which) = self.chunk_deadline(body_deadline);
-        match timeout_at(deadline, body.next()).await {
-            Err(_) => Some(Err(UpstreamError::Timeout(which))),
-            Ok(item) => chunk(item),
-        }
+        // A chunk that is already there (a small answer, read with its
+        // head) needs no timer: one is set up at the first wait only.
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let mut which = "idle";
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(item) = body.poll_next_unpin(cx) {
+                return Poll::Ready(chunk(item));
+            }
+            if timer.is_none() {
+                let (deadline, due) = self.chunk_deadline(body_deadline);
+                which = due;
+                timer.as_mut().set(Some(sleep_until(deadline)));
+            }
+            match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Some(Err(UpstreamError::Timeout(which)))),
+                _ => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// When the next chunk must have arrived (the idle timeout from now,

@@ -103,3 +103,41 @@ async fn a_body_of_one_chunk_is_kept_and_one_of_many_joined() {
     }
     assert_eq!(read(Vec::new()).await.unwrap(), "");
 }
+
+/// A chunk waits at most until the earliest of its deadlines, named; one
+/// that is there is taken even when a deadline has passed.
+#[tokio::test(start_paused = true)]
+async fn a_chunk_waits_until_its_earliest_deadline() {
+    use crate::providers::body::Limits;
+    use crate::providers::scrub::Scrubber;
+    use crate::providers::{UpstreamError, body::ByteStream};
+    use futures_util::StreamExt;
+    use tokio::time::Instant;
+    let mut t = timeouts();
+    t.idle = Duration::from_secs(2);
+    let started = Instant::now();
+    let limits = Limits::new(
+        &t,
+        started,
+        1 << 20,
+        std::sync::Arc::new(Scrubber::default()),
+    );
+    let mut silent: ByteStream = futures_util::stream::pending().boxed();
+    // idle (2 s) before body (3 s) and total (5 s).
+    let body = Some(started + Duration::from_secs(3));
+    let e = limits.next(&mut silent, body).await.unwrap().unwrap_err();
+    assert!(matches!(e, UpstreamError::Timeout("idle")), "{e}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    // From 2 s: idle would end at 4 s, the body's deadline at 3 s.
+    let e = limits.next(&mut silent, body).await.unwrap().unwrap_err();
+    assert!(matches!(e, UpstreamError::Timeout("body")), "{e}");
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    // Past every deadline, a chunk that is there is still taken.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let mut ready: ByteStream =
+        futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"x"))]).boxed();
+    assert_eq!(limits.next(&mut ready, body).await.unwrap().unwrap(), "x");
+    assert!(limits.next(&mut ready, body).await.is_none());
+    let e = limits.next(&mut silent, None).await.unwrap().unwrap_err();
+    assert!(matches!(e, UpstreamError::Timeout("total")), "{e}");
+}
