@@ -119,7 +119,9 @@ pub fn shaped_error_response(e: &GatewayError, shape: ErrorShape) -> Response<Bo
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        let ms = after.as_millis().max(1) as u64;
+        // Rounded up too: a hint a fraction of a millisecond short of
+        // its slot brings the caller back before its token.
+        let ms = after.as_nanos().div_ceil(1_000_000).max(1) as u64;
         r.headers_mut()
             .insert("retry-after-ms", HeaderValue::from(ms));
     }
@@ -236,4 +238,31 @@ pub fn wants_no_cache(headers: &http::HeaderMap) -> bool {
                 )
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Both hints round up: a caller told them never comes back before
+    /// the time it was booked for.
+    #[test]
+    fn retry_hints_round_up_to_the_next_unit() {
+        let hints = |after: Duration| {
+            let e = GatewayError::rate_limited("client", after);
+            let r = shaped_error_response(&e, ErrorShape::OpenAi);
+            let h = |n: &str| r.headers()[n].to_str().unwrap().to_owned();
+            (h("retry-after"), h("retry-after-ms"))
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(hints(ms(20)), ("1".into(), "20".into()));
+        assert_eq!(
+            hints(ms(20) + Duration::from_micros(400)),
+            ("1".into(), "21".into())
+        );
+        assert_eq!(hints(Duration::from_micros(300)), ("1".into(), "1".into()));
+        assert_eq!(hints(ms(1000)), ("1".into(), "1000".into()));
+        assert_eq!(hints(ms(1001)), ("2".into(), "1001".into()));
+    }
 }
