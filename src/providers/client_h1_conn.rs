@@ -103,7 +103,7 @@ impl Conn {
     ) -> Result<http::response::Parts, SendError> {
         write_head(&mut self.head, method, path, authority, headers, body.len());
         let mut sent = 0;
-        let written = poll_fn(|cx| self.poll_write(cx, body.slices(), &mut sent)).await;
+        let written = poll_fn(|cx| self.poll_write(cx, body, &mut sent)).await;
         if let Err(error) = written {
             self.broken = true;
             return Err(SendError {
@@ -123,15 +123,16 @@ impl Conn {
             })
     }
 
-    /// Writes the head and `pieces` from byte `sent` on.
+    /// Writes the head and `body` from byte `sent` on.
     fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
-        pieces: &[Bytes],
+        body: &Pieces,
         sent: &mut usize,
     ) -> Poll<Result<(), WireError>> {
-        let total = self.head.len() + pieces.iter().map(Bytes::len).sum::<usize>();
-        while *sent < total {
+        let pieces = body.slices();
+        let total = self.head.len() as u64 + body.len();
+        while (*sent as u64) < total {
             let mut slices = [IoSlice::new(&[]); 8];
             let mut skip = *sent;
             let mut n = 0;
