@@ -1,4 +1,4 @@
-//! A future polled only when its own waker has fired.
+//! A future (or a body) polled only when its own waker has fired.
 //!
 //! Place in the pipeline: around what watches a connection or a stream
 //! from the side: the accept loop's quiet timer and drain signal per
@@ -8,9 +8,12 @@
 //! watches were polled (a timer's state read, a waker compared) hundreds
 //! of times for each time one of them had anything to say. [`OnWake`]
 //! gives the inner future a waker of its own that marks it before waking
-//! the task, and polls it only when marked (and once at first). Must not
-//! hold anything but the inner future and its mark: it is part of every
-//! connection's task; and must only wrap a future that wakes its last
+//! the task, and polls it only when marked (and once at first). The same
+//! [`Gate`] keeps a streamed answer's body from being walked down to its
+//! upstream socket when nothing woke it (`server::edge::span`): after each
+//! chunk hyper polls the body once more than the one that found it empty.
+//! Must not hold anything but the inner future and its mark: it is part
+//! of every connection's task; and must only wrap what wakes its last
 //! waker whenever it has news (a timer moved later keeps its waker).
 
 use std::future::Future;
@@ -26,9 +29,16 @@ pin_project_lite::pin_project! {
     pub(crate) struct OnWake<F> {
         #[pin]
         inner: F,
-        mark: Arc<Mark>,
-        waker: Waker,
+        gate: Gate,
     }
+}
+
+/// What is polled through it is polled at first, after each `Ready`, and
+/// otherwise only after a wake-up of its own (a waker that marks it, then
+/// wakes the task that polled last).
+pub(crate) struct Gate {
+    mark: Arc<Mark>,
+    waker: Waker,
 }
 
 /// The inner future's waker: marks it, then wakes the task.
@@ -48,17 +58,46 @@ impl Wake for Mark {
     }
 }
 
-impl<F> OnWake<F> {
-    pub(crate) fn new(inner: F) -> Self {
+impl Gate {
+    pub(crate) fn new() -> Self {
         let mark = Arc::new(Mark {
-            // Polled at first, to arm whatever the inner future waits on.
+            // Polled at first, to arm whatever the inner one waits on.
             woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
         });
-        OnWake {
-            inner,
+        Gate {
             waker: Waker::from(Arc::clone(&mark)),
             mark,
+        }
+    }
+
+    /// `poll` (given the gate's own context) when it may have news, else
+    /// `Pending` without a look.
+    #[inline]
+    pub(crate) fn poll<T>(
+        &self,
+        cx: &Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        // The task's waker first: a wake-up after the look below finds it.
+        self.mark.task.register(cx.waker());
+        if !self.mark.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let out = poll(&mut Context::from_waker(&self.waker));
+        if out.is_ready() {
+            // What gave one item may have the next at once.
+            self.mark.woken.store(true, Ordering::Release);
+        }
+        out
+    }
+}
+
+impl<F> OnWake<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        OnWake {
+            inner,
+            gate: Gate::new(),
         }
     }
 
@@ -73,12 +112,8 @@ impl<F: Future> Future for OnWake<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // The task's waker first: a wake-up after the look below finds it.
-        this.mark.task.register(cx.waker());
-        if !this.mark.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        this.inner.poll(&mut Context::from_waker(this.waker))
+        let inner = this.inner;
+        this.gate.poll(cx, |cx| inner.poll(cx))
     }
 }
 

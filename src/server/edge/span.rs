@@ -18,6 +18,7 @@ use tower::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
+use crate::on_wake::Gate;
 use crate::telemetry::{self, SpanText};
 
 /// `inner`, run in each request's span, its answer's body too.
@@ -77,14 +78,31 @@ where
             ready!(this.inner.poll(cx))?
         };
         let span = this.span.take().unwrap_or_else(Span::none);
-        Poll::Ready(Ok(response.map(|inner| SpanBody { inner, span })))
+        Poll::Ready(Ok(response.map(|inner| SpanBody::new(inner, span))))
     }
 }
 
-/// A response body polled in its request's span.
+/// A response body polled in its request's span. Once it has had to
+/// wait (a stream), it is polled only after each frame and after a
+/// wake-up of its own ([`Gate`]): hyper polls a streamed body once more
+/// after each chunk than the poll that found it empty (to see whether its
+/// flush made room), and that poll no longer enters the span and walks
+/// the body's layers down to the upstream's socket for nothing. A whole
+/// answer never waits and never has a gate.
 pub(crate) struct SpanBody<B> {
     inner: B,
     span: Span,
+    gate: Option<Gate>,
+}
+
+impl<B> SpanBody<B> {
+    fn new(inner: B, span: Span) -> Self {
+        SpanBody {
+            inner,
+            span,
+            gate: None,
+        }
+    }
 }
 
 impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
@@ -95,9 +113,21 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = &mut *self;
-        let _in = this.span.enter();
-        Pin::new(&mut this.inner).poll_frame(cx)
+        let SpanBody { inner, span, gate } = &mut *self;
+        let mut frame = |cx: &mut Context<'_>| {
+            let _in = span.enter();
+            Pin::new(&mut *inner).poll_frame(cx)
+        };
+        if let Some(gate) = gate {
+            return gate.poll(cx, frame);
+        }
+        let out = frame(cx);
+        if out.is_pending() {
+            // It waits on the task's own waker this time; a new gate lets
+            // the next poll through, which hands it the gate's.
+            *gate = Some(Gate::new());
+        }
+        out
     }
 
     fn is_end_stream(&self) -> bool {
@@ -156,4 +186,110 @@ fn request_span<B>(req: &mut Request<B>) -> Span {
     );
     telemetry::w3c::continue_trace(&span, req.headers());
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full, StreamBody};
+
+    use super::*;
+
+    /// A waker that counts its wake-ups (the connection task's, in tests).
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    type Polls = Arc<AtomicUsize>;
+
+    /// A streamed body fed by `tx`, counting how often it is polled.
+    fn streamed() -> (
+        tokio::sync::mpsc::UnboundedSender<Bytes>,
+        Polls,
+        impl HttpBody<Data = Bytes, Error = std::convert::Infallible> + Unpin,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let polls = Polls::default();
+        let counted = Arc::clone(&polls);
+        let frames = futures_util::stream::poll_fn(move |cx| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        });
+        (tx, polls, StreamBody::new(frames))
+    }
+
+    /// What one poll of a body gives.
+    type Polled<B> = Poll<Option<Result<Frame<<B as HttpBody>::Data>, <B as HttpBody>::Error>>>;
+
+    fn poll<B: HttpBody + Unpin>(body: &mut SpanBody<B>, waker: &Waker) -> Polled<B> {
+        Pin::new(body).poll_frame(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_stream_is_walked_again_only_after_a_frame_or_its_own_wake_up() {
+        let (tx, polls, inner) = streamed();
+        let mut body = SpanBody::new(inner, Span::none());
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&count));
+        // The first wait is on the task's waker; the next poll goes down
+        // once more to hand the stream the gate's.
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(body.gate.is_some());
+        assert!(poll(&mut body, &waker).is_pending());
+        // Polled again with nothing new (hyper's look after its flush):
+        // the stream is not walked.
+        for _ in 0..3 {
+            assert!(poll(&mut body, &waker).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        // A chunk wakes the task that polled, and the next poll takes it.
+        tx.send(Bytes::from_static(b"data: 1\n\n")).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let Poll::Ready(Some(Ok(frame))) = poll(&mut body, &waker) else {
+            panic!("the chunk is there");
+        };
+        assert_eq!(frame.into_data().unwrap(), "data: 1\n\n");
+        // After a frame the stream is looked at again at once (the next
+        // may be there already), then left alone until it wakes.
+        tx.send(Bytes::from_static(b"data: 2\n\n")).unwrap();
+        assert!(poll(&mut body, &waker).is_ready());
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), 5);
+        drop(tx);
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_stream_that_waited_once_on_the_tasks_waker_is_not_lost() {
+        // The chunk comes between the first wait (on the task's waker)
+        // and the next poll: that poll must still go down and take it.
+        let (tx, polls, inner) = streamed();
+        let mut body = SpanBody::new(inner, Span::none());
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&count));
+        assert!(poll(&mut body, &waker).is_pending());
+        tx.send(Bytes::from_static(b"data: 1\n\n")).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task's waker");
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(Some(Ok(_)))));
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_whole_answer_is_polled_through_and_gets_no_gate() {
+        let full = Full::new(Bytes::from_static(b"{}"));
+        let mut body = SpanBody::new(full.boxed_unsync(), Span::none());
+        let waker = Waker::from(Arc::new(Count::default()));
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+        assert!(body.gate.is_none());
+    }
 }
