@@ -34,12 +34,8 @@
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
-for tool in valgrind nginx wrk curl; do
-    if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
-        apt-get install -y -q valgrind nginx wrk curl >/dev/null
-        break
-    fi
-done
+. "$(dirname "$0")/callgrind-kit.sh"
+need_tools valgrind nginx wrk curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 SECS=${BENCH_SECS:-4}
 CONNS=${BENCH_CONNS:-16}
@@ -51,9 +47,8 @@ WARMUP=${BENCH_WARMUP:-$(( CONNS / 40 > 3 ? CONNS / 40 : 3 ))}
 DIR=$(mktemp -d)
 trap 'kill $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port)
-mkdir -p "$DIR/policies" "$DIR/tmp"
+mkdir -p "$DIR/tmp"
 cat > "$DIR/nginx.conf" <<EOF
 worker_processes 1;
 pid $DIR/nginx.pid;
@@ -75,14 +70,8 @@ http {
 }
 EOF
 taskset -c 1 "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
-cat > "$DIR/policies/bench.yaml" <<EOF
-providers:
-  chat: { kind: openai, base_url: "http://127.0.0.1:$UP/v1" }
-routes:
-  chat: { targets: [{provider: chat}] }
-EOF
-CONTENT=$(printf 'Summarise the following paragraph in one sentence please. %.0s' $(seq 15))
-printf '{"model":"chat","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"%s"}],"max_tokens":256,"temperature":0.2}' "$CONTENT" > "$DIR/body.json"
+write_policy chat "$UP"
+write_chat_body chat
 cat > "$DIR/post.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -119,15 +108,8 @@ count() {
     if [ -n "${BENCH_CACHE_SIM:-}" ]; then
         sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64)
     fi
-    taskset -c 0 valgrind --tool=callgrind --instr-atstart=no "${sim[@]}" \
-        --callgrind-out-file="$DIR/callgrind.out" \
-        "$bin" serve --policies "$DIR/policies" --listen "127.0.0.1:$port" --drain-delay 0s \
-        >"$DIR/gateway.log" 2>"$DIR/valgrind.err" &
-    pid=$!
-    for _ in $(seq 1 300); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
-        sleep 0.2
-    done
+    start_counted "$bin" "$port" "${sim[@]}"
+    pid=$GATEWAY_PID
     local url="http://127.0.0.1:$port/v1/chat/completions"
     # One load run: the warm-up opens every connection, and counting covers
     # the steady state after it (no connection is opened in the window, as
@@ -145,10 +127,9 @@ count() {
     callgrind_control -i off "$pid" >/dev/null 2>&1
     last=$(upstream_requests)
     wait "$load"
-    kill -INT "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_counted
+    collected=$COLLECTED
     requests=$((last - first - 1))
-    collected=$(grep -oE 'Collected : [0-9]+' "$DIR/valgrind.err" | grep -oE '[0-9]+$')
     if [ -z "$requests" ] || [ -z "$collected" ] || [ "$requests" -eq 0 ]; then
         echo "no count for $bin (see $DIR/valgrind.err)" >&2
         exit 1

@@ -23,12 +23,8 @@
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
-for tool in valgrind curl; do
-    if ! command -v "$tool" >/dev/null; then
-        apt-get install -y -q valgrind curl >/dev/null
-        break
-    fi
-done
+. "$(dirname "$0")/callgrind-kit.sh"
+need_tools valgrind curl
 GAP=${BENCH_GAP:-0.005}
 STREAMS=${BENCH_STREAMS:-16}
 CHUNKS=500
@@ -36,7 +32,6 @@ DIR=$(mktemp -d)
 UPSTREAM_PID=
 trap 'kill $UPSTREAM_PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port)
 cat > "$DIR/upstream.py" <<'EOF'
 import asyncio, sys
@@ -79,15 +74,8 @@ asyncio.run(main())
 EOF
 taskset -c 1 python3 "$DIR/upstream.py" "$UP" "$GAP" "$CHUNKS" &
 UPSTREAM_PID=$!
-mkdir -p "$DIR/policies"
-cat > "$DIR/policies/bench.yaml" <<EOF
-providers:
-  stream: { kind: openai, base_url: "http://127.0.0.1:$UP/v1" }
-routes:
-  stream: { targets: [{provider: stream}] }
-EOF
-CONTENT=$(printf 'Summarise the following paragraph in one sentence please. %.0s' $(seq 15))
-printf '{"model":"stream","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"%s"}],"max_tokens":256,"temperature":0.2,"stream":true}' "$CONTENT" > "$DIR/body.json"
+write_policy stream "$UP"
+write_chat_body stream ',"stream":true'
 
 # `n` streams at once through the gateway on `port`; each must end with
 # `[DONE]` after every chunk.
@@ -111,24 +99,15 @@ streams() {
 
 # Instructions per chunk of one binary.
 count() {
-    local bin=$1 port pid collected
+    local bin=$1 port collected
     port=$(free_port)
-    taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
-        --callgrind-out-file="$DIR/callgrind.out" \
-        "$bin" serve --policies "$DIR/policies" --listen "127.0.0.1:$port" --drain-delay 0s \
-        >"$DIR/gateway.log" 2>"$DIR/valgrind.err" &
-    pid=$!
-    for _ in $(seq 1 300); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
-        sleep 0.2
-    done
+    start_counted "$bin" "$port"
     streams 4 "$port"
-    callgrind_control -i on "$pid" >/dev/null 2>&1
+    callgrind_control -i on "$GATEWAY_PID" >/dev/null 2>&1
     streams "$STREAMS" "$port"
-    callgrind_control -i off "$pid" >/dev/null 2>&1
-    kill -INT "$pid"
-    wait "$pid" 2>/dev/null || true
-    collected=$(grep -oE 'Collected : [0-9]+' "$DIR/valgrind.err" | grep -oE '[0-9]+$')
+    callgrind_control -i off "$GATEWAY_PID" >/dev/null 2>&1
+    stop_counted
+    collected=$COLLECTED
     if [ -z "$collected" ]; then
         echo "no count for $bin (see $DIR/valgrind.err)" >&2
         exit 1
