@@ -81,8 +81,14 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
             (b"model", _) => {
                 let span = c.string()?;
                 // The string itself, as strictly as the full parse reads
-                // it (escapes, surrogates).
-                head.model = serde_json::from_slice(&raw[span.clone()]).ok()?;
+                // it: as it is when it has no escape (the cursor checked
+                // its bytes), else by `serde_json` (escapes, surrogates).
+                let inside = &raw[span.start + 1..span.end - 1];
+                head.model = if inside.contains(&b'\\') {
+                    serde_json::from_slice(&raw[span.clone()]).ok()?
+                } else {
+                    std::str::from_utf8(inside).ok()?.to_owned()
+                };
                 head.model_span = span;
                 model = true;
             }
@@ -107,8 +113,8 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                 }
             }
             (b"store", _) => head.store = matches!(read(&mut c)?, Peek::Bool(true)),
-            (b"n", _) => head.n = read::<Peek>(&mut c)?.u64(),
-            (b"top_k", _) => head.top_k = read::<Peek>(&mut c)?.u64(),
+            (b"n", _) => head.n = read_count(&mut c)?,
+            (b"top_k", _) => head.top_k = read_count(&mut c)?,
             (b"reasoning_effort", _) => {
                 head.reasoning_effort = match read(&mut c)? {
                     Peek::Str(s) => Some(s),
@@ -116,7 +122,7 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
                 }
             }
             (b"stream_options", _) => head.stream_options = read::<OptsValue>(&mut c)?.0,
-            (_, Some(k)) => head.bounds[k] = read::<Peek>(&mut c)?.u64(),
+            (_, Some(k)) => head.bounds[k] = read_count(&mut c)?,
             _ => {
                 c.value()?;
             }
@@ -132,6 +138,20 @@ pub fn scan(raw: &[u8]) -> Option<Head> {
 fn read<T: de::DeserializeOwned>(c: &mut Cursor) -> Option<T> {
     let span = c.value()?;
     serde_json::from_slice(&c.bytes()[span]).ok()
+}
+
+/// A count as `Value::as_u64` reads it: plain digits read by the cursor
+/// (what `max_tokens` nearly always is), anything else by [`read`].
+fn read_count(c: &mut Cursor) -> Option<Option<u64>> {
+    let start = c.at;
+    if let Some(b'0'..=b'9') = c.peek()
+        && let Some(v) = c.unsigned()
+        && !matches!(c.peek(), Some(b'.' | b'e' | b'E'))
+    {
+        return Some(Some(v));
+    }
+    c.at = start;
+    Some(read::<Peek>(c)?.u64())
 }
 
 /// More top-level keys than this: the full parse (duplicates are checked

@@ -117,10 +117,17 @@ fn usage_last(body: &[u8]) -> Option<Option<Raw>> {
     if !backslashes.is_multiple_of(2) {
         return None;
     }
-    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Raw>>();
-    let raw = values.next()?.ok()?;
+    // Read where it lies (`read`), or by `serde_json` when that read
+    // cannot vouch for the value.
+    let (raw, used) = match read::raw_at(rest) {
+        Some(read) => read,
+        None => {
+            let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Raw>>();
+            (values.next()?.ok()?, values.byte_offset())
+        }
+    };
     // Only the object's closing brace after it.
-    let tail = rest[values.byte_offset()..].trim_ascii();
+    let tail = rest[used..].trim_ascii();
     (tail == b"}").then_some(raw)
 }
 
@@ -189,7 +196,7 @@ struct Nested {
 }
 
 /// Every dialect's usage fields; absent or `null` ones are `None`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 struct Raw {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
@@ -201,7 +208,7 @@ struct Raw {
     cache_creation_input_tokens: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 struct Details {
     cached_tokens: Option<u64>,
 }
@@ -331,6 +338,9 @@ impl UsageTap {
         self.seen.map(|raw| raw.usage(self.dialect))
     }
 }
+
+#[path = "usage_read.rs"]
+mod read;
 
 #[cfg(test)]
 #[path = "usage_tests.rs"]

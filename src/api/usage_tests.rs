@@ -239,3 +239,81 @@ fn a_usage_read_at_the_end_is_the_one_the_whole_parse_reads() {
         "{fast} of {tried}"
     );
 }
+
+/// Usage values of every form (counts, nulls, floats, signs, huge
+/// numbers, strings, details objects, fields twice, escaped and unknown
+/// keys, white space, a trailing comma): wherever the cursor's read
+/// vouches for one, it is the derived parse's, to the byte it stopped at;
+/// and it vouches for the usual ones.
+#[test]
+fn the_cursor_reads_a_usage_as_the_derived_parse_does() {
+    const MEMBERS: [&str; 27] = [
+        r#""prompt_tokens":120"#,
+        r#""prompt_tokens":null"#,
+        r#""prompt_tokens":0"#,
+        r#""prompt_tokens":1.5"#,
+        r#""prompt_tokens":-1"#,
+        r#""prompt_tokens":1e3"#,
+        r#""prompt_tokens":18446744073709551615"#,
+        r#""prompt_tokens":007"#,
+        r#""prompt_tokens":"7""#,
+        r#""completion_tokens":14"#,
+        r#""total_tokens":134"#,
+        r#""prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0}"#,
+        r#""prompt_tokens_details":null"#,
+        r#""prompt_tokens_details":{}"#,
+        r#""prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}"#,
+        r#""prompt_tokens_details":{"cached_tokens":null}"#,
+        r#""prompt_tokens_details":7"#,
+        r#""input_tokens":5"#,
+        r#""output_tokens":6"#,
+        r#""input_tokens_details":{ "cached_tokens" : 2 }"#,
+        r#""cache_read_input_tokens":100"#,
+        r#""cache_creation_input_tokens":20"#,
+        r#""server_tool_use":{"web_search_requests":0}"#,
+        r#""service_tier":"standard""#,
+        r#""\u0070rompt_tokens":9"#,
+        r#""x":[1,{"y":null},"z"]"#,
+        r#""completion_tokens":12345678901234567890"#,
+    ];
+    let mut rng = fastrand::Rng::with_seed(0xC0A7);
+    let mut gaps = fastrand::Rng::with_seed(0x9A95);
+    let (mut vouched, mut tried) = (0, 0);
+    for _ in 0..20_000 {
+        let mut gap = || [" ", "", "\n  "][gaps.usize(..3)];
+        let value = match rng.usize(..20) {
+            0 => "null".to_string(),
+            1 => "{}".to_string(),
+            2 => "7".to_string(),
+            _ => {
+                let members: Vec<String> = (0..rng.usize(1..6))
+                    .map(|_| {
+                        let m = MEMBERS[rng.usize(..MEMBERS.len())];
+                        m.replacen(':', &format!("{}:{}", gap(), gap()), 1)
+                    })
+                    .collect();
+                let comma = if rng.usize(..30) == 0 { "," } else { "" };
+                format!(
+                    "{{{}{}{comma}{}}}",
+                    gap(),
+                    members.join(&format!(",{}", gap())),
+                    gap()
+                )
+            }
+        };
+        let text = format!("{}{value}{}}}", gap(), gap());
+        let bytes = text.as_bytes();
+        let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Option<Raw>>();
+        let parsed = values.next().and_then(Result::ok);
+        tried += 1;
+        if let Some((raw, used)) = read::raw_at(bytes) {
+            vouched += 1;
+            assert_eq!(Some(raw), parsed, "{text}");
+            assert_eq!(used, values.byte_offset(), "{text}");
+        }
+    }
+    assert!(
+        vouched > tried / 4 && vouched < tried * 9 / 10,
+        "{vouched} of {tried}"
+    );
+}

@@ -1,0 +1,128 @@
+//! A usage object read with `json_check`'s cursor instead of `serde_json`:
+//! the counts of an answer's `usage`, the same as the derived parse of
+//! `Raw` reads them, or nothing when this read cannot vouch for that.
+//!
+//! Place in the pipeline: under `usage` (its parent), whose read of a
+//! whole answer's trailing `usage` tries [`raw_at`] first and falls back to
+//! `serde_json` when it says `None`. Through `serde_json` that object cost
+//! about 1,600 instructions of a 1 KB chat request's 66,000 (a deserializer
+//! set up, every key matched through a visitor, every count an `Option`
+//! visited); here a key is compared where it lies and a count read from
+//! its digits. Must not accept what the derived parse refuses, nor read a
+//! count differently: anything but plain keys, plain non-negative integers,
+//! `null`s and the `*_tokens_details` objects (a float, a sign, an escaped
+//! key, a field twice, a value the cursor does not vouch for) is left to
+//! `serde_json` (a test holds both to the same answers).
+
+use super::super::json_check::Cursor;
+use super::{Details, Raw};
+
+/// The usage value at the start of `b` (white space first allowed):
+/// `None` for `null`, the counts for an object, and how many bytes of `b`
+/// it took; `None` when the derived parse must decide.
+pub(super) fn raw_at(b: &[u8]) -> Option<(Option<Raw>, usize)> {
+    let mut c = Cursor::new(b);
+    c.ws();
+    if c.peek()? == b'n' {
+        null(&mut c)?;
+        return Some((None, c.at));
+    }
+    let mut raw = Raw::default();
+    let mut seen = 0u16;
+    object(&mut c, |c, key| {
+        let (bit, slot): (u16, Slot<'_>) = match key {
+            b"prompt_tokens" => (1, Slot::Count(&mut raw.prompt_tokens)),
+            b"completion_tokens" => (2, Slot::Count(&mut raw.completion_tokens)),
+            b"prompt_tokens_details" => (4, Slot::Details(&mut raw.prompt_tokens_details)),
+            b"input_tokens" => (8, Slot::Count(&mut raw.input_tokens)),
+            b"output_tokens" => (16, Slot::Count(&mut raw.output_tokens)),
+            b"input_tokens_details" => (32, Slot::Details(&mut raw.input_tokens_details)),
+            b"cache_read_input_tokens" => (64, Slot::Count(&mut raw.cache_read_input_tokens)),
+            b"cache_creation_input_tokens" => {
+                (128, Slot::Count(&mut raw.cache_creation_input_tokens))
+            }
+            // Any other member: checked and passed, as the parse ignores it.
+            _ => return c.value().map(drop),
+        };
+        // A field twice is an error of the derived parse.
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        match slot {
+            Slot::Count(to) => *to = count(c)?,
+            Slot::Details(to) => *to = details(c)?,
+        }
+        Some(())
+    })?;
+    Some((Some(raw), c.at))
+}
+
+/// Where a member's value goes.
+enum Slot<'a> {
+    Count(&'a mut Option<u64>),
+    Details(&'a mut Option<Details>),
+}
+
+/// `{...}` at the cursor, `member` called at each value with its key
+/// (unescaped: an escaped key is `None`, for the parse to match); the
+/// cursor past the `}`.
+fn object<'a>(
+    c: &mut Cursor<'a>,
+    mut member: impl FnMut(&mut Cursor<'a>, &'a [u8]) -> Option<()>,
+) -> Option<()> {
+    c.eat(b'{')?;
+    c.ws();
+    if c.peek()? == b'}' {
+        c.at += 1;
+        return Some(());
+    }
+    loop {
+        let key = c.key()?;
+        member(c, key)?;
+        c.ws();
+        match c.next()? {
+            b',' => c.ws(),
+            b'}' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// `null`, the cursor past it.
+fn null(c: &mut Cursor) -> Option<()> {
+    let span = c.value()?;
+    (&c.bytes()[span] == b"null").then_some(())
+}
+
+/// An `Option<u64>` as the derived parse reads it: `null`, or plain
+/// digits (a fraction or an exponent after them is refused by
+/// [`object`], which finds no `,` or `}` there).
+fn count(c: &mut Cursor) -> Option<Option<u64>> {
+    match c.peek()? {
+        b'n' => null(c).map(|()| None),
+        b'0'..=b'9' => c.unsigned().map(Some),
+        _ => None,
+    }
+}
+
+/// `*_tokens_details`: `null`, or an object whose `cached_tokens` is read.
+fn details(c: &mut Cursor) -> Option<Option<Details>> {
+    if c.peek()? == b'n' {
+        return null(c).map(|()| None);
+    }
+    let mut d = Details::default();
+    let mut seen = false;
+    object(c, |c, key| {
+        if key != b"cached_tokens" {
+            return c.value().map(drop);
+        }
+        if seen {
+            return None;
+        }
+        seen = true;
+        d.cached_tokens = count(c)?;
+        Some(())
+    })?;
+    Some(Some(d))
+}
