@@ -39,7 +39,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 #[cfg(test)]
 pub(crate) use direct_line::text_both_ways;
-pub(crate) use direct_line::{InSpan, TextFieldsOut, direct_text};
+pub(crate) use direct_line::{FieldName, InSpan, TextFieldsOut, direct_text, field_name};
 pub use logs::LogFormat;
 pub(crate) use span_text::{SpanText, span_text_on};
 

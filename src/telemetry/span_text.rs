@@ -107,7 +107,7 @@ mod tests {
                 for span in [&full, &lean] {
                     tracing::warn!(target: "switchyard::x", parent: span, step);
                     direct.line(&Level::WARN, "switchyard::x", InSpan::Span(span), |o| {
-                        o.u64("step", step)
+                        o.u64(crate::telemetry::field_name!("step"), step)
                     });
                 }
                 // The request's span named with its text, no lookup.
@@ -115,7 +115,7 @@ mod tests {
                     &Level::WARN,
                     "switchyard::x",
                     InSpan::Root("request", &text),
-                    |o| o.u64("step", step),
+                    |o| o.u64(crate::telemetry::field_name!("step"), step),
                 );
             };
             write(0);

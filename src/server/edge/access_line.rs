@@ -21,7 +21,7 @@ use tracing::Level;
 use super::conn::AfterWriteWork;
 use super::context::RequestCtx;
 use super::span::REQUEST_SPAN;
-use crate::telemetry::{self, InSpan, TextFieldsOut};
+use crate::telemetry::{self, InSpan, TextFieldsOut, field_name};
 
 /// Whether access lines are written at all (the log filter may leave them
 /// out): when not, `account` makes none. Asked only while tracing is off.
@@ -154,22 +154,22 @@ impl Fields<'_> {
 
     /// Into a text line, as the text layer writes [`Fields::event`]'s.
     fn direct(&self, o: &mut TextFieldsOut<'_>) {
-        o.display("method", self.method);
-        o.str("path", self.path);
-        o.u64("status", u64::from(self.status));
-        o.str("endpoint", self.endpoint);
-        o.str("route", self.route);
-        o.str("requested", self.requested);
-        o.str("key", self.key);
-        o.str("provider", self.provider);
-        o.str("model", self.model);
-        o.u64("attempts", u64::from(self.attempts));
-        o.str("cache", self.cache);
-        o.str("outcome", self.outcome);
-        o.u64("ms", self.ms);
-        o.str("request_id", self.request_id);
-        o.str("error_code", self.error_code);
-        o.str("error", self.error);
+        o.display(field_name!("method"), self.method);
+        o.str(field_name!("path"), self.path);
+        o.u64(field_name!("status"), u64::from(self.status));
+        o.str(field_name!("endpoint"), self.endpoint);
+        o.str(field_name!("route"), self.route);
+        o.str(field_name!("requested"), self.requested);
+        o.str(field_name!("key"), self.key);
+        o.str(field_name!("provider"), self.provider);
+        o.str(field_name!("model"), self.model);
+        o.u64(field_name!("attempts"), u64::from(self.attempts));
+        o.str(field_name!("cache"), self.cache);
+        o.str(field_name!("outcome"), self.outcome);
+        o.u64(field_name!("ms"), self.ms);
+        o.str(field_name!("request_id"), self.request_id);
+        o.str(field_name!("error_code"), self.error_code);
+        o.str(field_name!("error"), self.error);
     }
 }
 
