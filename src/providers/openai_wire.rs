@@ -69,9 +69,13 @@ pub(super) fn deployment_takes_reasoning_effort(deployment: &str) -> bool {
 /// What of a request's extension reaches `model` (for which `reasons`
 /// says whether it takes `reasoning_effort`): the reasoning effort, one
 /// tool call per turn, never `top_k` (the OpenAI API refuses it).
-pub(super) fn ext_support(request: &ChatRequest, reasons: bool) -> ExtSupport {
+pub(super) fn ext_support(
+    request: &ChatRequest,
+    model: &str,
+    takes_effort: fn(&str) -> bool,
+) -> ExtSupport {
     ExtSupport {
-        reasoning: request.reasoning().is_some() && reasons,
+        reasoning: request.reasoning().is_some() && takes_effort(model),
         top_k: false,
         serial_tool_calls: true,
     }
@@ -82,10 +86,16 @@ pub(super) fn ext_support(request: &ChatRequest, reasons: bool) -> ExtSupport {
 const SLICED_FROM: usize = 64 * 1024;
 
 /// The chat body for `model`: the client's, plus a translated request's
-/// reasoning effort when `reasons` (levels above `high`, Anthropic's `max`
-/// and `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
+/// reasoning effort when `model` takes one (`takes_effort`, asked only of
+/// a request that has one; levels above `high`, Anthropic's `max` and
+/// `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
 /// body that needs nothing but `model` goes out as slices of its own bytes.
-pub(super) fn chat_request_body(request: &ChatRequest, model: &str, reasons: bool) -> Pieces {
+pub(super) fn chat_request_body(
+    request: &ChatRequest,
+    model: &str,
+    takes_effort: fn(&str) -> bool,
+) -> Pieces {
+    let reasons = request.ext.reasoning.is_some() && takes_effort(model);
     let extra = extras(request, reasons);
     if extra.is_empty()
         && request.wire_len >= SLICED_FROM

@@ -9,10 +9,10 @@ fn a_translated_reasoning_effort_goes_to_models_that_take_one() {
     let mut r =
         ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).unwrap();
     let body = |r: &ChatRequest, m: &str| -> Value {
-        let sent = chat_request_body(r, m, takes_reasoning_effort(m));
+        let sent = chat_request_body(r, m, takes_reasoning_effort);
         serde_json::from_slice(sent.as_bytes().unwrap()).unwrap()
     };
-    let support = |r: &ChatRequest, m: &str| ext_support(r, takes_reasoning_effort(m));
+    let support = |r: &ChatRequest, m: &str| ext_support(r, m, takes_reasoning_effort);
     assert!(body(&r, "o3").get("reasoning_effort").is_none());
     r.ext.reasoning = Some(Reasoning {
         budget_tokens: Some(31999),

@@ -104,7 +104,8 @@ impl Provider for AzureProvider {
     fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
         openai_wire::ext_support(
             request,
-            openai_wire::deployment_takes_reasoning_effort(model),
+            model,
+            openai_wire::deployment_takes_reasoning_effort,
         )
     }
 
@@ -121,7 +122,7 @@ impl Provider for AzureProvider {
                 openai_wire::chat_request_body(
                     request,
                     model,
-                    openai_wire::deployment_takes_reasoning_effort(model),
+                    openai_wire::deployment_takes_reasoning_effort,
                 ),
             )
             .await?;

@@ -86,11 +86,7 @@ impl OpenAiProvider {
         let (response, limits) = self
             .send(
                 "/chat/completions",
-                openai_wire::chat_request_body(
-                    request,
-                    model,
-                    openai_wire::takes_reasoning_effort(model),
-                ),
+                openai_wire::chat_request_body(request, model, openai_wire::takes_reasoning_effort),
             )
             .await?;
         if !stream {
@@ -147,7 +143,7 @@ impl Provider for OpenAiProvider {
     }
 
     fn ext_support(&self, request: &ChatRequest, model: &str) -> crate::providers::ExtSupport {
-        openai_wire::ext_support(request, openai_wire::takes_reasoning_effort(model))
+        openai_wire::ext_support(request, model, openai_wire::takes_reasoning_effort)
     }
 
     /// Boxed in place (see [`Boxed`]): the chat call of most deployments.
