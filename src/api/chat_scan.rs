@@ -143,15 +143,10 @@ fn read<T: de::DeserializeOwned>(c: &mut Cursor) -> Option<T> {
 /// A count as `Value::as_u64` reads it: plain digits read by the cursor
 /// (what `max_tokens` nearly always is), anything else by [`read`].
 fn read_count(c: &mut Cursor) -> Option<Option<u64>> {
-    let start = c.at;
-    if let Some(b'0'..=b'9') = c.peek()
-        && let Some(v) = c.unsigned()
-        && !matches!(c.peek(), Some(b'.' | b'e' | b'E'))
-    {
-        return Some(Some(v));
+    match c.count() {
+        Some(v) => Some(Some(v)),
+        None => Some(read::<Peek>(c)?.u64()),
     }
-    c.at = start;
-    Some(read::<Peek>(c)?.u64())
 }
 
 /// More top-level keys than this: the full parse (duplicates are checked

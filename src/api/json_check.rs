@@ -300,6 +300,21 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    /// A count written as plain digits, read exactly as a `u64` (not the
+    /// start of a fraction or an exponent), the cursor past it; `None`,
+    /// the cursor where it was, for anything else (a sign, a fraction, an
+    /// exponent, a leading zero, more than 19 digits, not a number).
+    pub(super) fn count(&mut self) -> Option<u64> {
+        let start = self.at;
+        match self.unsigned() {
+            Some(v) if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) => Some(v),
+            _ => {
+                self.at = start;
+                None
+            }
+        }
+    }
+
     /// Past a run of ASCII digits; how many.
     fn digits(&mut self) -> usize {
         let n = self.b[self.at..]

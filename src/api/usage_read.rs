@@ -66,27 +66,19 @@ enum Slot<'a> {
 
 /// `{...}` at the cursor, `member` called at each value with its key
 /// (unescaped: an escaped key is `None`, for the parse to match); the
-/// cursor past the `}`.
+/// cursor past the `}`. The walk `chat_answer` makes of a whole answer.
 fn object<'a>(
     c: &mut Cursor<'a>,
     mut member: impl FnMut(&mut Cursor<'a>, &'a [u8]) -> Option<()>,
 ) -> Option<()> {
     c.eat(b'{')?;
     c.ws();
-    if c.peek()? == b'}' {
-        c.at += 1;
-        return Some(());
-    }
-    loop {
+    while c.peek()? != b'}' {
         let key = c.key()?;
         member(c, key)?;
-        c.ws();
-        match c.next()? {
-            b',' => c.ws(),
-            b'}' => return Some(()),
-            _ => return None,
-        }
+        c.after_member()?;
     }
+    c.eat(b'}')
 }
 
 /// `null`, the cursor past it.
@@ -96,13 +88,11 @@ fn null(c: &mut Cursor) -> Option<()> {
 }
 
 /// An `Option<u64>` as the derived parse reads it: `null`, or plain
-/// digits (a fraction or an exponent after them is refused by
-/// [`object`], which finds no `,` or `}` there).
+/// digits.
 fn count(c: &mut Cursor) -> Option<Option<u64>> {
     match c.peek()? {
         b'n' => null(c).map(|()| None),
-        b'0'..=b'9' => c.unsigned().map(Some),
-        _ => None,
+        _ => c.count().map(Some),
     }
 }
 
