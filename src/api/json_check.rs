@@ -132,7 +132,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn word(&mut self, w: &[u8]) -> Option<()> {
+    /// The literal `w` (`true`, `false`, `null`), the cursor past it.
+    pub(super) fn word(&mut self, w: &[u8]) -> Option<()> {
         let end = self.at + w.len();
         (self.b.get(self.at..end)? == w).then(|| self.at = end)
     }

@@ -4,11 +4,12 @@
 //!
 //! Place in the pipeline: under `usage` (its parent), whose read of a
 //! whole answer's trailing `usage` tries [`raw_at`] first and falls back to
-//! `serde_json` when it says `None`. Through `serde_json` that object cost
-//! about 1,600 instructions of a 1 KB chat request's 66,000 (a deserializer
-//! set up, every key matched through a visitor, every count an `Option`
-//! visited); here a key is compared where it lies and a count read from
-//! its digits. Must not accept what the derived parse refuses, nor read a
+//! `serde_json` when it says `None`. Through `serde_json` a deserializer
+//! is set up, every key matched through a visitor and every count visited
+//! as an `Option`; here a key is compared where it lies and a count read
+//! from its digits (with the chat scan's `model` and counts read the same
+//! way, 0.9 % of a 1 KB chat request's instructions; docs/benchmarks.md,
+//! stop 48). Must not accept what the derived parse refuses, nor read a
 //! count differently: anything but plain keys, plain non-negative integers,
 //! `null`s and the `*_tokens_details` objects (a float, a sign, an escaped
 //! key, a field twice, a value the cursor does not vouch for) is left to
@@ -23,13 +24,15 @@ use super::{Details, Raw};
 pub(super) fn raw_at(b: &[u8]) -> Option<(Option<Raw>, usize)> {
     let mut c = Cursor::new(b);
     c.ws();
-    if c.peek()? == b'n' {
-        null(&mut c)?;
-        return Some((None, c.at));
-    }
+    let raw = or_null(&mut c, raw)?;
+    Some((raw, c.at))
+}
+
+/// The usage object at the cursor.
+fn raw(c: &mut Cursor) -> Option<Raw> {
     let mut raw = Raw::default();
     let mut seen = 0u16;
-    object(&mut c, |c, key| {
+    object(c, |c, key| {
         let (bit, slot): (u16, Slot<'_>) = match key {
             b"prompt_tokens" => (1, Slot::Count(&mut raw.prompt_tokens)),
             b"completion_tokens" => (2, Slot::Count(&mut raw.completion_tokens)),
@@ -55,7 +58,7 @@ pub(super) fn raw_at(b: &[u8]) -> Option<(Option<Raw>, usize)> {
         }
         Some(())
     })?;
-    Some((Some(raw), c.at))
+    Some(raw)
 }
 
 /// Where a member's value goes.
@@ -81,38 +84,40 @@ fn object<'a>(
     c.eat(b'}')
 }
 
-/// `null`, the cursor past it.
-fn null(c: &mut Cursor) -> Option<()> {
-    let span = c.value()?;
-    (&c.bytes()[span] == b"null").then_some(())
+/// `null` (`Some(None)`) or what `read` reads at the cursor, as the
+/// derived parse reads an `Option`.
+fn or_null<'a, T>(
+    c: &mut Cursor<'a>,
+    read: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match c.peek()? {
+        b'n' => c.word(b"null").map(|()| None),
+        _ => read(c).map(Some),
+    }
 }
 
 /// An `Option<u64>` as the derived parse reads it: `null`, or plain
 /// digits.
 fn count(c: &mut Cursor) -> Option<Option<u64>> {
-    match c.peek()? {
-        b'n' => null(c).map(|()| None),
-        _ => c.count().map(Some),
-    }
+    or_null(c, Cursor::count)
 }
 
 /// `*_tokens_details`: `null`, or an object whose `cached_tokens` is read.
 fn details(c: &mut Cursor) -> Option<Option<Details>> {
-    if c.peek()? == b'n' {
-        return null(c).map(|()| None);
-    }
-    let mut d = Details::default();
-    let mut seen = false;
-    object(c, |c, key| {
-        if key != b"cached_tokens" {
-            return c.value().map(drop);
-        }
-        if seen {
-            return None;
-        }
-        seen = true;
-        d.cached_tokens = count(c)?;
-        Some(())
-    })?;
-    Some(Some(d))
+    or_null(c, |c| {
+        let mut d = Details::default();
+        let mut seen = false;
+        object(c, |c, key| {
+            if key != b"cached_tokens" {
+                return c.value().map(drop);
+            }
+            if seen {
+                return None;
+            }
+            seen = true;
+            d.cached_tokens = count(c)?;
+            Some(())
+        })?;
+        Some(d)
+    })
 }
