@@ -1,48 +1,56 @@
 //! The quick check of an upstream's whole chat answer: a JSON object whose
-//! `choices` is an array, every byte validated, nothing built.
+//! `choices` is an array, every byte validated, nothing built; its
+//! top-level `usage` read on the way.
 //!
-//! Place in the pipeline: the OpenAI-wire providers call
-//! [`holds_choices`] on a `200` answer before passing it on, instead of
-//! `serde_json`'s parse into a shape (whose key and string reads were
-//! about 5 % of a 1 KB chat request's instructions). It walks with
-//! `json_check`'s cursor, which accepts nothing the parse refuses. Must
-//! not decide errors: `false` only sends the caller to the parse, which
-//! accepts the answer or words its fault.
+//! Place in the pipeline: the OpenAI-wire providers call [`check`] on a
+//! `200` answer before passing it on, instead of `serde_json`'s parse into
+//! a shape (whose key and string reads were about 5 % of a 1 KB chat
+//! request's instructions). It walks with `json_check`'s cursor, which
+//! accepts nothing the parse refuses, and reads the answer's `usage` where
+//! it passes it (`usage::TopUsage`): the usage charged and the output
+//! tokens routing times are taken from there, not searched for in the
+//! body again. Must not decide errors: `None` only sends the caller to the
+//! parse, which accepts the answer or words its fault.
 
 use super::json_check::Cursor;
+use super::usage::{AnswerUsage, TopUsage};
 
-/// Whether `body` is, for certain, an object with one `choices` member
-/// that is an array (any other members are checked and passed). `false`
-/// for anything else, and for what the walk does not vouch for (an
-/// escaped key, `choices` twice, a number or nesting beyond the cursor's
-/// bounds).
-pub fn holds_choices(body: &[u8]) -> bool {
-    walk(body).unwrap_or(false)
-}
-
-fn walk(body: &[u8]) -> Option<bool> {
+/// `Some` when `body` is, for certain, an object with one `choices` member
+/// that is an array (any other members are checked and passed), with what
+/// the walk found of its usage. `None` for anything else, and for what the
+/// walk does not vouch for (an escaped key, `choices` twice, a number or
+/// nesting beyond the cursor's bounds).
+pub fn check(body: &[u8]) -> Option<AnswerUsage> {
     let mut c = Cursor::new(body);
     c.ws();
     c.eat(b'{')?;
     c.ws();
     let mut choices = false;
+    let mut usage = TopUsage::default();
     while c.peek()? != b'}' {
-        if c.key()? == b"choices" {
+        let key = c.key()?;
+        if key == b"choices" {
             if choices || c.peek()? != b'[' {
                 return None;
             }
             choices = true;
         }
-        c.value()?;
+        if !usage.member(&mut c, key)? {
+            c.value()?;
+        }
         c.after_member()?;
     }
     c.eat(b'}')?;
-    Some(choices && c.at_end())
+    (choices && c.at_end()).then(|| usage.found())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::holds_choices;
+    use super::check;
+
+    fn holds_choices(body: &[u8]) -> bool {
+        check(body).is_some()
+    }
     use crate::api::changed::changed;
 
     /// What the parse the providers fell back on says of `body`.
@@ -138,5 +146,71 @@ mod tests {
         }
         // The changes leave many answers whole: the walk is tried on them.
         assert!(vouched > seen / 20, "{vouched} of {seen}");
+    }
+
+    /// The usage the walk reads on its way is the one the body's own read
+    /// (`Usage::from_body`) finds, in every dialect, over thousands of
+    /// changed answers: usage first, last, twice, `null`, beside members
+    /// the top-level parse also reads (`message`, `response`).
+    #[test]
+    fn the_usage_read_on_the_way_is_the_bodys_own() {
+        use crate::api::usage::{AnswerUsage, Dialect, Usage, output_tokens_hint};
+        let bodies = [
+            ANSWER,
+            r#"{"usage":{"prompt_tokens":7,"completion_tokens":2},"choices":[],"id":"x"}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            r#"{"usage":{"prompt_tokens":3},"choices":[],"message":"x"}"#,
+            r#"{"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":1},"response":{"usage":null},"choices":[{}]}"#,
+            r#"{"choices":[],"usage":null}"#,
+            r#"{"choices":[{"message":{"content":"usage"}}],"usage":{"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+        ];
+        let pieces: &[&[u8]] = &[
+            b"\"usage\":{\"prompt_tokens\":5},",
+            b"\"usage\":null,",
+            b"\"message\":{},",
+            b"\"response\":1,",
+            b"\"completion_tokens\":3,",
+            b"\"prompt_tokens\":2.5,",
+            b"\"prompt_tokens\":-1,",
+            b"\"cached_tokens\":4,",
+            b"null",
+            b"12",
+            b",",
+            b"}",
+            b"\"",
+            b"\\u0041",
+        ];
+        let dialects = [Dialect::OpenAi, Dialect::Responses, Dialect::Anthropic];
+        let (mut known, mut seen) = (0, 0);
+        for body in changed(&bodies, pieces, 0x05a9_e4c1, 20_000) {
+            let Some(found) = check(&body) else {
+                continue;
+            };
+            seen += 1;
+            if found != AnswerUsage::UNKNOWN {
+                known += 1;
+            }
+            for d in dialects {
+                assert_eq!(
+                    found.of(d, &body),
+                    Usage::from_body(d, &body),
+                    "{d:?}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+        // Most answers the walk vouches for have their usage read on the
+        // way; the rest (twice, beside `message`) are read from the body.
+        assert!(known > seen / 2 && known < seen, "{known} of {seen}");
+        for body in bodies {
+            let found = check(body.as_bytes()).expect(body);
+            if found != AnswerUsage::UNKNOWN {
+                assert_eq!(
+                    found.output_tokens(body.as_bytes()),
+                    output_tokens_hint(body.as_bytes()),
+                    "{body}"
+                );
+            }
+        }
     }
 }

@@ -342,6 +342,9 @@ impl UsageTap {
 #[path = "usage_read.rs"]
 mod read;
 
+pub use read::AnswerUsage;
+pub(super) use read::TopUsage;
+
 #[cfg(test)]
 #[path = "usage_tests.rs"]
 mod tests;

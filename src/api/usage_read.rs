@@ -13,10 +13,90 @@
 //! count differently: anything but plain keys, plain non-negative integers,
 //! `null`s and the `*_tokens_details` objects (a float, a sign, an escaped
 //! key, a field twice, a value the cursor does not vouch for) is left to
-//! `serde_json` (a test holds both to the same answers).
+//! `serde_json` (a test holds both to the same answers). The check of a
+//! whole chat answer (`chat_answer`) reads its top-level `usage` here as
+//! it walks past it ([`TopUsage`]), so that the answer's usage and its
+//! output tokens are not searched for and read again ([`AnswerUsage`]).
 
 use super::super::json_check::Cursor;
-use super::{Details, Raw};
+use super::{Details, Dialect, Raw, Usage, output_tokens_hint};
+
+/// A whole answer's usage as the check of its bytes found it: read where
+/// it lay (the answer's top level has `usage` once), none (it has no
+/// `usage`), or unknown (the body is read again by [`Usage::from_body`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AnswerUsage(Option<Option<Raw>>);
+
+impl AnswerUsage {
+    /// Nothing known: whoever asks reads the body.
+    pub const UNKNOWN: AnswerUsage = AnswerUsage(None);
+
+    /// The usage in `dialect` of `body`, the answer this was found in:
+    /// what [`Usage::from_body`] reads.
+    pub fn of(self, dialect: Dialect, body: &[u8]) -> Option<Usage> {
+        match self.0 {
+            Some(raw) => raw.map(|raw| raw.usage(dialect)),
+            None => Usage::from_body(dialect, body),
+        }
+    }
+
+    /// The output tokens `body` (the answer this was found in) reports:
+    /// `completion_tokens`, else `output_tokens`; when unknown, the
+    /// [`output_tokens_hint`] of its tail.
+    pub fn output_tokens(self, body: &[u8]) -> Option<u64> {
+        match self.0 {
+            Some(raw) => raw.and_then(|raw| raw.completion_tokens.or(raw.output_tokens)),
+            None => output_tokens_hint(body),
+        }
+    }
+}
+
+/// What a walk of an answer's top level has found of its usage, member by
+/// member: the walk hands over each key, and the value of a `usage` key.
+#[derive(Debug, Default)]
+pub(crate) struct TopUsage {
+    /// `Some` once a `usage` was read.
+    read: Option<Option<Raw>>,
+    /// The derived parse of the top level (`Top`) must decide: `usage`
+    /// twice, a value this read cannot vouch for, or a `response` or
+    /// `message` member (which `Top` reads too).
+    unknown: bool,
+}
+
+impl TopUsage {
+    /// At the value of a top-level member named `key`: a `usage` is read
+    /// (the cursor past it), anything else left to the walk (`false`).
+    /// `None` only where the walk itself would fail on the value.
+    pub(crate) fn member(&mut self, c: &mut Cursor, key: &[u8]) -> Option<bool> {
+        if key != b"usage" {
+            if key == b"response" || key == b"message" {
+                self.unknown = true;
+            }
+            return Some(false);
+        }
+        let at = c.at;
+        match or_null(c, raw) {
+            Some(raw) if self.read.is_none() => self.read = Some(raw),
+            // Twice: an error of the derived parse.
+            Some(_) => self.unknown = true,
+            None => {
+                c.at = at;
+                c.value()?;
+                self.unknown = true;
+            }
+        }
+        Some(true)
+    }
+
+    /// What the walk found, once it has vouched for the whole answer.
+    pub(crate) fn found(self) -> AnswerUsage {
+        if self.unknown {
+            AnswerUsage::UNKNOWN
+        } else {
+            AnswerUsage(Some(self.read.flatten()))
+        }
+    }
+}
 
 /// The usage value at the start of `b` (white space first allowed):
 /// `None` for `null`, the counts for an object, and how many bytes of `b`

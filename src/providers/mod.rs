@@ -66,21 +66,30 @@ use crate::api::chat::ChatRequest;
 pub use crate::api::chat::ExtSupport;
 use crate::api::embeddings::{ClientBody, EmbedAnswer, EmbedReply, EncodingFormat};
 use crate::api::rerank::RerankReply;
+use crate::api::usage::AnswerUsage;
 pub use error::{
     Classification, ErrorClass, FallbackClass, MAX_MESSAGE, UpstreamError, Verdict, truncate,
 };
 pub use registry::{BuildError, KINDS, KindConfig, ProviderConfig, check_kind};
 
-/// A chat answer: a whole JSON body, or SSE bytes as they arrive.
+/// A chat answer: a whole JSON body (with its usage, when the provider's
+/// check of the body read it), or SSE bytes as they arrive.
 pub enum ChatReply {
-    Full(Bytes),
+    Full(Bytes, AnswerUsage),
     Stream(BoxStream<'static, Result<Bytes, UpstreamError>>),
+}
+
+impl ChatReply {
+    /// A whole body whose usage nothing has read yet.
+    pub fn whole(body: Bytes) -> Self {
+        ChatReply::Full(body, AnswerUsage::UNKNOWN)
+    }
 }
 
 impl std::fmt::Debug for ChatReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChatReply::Full(b) => write!(f, "ChatReply::Full({} bytes)", b.len()),
+            ChatReply::Full(b, _) => write!(f, "ChatReply::Full({} bytes)", b.len()),
             ChatReply::Stream(_) => f.write_str("ChatReply::Stream(..)"),
         }
     }

@@ -24,6 +24,7 @@ use crate::api::embeddings::{
 };
 use crate::api::json_write;
 use crate::api::rerank::{RerankReply, scores_of};
+use crate::api::usage::AnswerUsage;
 
 /// Whether `model` (a model or deployment name) takes `reasoning_effort`:
 /// every model but the OpenAI families known to refuse it (`gpt-3.5*`,
@@ -135,13 +136,14 @@ struct ChatShape {
     choices: Vec<IgnoredAny>,
 }
 
-/// A `200` chat body counts as an answer only when it is a chat completion.
-pub(super) fn check_chat_completion(body: &[u8]) -> Result<(), UpstreamError> {
-    if crate::api::chat_answer::holds_choices(body) {
-        return Ok(());
+/// A `200` chat body counts as an answer only when it is a chat completion;
+/// with what the check found of its usage.
+pub(super) fn check_chat_completion(body: &[u8]) -> Result<AnswerUsage, UpstreamError> {
+    if let Some(usage) = crate::api::chat_answer::check(body) {
+        return Ok(usage);
     }
     match serde_json::from_slice::<ChatShape>(body) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(AnswerUsage::UNKNOWN),
         Err(e) => Err(UpstreamError::Protocol(format!(
             "a 200 answer that is not a chat completion ({})",
             classify_name(&e)

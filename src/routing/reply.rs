@@ -32,7 +32,7 @@ pub trait Reply: KeepsSlot + Sized + Send + 'static {
 impl Reply for ChatReply {
     fn units(&self) -> u64 {
         match self {
-            ChatReply::Full(body) => crate::api::usage::output_tokens_hint(body).unwrap_or(1),
+            ChatReply::Full(body, usage) => usage.output_tokens(body).unwrap_or(1),
             ChatReply::Stream(_) => 1,
         }
     }
@@ -94,7 +94,7 @@ impl ReplyFacts {
     /// comes at its end: [`watch_chat_usage`]).
     pub fn of_chat(dialect: Dialect, reply: &ChatReply) -> ReplyFacts {
         match reply {
-            ChatReply::Full(body) => {
+            ChatReply::Full(body, _) => {
                 let (model, usage) = model_and_usage(dialect, body);
                 ReplyFacts { model, usage }
             }

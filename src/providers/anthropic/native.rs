@@ -68,7 +68,7 @@ impl AnthropicProvider {
         let (response, limits) = self.upstream().send_classified(call, classified).await?;
         if !stream {
             let bytes = self.upstream().read_json(response, &limits).await?;
-            return Ok(ChatReply::Full(bytes));
+            return Ok(ChatReply::whole(bytes));
         }
         if !content_type_is(&response, |t| t == "text/event-stream", false) {
             return Err(UpstreamError::Protocol(

@@ -127,7 +127,7 @@ impl Provider for AnthropicProvider {
         if !stream {
             let bytes = self.upstream.read_json(response, &limits).await?;
             let completion = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
-            return Ok(ChatReply::Full(Bytes::from(completion.to_string())));
+            return Ok(ChatReply::whole(Bytes::from(completion.to_string())));
         }
         expect_event_stream(&response)?;
         let include_usage = request.include_usage();

@@ -128,8 +128,8 @@ impl Provider for AzureProvider {
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
-            openai_wire::check_chat_completion(&body)?;
-            return Ok(ChatReply::Full(body));
+            let usage = openai_wire::check_chat_completion(&body)?;
+            return Ok(ChatReply::Full(body, usage));
         }
         openai_wire::check_event_stream(&response)?;
         Ok(ChatReply::Stream(translated_sse(

@@ -167,7 +167,7 @@ impl Provider for BedrockProvider {
         if !stream {
             let bytes = self.upstream.read_json(response, &limits).await?;
             let reply = chat_response(&bytes, &request.model).map_err(UpstreamError::Translate)?;
-            return Ok(ChatReply::Full(Bytes::from(reply.to_string())));
+            return Ok(ChatReply::whole(Bytes::from(reply.to_string())));
         }
         if !content_type_is(&response, |t| t == EVENT_STREAM, false) {
             return Err(UpstreamError::Protocol(format!(

@@ -121,7 +121,7 @@ impl Provider for CohereProvider {
         if !stream {
             let bytes = self.upstream.read_json(response, &limits).await?;
             let answer = chat_response(&bytes, model).map_err(UpstreamError::Translate)?;
-            return Ok(ChatReply::Full(Bytes::from(answer.to_string())));
+            return Ok(ChatReply::whole(Bytes::from(answer.to_string())));
         }
         expect_event_stream(&response)?;
         let include_usage = request.include_usage();

@@ -135,7 +135,7 @@ impl Provider for GeminiProvider {
             let reply = chat_response(&body, model).map_err(bad_answer)?;
             let bytes = serde_json::to_vec(&reply)
                 .map_err(|e| UpstreamError::Protocol(format!("cannot encode the answer: {e}")))?;
-            return Ok(ChatReply::Full(Bytes::from(bytes)));
+            return Ok(ChatReply::whole(Bytes::from(bytes)));
         }
         expect_event_stream(&response)?;
         let translator = Translator(GeminiStream::new(model, request.include_usage()));

@@ -134,7 +134,7 @@ impl Provider for MockProvider {
         let n = chat::choices(&request.body);
         let id = format!("chatcmpl-mock-{:016x}", fastrand::u64(..));
         if !stream {
-            return Ok(ChatReply::Full(chat::full(&answer, &id, now(), model, n)));
+            return Ok(ChatReply::whole(chat::full(&answer, &id, now(), model, n)));
         }
         let with_usage = chat::include_usage(&request.body);
         let events = chat::chunks(&answer, &id, now(), model, n, with_usage);
@@ -161,7 +161,7 @@ impl Provider for MockProvider {
         Ok(if stream {
             ChatReply::Stream(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
         } else {
-            ChatReply::Full(events.pop().unwrap_or_default())
+            ChatReply::whole(events.pop().unwrap_or_default())
         })
     }
 

@@ -91,11 +91,11 @@ impl OpenAiProvider {
             .await?;
         if !stream {
             let body = self.upstream.read_json(response, &limits).await?;
-            if let Err(e) = openai_wire::check_chat_completion(&body) {
+            return match openai_wire::check_chat_completion(&body) {
+                Ok(usage) => Ok(ChatReply::Full(body, usage)),
                 // Some servers answer a spent quota or a refusal with a 200.
-                return Err(crate::providers::classes::error_in_200(&body).unwrap_or(e));
-            }
-            return Ok(ChatReply::Full(body));
+                Err(e) => Err(crate::providers::classes::error_in_200(&body).unwrap_or(e)),
+            };
         }
         openai_wire::check_event_stream(&response)?;
         let events = WholeEvents::new(limits.body(response), limits, true);
@@ -271,7 +271,7 @@ impl Provider for OpenAiProvider {
                     "a 200 answer that is not a JSON object".into(),
                 ));
             }
-            return Ok(ChatReply::Full(body));
+            return Ok(ChatReply::whole(body));
         }
         openai_wire::check_event_stream(&response)?;
         let require_done = path != "/responses";

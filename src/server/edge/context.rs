@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::conn::ConnInfo;
 use super::permit::RequestPermit;
-use crate::api::usage::{Dialect, Usage};
+use crate::api::usage::{AnswerUsage, Dialect, Usage};
 use crate::config::CacheScope;
 use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
 use crate::routing::RouteHandle;
@@ -218,8 +218,14 @@ impl RequestCtx {
 
     /// Charges the usage of a JSON answer from the provider recorded by
     /// [`RequestCtx::served_by`], read from `body` in `dialect`.
-    pub(crate) fn charge_body(&mut self, model: &Arc<str>, dialect: Dialect, body: &[u8]) {
-        if let (Some(provider), Some(usage)) = (&self.provider, Usage::from_body(dialect, body)) {
+    pub(crate) fn charge_body(
+        &mut self,
+        model: &Arc<str>,
+        dialect: Dialect,
+        body: &[u8],
+        found: AnswerUsage,
+    ) {
+        if let (Some(provider), Some(usage)) = (&self.provider, found.of(dialect, body)) {
             let provider = Arc::clone(provider);
             let prices = &self.rt.policy.prices;
             self.spend

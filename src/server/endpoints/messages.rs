@@ -226,9 +226,9 @@ impl Call for MessagesCall {
         let thinking = t.chat.ext.reasoning.as_ref().is_some_and(|r| r.show);
         let support = provider.ext_support(&t.chat, &model);
         let reply = match provider.chat(&t.chat, &model, m.stream).await? {
-            ChatReply::Full(bytes) => {
+            ChatReply::Full(bytes, _) => {
                 let message = from_chat(&bytes, &model, thinking).map_err(translate_error)?;
-                ChatReply::Full(Bytes::from(message.to_string()))
+                ChatReply::whole(Bytes::from(message.to_string()))
             }
             ChatReply::Stream(chunks) => {
                 let state = ToMessages {

@@ -213,8 +213,8 @@ impl Call for ResponsesCall {
         };
         let support = provider.ext_support(&t.chat, &model);
         let reply = match provider.chat(&t.chat, &model, r.stream).await? {
-            ChatReply::Full(body) => response::from_chat(&body, &self.echo)
-                .map(ChatReply::Full)
+            ChatReply::Full(body, _) => response::from_chat(&body, &self.echo)
+                .map(ChatReply::whole)
                 .map_err(|e| upstream_error(&e))?,
             ChatReply::Stream(events) => {
                 let now = SystemTime::now()

@@ -24,7 +24,7 @@ use http::{HeaderValue, Response, StatusCode};
 use super::chat_stream::whole_from_stream;
 use super::flights::ChatDone;
 use super::sse::sse_reply;
-use crate::api::usage::Dialect;
+use crate::api::usage::{AnswerUsage, Dialect};
 use crate::api::{ErrorKind, GatewayError};
 use crate::cache::{CacheKey, Payload};
 use crate::providers::ChatReply;
@@ -79,9 +79,10 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
     }
     let served = execute(&rc.rt.table, route, &metrics, Arc::new(call)).await?;
     match served.value {
-        ChatReply::Full(body) => {
+        ChatReply::Full(body, usage) => {
             let done = ChatDone {
                 body,
+                usage,
                 provider: served.provider,
                 model: Some(served.model),
                 attempts: served.attempts,
@@ -116,6 +117,7 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
         metrics.cache_hits.with_label_values(&[&name, kind]).inc();
         let done = ChatDone {
             body,
+            usage: AnswerUsage::UNKNOWN,
             provider,
             model: None,
             attempts: 0,
@@ -129,7 +131,7 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
         // Holds the leader's permit until the upstream call is over.
         let _permit = permit;
         let served = execute(&rt.table, &route, &flight_metrics, Arc::new(call)).await?;
-        let ChatReply::Full(body) = served.value else {
+        let ChatReply::Full(body, usage) = served.value else {
             return Err(GatewayError::new(
                 ErrorKind::Internal,
                 "Provider streamed a non-streaming request.",
@@ -145,6 +147,7 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
             .await;
         Ok(ChatDone {
             body,
+            usage,
             provider: served.provider,
             model: Some(served.model),
             attempts: served.attempts,
@@ -173,6 +176,7 @@ pub(crate) async fn serve_cached<C: Call<Reply = ChatReply>>(
             tracing::warn!(route = name, error = %e, "every target failed; answered from an expired cache entry");
             let done = ChatDone {
                 body,
+                usage: AnswerUsage::UNKNOWN,
                 provider,
                 model: None,
                 attempts: 0,
@@ -198,7 +202,7 @@ fn reply(
     if cache != Some("hit")
         && let Some(model) = &done.model
     {
-        rc.charge_body(model, dialect, &done.body);
+        rc.charge_body(model, dialect, &done.body, done.usage);
     }
     let mut r = json_response(StatusCode::OK, done.body);
     let h = r.headers_mut();

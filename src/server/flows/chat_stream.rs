@@ -215,7 +215,7 @@ async fn pump<C: Call<Reply = ChatReply>>(publisher: Publisher, job: Job<C>) {
     }));
     let mut events = match served.value {
         ChatReply::Stream(s) => s,
-        ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
+        ChatReply::Full(body, _) => futures_util::stream::once(async move { Ok(body) }).boxed(),
     };
     let mut scan = StreamScan::default();
     let mut tap = StreamTap::into_cell(Dialect::OpenAi, job.usage);

@@ -24,6 +24,8 @@ pub(crate) struct Flights {
 #[derive(Debug, Clone)]
 pub(crate) struct ChatDone {
     pub body: bytes::Bytes,
+    /// What the provider's check of `body` read of its usage.
+    pub usage: crate::api::usage::AnswerUsage,
     pub provider: Arc<str>,
     /// The target's model that answered; `None` for a cache hit.
     pub model: Option<Arc<str>>,

@@ -43,7 +43,7 @@ pub(crate) fn sse_reply(
     let mut tap = rc.tap_stream(&served.model, dialect, strip_usage);
     let events = match served.value {
         ChatReply::Stream(s) => s,
-        ChatReply::Full(body) => futures_util::stream::once(async move { Ok(body) }).boxed(),
+        ChatReply::Full(body, _) => futures_util::stream::once(async move { Ok(body) }).boxed(),
     };
     // Everything the stream needs once the handler has returned.
     let metrics = Arc::clone(&rc.state.metrics);
