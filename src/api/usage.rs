@@ -4,11 +4,12 @@
 //! Responses API, Anthropic Messages).
 //!
 //! Place in the pipeline: `server` reads it from the answer (a JSON body
-//! with [`Usage::from_body`], a stream through a [`UsageTap`] that sees the
-//! events it forwards, embedding sub-batches summed), and accounting reads
-//! it once at the end of the request (metrics, TPM, budgets). Must not
-//! price anything (prices are applied by whoever reads it) nor change an
-//! answer: it only reads.
+//! with [`Usage::from_body`], or as the provider's check of a chat answer
+//! read it on the way ([`AnswerUsage`]), a stream through a [`UsageTap`]
+//! that sees the events it forwards, embedding sub-batches summed), and
+//! accounting reads it once at the end of the request (metrics, TPM,
+//! budgets). Must not price anything (prices are applied by whoever reads
+//! it) nor change an answer: it only reads.
 
 use std::ops::AddAssign;
 use std::sync::LazyLock;

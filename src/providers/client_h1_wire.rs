@@ -12,7 +12,9 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HOST, SERVER, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 /// The most header lines an answer may have (hyper's client default).
@@ -145,7 +147,7 @@ pub(super) fn parse_head(
     let (mut length, mut chunked, mut coded) = (None::<u64>, false, false);
     let (mut close, mut keep) = (false, false);
     for h in answer.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| WireError::Header)?;
+        let name = header_name(h.name.as_bytes())?;
         let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
         let value = HeaderValue::from_maybe_shared(raw.slice(at..at + h.value.len()))
             .map_err(|_| WireError::Header)?;
@@ -200,6 +202,22 @@ pub(super) fn parse_head(
         framing,
         keep_alive,
     }))
+}
+
+/// A header line's name. The names nearly every answer has, as servers
+/// write them, are matched as they are; anything else is parsed (checked
+/// and lower-cased, byte by byte, by `http`: about a hundred instructions
+/// a name).
+fn header_name(raw: &[u8]) -> Result<HeaderName, WireError> {
+    Ok(match raw {
+        b"Content-Type" | b"content-type" => CONTENT_TYPE,
+        b"Content-Length" | b"content-length" => CONTENT_LENGTH,
+        b"Date" | b"date" => DATE,
+        b"Server" | b"server" => SERVER,
+        b"Connection" | b"connection" => CONNECTION,
+        b"Transfer-Encoding" | b"transfer-encoding" => TRANSFER_ENCODING,
+        _ => HeaderName::from_bytes(raw).map_err(|_| WireError::Header)?,
+    })
 }
 
 /// A `content-length` value: digits, or a list of the same digits.

@@ -272,3 +272,46 @@ fn small_data_is_copied_and_the_buffer_kept_whole() {
     let big = take(&mut buf, COPY_AT_MOST + 1);
     assert_eq!(big.as_ptr(), at, "large data split off, not copied");
 }
+
+/// Whether a header line's name is matched as written or parsed, the map
+/// holds what `http` parses it to, its value as sent.
+#[test]
+fn every_header_name_is_the_one_http_parses() {
+    let names = [
+        "Content-Type",
+        "content-type",
+        "CONTENT-TYPE",
+        "Content-Length",
+        "content-Length",
+        "Date",
+        "date",
+        "DaTe",
+        "Server",
+        "server",
+        "Connection",
+        "connection",
+        "Transfer-Encoding",
+        "transfer-encoding",
+        "X-Request-Id",
+        "openai-processing-ms",
+        "Retry-After",
+    ];
+    for name in names {
+        let value = match name.to_ascii_lowercase().as_str() {
+            "content-length" => "2",
+            "connection" => "keep-alive",
+            "transfer-encoding" => "identity",
+            _ => "v a\tl",
+        };
+        let raw = format!("HTTP/1.1 200 OK\r\n{name}: {value}\r\ncontent-length: 2\r\n\r\n");
+        let (_, headers) = parsed(raw.as_bytes()).unwrap().unwrap();
+        let expected = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        assert_eq!(
+            headers.get(&expected).map(|v| v.as_bytes()),
+            Some(value.as_bytes()),
+            "{raw}"
+        );
+        assert_eq!(header_name(name.as_bytes()).unwrap(), expected, "{name}");
+    }
+    assert!(header_name(b"bad name").is_err());
+}
