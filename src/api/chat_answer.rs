@@ -47,11 +47,12 @@ pub fn check(body: &[u8]) -> Option<AnswerUsage> {
 #[cfg(test)]
 mod tests {
     use super::check;
+    use crate::api::changed::changed;
 
+    /// Whether the walk vouches for `body` (the tests' older question).
     fn holds_choices(body: &[u8]) -> bool {
         check(body).is_some()
     }
-    use crate::api::changed::changed;
 
     /// What the parse the providers fell back on says of `body`.
     fn parse_says(body: &[u8]) -> bool {
