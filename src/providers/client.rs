@@ -158,15 +158,17 @@ impl RequestBuilder {
     }
 
     /// Adds `headers`, each name's values replacing any of the same name.
-    /// The values are shared, not copied.
+    /// The values are shared, not copied. One pass over the map, which
+    /// yields each name's values one after the other: no lookup of a name
+    /// in it (two per header, when looked up by name).
     pub fn headers(mut self, headers: &http::HeaderMap) -> Self {
-        for name in headers.keys() {
-            let mut values = headers.get_all(name).iter();
-            if let Some(first) = values.next() {
-                self.headers.insert(name.clone(), first.clone());
-            }
-            for more in values {
-                self.headers.append(name.clone(), more.clone());
+        let mut last: Option<&http::HeaderName> = None;
+        for (name, value) in headers {
+            if last == Some(name) {
+                self.headers.append(name.clone(), value.clone());
+            } else {
+                self.headers.insert(name.clone(), value.clone());
+                last = Some(name);
             }
         }
         self
@@ -326,4 +328,39 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+
+    /// A name the builder had is replaced by the map's values, a name
+    /// the map has twice keeps both in order, and the rest stays.
+    #[test]
+    fn added_headers_replace_their_names_and_keep_every_value() {
+        let client = super::Client::new(std::time::Duration::from_secs(1)).unwrap();
+        let mut extra = HeaderMap::new();
+        extra.insert(AUTHORIZATION, HeaderValue::from_static("Bearer new"));
+        extra.append("x-many", HeaderValue::from_static("1"));
+        extra.append("x-many", HeaderValue::from_static("2"));
+        extra.insert("x-one", HeaderValue::from_static("a"));
+        let built = client
+            .post("http://127.0.0.1:1/")
+            .header(AUTHORIZATION, HeaderValue::from_static("Bearer old"))
+            .header("x-many".parse().unwrap(), HeaderValue::from_static("0"))
+            .header("x-kept".parse().unwrap(), HeaderValue::from_static("k"))
+            .headers(&extra);
+        let values = |name: &str| -> Vec<&str> {
+            built
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(values("authorization"), ["Bearer new"]);
+        assert_eq!(values("x-many"), ["1", "2"]);
+        assert_eq!(values("x-one"), ["a"]);
+        assert_eq!(values("x-kept"), ["k"]);
+    }
 }
