@@ -23,24 +23,20 @@ use super::usage::{AnswerUsage, TopUsage};
 pub fn check(body: &[u8]) -> Option<AnswerUsage> {
     let mut c = Cursor::new(body);
     c.ws();
-    c.eat(b'{')?;
-    c.ws();
     let mut choices = false;
     let mut usage = TopUsage::default();
-    while c.peek()? != b'}' {
-        let key = c.key()?;
+    c.object(|c, key| {
         if key == b"choices" {
             if choices || c.peek()? != b'[' {
                 return None;
             }
             choices = true;
         }
-        if !usage.member(&mut c, key)? {
+        if !usage.member(c, key)? {
             c.value()?;
         }
-        c.after_member()?;
-    }
-    c.eat(b'}')?;
+        Some(())
+    })?;
     (choices && c.at_end()).then(|| usage.found())
 }
 

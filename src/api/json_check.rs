@@ -110,6 +110,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// `{...}` at the cursor, `member` called at each value with its key
+    /// (unescaped: an escaped key is `None`, for the parse to match), to
+    /// read the value or pass it; the cursor past the `}`. The walks of a
+    /// whole chat answer (`chat_answer`) and of its usage (`usage_read`).
+    pub(super) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        while self.peek()? != b'}' {
+            let key = self.key()?;
+            member(self, key)?;
+            self.after_member()?;
+        }
+        self.eat(b'}')
+    }
+
     /// One value checked and passed; where it was.
     pub(super) fn value(&mut self) -> Option<Range<usize>> {
         if let Some(span) = self.short_ascii() {

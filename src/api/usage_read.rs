@@ -112,7 +112,7 @@ pub(super) fn raw_at(b: &[u8]) -> Option<(Option<Raw>, usize)> {
 fn raw(c: &mut Cursor) -> Option<Raw> {
     let mut raw = Raw::default();
     let mut seen = 0u16;
-    object(c, |c, key| {
+    c.object(|c, key| {
         let (bit, slot): (u16, Slot<'_>) = match key {
             b"prompt_tokens" => (1, Slot::Count(&mut raw.prompt_tokens)),
             b"completion_tokens" => (2, Slot::Count(&mut raw.completion_tokens)),
@@ -147,23 +147,6 @@ enum Slot<'a> {
     Details(&'a mut Option<Details>),
 }
 
-/// `{...}` at the cursor, `member` called at each value with its key
-/// (unescaped: an escaped key is `None`, for the parse to match); the
-/// cursor past the `}`. The walk `chat_answer` makes of a whole answer.
-fn object<'a>(
-    c: &mut Cursor<'a>,
-    mut member: impl FnMut(&mut Cursor<'a>, &'a [u8]) -> Option<()>,
-) -> Option<()> {
-    c.eat(b'{')?;
-    c.ws();
-    while c.peek()? != b'}' {
-        let key = c.key()?;
-        member(c, key)?;
-        c.after_member()?;
-    }
-    c.eat(b'}')
-}
-
 /// `null` (`Some(None)`) or what `read` reads at the cursor, as the
 /// derived parse reads an `Option`.
 fn or_null<'a, T>(
@@ -187,7 +170,7 @@ fn details(c: &mut Cursor) -> Option<Option<Details>> {
     or_null(c, |c| {
         let mut d = Details::default();
         let mut seen = false;
-        object(c, |c, key| {
+        c.object(|c, key| {
             if key != b"cached_tokens" {
                 return c.value().map(drop);
             }
