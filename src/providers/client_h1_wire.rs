@@ -6,8 +6,12 @@
 //! socket and its read buffer and calls these on the bytes it has. The
 //! head is written into one reused buffer and sent with the body's pieces
 //! in one vectored write; the answer's header values are slices of one
-//! copy of its head, parsed by `httparse`. Must not read or write a
-//! socket, or keep state beyond one body's framing.
+//! copy of its head, parsed by `httparse`. The answer's header map holds
+//! what the gateway may read: the connection's own headers (`Connection`,
+//! `Keep-Alive`, `Transfer-Encoding`) are used here and left out, as are
+//! `Date` and `Server`, which nothing reads (each stored header costs some
+//! two hundred instructions). Must not read or write a socket, or keep
+//! state beyond one body's framing.
 
 use std::mem::MaybeUninit;
 
@@ -16,6 +20,9 @@ use http::header::{
     CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HOST, SERVER, TRANSFER_ENCODING,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// `Keep-Alive` (a connection's own header; `http` has no constant).
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The most header lines an answer may have (hyper's client default).
 const MAX_HEADERS: usize = 100;
@@ -112,7 +119,8 @@ pub(super) struct Head {
 }
 
 /// Parses the answer head at the start of `buf` into `headers` (cleared
-/// first); `None` while it is incomplete. An interim (`1xx`) head comes
+/// first, and given the head's headers but the connection's own, `Date`
+/// and `Server`); `None` while it is incomplete. An interim (`1xx`) head comes
 /// back like any other: the caller skips it.
 pub(super) fn parse_head(
     buf: &[u8],
@@ -148,9 +156,6 @@ pub(super) fn parse_head(
     let (mut close, mut keep) = (false, false);
     for h in answer.headers.iter() {
         let name = header_name(h.name.as_bytes())?;
-        let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
-        let value = HeaderValue::from_maybe_shared(raw.slice(at..at + h.value.len()))
-            .map_err(|_| WireError::Header)?;
         if name == CONTENT_LENGTH {
             let n = content_length(h.value)?;
             if length.is_some_and(|l| l != n) {
@@ -160,13 +165,20 @@ pub(super) fn parse_head(
         } else if name == TRANSFER_ENCODING {
             coded = true;
             chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+            continue;
         } else if name == CONNECTION {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep |= token.eq_ignore_ascii_case(b"keep-alive");
             }
+            continue;
+        } else if name == DATE || name == SERVER || name == KEEP_ALIVE {
+            continue;
         }
+        let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+        let value = HeaderValue::from_maybe_shared(raw.slice(at..at + h.value.len()))
+            .map_err(|_| WireError::Header)?;
         headers.append(name, value);
     }
     let mut keep_alive = !close && (version == Version::HTTP_11 || keep);

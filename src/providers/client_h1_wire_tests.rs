@@ -274,7 +274,8 @@ fn small_data_is_copied_and_the_buffer_kept_whole() {
 }
 
 /// Whether a header line's name is matched as written or parsed, the map
-/// holds what `http` parses it to, its value as sent.
+/// holds what `http` parses it to, its value as sent; the connection's own
+/// headers, `Date` and `Server` are left out however they are spelled.
 #[test]
 fn every_header_name_is_the_one_http_parses() {
     let names = [
@@ -292,6 +293,7 @@ fn every_header_name_is_the_one_http_parses() {
         "connection",
         "Transfer-Encoding",
         "transfer-encoding",
+        "Keep-Alive",
         "X-Request-Id",
         "openai-processing-ms",
         "Retry-After",
@@ -300,15 +302,20 @@ fn every_header_name_is_the_one_http_parses() {
         let value = match name.to_ascii_lowercase().as_str() {
             "content-length" => "2",
             "connection" => "keep-alive",
+            "keep-alive" => "timeout=5",
             "transfer-encoding" => "identity",
             _ => "v a\tl",
         };
         let raw = format!("HTTP/1.1 200 OK\r\n{name}: {value}\r\ncontent-length: 2\r\n\r\n");
         let (_, headers) = parsed(raw.as_bytes()).unwrap().unwrap();
         let expected = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        let left_out = matches!(
+            expected.as_str(),
+            "date" | "server" | "connection" | "transfer-encoding" | "keep-alive"
+        );
         assert_eq!(
             headers.get(&expected).map(|v| v.as_bytes()),
-            Some(value.as_bytes()),
+            (!left_out).then_some(value.as_bytes()),
             "{raw}"
         );
         assert_eq!(header_name(name.as_bytes()).unwrap(), expected, "{name}");
