@@ -54,7 +54,7 @@ impl RouteHandle {
             budget: Arc::clone(&self.budget),
             sub_batch: self.sub_batch,
             capabilities: self.capabilities,
-            targets: self.targets.clone(),
+            handles: Arc::clone(&self.handles),
             provider_tpm: Arc::clone(&self.provider_tpm),
             warnings: Arc::clone(&self.warnings),
             templates: None,

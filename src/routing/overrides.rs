@@ -62,16 +62,20 @@ impl RouteHandle {
                 t.provider, t.model
             )));
         }
-        let each: Vec<Capabilities> = spec
+        let handles: Arc<[_]> = spec
             .targets
             .iter()
-            .filter_map(|t| table.providers.get(&t.provider).map(|h| h.capabilities))
+            .map(|t| table.providers.get(&t.provider).cloned())
             .collect();
-        let all = each.iter().copied().reduce(Capabilities::intersect);
+        let all = handles
+            .iter()
+            .flatten()
+            .map(|h| h.capabilities)
+            .reduce(Capabilities::intersect);
         let warnings = warnings(spec.targets.len());
         Ok(RouteHandle {
             capabilities: all.unwrap_or_default().narrowed(&spec.endpoints),
-            targets: each,
+            handles,
             spec,
             limiter: self.limiter.clone(),
             budget: Arc::clone(&self.budget),

@@ -22,7 +22,7 @@ use super::affinity::Pin;
 use super::call::Call;
 use super::strategy::{Ask, Candidate, busy, healthy, order};
 use super::table::{ProviderHandle, RouteHandle, RouteTable};
-use crate::config::{FallbackClass, TargetSpec};
+use crate::config::{FallbackClass, Strategy, TargetSpec};
 use crate::providers::Need;
 
 /// One target to try.
@@ -74,7 +74,7 @@ impl<'a> Plan<'a> {
             too_long: 0,
             fell_back: false,
         };
-        plan.steps = plan.ordered(&route.spec.targets);
+        plan.steps = plan.ordered(&route.spec.targets, Some(&route.handles));
         if plan.steps.is_empty() && plan.too_long > 0 {
             plan.fall_back(FallbackClass::ContextWindow);
         }
@@ -90,25 +90,46 @@ impl<'a> Plan<'a> {
     }
 
     /// `targets` that can take the call, in the route's strategy's order.
-    fn ordered(&mut self, targets: &'a [TargetSpec]) -> VecDeque<Step<'a>> {
+    /// Their providers are `resolved` (the route's own targets, index by
+    /// index) or else looked up by name (a fallback's).
+    fn ordered(
+        &mut self,
+        targets: &'a [TargetSpec],
+        resolved: Option<&'a [Option<Arc<ProviderHandle>>]>,
+    ) -> VecDeque<Step<'a>> {
         let size = self.ask.input_tokens.saturating_add(self.ask.output_tokens);
-        let mut cands: Vec<Candidate<'a>> = Vec::with_capacity(targets.len());
-        for t in targets {
-            let Some(h) = self.table.providers.get(&t.provider) else {
-                continue;
+        let (table, need) = (self.table, self.need);
+        let mut too_long = 0;
+        let usable = targets.iter().enumerate().filter_map(|(i, t)| {
+            let h = match resolved {
+                Some(handles) => handles.get(i)?.as_ref()?,
+                None => table.providers.get(&t.provider)?,
             };
-            if !h.capabilities.serves(self.need) {
-                continue;
+            if !h.capabilities.serves(need) {
+                return None;
             }
             if t.context_window.is_some_and(|w| size > w) {
-                self.too_long += 1;
-                continue;
+                too_long += 1;
+                return None;
             }
-            cands.push(Candidate {
+            Some(Candidate {
                 target: t,
                 handle: h,
-            });
+            })
+        });
+        // Failover keeps the order as written: no scores, no index list.
+        if self.route.spec.strategy == Strategy::Failover {
+            let steps = usable
+                .map(|c| Step {
+                    target: c.target,
+                    handle: c.handle,
+                })
+                .collect();
+            self.too_long += too_long;
+            return steps;
         }
+        let cands: Vec<Candidate<'a>> = usable.collect();
+        self.too_long += too_long;
         order(
             self.route.spec.strategy,
             &cands,
@@ -158,7 +179,7 @@ impl<'a> Plan<'a> {
             return false;
         };
         self.fell_back = true;
-        let steps = self.ordered(&fallback.targets);
+        let steps = self.ordered(&fallback.targets, None);
         match class {
             FallbackClass::Quota => self.steps.extend(steps),
             FallbackClass::ContextWindow | FallbackClass::ContentPolicy => self.steps = steps,

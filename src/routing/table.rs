@@ -62,8 +62,9 @@ pub struct RouteHandle {
     /// What every target of the route can do, narrowed to the route's
     /// declared `endpoints` when it has some.
     pub capabilities: Capabilities,
-    /// What each target (whose provider exists) can do, in target order.
-    pub targets: Vec<Capabilities>,
+    /// Each target's provider, in target order (`None` where it does not
+    /// exist): resolved when the table is built, not looked up per call.
+    pub handles: Arc<[Option<Arc<ProviderHandle>>]>,
     /// The route's providers that have a TPM limit, with the limit: what
     /// a settlement charges once it knows what each served.
     pub provider_tpm: Arc<[(Arc<str>, u64)]>,
@@ -185,12 +186,17 @@ impl RouteHandle {
     /// Whether some target of the route serves `need` (a route can serve
     /// a natively passed endpoint through the targets that have it).
     pub fn any_serves(&self, need: Need) -> bool {
-        self.targets.iter().any(|c| c.serves(need))
+        self.served().any(|c| c.serves(need))
     }
 
     /// Whether every target of the route serves `need`.
     pub fn all_serve(&self, need: Need) -> bool {
-        !self.targets.is_empty() && self.targets.iter().all(|c| c.serves(need))
+        self.served().next().is_some() && self.served().all(|c| c.serves(need))
+    }
+
+    /// What each target whose provider exists can do, in target order.
+    fn served(&self) -> impl Iterator<Item = Capabilities> + '_ {
+        self.handles.iter().flatten().map(|h| h.capabilities)
     }
 }
 
@@ -268,7 +274,11 @@ impl RouteTable {
         let mut routes = BTreeMap::new();
         for (name, spec) in &policy.routes {
             let mut capabilities: Option<Capabilities> = None;
-            let mut targets = Vec::with_capacity(spec.targets.len());
+            let handles: Arc<[_]> = spec
+                .targets
+                .iter()
+                .map(|t| providers.get(&t.provider).cloned())
+                .collect();
             let mut sub_batch = usize::MAX;
             for t in &spec.targets {
                 // A provider that failed to parse has its own errors already.
@@ -276,7 +286,6 @@ impl RouteTable {
                     continue;
                 };
                 let has = h.capabilities;
-                targets.push(has);
                 capabilities = Some(capabilities.map_or(has, |c| c.intersect(has)));
                 sub_batch = sub_batch
                     .min(t.max_batch_inputs)
@@ -377,7 +386,7 @@ impl RouteTable {
                 budget,
                 sub_batch: sub_batch.clamp(1, usize::MAX),
                 capabilities,
-                targets,
+                handles,
                 provider_tpm: provider_tpm.into(),
                 warnings,
             };
