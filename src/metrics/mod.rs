@@ -12,6 +12,7 @@
 //! a count of what was held back), owned like the metrics by whoever warns.
 
 pub mod sample;
+pub mod series;
 pub mod warn;
 pub mod window;
 

@@ -55,6 +55,7 @@ impl RouteHandle {
             sub_batch: self.sub_batch,
             capabilities: self.capabilities,
             handles: Arc::clone(&self.handles),
+            series: Arc::clone(&self.series),
             provider_tpm: Arc::clone(&self.provider_tpm),
             warnings: Arc::clone(&self.warnings),
             templates: None,

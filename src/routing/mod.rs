@@ -31,6 +31,7 @@ mod lookup;
 mod outcome;
 mod overrides;
 mod plan;
+mod provider_watch;
 mod reply;
 mod run;
 mod span;

@@ -76,6 +76,7 @@ impl RouteHandle {
         Ok(RouteHandle {
             capabilities: all.unwrap_or_default().narrowed(&spec.endpoints),
             handles,
+            series: Arc::clone(&self.series),
             spec,
             limiter: self.limiter.clone(),
             budget: Arc::clone(&self.budget),

@@ -19,15 +19,16 @@ use std::sync::Arc;
 use super::affinity::Affinity;
 use super::attempt::{AttemptStack, Parts, stack};
 use super::live::Live;
+use super::provider_watch::{breaker_metrics, concurrency_limit};
 use crate::config::{
-    ConcurrencySpec, ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec,
-    RateSpec, RouteSpec, ServerSettings, Via,
+    ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec, RateSpec, RouteSpec,
+    ServerSettings, Via,
 };
 use crate::metrics::Metrics;
+use crate::metrics::series::RouteSeries;
 use crate::metrics::warn::WarnEvery;
 use crate::providers::{Capabilities, Need, Provider, ProviderConfig};
-use crate::resilience::breaker::OnTransition;
-use crate::resilience::{Breaker, BreakerState, ConcurrencyLimit, Limiter, RetryBudget};
+use crate::resilience::{Breaker, ConcurrencyLimit, Limiter, RetryBudget};
 use crate::state::Store;
 
 pub struct ProviderHandle {
@@ -77,6 +78,9 @@ pub struct RouteHandle {
     pub templates: Option<Arc<[String]>>,
     /// Hedges per second (`hedge.max_per_second`), when the route hedges.
     pub hedge_cap: Option<Arc<Limiter>>,
+    /// The route's per-request series, kept once looked up (shared by the
+    /// route's per-request views).
+    pub series: Arc<RouteSeries>,
     /// Conversation -> target, when the route has `affinity`.
     pub affinity: Option<Arc<Affinity>>,
 }
@@ -120,66 +124,6 @@ pub(super) fn warnings(targets: usize) -> Arc<[WarnEvery]> {
 /// How many of the gateway's request slots one provider may hold.
 pub fn provider_share(server: &ServerSettings) -> usize {
     ((server.max_concurrent_requests as f64) * server.provider_share).ceil() as usize
-}
-
-/// The provider's concurrency limit: the live one while its settings are
-/// unchanged (what it learned and what it has in flight stay), with the
-/// share set anew; else a new one reporting to the gauges.
-fn concurrency_limit(
-    name: &str,
-    spec: &ConcurrencySpec,
-    old: Option<&Arc<ConcurrencyLimit>>,
-    share: usize,
-    metrics: &Arc<Metrics>,
-) -> Arc<ConcurrencyLimit> {
-    if let Some(l) = old.filter(|l| l.spec() == spec) {
-        l.set_share(share);
-        return Arc::clone(l);
-    }
-    let limit = metrics.provider_limit.with_label_values(&[name]);
-    let in_flight = metrics.provider_in_flight.with_label_values(&[name]);
-    let observe = move |l: usize, n: usize| {
-        limit.set(l as i64);
-        in_flight.set(n as i64);
-    };
-    ConcurrencyLimit::new(spec.clone(), share, Box::new(observe))
-}
-
-/// Breaker state changes, as gauges, counters and a log line (at most one
-/// a second per provider, so a flapping breaker does not flood the log;
-/// the gauge is exact).
-fn breaker_metrics(provider: &str, metrics: &Arc<Metrics>) -> OnTransition {
-    let (provider, metrics) = (provider.to_string(), Arc::clone(metrics));
-    let warn = WarnEvery::per_second();
-    // The first call is the breaker's birth (closed), not a transition.
-    let born = std::sync::atomic::AtomicBool::new(false);
-    Box::new(move |state: BreakerState| {
-        metrics
-            .breaker_state
-            .with_label_values(&[&provider])
-            .set(state.gauge());
-        if born.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            metrics
-                .breaker_transitions
-                .with_label_values(&[&provider, state.label()])
-                .inc();
-            match (warn.check(), state) {
-                (None, _) => {}
-                (Some(suppressed), BreakerState::Open) => tracing::warn!(
-                    provider,
-                    to = state.label(),
-                    suppressed,
-                    "circuit breaker changed state"
-                ),
-                (Some(suppressed), _) => tracing::info!(
-                    provider,
-                    to = state.label(),
-                    suppressed,
-                    "circuit breaker changed state"
-                ),
-            }
-        }
-    })
 }
 
 impl RouteHandle {
@@ -387,6 +331,7 @@ impl RouteTable {
                 sub_batch: sub_batch.clamp(1, usize::MAX),
                 capabilities,
                 handles,
+                series: Arc::default(),
                 provider_tpm: provider_tpm.into(),
                 warnings,
             };

@@ -21,6 +21,7 @@ use crate::api::usage::{Dialect, Usage, UsageTap};
 use crate::cache::stream::{drop_null_usage, strip_usage};
 use crate::config::{Price, Prices};
 use crate::metrics::Metrics;
+use crate::metrics::series::{RouteSeries, Spender};
 
 /// The usage of a stream, filled in by its tap as events pass and read
 /// when the request ends (after the body, or when the client left).
@@ -197,14 +198,16 @@ pub(crate) fn cost_usd(usage: &Usage, price: &Price) -> f64 {
 }
 
 /// Counts what the request spent (tokens by kind, and cost where priced)
-/// under `route`, each charge's provider and `key`. Returns the total usage
+/// under `route`, each charge's provider and `key` (through the route's
+/// kept `series` when it has them). Returns the total usage
 /// (`None`: nothing spent) and its cost in USD (the sum over the priced
 /// parts; `None` when no model that served it has a price), for the
 /// request's settlement (TPM, budgets).
 pub(crate) fn settle(
     metrics: &Metrics,
+    series: Option<&RouteSeries>,
     route: &str,
-    key: &str,
+    key: &Arc<str>,
     spend: &Spend,
 ) -> (Option<Usage>, Option<f64>) {
     let mut total: Option<Usage> = None;
@@ -213,23 +216,24 @@ pub(crate) fn settle(
         let Some(usage) = c.usage().filter(|u| *u != Usage::default()) else {
             continue;
         };
-        let provider = &*c.provider;
-        for (kind, n) in [
-            ("prompt", usage.prompt),
-            ("completion", usage.completion),
-            ("cached", usage.cached),
-        ] {
-            metrics
+        let usd = c.price.as_ref().map(|price| cost_usd(&usage, price));
+        let count = |s: &Spender| {
+            for (counter, n) in s
                 .tokens
-                .with_label_values(&[route, provider, key, kind])
-                .inc_by(n);
+                .iter()
+                .zip([usage.prompt, usage.completion, usage.cached])
+            {
+                counter.inc_by(n);
+            }
+            if let Some(usd) = usd {
+                s.cost(metrics, route).inc_by(usd);
+            }
+        };
+        match series {
+            Some(series) => series.spent(metrics, route, &c.provider, key, count),
+            None => count(&Spender::new(metrics, route, &c.provider, key)),
         }
-        if let Some(price) = &c.price {
-            let usd = cost_usd(&usage, price);
-            metrics
-                .cost_usd
-                .with_label_values(&[route, provider, key])
-                .inc_by(usd);
+        if let Some(usd) = usd {
             *cost.get_or_insert(0.0) += usd;
         }
         *total.get_or_insert_with(Usage::default) += usage;
@@ -283,18 +287,31 @@ mod tests {
             b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n",
         );
         assert_eq!(tap.pass(run.clone()), run, "not stripped");
-        let (total, cost) = settle(&metrics, "r", "_unknown", &spend);
-        assert_eq!(total, Some(usage(13, 6, 4)));
-        let usd = cost.expect("m1 is priced");
-        assert!((usd - (6.0 + 10.0) / 1e6).abs() < 1e-15, "{usd}");
+        // Without the route's kept series, then through them twice (the
+        // first use looks them up, the second finds them kept).
+        let series = RouteSeries::default();
+        let key: Arc<str> = Arc::from("_unknown");
+        for kept in [None, Some(&series), Some(&series)] {
+            let (total, cost) = settle(&metrics, kept, "r", &key, &spend);
+            assert_eq!(total, Some(usage(13, 6, 4)));
+            let usd = cost.expect("m1 is priced");
+            assert!((usd - (6.0 + 10.0) / 1e6).abs() < 1e-15, "{usd}");
+        }
         let count = |p: &str, kind: &str| {
             metrics
                 .tokens
                 .with_label_values(&["r", p, "_unknown", kind])
                 .get()
         };
-        assert_eq!((count("a", "prompt"), count("a", "cached")), (10, 4));
-        assert_eq!((count("b", "prompt"), count("b", "completion")), (3, 1));
+        assert_eq!((count("a", "prompt"), count("a", "cached")), (30, 12));
+        assert_eq!((count("a", "completion"), count("b", "cached")), (15, 0));
+        assert_eq!((count("b", "prompt"), count("b", "completion")), (9, 3));
+        let cost_a = metrics.cost_usd.with_label_values(&["r", "a", "_unknown"]);
+        assert!(
+            (cost_a.get() - 3.0 * 16.0 / 1e6).abs() < 1e-15,
+            "{}",
+            cost_a.get()
+        );
         let cost_b = metrics.cost_usd.with_label_values(&["r", "b", "_unknown"]);
         assert_eq!(cost_b.get(), 0.0, "no price, no cost");
     }

@@ -27,6 +27,7 @@ use tower::Service;
 use super::access_line::{self, AccessLine};
 use super::conn::{ConnGuard, ConnInfo};
 use super::context::{CtxSlot, MAX_LOGGED_MESSAGE, RequestCtx, log_safe};
+use crate::metrics::series;
 use crate::server::access::usage;
 use crate::server::http::OwnError;
 use crate::server::state::AppState;
@@ -151,15 +152,18 @@ impl<B: HttpBody> Tracked<B> {
             (false, Some(code)) => code.as_str(),
             (false, None) => "other",
         };
-        metrics
-            .requests
-            .with_label_values(&[c.endpoint, &c.route_label, status])
-            .inc();
-        metrics
-            .request_duration
-            .with_label_values(&[c.endpoint, &c.route_label])
-            .observe(elapsed.as_secs_f64());
-        let (spent, cost) = usage::settle(metrics, &c.route_label, &c.key_alias, &c.spend);
+        // The route's own kept series, when the request is counted under it.
+        let series = c
+            .route
+            .as_ref()
+            .filter(|r| r.spec.name == c.route_label)
+            .map(|r| &*r.series);
+        let secs = elapsed.as_secs_f64();
+        match series {
+            Some(s) => s.answered(metrics, c.endpoint, &c.route_label, status, secs),
+            None => series::answered(metrics, c.endpoint, &c.route_label, status, secs),
+        }
+        let (spent, cost) = usage::settle(metrics, series, &c.route_label, &c.key_alias, &c.spend);
         let by_provider = c.spend.by_provider();
         if let Some(s) = r.ctx.settlement.take() {
             s.settle(spent, cost, by_provider);
