@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::table::{RouteHandle, RouteTable, warnings};
+use super::table::{RouteHandle, RouteTable, resolve, warnings};
 use crate::config::{Strategy, TargetSpec};
 use crate::providers::Capabilities;
 
@@ -62,11 +62,7 @@ impl RouteHandle {
                 t.provider, t.model
             )));
         }
-        let handles: Arc<[_]> = spec
-            .targets
-            .iter()
-            .map(|t| table.providers.get(&t.provider).cloned())
-            .collect();
+        let handles = resolve(&table.providers, &spec.targets);
         let all = handles
             .iter()
             .flatten()

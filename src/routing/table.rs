@@ -22,7 +22,7 @@ use super::live::Live;
 use super::provider_watch::{breaker_metrics, concurrency_limit};
 use crate::config::{
     ConfigError, ConfigErrors, Endpoint, Env, Policy, Prices, ProviderSpec, RateSpec, RouteSpec,
-    ServerSettings, Via,
+    ServerSettings, TargetSpec, Via,
 };
 use crate::metrics::Metrics;
 use crate::metrics::series::RouteSeries;
@@ -126,6 +126,18 @@ pub fn provider_share(server: &ServerSettings) -> usize {
     ((server.max_concurrent_requests as f64) * server.provider_share).ceil() as usize
 }
 
+/// Each of `targets`' providers, in target order (`None` where it does not
+/// exist).
+pub(super) fn resolve(
+    providers: &HashMap<String, Arc<ProviderHandle>>,
+    targets: &[TargetSpec],
+) -> Arc<[Option<Arc<ProviderHandle>>]> {
+    targets
+        .iter()
+        .map(|t| providers.get(&t.provider).cloned())
+        .collect()
+}
+
 impl RouteHandle {
     /// Whether some target of the route serves `need` (a route can serve
     /// a natively passed endpoint through the targets that have it).
@@ -218,17 +230,11 @@ impl RouteTable {
         let mut routes = BTreeMap::new();
         for (name, spec) in &policy.routes {
             let mut capabilities: Option<Capabilities> = None;
-            let handles: Arc<[_]> = spec
-                .targets
-                .iter()
-                .map(|t| providers.get(&t.provider).cloned())
-                .collect();
+            let handles = resolve(&providers, &spec.targets);
+            // A provider that failed to parse has its own errors already.
+            let resolved = || spec.targets.iter().zip(handles.iter().flatten());
             let mut sub_batch = usize::MAX;
-            for t in &spec.targets {
-                // A provider that failed to parse has its own errors already.
-                let Some(h) = providers.get(&t.provider) else {
-                    continue;
-                };
+            for (t, h) in resolved() {
                 let has = h.capabilities;
                 capabilities = Some(capabilities.map_or(has, |c| c.intersect(has)));
                 sub_batch = sub_batch
@@ -239,10 +245,7 @@ impl RouteTable {
             let capabilities = capabilities.unwrap_or_default().narrowed(&spec.endpoints);
             // A route declared to serve an endpoint: every target must.
             for endpoint in &spec.endpoints {
-                for t in &spec.targets {
-                    let Some(h) = providers.get(&t.provider) else {
-                        continue;
-                    };
+                for (t, h) in resolved() {
                     let need = match endpoint {
                         Endpoint::Chat => Need::Chat { stream: false },
                         Endpoint::Embeddings => Need::Embeddings,
@@ -267,10 +270,9 @@ impl RouteTable {
                 && !capabilities.embeddings
                 && !spec.endpoints.contains(&Endpoint::Rerank)
             {
-                let kinds: Vec<String> = spec
-                    .targets
+                let kinds: Vec<String> = handles
                     .iter()
-                    .filter_map(|t| providers.get(&t.provider))
+                    .flatten()
                     .map(|h| format!("{} ({})", h.spec.name, h.spec.kind))
                     .collect();
                 errors.push(ConfigError {
@@ -289,11 +291,7 @@ impl RouteTable {
                 _ => Arc::new(RetryBudget::new(&spec.retry.budget)),
             };
             let mut provider_tpm: Vec<(Arc<str>, u64)> = Vec::new();
-            for h in spec
-                .targets
-                .iter()
-                .filter_map(|t| providers.get(&t.provider))
-            {
+            for h in handles.iter().flatten() {
                 if let Some(tpm) = h.spec.tpm
                     && !provider_tpm.iter().any(|(p, _)| **p == h.spec.name)
                 {
