@@ -15,10 +15,10 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
+use crate::telemetry::RequestScope;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::task::AbortHandle;
-use tracing::Instrument;
 
 use crate::api::{ErrorKind, GatewayError};
 
@@ -107,17 +107,14 @@ where
                     let k = key.clone();
                     // The leader's span goes with the work, so its logs
                     // (retries, failover) carry the leader's request id.
-                    let task = tokio::spawn(
-                        async move {
-                            let result = work.await;
-                            let mut map = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                            if map.get(&k).is_some_and(|f| f.id == id) {
-                                map.remove(&k);
-                            }
-                            result
+                    let task = tokio::spawn(RequestScope::current().instrument(async move {
+                        let result = work.await;
+                        let mut map = inflight.lock().unwrap_or_else(|p| p.into_inner());
+                        if map.get(&k).is_some_and(|f| f.id == id) {
+                            map.remove(&k);
                         }
-                        .in_current_span(),
-                    );
+                        result
+                    }));
                     let abort = task.abort_handle();
                     let result = async move {
                         task.await.unwrap_or_else(|_| {

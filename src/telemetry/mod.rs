@@ -24,6 +24,7 @@ mod log_time;
 mod log_writer;
 mod logs;
 mod otel;
+mod request_scope;
 pub mod semconv;
 mod span_text;
 #[cfg(test)]
@@ -41,7 +42,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub(crate) use direct_line::text_both_ways;
 pub(crate) use direct_line::{FieldName, InSpan, TextFieldsOut, direct_text, field_name};
 pub use logs::LogFormat;
-pub(crate) use span_text::{SpanText, span_text_on};
+pub(crate) use request_scope::RequestScope;
+pub(crate) use span_text::{REQUEST as REQUEST_SPAN, SpanText, span_text_on};
 
 use crate::config::TracingSettings;
 

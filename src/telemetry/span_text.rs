@@ -1,13 +1,15 @@
-//! The request span's fields as the text log writes them, kept beside the
-//! span instead of in it: `id=… method=… path=…`, then ` route=…` and
-//! ` provider=…` as the request learns them.
+//! The request span's fields as the text log writes them, standing for the
+//! span: `id=… method=… path=…`, then ` route=…` and ` provider=…` as the
+//! request learns them.
 //!
 //! Place in the pipeline: made by the edge's span step for each request
 //! when the process logs text without colours and exports no traces (the
-//! same condition as `direct_line`); the request context records into it;
-//! the text layer's event format (`text_event`) and the direct lines
-//! (`direct_line`) write it in braces after the span's name, where the
-//! span's own fields would be. Given to the span as fields, these values
+//! same condition as `direct_line`), and entered as the request's scope
+//! (`request_scope`) in place of a span in the registry; the request
+//! context records into it; the text layer's event format (`text_event`)
+//! and the direct lines (`direct_line`) write it in braces after the
+//! span's name, where the span's own fields would be. Given to a span as
+//! fields, these values
 //! went through tracing's dispatch and `fmt` machinery when the span was
 //! made and at each record: about 4,000 instructions of a 1 KB chat
 //! request, for a prefix that only the rare line inside a request shows
@@ -18,9 +20,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use tracing::Span;
-use tracing_subscriber::Registry;
-use tracing_subscriber::registry::LookupSpan;
+/// The request span's name, written before its text.
+pub(crate) const REQUEST: &str = "request";
 
 /// The text of a span's fields, shared by the span (as an extension) and
 /// whoever records into it.
@@ -49,20 +50,6 @@ impl SpanText {
         text.push_str(value);
     }
 
-    /// Gives `span` this text (when the span is recorded by the process's
-    /// registry; else it is dropped with nothing written).
-    pub(crate) fn attach(&self, span: &Span) {
-        let Some(id) = span.id() else { return };
-        tracing::dispatcher::get_default(|dispatch| {
-            if let Some(data) = dispatch
-                .downcast_ref::<Registry>()
-                .and_then(|registry| registry.span(&id))
-            {
-                data.extensions_mut().insert(self.clone());
-            }
-        });
-    }
-
     /// Appends `{text}` to `out`.
     pub(super) fn write_braced(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         let text = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,12 +69,12 @@ pub(crate) fn span_text_on() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::{InSpan, text_both_ways};
+    use crate::telemetry::{InSpan, RequestScope, text_both_ways};
     use tracing::Level;
     use tracing::field::Empty;
 
     #[test]
-    fn lines_in_a_span_with_its_text_are_those_in_a_span_with_fields() {
+    fn lines_in_a_request_scope_are_those_in_a_span_with_fields() {
         let (layer, direct) = text_both_ways(|direct| {
             let id = "4b0ce177de87487ba7f3fae1da371334";
             let path = "/v1/chat/completions";
@@ -99,23 +86,30 @@ mod tests {
                 route = Empty,
                 provider = Empty,
             );
-            let lean = tracing::info_span!("request");
             let text = SpanText::request(id, "POST", path);
-            text.attach(&lean);
-            // Lines before and after each record, in both spans: the same.
+            let scope = RequestScope::text(text.clone());
+            // Lines before and after each record, in the span and in the
+            // scope, alone and in a child span: the same.
             let write = |step: u64| {
-                for span in [&full, &lean] {
-                    tracing::warn!(target: "switchyard::x", parent: span, step);
-                    direct.line(&Level::WARN, "switchyard::x", InSpan::Span(span), |o| {
-                        o.u64(crate::telemetry::field_name!("step"), step)
-                    });
-                }
+                let line = || tracing::warn!(target: "switchyard::x", step);
+                let child = || {
+                    let attempt = tracing::info_span!("attempt", provider = "p");
+                    attempt.in_scope(line);
+                };
+                full.in_scope(line);
+                scope.in_scope(line);
+                full.in_scope(child);
+                scope.in_scope(child);
+                let field = |o: &mut crate::telemetry::TextFieldsOut<'_>| {
+                    o.u64(crate::telemetry::field_name!("step"), step)
+                };
+                direct.line(&Level::WARN, "switchyard::x", InSpan::Span(&full), field);
                 // The request's span named with its text, no lookup.
                 direct.line(
                     &Level::WARN,
                     "switchyard::x",
-                    InSpan::Root("request", &text),
-                    |o| o.u64(crate::telemetry::field_name!("step"), step),
+                    InSpan::Root(REQUEST, &text),
+                    field,
                 );
             };
             write(0);
@@ -127,25 +121,29 @@ mod tests {
             write(2);
         });
         let layer: Vec<&str> = layer.lines().collect();
-        assert_eq!(layer.len(), 6, "{layer:#?}");
+        assert_eq!(layer.len(), 12, "{layer:#?}");
         for pair in layer.chunks(2) {
             assert_eq!(pair[0], pair[1]);
         }
         assert!(
-            layer[5].contains(
+            layer[9].contains(
                 " WARN request{id=4b0ce177de87487ba7f3fae1da371334 method=POST \
                  path=/v1/chat/completions route=failover provider=p0}: "
             ),
             "{}",
-            layer[5]
+            layer[9]
+        );
+        assert!(
+            layer[11].contains("route=failover provider=p0}:attempt{provider=\"p\"}: "),
+            "{}",
+            layer[11]
         );
         let direct: Vec<&str> = direct.lines().collect();
-        assert_eq!(direct.len(), 9);
-        for (three, layer) in direct.chunks(3).zip(layer.chunks(2)) {
-            assert_eq!(three[0], layer[0]);
-            assert_eq!(three[1], three[0]);
-            assert_eq!(three[2], three[0]);
-            assert!(three[0].contains(" request{id=4b0ce177de87487ba7f3fae1da371334 method=POST "));
+        assert_eq!(direct.len(), 6);
+        for (two, layer) in direct.chunks(2).zip(layer.chunks(4)) {
+            assert_eq!(two[0], layer[0]);
+            assert_eq!(two[1], two[0]);
+            assert!(two[0].contains(" request{id=4b0ce177de87487ba7f3fae1da371334 method=POST "));
         }
     }
 }

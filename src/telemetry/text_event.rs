@@ -19,7 +19,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use super::span_text::SpanText;
+use super::request_scope::current_text;
+use super::span_text::{REQUEST, SpanText};
 
 /// `Full` without colours, with `timer`'s timestamps.
 pub(super) struct TextEvent<T> {
@@ -90,15 +91,26 @@ where
         writer.write_char(' ')?;
         writer.write_str(level(meta.level()))?;
         writer.write_char(' ')?;
+        // A line in a request whose span is its text alone (entered in
+        // the request scope's slot) has it as its root span; a line with a
+        // parent of its own is not in the request's scope.
+        let mut seen = false;
+        if event.is_contextual()
+            && let Some(text) = current_text()
+        {
+            writer.write_str(REQUEST)?;
+            text.write_braced(&mut writer)?;
+            writer.write_char(':')?;
+            seen = true;
+        }
         if let Some(scope) = ctx.event_scope() {
-            let mut seen = false;
             for span in scope.from_root() {
                 span_part::<_, N>(&mut writer, &span)?;
                 seen = true;
             }
-            if seen {
-                writer.write_char(' ')?;
-            }
+        }
+        if seen {
+            writer.write_char(' ')?;
         }
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;

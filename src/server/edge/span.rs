@@ -15,11 +15,11 @@ use std::task::{Context, Poll, ready};
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tower::Service;
-use tracing::Span;
+use tracing::Level;
 use tracing::field::Empty;
 
 use crate::on_wake::Gate;
-use crate::telemetry::{self, SpanText};
+use crate::telemetry::{self, RequestScope, SpanText};
 
 /// `inner`, run in each request's span, its answer's body too.
 pub(super) fn in_span<S>(inner: S) -> InSpan<S> {
@@ -46,22 +46,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let span = request_span(&mut req);
-        let inner = span.in_scope(|| self.inner.call(req));
+        let scope = request_scope(&mut req);
+        let inner = scope.in_scope(|| self.inner.call(req));
         Spanned {
             inner,
-            span: Some(span),
+            scope: Some(scope),
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The inner answer, polled in the request's span, which then goes
+    /// The inner answer, polled in the request's scope, which then goes
     /// with the answer's body.
     pub(super) struct Spanned<F> {
         #[pin]
         inner: F,
-        span: Option<Span>,
+        scope: Option<RequestScope>,
     }
 }
 
@@ -74,11 +74,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = {
-            let _in = this.span.as_ref().map(Span::enter);
+            let _in = this.scope.as_ref().map(RequestScope::enter);
             ready!(this.inner.poll(cx))?
         };
-        let span = this.span.take().unwrap_or_else(Span::none);
-        Poll::Ready(Ok(response.map(|inner| SpanBody::new(inner, span))))
+        let scope = this.scope.take().unwrap_or_else(RequestScope::none);
+        Poll::Ready(Ok(response.map(|inner| SpanBody::new(inner, scope))))
     }
 }
 
@@ -91,15 +91,15 @@ where
 /// answer never waits and never has a gate.
 pub(crate) struct SpanBody<B> {
     inner: B,
-    span: Span,
+    scope: RequestScope,
     gate: Option<Gate>,
 }
 
 impl<B> SpanBody<B> {
-    fn new(inner: B, span: Span) -> Self {
+    fn new(inner: B, scope: RequestScope) -> Self {
         SpanBody {
             inner,
-            span,
+            scope,
             gate: None,
         }
     }
@@ -113,9 +113,9 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let SpanBody { inner, span, gate } = &mut *self;
+        let SpanBody { inner, scope, gate } = &mut *self;
         let mut frame = |cx: &mut Context<'_>| {
-            let _in = span.enter();
+            let _in = scope.enter();
             Pin::new(&mut *inner).poll_frame(cx)
         };
         if let Some(gate) = gate {
@@ -140,37 +140,42 @@ impl<B: HttpBody + Unpin> HttpBody for SpanBody<B> {
 }
 
 /// The request span's name.
-pub(super) const REQUEST_SPAN: &str = "request";
+pub(super) const REQUEST_SPAN: &str = telemetry::REQUEST_SPAN;
 
 /// The request's span. When tracing is on it is also the exported server
 /// span: a child of the client's `traceparent` when it sent one, named
 /// `METHOD /path` (the edge renames it `operation route` once routed), with
 /// its trace id as a field so that every log line in it carries it. Where
-/// the text log writes every line that shows them, its fields are kept as
-/// a [`SpanText`] beside it instead (the request context records into the
-/// one in the request's extensions).
-fn request_span<B>(req: &mut Request<B>) -> Span {
+/// the text log writes every line that shows them, the span is its fields
+/// kept as a [`SpanText`] alone, not a span in the registry: the request
+/// context records into the one in the request's extensions, and the
+/// scope enters it wherever the span would have been entered (only when
+/// the log's level lets the span be, as the span would be).
+fn request_scope<B>(req: &mut Request<B>) -> RequestScope {
     let id = req
         .headers()
         .get(&super::request_id::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     if telemetry::span_text_on() {
-        let span = tracing::info_span!(REQUEST_SPAN);
         let text = SpanText::request(id, req.method().as_str(), req.uri().path());
-        text.attach(&span);
+        let scope = if tracing::span_enabled!(Level::INFO) {
+            RequestScope::text(text.clone())
+        } else {
+            RequestScope::none()
+        };
         req.extensions_mut().insert(text);
-        return span;
+        return scope;
     }
     if !telemetry::tracing_on() {
-        return tracing::info_span!(
+        return RequestScope::span(tracing::info_span!(
             "request",
             id = %id,
             method = %req.method(),
             path = %req.uri().path(),
             route = Empty,
             provider = Empty,
-        );
+        ));
     }
     let span = tracing::info_span!(
         "request",
@@ -185,7 +190,7 @@ fn request_span<B>(req: &mut Request<B>) -> Span {
         otel.status_code = Empty,
     );
     telemetry::w3c::continue_trace(&span, req.headers());
-    span
+    RequestScope::span(span)
 }
 
 #[cfg(test)]
@@ -236,7 +241,7 @@ mod tests {
     #[test]
     fn a_stream_is_walked_again_only_after_a_frame_or_its_own_wake_up() {
         let (tx, polls, inner) = streamed();
-        let mut body = SpanBody::new(inner, Span::none());
+        let mut body = SpanBody::new(inner, RequestScope::none());
         let count = Arc::new(Count::default());
         let waker = Waker::from(Arc::clone(&count));
         // The first wait is on the task's waker; the next poll goes down
@@ -273,7 +278,7 @@ mod tests {
         // The chunk comes between the first wait (on the task's waker)
         // and the next poll: that poll must still go down and take it.
         let (tx, polls, inner) = streamed();
-        let mut body = SpanBody::new(inner, Span::none());
+        let mut body = SpanBody::new(inner, RequestScope::none());
         let count = Arc::new(Count::default());
         let waker = Waker::from(Arc::clone(&count));
         assert!(poll(&mut body, &waker).is_pending());
@@ -286,7 +291,7 @@ mod tests {
     #[test]
     fn a_whole_answer_is_polled_through_and_gets_no_gate() {
         let full = Full::new(Bytes::from_static(b"{}"));
-        let mut body = SpanBody::new(full.boxed_unsync(), Span::none());
+        let mut body = SpanBody::new(full.boxed_unsync(), RequestScope::none());
         let waker = Waker::from(Arc::new(Count::default()));
         assert!(matches!(poll(&mut body, &waker), Poll::Ready(Some(Ok(_)))));
         assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));

@@ -23,12 +23,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::telemetry::RequestScope;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use tracing::Instrument;
 
 use super::sse::{broke, sse_response};
 use crate::api::GatewayError;
@@ -120,7 +120,7 @@ pub(crate) async fn serve<C: Call<Reply = ChatReply>>(
             permit: rc.permit.clone(),
             usage: usage.clone(),
         };
-        let task = tokio::spawn(pump(publisher, job).in_current_span());
+        let task = tokio::spawn(RequestScope::current().instrument(pump(publisher, job)));
         sub.set_abort(task.abort_handle());
         "miss"
     } else {
