@@ -50,6 +50,7 @@ impl RouteHandle {
         }
         RouteHandle {
             spec,
+            label: Arc::clone(&self.label),
             limiter: self.limiter.clone(),
             budget: Arc::clone(&self.budget),
             sub_batch: self.sub_batch,

@@ -73,6 +73,7 @@ impl RouteHandle {
             capabilities: all.unwrap_or_default().narrowed(&spec.endpoints),
             handles,
             series: Arc::clone(&self.series),
+            label: Arc::clone(&self.label),
             spec,
             limiter: self.limiter.clone(),
             budget: Arc::clone(&self.budget),

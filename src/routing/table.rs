@@ -55,6 +55,9 @@ pub struct ProviderHandle {
 #[derive(Debug)]
 pub struct RouteHandle {
     pub spec: RouteSpec,
+    /// `spec.name`, shared: what a request's context labels its logs and
+    /// metrics with, without a copy per request.
+    pub label: Arc<str>,
     pub limiter: Option<Arc<Limiter>>,
     pub budget: Arc<RetryBudget>,
     /// The largest embedding sub-batch every target takes, its provider's
@@ -320,6 +323,7 @@ impl RouteTable {
                 models
             });
             let handle = RouteHandle {
+                label: Arc::from(name.as_str()),
                 hedge_cap,
                 affinity,
                 spec,

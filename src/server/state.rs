@@ -6,6 +6,7 @@
 //! -> swap; on any error the old runtime stays and the failure is counted.
 //! Must not be reached by lower layers: they get the pieces they need.
 
+use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -44,6 +45,26 @@ pub struct Runtime {
         Option<tower_http::compression::CompressionLayer<super::edge::compress::Worth>>,
     /// `keys:` by secret digest, and `server.auth`.
     pub(crate) keys: KeyTable,
+    /// The labels of a request with no route ([`UNKNOWN_ROUTE`]) and of a
+    /// caller with no configured key ([`UNKNOWN_KEY`]), made once: each
+    /// request's context starts with them.
+    pub(crate) unknown: Unknown,
+}
+
+/// See [`Runtime::unknown`].
+#[derive(Debug)]
+pub(crate) struct Unknown {
+    pub(crate) route: Arc<str>,
+    pub(crate) key: Arc<str>,
+}
+
+impl Default for Unknown {
+    fn default() -> Self {
+        Unknown {
+            route: Arc::from(UNKNOWN_ROUTE),
+            key: Arc::from(UNKNOWN_KEY),
+        }
+    }
 }
 
 /// Streams outlive their handler: routing reaches the route table through
@@ -153,6 +174,7 @@ fn build(
     let keys = KeyTable::build(policy.server.auth, &policy.keys);
     Ok(Runtime {
         keys,
+        unknown: Unknown::default(),
         generation,
         fingerprint,
         cors,

@@ -26,7 +26,6 @@ use super::conn::ConnInfo;
 use super::permit::RequestPermit;
 use crate::api::usage::{AnswerUsage, Dialect, Usage};
 use crate::config::CacheScope;
-use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
 use crate::routing::RouteHandle;
 use crate::server::access::keys::{Caller, ClientId, client_key, presented_key};
 use crate::server::access::settlement::Settlement;
@@ -56,7 +55,7 @@ pub(crate) struct RequestCtx {
     /// The route the request named, once found and allowed.
     pub route: Option<Arc<RouteHandle>>,
     /// The route label for logs and metrics: a configured route, or `_unknown`.
-    pub route_label: String,
+    pub route_label: Arc<str>,
     pub provider: Option<Arc<str>>,
     /// The request's conversation key, on a route with `affinity`.
     pub conversation: Option<u64>,
@@ -133,6 +132,7 @@ impl RequestCtx {
             .unwrap_or("-")
             .to_string();
         let rt = state.runtime.load_full();
+        let (route_label, key_alias) = (Arc::clone(&rt.unknown.route), Arc::clone(&rt.unknown.key));
         let presented = presented_key(req.headers());
         let peer = req.extensions().get::<ConnInfo>().map(|c| c.peer);
         RequestCtx {
@@ -147,7 +147,7 @@ impl RequestCtx {
             permit: None,
             endpoint: "other",
             route: None,
-            route_label: UNKNOWN_ROUTE.to_string(),
+            route_label,
             provider: None,
             conversation: None,
             attempts: 0,
@@ -160,7 +160,7 @@ impl RequestCtx {
             },
             span_text: req.extensions().get::<SpanText>().cloned(),
             interrupted: Arc::default(),
-            key_alias: Arc::from(UNKNOWN_KEY),
+            key_alias,
             settlement: None,
             spend: Spend::default(),
             requested: None,
@@ -174,8 +174,7 @@ impl RequestCtx {
 
     /// The request is routed by `route` (also recorded in its span).
     pub(crate) fn routed(&mut self, route: &Arc<RouteHandle>) {
-        self.route_label.clear();
-        self.route_label.push_str(&route.spec.name);
+        self.route_label = Arc::clone(&route.label);
         self.route = Some(Arc::clone(route));
         match &self.span_text {
             Some(text) => text.record("route", &route.spec.name),

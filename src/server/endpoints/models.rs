@@ -8,6 +8,8 @@
 //! pattern matches is found too). Must not list routes outside the
 //! caller's key.
 
+use std::sync::Arc;
+
 use http::{Response, StatusCode};
 use serde_json::json;
 
@@ -36,7 +38,7 @@ pub(crate) fn list(rc: &RequestCtx) -> Result<Response<Body>, GatewayError> {
 /// caller may call.
 pub(crate) fn get(rc: &mut RequestCtx, id: &str) -> Result<Response<Body>, GatewayError> {
     if let Some(found) = rc.rt.table.lookup(id) {
-        rc.route_label.clone_from(&found.route.spec.name);
+        rc.route_label = Arc::clone(&found.route.label);
     }
     allow::allowed_route(rc, id)?;
     let body = json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"});

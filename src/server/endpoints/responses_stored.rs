@@ -12,6 +12,8 @@
 //! one), in one attempt. Neither: 404, as the API answers. Must not reach
 //! any other path of the upstream's API: the id is one plain segment.
 
+use std::sync::Arc;
+
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -131,8 +133,8 @@ pub(super) async fn kept_record(
     if !allow::may_call(rc, &record.route) {
         return Ok(None);
     }
-    if rc.rt.table.routes.contains_key(&record.route) {
-        rc.route_label.clone_from(&record.route);
+    if let Some(route) = rc.rt.table.routes.get(&record.route) {
+        rc.route_label = Arc::clone(&route.label);
     }
     Ok(Some(record))
 }
