@@ -6,10 +6,14 @@
 //!
 //! Place in the pipeline: the text log layer's event format (`logs`); the
 //! fields themselves are `text_fields`'. A span whose fields are kept as
-//! a `SpanText` beside it (the request span, where `span_text` applies)
-//! has that text written in its braces. With colours on, and for records
-//! that came through the `log` crate (whose metadata `Full` normalises),
-//! it hands the line to `Full` itself. Must not change a byte of a line.
+//! a `SpanText` beside it has that text written in its braces; a line
+//! inside a request whose span is that text alone (`request_scope`'s
+//! slot, where `span_text` applies) has it written as its root span
+//! `request{…}:`. With colours on, and for records that came through the
+//! `log` crate (whose metadata `Full` normalises), it hands the line to
+//! `Full` itself, which knows no slot: such a record inside a request
+//! shows no request span (nothing in the gateway logs through `log` at
+//! `info` or above). Must not change a byte of a line.
 
 use std::fmt;
 

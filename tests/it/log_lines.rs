@@ -47,3 +47,42 @@ async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
     assert!(!access.contains(" attempts=1 "), "{access}");
     assert!(down.calls() >= 1 && up.calls() == 1);
 }
+
+/// With the request span's level filtered out (`warn`, the access line
+/// let through by its own target), a warning inside the request carries
+/// no span, as a span the filter refused gives none; the access line is
+/// still written in the request's span, as the layer wrote it before the
+/// span became a scope of its own.
+#[tokio::test]
+async fn a_filtered_out_request_span_leaves_lines_inside_it_bare() {
+    let up = FakeUpstream::openai().await;
+    let down = FakeUpstream::down(500).await;
+    let yaml = format!(
+        "{}routes:\n  m:\n    targets: [{{provider: p1}}, {{provider: p0}}]\n",
+        providers_yaml(&[&up, &down], "")
+    );
+    let served = Served::with_policy(
+        &yaml,
+        &[("SWITCHYARD_LOG_LEVEL", "warn,switchyard::access=info")],
+    )
+    .await;
+    let r = served.chat("m", "hi").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "p0");
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let (log, _dir) = served.stop().await;
+    let warned = log
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("p1"))
+        .unwrap_or_else(|| panic!("no warning about p1 in\n{log}"));
+    assert!(!warned.contains("request{"), "{warned}");
+    assert!(warned.contains(" WARN switchyard::"), "{warned}");
+    let access = log
+        .lines()
+        .find(|l| l.contains(": switchyard::access: "))
+        .unwrap_or_else(|| panic!("no access line in\n{log}"));
+    assert!(
+        access.contains(&format!("  INFO request{{id={id} method=POST ")),
+        "{access}"
+    );
+}
