@@ -15,12 +15,12 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use crate::telemetry::RequestScope;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::task::AbortHandle;
 
 use crate::api::{ErrorKind, GatewayError};
+use crate::telemetry::RequestScope;
 
 type SharedResult<T> = Shared<BoxFuture<'static, Result<T, GatewayError>>>;
 

@@ -156,7 +156,7 @@ impl<B: HttpBody> Tracked<B> {
         let series = c
             .route
             .as_ref()
-            .filter(|r| Arc::ptr_eq(&r.label, &c.route_label) || r.label == c.route_label)
+            .filter(|r| r.label == c.route_label)
             .map(|r| &*r.series);
         let secs = elapsed.as_secs_f64();
         match series {

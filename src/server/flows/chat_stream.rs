@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::telemetry::RequestScope;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Response};
@@ -43,6 +42,7 @@ use crate::server::edge::context::RequestCtx;
 use crate::server::edge::permit::RequestPermit;
 use crate::server::http::{Body, ErrorShape, X_CACHE};
 use crate::server::state::Runtime;
+use crate::telemetry::RequestScope;
 
 const KIND: &str = "chat_stream";
 
