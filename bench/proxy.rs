@@ -20,7 +20,11 @@
 //! figures measured in the same run. wrk sends the `Accept-Encoding: gzip,
 //! deflate` of the Python SDKs, as clients do. The c=1 row also runs a
 //! second gateway started with `--busy-poll 0`, alternating with the
-//! first, and prints its figures beside the row's. With `BENCH_ATTACH` set (a command
+//! first, and prints its figures beside the row's. The ageing row runs a
+//! control gateway beside the one it ages (the same build and policy, never
+//! filled), alternating with it in every round, fresh and aged, and
+//! reports the aged gateway's CPU over the control's against the same
+//! ratio before the fill. With `BENCH_ATTACH` set (a command
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
 //! -p {pid}`), that command watches the gateway through its series of 1 KB
 //! chat requests at c=64 (with `BENCH_ATTACH_SERIES=sse-fast`: 20 times 64 streams
@@ -60,8 +64,13 @@ struct Row {
 /// the gateway one after the other, so a drift of the machine meets both)
 /// and keeps the round whose `key` (the row's result) is the median, with
 /// every round's key in run order.
-fn median_round<T>(mut round: impl FnMut() -> T, key: impl Fn(&T) -> f64) -> (T, Vec<f64>) {
-    let mut all: Vec<T> = (0..rounds()).map(|_| round()).collect();
+fn median_round<T>(round: impl FnMut() -> T, key: impl Fn(&T) -> f64) -> (T, Vec<f64>) {
+    median_of(rounds(), round, key)
+}
+
+/// [`median_round`] over `n` rounds.
+fn median_of<T>(n: usize, mut round: impl FnMut() -> T, key: impl Fn(&T) -> f64) -> (T, Vec<f64>) {
+    let mut all: Vec<T> = (0..n).map(|_| round()).collect();
     let keys: Vec<f64> = all.iter().map(&key).collect();
     let mut order: Vec<usize> = (0..all.len()).collect();
     order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
@@ -573,7 +582,8 @@ fn main() {
 
     if want("ageing") {
         // --- Ageing: CPU per request fresh, then after a 256 MiB cache filled
-        // once and expired; RSS per cached 1 KB answer.
+        // once and expired, each against a control gateway in the same
+        // rounds; RSS per cached 1 KB answer.
         ageing(&rt, d, &up, &conns_up, &chat, &mut rows, secs);
     }
 
@@ -616,19 +626,45 @@ fn ageing(
         &policy(up, conns_up, &extra),
         GATEWAY_CORE,
     );
+    // The control: the same build and policy on the same core, never
+    // filled. Each round loads it and then the ageing gateway, so a drift
+    // of the host between the fresh and the aged series meets both, and
+    // the row compares the ageing gateway's CPU to the control's in the
+    // same rounds, before and after (`Phase`).
+    let ctl = kit::gateway(
+        &d.join("gw-control"),
+        &policy(up, conns_up, &extra),
+        GATEWAY_CORE,
+    );
     let url = format!("{}/v1/chat/completions", gw.base);
+    let ctl_url = format!("{}/v1/chat/completions", ctl.base);
     let cached = write(d, "cached.json", &kit::chat_body("cached", false));
     // A full series first: the process's first seconds (its pools and
     // arenas growing) are not what "fresh" means.
     wrk(&url, 64, secs, chat, false, LOAD_CORE);
     let idle = rss_bytes(gw.pid());
+    // Measured before the control's warm-up: an idle gateway gives
+    // memory back within seconds, which is not the footprint it serves in.
+    wrk(&ctl_url, 64, secs, chat, false, LOAD_CORE);
     let perf = attach_for("fresh", gw.pid());
-    // The series whose CPU is the median of the rounds', fresh and aged
-    // alike (they cannot alternate: one comes after the other).
-    let ((fresh, fresh_cpu), fresh_rounds) = median_round(
-        || load(gw.pid(), &url, 64, secs, chat, false),
-        |r| r.1 * 1e6,
-    );
+    // Which of the two goes first alternates from round to round.
+    let phase = || {
+        let mut round = 0;
+        Phase::measure(|| {
+            round += 1;
+            let ctl_load = || load(ctl.pid(), &ctl_url, 64, secs, chat, false).1;
+            let gw_load = || load(gw.pid(), &url, 64, secs, chat, false);
+            if round % 2 == 1 {
+                let c = ctl_load();
+                let (w, g) = gw_load();
+                (w, g, c)
+            } else {
+                let (w, g) = gw_load();
+                (w, g, ctl_load())
+            }
+        })
+    };
+    let fresh = phase();
     drop(perf);
     // Fill: distinct requests until the cache holds max_bytes (evicting).
     let fill_start = Instant::now();
@@ -656,33 +692,38 @@ fn ageing(
     wrk(&url, 64, 1, chat, false, LOAD_CORE);
     let left = rt.block_on(metric(&gw.base, "switchyard_cache_entries"));
     let perf = attach_for("aged", gw.pid());
-    let ((aged, aged_cpu), aged_rounds) = median_round(
-        || load(gw.pid(), &url, 64, secs, chat, false),
-        |r| r.1 * 1e6,
-    );
+    let aged = phase();
     drop(perf);
     let after = rss_bytes(gw.pid());
     let live = rt.block_on(metric(&gw.base, "switchyard_cache_bytes"));
     println!(
-        "ageing: fresh {:.0} req/s {:.1} us CPU/req | aged {:.0} req/s {:.1} us CPU/req; entries left {left}; RSS after expiry {:.1} MiB (live cache {:.1} MiB)",
+        "ageing: fresh {:.0} req/s {:.1} us CPU/req (control {:.1}) | aged {:.0} req/s {:.1} us CPU/req (control {:.1}); entries left {left}; RSS after expiry {:.1} MiB (live cache {:.1} MiB)",
         fresh.rps,
-        fresh_cpu * 1e6,
+        fresh.cpu * 1e6,
+        fresh.ctl * 1e6,
         aged.rps,
-        aged_cpu * 1e6,
+        aged.cpu * 1e6,
+        aged.ctl * 1e6,
         after as f64 / MIB,
         live / MIB
     );
     rows.push(Row {
         name: "CPU per request after a 256 MiB cache expired",
         figures: format!(
-            "{:.1} -> {:.1} us; req/s {:+.0} %; us {} / {}",
-            fresh_cpu * 1e6,
-            aged_cpu * 1e6,
+            "vs control {:.3} -> {:.3} ({}; {}); {:.1} -> {:.1} us ({:+.0} %), control {:.1} -> {:.1} us ({:+.0} %); req/s {:+.0} %",
+            fresh.ratio,
+            aged.ratio,
+            listed(&fresh.ratios, "", 3),
+            listed(&aged.ratios, "", 3),
+            fresh.cpu * 1e6,
+            aged.cpu * 1e6,
+            (aged.cpu / fresh.cpu - 1.0) * 100.0,
+            fresh.ctl * 1e6,
+            aged.ctl * 1e6,
+            (aged.ctl / fresh.ctl - 1.0) * 100.0,
             (aged.rps / fresh.rps - 1.0) * 100.0,
-            listed(&fresh_rounds, "", 1),
-            listed(&aged_rounds, "", 1)
         ),
-        result: format!("{:+.0} %", (aged_cpu / fresh_cpu - 1.0) * 100.0),
+        result: format!("{:+.0} %", (aged.ratio / fresh.ratio - 1.0) * 100.0),
         target: "<= +5 %",
     });
     rows.push(Row {
@@ -705,4 +746,43 @@ fn ageing(
         result: format!("{:.2} KB", (full - idle) as f64 / entries.max(1.0) / 1024.0),
         target: "keep (0.7-1.1 KB)",
     });
+}
+
+/// Rounds of each ageing phase at least: two series on one core, seconds
+/// apart, differ by up to a third on this host (docs/benchmarks.md).
+const AGEING_ROUNDS: usize = 5;
+
+/// One phase of the ageing row: [`AGEING_ROUNDS`] rounds (one with
+/// `BENCH_ATTACH`), each loading the control and the ageing gateway one
+/// after the other.
+struct Phase {
+    /// The median round's ageing gateway CPU over the control's.
+    ratio: f64,
+    /// Every round's ratio, in run order.
+    ratios: Vec<f64>,
+    /// The median round's requests per second, CPU per request, and the
+    /// control's CPU per request.
+    rps: f64,
+    cpu: f64,
+    ctl: f64,
+}
+
+impl Phase {
+    /// `round` returns (the ageing gateway's wrk, its CPU per request,
+    /// the control's CPU per request).
+    fn measure(round: impl FnMut() -> (kit::Wrk, f64, f64)) -> Phase {
+        let n = if rounds() == 1 {
+            1
+        } else {
+            rounds().max(AGEING_ROUNDS)
+        };
+        let ((w, cpu, ctl), ratios) = median_of(n, round, |r| r.1 / r.2);
+        Phase {
+            ratio: cpu / ctl,
+            ratios,
+            rps: w.rps,
+            cpu,
+            ctl,
+        }
+    }
 }
