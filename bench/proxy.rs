@@ -22,7 +22,7 @@
 //! second gateway started with `--busy-poll 0`, alternating with the
 //! first, and prints its figures beside the row's. The ageing row runs a
 //! control gateway beside the one it ages (the same build and policy, never
-//! filled), alternating with it in every round, fresh and aged, and
+//! filled), loaded at the same time in every round, fresh and aged, and
 //! reports the aged gateway's CPU over the control's against the same
 //! ratio before the fill. With `BENCH_ATTACH` set (a command
 //! with `{pid}`, like `perf record -e cpu-clock --call-graph dwarf -o FILE
@@ -627,9 +627,9 @@ fn ageing(
         GATEWAY_CORE,
     );
     // The control: the same build and policy on the same core, never
-    // filled. Each round loads it and then the ageing gateway, so a drift
-    // of the host between the fresh and the aged series meets both, and
-    // the row compares the ageing gateway's CPU to the control's in the
+    // filled. Each round loads it and the ageing gateway at once, so a
+    // drift of the host between the fresh and the aged series meets both,
+    // and the row compares the ageing gateway's CPU to the control's in the
     // same rounds, before and after (`Phase`).
     let ctl = kit::gateway(
         &d.join("gw-control"),
@@ -647,21 +647,21 @@ fn ageing(
     // memory back within seconds, which is not the footprint it serves in.
     wrk(&ctl_url, 64, secs, chat, false, LOAD_CORE);
     let perf = attach_for("fresh", gw.pid());
-    // Which of the two goes first alternates from round to round.
+    // Both are loaded at once (each by its own wrk, from its own copy of
+    // the body: wrk's script is written beside it), so whatever the host
+    // does during a series it does to both.
+    let ctl_chat = write(
+        d,
+        "chat-control.json",
+        &std::fs::read_to_string(chat).unwrap(),
+    );
     let phase = || {
-        let mut round = 0;
         Phase::measure(|| {
-            round += 1;
-            let ctl_load = || load(ctl.pid(), &ctl_url, 64, secs, chat, false).1;
-            let gw_load = || load(gw.pid(), &url, 64, secs, chat, false);
-            if round % 2 == 1 {
-                let c = ctl_load();
-                let (w, g) = gw_load();
-                (w, g, c)
-            } else {
-                let (w, g) = gw_load();
-                (w, g, ctl_load())
-            }
+            std::thread::scope(|s| {
+                let c = s.spawn(|| load(ctl.pid(), &ctl_url, 64, secs, &ctl_chat, false).1);
+                let (w, g) = load(gw.pid(), &url, 64, secs, chat, false);
+                (w, g, c.join().unwrap())
+            })
         })
     };
     let fresh = phase();
@@ -753,8 +753,8 @@ fn ageing(
 const AGEING_ROUNDS: usize = 5;
 
 /// One phase of the ageing row: [`AGEING_ROUNDS`] rounds (one with
-/// `BENCH_ATTACH`), each loading the control and the ageing gateway one
-/// after the other.
+/// `BENCH_ATTACH`), each loading the control and the ageing gateway at
+/// once.
 struct Phase {
     /// The median round's ageing gateway CPU over the control's.
     ratio: f64,
