@@ -82,15 +82,15 @@ pub(super) fn ext_support(
     }
 }
 
+/// Client bodies at least this large go out as slices of the client's
+/// bytes ([`Pieces`]); smaller ones are cheaper copied into one buffer.
+const SLICED_FROM: usize = 64 * 1024;
+
 /// The chat body for `model`: the client's, plus a translated request's
 /// reasoning effort when `model` takes one (`takes_effort`, asked only of
 /// a request that has one; levels above `high`, Anthropic's `max` and
-/// `xhigh`, as `high`) and `parallel_tool_calls: false`. A client body
-/// that needs nothing but `model` goes out as slices of its own bytes
-/// ([`Pieces`]), whatever its size: a copy costs about as many
-/// instructions as the slices for a 1 KB body, and writes the copy into
-/// memory that, with hundreds of requests in flight, is not in the cache
-/// (docs/benchmarks.md, stop 52).
+/// `xhigh`, as `high`) and `parallel_tool_calls: false`. A large client
+/// body that needs nothing but `model` goes out as slices of its own bytes.
 pub(super) fn chat_request_body(
     request: &ChatRequest,
     model: &str,
@@ -99,6 +99,7 @@ pub(super) fn chat_request_body(
     let reasons = request.ext.reasoning.is_some() && takes_effort(model);
     let extra = extras(request, reasons);
     if extra.is_empty()
+        && request.wire_len >= SLICED_FROM
         && let Some(parts) = request.upstream_parts(model)
     {
         return Pieces::parts(parts);
