@@ -25,7 +25,7 @@
 # nginx, wrk and curl (installed with apt-get when missing).
 set -euo pipefail
 
-[ $# -eq 2 ] || { sed -n 2,18p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,17p "$0"; exit 2; }
 DIR=$(mktemp -d)
 . "$(dirname "$0")/callgrind-kit.sh"
 need_tools nginx wrk curl
