@@ -29,7 +29,6 @@ set -euo pipefail
 DIR=$(mktemp -d)
 . "$(dirname "$0")/callgrind-kit.sh"
 need_tools nginx wrk curl
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CONNS=${BENCH_CONNS:-64}
 SECS=${BENCH_SECS:-8}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -37,28 +36,8 @@ GA= GB=
 trap 'kill $GA $GB $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 UP=$(free_port)
-mkdir -p "$DIR/tmp"
 CONTENT=$(printf 'The quick brown fox jumps over the lazy dog. %.0s' $(seq 19))
-cat > "$DIR/nginx.conf" <<EOF
-worker_processes 1;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/tmp; proxy_temp_path $DIR/tmp; fastcgi_temp_path $DIR/tmp;
-  uwsgi_temp_path $DIR/tmp; scgi_temp_path $DIR/tmp;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location /v1/chat/completions {
-      default_type application/json;
-      return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"up-model","choices":[{"index":0,"message":{"role":"assistant","content":"$CONTENT"},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":220,"total_tokens":470}}';
-    }
-  }
-}
-EOF
-taskset -c 1 "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
+start_fixed_upstream "$UP" '{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"up-model","choices":[{"index":0,"message":{"role":"assistant","content":"'"$CONTENT"'"},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":220,"total_tokens":470}}'
 write_policy chat "$UP"
 write_chat_body chat
 # One script per wrk: the two run at once.

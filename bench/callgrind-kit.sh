@@ -1,6 +1,6 @@
-# Sourced by bench/instructions.sh and bench/stream-instructions.sh: what
-# both need to count a gateway's instructions under callgrind. Not run on
-# its own. Expects DIR (a scratch folder) to be set.
+# Sourced by bench/instructions.sh and bench/stream-instructions.sh (what
+# both need to count a gateway's instructions under callgrind) and by
+# bench/ab.sh. Not run on its own. Expects DIR (a scratch folder) to be set.
 
 # Installs the named tools with apt-get when any is missing.
 need_tools() {
@@ -61,4 +61,34 @@ stop_counted() {
     kill -INT "$GATEWAY_PID"
     wait "$GATEWAY_PID" 2>/dev/null || true
     COLLECTED=$(grep -oE 'Collected : [0-9]+' "$DIR/valgrind.err" | grep -oE '[0-9]+$' || true)
+}
+
+# nginx (one worker, on core 1) at 127.0.0.1:UP answering every chat
+# completion with the fixed JSON ANSWER, and its request count at
+# /nginx-status; its pid in $DIR/nginx.pid.
+start_fixed_upstream() {
+    local up=$1 answer=$2 nginx
+    nginx=$(command -v nginx || echo /usr/sbin/nginx)
+    mkdir -p "$DIR/tmp"
+    cat > "$DIR/nginx.conf" <<EOF
+worker_processes 1;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/tmp; proxy_temp_path $DIR/tmp; fastcgi_temp_path $DIR/tmp;
+  uwsgi_temp_path $DIR/tmp; scgi_temp_path $DIR/tmp;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$up;
+    location = /nginx-status { stub_status; }
+    location /v1/chat/completions {
+      default_type application/json;
+      return 200 '$answer';
+    }
+  }
+}
+EOF
+    taskset -c 1 "$nginx" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
 }

@@ -36,7 +36,6 @@ set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,11p "$0"; exit 2; }
 . "$(dirname "$0")/callgrind-kit.sh"
 need_tools valgrind nginx wrk curl
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 SECS=${BENCH_SECS:-4}
 CONNS=${BENCH_CONNS:-16}
 # Warm-up long enough that every connection (the clients' and the
@@ -48,28 +47,7 @@ DIR=$(mktemp -d)
 trap 'kill $(cat "$DIR/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 UP=$(free_port)
-mkdir -p "$DIR/tmp"
-cat > "$DIR/nginx.conf" <<EOF
-worker_processes 1;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $DIR/tmp; proxy_temp_path $DIR/tmp; fastcgi_temp_path $DIR/tmp;
-  uwsgi_temp_path $DIR/tmp; scgi_temp_path $DIR/tmp;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location = /nginx-status { stub_status; }
-    location /v1/chat/completions {
-      default_type application/json;
-      return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short answer to the question, in one sentence, as asked."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":14,"total_tokens":134}}';
-    }
-  }
-}
-EOF
-taskset -c 1 "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
+start_fixed_upstream "$UP" '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"A short answer to the question, in one sentence, as asked."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":14,"total_tokens":134}}'
 write_policy chat "$UP"
 write_chat_body chat
 cat > "$DIR/post.lua" <<EOF
