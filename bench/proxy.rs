@@ -748,13 +748,14 @@ fn ageing(
     });
 }
 
-/// Rounds of each ageing phase at least: two series on one core, seconds
-/// apart, differ by up to a third on this host (docs/benchmarks.md).
+/// Rounds of each ageing phase at least: loaded at once, the two agree to
+/// within 3 % a round, and the median of five keeps one odd round from
+/// setting the row (docs/benchmarks.md, stop 52).
 const AGEING_ROUNDS: usize = 5;
 
-/// One phase of the ageing row: [`AGEING_ROUNDS`] rounds (one with
-/// `BENCH_ATTACH`), each loading the control and the ageing gateway at
-/// once.
+/// One phase of the ageing row: [`AGEING_ROUNDS`] rounds (one when
+/// [`rounds`] is one: `BENCH_ATTACH` or `BENCH_ROUNDS=1`), each loading
+/// the control and the ageing gateway at once.
 struct Phase {
     /// The median round's ageing gateway CPU over the control's.
     ratio: f64,
