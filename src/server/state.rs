@@ -6,7 +6,6 @@
 //! -> swap; on any error the old runtime stays and the failure is counted.
 //! Must not be reached by lower layers: they get the pieces they need.
 
-use crate::metrics::{UNKNOWN_KEY, UNKNOWN_ROUTE};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -21,9 +20,9 @@ use super::edge::limit::Resizable;
 use super::flows::flights::Flights;
 use crate::cache::ResponseCache;
 use crate::config::{self, ConfigError, ConfigErrors, Env, Policy, Source};
-use crate::metrics::Metrics;
 use crate::metrics::warn::WarnEvery;
 use crate::metrics::window::Ring;
+use crate::metrics::{Metrics, UNKNOWN_KEY, UNKNOWN_ROUTE};
 use crate::resilience::{KeyedLimiter, Refused};
 use crate::routing::RouteTable;
 use crate::state::Store;
