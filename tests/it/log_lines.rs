@@ -10,21 +10,29 @@ use crate::common;
 use common::served::Served;
 use common::*;
 
-#[tokio::test]
-async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
+/// One chat request through the binary (started with `env`) on a route
+/// whose first target, p1, answers 500 and whose second, p0, answers: it
+/// fails over. Returns the request's id, the binary's log once stopped,
+/// and the two upstreams (p0's, then p1's).
+async fn failed_over(env: &[(&str, &str)]) -> (String, String, FakeUpstream, FakeUpstream) {
     let up = FakeUpstream::openai().await;
     let down = FakeUpstream::down(500).await;
-    // p1 fails, p0 answers: the request fails over.
     let yaml = format!(
         "{}routes:\n  m:\n    targets: [{{provider: p1}}, {{provider: p0}}]\n",
         providers_yaml(&[&up, &down], "")
     );
-    let served = Served::with_policy(&yaml, &[]).await;
+    let served = Served::with_policy(&yaml, env).await;
     let r = served.chat("m", "hi").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "p0");
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let (log, _dir) = served.stop().await;
+    (id, log, up, down)
+}
+
+#[tokio::test]
+async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
+    let (id, log, up, down) = failed_over(&[]).await;
     let mine: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
     let span = format!("request{{id={id} method=POST path=/v1/chat/completions route=m");
     // The failed attempt's warning: routed, no provider yet.
@@ -55,22 +63,8 @@ async fn lines_inside_a_request_carry_its_span_with_what_it_learned() {
 /// span became a scope of its own.
 #[tokio::test]
 async fn a_filtered_out_request_span_leaves_lines_inside_it_bare() {
-    let up = FakeUpstream::openai().await;
-    let down = FakeUpstream::down(500).await;
-    let yaml = format!(
-        "{}routes:\n  m:\n    targets: [{{provider: p1}}, {{provider: p0}}]\n",
-        providers_yaml(&[&up, &down], "")
-    );
-    let served = Served::with_policy(
-        &yaml,
-        &[("SWITCHYARD_LOG_LEVEL", "warn,switchyard::access=info")],
-    )
-    .await;
-    let r = served.chat("m", "hi").await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-switchyard-provider"], "p0");
-    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
-    let (log, _dir) = served.stop().await;
+    let (id, log, ..) =
+        failed_over(&[("SWITCHYARD_LOG_LEVEL", "warn,switchyard::access=info")]).await;
     let warned = log
         .lines()
         .find(|l| l.contains(" WARN ") && l.contains("p1"))
